@@ -1,0 +1,44 @@
+"""The `sprout` command: a thin Typer shell over the domain core and the runner.
+
+Each sub-command group lives in its own module; errors the user can fix are printed as
+one line (`CliError`) with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from app.cli import dbcmd, export, filter, generate, jobs, model, service, train
+from app.cli.common import CliError, fail
+
+cli = typer.Typer(
+    name="sprout",
+    help="Grow seed tasks into a curated instruction dataset, and fine-tune a model on it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+generate.register(cli)
+export.register(cli)
+cli.add_typer(jobs.app, name="jobs")
+cli.add_typer(model.app, name="model")
+cli.add_typer(dbcmd.app, name="db")
+cli.add_typer(filter.app, name="filter")
+train.register(cli)
+service.register(cli)
+
+
+def main() -> None:
+    try:
+        cli()
+    except CliError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

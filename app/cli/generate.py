@@ -1,0 +1,6 @@
+"""placeholder"""
+import typer
+
+
+def register(cli: typer.Typer) -> None:
+    pass

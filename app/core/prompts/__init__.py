@@ -1,0 +1,39 @@
+"""Prompt templates, one text file per prompt, rendered with `{{name}}` placeholders.
+
+Templates are files so that a reviewer reads a prompt as the model sees it, and so that
+changing one shows up as a one-file diff.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+PROMPTS_DIR = Path(__file__).resolve().parent
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@lru_cache
+def load(name: str) -> str:
+    """The text of one template (`name` without its `.txt`)."""
+    return (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8")
+
+
+def render(name: str, **values: str) -> str:
+    """Fill `{{key}}` placeholders; a missing value is a programming error."""
+    template = load(name)
+
+    def sub(match: re.Match[str]) -> str:
+        return values[match.group(1)]
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def gemma_chat_template() -> str:
+    """Gemma's chat template; the GGUF of the embedded model ships none.
+
+    Assistant turns sit in `{% generation %}` blocks so the trainer can mask the loss to
+    the response tokens.
+    """
+    return (PROMPTS_DIR / "gemma_chat_template.jinja").read_text(encoding="utf-8")

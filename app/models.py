@@ -1,0 +1,159 @@
+"""SQL tables (SQLModel). The SQL row is the source of truth for every job.
+
+A job's candidates are written in batches by `app.core.runner`; each candidate carries a
+per-job sequence number (`seq`) under a unique constraint, so a batch replayed after a
+crash cannot store the same candidate twice. Schema changes go through Alembic
+(`migrations/`); `tests/unit/test_migrations.py` fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class JobKind(str, Enum):
+    self_instruct = "self_instruct"
+    evol_instruct = "evol_instruct"
+    sft = "sft"
+
+
+class JobStatus(str, Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+class Fate(str, Enum):
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key, stored as a SHA-256 hash; `owner` scopes the resources it may see."""
+
+    __tablename__ = "api_keys"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    owner: str = Field(max_length=200, index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: Optional[datetime] = None
+
+
+class SeedSet(SQLModel, table=True):
+    __tablename__ = "seed_sets"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    source_format: str = Field(max_length=32)
+    task_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SeedTask(SQLModel, table=True):
+    __tablename__ = "seed_tasks"
+    __table_args__ = (UniqueConstraint("seed_set_id", "position"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    seed_set_id: int = Field(foreign_key="seed_sets.id", index=True, ondelete="CASCADE")
+    position: int
+    name: Optional[str] = Field(default=None, max_length=200)
+    instruction: str = Field(sa_column=Column(Text, nullable=False))
+    is_classification: bool = False
+    instances: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Job(SQLModel, table=True):
+    """One generation, evolution or training job; `params` holds the validated parameters."""
+
+    __tablename__ = "jobs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, index=True)  # a JobKind value
+    status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)  # a JobStatus value
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    seed_set_id: Optional[int] = Field(default=None, foreign_key="seed_sets.id", index=True)
+    source_job_id: Optional[int] = Field(default=None, foreign_key="jobs.id")
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    counters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    cancel_requested: bool = False
+    worker: Optional[str] = Field(default=None, max_length=200)
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: Optional[datetime] = None
+    heartbeat_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+
+
+class Instruction(SQLModel, table=True):
+    """Every candidate instruction a job produced, with its fate and why.
+
+    `in_pool` is true once the instruction passed the instruction filters and joined the
+    novelty pool (it stays there even if its instances are later rejected, as in the
+    paper). `parent_id`, `operation` and `round` record Evol-Instruct lineage.
+    """
+
+    __tablename__ = "instructions"
+    __table_args__ = (
+        UniqueConstraint("job_id", "seq"),
+        Index("ix_instructions_job_fate", "job_id", "fate"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")
+    seq: int
+    instruction: str = Field(sa_column=Column(Text, nullable=False))
+    fate: str = Field(max_length=16)  # a Fate value
+    rule: Optional[str] = Field(default=None, max_length=64, index=True)
+    max_rouge_l: Optional[float] = None
+    most_similar: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    mean_rouge_l: Optional[float] = None
+    in_pool: bool = False
+    is_classification: Optional[bool] = None
+    parent_id: Optional[int] = Field(default=None, foreign_key="instructions.id")
+    operation: Optional[str] = Field(default=None, max_length=64)
+    round: int = 0
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Instance(SQLModel, table=True):
+    """An (input, output) pair of an instruction, with its fate and why."""
+
+    __tablename__ = "instances"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    instruction_id: int = Field(foreign_key="instructions.id", index=True, ondelete="CASCADE")
+    job_id: int = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")
+    position: int
+    input: str = Field(default="", sa_column=Column(Text, nullable=False))
+    output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    fate: str = Field(max_length=16)  # a Fate value
+    rule: Optional[str] = Field(default=None, max_length=64)
+
+
+class Export(SQLModel, table=True):
+    __tablename__ = "exports"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    format: str = Field(max_length=32)
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    path: str = Field(max_length=1000)
+    rows: int = 0
+    bytes: int = 0
+    created_at: datetime = Field(default_factory=utcnow)

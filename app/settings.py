@@ -1,0 +1,147 @@
+"""Every SPROUT_* setting, typed and documented once.
+
+Values come, highest priority first, from: keyword arguments, environment variables
+(`SPROUT_*`; nested fields with `__`, e.g. `SPROUT_SELF_INSTRUCT__TEMPERATURE=0.9`), the
+TOML file named by `SPROUT_CONFIG` (if any), and the defaults below. The README's settings
+table mirrors this file.
+
+The method parameters (`SelfInstructParams`) live in the domain core; they are settings
+here (the service-wide defaults) and job parameters there (one job's values), validated
+by the same model.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from app.core.params import SelfInstructParams
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("SPROUT_DATA_DIR") or Path.home() / ".sprout")
+
+
+class Settings(BaseSettings):
+    """Service-wide configuration. Read once per process through `get_settings()`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPROUT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    # --- storage ---------------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where Sprout keeps its SQLite database, the embedded model and exports.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite file `<data_dir>/sprout.db`. "
+        "PostgreSQL: `postgresql+psycopg://user:pass@host/db`.",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Celery broker and shared near-duplicate index.",
+    )
+
+    # --- the LLM server(s) -------------------------------------------------------------
+    llm_base_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OpenAI-compatible endpoints, comma-separated (e.g. "
+        "`http://gpu1:8000/v1,http://gpu2:8000/v1`). Empty: start the embedded model.",
+    )
+    llm_model: str | None = Field(
+        default=None, description="Model name sent to the server. Default: the first one it lists."
+    )
+    llm_api_key: str | None = Field(default=None, description="Bearer token for the LLM server.")
+    llm_concurrency: int = Field(
+        default=8, ge=1, le=1024, description="Requests in flight at once, all endpoints together."
+    )
+    llm_timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout.")
+    llm_max_retries: int = Field(
+        default=5, ge=0, le=50, description="Retries on connection errors, 429 and 5xx."
+    )
+    llm_backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles each retry, with full jitter."
+    )
+    llm_backoff_max_s: float = Field(default=30.0, ge=0, description="Cap on one retry delay.")
+
+    # --- the embedded model server -----------------------------------------------------
+    embedded_host: str = Field(default="127.0.0.1", description="Embedded server address.")
+    embedded_port: int = Field(
+        default=0, ge=0, le=65535, description="Embedded server port; 0 picks a free one."
+    )
+    embedded_parallel: int = Field(
+        default=4, ge=1, le=64, description="Sequences the embedded server decodes together."
+    )
+    embedded_threads: int = Field(
+        default=0, ge=0, description="CPU threads for the embedded server; 0 = all cores."
+    )
+    embedded_ctx_per_slot: int = Field(
+        default=4096, ge=512, description="Context tokens per parallel sequence."
+    )
+    embedded_model_path: Path | None = Field(
+        default=None,
+        description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
+    )
+
+    # --- jobs ------------------------------------------------------------------------------
+    job_batch_size: int = Field(
+        default=16, ge=1, description="Candidates committed to SQL per batch."
+    )
+    job_flush_s: float = Field(
+        default=2.0, gt=0, description="Longest time between two commits of a running job."
+    )
+
+    # --- method defaults ---------------------------------------------------------------
+    self_instruct: SelfInstructParams = Field(default_factory=SelfInstructParams)
+
+    @field_validator("llm_base_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SPROUT_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'sprout.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing env."""
+    config_file = os.environ.get("SPROUT_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ValueError(f"SPROUT_CONFIG points to {config_file}, which is not a file")
+    return Settings()
