@@ -2,15 +2,42 @@
 
 `NoveltyIndex` holds the pool (human seeds and accepted machine instructions), answers
 "what is the highest ROUGE-L F of this text against the pool, and which entries are
-closest", and grows one entry at a time. Decisions are exact (see `rouge.py`).
+closest", and grows one entry at a time. Scores and decisions are exactly those of
+`rouge_score.rouge_scorer` without stemmer (see `rouge.py`), but a check does not scan
+the pool.
+
+Why a scan is avoidable: with m and n the token counts of the candidate and an entry,
+F = 2·LCS/(m+n), and LCS can be no larger than the multiset token overlap of the two
+(the number of tokens they share, counting repeats). An inverted index from
+(token, occurrence) to entries gives that overlap for every entry sharing a token with
+one bincount, hence an upper bound on each entry's F. Entries are then scored (LCS by
+rapidfuzz) in descending order of bound, in growing rounds, and the search stops as soon
+as no unscored entry's bound can reach the current k-th best score. Entries sharing no
+token score 0. The maximum and the top-k are therefore exact over the whole pool, for
+accepted and rejected candidates alike, while only a few LCS are computed.
+
+Tokens are stored as integer ids, and each entry's id sequence as a `str` whose
+characters are the ids (one code point per token), because rapidfuzz computes the LCS of
+two strings several times faster than that of two lists. A vocabulary larger than the
+Unicode code space (about 1.1M distinct tokens) switches every entry to lists of ints.
 """
 
 from __future__ import annotations
 
-import random
+from array import array
 from dataclasses import dataclass, field
 
-from app.core.filters.rouge import rouge_l, tokenize
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq
+
+from app.core.filters.rouge import f_from_lcs_array, tokenize
+
+# A bound within this of the k-th best score is still scored: the bound 2·O/(m+n) and
+# rouge-score's F expression round differently in the last bits.
+_EPS = 1e-9
+_OCC_SHIFT = 32  # posting key = occurrence << 32 | token id
+_FIRST_ROUND = 64  # entries scored in the first round; each later round is 4x larger
 
 
 @dataclass
@@ -21,41 +48,176 @@ class NoveltyResult:
     novel: bool = True
 
 
+class _IntColumn:
+    """An int32 column with amortised O(1) append and a zero-copy numpy view."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros(1024, dtype=np.int32)
+        self._size = 0
+
+    def append(self, value: int) -> None:
+        if self._size == len(self._data):
+            grown = np.zeros(2 * len(self._data), dtype=np.int32)
+            grown[: self._size] = self._data
+            self._data = grown
+        self._data[self._size] = value
+        self._size += 1
+
+    def view(self) -> np.ndarray:
+        return self._data[: self._size]
+
+
 class NoveltyIndex:
-    """Pool of instructions with exact ROUGE-L lookups."""
+    """Pool of instructions with exact ROUGE-L lookups (rouge-score semantics, no stemmer).
+
+    `check(text)` returns the exact maximum ROUGE-L F of `text` against the whole pool,
+    the exact top `top_k` entries by score (ties in any order; entries scoring 0 are
+    left out), and `novel = max <= threshold`. `mean_rouge_l` is an *estimate*: the mean
+    score over a uniform random sample of `mean_sample` entries drawn afresh on each
+    check (exact when the pool has no more entries than that; None when `mean_sample`
+    is 0 or the pool is empty), because an exact mean would need the full scan the index
+    exists to avoid. `add(text)` costs O(tokens of text), amortised.
+
+    Not thread-safe: one index belongs to one job's event loop.
+    """
+
+    #: Token ids below this are stored as code points; tests lower it to cover lists.
+    _char_limit = 0x110000
 
     def __init__(self, threshold: float = 0.7, top_k: int = 10, mean_sample: int = 1000, seed: int = 0):
         self.threshold = threshold
         self.top_k = top_k
         self.mean_sample = mean_sample
-        self._rng = random.Random(seed)
+        self._rng = np.random.default_rng(seed)
         self._texts: list[str] = []
-        self._tokens: list[list[str]] = []
+        self._seqs: list[str | list[int]] = []  # token ids, one code point (or int) each
+        self._lengths = _IntColumn()
+        self._vocab: dict[str, int] = {}
+        self._postings: dict[int, array] = {}  # (occurrence, token id) -> entry ids
+        self._as_lists = False
 
     def __len__(self) -> int:
         return len(self._texts)
 
+    # --- building ------------------------------------------------------------------------
     def add(self, text: str) -> int:
+        """Add `text` to the pool and return its entry id."""
+        entry = len(self._texts)
+        ids = [self._token_id(tok) for tok in tokenize(text)]
+        occurrences: dict[int, int] = {}
+        for tid in ids:
+            occ = occurrences.get(tid, 0)
+            occurrences[tid] = occ + 1
+            key = occ << _OCC_SHIFT | tid
+            posting = self._postings.get(key)
+            if posting is None:
+                posting = self._postings[key] = array("i")
+            posting.append(entry)
         self._texts.append(text)
-        self._tokens.append(tokenize(text))
-        return len(self._texts) - 1
+        self._seqs.append(self._encode(ids))
+        self._lengths.append(len(ids))
+        return entry
 
+    def _token_id(self, token: str) -> int:
+        tid = self._vocab.get(token)
+        if tid is None:
+            tid = self._vocab[token] = len(self._vocab)
+            if tid >= self._char_limit and not self._as_lists:
+                self._as_lists = True
+                self._seqs = [[ord(c) for c in s] if isinstance(s, str) else s for s in self._seqs]
+        return tid
+
+    def _encode(self, ids: list[int]) -> str | list[int]:
+        return ids if self._as_lists else "".join(map(chr, ids))
+
+    # --- lookups -------------------------------------------------------------------------
     def check(self, text: str) -> NoveltyResult:
-        tokens = tokenize(text)
-        scores = [rouge_l(t, tokens) for t in self._tokens]
-        if not scores:
+        """Score `text` against the pool; see the class docstring for what is exact."""
+        size = len(self._texts)
+        if size == 0:
             return NoveltyResult(0.0, [], None, True)
-        best = max(scores)
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.top_k]
-        mean = None
-        if self.mean_sample:
-            idx = range(len(scores))
-            if len(scores) > self.mean_sample:
-                idx = self._rng.sample(range(len(scores)), self.mean_sample)
-            mean = sum(scores[i] for i in idx) / len(idx)
+        tokens = tokenize(text)
+        m = len(tokens)
+        # Tokens unknown to the pool match nothing: they count in m, not in the LCS.
+        known: list[int] = []
+        keys: list[int] = []
+        occurrences: dict[int, int] = {}
+        for tok in tokens:
+            tid = self._vocab.get(tok)
+            if tid is None:
+                continue
+            known.append(tid)
+            occ = occurrences.get(tid, 0)
+            occurrences[tid] = occ + 1
+            keys.append(occ << _OCC_SHIFT | tid)
+        postings = [p for p in map(self._postings.get, keys) if p is not None]
+        lengths = self._lengths.view()
+        if not postings:  # shares no token with any entry: every score is 0
+            return NoveltyResult(0.0, [], self._mean(None, None, m, lengths), True)
+        overlap = np.bincount(np.concatenate(postings), minlength=size)
+        query = self._encode(known)
+        top_idx, top_f = self._top(query, m, overlap, lengths, max(self.top_k, 1))
+        best = float(top_f[0]) if len(top_f) else 0.0
+        shown = min(self.top_k, len(top_idx))
         return NoveltyResult(
             max_rouge_l=best,
-            most_similar=[(self._texts[i], scores[i]) for i in order],
-            mean_rouge_l=mean,
+            most_similar=[(self._texts[i], float(f)) for i, f in zip(top_idx[:shown].tolist(), top_f[:shown])],
+            mean_rouge_l=self._mean(query, overlap, m, lengths),
             novel=best <= self.threshold,
         )
+
+    def _top(
+        self, query: str | list[int], m: int, overlap: np.ndarray, lengths: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k (entry ids, scores, best first) among entries sharing a token."""
+        remaining = np.flatnonzero(overlap)
+        bound = 2.0 * overlap[remaining] / (m + lengths[remaining])
+        top_idx = np.empty(0, dtype=np.int64)
+        top_f = np.empty(0, dtype=np.float64)
+        batch = _FIRST_ROUND
+        while remaining.size:
+            if top_f.size >= k:  # nothing whose bound is below the k-th best can enter
+                keep = bound >= top_f[k - 1] - _EPS
+                remaining, bound = remaining[keep], bound[keep]
+                if not remaining.size:
+                    break
+            if remaining.size > batch:
+                pick = np.argpartition(-bound, batch - 1)[:batch]
+                chosen = remaining[pick]
+                rest = np.ones(remaining.size, dtype=bool)
+                rest[pick] = False
+                remaining, bound = remaining[rest], bound[rest]
+            else:
+                chosen, remaining, bound = remaining, remaining[:0], bound[:0]
+            scores = self._scores(query, m, chosen, lengths)
+            top_idx = np.concatenate([top_idx, chosen])
+            top_f = np.concatenate([top_f, scores])
+            order = np.argsort(-top_f, kind="stable")[:k]
+            top_idx, top_f = top_idx[order], top_f[order]
+            batch *= 4
+        return top_idx, top_f
+
+    def _scores(self, query: str | list[int], m: int, entries: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """rouge-score's F of the candidate (target) against each entry (prediction)."""
+        seqs = self._seqs
+        choices = [seqs[i] for i in entries.tolist()]
+        lcs = process.cdist([query], choices, scorer=LCSseq.similarity, dtype=np.int32)[0]
+        return f_from_lcs_array(lcs, m, lengths[entries])
+
+    def _mean(
+        self, query: str | list[int] | None, overlap: np.ndarray | None, m: int, lengths: np.ndarray
+    ) -> float | None:
+        """Mean score over a random sample of `mean_sample` entries (all when fewer)."""
+        size = len(lengths)
+        if not self.mean_sample or size == 0:
+            return None
+        if size <= self.mean_sample:
+            sample = np.arange(size)
+        else:
+            sample = self._rng.choice(size, self.mean_sample, replace=False, shuffle=False)
+        if query is None or overlap is None or m == 0:
+            return 0.0
+        touched = sample[overlap[sample] > 0]
+        if not touched.size:
+            return 0.0
+        return float(self._scores(query, m, touched, lengths).sum() / sample.size)

@@ -8,6 +8,7 @@ threshold rounds the same way and every accept/reject decision matches.
 
 from __future__ import annotations
 
+import numpy as np
 from rapidfuzz.distance import LCSseq
 from rouge_score.tokenize import tokenize as _rouge_tokenize
 
@@ -37,3 +38,21 @@ def rouge_l(target: list[str], prediction: list[str]) -> float:
     if not target or not prediction:
         return 0.0
     return f_from_lcs(lcs_length(target, prediction), len(target), len(prediction))
+
+
+def f_from_lcs_array(lcs: np.ndarray, target_len: int, prediction_len: np.ndarray) -> np.ndarray:
+    """`f_from_lcs` over arrays, with the same float64 operations in the same order.
+
+    IEEE division and multiplication are correctly rounded in numpy as in Python, so
+    each element equals `f_from_lcs(lcs[i], target_len, prediction_len[i])` bit for bit.
+    """
+    lcs = np.asarray(lcs, dtype=np.float64)
+    if not target_len:
+        return np.zeros(lcs.shape, dtype=np.float64)
+    pred = np.asarray(prediction_len, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = lcs / pred
+        recall = lcs / float(target_len)
+        total = precision + recall
+        f = 2 * precision * recall / total
+    return np.where((pred > 0) & (total > 0), f, 0.0)
