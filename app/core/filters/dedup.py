@@ -1,0 +1,422 @@
+"""Near-duplicate examples: an exact hash first, then MinHash LSH over word shingles.
+
+A document is one whole example (`example_text`: instruction, input and output). Its
+shingles are its word 3-grams: words are `\\w+` runs of the case-folded text, so
+punctuation and spacing do not count; three words make a shingle short enough that one
+edited word in a 60-word example still leaves a Jaccard similarity of about 0.9, yet long
+enough that two examples built from the same common words in another order do not look
+alike. A document of fewer than three words is one padded shingle.
+
+Signatures are computed for many documents at once with numpy, and equal bit for bit
+those of datasketch's `MinHash` (scheme "affine32") fed with the same shingle hashes, so
+they go straight into datasketch's `MinHashLSH` as `LeanMinHash`.
+
+LSH banding is not datasketch's default for the threshold: its optimiser picks 5 bands
+of 25 rows at 0.9, which finds a pair at exactly 0.9 only 31% of the time. Here the
+bands are chosen so a pair at the threshold becomes a candidate with probability >= 0.99
+(12 bands of 10 rows at 0.9 with 128 permutations), and every candidate is then checked
+with the exact Jaccard similarity of the two shingle sets, which are stored next to the
+index. So every reported pair has Jaccard >= threshold, and a pair at Jaccard J is found
+with probability 1 - (1 - J**rows)**bands.
+
+With a Redis URL the LSH tables (datasketch's Redis storage), the exact-hash table and
+the shingle sets live in Redis under one namespace, so every worker process shares one
+index; a Redis lock around each check-and-insert makes it atomic, so two workers adding
+the same (or nearly the same) document at once keep exactly one of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+SHINGLE_SIZE = 3
+_SEED = 1  # datasketch's default MinHash seed
+_WORD_RE = re.compile(r"\w+")
+_PAD = 0x9E3779B97F4A7C15  # the hash of the padding word of short documents
+_MULT = np.uint64(0x100000001B3)  # rolling combination of word hashes into a shingle hash
+_CHUNK_SHINGLES = 32768  # rows of the (shingles x permutations) matrix built at once
+_LOCKED_BATCH = 256  # documents handled per Redis lock acquisition
+_WORD_CACHE_MAX = 1_000_000
+
+
+class DedupError(Exception):
+    """The shared index cannot be used (Redis unreachable, lock not obtained, bad key)."""
+
+
+@dataclass(frozen=True)
+class DupMatch:
+    """The earlier document a new one duplicates."""
+
+    key: str
+    exact: bool  # the same text up to whitespace
+    jaccard: float  # Jaccard similarity of the two shingle sets (1.0 for exact copies)
+
+
+def example_text(instruction: str, input: str = "", output: str = "") -> str:
+    """The text of a whole example, as deduplicated."""
+    return "\n".join((instruction, input, output))
+
+
+def lsh_params(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[int, int]:
+    """(bands, rows): the longest bands that still make a pair at `threshold` a candidate
+    with probability >= `recall` (longer bands mean fewer false candidates to verify)."""
+    for rows in range(num_perm // 2, 0, -1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
+def _exact_digest(text: str) -> bytes:
+    return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=16).digest()
+
+
+def _fmix32(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x85EBCA6B)
+    x = x ^ (x >> np.uint32(13))
+    x = x * np.uint32(0xC2B2AE35)
+    return x ^ (x >> np.uint32(16))
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> np.uint64(33))
+
+
+class ShingleHasher:
+    """Shingle sets and MinHash signatures of many documents at once."""
+
+    def __init__(self, num_perm: int = 128, shingle_size: int = SHINGLE_SIZE, seed: int = _SEED):
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self.seed = seed
+        a, b = MinHash(num_perm=num_perm, seed=seed).permutations  # scheme "affine32"
+        self._a = np.asarray(a, dtype=np.uint32)
+        self._b = np.asarray(b, dtype=np.uint32)
+        self._words: dict[str, int] = {}
+
+    def _word_hash(self, word: str) -> int:
+        h = self._words.get(word)
+        if h is None:
+            if len(self._words) >= _WORD_CACHE_MAX:
+                self._words.clear()
+            h = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+            self._words[word] = h
+        return h
+
+    def shingle_sets(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each document's shingle hashes: sorted, unique uint32."""
+        n = self.shingle_size
+        flat: list[int] = []
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        cache = self._words
+        for d, text in enumerate(texts):
+            words = _WORD_RE.findall(text.casefold())
+            hashes = [cache.get(w) or self._word_hash(w) for w in words]
+            if 0 < len(hashes) < n:
+                hashes += [_PAD] * (n - len(hashes))
+            flat.extend(hashes)
+            lengths[d] = len(hashes)
+        counts = np.maximum(lengths - n + 1, 0)
+        total = int(counts.sum())
+        if total == 0:
+            return [np.empty(0, dtype=np.uint32) for _ in texts]
+        w = np.array(flat, dtype=np.uint64)
+        rolled = w[: len(w) - n + 1].copy()
+        for t in range(1, n):
+            rolled = rolled * _MULT + w[t : len(w) - n + 1 + t]
+        doc_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        starts = np.repeat(doc_start, counts) + (np.arange(total) - np.repeat(first, counts))
+        shingles = _fmix64(rolled[starts]) >> np.uint64(32)
+        doc = np.repeat(np.arange(len(texts), dtype=np.uint64), counts)
+        keyed = np.unique((doc << np.uint64(32)) | shingles)  # sorted by document, then hash
+        bounds = np.searchsorted(keyed >> np.uint64(32), np.arange(len(texts) + 1, dtype=np.uint64))
+        values = (keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        return [values[bounds[d] : bounds[d + 1]] for d in range(len(texts))]
+
+    def signatures(self, sets: Sequence[np.ndarray]) -> np.ndarray:
+        """(documents x num_perm) uint32 MinHash values; an empty set gives all 2**32-1.
+
+        Equal to `MinHash(num_perm, seed, hashfunc=identity).update_batch(set)`.
+        """
+        out = np.full((len(sets), self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+        d = 0
+        while d < len(sets):
+            end, rows = d, 0
+            while end < len(sets) and (end == d or rows + len(sets[end]) <= _CHUNK_SHINGLES):
+                rows += len(sets[end])
+                end += 1
+            nonempty = [i for i in range(d, end) if len(sets[i])]
+            if nonempty:
+                values = np.concatenate([sets[i] for i in nonempty])
+                permuted = _fmix32(values)[:, None] * self._a + self._b
+                offsets = np.concatenate([[0], np.cumsum([len(sets[i]) for i in nonempty])[:-1]])
+                out[nonempty] = np.minimum.reduceat(permuted, offsets, axis=0)
+            d = end
+        return out
+
+    def lean(self, signature: np.ndarray) -> LeanMinHash:
+        return LeanMinHash(seed=self.seed, hashvalues=signature, scheme="affine32")
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard similarity of two sorted unique arrays (0.0 when both are empty)."""
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - inter
+    return inter / union if union else 0.0
+
+
+# --- where the index lives -----------------------------------------------------------------
+class _MemoryTables:
+    """Exact hashes and shingle sets of one process."""
+
+    def __init__(self) -> None:
+        self.exact: dict[bytes, str] = {}
+        self.shingles: dict[str, np.ndarray] = {}
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def get_exact(self, digest: bytes) -> str | None:
+        return self.exact.get(digest)
+
+    def add(self, key: str, digest: bytes, shingles: np.ndarray) -> None:
+        self.exact.setdefault(digest, key)
+        self.shingles[key] = shingles
+
+    def get_shingles(self, keys: list[str]) -> list[np.ndarray | None]:
+        return [self.shingles.get(k) for k in keys]
+
+    def size(self) -> int:
+        return len(self.shingles)
+
+    def clear(self) -> None:
+        self.exact.clear()
+        self.shingles.clear()
+
+
+class _RedisTables:
+    """Exact hashes, shingle sets and the lock, in Redis hashes under `prefix`."""
+
+    def __init__(self, client: Any, prefix: str, lock_timeout: float):
+        self.client = client
+        self.prefix = prefix
+        self._exact = f"{prefix}exact"
+        self._shingles = f"{prefix}shingles"
+        self._lock_name = f"{prefix}lock"
+        self._lock_timeout = lock_timeout
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        from redis.exceptions import LockError
+
+        lock = self.client.lock(self._lock_name, timeout=self._lock_timeout, blocking_timeout=2 * self._lock_timeout)
+        if not lock.acquire():
+            raise DedupError(f"could not lock the near-duplicate index {self.prefix!r} within {2 * self._lock_timeout:g}s")
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except LockError:  # expired while held: the work is done, nothing to undo
+                pass
+
+    def get_exact(self, digest: bytes) -> str | None:
+        value = self.client.hget(self._exact, digest)
+        return value.decode("utf-8") if value is not None else None
+
+    def add(self, key: str, digest: bytes, shingles: np.ndarray) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hsetnx(self._exact, digest, key.encode("utf-8"))
+        pipe.hset(self._shingles, key.encode("utf-8"), shingles.astype("<u4").tobytes())
+        pipe.execute()
+
+    def get_shingles(self, keys: list[str]) -> list[np.ndarray | None]:
+        values = self.client.hmget(self._shingles, [k.encode("utf-8") for k in keys])
+        return [np.frombuffer(v, dtype="<u4").astype(np.uint32) if v is not None else None for v in values]
+
+    def size(self) -> int:
+        return int(self.client.hlen(self._shingles))
+
+    def clear(self) -> None:
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "*"
+        batch = []
+        for name in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                self.client.delete(*batch)
+                batch = []
+        if batch:
+            self.client.delete(*batch)
+
+
+def redis_connection_kwargs(url: str) -> dict[str, Any]:
+    """`redis.Redis(**kwargs)` arguments for a redis://, rediss:// or unix:// URL.
+
+    datasketch builds its own clients from a dict, so the URL is spelled out here.
+    """
+    from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+    parsed = parse_url(url)
+    kwargs: dict[str, Any] = {}
+    connection_class = parsed.pop("connection_class", None)
+    if connection_class is UnixDomainSocketConnection:
+        kwargs["unix_socket_path"] = parsed.pop("path")
+    elif connection_class is SSLConnection:
+        kwargs["ssl"] = True
+    for name in ("host", "port", "db", "username", "password"):
+        if parsed.get(name) is not None:
+            kwargs[name] = parsed[name]
+    return kwargs
+
+
+def redact(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+# --- the index -------------------------------------------------------------------------------
+class NearDupIndex:
+    """Keep-first near-duplicate index over whole examples. See the module docstring.
+
+    `check_and_add(key, text)` returns the key of an earlier document that `text`
+    duplicates (exact copy up to whitespace, or shingle Jaccard >= `threshold`), or None
+    after adding `text` under `key`. Only kept documents are indexed, so each cluster is
+    represented by its first document. Checking the same key again with the same text
+    returns None (a retried worker keeps its document); reusing a key for another text
+    raises `DedupError`.
+
+    `redis_url` set: the index lives in Redis under `namespace` (shared by every process
+    that opens the same namespace with the same parameters); otherwise in memory.
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.9,
+        num_perm: int = 128,
+        redis_url: str | None = None,
+        namespace: str = "sprout:dedup",
+        shingle_size: int = SHINGLE_SIZE,
+        lock_timeout: float = 60.0,
+    ):
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        if num_perm < 16:
+            raise ValueError(f"num_perm must be at least 16, got {num_perm}")
+        if shingle_size < 1:
+            raise ValueError(f"shingle_size must be at least 1, got {shingle_size}")
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.namespace = namespace
+        self.bands, self.rows = lsh_params(threshold, num_perm)
+        self._hasher = ShingleHasher(num_perm, shingle_size)
+        # Parameters are part of the prefix: an index built with others is another index.
+        self.prefix = f"{namespace}:j{threshold:g}:p{num_perm}:b{self.bands}x{self.rows}:n{shingle_size}:"
+        storage: dict[str, Any] = {"type": "dict"}
+        if redis_url:
+            import redis
+
+            kwargs = redis_connection_kwargs(redis_url)
+            client = redis.Redis(**kwargs)
+            try:
+                client.ping()
+            except redis.RedisError as exc:
+                raise DedupError(f"cannot reach Redis at {redact(redis_url)}: {exc}") from None
+            storage = {"type": "redis", "basename": f"{self.prefix}lsh".encode("utf-8"), "redis": kwargs}
+            self._tables: _MemoryTables | _RedisTables = _RedisTables(client, self.prefix, lock_timeout)
+        else:
+            self._tables = _MemoryTables()
+        self._lsh = MinHashLSH(num_perm=num_perm, params=(self.bands, self.rows), storage_config=storage, prepickle=False)
+
+    def __len__(self) -> int:
+        """How many documents the index holds (the kept ones)."""
+        return self._tables.size()
+
+    def check_and_add(self, key: str, text: str) -> str | None:
+        match = self.match_and_add_many([(key, text)])[0]
+        return match.key if match else None
+
+    def check_and_add_many(self, items: Iterable[tuple[str, str]]) -> list[str | None]:
+        """`check_and_add` for each (key, text) in order; later items see earlier ones."""
+        return [m.key if m else None for m in self.match_and_add_many(items)]
+
+    def match_and_add_many(self, items: Iterable[tuple[str, str]]) -> list[DupMatch | None]:
+        """Like `check_and_add_many`, with how each duplicate matched.
+
+        Shingles and signatures are computed for the whole batch first, outside any
+        lock; the checks and inserts then run in order, under the shared lock, a few
+        hundred documents per acquisition so other workers are never held up for long.
+        """
+        items = list(items)
+        keys = [k for k, _ in items]
+        texts = [t for _, t in items]
+        digests = [_exact_digest(t) for t in texts]
+        sets = self._hasher.shingle_sets(texts)
+        signatures = self._hasher.signatures(sets)
+        results: list[DupMatch | None] = []
+        for start in range(0, len(items), _LOCKED_BATCH):
+            with self._tables.locked():
+                for i in range(start, min(start + _LOCKED_BATCH, len(items))):
+                    results.append(self._match_and_add(keys[i], digests[i], sets[i], signatures[i]))
+        return results
+
+    def _match_and_add(self, key: str, digest: bytes, shingles: np.ndarray, signature: np.ndarray) -> DupMatch | None:
+        earlier = self._tables.get_exact(digest)
+        if earlier is not None:
+            return None if earlier == key else DupMatch(earlier, True, 1.0)
+        minhash = self._hasher.lean(signature)
+        candidates = [k.decode("utf-8") for k in self._lsh.query(minhash)]
+        if candidates:
+            best: DupMatch | None = None
+            for cand, cand_set in zip(candidates, self._tables.get_shingles(candidates)):
+                if cand_set is None:
+                    continue
+                sim = jaccard(shingles, cand_set)
+                if sim >= self.threshold and (
+                    best is None or sim > best.jaccard or (sim == best.jaccard and cand < best.key)
+                ):
+                    best = DupMatch(cand, False, sim)
+            if best is not None:
+                return best
+        try:
+            self._lsh.insert(key.encode("utf-8"), minhash, check_duplication=True)
+        except ValueError:
+            raise DedupError(f"key {key!r} is already in the near-duplicate index with another text") from None
+        self._tables.add(key, digest, shingles)
+        return None
+
+    def clear(self) -> None:
+        """Forget every document (in Redis: delete every key under this index's prefix)."""
+        if isinstance(self._tables, _RedisTables):
+            self._tables.clear()
+        else:
+            self._tables.clear()
+            self._lsh = MinHashLSH(num_perm=self.num_perm, params=(self.bands, self.rows), prepickle=False)
+
+
+__all__ = [
+    "SHINGLE_SIZE",
+    "DedupError",
+    "DupMatch",
+    "NearDupIndex",
+    "ShingleHasher",
+    "example_text",
+    "jaccard",
+    "lsh_params",
+]
