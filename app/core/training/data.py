@@ -1,0 +1,237 @@
+"""Training data in: Sprout's export formats, read into one shape (a list of chat messages).
+
+Formats (detected per row, so a file in any of them needs no flag):
+- alpaca: `{"instruction", "input", "output"}` (a JSON list, or JSONL); extra keys such as
+  `lineage` are ignored, `system` becomes a system message;
+- messages: `{"messages": [{"role", "content"}, ...]}` (JSONL);
+- prompt-completion: `{"prompt", "completion"}` (JSONL), plain strings or message lists.
+
+Everything becomes a conversation so that one code path (the model's chat template, the
+assistant-only loss mask) serves all three. The whole file is checked before training
+starts, and errors name their lines: a bad row found an hour into a run is an hour lost.
+
+The held-out split is by hash of (seed, row), not by position: it does not depend on the
+order of the rows, and a row repeated in the data never sits on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.core.training.errors import TrainDataError
+
+Message = dict[str, str]
+Conversation = list[Message]
+
+ROLES = ("system", "user", "assistant")
+MAX_ERRORS_SHOWN = 5
+
+
+def user_prompt(instruction: str, input_text: str = "") -> str:
+    """The user turn of an instruction row: the instruction, then the input after a blank line."""
+    instruction = instruction.strip()
+    input_text = "" if input_text.strip() == "<noinput>" else input_text.strip()
+    return f"{instruction}\n\n{input_text}" if input_text else instruction
+
+
+def row_format(row: Mapping[str, Any]) -> str:
+    """'messages', 'prompt-completion' or 'alpaca'; raises for anything else."""
+    if "messages" in row:
+        return "messages"
+    if "prompt" in row and "completion" in row:
+        return "prompt-completion"
+    if "instruction" in row and "output" in row:
+        return "alpaca"
+    keys = ", ".join(sorted(map(str, row))) or "none"
+    raise ValueError(
+        "not a training row: expected 'messages', 'prompt' and 'completion', or 'instruction' and 'output' "
+        f"(keys: {keys})"
+    )
+
+
+def row_to_conversation(row: Any) -> Conversation:
+    """One row of any export format as chat messages ending with the assistant's answer."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    fmt = row_format(row)
+    if fmt == "alpaca":
+        instruction = _string(row, "instruction")
+        if not instruction.strip():
+            raise ValueError("field 'instruction' is empty")
+        input_text = _string(row, "input", required=False)
+        messages: Conversation = []
+        system = _string(row, "system", required=False)
+        if system.strip():
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": user_prompt(instruction, input_text)})
+        messages.append({"role": "assistant", "content": _string(row, "output")})
+    elif fmt == "prompt-completion":
+        prompt, completion = row["prompt"], row["completion"]
+        if isinstance(prompt, str) and isinstance(completion, str):
+            messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+        elif isinstance(prompt, list) and isinstance(completion, list):
+            messages = _messages(prompt, "prompt") + _messages(completion, "completion")
+        else:
+            raise ValueError("fields 'prompt' and 'completion' must both be strings or both be message lists")
+    else:
+        if not isinstance(row["messages"], list):
+            raise ValueError("field 'messages' must be a list")
+        messages = _messages(row["messages"], "messages")
+    _check_conversation(messages)
+    return messages
+
+
+def rows_to_conversations(rows: Iterable[Any]) -> list[Conversation]:
+    """Rows already in memory (a Sprout job's curated data, or a parsed file); errors name the row."""
+    conversations, errors = [], []
+    for i, row in enumerate(rows):
+        try:
+            conversations.append(row_to_conversation(row))
+        except ValueError as exc:
+            errors.append(f"row {i}: {exc}")
+    _raise_errors(errors, "rows")
+    if not conversations:
+        raise TrainDataError("no training rows")
+    return conversations
+
+
+def read_export(path: str | Path) -> tuple[str, list[Conversation]]:
+    """Read an export file; returns (format, conversations). Errors name the file and the lines."""
+    p = Path(path)
+    if not p.is_file():
+        raise TrainDataError(f"{p}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TrainDataError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    items = _json_list_items(text, p) if text.lstrip().startswith("[") else _jsonl_items(text, p)
+    conversations, formats, errors = [], [], []
+    for line, row in items:
+        try:
+            if isinstance(row, Mapping):
+                formats.append(row_format(row))
+            conversations.append(row_to_conversation(row))
+        except ValueError as exc:
+            errors.append(f"line {line}: {exc}")
+    _raise_errors(errors, str(p))
+    if not conversations:
+        raise TrainDataError(f"{p}: the file holds no training rows")
+    kinds = sorted(set(formats), key=formats.index)
+    return "+".join(kinds), conversations
+
+
+def load_conversations(rows_or_path: str | Path | Sequence[Any]) -> list[Conversation]:
+    """A path (read as an export file) or a list of rows (any export format)."""
+    if isinstance(rows_or_path, (str, Path)):
+        return read_export(rows_or_path)[1]
+    return rows_to_conversations(rows_or_path)
+
+
+def split_held_out(
+    conversations: Sequence[Conversation], eval_fraction: float, seed: int
+) -> tuple[list[Conversation], list[Conversation]]:
+    """(train, held_out): the rows with the smallest hash of (seed, row) are held out.
+
+    At least one row is held out when the fraction is positive and there are two rows or more;
+    identical rows hash alike, so a duplicated row never sits on both sides.
+    """
+    n = len(conversations)
+    if eval_fraction <= 0 or n < 2:
+        return list(conversations), []
+    keys = [_row_hash(c, seed) for c in conversations]
+    distinct = sorted(set(keys))
+    n_held = min(max(1, math.ceil(len(distinct) * eval_fraction)), len(distinct) - 1)
+    held_keys = set(distinct[:n_held])
+    train = [c for c, k in zip(conversations, keys) if k not in held_keys]
+    held = [c for c, k in zip(conversations, keys) if k in held_keys]
+    return train, held
+
+
+def _row_hash(conversation: Conversation, seed: int) -> str:
+    blob = json.dumps([seed, conversation], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _string(row: Mapping[str, Any], key: str, required: bool = True) -> str:
+    value = row.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"missing field {key!r}")
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _messages(raw: list[Any], field: str) -> Conversation:
+    out = []
+    for i, msg in enumerate(raw):
+        where = f"{field}[{i}]"
+        if not isinstance(msg, Mapping):
+            raise ValueError(f"{where}: expected an object with 'role' and 'content'")
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ROLES:
+            raise ValueError(f"{where}: role must be one of {', '.join(ROLES)}, got {role!r}")
+        if not isinstance(content, str):
+            raise ValueError(f"{where}: field 'content' must be a string")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def _check_conversation(messages: Conversation) -> None:
+    if not messages:
+        raise ValueError("no messages")
+    if any(m["role"] == "system" for m in messages[1:]):
+        raise ValueError("a system message may only come first")
+    if messages[-1]["role"] != "assistant":
+        raise ValueError("the last message must be the assistant's answer")
+    if not any(m["role"] == "user" for m in messages):
+        raise ValueError("no user message")
+    if not messages[-1]["content"].strip():
+        raise ValueError("the assistant's answer is empty")
+
+
+def _raise_errors(errors: list[str], where: str) -> None:
+    if not errors:
+        return
+    shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
+    more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > MAX_ERRORS_SHOWN else ""
+    noun = "bad row" if len(errors) == 1 else "bad rows"
+    raise TrainDataError(f"{where}: {len(errors)} {noun}: {shown}{more}")
+
+
+def _jsonl_items(text: str, path: Path) -> list[tuple[int, Any]]:
+    items, errors = [], []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})")
+    _raise_errors(errors, str(path))
+    return items
+
+
+def _json_list_items(text: str, path: Path) -> list[tuple[int, Any]]:
+    """Items of a JSON list with the line each starts on."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TrainDataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, list):
+        raise TrainDataError(f"{path}: line 1: expected a JSON list of rows")
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    lines = []
+    for _ in data:
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        lines.append(text.count("\n", 0, pos) + 1)
+        _, pos = decoder.raw_decode(text, pos)
+    return list(zip(lines, data))
