@@ -87,7 +87,8 @@ def test_rows_in_memory_like_a_job_hands_them_over():
 
 def test_user_prompt_joins_instruction_and_input():
     assert user_prompt("Do it.", "") == "Do it."
-    assert user_prompt("Do it.", "  x  ") == "Do it.\n\nx"
+    assert user_prompt("Do it.", "x") == "Do it.\n\nx"
+    assert user_prompt("Do it.", "  ") == "Do it."
     assert user_prompt("Do it.", "<noinput>") == "Do it."
 
 

@@ -33,10 +33,14 @@ MAX_ERRORS_SHOWN = 5
 
 
 def user_prompt(instruction: str, input_text: str = "") -> str:
-    """The user turn of an instruction row: the instruction, then the input after a blank line."""
-    instruction = instruction.strip()
-    input_text = "" if input_text.strip() == "<noinput>" else input_text.strip()
-    return f"{instruction}\n\n{input_text}" if input_text else instruction
+    """The user turn of an instruction row: the instruction, then the input after a blank line.
+
+    The same text as the `messages` and `prompt-completion` exports (`app.core.export`), so a
+    dataset trains alike whichever format it was exported in; Alpaca's `<noinput>` is no input.
+    """
+    if input_text.strip() == "<noinput>":
+        input_text = ""
+    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
 
 
 def row_format(row: Mapping[str, Any]) -> str:

@@ -85,7 +85,7 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: "_Notifier")
     ckpt_dir = out / "checkpoints"
     resume_from = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if resume_from and not params.resume:
-        raise TrainingError(f"{out} already holds checkpoints of a run; resume it or use another folder")
+        raise TrainingError(f"{out} already holds checkpoints of a run; resume it (`--resume`) or use another folder")
     log_path = out / "metrics.jsonl"
     if not resume_from:
         log_path.unlink(missing_ok=True)
