@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Longest time between two commits of a running job."
     )
 
+    job_stale_s: float = Field(
+        default=60.0, gt=0,
+        description="A running job whose heartbeat is older than this is taken over by another worker.",
+    )
+
     # --- method defaults ---------------------------------------------------------------
     self_instruct: SelfInstructParams = Field(default_factory=SelfInstructParams)
 

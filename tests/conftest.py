@@ -19,7 +19,7 @@ REFERENCE_SEEDS = REFERENCE_DIR / "self_instruct_seed_tasks.jsonl"
 DEFAULT_SEEDS = ROOT / "seeds" / "default.jsonl"
 MODEL_CACHE = Path(os.environ.get("SPROUT_TEST_MODEL_CACHE", Path.home() / ".cache" / "sprout"))
 
-PG_ADMIN_URL = os.environ.get("SPROUT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get("SPROUT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SPROUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

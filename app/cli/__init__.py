@@ -6,6 +6,7 @@ one line (`CliError`) with a non-zero exit, never as a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -30,7 +31,12 @@ train.register(cli)
 service.register(cli)
 
 
+def _terminate(*_: object) -> None:
+    raise KeyboardInterrupt  # unwind `with` blocks: child servers stop, batches commit
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli()
     except CliError as exc:

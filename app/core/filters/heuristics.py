@@ -24,6 +24,8 @@ INSTRUCTION_RULES = {
     "too_similar": "ROUGE-L F against an instruction in the pool above the threshold",
     "no_valid_instances": "every generated instance was rejected",
     "conflicting_instances": "two instances share an input but differ in output",
+    "near_duplicate": "every instance near-duplicates an example already in the dataset (MinHash)",
+    "llm_error": "the model server failed on this task's classification or instances",
 }
 
 INSTANCE_RULES = {
@@ -34,6 +36,7 @@ INSTANCE_RULES = {
     "duplicate": "the same input and output as an earlier instance",
     "over_limit": "beyond max_instances for the task",
     "conflicting": "the task had two instances with one input and different outputs",
+    "near_duplicate": "near-duplicates an example already in the dataset (MinHash)",
 }
 
 

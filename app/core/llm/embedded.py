@@ -51,8 +51,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, ctx_per_slot: int, alias: str = MODEL_ALIAS) -> None:
-    """Run the server in this process until SIGINT/SIGTERM."""
+def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, ctx_per_slot: int,
+          alias: str = MODEL_ALIAS, parent_pid: int | None = None) -> None:
+    """Run the server in this process until SIGINT/SIGTERM (or until `parent_pid` exits)."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -81,6 +82,8 @@ def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, c
     signal.signal(signal.SIGINT, _stop)
     while not stop["now"]:
         time.sleep(0.2)
+        if parent_pid and os.getppid() != parent_pid:
+            break  # the process that started us is gone: do not linger
 
 
 def wait_ready(base_url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
@@ -135,7 +138,7 @@ class EmbeddedServer:
             sys.executable, "-m", "app.core.llm.embedded",
             "--model", str(model), "--host", self.host, "--port", str(port),
             "--parallel", str(self.parallel), "--threads", str(self.threads),
-            "--ctx-per-slot", str(self.ctx_per_slot),
+            "--ctx-per-slot", str(self.ctx_per_slot), "--parent-pid", str(os.getpid()),
         ]
         self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -172,8 +175,10 @@ def _main() -> None:
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--ctx-per-slot", type=int, default=4096)
+    ap.add_argument("--parent-pid", type=int, default=None, help="Exit when this process exits.")
     args = ap.parse_args()
-    serve(Path(args.model), args.host, args.port, args.parallel, args.threads, args.ctx_per_slot)
+    serve(Path(args.model), args.host, args.port, args.parallel, args.threads, args.ctx_per_slot,
+          parent_pid=args.parent_pid)
 
 
 if __name__ == "__main__":

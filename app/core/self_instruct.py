@@ -1,0 +1,273 @@
+"""Self-Instruct bootstrapping (Wang et al., 2022): seeds in, curated instructions out.
+
+The loop, as in the paper:
+1. prompt the model with 8 in-context instructions (6 human, 2 from the machine pool,
+   shuffled) as a numbered list, and let it continue the list;
+2. parse the new items and filter each: the heuristic rules, then ROUGE-L novelty
+   against the whole pool; a survivor joins the pool at once, so the next candidate is
+   compared with it too;
+3. ask whether the task is classification;
+4. generate instances: output-first for classification, input-first otherwise;
+5. filter the instances; a task with none left is rejected with the reason.
+
+Concurrency: up to `concurrency` generation requests are in flight at any time, and the
+per-task requests (3, 4) of accepted instructions are started as soon as they are
+accepted, so the server is never idle while the pool grows. Filtering runs on the event
+loop between awaits, in the order responses arrive, so the pool is never raced.
+
+Departures from the reference code, following the paper: the reference code
+`capitalize()`s every instruction (lower-casing the rest of it); Sprout keeps the text
+as generated. Each request is sent alone with its own seed rather than as `n` choices,
+because some servers return identical choices for `n > 1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from app.core import prompts
+from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core.filters.heuristics import filter_instances, instruction_rule
+from app.core.filters.novelty import NoveltyIndex
+from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableError
+from app.core.params import SelfInstructParams
+from app.core.parsing import (
+    numbered_list,
+    parse_input_first,
+    parse_instruction_list,
+    parse_output_first,
+    parse_yes_no,
+)
+from app.core.seeds import SeedTaskData
+
+
+class NearDuplicates(Protocol):
+    """A shared near-duplicate index (see `app.core.filters.dedup`)."""
+
+    def check_and_add(self, key: str, text: str) -> str | None: ...
+
+
+class TooManyFailures(LLMError):
+    """The model server kept failing; the job stops rather than spin."""
+
+
+class SelfInstruct:
+    """One Self-Instruct job's engine. See the module docstring for the loop."""
+
+    def __init__(
+        self,
+        params: SelfInstructParams,
+        client: LLMClient,
+        seeds: Sequence[SeedTaskData],
+        previous: Sequence[StoredCandidate] = (),
+        concurrency: int = 8,
+        near_duplicates: NearDuplicates | None = None,
+        job_key: str = "job",
+    ):
+        if len(seeds) < params.prompt_instructions - params.prompt_machine_instructions:
+            raise ValueError(
+                f"Self-Instruct needs at least {params.prompt_instructions - params.prompt_machine_instructions} "
+                f"seed tasks for its prompts; the seed set has {len(seeds)}"
+            )
+        self.p = params
+        self.client = client
+        self.seeds = [s.instruction for s in seeds]
+        self.concurrency = concurrency
+        self.near_duplicates = near_duplicates
+        self.job_key = job_key
+        self.index = NoveltyIndex(
+            threshold=params.rouge_l_threshold,
+            top_k=params.similar_top_k,
+            mean_sample=params.mean_similarity_sample,
+            seed=params.seed or 0,
+        )
+        for text in self.seeds:
+            self.index.add(text)
+        self.machine = [c.instruction for c in previous if c.in_pool]
+        for text in self.machine:
+            self.index.add(text)
+        self.curated = sum(1 for c in previous if c.accepted)
+        self.requests = len(previous)  # advances request seeds past a previous attempt's
+        self.rng = random.Random(params.seed if params.seed is not None else None)
+        if params.seed is not None:
+            self.rng.seed(f"{params.seed}:{len(previous)}")
+        self.max_requests = max(100, 20 * params.target)
+        self._consecutive_failures = 0
+
+    # --- the loop ----------------------------------------------------------------------
+    async def run(self) -> AsyncIterator[CandidateRecord]:
+        generating: set[asyncio.Task] = set()
+        completing: set[asyncio.Task] = set()
+        sent = 0
+        try:
+            while self.curated < self.p.target:
+                while (
+                    len(generating) < self.concurrency
+                    and self.curated + len(completing) < self.p.target
+                    and sent < self.max_requests
+                ):
+                    generating.add(asyncio.create_task(self._generate()))
+                    sent += 1
+                if not generating and not completing:
+                    return  # request budget spent
+                done, _ = await asyncio.wait(generating | completing, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task in generating:
+                        generating.discard(task)
+                        response = self._result(task)
+                        if response is None:
+                            continue
+                        for record in self._filter(*response):
+                            if record.in_pool:
+                                completing.add(asyncio.create_task(self._complete_task(record)))
+                            else:
+                                yield record
+                    else:
+                        completing.discard(task)
+                        record = task.result()
+                        if record.accepted:
+                            if self.curated >= self.p.target:
+                                continue  # over target: not part of this job
+                            self.curated += 1
+                        yield record
+        finally:
+            pending = generating | completing
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _result(self, task: asyncio.Task) -> tuple[Completion, int] | None:
+        try:
+            result = task.result()
+        except LLMUnavailableError:
+            raise
+        except LLMError as exc:
+            self._failure(exc)
+            return None
+        self._consecutive_failures = 0
+        return result
+
+    def _failure(self, exc: LLMError) -> None:
+        self._consecutive_failures += 1
+        if self._consecutive_failures >= max(10, 2 * self.concurrency):
+            raise TooManyFailures(f"{self._consecutive_failures} requests in a row failed; last: {exc}") from exc
+
+    # --- 1. instruction generation -----------------------------------------------------
+    def prompt_instructions(self) -> list[str]:
+        """6 human + 2 machine instructions (all human while the pool has no machine ones)."""
+        n_machine = min(self.p.prompt_machine_instructions, len(self.machine))
+        n_human = min(self.p.prompt_instructions - n_machine, len(self.seeds))
+        chosen = self.rng.sample(self.machine, n_machine) + self.rng.sample(self.seeds, n_human)
+        self.rng.shuffle(chosen)
+        return chosen
+
+    def _request_seed(self) -> int | None:
+        self.requests += 1
+        if self.p.seed is None:
+            return None
+        return (self.p.seed * 1_000_003 + self.requests) % (2**31)
+
+    async def _generate(self) -> tuple[Completion, int]:
+        examples = self.prompt_instructions()
+        prompt = prompts.render("self_instruct_generate", tasks=numbered_list(examples)).rstrip()
+        n = self.p.stop_at_item
+        stop = [f"\n{n}.", f"\n{n} ."]
+        if self.p.stop_on_blank_line:
+            stop.append("\n\n")
+        completion = await self.client.complete(
+            prompt,
+            max_tokens=self.p.max_tokens,
+            temperature=self.p.temperature,
+            top_p=self.p.top_p,
+            presence_penalty=self.p.presence_penalty,
+            frequency_penalty=self.p.frequency_penalty,
+            stop=stop,
+            seed=self._request_seed(),
+        )
+        return completion, len(examples) + 1
+
+    # --- 2. filters ----------------------------------------------------------------------
+    def _filter(self, completion: Completion, first_number: int) -> list[CandidateRecord]:
+        texts = parse_instruction_list(completion.text, first_number)
+        if completion.finish_reason == "length":
+            return [CandidateRecord(t, accepted=False, rule="truncated_response") for t in texts]
+        records = []
+        for text in texts:
+            rule = instruction_rule(text, self.p.min_words, self.p.max_words, self.p.blacklist)
+            if rule:
+                records.append(CandidateRecord(text, accepted=False, rule=rule))
+                continue
+            novelty = self.index.check(text)
+            similar = [{"instruction": t, "rouge_l": round(s, 6)} for t, s in novelty.most_similar]
+            record = CandidateRecord(
+                text,
+                accepted=novelty.novel,
+                rule=None if novelty.novel else "too_similar",
+                max_rouge_l=novelty.max_rouge_l,
+                most_similar=similar,
+                mean_rouge_l=novelty.mean_rouge_l,
+            )
+            if novelty.novel:
+                record.in_pool = True
+                self.index.add(text)
+                self.machine.append(text)
+            records.append(record)
+        return records
+
+    # --- 3-5. classification, instances, instance filters --------------------------------
+    async def classify(self, instruction: str) -> tuple[bool, str]:
+        prompt = prompts.render("self_instruct_classify", instruction=instruction).rstrip()
+        reply = await self.client.complete(
+            prompt, max_tokens=self.p.classify_max_tokens, temperature=0, top_p=1, stop=["\n"], seed=self._request_seed()
+        )
+        answer = parse_yes_no(reply.text)
+        return bool(answer), reply.text.strip()
+
+    async def _complete_task(self, record: CandidateRecord) -> CandidateRecord:
+        try:
+            is_clf, answer = await self.classify(record.instruction)
+            template = "self_instruct_instances_output_first" if is_clf else "self_instruct_instances_input_first"
+            prompt = prompts.render(template, instruction=record.instruction)
+            reply = await self.client.complete(
+                prompt,
+                max_tokens=self.p.instance_max_tokens,
+                temperature=self.p.instance_temperature,
+                top_p=1,
+                # The demos end each task's examples with a blank line; without that stop a
+                # small model at temperature 0 repeats "Example 1" until max_tokens.
+                stop=["\n\n", "\nTask:", f"Example {self.p.max_instances + 1}"],
+                seed=self._request_seed(),
+            )
+        except LLMUnavailableError:
+            raise
+        except LLMError as exc:
+            record.accepted, record.rule = False, "llm_error"
+            record.detail["error"] = str(exc)[:500]
+            return record
+        record.is_classification = is_clf
+        record.detail["classification_answer"] = answer
+        instances = parse_output_first(reply.text) if is_clf else parse_input_first(reply.text)
+        task_rule = filter_instances(instances, reply.finish_reason == "length", self.p.max_instances)
+        if task_rule is None and self.near_duplicates is not None:
+            task_rule = self._near_duplicates(record, instances)
+        record.instances = instances
+        if task_rule:
+            record.accepted, record.rule = False, task_rule
+        return record
+
+    def _near_duplicates(self, record: CandidateRecord, instances) -> str | None:
+        """Reject instances that near-duplicate an example already in the dataset."""
+        kept = 0
+        for i, inst in enumerate(instances):
+            if not inst.accepted:
+                continue
+            key = f"{self.job_key}:{self.requests}:{i}:{hash(record.instruction) & 0xFFFFFFFF:x}"
+            text = "\n".join((record.instruction, inst.input, inst.output))
+            if self.near_duplicates.check_and_add(key, text):
+                inst.rule = "near_duplicate"
+            else:
+                kept += 1
+        return None if kept else "near_duplicate"

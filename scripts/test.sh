@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quick start, command two: install, make sure Redis and PostgreSQL run, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/services.sh
+exec .venv/bin/python -m pytest "$@"

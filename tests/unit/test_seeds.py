@@ -1,0 +1,79 @@
+"""Seed import: the reference file as it is, Alpaca JSON, CSV, and errors that name the line."""
+
+import json
+
+import pytest
+
+from app.core.seeds import SeedFormatError, load_seed_file, parse_seeds
+
+
+def test_reference_self_instruct_file_imports_as_is(reference_seeds):
+    fmt, tasks = load_seed_file(reference_seeds)
+    assert fmt == "self-instruct"
+    assert len(tasks) == 175
+    assert sum(t.is_classification for t in tasks) == 26
+    assert all(len(t.instances) == 1 for t in tasks)
+    assert tasks[0].name == "breakfast_suggestion"
+
+
+def test_default_seed_set_is_large_and_valid():
+    from tests.conftest import DEFAULT_SEEDS
+
+    fmt, tasks = load_seed_file(DEFAULT_SEEDS)
+    assert fmt == "self-instruct" and len(tasks) >= 40
+    assert len({t.instruction for t in tasks}) == len(tasks)
+    assert any(t.is_classification for t in tasks)
+
+
+def test_alpaca_json_list(tmp_path):
+    data = [
+        {"instruction": "Add the numbers.", "input": "2, 3", "output": "5"},
+        {"instruction": "Name a color.", "input": "<noinput>", "output": "Blue"},
+    ]
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps(data, indent=2))
+    fmt, tasks = load_seed_file(path)
+    assert fmt == "alpaca"
+    assert tasks[0].instances == [{"input": "2, 3", "output": "5"}]
+    assert tasks[1].instances == [{"input": "", "output": "Blue"}]
+
+
+def test_csv(tmp_path):
+    path = tmp_path / "seeds.csv"
+    path.write_text('instruction,input,output,is_classification\n"Say hi, politely.",,Hello!,false\nIs it odd?,3,Yes,true\n')
+    fmt, tasks = load_seed_file(path)
+    assert fmt == "csv"
+    assert [t.instruction for t in tasks] == ["Say hi, politely.", "Is it odd?"]
+    assert tasks[1].is_classification and tasks[1].instances == [{"input": "3", "output": "Yes"}]
+
+
+@pytest.mark.parametrize(
+    "text, fmt, message",
+    [
+        ('{"instruction": "a b c d"}\n{"instruction": 5}\n', "self-instruct", "line 2: field 'instruction' must be a string"),
+        ('{"instruction": "ok task here"}\nnot json\n', "self-instruct", "line 2: not valid JSON"),
+        ('{"name": "x"}\n', "self-instruct", "line 1: missing field 'instruction'"),
+        ('{"instruction": "x y", "instances": [{"input": "a"}]}\n', "self-instruct", "line 1, instances[0]: missing field 'output'"),
+        ('{"instruction": "x y", "is_classification": "yes"}\n', "self-instruct", "line 1: field 'is_classification' must be true or false"),
+        ('[\n  {"instruction": "x", "output": "y"},\n  {"input": "z", "output": "w"}\n]', "alpaca", "line 3, item 1: missing field 'instruction'"),
+        ('[{"instruction": "x",\n "output": ]', "alpaca", "line 2: not valid JSON"),
+        ('{"a": 1}', "alpaca", "expected a JSON list"),
+        ("prompt,output\nx,y\n", "csv", "line 1: the CSV header must name an 'instruction' column"),
+        ("instruction,output\nx,y\n,z\n", "csv", "line 3: field 'instruction' is empty"),
+        ("instruction,is_classification\nx,maybe\n", "csv", "line 2: field 'is_classification' must be true or false"),
+        ("", "self-instruct", "no seed tasks"),
+    ],
+)
+def test_malformed_files_name_the_line_and_field(text, fmt, message):
+    with pytest.raises(SeedFormatError) as err:
+        parse_seeds(text, fmt=fmt)
+    assert message in str(err.value)
+
+
+def test_missing_and_non_utf8_files(tmp_path):
+    with pytest.raises(SeedFormatError, match="no such file"):
+        load_seed_file(tmp_path / "nope.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"instruction": "\xff\xfe"}\n')
+    with pytest.raises(SeedFormatError, match="not UTF-8"):
+        load_seed_file(bad)
