@@ -37,11 +37,11 @@ class SelfInstructParams(BaseModel):
         default=2, ge=0, le=32,
         description="How many of them come from the machine pool (the rest are human seeds).",
     )
-    temperature: float = Field(default=0.7, ge=0, le=2)
-    top_p: float = Field(default=0.5, gt=0, le=1)
-    presence_penalty: float = Field(default=2.0, ge=-2, le=2)
-    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
-    max_tokens: int = Field(default=1024, ge=16, le=32768)
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of instruction generation.")
+    top_p: float = Field(default=0.5, gt=0, le=1, description="Nucleus sampling of instruction generation.")
+    presence_penalty: float = Field(default=2.0, ge=-2, le=2, description="Presence penalty of instruction generation (keeps lists varied).")
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2, description="Frequency penalty of instruction generation.")
+    max_tokens: int = Field(default=1024, ge=16, le=32768, description="Token limit of a generation request; a response that hits it is dropped.")
     stop_at_item: int = Field(
         default=16, ge=3, le=100, description="Stop generating at this item number of the list."
     )
@@ -52,7 +52,10 @@ class SelfInstructParams(BaseModel):
     # 2. filters
     min_words: int = Field(default=4, ge=1, description="Fewer words than this: rejected (paper: more than 3).")
     max_words: int = Field(default=150, ge=1, description="More words than this: rejected.")
-    blacklist: list[str] = Field(default_factory=lambda: list(PAPER_BLACKLIST))
+    blacklist: list[str] = Field(
+        default_factory=lambda: list(PAPER_BLACKLIST),
+        description="Whole words (case-insensitive) that reject an instruction; Alpaca adds video, audio, music, flowchart, diagram.",
+    )
     rouge_l_threshold: float = Field(
         default=0.7, gt=0, le=1, description="Reject when the max ROUGE-L F vs the pool is above this."
     )
@@ -62,11 +65,11 @@ class SelfInstructParams(BaseModel):
         description="Pool entries sampled to estimate an accepted instruction's mean ROUGE-L (0: off).",
     )
     # 3. classification check
-    classify_max_tokens: int = Field(default=3, ge=1, le=64)
+    classify_max_tokens: int = Field(default=3, ge=1, le=64, description="Token limit of the 'Is it classification?' answer (temperature 0).")
     # 4-5. instances
-    max_instances: int = Field(default=5, ge=1, le=20)
-    instance_temperature: float = Field(default=0.0, ge=0, le=2)
-    instance_max_tokens: int = Field(default=350, ge=16, le=8192)
+    max_instances: int = Field(default=5, ge=1, le=20, description="Instances kept per task.")
+    instance_temperature: float = Field(default=0.0, ge=0, le=2, description="Temperature of instance generation.")
+    instance_max_tokens: int = Field(default=350, ge=16, le=8192, description="Token limit of an instance-generation request.")
     # reproducibility
     seed: int | None = Field(default=None, description="Seeds prompt sampling and each request.")
 

@@ -1,0 +1,52 @@
+"""Print the README's settings table from `app.settings.Settings` (the one source of truth).
+
+Run: .venv/bin/python scripts/settings_table.py  — and paste between the README's markers.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from app.settings import Settings
+
+
+def _default(field) -> str:
+    if field.default is not PydanticUndefined:
+        value = field.default
+    elif field.default_factory is not None:
+        try:
+            value = field.default_factory()
+        except TypeError:
+            value = "(computed)"
+    else:
+        value = ""
+    if isinstance(value, BaseModel):
+        return "(see below)"
+    if value is None:
+        return ""
+    if field.default_factory is not None and "data_dir" in repr(field.default_factory):
+        return "`~/.sprout`"
+    return f"`{json.dumps(value) if isinstance(value, (list, dict, bool)) else value}`"
+
+
+def rows(model: type[BaseModel], prefix: str):
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from rows(annotation, f"{prefix}{name.upper()}__")
+            continue
+        desc = (field.description or "").replace("|", "\\|")
+        yield f"| `{prefix}{name.upper()}` | {_default(field)} | {desc} |"
+
+
+def table() -> str:
+    lines = ["| setting | default | meaning |", "|---|---|---|"]
+    lines += list(rows(Settings, "SPROUT_"))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
