@@ -111,8 +111,29 @@ class Settings(BaseSettings):
         description="A running job whose heartbeat is older than this is taken over by another worker.",
     )
 
+    dedup_redis: bool = Field(
+        default=False,
+        description="Keep near-duplicate indexes in Redis (SPROUT_REDIS_URL), shared by every worker; "
+        "else in the job's process.",
+    )
+
     # --- method defaults ---------------------------------------------------------------
     self_instruct: SelfInstructParams = Field(default_factory=SelfInstructParams)
+
+    # --- the service (API, workers, beat) ------------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="Address `sprout api` listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port `sprout api` listens on.")
+    worker_concurrency: int = Field(
+        default=1, ge=1, le=64,
+        description="Jobs one `sprout worker` runs at once (one process each).",
+    )
+    reaper_interval_s: float = Field(
+        default=30.0, gt=0,
+        description="How often `sprout beat` re-enqueues running jobs whose worker stopped heartbeating.",
+    )
+    readiness_timeout_s: float = Field(
+        default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
+    )
 
     @field_validator("llm_base_urls", mode="before")
     @classmethod

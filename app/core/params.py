@@ -70,6 +70,16 @@ class SelfInstructParams(BaseModel):
     max_instances: int = Field(default=5, ge=1, le=20, description="Instances kept per task.")
     instance_temperature: float = Field(default=0.0, ge=0, le=2, description="Temperature of instance generation.")
     instance_max_tokens: int = Field(default=350, ge=16, le=8192, description="Token limit of an instance-generation request.")
+    # near-duplicates (MinHash LSH over instruction + input + output)
+    near_duplicate_threshold: float = Field(
+        default=0.9, ge=0, le=1,
+        description="Reject an instance whose word-shingle Jaccard with a kept example is at least this (0: off).",
+    )
+    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    dedup_namespace: str | None = Field(
+        default=None, max_length=200,
+        description="Name of a near-duplicate index shared with other jobs (default: this job's own).",
+    )
     # reproducibility
     seed: int | None = Field(default=None, description="Seeds prompt sampling and each request.")
 

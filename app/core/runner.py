@@ -33,6 +33,7 @@ from sqlmodel import Session
 
 from app.core import store
 from app.core.candidates import CandidateRecord, Method, StoredCandidate
+from app.core.filters.dedup import DedupError, NearDupIndex
 from app.core.llm.client import LLMClient, LLMError
 from app.core.llm.embedded import EmbeddedServer
 from app.core.params import SelfInstructParams
@@ -65,8 +66,26 @@ def _build_self_instruct(session: Session, job: Job, params: SelfInstructParams,
         raise JobInputError("a self_instruct job needs a seed set")
     try:
         return SelfInstruct(params, client, store.seed_tasks(session, job.seed_set_id), previous,
-                            concurrency=settings.llm_concurrency, job_key=f"job{job.id}")
+                            concurrency=settings.llm_concurrency, job_key=f"job{job.id}",
+                            near_duplicates=near_duplicate_index(params, job.id, settings))
     except ValueError as exc:
+        raise JobInputError(str(exc)) from None
+
+
+def near_duplicate_index(params: Any, job_id: int, settings: Any) -> NearDupIndex | None:
+    """The job's MinHash index: its own, or a named one shared with other jobs; in Redis
+    when `SPROUT_DEDUP_REDIS` is on (every worker sees it), else in this process."""
+    if not params.near_duplicate_threshold:
+        return None
+    namespace = f"sprout:dedup:{params.dedup_namespace or f'job{job_id}'}"
+    try:
+        return NearDupIndex(
+            threshold=params.near_duplicate_threshold,
+            num_perm=params.near_duplicate_num_perm,
+            redis_url=settings.redis_url if settings.dedup_redis else None,
+            namespace=namespace,
+        )
+    except DedupError as exc:
         raise JobInputError(str(exc)) from None
 
 

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from app.core import prompts
 from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import filter_instances, instruction_rule
 from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableError
@@ -45,9 +47,11 @@ from app.core.seeds import SeedTaskData
 
 
 class NearDuplicates(Protocol):
-    """A shared near-duplicate index (see `app.core.filters.dedup`)."""
+    """A near-duplicate index (`app.core.filters.dedup.NearDupIndex`)."""
 
     def check_and_add(self, key: str, text: str) -> str | None: ...
+
+    def check_and_add_many(self, items: Iterable[tuple[str, str]]) -> list[str | None]: ...
 
 
 class TooManyFailures(LLMError):
@@ -89,6 +93,14 @@ class SelfInstruct:
         self.machine = [c.instruction for c in previous if c.in_pool]
         for text in self.machine:
             self.index.add(text)
+        if near_duplicates is not None:
+            # a resumed job (or one sharing an index) must see what was kept before
+            near_duplicates.check_and_add_many(
+                (f"row{c.row_id}:{i}", example_text(c.instruction, x["input"], x["output"]))
+                for c in previous
+                if c.accepted
+                for i, x in enumerate(c.instances)
+            )
         self.curated = sum(1 for c in previous if c.accepted)
         self.requests = len(previous)  # advances request seeds past a previous attempt's
         self.rng = random.Random(params.seed if params.seed is not None else None)
@@ -259,14 +271,14 @@ class SelfInstruct:
         return record
 
     def _near_duplicates(self, record: CandidateRecord, instances) -> str | None:
-        """Reject instances that near-duplicate an example already in the dataset."""
+        """Reject instances that near-duplicate an example already kept (in any job
+        sharing the index); the task is rejected when none is left."""
         kept = 0
-        for i, inst in enumerate(instances):
+        for inst in instances:
             if not inst.accepted:
                 continue
-            key = f"{self.job_key}:{self.requests}:{i}:{hash(record.instruction) & 0xFFFFFFFF:x}"
-            text = "\n".join((record.instruction, inst.input, inst.output))
-            if self.near_duplicates.check_and_add(key, text):
+            key = f"{self.job_key}:{uuid.uuid4().hex}"
+            if self.near_duplicates.check_and_add(key, example_text(record.instruction, inst.input, inst.output)):
                 inst.rule = "near_duplicate"
             else:
                 kept += 1
