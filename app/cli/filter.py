@@ -59,7 +59,7 @@ def _read_records(path: Path, allow_plain: bool) -> tuple[str, list[tuple[int, A
             raise CliError(f"{path}: the JSON list is empty")
         return "item", list(enumerate(data, start=1))
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    if suffix == ".txt" or (suffix != ".jsonl" and allow_plain and not stripped.startswith("{")):
+    if suffix == ".txt" or (suffix != ".jsonl" and not stripped.startswith("{")):
         if not allow_plain:
             raise CliError(f"{path}: expected JSONL or a JSON list, not plain text")
         return "line", [(n, line.strip()) for n, line in lines]
@@ -72,9 +72,9 @@ def _read_records(path: Path, allow_plain: bool) -> tuple[str, list[tuple[int, A
     return "line", records
 
 
-def _field(path: Path, where: str, pos: int, record: Any, name: str, required: bool) -> str:
+def _field(path: Path, where: str, pos: int, record: Any, name: str, required: bool, what: str = "a JSON object") -> str:
     if not isinstance(record, dict):
-        raise CliError(f"{path} {where} {pos}: expected a JSON object, got {type(record).__name__}")
+        raise CliError(f"{path} {where} {pos}: expected {what}, got {type(record).__name__}")
     if name not in record:
         if required:
             raise CliError(f"{path} {where} {pos}: missing field '{name}'")
@@ -86,8 +86,10 @@ def _field(path: Path, where: str, pos: int, record: Any, name: str, required: b
 
 
 def _read_instructions(path: Path) -> list[str]:
+    """Instructions: objects' `instruction` fields, JSON strings, or lines of plain text."""
     where, records = _read_records(path, allow_plain=True)
-    return [r if isinstance(r, str) else _field(path, where, pos, r, "instruction", True) for pos, r in records]
+    what = "a JSON object or string"
+    return [r if isinstance(r, str) else _field(path, where, pos, r, "instruction", True, what) for pos, r in records]
 
 
 # --- writing -------------------------------------------------------------------------------

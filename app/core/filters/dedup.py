@@ -143,7 +143,8 @@ class ShingleHasher:
         starts = np.repeat(doc_start, counts) + (np.arange(total) - np.repeat(first, counts))
         shingles = _fmix64(rolled[starts]) >> np.uint64(32)
         doc = np.repeat(np.arange(len(texts), dtype=np.uint64), counts)
-        keyed = np.unique((doc << np.uint64(32)) | shingles)  # sorted by document, then hash
+        keyed = np.sort((doc << np.uint64(32)) | shingles)  # by document, then hash
+        keyed = keyed[np.concatenate([[True], keyed[1:] != keyed[:-1]])]  # (np.unique is slower)
         bounds = np.searchsorted(keyed >> np.uint64(32), np.arange(len(texts) + 1, dtype=np.uint64))
         values = (keyed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         return [values[bounds[d] : bounds[d + 1]] for d in range(len(texts))]
@@ -162,10 +163,11 @@ class ShingleHasher:
                 end += 1
             nonempty = [i for i in range(d, end) if len(sets[i])]
             if nonempty:
-                values = np.concatenate([sets[i] for i in nonempty])
-                permuted = _fmix32(values)[:, None] * self._a + self._b
+                values = _fmix32(np.concatenate([sets[i] for i in nonempty]))
+                # (permutations x shingles): each document's shingles are contiguous in memory
+                permuted = self._a[:, None] * values[None, :] + self._b[:, None]
                 offsets = np.concatenate([[0], np.cumsum([len(sets[i]) for i in nonempty])[:-1]])
-                out[nonempty] = np.minimum.reduceat(permuted, offsets, axis=0)
+                out[nonempty] = np.minimum.reduceat(permuted, offsets, axis=1).T
             d = end
         return out
 

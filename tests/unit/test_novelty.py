@@ -1,0 +1,205 @@
+"""The novelty index agrees exactly with rouge-score, and finds the exact top-k.
+
+Cases are generated near the 0.7 threshold (word swaps, insertions, deletions and
+replacements of real seed instructions), plus the awkward inputs: empty strings,
+punctuation only, non-ASCII text and repeated tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from rouge_score import rouge_scorer
+
+from app.core.filters.novelty import NoveltyIndex
+from app.core.filters.rouge import rouge_l, tokenize
+
+ODD = [
+    "",
+    "   ",
+    "!!!",
+    "?!. ,;:",
+    "Ünïcödé tèxt wïth áccents",
+    "日本語のテキスト",
+    "naïve café résumé",
+    "the the the the",
+    "the the the the the the the the",
+    "a a b a a b a",
+    "b a a b",
+    "Write Write write WRITE",
+    "123 456 123",
+    "e-mail, e mail; E.MAIL",
+    "Explain the difference between a list and a tuple.",
+]
+
+
+@pytest.fixture(scope="module")
+def seeds(reference_seeds) -> list[str]:
+    return [json.loads(line)["instruction"] for line in reference_seeds.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def variant(rng: random.Random, text: str, words: list[str]) -> str:
+    out = text.split()
+    for _ in range(rng.randint(0, max(1, len(out) // 2))):
+        op = rng.random()
+        if op < 0.25 and len(out) > 1:
+            i = rng.randrange(len(out) - 1)
+            out[i], out[i + 1] = out[i + 1], out[i]
+        elif op < 0.5:
+            out.insert(rng.randrange(len(out) + 1), rng.choice(words))
+        elif op < 0.75 and len(out) > 1:
+            del out[rng.randrange(len(out))]
+        elif out:
+            out[rng.randrange(len(out))] = rng.choice(words)
+    return " ".join(out)
+
+
+def make_cases(seeds: list[str], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = " ".join(seeds).split() + ["the", "a", "café", "日本", "!!", "the the"]
+    return [variant(rng, rng.choice(seeds), words) for _ in range(n)]
+
+
+def brute_force(pool: list[str], text: str, scorer) -> list[float]:
+    return [scorer.score(text, entry)["rougeL"].fmeasure for entry in pool]
+
+
+def test_pairwise_scores_equal_rouge_score(seeds, scorer):
+    """rouge.py on a few thousand near-threshold pairs: the same float, bit for bit."""
+    rng = random.Random(1)
+    cases = make_cases(seeds, 3000, seed=2) + ODD
+    near = 0
+    for text in cases:
+        other = rng.choice(seeds + ODD)
+        expected = scorer.score(text, other)["rougeL"].fmeasure
+        assert rouge_l(tokenize(text), tokenize(other)) == expected, (text, other)
+    for text in cases[:1500]:
+        base = rng.choice(seeds)
+        expected = scorer.score(text, base)["rougeL"].fmeasure
+        near += 0.6 <= expected <= 0.8
+        assert rouge_l(tokenize(text), tokenize(base)) == expected
+    assert near > 0
+
+
+def test_index_matches_rouge_score_on_near_threshold_cases(seeds, scorer):
+    pool = seeds[:120] + make_cases(seeds, 80, seed=3) + ODD
+    index = NoveltyIndex()
+    for text in pool:
+        index.add(text)
+    candidates = make_cases(seeds, 250, seed=4) + ODD
+    decided = {True: 0, False: 0}
+    for text in candidates:
+        scores = brute_force(pool, text, scorer)
+        result = index.check(text)
+        assert result.max_rouge_l == max(scores), text
+        assert result.novel == (max(scores) <= 0.7)
+        expected_top = sorted((s for s in scores if s > 0), reverse=True)[:10]
+        assert [s for _, s in result.most_similar] == expected_top, text
+        by_text = {entry: s for entry, s in zip(pool, scores)}
+        assert all(by_text[t] == s for t, s in result.most_similar)
+        decided[result.novel] += 1
+    assert decided[True] > 20 and decided[False] > 20  # both sides of the threshold are exercised
+
+
+def test_scores_exactly_at_the_threshold_decide_like_rouge_score(scorer):
+    """LCS/length combinations whose F is 0.7 in exact arithmetic; the float decides."""
+    words = [f"w{i}" for i in range(40)]
+    cases = []
+    for m, n, lcs in [(10, 10, 7), (8, 12, 7), (12, 8, 7), (20, 20, 14), (16, 24, 14), (5, 15, 7), (30, 10, 14)]:
+        target = words[:m]
+        prediction = words[:lcs] + [f"x{i}" for i in range(n - lcs)]
+        cases.append((" ".join(target), " ".join(prediction)))
+    for target, prediction in cases:
+        index = NoveltyIndex()
+        index.add(prediction)
+        expected = scorer.score(target, prediction)["rougeL"].fmeasure
+        result = index.check(target)
+        assert result.max_rouge_l == expected
+        assert result.novel == (expected <= 0.7)
+
+
+def test_top_k_is_exact_on_a_larger_pool(seeds):
+    """Against a brute force over 3,000 entries (rouge.py, checked above)."""
+    pool = make_cases(seeds, 3000, seed=5)
+    tokens = [tokenize(t) for t in pool]
+    index = NoveltyIndex(top_k=25)
+    for text in pool:
+        index.add(text)
+    for text in make_cases(seeds, 150, seed=6) + ["Write a poem", "the"]:
+        query = tokenize(text)
+        scores = [rouge_l(query, t) for t in tokens]
+        result = index.check(text)
+        assert result.max_rouge_l == max(scores)
+        assert [s for _, s in result.most_similar] == sorted((s for s in scores if s > 0), reverse=True)[:25]
+
+
+def test_accepted_candidates_join_the_pool():
+    index = NoveltyIndex()
+    assert index.add("Write a haiku about the sea.") == 0
+    first = index.check("Tell me one joke on cats and dogs.")
+    assert first.novel and first.max_rouge_l == 0.0 and first.most_similar == []
+    assert index.add("Tell me one joke on cats and dogs.") == 1
+    again = index.check("Tell me one joke on cats and dogs!")
+    assert not again.novel and again.max_rouge_l == 1.0
+    assert again.most_similar == [("Tell me one joke on cats and dogs.", 1.0)]
+    assert len(index) == 2
+
+
+def test_empty_pool_and_empty_candidate():
+    index = NoveltyIndex()
+    assert index.check("anything") == index.check("") and index.check("").novel
+    assert index.check("").mean_rouge_l is None
+    index.add("Some text here.")
+    index.add("")
+    result = index.check("")
+    assert (result.max_rouge_l, result.most_similar, result.novel) == (0.0, [], True)
+    assert result.mean_rouge_l == 0.0
+    assert index.check("!!! ???").max_rouge_l == 0.0
+
+
+def test_top_k_zero_still_gives_the_maximum():
+    index = NoveltyIndex(top_k=0, mean_sample=0)
+    for text in ["a b c d", "a b c e", "x y z"]:
+        index.add(text)
+    result = index.check("a b c d")
+    assert result.max_rouge_l == 1.0 and result.most_similar == [] and not result.novel
+    assert result.mean_rouge_l is None
+
+
+def test_mean_is_exact_on_small_pools_and_a_close_estimate_on_large_ones(seeds):
+    pool = make_cases(seeds, 2500, seed=7)
+    tokens = [tokenize(t) for t in pool]
+    small = NoveltyIndex(mean_sample=1000)
+    for text in pool[:800]:
+        small.add(text)
+    big = NoveltyIndex(mean_sample=1000, seed=3)
+    for text in pool:
+        big.add(text)
+    for text in make_cases(seeds, 20, seed=8):
+        query = tokenize(text)
+        scores = [rouge_l(query, t) for t in tokens]
+        assert small.check(text).mean_rouge_l == pytest.approx(sum(scores[:800]) / 800, abs=1e-12)
+        assert big.check(text).mean_rouge_l == pytest.approx(sum(scores) / len(scores), abs=0.03)
+
+
+def test_vocabularies_beyond_the_code_space_fall_back_to_lists(seeds, scorer):
+    """Token ids past `_char_limit` switch the index to int lists; results are unchanged."""
+    pool = seeds[:60] + ODD
+    narrow = NoveltyIndex()
+    narrow._char_limit = 50  # the real limit is 0x110000 tokens; this crosses it early
+    wide = NoveltyIndex()
+    for text in pool:
+        narrow.add(text)
+        wide.add(text)
+    assert narrow._as_lists and not wide._as_lists
+    for text in make_cases(seeds[:60], 60, seed=9) + ODD:
+        a, b = narrow.check(text), wide.check(text)
+        assert a.max_rouge_l == b.max_rouge_l == max(brute_force(pool, text, scorer))
+        assert [s for _, s in a.most_similar] == [s for _, s in b.most_similar]
