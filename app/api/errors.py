@@ -1,0 +1,97 @@
+"""One JSON error shape for every failure, and no traceback ever leaves the process.
+
+Every error body is `{"detail": "<what is wrong, and where>"}`; validation errors add
+`errors`, a list of `{"loc", "msg", "type"}` (without echoing the input, which may be a
+50 MB file). Errors the core raises for bad input map to 4xx here, so routes can let them
+through; anything else is logged with its traceback and answered with a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.runner import JobInputError
+from app.core.seeds import SeedFormatError
+from app.core.store import NotFound
+
+log = logging.getLogger("sprout.api")
+
+
+def _where(loc: Sequence[Any]) -> str:
+    return ".".join(str(p) for p in loc) or "request"
+
+
+def clean_errors(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]
+
+
+def summary(errors: Sequence[dict[str, Any]]) -> str:
+    parts = [f"{_where(e['loc'])}: {e['msg']}" for e in errors[:10]]
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return "; ".join(parts) + more
+
+
+def request_error(exc: ValidationError, *prefix: str | int) -> RequestValidationError:
+    """A pydantic error raised inside a route, as a 422 whose locations start at `prefix`."""
+    return RequestValidationError([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors()])
+
+
+def field_error(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> RequestValidationError:
+    """A 422 naming one field, for checks pydantic cannot make (ids that must exist, ...)."""
+    return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": type_}])
+
+
+def _json(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = clean_errors(exc.errors())
+        return _json(422, summary(errors), errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _json(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _json(404, str(exc))
+
+    @app.exception_handler(SeedFormatError)
+    async def _seed_format(_: Request, exc: SeedFormatError) -> JSONResponse:
+        return _json(422, f"seed file: {exc}")
+
+    @app.exception_handler(JobInputError)
+    async def _job_input(_: Request, exc: JobInputError) -> JSONResponse:
+        return _json(422, str(exc))
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        log.warning("value refused by the database: %s", exc.orig)
+        return _json(422, f"a value was refused by the database: {str(exc.orig).splitlines()[0]}")
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity error: %s", exc.orig)
+        return _json(409, "the request conflicts with stored data (it is referenced, or was changed meanwhile)")
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", exc.orig)
+        return _json(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _json(500, "internal error; it was logged on the server")

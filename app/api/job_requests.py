@@ -1,0 +1,96 @@
+"""Turn a `JobCreate` body into the arguments of `store.create_job`, or a 4xx naming why.
+
+Kinds: every generation method in `runner.METHODS` (its params validated by
+`runner.validate_params`, the service defaults overridden by the caller's), and `sft`
+(params validated by the trainer's `TrainParams`). Referenced ids must exist and belong
+to the caller; an unknown id is a 422 on the field that names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from app.api.errors import field_error, request_error
+from app.api.schemas.jobs import JobCreate
+from app.core import runner
+from app.models import Export, Job, SeedSet
+from app.settings import Settings
+
+
+def known_kinds() -> list[str]:
+    return sorted({*runner.METHODS, "sft"})
+
+
+def _owned(session: Session, model: type, ident: int, owner: str, field: str, what: str) -> Any:
+    row = session.get(model, ident)
+    if row is None or row.owner != owner:
+        raise field_error(("body", field), f"no {what} with id {ident}")
+    return row
+
+
+def creation_args(session: Session, body: JobCreate, owner: str, settings: Settings) -> dict[str, Any]:
+    if body.kind not in known_kinds():
+        raise field_error(("body", "kind"), f"unknown job kind {body.kind!r}; known: {', '.join(known_kinds())}")
+    if body.kind == "sft":
+        return _training(session, body, owner)
+    return _generation(session, body, owner, settings)
+
+
+def _generation(session: Session, body: JobCreate, owner: str, settings: Settings) -> dict[str, Any]:
+    if body.export_id is not None:
+        raise field_error(("body", "export_id"), f"a {body.kind} job takes no export_id (only sft does)")
+    try:
+        params = runner.validate_params(body.kind, body.params, settings)
+    except ValidationError as exc:
+        raise request_error(exc, "body", "params") from None
+    if body.seed_set_id is None and (body.kind == "self_instruct" or body.source_job_id is None):
+        needs = "seed_set_id" if body.kind == "self_instruct" else "seed_set_id or source_job_id"
+        raise field_error(("body", "seed_set_id"), f"a {body.kind} job needs {needs}", "missing")
+    if body.seed_set_id is not None:
+        seed_set = _owned(session, SeedSet, body.seed_set_id, owner, "seed_set_id", "seed set")
+        _check_enough_seeds(body.kind, params.model_dump(), seed_set)
+    if body.source_job_id is not None:
+        _owned(session, Job, body.source_job_id, owner, "source_job_id", "job")
+    return {"kind": body.kind, "params": params.model_dump(mode="json"), "seed_set_id": body.seed_set_id,
+            "source_job_id": body.source_job_id}
+
+
+def _check_enough_seeds(kind: str, params: dict[str, Any], seed_set: SeedSet) -> None:
+    """Self-Instruct draws `prompt_instructions - prompt_machine_instructions` seeds per prompt."""
+    if kind != "self_instruct":
+        return
+    needed = params["prompt_instructions"] - params["prompt_machine_instructions"]
+    if seed_set.task_count < needed:
+        raise field_error(
+            ("body", "seed_set_id"),
+            f"seed set {seed_set.id} has {seed_set.task_count} task(s); a prompt needs {needed} human seeds "
+            "(lower params.prompt_instructions or upload more seeds)",
+        )
+
+
+def _training(session: Session, body: JobCreate, owner: str) -> dict[str, Any]:
+    from app.core.training import TrainParams  # cheap: no torch until training runs
+
+    if body.seed_set_id is not None:
+        raise field_error(("body", "seed_set_id"), "an sft job trains on a job's curated data: "
+                          "give source_job_id or export_id, not seed_set_id")
+    if (body.source_job_id is None) == (body.export_id is None):
+        raise field_error(("body", "source_job_id"), "an sft job needs exactly one of source_job_id or export_id",
+                          "missing")
+    try:
+        params = TrainParams.model_validate(body.params)
+    except ValidationError as exc:
+        raise request_error(exc, "body", "params") from None
+    source_job_id, export_id = body.source_job_id, body.export_id
+    if export_id is not None:
+        source_job_id = _owned(session, Export, export_id, owner, "export_id", "export").job_id
+    else:
+        source = _owned(session, Job, source_job_id, owner, "source_job_id", "job")
+        if source.kind == "sft":
+            raise field_error(("body", "source_job_id"), f"job {source.id} is a training job; train on a generation job")
+    return {"kind": "sft", "params": params.model_dump(mode="json"), "source_job_id": source_job_id,
+            "result": {"source": {"job_id": source_job_id, "export_id": export_id}}}
+

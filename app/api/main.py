@@ -1,0 +1,67 @@
+"""The API's app factory: `create_app(settings)`; `uvicorn --factory app.api.main:create_app`.
+
+At startup the app refuses an un-migrated database (`db.check_migrated`), so it never
+serves a schema it does not know; `sprout api` runs the same check first and exits with
+its message. Routes live under `/api/v1` (one router per resource, each requiring an API
+key); `/healthz`, `/readyz`, the OpenAPI document, `/docs` and the dashboard page are open.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from app.api import errors
+from app.api.deps import get_current_key
+from app.api.routes import dashboard, exports, health, jobs, results, seed_sets
+from app.api.schemas.common import ERROR_RESPONSES
+from app.api.schemas.seed_sets import SeedSetCreate
+from app.db import check_migrated
+from app.settings import Settings, get_settings
+from workers.celery_app import make_celery
+
+log = logging.getLogger("sprout.api")
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """Grow seed tasks into a curated instruction-tuning dataset, and fine-tune a model on it.
+
+Authenticate with an API key (`sprout apikey create`): `Authorization: Bearer <key>`.
+Errors are `{"detail": "..."}` naming what is wrong and where (validation errors add `errors`)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        check_migrated(settings.resolved_database_url)  # raises DatabaseNotMigrated: startup fails
+        yield
+
+    app = FastAPI(title="Sprout", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.celery = make_celery(settings)
+    errors.install(app)
+
+    app.include_router(health.router)
+    app.include_router(dashboard.router)
+    authenticated = [Depends(get_current_key)]
+    for module in (seed_sets, jobs, results, exports):
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, plus the seed-set body the upload route parses by hand."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _, defs = models_json_schema([(SeedSetCreate, "validation")], ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,120 @@
+"""Jobs: create (and enqueue), list, get with live counters, cancel, retry, delete.
+
+A job is committed first and then sent to its queue; if the broker cannot take it, the
+job is removed again and the answer is a 503, so no job waits for a message that never
+left.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from celery import Celery
+from fastapi import APIRouter, HTTPException, Query, Response
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.api.deps import CeleryDep, IdPath, Owner, SessionDep, SettingsDep, owned
+from app.api.job_requests import creation_args
+from app.api.schemas.common import MAX_PAGE, Page
+from app.api.schemas.jobs import JobCreate, JobOut
+from app.core import runner, store
+from app.models import Export, Job, JobStatus
+from workers.celery_app import enqueue
+
+log = logging.getLogger("sprout.api")
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def _send(session: Session, celery: Celery, job: Job, undo: str) -> None:
+    """Enqueue `job`; if the broker is down, undo (delete, or mark failed) and answer 503."""
+    try:
+        enqueue(celery, job.id, job.kind)
+    except Exception as exc:  # kombu / redis connection errors
+        log.error("cannot enqueue job %s: %s", job.id, exc)
+        if undo == "delete":
+            session.delete(job)
+        else:
+            job.status, job.error = JobStatus.failed.value, "could not be enqueued: the broker is unreachable"
+        session.commit()
+        raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
+                            headers={"Retry-After": "5"}) from None
+
+
+@router.post("", status_code=201, summary="Create a job and enqueue it")
+def create_job(body: JobCreate, session: SessionDep, owner: Owner, settings: SettingsDep,
+               celery: CeleryDep) -> JobOut:
+    args = creation_args(session, body, owner, settings)
+    result = args.pop("result", None)
+    job = store.create_job(session, owner=owner, **args)
+    if job.kind == "sft":
+        job.counters = {"stage": "queued", "step": 0, "max_steps": None, "loss": None}
+    if result:
+        job.result = result
+    session.commit()
+    _send(session, celery, job, undo="delete")
+    return JobOut.of(job)
+
+
+@router.get("", summary="List jobs, newest first")
+def list_jobs(
+    session: SessionDep,
+    owner: Owner,
+    status: JobStatus | None = Query(None, description="Only jobs in this status."),
+    kind: str | None = Query(None, max_length=32, description="Only jobs of this kind."),
+    limit: int = Query(50, ge=1, le=MAX_PAGE),
+    offset: int = Query(0, ge=0, le=2**31),
+) -> Page[JobOut]:
+    query = select(Job).where(Job.owner == owner)
+    if status is not None:
+        query = query.where(Job.status == status.value)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Job.id.desc()).offset(offset).limit(limit)).all()
+    return Page(items=[JobOut.of(j) for j in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", summary="A job with its live counters, rate and ETA")
+def get_job(job_id: IdPath, session: SessionDep, owner: Owner) -> JobOut:
+    return JobOut.of(owned(session, Job, job_id, owner, "job"))
+
+
+@router.post("/{job_id}/cancel", status_code=202, summary="Stop a job, keeping what it accepted")
+def cancel_job(job_id: IdPath, session: SessionDep, owner: Owner) -> JobOut:
+    job = owned(session, Job, job_id, owner, "job")
+    runner.request_cancel(session, job)
+    session.commit()
+    return JobOut.of(job)
+
+
+@router.post("/{job_id}/retry", status_code=202, summary="Re-run a failed or cancelled job from where it stopped",
+             responses={409: {"description": "The job is not failed or cancelled."}})
+def retry_job(job_id: IdPath, session: SessionDep, owner: Owner, celery: CeleryDep) -> JobOut:
+    job = owned(session, Job, job_id, owner, "job")
+    if job.status not in (JobStatus.failed.value, JobStatus.cancelled.value):
+        raise HTTPException(409, f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
+    store.reset_for_retry(job)
+    session.commit()
+    _send(session, celery, job, undo="fail")
+    return JobOut.of(job)
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a finished job with its data and exports",
+               responses={409: {"description": "The job is queued or running, or another job uses it."}})
+def delete_job(job_id: IdPath, session: SessionDep, owner: Owner, settings: SettingsDep) -> Response:
+    job = owned(session, Job, job_id, owner, "job")
+    if not JobStatus(job.status).finished:
+        raise HTTPException(409, f"job {job_id} is {job.status}; cancel it first")
+    users = session.exec(select(Job.id).where(Job.source_job_id == job_id).order_by(Job.id).limit(10)).all()
+    if users:
+        raise HTTPException(409, f"job {job_id} is the source of job(s) {', '.join(map(str, users))}; delete them first")
+    files = [Path(p) for p in session.exec(select(Export.path).where(Export.job_id == job_id)).all()]
+    session.delete(job)
+    session.commit()
+    for path in files:
+        path.unlink(missing_ok=True)
+    shutil.rmtree(Path(settings.data_dir) / "runs" / f"job-{job_id}", ignore_errors=True)
+    return Response(status_code=204)

@@ -1,0 +1,80 @@
+"""A job's instructions and instances: paged, filtered by fate and rule, searched by text.
+
+`q` is a case-insensitive substring match (ILIKE; SQLite and PostgreSQL alike), with `%`
+and `_` taken literally.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.api.deps import IdPath, Owner, SessionDep, owned
+from app.api.schemas.common import MAX_PAGE, Page, Text
+from app.api.schemas.results import InstanceOut, InstanceWithInstruction, InstructionOut
+from app.models import Fate, Instance, Instruction, Job
+
+router = APIRouter(prefix="/jobs/{job_id}", tags=["results"])
+
+FateQ = Annotated[Fate | None, Query(description="accepted or rejected.")]
+RuleQ = Annotated[str | None, Query(max_length=64, description="Only rejections by this rule (e.g. too_similar).")]
+SearchQ = Annotated[Text | None, Query(max_length=500, description="Case-insensitive text search.")]
+LimitQ = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+OffsetQ = Annotated[int, Query(ge=0, le=2**31)]
+
+
+def _like(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _instances_of(session: Session, ids: list[int]) -> dict[int, list[InstanceOut]]:
+    out: dict[int, list[InstanceOut]] = defaultdict(list)
+    if ids:
+        rows = session.exec(select(Instance).where(Instance.instruction_id.in_(ids))
+                            .order_by(Instance.instruction_id, Instance.position)).all()
+        for r in rows:
+            out[r.instruction_id].append(InstanceOut.model_validate(r.model_dump()))
+    return out
+
+
+@router.get("/instructions", summary="The job's candidate instructions, with fate, rule and instances")
+def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
+                      q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0) -> Page[InstructionOut]:
+    owned(session, Job, job_id, owner, "job")
+    query = select(Instruction).where(Instruction.job_id == job_id)
+    if fate is not None:
+        query = query.where(Instruction.fate == fate.value)
+    if rule is not None:
+        query = query.where(Instruction.rule == rule)
+    if q:
+        query = query.where(Instruction.instruction.ilike(_like(q), escape="\\"))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Instruction.seq).offset(offset).limit(limit)).all()
+    instances = _instances_of(session, [r.id for r in rows])
+    items = [InstructionOut(**r.model_dump(), instances=instances.get(r.id, [])) for r in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/instances", summary="The job's instances (input/output pairs), with fate and rule")
+def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
+                   q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0) -> Page[InstanceWithInstruction]:
+    owned(session, Job, job_id, owner, "job")
+    query = select(Instance, Instruction.instruction).join(Instruction, Instance.instruction_id == Instruction.id) \
+        .where(Instance.job_id == job_id)
+    if fate is not None:
+        query = query.where(Instance.fate == fate.value)
+    if rule is not None:
+        query = query.where(Instance.rule == rule)
+    if q:
+        pattern = _like(q)
+        query = query.where(Instance.input.ilike(pattern, escape="\\") | Instance.output.ilike(pattern, escape="\\")
+                            | Instruction.instruction.ilike(pattern, escape="\\"))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Instruction.seq, Instance.position).offset(offset).limit(limit)).all()
+    items = [InstanceWithInstruction(**inst.model_dump(), instruction=text) for inst, text in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,56 @@
+"""Shared field types and the page envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, Field
+
+MAX_ID = 2**31 - 1
+MAX_PAGE = 500
+
+T = TypeVar("T")
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which cannot be stored")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; ask for the next with `offset=offset+limit` while it is below `total`."""
+
+    items: list[T]
+    total: int = Field(description="Items matching the filters, all pages together.")
+    limit: int
+    offset: int
+
+
+class ErrorBody(BaseModel):
+    """Every error: what is wrong, and where."""
+
+    detail: str = Field(examples=["no job with id 7"])
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(examples=[["body", "params", "target"]])
+    msg: str = Field(examples=["Input should be less than or equal to 1000000"])
+    type: str = Field(examples=["less_than_equal"])
+
+
+class ValidationErrorBody(ErrorBody):
+    """A 422: `detail` sums up `errors`, one per bad field."""
+
+    errors: list[FieldError]
+
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    401: {"model": ErrorBody, "description": "No API key, or a bad or revoked one."},
+    404: {"model": ErrorBody, "description": "No such resource (or not yours)."},
+    422: {"model": ValidationErrorBody, "description": "Bad input; `errors` names each bad field."},
+}

@@ -1,0 +1,32 @@
+"""Export bodies: a job's curated data written in a trainer's format."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.schemas.common import Id
+
+ExportFormat = Literal["alpaca", "messages", "prompt-completion"]
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"job_id": 1, "format": "messages"}]})
+    job_id: Id
+    format: ExportFormat = Field(
+        default="alpaca",
+        description="alpaca (JSON list), messages (JSONL, chat turns) or prompt-completion (JSONL).",
+    )
+
+
+class ExportOut(BaseModel):
+    id: int
+    job_id: int
+    format: str
+    rows: int = Field(description="Curated examples written.")
+    bytes: int
+    filename: str
+    download_url: str
+    created_at: datetime

@@ -1,0 +1,107 @@
+"""Job bodies: what to run, and a job with its live counters and progress."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.schemas.common import Id
+from app.models import Job, JobStatus
+
+
+class JobCreate(BaseModel):
+    """A job to run. `kind` picks the method; `params` are that method's parameters.
+
+    * `self_instruct`: needs `seed_set_id`; params: the Self-Instruct parameters;
+    * `evol_instruct`: needs `seed_set_id` or `source_job_id`;
+    * `sft`: trains on `source_job_id`'s curated data or on `export_id`; params: the
+      trainer's settings.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"kind": "self_instruct", "seed_set_id": 1, "params": {"target": 100, "seed": 7}},
+                {"kind": "sft", "source_job_id": 1, "params": {"method": "lora", "max_steps": 200}},
+            ]
+        },
+    )
+    kind: str = Field(max_length=32, description="self_instruct, evol_instruct or sft.", examples=["self_instruct"])
+    seed_set_id: Id | None = None
+    source_job_id: Id | None = Field(default=None, description="Evol-Instruct's or SFT's source job.")
+    export_id: Id | None = Field(default=None, description="SFT only: train on this export's file.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Method parameters; unset ones take the defaults.")
+
+
+class JobProgress(BaseModel):
+    """Where a job stands: `done` of `target` (curated instructions, or training steps)."""
+
+    target: int | None
+    done: int
+    percent: float | None
+    elapsed_s: float | None
+    rate_per_min: float | None = Field(description="Curated instructions (or steps) per minute so far.")
+    eta_s: float | None = Field(description="Seconds left at the current rate; None when unknown or finished.")
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    status: str = Field(examples=["running"])
+    seed_set_id: int | None
+    source_job_id: int | None
+    params: dict[str, Any]
+    counters: dict[str, Any] = Field(
+        description="Generation: generated, accepted, rejected (per rule), instances, instances_rejected, "
+        "llm_requests, llm_errors, llm_retries, prompt_tokens, completion_tokens. "
+        "Training: stage, step, max_steps, loss, eta_s."
+    )
+    result: dict[str, Any]
+    error: str | None
+    cancel_requested: bool
+    attempts: int
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    progress: JobProgress
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        data = job.model_dump()
+        return cls(**{k: data[k] for k in cls.model_fields if k != "progress"}, progress=progress_of(job))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone; we store UTC
+    return moment
+
+
+def progress_of(job: Job) -> JobProgress:
+    counters = job.counters or {}
+    if job.kind == "sft":
+        target, done = counters.get("max_steps"), int(counters.get("step") or 0)
+    else:
+        target, done = job.params.get("target"), int(counters.get("accepted") or 0)
+    started, finished = _aware(job.started_at), _aware(job.finished_at)
+    elapsed = ((finished or datetime.now(timezone.utc)) - started).total_seconds() if started else None
+    rate = done / elapsed * 60 if elapsed and elapsed > 0 else None
+    eta = None
+    if not JobStatus(job.status).finished and target:
+        if job.kind == "sft" and counters.get("eta_s") is not None:
+            eta = float(counters["eta_s"])
+        elif rate:
+            eta = max(0, target - done) / rate * 60
+    return JobProgress(
+        target=target,
+        done=done,
+        percent=round(min(100.0, 100 * done / target), 1) if target else None,
+        elapsed_s=round(elapsed, 1) if elapsed is not None else None,
+        rate_per_min=round(rate, 2) if rate is not None else None,
+        eta_s=round(eta, 1) if eta is not None else None,
+    )

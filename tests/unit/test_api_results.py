@@ -1,0 +1,105 @@
+"""A job's results over HTTP: instructions and instances paged, filtered by fate and rule,
+searched by text; exports written in each format, listed and downloaded."""
+
+import json
+
+import pytest
+
+from app.core import export, store
+from app.core.candidates import CandidateRecord
+from app.core.filters.heuristics import InstanceCandidate
+from app.db import session_scope
+from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401
+
+SEEDS = "".join(f'{{"instruction": "Seed task number {i} asks for something."}}\n' for i in range(8))
+
+
+@pytest.fixture
+def job(api, pg_url):
+    seed_set = api.ok("post", "/api/v1/seed-sets", 201, json={"name": "s", "content": SEEDS})["id"]
+    job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "self_instruct", "seed_set_id": seed_set,
+                                                   "params": {"target": 3}})
+    store_candidates(pg_url, job["id"], [
+        CandidateRecord("Write a haiku about rain.", True, in_pool=True, max_rouge_l=0.2,
+                        most_similar=[{"instruction": "Seed task number 1 asks for something.", "rouge_l": 0.2}],
+                        instances=[InstanceCandidate("", "Rain on the roof."), InstanceCandidate("", "", rule="empty_output")]),
+        CandidateRecord("Draw a map of the town.", False, rule="blacklist"),
+        CandidateRecord("Convert 100% to a fraction.", True, in_pool=True,
+                        instances=[InstanceCandidate("100%", "1/1"), InstanceCandidate("50%", "1/2")]),
+        CandidateRecord("Write a haiku about rain!", False, rule="too_similar", max_rouge_l=0.9),
+        CandidateRecord("Write a poem_with_underscores.", False, rule="too_similar", max_rouge_l=0.8),
+    ])
+    return job["id"]
+
+
+def items(page):
+    return [i["instruction"] for i in page["items"]]
+
+
+def test_instructions_filtered_paged_and_searched(api, job):
+    everything = api.ok("get", f"/api/v1/jobs/{job}/instructions")
+    assert everything["total"] == 5 and [i["seq"] for i in everything["items"]] == [1, 2, 3, 4, 5]
+    first = everything["items"][0]
+    assert first["fate"] == "accepted" and first["in_pool"] and first["max_rouge_l"] == 0.2
+    assert [(i["output"], i["fate"], i["rule"]) for i in first["instances"]] == [
+        ("Rain on the roof.", "accepted", None), ("", "rejected", "empty_output")]
+    assert items(api.ok("get", f"/api/v1/jobs/{job}/instructions?fate=accepted")) == [
+        "Write a haiku about rain.", "Convert 100% to a fraction."]
+    rejected = api.ok("get", f"/api/v1/jobs/{job}/instructions?fate=rejected&rule=too_similar")
+    assert rejected["total"] == 2 and {i["rule"] for i in rejected["items"]} == {"too_similar"}
+    assert items(api.ok("get", f"/api/v1/jobs/{job}/instructions?q=HAIKU")) == [
+        "Write a haiku about rain.", "Write a haiku about rain!"]
+    assert items(api.ok("get", f"/api/v1/jobs/{job}/instructions?q=100%25")) == ["Convert 100% to a fraction."]
+    assert items(api.ok("get", f"/api/v1/jobs/{job}/instructions?q=m_w")) == ["Write a poem_with_underscores."]
+    assert api.ok("get", f"/api/v1/jobs/{job}/instructions?q=%25%25")["total"] == 0  # % is literal
+    pages = [api.ok("get", f"/api/v1/jobs/{job}/instructions?limit=2&offset={o}") for o in (0, 2, 4)]
+    assert [i["seq"] for p in pages for i in p["items"]] == [1, 2, 3, 4, 5]
+    for query in ("fate=maybe", "limit=501", "offset=-3", "q=" + "x" * 501, "q=a%00b"):
+        response = api.get(f"/api/v1/jobs/{job}/instructions?{query}")
+        assert response.status_code == 422, (query, response.text)
+    assert api.get("/api/v1/jobs/4242/instructions").status_code == 404
+
+
+def test_instances_filtered_and_searched(api, job):
+    everything = api.ok("get", f"/api/v1/jobs/{job}/instances")
+    assert everything["total"] == 4
+    kept = api.ok("get", f"/api/v1/jobs/{job}/instances?fate=accepted")
+    assert [(i["instruction"], i["input"], i["output"]) for i in kept["items"]] == [
+        ("Write a haiku about rain.", "", "Rain on the roof."),
+        ("Convert 100% to a fraction.", "100%", "1/1"),
+        ("Convert 100% to a fraction.", "50%", "1/2")]
+    assert api.ok("get", f"/api/v1/jobs/{job}/instances?rule=empty_output")["total"] == 1
+    assert [i["output"] for i in api.ok("get", f"/api/v1/jobs/{job}/instances?q=50%25")["items"]] == ["1/2"]
+
+
+@pytest.mark.parametrize("fmt", export.FORMATS)
+def test_exports_in_every_format(api, job, pg_url, api_settings, fmt):
+    created = api.ok("post", "/api/v1/exports", 201, json={"job_id": job, "format": fmt})
+    assert created["rows"] == 3 and created["format"] == fmt and created["job_id"] == job
+    downloaded = api.get(created["download_url"])
+    assert downloaded.status_code == 200, downloaded.text
+    with session_scope(pg_url) as session:
+        expected = export.render(store.curated_examples(session, job), fmt)
+    assert downloaded.text == expected and created["bytes"] == len(expected.encode())
+    assert f'filename="{created["filename"]}"' in downloaded.headers["content-disposition"]
+    exports_dir = api_settings.data_dir / "exports"
+    assert [p.name for p in exports_dir.iterdir()] == [created["filename"]]  # no temporary left behind
+    if fmt == "alpaca":
+        assert [r["output"] for r in json.loads(downloaded.text)] == ["Rain on the roof.", "1/1", "1/2"]
+
+
+def test_export_list_get_and_bad_requests(api, job, api_settings):
+    a = api.ok("post", "/api/v1/exports", 201, json={"job_id": job})
+    b = api.ok("post", "/api/v1/exports", 201, json={"job_id": job, "format": "prompt-completion"})
+    listed = api.ok("get", f"/api/v1/exports?job_id={job}")
+    assert listed["total"] == 2 and [e["id"] for e in listed["items"]] == [b["id"], a["id"]]
+    assert api.ok("get", f"/api/v1/exports/{a['id']}") == a
+    for body, fragment in (({"job_id": job, "format": "parquet"}, "body.format"), ({"job_id": 999}, "no job with id 999"),
+                           ({"format": "alpaca"}, "body.job_id: Field required"),
+                           ({"job_id": job, "path": "/etc/passwd"}, "body.path: Extra inputs")):
+        response = api.post("/api/v1/exports", json=body)
+        assert response.status_code == 422 and fragment in response.json()["detail"], response.text
+    (api_settings.data_dir / "exports" / a["filename"]).unlink()
+    gone = api.get(a["download_url"])
+    assert gone.status_code == 410 and "create a new export" in gone.json()["detail"]
+    assert api.get("/api/v1/exports/31337/download").status_code == 404

@@ -1,0 +1,77 @@
+"""The Celery app: Redis broker, late acks, one job per worker slot, two queues.
+
+A job's SQL row is the source of truth, not the message: a task only names a job id and
+`runner.run_job` claims the job, so a message delivered twice (a redelivery after a
+worker died, a re-enqueue by the reaper) is harmless. Hence:
+
+* `task_acks_late` + `task_reject_on_worker_lost`: a message is acknowledged only when
+  its job has ended, so a worker that dies does not lose it;
+* `worker_prefetch_multiplier=1`: a worker holds no job it cannot start yet;
+* no result backend: results live in SQL (`job.result`, `job.counters`).
+
+Queues: `generation` (Self-Instruct, Evol-Instruct; the LLM does the work) and `training`
+(SFT; CPU/GPU heavy), so each runs on workers sized for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+GENERATION_QUEUE = "generation"
+TRAINING_QUEUE = "training"
+QUEUES = (GENERATION_QUEUE, TRAINING_QUEUE)
+REAPER_TASK = "sprout.reap_stale_jobs"
+
+
+def queue_for(kind: str) -> str:
+    """The queue a job kind runs on."""
+    return TRAINING_QUEUE if kind == "sft" else GENERATION_QUEUE
+
+
+def task_for(kind: str) -> str:
+    """The task name that runs a job kind (one small task per kind, see `workers.tasks`)."""
+    return f"sprout.job.{kind}"
+
+
+def make_celery(settings: Any) -> Celery:
+    """A Celery app configured from `settings` (broker = `settings.redis_url`)."""
+    app = Celery("sprout", broker=settings.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_queues=[Queue(q, routing_key=q) for q in QUEUES],
+        task_default_queue=GENERATION_QUEUE,
+        task_routes={task_for("sft"): {"queue": TRAINING_QUEUE}},
+        worker_concurrency=settings.worker_concurrency,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.readiness_timeout_s,
+        task_serializer="json",
+        accept_content=["json"],
+        beat_schedule={
+            "reap-stale-jobs": {"task": REAPER_TASK, "schedule": settings.reaper_interval_s,
+                                "options": {"queue": GENERATION_QUEUE, "expires": settings.reaper_interval_s}},
+        },
+    )
+    return app
+
+
+def enqueue(celery: Celery, job_id: int, kind: str) -> None:
+    """Send a job to its queue. Raises kombu/redis errors when the broker is unreachable."""
+    celery.send_task(task_for(kind), args=[job_id], queue=queue_for(kind),
+                     retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
+
+
+def _default_app() -> Celery:
+    from app.settings import get_settings
+
+    return make_celery(get_settings())
+
+
+# `celery -A workers.celery_app worker` and `sprout worker` use this app.
+app = _default_app()
