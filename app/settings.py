@@ -26,7 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from app.core.params import SelfInstructParams
+from app.core.params import EvolInstructParams, SelfInstructParams
 
 
 def _default_data_dir() -> Path:
@@ -119,6 +119,7 @@ class Settings(BaseSettings):
 
     # --- method defaults ---------------------------------------------------------------
     self_instruct: SelfInstructParams = Field(default_factory=SelfInstructParams)
+    evol_instruct: EvolInstructParams = Field(default_factory=EvolInstructParams)
 
     # --- the service (API, workers, beat) ------------------------------------------------
     api_host: str = Field(default="127.0.0.1", description="Address `sprout api` listens on.")

@@ -9,6 +9,8 @@ Sources: Self-Instruct (Wang et al., 2022) and its reference code; see
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # The paper's word blacklist (Self-Instruct, section 2.3 and the reference code).
@@ -91,4 +93,93 @@ class SelfInstructParams(BaseModel):
             raise ValueError("min_words must not exceed max_words")
         if self.stop_at_item <= self.prompt_instructions + 1:
             raise ValueError("stop_at_item must leave room for at least one new item")
+        return self
+
+
+# Evol-Instruct's operations: five in-depth rewrites and the in-breadth one (WizardLM, §3).
+EVOL_OPERATIONS = (
+    "add_constraints",
+    "deepening",
+    "concretizing",
+    "increased_reasoning_steps",
+    "complicate_input",
+    "in_breadth",
+)
+
+
+class EvolInstructParams(BaseModel):
+    """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
+
+    Sampling values follow the reference code (temperature 1, top_p 0.95); the token
+    limits are Sprout's (the reference asks for 2048 tokens, far more than a rewrite that
+    may add only 10 to 20 words needs).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rounds: int = Field(default=4, ge=1, le=20, description="Evolution rounds (the paper: 4).")
+    operations: dict[str, float] = Field(
+        default_factory=lambda: {op: 1.0 for op in EVOL_OPERATIONS},
+        description="Operation name -> weight; one operation is drawn by weight per evolution. "
+        "Leave one out (or weight it 0) to never run it.",
+    )
+    max_pool: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="Evolve only the first N instructions of the source (None: all of them).",
+    )
+    # evolution (rewrite) requests
+    temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a rewrite (reference code: 1).")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a rewrite (reference code: 0.95).")
+    max_tokens: int = Field(
+        default=512, ge=1, le=8192,
+        description="Token limit of a rewrite; a rewrite that hits it fails as 'truncated_evolution'.",
+    )
+    # response requests
+    response_temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a response.")
+    response_top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a response.")
+    response_max_tokens: int = Field(
+        default=1024, ge=4, le=32768,
+        description="Token limit of a response; a response that hits it fails as 'truncated_response'.",
+    )
+    # elimination
+    judge_max_tokens: int = Field(default=4, ge=1, le=64, description="Token limit of the judge's Equal / Not Equal answer (temperature 0).")
+    judge_unparseable: Literal["keep", "reject"] = Field(
+        default="keep",
+        description="What a judge answer other than Equal / Not Equal does: keep the evolution "
+        "(rule 1 needs a positive 'Equal') or reject it as 'judge_unparseable'.",
+    )
+    sorry_max_words: int = Field(
+        default=80, ge=1, le=10_000, description="Rule 2: a response containing 'sorry' with fewer words than this fails."
+    )
+    rouge_l_threshold: float = Field(
+        default=0.7, gt=0, le=1,
+        description="Reject when the max ROUGE-L F against the pool, less the candidate's own ancestors, is above this.",
+    )
+    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
+    mean_similarity_sample: int = Field(
+        default=1000, ge=0, le=100_000,
+        description="Pool entries sampled to estimate an accepted instruction's mean ROUGE-L (0: off).",
+    )
+    # near-duplicates (MinHash LSH over instruction + response), as in Self-Instruct
+    near_duplicate_threshold: float = Field(
+        default=0.9, ge=0, le=1,
+        description="Reject an evolved example whose word-shingle Jaccard with a kept example is at least this (0: off).",
+    )
+    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    dedup_namespace: str | None = Field(
+        default=None, max_length=200,
+        description="Name of a near-duplicate index shared with other jobs (default: this job's own).",
+    )
+    # reproducibility
+    seed: int | None = Field(default=None, description="Seeds operation choice and each request.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "EvolInstructParams":
+        unknown = sorted(set(self.operations) - set(EVOL_OPERATIONS))
+        if unknown:
+            raise ValueError(f"unknown operation(s) {', '.join(unknown)}; known: {', '.join(EVOL_OPERATIONS)}")
+        if any(w < 0 for w in self.operations.values()):
+            raise ValueError("operation weights must not be negative")
+        if not any(w > 0 for w in self.operations.values()):
+            raise ValueError("at least one operation needs a positive weight")
         return self

@@ -33,10 +33,11 @@ from sqlmodel import Session
 
 from app.core import store
 from app.core.candidates import CandidateRecord, Method, StoredCandidate
+from app.core.evol_job import build_evol_instruct
 from app.core.filters.dedup import DedupError, NearDupIndex
 from app.core.llm.client import LLMClient, LLMError
 from app.core.llm.embedded import EmbeddedServer
-from app.core.params import SelfInstructParams
+from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.self_instruct import SelfInstruct
 from app.db import get_engine, session_scope
 from app.models import Job, JobStatus, utcnow
@@ -89,7 +90,10 @@ def near_duplicate_index(params: Any, job_id: int, settings: Any) -> NearDupInde
         raise JobInputError(str(exc)) from None
 
 
-METHODS: dict[str, MethodSpec] = {"self_instruct": MethodSpec(SelfInstructParams, _build_self_instruct)}
+METHODS: dict[str, MethodSpec] = {
+    "self_instruct": MethodSpec(SelfInstructParams, _build_self_instruct),
+    "evol_instruct": MethodSpec(EvolInstructParams, build_evol_instruct),
+}
 
 
 def register_method(kind: str, spec: MethodSpec) -> None:

@@ -1,0 +1,155 @@
+"""Evol-Instruct's elimination rules and the judge's answer parser, on hand-written cases."""
+
+import pytest
+
+from app.core.evol_rules import (
+    ELIMINATION_RULES,
+    EVOL_RULES,
+    STOP_WORDS,
+    copies_scaffolding,
+    parse_judge,
+    same_text,
+    sorry_response,
+    stopwords_only,
+)
+
+
+# --- rule 1: no information gain ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ("Equal", True),
+        (" Equal", True),
+        ("equal.", True),
+        ("EQUAL!", True),
+        ("Not Equal", False),
+        (" not equal", False),
+        ("Not  Equal.", False),
+        ("Not Equal\nFirst: something else", False),  # only the first line is the answer
+    ],
+)
+def test_judge_answers_that_parse(answer, verdict):
+    assert parse_judge(answer) is verdict
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "",
+        "   \n",
+        "Yes",
+        "No",
+        "Unequal",
+        "NotEqual",
+        "Equal Equal",
+        "Equal, because both ask the same",
+        "Not",
+        "The two are Equal",
+        "Equal?",
+        "Not Equal..",
+        "Not Equal Not",
+    ],
+)
+def test_malformed_judge_answers_are_unparseable(answer):
+    assert parse_judge(answer) is None
+
+
+def test_judge_answer_may_end_with_one_full_stop_then_a_newline():
+    assert parse_judge("Equal.\n") is True
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Explain why the sky is blue.", "Explain why the sky is blue.", True),
+        ("Explain why the sky is blue.", "  explain why the  SKY is blue", True),
+        ("Explain why the sky is blue.", "Explain why the sky is blue at noon.", False),
+        ("Convert 26.2 miles\nto km", "Convert 26.2 miles to km.", True),
+    ],
+)
+def test_an_unchanged_copy_is_the_same_text(a, b, same):
+    assert same_text(a, b) is same
+
+
+# --- rule 2: sorry ---------------------------------------------------------------------------
+def test_sorry_in_a_short_response_fails():
+    assert sorry_response("I'm sorry, but I cannot answer that.")
+    assert sorry_response("SORRY. No idea.")
+    assert sorry_response("Sorrybut that is not possible.")  # "contains", as the paper says
+
+
+def test_sorry_in_a_long_response_passes():
+    long = "I am sorry to hear about your trip. " + " ".join(["word"] * 80)
+    assert len(long.split()) >= 80
+    assert not sorry_response(long)
+
+
+def test_the_word_limit_is_strict_and_configurable():
+    seventy_nine = "sorry " + " ".join(["x"] * 78)
+    eighty = "sorry " + " ".join(["x"] * 79)
+    assert sorry_response(seventy_nine) and not sorry_response(eighty)
+    assert not sorry_response(seventy_nine, max_words=10)
+
+
+def test_a_response_without_sorry_passes():
+    assert not sorry_response("Paris is the capital of France.")
+
+
+# --- rule 3: only punctuation and stop words ------------------------------------------------
+@pytest.mark.parametrize(
+    "response",
+    ["", "   ", "...", "!?;:-- ", "The.", "it is what it is", "And so, then... it was!", "Don't.", "You’re not"],
+)
+def test_stop_words_and_punctuation_only_fail(response):
+    assert stopwords_only(response)
+
+
+@pytest.mark.parametrize(
+    "response", ["Paris.", "It is 42.", "The answer: yes", "the the the cat", "1. Boots 2. Socks", "Où?"]
+)
+def test_a_content_word_or_number_passes(response):
+    assert not stopwords_only(response)
+
+
+def test_the_stop_word_list_is_nltks_english_list():
+    assert len(STOP_WORDS) == 179
+    assert {"the", "a", "and", "wouldn't", "ourselves"} <= STOP_WORDS
+    assert "yes" not in STOP_WORDS and "sorry" not in STOP_WORDS
+
+
+# --- rule 4: prompt scaffolding -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "#Rewritten Prompt#: Write a poem about the sea in four stanzas.",
+        "Here is the rewritten prompt: write a poem.",
+        "Rewrite the given prompt so it is harder.",
+        "#Given_Prompt# Write a poem.",
+        "#Created Prompt#: Describe a unicycle.",
+        "Write a poem. #Response#: The sea is blue.",
+        "#Instruction#: Name three birds.",
+        "Given-Prompt: name three birds",
+    ],
+)
+def test_scaffolding_fails(instruction):
+    assert copies_scaffolding(instruction)
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Write a poem about the sea in exactly four rhyming stanzas.",
+        "Given a list of prompts for a chatbot, rank them by clarity.",  # "given" alone is fine
+        "Explain what a prompt is in a command-line shell.",
+        "Write an instruction manual for a toaster.",
+    ],
+)
+def test_ordinary_instructions_pass(instruction):
+    assert not copies_scaffolding(instruction)
+
+
+def test_every_elimination_rule_is_a_named_rule():
+    assert set(ELIMINATION_RULES) == {
+        "no_information_gain", "sorry_response", "stopwords_only_response", "copied_scaffolding",
+    }
+    assert set(ELIMINATION_RULES) <= set(EVOL_RULES)
