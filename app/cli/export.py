@@ -8,19 +8,23 @@ import typer
 
 from app.cli.common import CliError, console, database_url
 from app.core import export as exporter
-from app.core import store
+from app.core import lineage, store
 from app.db import session_scope
 
 
-def export_job(url: str, job_id: int, fmt: str, out: Path) -> int:
+def export_job(url: str, job_id: int, fmt: str, out: Path, final_only: bool = False,
+               include_roots: bool = True) -> int:
+    """Write the job's rows; an Evol-Instruct job's rows carry their `lineage`."""
     if fmt not in exporter.FORMATS:
         raise CliError(f"unknown format {fmt!r}; use one of {', '.join(exporter.FORMATS)}")
     with session_scope(url) as session:
         try:
-            store.get_job(session, job_id)
+            job = store.get_job(session, job_id)
+            rows = lineage.export_rows(session, job, final_only=final_only, include_roots=include_roots)
         except store.NotFound as exc:
             raise CliError(str(exc)) from None
-        rows = store.curated_examples(session, job_id)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     try:
         return exporter.write(rows, fmt, out)
     except OSError as exc:
@@ -33,7 +37,16 @@ def register(cli: typer.Typer) -> None:
         job_id: int = typer.Argument(..., help="The job whose curated data to write."),
         fmt: str = typer.Option("alpaca", "--format", "-f", help="alpaca | messages | prompt-completion"),
         out: Path = typer.Option(..., "--out", "-o", help="File to write."),
+        final_only: bool = typer.Option(
+            False, "--final-only", help="Evol-Instruct: only each lineage's last surviving generation."
+        ),
+        roots: bool = typer.Option(
+            True, "--roots/--no-roots", help="Evol-Instruct: include the starting pool (round 0)."
+        ),
     ) -> None:
-        """Write a job's curated data (accepted instructions with their instances)."""
-        n = export_job(database_url(), job_id, fmt, out)
+        """Write a job's curated data (accepted instructions with their instances).
+
+        An Evol-Instruct job's rows carry `lineage`: root first, each generation's
+        instruction, operation and round. Default: every surviving generation."""
+        n = export_job(database_url(), job_id, fmt, out, final_only=final_only, include_roots=roots)
         console.print(f"wrote {n} examples to {out} ({fmt})")

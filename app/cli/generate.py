@@ -1,8 +1,9 @@
-"""`sprout generate`: run a generation job in this process, with a progress bar."""
+"""`sprout generate`: run a generation job (Self-Instruct or Evol-Instruct) in this process, with a progress bar."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from app.cli.common import CliError, console, database_url, describe_validation_error, load_settings
 from app.cli.export import export_job
-from app.core import runner, store
+from app.core import evol_job, lineage, runner, store
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.db import session_scope
 
@@ -64,9 +65,12 @@ def summary_table(job) -> Table:
     return table
 
 
-def run_with_progress(url: str, job_id: int, settings: Any, target: int) -> Any:
+def run_with_progress(url: str, job_id: int, settings: Any, target: int, label: str = "accepted",
+                      done: Callable[[dict[str, Any]], int] | None = None) -> Any:
+    """Run the job here; the bar counts `done(counters)` (default: accepted) of `target`."""
+    done = done or (lambda c: c.get("accepted", 0))
     progress = Progress(
-        TextColumn("[bold]accepted"),
+        TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -82,64 +86,158 @@ def run_with_progress(url: str, job_id: int, settings: Any, target: int) -> Any:
             now = time.monotonic()
             if now - last[0] >= 0.2:
                 last[0] = now
-                progress.update(bar, completed=counters.get("accepted", 0), line=_progress_line(counters))
+                progress.update(bar, completed=done(counters), line=_progress_line(counters))
 
         job = runner.run_job(url, job_id, settings, progress=update)
-        progress.update(bar, completed=job.counters.get("accepted", 0), line=_progress_line(job.counters))
+        progress.update(bar, completed=done(job.counters), line=_progress_line(job.counters))
     return job
+
+
+def evolutions_done(counters: dict[str, Any]) -> int:
+    """Evolutions decided so far, kept or failed (every one has an operation)."""
+    return sum(f.get("accepted", 0) + f.get("rejected", 0) for f in counters.get("operations", {}).values())
+
+
+METHODS = {"self-instruct": "self_instruct", "evol-instruct": "evol_instruct"}
 
 
 def register(cli: typer.Typer) -> None:
     @cli.command("generate")
     def generate(
+        method: str = typer.Option("self-instruct", "--method", "-m", help="self-instruct | evol-instruct"),
         seeds: Path = typer.Option(DEFAULT_SEEDS, "--seeds", "-s", help="Seed file: Self-Instruct JSONL, Alpaca JSON or CSV."),
-        target: int = typer.Option(100, "--target", "-n", help="Curated instructions to produce."),
+        source: str | None = typer.Option(
+            None, "--from", help="Evol-Instruct's pool: a seed file, or the id of a finished generation job "
+            "(its accepted instructions). Default: --seeds.",
+        ),
+        target: int | None = typer.Option(None, "--target", "-n", help="Self-Instruct: curated instructions to produce (default 100)."),
+        rounds: int | None = typer.Option(None, "--rounds", "-r", help="Evol-Instruct: evolution rounds (default 4)."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Also write the curated data here."),
         fmt: str = typer.Option("alpaca", "--format", "-f", help="alpaca | messages | prompt-completion"),
         seed: int | None = typer.Option(None, "--seed", help="Random seed (prompt sampling and requests)."),
         param: list[str] = typer.Option([], "--param", "-p", help="Any method parameter, as key=value (repeatable)."),
         examples: int = typer.Option(3, "--examples", help="Accepted examples to print at the end."),
     ) -> None:
-        """Run a Self-Instruct job here and now, and print what it produced."""
+        """Run a generation job here and now (Self-Instruct, or Evol-Instruct), and print what it produced."""
+        kind = METHODS.get(method.strip().lower().replace("_", "-"))
+        if kind is None:
+            raise CliError(f"unknown method {method!r}; use self-instruct or evol-instruct")
+        if kind == "self_instruct" and (source is not None or rounds is not None):
+            raise CliError("--from and --rounds are Evol-Instruct options; add --method evol-instruct")
+        if kind == "evol_instruct" and target is not None:
+            raise CliError("Evol-Instruct runs --rounds over its whole pool; --target is a Self-Instruct option")
+        if out is not None and fmt not in ("alpaca", "messages", "prompt-completion"):
+            raise CliError(f"unknown format {fmt!r}; use alpaca, messages or prompt-completion")
         settings = load_settings()
-        overrides = {"target": target, **_parse_overrides(param)}
+        overrides = _parse_overrides(param)
+        if kind == "self_instruct":
+            overrides["target"] = target if target is not None else overrides.get("target", 100)
+        elif rounds is not None:
+            overrides["rounds"] = rounds
         if seed is not None:
             overrides["seed"] = seed
         try:
-            params = runner.validate_params("self_instruct", overrides, settings)
+            params = runner.validate_params(kind, overrides, settings)
         except ValidationError as exc:
             raise CliError(f"bad parameter: {describe_validation_error(exc)}") from None
-        try:
-            fmt_name, tasks = load_seed_file(seeds)
-        except SeedFormatError as exc:
-            raise CliError(f"{seeds}: {exc}") from None
-        if out is not None and fmt not in ("alpaca", "messages", "prompt-completion"):
-            raise CliError(f"unknown format {fmt!r}; use alpaca, messages or prompt-completion")
-        url = database_url(settings)
-        with session_scope(url) as session:
-            seed_set = store.import_seed_set(session, seeds.name, fmt_name, tasks)
-            job = store.create_job(session, "self_instruct", params.model_dump(), seed_set_id=seed_set.id)
-            job_id = job.id
-        console.print(f"job {job_id}: Self-Instruct from {len(tasks)} seed tasks ({seeds.name}), target {params.target}")
-        job = run_with_progress(url, job_id, settings, params.target)
+        if kind == "self_instruct":
+            job_id = _create_self_instruct(settings, seeds, params)
+            job = run_with_progress(database_url(settings), job_id, settings, params.target)
+        else:
+            job_id, pool = _create_evol_instruct(settings, source, seeds, params)
+            job = run_with_progress(database_url(settings), job_id, settings, pool * params.rounds,
+                                    label="evolutions", done=evolutions_done)
         console.print(summary_table(job))
         if job.status == "failed":
             raise CliError(f"job {job_id} failed: {job.error}")
-        with session_scope(url) as session:
-            rows = store.curated_examples(session, job_id)
-        seen: set[int] = set()
-        for row in rows:
-            if len(seen) >= examples:
-                break
-            if row["id"] in seen:
-                continue
-            seen.add(row["id"])
-            console.rule(f"example (instruction #{row['id']})", style="dim")
-            console.print(f"[bold]instruction:[/] {row['instruction']}", highlight=False)
-            if row["input"]:
-                console.print(f"[bold]input:[/] {row['input']}", highlight=False)
-            console.print(f"[bold]output:[/] {row['output']}", highlight=False)
+        url = database_url(settings)
+        if kind == "self_instruct":
+            _print_examples(url, job_id, examples)
+        else:
+            _print_lineages(url, job_id, examples)
         if out is not None:
             n = export_job(url, job_id, fmt, out)
             console.print(f"wrote {n} examples to {out} ({fmt})")
         console.print(f"job id: {job_id}  (sprout jobs show {job_id} · sprout export {job_id} --format messages --out data.jsonl)")
+
+
+def _load_seeds(path: Path) -> tuple[str, list[Any]]:
+    try:
+        return load_seed_file(path)
+    except SeedFormatError as exc:
+        raise CliError(f"{path}: {exc}") from None
+
+
+def _create_self_instruct(settings: Any, seeds: Path, params: Any) -> int:
+    fmt_name, tasks = _load_seeds(seeds)
+    with session_scope(database_url(settings)) as session:
+        seed_set = store.import_seed_set(session, seeds.name, fmt_name, tasks)
+        job = store.create_job(session, "self_instruct", params.model_dump(mode="json"), seed_set_id=seed_set.id)
+        job_id = job.id
+    console.print(f"job {job_id}: Self-Instruct from {len(tasks)} seed tasks ({seeds.name}), target {params.target}")
+    return job_id
+
+
+def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params: Any) -> tuple[int, int]:
+    """Store the job (and the seed file, if the pool is one); returns (job id, pool size).
+
+    The pool is read back through the engine's own `source_pool`, so a source job that
+    cannot be evolved is refused here, before a job exists."""
+    source_job_id: int | None = None
+    path: Path | None = None
+    if source is not None and source.strip().isdigit():
+        source_job_id = int(source)
+    else:
+        path = Path(source) if source is not None else seeds
+    loaded = _load_seeds(path) if path is not None else None
+    with session_scope(database_url(settings)) as session:
+        seed_set_id = None
+        if path is not None and loaded is not None:
+            seed_set_id = store.import_seed_set(session, path.name, *loaded).id
+        elif source_job_id is not None:
+            try:
+                store.get_job(session, source_job_id)
+            except store.NotFound:
+                raise CliError(f"source job {source_job_id} does not exist") from None
+        job = store.create_job(session, "evol_instruct", params.model_dump(mode="json"),
+                               seed_set_id=seed_set_id, source_job_id=source_job_id)
+        try:
+            pool = len(evol_job.source_pool(session, job))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        job_id = job.id
+    pool = min(pool, params.max_pool or pool)
+    where = f"job {source_job_id}'s accepted instructions" if source_job_id is not None else f"{path.name}"
+    console.print(f"job {job_id}: Evol-Instruct of {pool} instructions ({where}), {params.rounds} rounds")
+    return job_id, pool
+
+
+def _print_examples(url: str, job_id: int, examples: int) -> None:
+    with session_scope(url) as session:
+        rows = store.curated_examples(session, job_id)
+    seen: set[int] = set()
+    for row in rows:
+        if len(seen) >= examples:
+            break
+        if row["id"] in seen:
+            continue
+        seen.add(row["id"])
+        console.rule(f"example (instruction #{row['id']})", style="dim")
+        console.print(f"[bold]instruction:[/] {row['instruction']}", highlight=False)
+        if row["input"]:
+            console.print(f"[bold]input:[/] {row['input']}", highlight=False)
+        console.print(f"[bold]output:[/] {row['output']}", highlight=False)
+
+
+def _print_lineages(url: str, job_id: int, examples: int) -> None:
+    """A few lineages' last survivors, with the chain of rewrites that led to them."""
+    with session_scope(url) as session:
+        rows = lineage.lineage_examples(session, job_id, final_only=True, include_roots=False)
+    for row in rows[:examples]:
+        console.rule(f"lineage of instruction #{row['id']}", style="dim")
+        for step in row["lineage"]:
+            how = "root" if step["operation"] is None else step["operation"]
+            console.print(f"[bold]round {step['round']} ({how}):[/] {step['instruction']}", highlight=False)
+        console.print(f"[bold]response:[/] {row['output']}", highlight=False)
+    if not rows:
+        console.print("no evolution survived (see the rejection rules above)")

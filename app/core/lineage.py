@@ -1,0 +1,84 @@
+"""A job's curated rows with their lineage: how each instruction was evolved from its root.
+
+Evol-Instruct stores every generation: the roots (round 0, the pool it started from) and
+each evolution with its parent, operation and round. The survivors of one lineage form a
+chain root -> round 1 -> ... -> its tip (a failed evolution leaves the chain as it was).
+The export default is every surviving generation, roots included, as in the paper (whose
+dataset is the starting pool plus every round's survivors); `final_only` keeps each
+lineage's last surviving generation (the root itself when every evolution of it failed),
+and `include_roots=False` leaves round 0 out.
+
+Works for any generation job: a Self-Instruct job's instructions are all roots.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from app.models import Fate, Instance, Instruction
+
+
+def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
+                     include_roots: bool = True) -> list[dict[str, Any]]:
+    """Rows `{"id", "instruction", "input", "output", "lineage"}`, one per accepted instance
+    of a chosen instruction, in the job's order. `lineage` is the list, root first and the
+    row's own instruction last, of `{"instruction", "operation", "round"}` (the root's
+    operation is None and its round 0)."""
+    rows = session.exec(
+        select(Instruction.id, Instruction.instruction, Instruction.parent_id, Instruction.operation,
+               Instruction.round, Instruction.fate)
+        .where(Instruction.job_id == job_id)
+        .order_by(Instruction.seq)
+    ).all()
+    by_id = {r.id: r for r in rows}
+    accepted = [r for r in rows if r.fate == Fate.accepted.value]
+    chosen = _tips(accepted) if final_only else accepted
+    if not include_roots:
+        chosen = [r for r in chosen if r.parent_id is not None]
+    chains = {r.id: _chain(r, by_id) for r in chosen}
+    instances = session.exec(
+        select(Instance.instruction_id, Instance.input, Instance.output)
+        .where(Instance.job_id == job_id, Instance.fate == Fate.accepted.value)
+        .order_by(Instance.instruction_id, Instance.position)
+    ).all()
+    by_instruction: dict[int, list[Any]] = {}
+    for inst in instances:
+        by_instruction.setdefault(inst.instruction_id, []).append(inst)
+    out = []
+    for r in chosen:
+        for inst in by_instruction.get(r.id, []):
+            out.append({"id": r.id, "instruction": r.instruction, "input": inst.input, "output": inst.output,
+                        "lineage": chains[r.id]})
+    return out
+
+
+def _tips(accepted: list[Any]) -> list[Any]:
+    """The accepted rows no accepted row names as parent: each lineage's last survivor."""
+    parents = {r.parent_id for r in accepted if r.parent_id is not None}
+    return [r for r in accepted if r.id not in parents]
+
+
+def _chain(row: Any, by_id: dict[int, Any]) -> list[dict[str, Any]]:
+    chain = []
+    seen: set[int] = set()
+    while row is not None and row.id not in seen:
+        seen.add(row.id)
+        chain.append({"instruction": row.instruction, "operation": row.operation, "round": row.round})
+        row = by_id.get(row.parent_id) if row.parent_id is not None else None
+    return chain[::-1]
+
+
+def export_rows(session: Session, job: Any, *, final_only: bool = False,
+                include_roots: bool = True) -> list[dict[str, Any]]:
+    """What an export of `job` writes, for the CLI and the API alike: an Evol-Instruct
+    job's rows with their lineage (`lineage_examples`), any other job's curated rows as
+    they are. Raises ValueError when generation options are asked of another kind."""
+    if job.kind == "evol_instruct":
+        return lineage_examples(session, job.id, final_only=final_only, include_roots=include_roots)
+    if final_only or not include_roots:
+        raise ValueError(f"job {job.id} is a {job.kind} job: final-only and no-roots apply to evol_instruct jobs")
+    from app.core import store
+
+    return store.curated_examples(session, job.id)
