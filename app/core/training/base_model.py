@@ -84,12 +84,14 @@ def convert_gguf(gguf_path: Path, cache_dir: Path) -> Path:
         (tmp / _COMPLETE_MARKER).write_text(
             json.dumps({"source": gguf_path.name, "sha256": sha}, indent=2), encoding="utf-8"
         )
-        if target.exists():  # an unfinished folder from an older crash, or another process won
-            if (target / _COMPLETE_MARKER).is_file():
-                shutil.rmtree(tmp, ignore_errors=True)
-                return target
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if target.exists() and not (target / _COMPLETE_MARKER).is_file():
+            shutil.rmtree(target)  # an unfinished folder left by an older crash
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / _COMPLETE_MARKER).is_file():
+                raise
+            # another process finished the same conversion first: use its folder
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

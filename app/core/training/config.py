@@ -57,7 +57,11 @@ class TrainParams(BaseModel):
     adam_beta2: float = Field(default=0.999, ge=0, lt=1)
     adam_epsilon: float = Field(default=1e-8, gt=0)
     max_grad_norm: float = Field(default=1.0, ge=0, description="Gradient clipping; 0 disables it.")
-    batch_size: int = Field(default=8, ge=1, le=4096, description="Sequences per device per micro-batch.")
+    batch_size: int = Field(
+        default=8, ge=1, le=4096,
+        description="Sequences per device per step (with packing: packed rows of `max_length` tokens; "
+        "without a flash-attention kernel they go one per micro-step, accumulated).",
+    )
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096)
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute activations in backward: less memory, ~20-30% slower."

@@ -63,6 +63,7 @@ def run_training(
 
 def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: "_Notifier") -> dict[str, Any]:
     import torch
+    from accelerate import PartialState
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -91,7 +92,8 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: "_Notifier")
         log_path.unlink(missing_ok=True)
 
     notify.stage("base_model")
-    folder = resolve_base_model(params.base_model, params.model_cache_dir)
+    with PartialState().main_process_first():  # under `accelerate launch`, convert a GGUF once
+        folder = resolve_base_model(params.base_model, params.model_cache_dir)
     model, tokenizer = load_model_and_tokenizer(folder, torch.float32, params.attn_implementation)
     eval_source, tasks = load_eval_tasks(params.eval_tasks, params.eval_max_tasks, params.seed, train, held_out)
     mode = mask_mode(tokenizer, params)
