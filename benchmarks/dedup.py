@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from datasketch import MinHash, MinHashLSH  # noqa: E402
 
-from app.core.filters.dedup import NearDupIndex, ShingleHasher, example_text  # noqa: E402
+from app.core.filters.dedup import NearDupIndex, ShingleHasher, example_text, lsh_params  # noqa: E402
 
 SEED_FILES = [ROOT.parent / "shared" / "reference" / "self_instruct_seed_tasks.jsonl", ROOT / "seeds" / "default.jsonl"]
 WORD = re.compile(r"\w+")
@@ -109,7 +109,7 @@ def build_corpus(n: int, threshold: float, seed: int) -> tuple[list[str], list[t
         if r < 0.05:
             planted.append((len(docs) - 1, len(docs), 1.0))
             docs.append("  " + doc.replace(" ", "  "))
-        elif r < 0.25 or r < 0.35:
+        elif r < 0.35:
             low, high = (threshold, 1.0) if r < 0.25 else (0.5, threshold - 0.05)
             made = edit_down(rng, doc, low, high, vocab)
             if made:
@@ -209,6 +209,7 @@ def main() -> None:
     reported, _ = runs[-1]
     sprout_s = statistics.median(r[1] for r in runs)
     sp_p, sp_r = score(reported, docs_shingles, planted, t)
+    sprout_bands, sprout_rows = lsh_params(t, p)
 
     n = len(docs)
     print("\n  signatures (hashing only):")
@@ -218,7 +219,7 @@ def main() -> None:
     print("  end to end (hash, exact check, LSH query + insert, keep first):")
     print(f"    baseline, update loop + MinHashLSH ({bb} bands x {br} rows): {n / (base_hash_s + base_lsh_s):>8,.0f} docs/s; "
           f"precision {base_p:.3f}, recall {base_r:.3f}")
-    print(f"    Sprout NearDupIndex in memory ({runs and NearDupIndex(t, p).bands} bands x {NearDupIndex(t, p).rows} rows, "
+    print(f"    Sprout NearDupIndex in memory ({sprout_bands} bands x {sprout_rows} rows, "
           f"exact-Jaccard check): {n / sprout_s:>8,.0f} docs/s ({(base_hash_s + base_lsh_s) / sprout_s:.1f}x); "
           f"precision {sp_p:.3f}, recall {sp_r:.3f}")
     if args.redis_url:

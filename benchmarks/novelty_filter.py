@@ -56,7 +56,7 @@ SEED_FILES = [ROOT.parent / "shared" / "reference" / "self_instruct_seed_tasks.j
 STOP = set(
     "a an the of to in on for and or but with by from as at is are be this that these those it its "
     "you your i we they he she them his her our their what which who how why when where given following "
-    "following: write into about each all any some if than then so not no do does can could would should".split()
+    "write into about each all any some if than then so not no do does can could would should".split()
 )
 
 

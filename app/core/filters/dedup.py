@@ -44,6 +44,7 @@ _WORD_RE = re.compile(r"\w+")
 _PAD = 0x9E3779B97F4A7C15  # the hash of the padding word of short documents
 _MULT = np.uint64(0x100000001B3)  # rolling combination of word hashes into a shingle hash
 _CHUNK_SHINGLES = 32768  # rows of the (shingles x permutations) matrix built at once
+_HASHED_BATCH = 4096  # documents shingled and signed at once
 _LOCKED_BATCH = 256  # documents handled per Redis lock acquisition
 _WORD_CACHE_MAX = 1_000_000
 
@@ -361,21 +362,23 @@ class NearDupIndex:
     def match_and_add_many(self, items: Iterable[tuple[str, str]]) -> list[DupMatch | None]:
         """Like `check_and_add_many`, with how each duplicate matched.
 
-        Shingles and signatures are computed for the whole batch first, outside any
-        lock; the checks and inserts then run in order, under the shared lock, a few
-        hundred documents per acquisition so other workers are never held up for long.
+        Shingles and signatures are computed a few thousand documents at a time with
+        numpy, outside any lock; the checks and inserts then run in order under the
+        shared lock, a few hundred documents per acquisition so that other workers are
+        never held up for long.
         """
         items = list(items)
-        keys = [k for k, _ in items]
-        texts = [t for _, t in items]
-        digests = [_exact_digest(t) for t in texts]
-        sets = self._hasher.shingle_sets(texts)
-        signatures = self._hasher.signatures(sets)
         results: list[DupMatch | None] = []
-        for start in range(0, len(items), _LOCKED_BATCH):
-            with self._tables.locked():
-                for i in range(start, min(start + _LOCKED_BATCH, len(items))):
-                    results.append(self._match_and_add(keys[i], digests[i], sets[i], signatures[i]))
+        for start in range(0, len(items), _HASHED_BATCH):
+            chunk = items[start : start + _HASHED_BATCH]
+            texts = [t for _, t in chunk]
+            digests = [_exact_digest(t) for t in texts]
+            sets = self._hasher.shingle_sets(texts)
+            signatures = self._hasher.signatures(sets)
+            for sub in range(0, len(chunk), _LOCKED_BATCH):
+                with self._tables.locked():
+                    for i in range(sub, min(sub + _LOCKED_BATCH, len(chunk))):
+                        results.append(self._match_and_add(chunk[i][0], digests[i], sets[i], signatures[i]))
         return results
 
     def _match_and_add(self, key: str, digest: bytes, shingles: np.ndarray, signature: np.ndarray) -> DupMatch | None:
