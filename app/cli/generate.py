@@ -185,7 +185,7 @@ def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params
     cannot be evolved is refused here, before a job exists."""
     source_job_id: int | None = None
     path: Path | None = None
-    if source is not None and source.strip().isdigit():
+    if source is not None and source.strip().isdigit() and not Path(source).is_file():
         source_job_id = int(source)
     else:
         path = Path(source) if source is not None else seeds
@@ -208,7 +208,8 @@ def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params
         job_id = job.id
     pool = min(pool, params.max_pool or pool)
     where = f"job {source_job_id}'s accepted instructions" if source_job_id is not None else f"{path.name}"
-    console.print(f"job {job_id}: Evol-Instruct of {pool} instructions ({where}), {params.rounds} rounds")
+    rounds = f"{params.rounds} round{'s' if params.rounds != 1 else ''}"
+    console.print(f"job {job_id}: Evol-Instruct of {pool} instructions ({where}), {rounds}")
     return job_id, pool
 
 

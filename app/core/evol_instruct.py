@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,12 +189,12 @@ class EvolInstruct:
             yield root
         self._new_roots = []
         for round_ in range(1, self.p.rounds + 1):
-            todo = [lin for lin in self.lineages if lin.done_round < round_]
+            todo = deque(lin for lin in self.lineages if lin.done_round < round_)
             running: set[asyncio.Task] = set()
             try:
                 while todo or running:
                     while todo and len(running) < self.concurrency:
-                        running.add(asyncio.create_task(self._evolve(todo.pop(0), round_)))
+                        running.add(asyncio.create_task(self._evolve(todo.popleft(), round_)))
                     done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         outcome = self._result(task)

@@ -121,6 +121,8 @@ def test_final_only_on_a_self_instruct_job_is_a_one_line_error(sqlite_url, tmp_p
     ("args", "message"),
     [
         (["--method", "wizard"], "unknown method"),
+        (["--seeds", "/nonexistent/seeds.jsonl"], "no such file"),  # the Self-Instruct path still checks
+        (["--target", "0"], "target"),
         (["--from", "seeds.jsonl"], "--method evol-instruct"),
         (["--rounds", "2"], "--method evol-instruct"),
         (["--method", "evol-instruct", "--target", "5"], "--rounds"),
