@@ -22,6 +22,7 @@ SDPA attention) and prints MFU = 6 * N * tokens/s (+ attention) / peak bf16 FLOP
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import math
 import random
@@ -42,8 +43,8 @@ from app.core.training.data import rows_to_conversations  # noqa: E402
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 
 # Peak dense bf16 tensor FLOP/s, for MFU (override with --peak-tflops).
-PEAK_BF16_TFLOPS = {"H100 SXM": 989, "H100 PCIe": 756, "H100": 989, "H200": 989, "A100": 312, "L40S": 362,
-                    "L4": 121, "A10G": 70, "A10": 125, "RTX 4090": 165}
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756, "H100": 989, "H200": 989, "B200": 2250, "A100": 312, "L40S": 362,
+                    "L40": 181, "L4": 121, "A10G": 70, "A10": 125, "RTX 4090": 165}
 
 
 # --- data and model -------------------------------------------------------------------------
@@ -146,9 +147,9 @@ def plain_loop(model: Any, batches: list[dict[str, Any]], params: TrainParams, s
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         marks.append(time.perf_counter())
-    used = [batches[s % len(batches)] for s in range(steps)]
-    real = [int(b["attention_mask"].sum()) for b in used]
-    waste = 1 - sum(real) / sum(b["input_ids"].numel() for b in used)
+    real = [int(batches[s % len(batches)]["attention_mask"].sum()) for s in range(steps)]
+    # over one epoch, like the trainer's figure
+    waste = 1 - sum(int(b["attention_mask"].sum()) for b in batches) / sum(b["input_ids"].numel() for b in batches)
     return {"marks": marks, "tokens": list(itertools.accumulate(real)), "waste": waste, "first_loss": losses[0]}
 
 
@@ -278,65 +279,72 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
     print(f"packing speed-up in real tokens/s: x{packing['real_tps'] / trainer['real_tps']:.2f}")
 
 
-def peak_tflops(args: argparse.Namespace) -> float | None:
+# Llama 3.2 1B's shape (1.24B parameters with tied embeddings).
+LLAMA_1B = dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
+                rope_theta=500000.0, tie_word_embeddings=True)
+
+
+def peak_tflops(args: argparse.Namespace, device_name: str) -> float | None:
     if args.peak_tflops:
         return args.peak_tflops
-    name = torch.cuda.get_device_name()
     for key, value in PEAK_BF16_TFLOPS.items():
-        if key in name:
+        if key in device_name:
             return float(value)
     return None
 
 
-def gpu_benchmark(args: argparse.Namespace) -> None:
-    """MFU of a 1B Llama-shaped model (Llama 3.2 1B's shape), random weights, bf16 autocast, SDPA."""
+def gpu_benchmark(args: argparse.Namespace, device: str = "cuda", config: dict[str, Any] = LLAMA_1B) -> None:
+    """MFU of a 1B Llama-shaped model, random weights, bf16 autocast (fp32 master weights), SDPA."""
     rows = synthetic_rows(args.gpu_rows, args.seed, scale=4.0)
     random.Random(args.seed).shuffle(rows)
     conversations = rows_to_conversations(rows)
     tokenizer = build_tokenizer(rows, args.vocab)
-    config = dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                  num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
-                  rope_theta=500000.0, tie_word_embeddings=True)
     params = TrainParams(method="full", learning_rate=1e-5, lr_scheduler="constant", warmup_ratio=0.0,
                          batch_size=args.gpu_batch_size, max_length=args.gpu_max_length, precision="bf16",
                          seed=args.seed)
     examples = tokenize(tokenizer, conversations, args.gpu_max_length)
     steps = args.gpu_steps + args.warmup
-    model = build_model(config, tokenizer, args.seed, "cuda")
-    n = n_params(model)
-    del model
-    torch.cuda.empty_cache()
-    peak = peak_tflops(args)
-    print(f"\nGPU: {torch.cuda.get_device_name()}; model: Llama-shaped, {n / 1e9:.2f}B parameters, bf16 autocast, "
+    with torch.device("meta"):  # count the parameters without allocating them
+        n = n_params(build_model(config, tokenizer, args.seed, "meta"))
+    device_name = torch.cuda.get_device_name() if device == "cuda" else device
+    peak = peak_tflops(args, device_name)
+    print(f"\nGPU: {device_name}; model: Llama-shaped, {n / 1e9:.2f}B parameters, bf16 autocast, "
           f"SDPA; batch {args.gpu_batch_size}, max_length {args.gpu_max_length}")
 
     def flops_per_token(mean_len: float) -> float:
-        # 6N for the matmuls (forward + backward) plus causal attention scores and values
+        # 6N for the matmuls (forward + backward) plus causal attention (scores and values)
         return 6 * n + 6 * config["num_hidden_layers"] * config["hidden_size"] * mean_len
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         runs = [
             ("plain PyTorch loop", lambda: plain_loop(
-                build_model(config, tokenizer, args.seed, "cuda"),
-                pad_batches(examples, args.gpu_batch_size, tokenizer.pad_token_id), params, steps, "cuda", True)),
+                build_model(config, tokenizer, args.seed, device),
+                pad_batches(examples, args.gpu_batch_size, tokenizer.pad_token_id), params, steps, device, True)),
             ("trainer", lambda: run_trainer(
-                build_model(config, tokenizer, args.seed, "cuda"), tokenizer, conversations,
+                build_model(config, tokenizer, args.seed, device), tokenizer, conversations,
                 params.model_copy(update={"max_steps": steps}), steps, Path(tmp) / "a")),
             ("trainer + packing", lambda: run_trainer(
-                build_model(config, tokenizer, args.seed, "cuda"), tokenizer, conversations,
+                build_model(config, tokenizer, args.seed, device), tokenizer, conversations,
                 params.model_copy(update={"max_steps": steps, "packing": True}), steps, Path(tmp) / "b")),
         ]
         for name, run in runs:
-            torch.cuda.synchronize()
+            sync()
             results.append(summarize(name, run(), args.warmup))
-            torch.cuda.empty_cache()
+            gc.collect()  # the trainer holds reference cycles; free the previous model before the next
+            if device == "cuda":
+                torch.cuda.empty_cache()
     print_table(results)
     mean_len = sum(len(ids) for ids, _ in examples) / len(examples)
     for r in results:
         achieved = r["real_tps"] * flops_per_token(mean_len) / 1e12
         mfu = f"MFU {100 * achieved / peak:.1f}% of {peak:.0f} TFLOP/s" if peak else "MFU: pass --peak-tflops"
-        print(f"{r['name']:22} {achieved:7.1f} TFLOP/s achieved (useful tokens only); {mfu}")
+        print(f"{r['name']:22} {achieved:7.3f} TFLOP/s achieved (useful tokens only); {mfu}")
 
 
 def main() -> None:

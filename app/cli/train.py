@@ -60,7 +60,6 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Fine-tune a model on a dataset and write a run folder with a before/after report."""
-    from app.core.seeds import SeedFormatError
     from app.core.training import TrainingError, TrainParams, run_training
 
     settings = load_settings()
@@ -86,7 +85,7 @@ def train(
     try:
         with _ProgressBar(enabled=main_process and not as_json) as bar:
             metrics = run_training(params, data, out, progress=bar.update)
-    except (TrainingError, SeedFormatError) as exc:
+    except TrainingError as exc:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         raise CliError(f"interrupted; continue with: sprout train ... --out {out} --resume", code=130) from None

@@ -50,3 +50,8 @@ def test_packing_without_a_varlen_kernel_goes_one_row_per_micro_step(tmp_path):
     assert args.eval_packing is False
     flash = sft_config(params.model_copy(update={"attn_implementation": "flash_attention_2"}), tmp_path, "assistant")
     assert flash.per_device_train_batch_size == 4 and flash.gradient_accumulation_steps == 2
+
+
+def test_bf16_autocast_on_a_cpu(tmp_path):
+    args = sft_config(TrainParams(precision="bf16"), tmp_path, "assistant")
+    assert args.bf16 is True and args.use_cpu is True

@@ -156,3 +156,13 @@ def test_bad_inputs_are_refused_before_training(tiny_model_dir, tmp_path):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"prompt": 1, "completion": "x"}\n')
         run_training(_params(tiny_model_dir), bad, tmp_path / "b")
+
+
+def test_a_bad_evaluation_file_is_refused_before_the_model_loads(tmp_path):
+    from app.core.training import TrainDataError
+
+    bad = tmp_path / "tasks.jsonl"
+    bad.write_text('{"instances": []}\n', encoding="utf-8")
+    # the base model does not exist either: the data and task files are checked first
+    with pytest.raises(TrainDataError, match=r"evaluation tasks .*tasks.jsonl: line 1: missing field 'instruction'"):
+        run_training(_params(tmp_path / "missing", eval_tasks=bad, eval_max_tasks=5), TOY_ROWS, tmp_path / "run")

@@ -20,6 +20,7 @@ from typing import Any
 
 from app.core.filters.rouge import rouge_l, tokenize
 from app.core.training.data import Conversation, user_prompt
+from app.core.training.errors import TrainDataError
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_SEEDS = _REPO_ROOT / "seeds" / "default.jsonl"
@@ -60,9 +61,12 @@ def load_eval_tasks(
         return "none", []
     path = Path(path) if path else default_eval_tasks_path()
     if path is not None:
-        from app.core.seeds import load_seed_file
+        from app.core.seeds import SeedFormatError, load_seed_file
 
-        _, seed_tasks = load_seed_file(path)
+        try:
+            _, seed_tasks = load_seed_file(path)
+        except SeedFormatError as exc:
+            raise TrainDataError(f"evaluation tasks {path}: {exc}") from None
         tasks = [
             EvalTask([{"role": "user", "content": user_prompt(t.instruction, inst["input"])}], inst["output"])
             for t in seed_tasks

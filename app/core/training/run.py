@@ -11,6 +11,7 @@ again, save. The run folder:
     train_config.json    every setting, the resolved base model, library versions
     metrics.jsonl        the trainer's log lines and the two evaluations
     metrics.json         the run's figures (see `run_training`)
+    eval_before.json     the base model's figures, reused when the run resumes
     samples.jsonl        each evaluation task with the base and the tuned answer
     report.md            the figures and side-by-side samples
 
@@ -91,11 +92,12 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: "_Notifier")
     if not resume_from:
         log_path.unlink(missing_ok=True)
 
+    eval_source, tasks = load_eval_tasks(params.eval_tasks, params.eval_max_tasks, params.seed, train, held_out)
+
     notify.stage("base_model")
     with PartialState().main_process_first():  # under `accelerate launch`, convert a GGUF once
         folder = resolve_base_model(params.base_model, params.model_cache_dir)
     model, tokenizer = load_model_and_tokenizer(folder, torch.float32, params.attn_implementation)
-    eval_source, tasks = load_eval_tasks(params.eval_tasks, params.eval_max_tasks, params.seed, train, held_out)
     mode = mask_mode(tokenizer, params)
 
     tracker = ProgressCallback(notify.train_step)

@@ -98,6 +98,9 @@ def sft_config(params: TrainParams, output_dir: Path, mode: MaskMode, **override
         gradient_accumulation_steps=accumulation,
         bf16=bf16,
         fp16=fp16,
+        # a machine without a GPU must say so: transformers then allows bf16 autocast on the
+        # CPU, and data-parallel processes (torchrun, accelerate launch) instead of one each
+        use_cpu=not _has_accelerator(),
         seed=params.seed,
         data_seed=params.seed,
         # data
@@ -133,6 +136,14 @@ def sft_config(params: TrainParams, output_dir: Path, mode: MaskMode, **override
     kwargs[checkpointing] = params.gradient_checkpointing
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    xpu = getattr(torch, "xpu", None)
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(xpu and xpu.is_available()) or bool(mps and mps.is_available())
 
 
 def lora_config(params: TrainParams) -> Any:
