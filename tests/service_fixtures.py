@@ -152,6 +152,7 @@ def service_env(settings: Any, **extra: str) -> dict[str, str]:
         "SPROUT_JOB_BATCH_SIZE": "4",
         "SPROUT_LLM_CONCURRENCY": "4",
         "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(ROOT),  # `workers` even where the editable install predates it
         **extra,
     })
     return env

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 GENERATION_QUEUE = "generation"
 TRAINING_QUEUE = "training"
@@ -44,11 +44,10 @@ def make_celery(settings: Any) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_queues=[Queue(q, routing_key=q) for q in QUEUES],
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_default_queue=GENERATION_QUEUE,
         task_routes={task_for("sft"): {"queue": TRAINING_QUEUE}},
         worker_concurrency=settings.worker_concurrency,
-        worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.readiness_timeout_s,
         task_serializer="json",

@@ -19,6 +19,7 @@ from workers.celery_app import REAPER_TASK, app, task_for
 from workers.training_job import run_sft_job
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per LLM request drowns the worker log
 
 
 def _generate(job_id: int) -> str:

@@ -1,0 +1,50 @@
+"""An `sft` job through the service: created over HTTP from a generation job's curated
+data, run by a `sprout worker` on the training queue with the real trainer (a tiny Llama
+as the base model, so it takes seconds), with progress in `job.counters` and the metrics
+in `job.result`."""
+
+import pytest
+
+from app.core.candidates import CandidateRecord
+from app.core.filters.heuristics import InstanceCandidate
+from app.db import session_scope
+from app.models import Job
+from tests.service_fixtures import (  # noqa: F401
+    api, api_settings, client, processes, service_env, store_candidates, wait_for,
+)
+from tests.training_fixtures import TOY_ROWS, tiny_model_dir  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+SEEDS = "".join(f'{{"instruction": "Seed task number {i} asks for something."}}\n' for i in range(8))
+
+
+def test_an_sft_job_trains_on_a_jobs_curated_data(api, api_settings, processes, tiny_model_dir, pg_url):
+    seed_set = api.ok("post", "/api/v1/seed-sets", 201, json={"name": "s", "content": SEEDS})["id"]
+    source = api.ok("post", "/api/v1/jobs", 201, json={"kind": "self_instruct", "seed_set_id": seed_set,
+                                                      "params": {"target": len(TOY_ROWS)}})["id"]
+    store_candidates(pg_url, source, [
+        CandidateRecord(r["instruction"], True, in_pool=True, instances=[InstanceCandidate(r["input"], r["output"])])
+        for r in TOY_ROWS
+    ])
+    with session_scope(pg_url) as session:
+        session.get(Job, source).status = "succeeded"
+
+    worker = processes(["worker", "--queues", "training", "--concurrency", "1"],
+                       service_env(api_settings, OMP_NUM_THREADS="1"), "training-worker")
+    job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "sft", "source_job_id": source, "params": {
+        "base_model": str(tiny_model_dir), "method": "lora", "max_steps": 6, "batch_size": 4, "eval_fraction": 0.25,
+        "eval_max_tasks": 2, "eval_max_new_tokens": 4, "logging_steps": 1, "torch_threads": 1}})
+    done = wait_for(lambda: (j := api.ok("get", f"/api/v1/jobs/{job['id']}"))["status"] not in ("queued", "running") and j,
+                    "the training job to finish", [worker])
+    assert done["status"] == "succeeded", (done["error"], worker.tail())
+    metrics = done["result"]["metrics"]
+    assert metrics["steps"] == 6 and metrics["train_rows"] + metrics["held_out_rows"] == len(TOY_ROWS)
+    assert metrics["eval_loss_before"] is not None and metrics["eval_loss_after"] is not None
+    assert done["result"]["source"] == {"job_id": source, "export_id": None}
+    run_dir = api_settings.data_dir / "runs" / f"job-{job['id']}"
+    assert done["result"]["run_dir"] == str(run_dir)
+    assert (run_dir / "adapter").is_dir() and (run_dir / "metrics.json").is_file()
+    c = done["counters"]
+    assert c["stage"] == "done" and c["step"] == 6 and c["max_steps"] == 6
+    assert done["progress"]["done"] == 6 and done["progress"]["target"] == 6
