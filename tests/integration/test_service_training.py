@@ -48,3 +48,36 @@ def test_an_sft_job_trains_on_a_jobs_curated_data(api, api_settings, processes, 
     c = done["counters"]
     assert c["stage"] == "done" and c["step"] == 6 and c["max_steps"] == 6
     assert done["progress"]["done"] == 6 and done["progress"]["target"] == 6
+
+
+def test_an_sft_job_from_an_export_stops_on_cancel(api, api_settings, tiny_model_dir, pg_url):
+    """The training task's body (`run_sft_job`), in a thread as in a worker: it reads the
+    export's file, reports steps, and a cancel through the API ends the run within a step."""
+    import threading
+
+    from workers.training_job import run_sft_job
+
+    seed_set = api.ok("post", "/api/v1/seed-sets", 201, json={"name": "s", "content": SEEDS})["id"]
+    source = api.ok("post", "/api/v1/jobs", 201, json={"kind": "self_instruct", "seed_set_id": seed_set})["id"]
+    store_candidates(pg_url, source, [
+        CandidateRecord(r["instruction"], True, instances=[InstanceCandidate(r["input"], r["output"])]) for r in TOY_ROWS
+    ])
+    export = api.ok("post", "/api/v1/exports", 201, json={"job_id": source, "format": "prompt-completion"})
+    job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "sft", "export_id": export["id"], "params": {
+        "base_model": str(tiny_model_dir), "method": "full", "max_steps": 100000, "batch_size": 2, "eval_fraction": 0,
+        "eval_max_tasks": 0, "logging_steps": 1, "torch_threads": 1}})
+    settings = api_settings.model_copy(update={"job_flush_s": 0.2})
+    ended = {}
+    runner_thread = threading.Thread(target=lambda: ended.update(job=run_sft_job(pg_url, job["id"], settings)))
+    runner_thread.start()
+    try:
+        wait_for(lambda: not runner_thread.is_alive()
+                 or (api.ok("get", f"/api/v1/jobs/{job['id']}")["counters"].get("step") or 0) >= 2, "training steps")
+        assert api.ok("post", f"/api/v1/jobs/{job['id']}/cancel", 202)["cancel_requested"] is True
+    finally:
+        runner_thread.join()
+    final = api.ok("get", f"/api/v1/jobs/{job['id']}")
+    assert ended["job"].status == final["status"] == "cancelled"
+    assert 2 <= final["counters"]["step"] < 100000 and final["counters"]["stage"] == "train"
+    assert final["result"] == {"source": {"job_id": source, "export_id": export["id"]}}
+    assert api.ok("post", f"/api/v1/jobs/{job['id']}/retry", 202)["status"] == "queued"

@@ -105,3 +105,18 @@ def test_list_pages_and_delete(api):
     assert api.get("/api/v1/seed-sets/99999").json()["detail"] == "no seed set with id 99999"
     assert api.get("/api/v1/seed-sets/99999999999999999999").status_code == 422
     assert api.get("/api/v1/seed-sets/abc").status_code == 422
+
+
+def test_oversized_uploads_are_413(api, monkeypatch):
+    import app.api.routes.seed_sets as route
+
+    monkeypatch.setattr(route, "MAX_SEED_BYTES", 1000)
+    big = JSONL * 20  # about 2 KB
+    response = api.post("/api/v1/seed-sets", files={"file": ("big.jsonl", big.encode())})
+    assert response.status_code == 413 and "body.file: larger than" in response.json()["detail"]
+    response = api.post("/api/v1/seed-sets", json={"name": "big", "content": big})
+    assert response.status_code == 413 and "body larger than" in response.json()["detail"]
+    streamed = api.post("/api/v1/seed-sets", content=iter([b'{"name": "x", "content": "', b"a" * 3000, b'"}']),
+                        headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+    assert count(api) == 0

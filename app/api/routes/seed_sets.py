@@ -59,7 +59,8 @@ def _out(seed_set: SeedSet) -> SeedSetOut:
     return SeedSetOut.model_validate(seed_set.model_dump())
 
 
-def _decode(raw: bytes, loc: tuple[str, ...], limit: int = MAX_SEED_BYTES) -> str:
+def _decode(raw: bytes, loc: tuple[str, ...], limit: int | None = None) -> str:
+    limit = limit or MAX_SEED_BYTES
     if len(raw) > limit:
         raise HTTPException(413, f"{'.'.join(loc)}: larger than {limit // (1024 * 1024)} MB")
     try:
@@ -90,12 +91,24 @@ async def _from_multipart(request: Request) -> tuple[str, str | None, str, str |
     return data.name, data.format, text, upload.filename
 
 
-async def _from_json(request: Request) -> SeedSetCreate:
-    limit = 2 * MAX_SEED_BYTES  # JSON escapes make a file's text longer
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` (declared or streamed)."""
+    too_big = HTTPException(413, f"body larger than {limit // (1024 * 1024)} MB")
     length = request.headers.get("content-length", "0")
     if length.isdigit() and int(length) > limit:
-        raise HTTPException(413, f"body larger than {limit // (1024 * 1024)} MB")
-    raw = await request.body()
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _from_json(request: Request) -> SeedSetCreate:
+    limit = 2 * MAX_SEED_BYTES  # JSON escapes make a file's text longer
+    raw = await _read_limited(request, limit)
     try:
         payload = json.loads(_decode(raw, ("body",), limit))
     except json.JSONDecodeError as exc:
