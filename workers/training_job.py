@@ -71,6 +71,9 @@ def run_sft_job(url: str, job_id: int, settings: Any, *, worker: str | None = No
     except (TrainingError, SeedFormatError, runner.JobInputError, store.NotFound) as exc:
         beat.stop()
         _finish(url, job_id, worker, JobStatus.failed, error=str(exc), counters=beat.counters)
+    except SystemExit:  # the worker is being shut down: leave the job running for the reaper to resume
+        beat.stop()
+        raise
     except BaseException as exc:  # a bug or an interrupt: keep the job's record honest, then surface it
         beat.stop()
         error = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"internal error: {type(exc).__name__}: {exc}"

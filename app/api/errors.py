@@ -91,6 +91,10 @@ def install(app: FastAPI) -> None:
         log.error("database unavailable: %s", exc.orig)
         return _json(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
 
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unicode(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return _json(422, "text is not valid Unicode (a lone surrogate such as \\ud800)")
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)

@@ -93,7 +93,9 @@ def test_bad_job_requests_name_the_field(api, seed_set, redis_url, body, where, 
 
 
 def test_malformed_bodies_are_422_not_500(api):
-    for content in (b"{", b"", b"null", b'"job"', b"[]", "{\"kind\": \"\u0000\"}".encode()):
+    lone_surrogate = b'{"kind": "self_instruct", "seed_set_id": 1, "params": {"blacklist": ["\\ud800"]}}'
+    nul = b'{"kind": "self_instruct", "seed_set_id": 1, "params": {"blacklist": ["a\\u0000"]}}'
+    for content in (b"{", b"", b"null", b'"job"', b"[]", "{\"kind\": \"\u0000\"}".encode(), lone_surrogate, nul):
         response = api.post("/api/v1/jobs", content=content, headers={"Content-Type": "application/json"})
         assert response.status_code == 422, (content, response.text)
         assert response.json()["detail"]

@@ -120,7 +120,20 @@ async def _from_json(request: Request) -> SeedSetCreate:
         raise request_error(exc, "body") from None
 
 
+def _check_unicode(tasks: list[SeedTaskData]) -> None:
+    """JSON may escape lone surrogates (`\\ud800`), which no database can store as text."""
+    for number, task in enumerate(tasks, start=1):
+        texts = [task.instruction, task.name or ""] + [v for inst in task.instances for v in inst.values()]
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise field_error(("body",), f"seed task {number}: text is not valid Unicode "
+                                  "(a lone surrogate such as \\ud800)") from None
+
+
 def _store(session: Session, name: str, fmt: str, tasks: list[SeedTaskData], owner: str) -> SeedSetDetail:
+    _check_unicode(tasks)
     seed_set = store.import_seed_set(session, name, fmt, tasks, owner=owner)
     session.commit()
     return _detail(session, seed_set)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -19,6 +19,27 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _storable(value: Any, where: str = "") -> Any:
+    """Every string in a JSON value is storable: no NUL, no lone surrogate (`\\ud800`)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where or 'a string'} is not valid Unicode (a lone surrogate)") from None
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, f"key {key!r}")
+            _storable(item, f"{where}.{key}".lstrip("."))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _storable(item, f"{where}[{i}]")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
 
 

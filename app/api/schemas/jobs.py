@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.schemas.common import Id
+from app.api.schemas.common import Id, JsonObject
 from app.models import Job, JobStatus
 
 
@@ -33,7 +33,7 @@ class JobCreate(BaseModel):
     seed_set_id: Id | None = None
     source_job_id: Id | None = Field(default=None, description="Evol-Instruct's or SFT's source job.")
     export_id: Id | None = Field(default=None, description="SFT only: train on this export's file.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Method parameters; unset ones take the defaults.")
+    params: JsonObject = Field(default_factory=dict, description="Method parameters; unset ones take the defaults.")
 
 
 class JobProgress(BaseModel):
