@@ -137,9 +137,12 @@ class Process:
                 self.kill()
         self.log.close()
 
-    def tail(self, n: int = 60) -> str:
+    def text(self) -> str:
         self.log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.text().splitlines()[-n:])
 
 
 def service_env(settings: Any, **extra: str) -> dict[str, str]:
