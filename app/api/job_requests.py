@@ -16,7 +16,7 @@ from sqlmodel import Session
 from app.api.errors import field_error, request_error
 from app.api.schemas.jobs import JobCreate
 from app.core import runner
-from app.models import Export, Job, SeedSet
+from app.models import Export, Job, JobStatus, SeedSet
 from app.settings import Settings
 
 
@@ -53,9 +53,25 @@ def _generation(session: Session, body: JobCreate, owner: str, settings: Setting
         seed_set = _owned(session, SeedSet, body.seed_set_id, owner, "seed_set_id", "seed set")
         _check_enough_seeds(body.kind, params.model_dump(), seed_set)
     if body.source_job_id is not None:
-        _owned(session, Job, body.source_job_id, owner, "source_job_id", "job")
+        source = _owned(session, Job, body.source_job_id, owner, "source_job_id", "job")
+        _check_source(body, source)
     return {"kind": body.kind, "params": params.model_dump(mode="json"), "seed_set_id": body.seed_set_id,
             "source_job_id": body.source_job_id}
+
+
+def _check_source(body: JobCreate, source: Job) -> None:
+    """A generation job's source job: a finished generation job with accepted instructions."""
+    def refuse(msg: str) -> None:
+        raise field_error(("body", "source_job_id"), msg)
+
+    if body.seed_set_id is not None:
+        refuse(f"a {body.kind} job starts from a seed set or a source job, not both")
+    if source.kind == "sft":
+        refuse(f"job {source.id} is a training job; start from a generation job")
+    if not JobStatus(source.status).finished:
+        refuse(f"job {source.id} is still {source.status}; start from it once it has finished")
+    if not (source.counters or {}).get("accepted"):
+        refuse(f"job {source.id} has no accepted instructions")
 
 
 def _check_enough_seeds(kind: str, params: dict[str, Any], seed_set: SeedSet) -> None:

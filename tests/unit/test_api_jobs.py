@@ -200,3 +200,27 @@ def test_an_unreachable_broker_is_503_and_leaves_no_job(pg_url, seed_set, api, t
                                json={"kind": "self_instruct", "seed_set_id": seed_set, "params": {"target": 2}})
     assert response.status_code == 503 and "Redis" in response.json()["detail"]
     assert api.ok("get", "/api/v1/jobs")["total"] == 0
+
+
+def test_evol_instruct_jobs_start_from_a_seed_set_or_a_finished_job(api, seed_set, pg_url, redis_url):
+    source = new_job(api, seed_set, target=2)
+    body = {"kind": "evol_instruct", "source_job_id": source["id"], "params": {"rounds": 2}}
+    refused = api.post("/api/v1/jobs", json=body)
+    assert refused.status_code == 422 and "still queued" in refused.json()["detail"]
+    set_job(pg_url, source["id"], status="succeeded")
+    refused = api.post("/api/v1/jobs", json=body)
+    assert refused.status_code == 422 and "has no accepted instructions" in refused.json()["detail"]
+    store_candidates(pg_url, source["id"], [CandidateRecord("Name a colour.", True, in_pool=True,
+                                                            instances=[InstanceCandidate("", "Red")])])
+    evolved = api.ok("post", "/api/v1/jobs", 201, json=body)
+    assert evolved["kind"] == "evol_instruct" and evolved["params"]["rounds"] == 2
+    assert evolved["source_job_id"] == source["id"] and evolved["seed_set_id"] is None
+    from_seeds = api.ok("post", "/api/v1/jobs", 201, json={"kind": "evol_instruct", "seed_set_id": seed_set})
+    assert from_seeds["params"]["rounds"] == 4  # the service default
+    assert [t for t, _ in queued_tasks(redis_url, "generation")][-2:] == ["sprout.job.evol_instruct"] * 2
+    for bad, fragment in (({"seed_set_id": seed_set, "source_job_id": source["id"]}, "not both"),
+                          ({}, "needs seed_set_id or source_job_id"),
+                          ({"source_job_id": source["id"], "params": {"rounds": 0}}, "body.params.rounds"),
+                          ({"source_job_id": source["id"], "params": {"target": 5}}, "body.params.target")):
+        response = api.post("/api/v1/jobs", json={"kind": "evol_instruct", **bad})
+        assert response.status_code == 422 and fragment in response.json()["detail"], response.text
