@@ -9,7 +9,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 stamp=.venv/.sprout-installed
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+# the package list counts too: an editable install only sees packages that existed when it ran
+want=$( (cat pyproject.toml constraints.txt; find app workers -name __init__.py | sort) | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
