@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from app.core.params import EvolInstructParams, SelfInstructParams
+from app.core.training.config import TrainParams
 
 
 def _default_data_dir() -> Path:
@@ -119,6 +120,10 @@ class Settings(BaseSettings):
 
     # --- method defaults ---------------------------------------------------------------
     self_instruct: SelfInstructParams = Field(default_factory=SelfInstructParams)
+    train: TrainParams = Field(
+        default_factory=TrainParams,
+        description="Defaults of `sprout train` and of `sft` jobs; a job's params and the CLI's options override them.",
+    )
     evol_instruct: EvolInstructParams = Field(default_factory=EvolInstructParams)
 
     # --- the service (API, workers, beat) ------------------------------------------------

@@ -35,7 +35,7 @@ def creation_args(session: Session, body: JobCreate, owner: str, settings: Setti
     if body.kind not in known_kinds():
         raise field_error(("body", "kind"), f"unknown job kind {body.kind!r}; known: {', '.join(known_kinds())}")
     if body.kind == "sft":
-        return _training(session, body, owner)
+        return _training(session, body, owner, settings)
     return _generation(session, body, owner, settings)
 
 
@@ -87,7 +87,7 @@ def _check_enough_seeds(kind: str, params: dict[str, Any], seed_set: SeedSet) ->
         )
 
 
-def _training(session: Session, body: JobCreate, owner: str) -> dict[str, Any]:
+def _training(session: Session, body: JobCreate, owner: str, settings: Settings) -> dict[str, Any]:
     from app.core.training import TrainParams  # cheap: no torch until training runs
 
     if body.seed_set_id is not None:
@@ -97,7 +97,8 @@ def _training(session: Session, body: JobCreate, owner: str) -> dict[str, Any]:
         raise field_error(("body", "source_job_id"), "an sft job needs exactly one of source_job_id or export_id",
                           "missing")
     try:
-        params = TrainParams.model_validate(body.params)
+        # the service's training defaults (SPROUT_TRAIN__*), overridden by the request
+        params = TrainParams.model_validate({**settings.train.model_dump(exclude_unset=True), **body.params})
     except ValidationError as exc:
         raise request_error(exc, "body", "params") from None
     source_job_id, export_id = body.source_job_id, body.export_id

@@ -63,7 +63,8 @@ def train(
     from app.core.training import TrainingError, TrainParams, run_training
 
     settings = load_settings()
-    values = _config_file(config) if config else {}
+    # defaults: SPROUT_TRAIN__* settings, then the --config file, then the options
+    values = {**settings.train.model_dump(exclude_unset=True), **(_config_file(config) if config else {})}
     options = {
         "base_model": base_model, "method": method, "max_steps": max_steps, "epochs": epochs,
         "learning_rate": lr, "batch_size": batch_size, "gradient_accumulation_steps": grad_accum,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.jsonfile import item_lines
+
 FORMATS = ("self-instruct", "alpaca", "csv")
 MAX_SEED_BYTES = 50 * 1024 * 1024
 
@@ -139,26 +141,12 @@ def _parse_alpaca(text: str) -> list[SeedTaskData]:
         raise SeedFormatError(f"line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, list):
         raise SeedFormatError("line 1: expected a JSON list of {instruction, input, output} objects")
-    starts = _item_lines(text)
+    starts = item_lines(text)
     tasks = []
     for i, obj in enumerate(data):
         line = f"line {starts[i]}, " if i < len(starts) else ""
         tasks.append(_task_from_object(obj, f"{line}item {i}"))
     return tasks
-
-
-def _item_lines(text: str) -> list[int]:
-    """The line on which each top-level item of a JSON list starts."""
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    lines = []
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text) or text[pos] == "]":
-            return lines
-        lines.append(text.count("\n", 0, pos) + 1)
-        _, pos = decoder.raw_decode(text, pos)
 
 
 _TRUE = {"true", "yes", "1", "y"}

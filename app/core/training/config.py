@@ -50,19 +50,21 @@ class TrainParams(BaseModel):
     )
     lora_learning_rate: float = Field(default=2e-4, gt=0, le=1, description="Default peak lr for LoRA (1e-4..2e-4).")
     full_learning_rate: float = Field(default=2e-5, gt=0, le=1, description="Default peak lr for full FT (1e-5..5e-5).")
-    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
+        default="cosine", description="Learning-rate schedule after warm-up."
+    )
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1, description="Fraction of the steps spent warming up.")
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    adam_beta1: float = Field(default=0.9, ge=0, lt=1)
-    adam_beta2: float = Field(default=0.999, ge=0, lt=1)
-    adam_epsilon: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0, le=1, description="AdamW weight decay.")
+    adam_beta1: float = Field(default=0.9, ge=0, lt=1, description="AdamW beta1.")
+    adam_beta2: float = Field(default=0.999, ge=0, lt=1, description="AdamW beta2.")
+    adam_epsilon: float = Field(default=1e-8, gt=0, description="AdamW epsilon.")
     max_grad_norm: float = Field(default=1.0, ge=0, description="Gradient clipping; 0 disables it.")
     batch_size: int = Field(
         default=8, ge=1, le=4096,
         description="Sequences per device per step (with packing: packed rows of `max_length` tokens; "
         "without a flash-attention kernel they go one per micro-step, accumulated).",
     )
-    gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096, description="Micro-batches per optimizer step.")
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute activations in backward: less memory, ~20-30% slower."
     )
@@ -86,9 +88,9 @@ class TrainParams(BaseModel):
     )
 
     # --- LoRA -----------------------------------------------------------------------------
-    lora_r: int = Field(default=16, ge=1, le=1024)
-    lora_alpha: int = Field(default=32, ge=1, le=4096)
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    lora_r: int = Field(default=16, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int = Field(default=32, ge=1, le=4096, description="LoRA scaling (alpha).")
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA branch.")
     lora_target_modules: str | list[str] = Field(
         default="all-linear", description="'all-linear' or a list of module names (e.g. q_proj, v_proj)."
     )
@@ -102,7 +104,7 @@ class TrainParams(BaseModel):
     )
     eval_max_tasks: int = Field(default=20, ge=0, le=10000, description="Instances generated and scored; 0: none.")
     eval_max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Greedy decoding bound per answer.")
-    eval_batch_size: int = Field(default=8, ge=1, le=1024)
+    eval_batch_size: int = Field(default=8, ge=1, le=1024, description="Prompts generated together during evaluation.")
     report_samples: int = Field(default=5, ge=0, le=1000, description="Side-by-side samples in report.md.")
 
     # --- bookkeeping ----------------------------------------------------------------------

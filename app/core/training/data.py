@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.core.export import user_text
+from app.core.jsonfile import item_lines
 from app.core.training.errors import TrainDataError
 
 Message = dict[str, str]
@@ -33,14 +35,10 @@ MAX_ERRORS_SHOWN = 5
 
 
 def user_prompt(instruction: str, input_text: str = "") -> str:
-    """The user turn of an instruction row: the instruction, then the input after a blank line.
-
-    The same text as the `messages` and `prompt-completion` exports (`app.core.export`), so a
-    dataset trains alike whichever format it was exported in; Alpaca's `<noinput>` is no input.
-    """
-    if input_text.strip() == "<noinput>":
-        input_text = ""
-    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
+    """The user turn of an instruction row, the same text as the `messages` and
+    `prompt-completion` exports (so a dataset trains alike whichever format it was
+    exported in); Alpaca's `<noinput>` is no input."""
+    return user_text(instruction, "" if input_text.strip() == "<noinput>" else input_text)
 
 
 def row_format(row: Mapping[str, Any]) -> str:
@@ -230,12 +228,4 @@ def _json_list_items(text: str, path: Path) -> list[tuple[int, Any]]:
         raise TrainDataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, list):
         raise TrainDataError(f"{path}: line 1: expected a JSON list of rows")
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    lines = []
-    for _ in data:
-        while text[pos] in " \t\r\n,":
-            pos += 1
-        lines.append(text.count("\n", 0, pos) + 1)
-        _, pos = decoder.raw_decode(text, pos)
-    return list(zip(lines, data))
+    return list(zip(item_lines(text), data))
