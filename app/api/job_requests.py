@@ -8,6 +8,7 @@ to the caller; an unknown id is a 422 on the field that names it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -96,6 +97,7 @@ def _training(session: Session, body: JobCreate, owner: str, settings: Settings)
     if (body.source_job_id is None) == (body.export_id is None):
         raise field_error(("body", "source_job_id"), "an sft job needs exactly one of source_job_id or export_id",
                           "missing")
+    _check_training_paths(body.params, settings)
     try:
         # the service's training defaults (SPROUT_TRAIN__*), overridden by the request
         params = TrainParams.model_validate({**settings.train.model_dump(exclude_unset=True), **body.params})
@@ -111,3 +113,21 @@ def _training(session: Session, body: JobCreate, owner: str, settings: Settings)
     return {"kind": "sft", "params": params.model_dump(mode="json"), "source_job_id": source_job_id,
             "result": {"source": {"job_id": source_job_id, "export_id": export_id}}}
 
+
+def _check_training_paths(params: dict[str, Any], settings: Settings) -> None:
+    """Paths in a request name files on the workers: only inside the data dir.
+
+    `model_cache_dir` is the service's own business; `base_model` is "default" or a model
+    under `<data_dir>`; `eval_tasks` a file under `<data_dir>`. A caller with a key cannot
+    make a worker read (or write) elsewhere on its disk.
+    """
+    if "model_cache_dir" in params:
+        raise field_error(("body", "params", "model_cache_dir"), "set by the service (SPROUT_DATA_DIR), not per job")
+    root = Path(settings.data_dir).resolve()
+    for field in ("base_model", "eval_tasks"):
+        value = params.get(field)
+        if value is None or (field == "base_model" and value == "default"):
+            continue
+        if not isinstance(value, str) or not Path(value).resolve().is_relative_to(root):
+            allowed = "'default' or a path" if field == "base_model" else "a path"
+            raise field_error(("body", "params", field), f"must be {allowed} inside the service's data directory ({root})")

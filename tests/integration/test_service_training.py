@@ -16,6 +16,13 @@ from tests.training_fixtures import TOY_ROWS, tiny_model_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
+def in_data_dir(model_dir, settings):
+    """The API takes base models from inside the service's data directory only."""
+    import shutil
+
+    return shutil.copytree(model_dir, settings.data_dir / "models" / "tiny", dirs_exist_ok=True)
+
+
 SEEDS = "".join(f'{{"instruction": "Seed task number {i} asks for something."}}\n' for i in range(8))
 
 
@@ -33,7 +40,7 @@ def test_an_sft_job_trains_on_a_jobs_curated_data(api, api_settings, processes, 
     worker = processes(["worker", "--queues", "training", "--concurrency", "1"],
                        service_env(api_settings, OMP_NUM_THREADS="1"), "training-worker")
     job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "sft", "source_job_id": source, "params": {
-        "base_model": str(tiny_model_dir), "method": "lora", "max_steps": 6, "batch_size": 4, "eval_fraction": 0.25,
+        "base_model": str(in_data_dir(tiny_model_dir, api_settings)), "method": "lora", "max_steps": 6, "batch_size": 4, "eval_fraction": 0.25,
         "eval_max_tasks": 2, "eval_max_new_tokens": 4, "logging_steps": 1, "torch_threads": 1}})
     done = wait_for(lambda: (j := api.ok("get", f"/api/v1/jobs/{job['id']}"))["status"] not in ("queued", "running") and j,
                     "the training job to finish", [worker])
@@ -64,7 +71,7 @@ def test_an_sft_job_from_an_export_stops_on_cancel(api, api_settings, tiny_model
     ])
     export = api.ok("post", "/api/v1/exports", 201, json={"job_id": source, "format": "prompt-completion"})
     job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "sft", "export_id": export["id"], "params": {
-        "base_model": str(tiny_model_dir), "method": "full", "max_steps": 100000, "batch_size": 2, "eval_fraction": 0,
+        "base_model": str(in_data_dir(tiny_model_dir, api_settings)), "method": "full", "max_steps": 100000, "batch_size": 2, "eval_fraction": 0,
         "eval_max_tasks": 0, "logging_steps": 1, "torch_threads": 1}})
     settings = api_settings.model_copy(update={"job_flush_s": 0.2})
     ended = {}
