@@ -102,6 +102,7 @@ class SelfInstruct:
                 for i, x in enumerate(c.instances)
             )
         self.curated = sum(1 for c in previous if c.accepted)
+        self.decisions = max((c.detail.get("novelty_decision", 0) for c in previous), default=0)
         self.requests = len(previous)  # advances request seeds past a previous attempt's
         self.rng = random.Random(params.seed if params.seed is not None else None)
         if params.seed is not None:
@@ -112,7 +113,7 @@ class SelfInstruct:
     # --- the loop ----------------------------------------------------------------------
     async def run(self) -> AsyncIterator[CandidateRecord]:
         generating: set[asyncio.Task] = set()
-        completing: set[asyncio.Task] = set()
+        completing: dict[asyncio.Task, CandidateRecord] = {}
         sent = 0
         try:
             while self.curated < self.p.target:
@@ -125,7 +126,7 @@ class SelfInstruct:
                     sent += 1
                 if not generating and not completing:
                     return  # request budget spent
-                done, _ = await asyncio.wait(generating | completing, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(generating | completing.keys(), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if task in generating:
                         generating.discard(task)
@@ -134,19 +135,28 @@ class SelfInstruct:
                             continue
                         for record in self._filter(*response):
                             if record.in_pool:
-                                completing.add(asyncio.create_task(self._complete_task(record)))
+                                completing[asyncio.create_task(self._complete_task(record))] = record
                             else:
                                 yield record
                     else:
-                        completing.discard(task)
-                        record = task.result()
+                        record = completing.pop(task)
+                        task.result()
                         if record.accepted:
                             if self.curated >= self.p.target:
-                                continue  # over target: not part of this job
-                            self.curated += 1
+                                record.accepted, record.rule = False, "over_target"
+                            else:
+                                self.curated += 1
                         yield record
+            # Target met: what is still in flight joined the pool but is not part of the
+            # dataset; stored all the same, so every decided candidate has a row.
+            for task, record in list(completing.items()):
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                del completing[task]
+                record.accepted, record.rule = False, "over_target"
+                yield record
         finally:
-            pending = generating | completing
+            pending = generating | completing.keys()
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -213,6 +223,7 @@ class SelfInstruct:
                 records.append(CandidateRecord(text, accepted=False, rule=rule))
                 continue
             novelty = self.index.check(text)
+            self.decisions += 1
             similar = [{"instruction": t, "rouge_l": round(s, 6)} for t, s in novelty.most_similar]
             record = CandidateRecord(
                 text,
@@ -221,6 +232,9 @@ class SelfInstruct:
                 max_rouge_l=novelty.max_rouge_l,
                 most_similar=similar,
                 mean_rouge_l=novelty.mean_rouge_l,
+                # storage order differs from decision order (accepted ones wait for their
+                # instances); this says which pool the decision saw
+                detail={"novelty_decision": self.decisions},
             )
             if novelty.novel:
                 record.in_pool = True

@@ -67,11 +67,12 @@ def test_job_stores_every_candidate_with_its_fate(pg_url, llm_base_url, referenc
             assert i.rule in INSTANCE_RULES and i.fate == "rejected"
 
     # the novelty decisions, re-checked with rouge-score against the pool at that moment
+    # (rows are stored in a different order than decided: accepted ones wait for instances)
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     pool = list(seeds)
-    for r in ins:
-        if r.max_rouge_l is None:
-            continue
+    decided = sorted((r for r in ins if r.max_rouge_l is not None), key=lambda r: r.detail["novelty_decision"])
+    assert [r.detail["novelty_decision"] for r in decided] == list(range(1, len(decided) + 1))
+    for r in decided:
         best = max(scorer.score(p, r.instruction)["rougeL"].fmeasure for p in pool)
         assert best == pytest.approx(r.max_rouge_l, abs=1e-9), r.instruction
         assert (best > 0.7) == (r.rule == "too_similar")

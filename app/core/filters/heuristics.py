@@ -26,6 +26,7 @@ INSTRUCTION_RULES = {
     "conflicting_instances": "two instances share an input but differ in output",
     "near_duplicate": "every instance near-duplicates an example already in the dataset (MinHash)",
     "llm_error": "the model server failed on this task's classification or instances",
+    "over_target": "passed the filters after the job had reached its target; not part of the dataset",
 }
 
 INSTANCE_RULES = {
