@@ -45,6 +45,7 @@ def parse_yes_no(text: str) -> bool | None:
 _EXAMPLE_SPLIT = re.compile(r"Example\s?\d*\s*\.?:?")
 _OUTPUT = re.compile(r"Output\s*\d*\s*:")
 _INPUT = re.compile(r"Input\s*\d*\s*:")
+_NO_INPUT = re.compile(r"(none|no input|n/a|<noinput>)\.?", re.IGNORECASE)
 
 
 def _input_output(text: str) -> tuple[str, str]:
@@ -54,7 +55,10 @@ def _input_output(text: str) -> tuple[str, str]:
         inp, out = "", text
     out = _INPUT.split(out, maxsplit=1)[0]  # a second pair run into the output
     inp = _INPUT.sub("", inp.strip(), count=1) if _INPUT.match(inp.strip()) else inp
-    return inp.strip(), out.strip()
+    inp = inp.strip()
+    if _NO_INPUT.fullmatch(inp):  # the prompt asks for "Input: none" when there is none
+        inp = ""
+    return inp, out.strip()
 
 
 def parse_input_first(text: str) -> list[InstanceCandidate]:

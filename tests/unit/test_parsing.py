@@ -70,3 +70,10 @@ def test_output_first_strips_generic_input_prefix():
     got = parse_output_first("Class label: Even\nInput: 42")
     assert [(i.output, i.input) for i in got] == [("Even", "42")]
     assert parse_output_first("no labels here") == []
+
+
+def test_input_none_means_no_input():
+    got = parse_input_first("Example 1\nInput: none\nOutput: A haiku.\nExample 2\nInput: None.\nOutput: Another.")
+    assert [(i.input, i.output) for i in got] == [("", "A haiku."), ("", "Another.")]
+    got = parse_input_first("Example 1\nInput: nonetheless true\nOutput: yes")
+    assert got[0].input == "nonetheless true"
