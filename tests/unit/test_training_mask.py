@@ -51,6 +51,8 @@ def _answer_spans(tokenizer, conversation, only_last: bool) -> tuple[str, list[t
         start = len(prompt)
         end = text.index(END, start) + len(END)
         assert text[start:end] == message["content"] + END
+        if only_last:  # prompt-completion: the completion is the rest of the text, the
+            end = len(text)  # turn separator after <end_of_turn> included
         spans.append((start, end))
     return text, spans
 
@@ -96,7 +98,7 @@ def test_template_without_generation_markers_trains_the_final_answer(tiny_model_
         assert row["input_ids"] == ids
         assert row["labels"] == labels
         trained = "".join(tokenizer.decode([t]) for t in row["labels"] if t != -100)
-        assert trained == conversation[-1]["content"] + END
+        assert trained == conversation[-1]["content"] + END + "\n"
 
 
 def test_response_only_off_trains_every_token(tiny_model_dir, tmp_path):
