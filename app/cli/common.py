@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import typer
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -61,6 +60,3 @@ def database_url(settings=None, migrate: bool = True) -> str:
             raise CliError(f"cannot open the database at {db.redact(url)}: {exc.orig}") from None
     return url
 
-
-def option_json() -> bool:
-    return typer.Option(False, "--json", help="Print JSON instead of a table.")

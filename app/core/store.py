@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from app.core.candidates import CandidateRecord, StoredCandidate
 from app.core.seeds import SeedTaskData
-from app.models import Fate, Instance, Instruction, Job, JobKind, JobStatus, SeedSet, SeedTask, utcnow
+from app.models import Fate, Instance, Instruction, Job, JobKind, JobStatus, SeedSet, SeedTask
 
 
 class NotFound(LookupError):
@@ -225,6 +225,3 @@ def curated_examples(session: Session, job_id: int) -> list[dict[str, Any]]:
     ).all()
     return [{"id": ins.id, "instruction": ins.instruction, "input": inst.input, "output": inst.output} for ins, inst in rows]
 
-
-def touch(job: Job) -> None:
-    job.heartbeat_at = utcnow()
