@@ -1,6 +1,6 @@
 """SQL tables (SQLModel). The SQL row is the source of truth for every job.
 
-A job's candidates are written in batches by `app.core.runner`; each candidate carries a
+A job's candidates are written in batches by the jobs layer (`app.core.jobs`); each candidate carries a
 per-job sequence number (`seq`) under a unique constraint, so a batch replayed after a
 crash cannot store the same candidate twice. Schema changes go through Alembic
 (`migrations/`); `tests/unit/test_migrations.py` fails when the two disagree.
@@ -8,7 +8,7 @@ crash cannot store the same candidate twice. Schema changes go through Alembic
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Optional
 
@@ -17,13 +17,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class JobKind(str, Enum):
-    self_instruct = "self_instruct"
-    evol_instruct = "evol_instruct"
-    sft = "sft"
+    return datetime.now(UTC)
 
 
 class JobStatus(str, Enum):
@@ -83,7 +77,7 @@ class Job(SQLModel, table=True):
 
     __tablename__ = "jobs"
     id: Optional[int] = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=32, index=True)  # a JobKind value
+    kind: str = Field(max_length=32, index=True)  # a kind of the job registry (`app.core.jobs`)
     status: str = Field(default=JobStatus.queued.value, max_length=16, index=True)  # a JobStatus value
     owner: Optional[str] = Field(default=None, max_length=200, index=True)
     seed_set_id: Optional[int] = Field(default=None, foreign_key="seed_sets.id", index=True)

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,6 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, LLMConfig
 from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.training.config import TrainParams
 
@@ -162,6 +163,28 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    def core_config(self) -> CoreConfig:
+        """The typed configuration the domain core receives (it never reads settings itself)."""
+        defaults = {name: value.model_dump(exclude_unset=True) for name, value in self
+                    if isinstance(value, BaseModel)}
+        return CoreConfig(
+            data_dir=Path(self.data_dir),
+            redis_url=self.redis_url,
+            dedup_redis=self.dedup_redis,
+            llm=LLMConfig(
+                base_urls=tuple(self.llm_base_urls), model=self.llm_model, api_key=self.llm_api_key,
+                concurrency=self.llm_concurrency, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
+                backoff_s=self.llm_backoff_s, backoff_max_s=self.llm_backoff_max_s,
+            ),
+            embedded=EmbeddedConfig(
+                data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
+                parallel=self.embedded_parallel, threads=self.embedded_threads,
+                ctx_per_slot=self.embedded_ctx_per_slot, model_path=self.embedded_model_path,
+            ),
+            jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
+            defaults=defaults,
+        )
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,7 +13,7 @@ What it does, all through Sprout's normal code paths:
    in the exact combinations of Sprout's three completion requests and its chat request;
    any field the server refuses is named with its HTTP status and message.
 3. One `LLMClient.chat` call (the server applies the Gemma chat template it was given).
-4. A real Self-Instruct job (`runner.run_job(..., base_urls=[url])`, SQLite in a temp dir,
+4. A real Self-Instruct job (`lifecycle.run_job(..., base_urls=[url])`, SQLite in a temp dir,
    seeds from `seeds/default.jsonl`, `--target`, fixed `--seed`), checked like the
    integration test: it succeeds, it curates exactly `target` instructions, each with
    1..max_instances accepted instances, every rejection carries a documented rule, the
@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 from sqlmodel import select  # noqa: E402
 
 from app import db  # noqa: E402
-from app.core import runner, store  # noqa: E402
+from app.core import jobs, store  # noqa: E402
+from app.core.jobs import lifecycle  # noqa: E402
 from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES  # noqa: E402
 from app.core.llm.client import LLMClient, LLMError, normalize_base_url  # noqa: E402
 from app.core.seeds import load_seed_file  # noqa: E402
@@ -165,13 +166,13 @@ def run_one_job(base_url: str, target: int, seed: int, concurrency: int, checks:
         settings = Settings(data_dir=Path(tmp), database_url=url, llm_base_urls=[], llm_model=None,
                             llm_concurrency=concurrency, llm_timeout_s=300, job_batch_size=4, job_flush_s=0.5)
         fmt, tasks = load_seed_file(SEEDS)
-        params = runner.validate_params("self_instruct", {"target": target, "seed": seed}, settings)
+        params = jobs.get("self_instruct").validate_params({"target": target, "seed": seed}, settings.core_config().defaults)
         with session_scope(url) as s:
             seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
             job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
         errors_before = len(CLIENT_ERRORS)
         t0 = time.monotonic()
-        job = runner.run_job(url, job_id, settings, base_urls=[base_url])
+        job = lifecycle.run_job(url, job_id, settings.core_config(), base_urls=[base_url])
         wall = time.monotonic() - t0
         with session_scope(url) as s:
             ins = s.exec(select(Instruction).where(Instruction.job_id == job_id).order_by(Instruction.seq)).all()

@@ -1,16 +1,17 @@
 """The Celery app: Redis broker, late acks, one job per worker slot, two queues.
 
 A job's SQL row is the source of truth, not the message: a task only names a job id and
-`runner.run_job` claims the job, so a message delivered twice (a redelivery after a
-worker died, a re-enqueue by the reaper) is harmless. Hence:
+the jobs layer (`app.core.jobs.lifecycle.run_job`) claims the job, so a message delivered
+twice (a redelivery after a worker died, a re-enqueue by the reaper) is harmless. Hence:
 
 * `task_acks_late` + `task_reject_on_worker_lost`: a message is acknowledged only when
   its job has ended, so a worker that dies does not lose it;
 * `worker_prefetch_multiplier=1`: a worker holds no job it cannot start yet;
 * no result backend: results live in SQL (`job.result`, `job.counters`).
 
-Queues: `generation` (Self-Instruct, Evol-Instruct; the LLM does the work) and `training`
-(SFT; CPU/GPU heavy), so each runs on workers sized for it.
+Queues come from the job registry (`app.core.jobs`): each kind names its own —
+`generation` (Self-Instruct, Evol-Instruct; the LLM does the work) and `training` (SFT;
+CPU/GPU heavy) today — so each runs on workers sized for it. One task runs every kind.
 """
 
 from __future__ import annotations
@@ -20,20 +21,22 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-GENERATION_QUEUE = "generation"
-TRAINING_QUEUE = "training"
-QUEUES = (GENERATION_QUEUE, TRAINING_QUEUE)
+from app.core import jobs
+from app.core.jobs.registry import GENERATION_QUEUE
+
+QUEUES = tuple(jobs.queues())
+RUN_JOB_TASK = "sprout.run_job"
 REAPER_TASK = "sprout.reap_stale_jobs"
 
 
 def queue_for(kind: str) -> str:
-    """The queue a job kind runs on."""
-    return TRAINING_QUEUE if kind == "sft" else GENERATION_QUEUE
+    """The queue a job kind runs on (declared with the kind in the registry)."""
+    return jobs.get(kind).queue
 
 
 def task_for(kind: str) -> str:
-    """The task name that runs a job kind (one small task per kind, see `workers.tasks`)."""
-    return f"sprout.job.{kind}"
+    """The task that runs a job: one for every kind (`workers.tasks.run_job`)."""
+    return RUN_JOB_TASK
 
 
 def make_celery(settings: Any) -> Celery:
@@ -46,7 +49,6 @@ def make_celery(settings: Any) -> Celery:
         task_ignore_result=True,
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_default_queue=GENERATION_QUEUE,
-        task_routes={task_for("sft"): {"queue": TRAINING_QUEUE}},
         worker_concurrency=settings.worker_concurrency,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.readiness_timeout_s,

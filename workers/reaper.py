@@ -3,7 +3,7 @@
 A worker that dies (SIGKILL, OOM, a lost machine) leaves its job `running` with an old
 heartbeat, and with late acks its message sits unacknowledged until the broker's
 visibility timeout (an hour with Redis). The reaper sends the job again; the worker that
-takes the message calls `runner.run_job`, whose `claim` takes a stale job over and
+takes the message calls `lifecycle.run_job`, whose `claim` takes a stale job over and
 resumes it from what SQL holds. It runs periodically from `sprout beat` and once when a
 worker starts.
 

@@ -1,8 +1,8 @@
-"""One small task per job kind; each names a job id and hands it to the runner.
+"""The Celery tasks: one that runs a job of any kind, and the reaper.
 
-Idempotent by construction: `runner.run_job` (and `run_sft_job`) claim the job in SQL
-first, so a duplicate message for a job that is finished, or held by a live worker, ends
-at once; a message for a job whose worker died resumes it from what SQL holds.
+Idempotent by construction: the jobs layer (`app.core.jobs.lifecycle.run_job`) claims the
+job in SQL first, so a duplicate message for a job that is finished, or held by a live
+worker, ends at once; a message for a job whose worker died resumes it from what SQL holds.
 """
 
 from __future__ import annotations
@@ -12,44 +12,22 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from app.core import runner, store
+from app.core import store
+from app.core.jobs import lifecycle
 from app.settings import get_settings
 from workers import reaper
-from workers.celery_app import REAPER_TASK, app, task_for
-from workers.training_job import run_sft_job
+from workers.celery_app import REAPER_TASK, RUN_JOB_TASK, app
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per LLM request drowns the worker log
 
 
-def _generate(job_id: int) -> str:
+@app.task(name=RUN_JOB_TASK)
+def run_job(job_id: int) -> str:
+    """Run (or resume) the job `job_id`, whatever its kind (the registry knows how)."""
     settings = get_settings()
     try:
-        job = runner.run_job(settings.resolved_database_url, job_id, settings)
-    except store.NotFound:
-        log.warning("job %s no longer exists; nothing to do", job_id)
-        return "gone"
-    return job.status
-
-
-@app.task(name=task_for("self_instruct"))
-def self_instruct(job_id: int) -> str:
-    """Run (or resume) a Self-Instruct job."""
-    return _generate(job_id)
-
-
-@app.task(name=task_for("evol_instruct"))
-def evol_instruct(job_id: int) -> str:
-    """Run (or resume) an Evol-Instruct job (its method is registered in `runner.METHODS`)."""
-    return _generate(job_id)
-
-
-@app.task(name=task_for("sft"))
-def sft(job_id: int) -> str:
-    """Run (or resume) a fine-tuning job on the training queue."""
-    settings = get_settings()
-    try:
-        job = run_sft_job(settings.resolved_database_url, job_id, settings)
+        job = lifecycle.run_job(settings.resolved_database_url, job_id, settings.core_config())
     except store.NotFound:
         log.warning("job %s no longer exists; nothing to do", job_id)
         return "gone"

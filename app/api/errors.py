@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.runner import JobInputError
+from app.core.candidates import JobInputError
+from app.core.jobs.registry import JobRequestError
 from app.core.seeds import SeedFormatError
 from app.core.store import NotFound
 
@@ -71,6 +72,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SeedFormatError)
     async def _seed_format(_: Request, exc: SeedFormatError) -> JSONResponse:
         return _json(422, f"seed file: {exc}")
+
+    @app.exception_handler(JobRequestError)
+    async def _job_request(_: Request, exc: JobRequestError) -> JSONResponse:
+        errors = [{"loc": ["body", *exc.field.split(".")], "msg": str(exc), "type": exc.kind}]
+        return _json(422, summary(errors), errors=errors)
 
     @app.exception_handler(JobInputError)
     async def _job_input(_: Request, exc: JobInputError) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""The `sprout` command: a thin Typer shell over the domain core and the runner.
+"""The `sprout` command: a thin Typer shell over the domain core and its jobs layer.
 
 Each sub-command group lives in its own module; errors the user can fix are printed as
 one line (`CliError`) with a non-zero exit, never as a traceback.

@@ -14,14 +14,16 @@ from rich.table import Table
 
 from app.cli.common import CliError, console, database_url, describe_validation_error, load_settings
 from app.cli.export import export_job
-from app.core import evol_job, lineage, runner, store
+from app.core import jobs, lineage, store
+from app.core.jobs import lifecycle, requests
+from app.core.jobs.evol_instruct import source_pool
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.db import session_scope
 
 DEFAULT_SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "default.jsonl"
 
 
-def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """`--param key=value` pairs; values are JSON when they parse as JSON, else strings."""
     import json
 
@@ -38,6 +40,8 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _progress_line(counters: dict[str, Any]) -> str:
+    if "generated" not in counters:  # not a generation job: its stage, step and loss
+        return " · ".join(f"{k} {v}" for k, v in counters.items() if k in ("stage", "loss") and v is not None)
     rejected = counters.get("rejected", {})
     top = sorted(rejected.items(), key=lambda kv: -kv[1])[:4]
     parts = ", ".join(f"{rule} {n}" for rule, n in top) or "none"
@@ -65,10 +69,12 @@ def summary_table(job) -> Table:
     return table
 
 
-def run_with_progress(url: str, job_id: int, settings: Any, target: int, label: str = "accepted",
-                      done: Callable[[dict[str, Any]], int] | None = None) -> Any:
-    """Run the job here; the bar counts `done(counters)` (default: accepted) of `target`."""
-    done = done or (lambda c: c.get("accepted", 0))
+def run_with_progress(url: str, job_id: int, settings: Any, label: str = "done",
+                      measure: Callable[[Any], jobs.Progress] | None = None) -> Any:
+    """Run the job here; the bar follows the kind's progress measure (from the registry)."""
+    with session_scope(url) as session:
+        job = store.get_job(session, job_id)
+    measure = measure or jobs.get(job.kind).progress
     progress = Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -79,23 +85,22 @@ def run_with_progress(url: str, job_id: int, settings: Any, target: int, label: 
         transient=False,
     )
     with progress:
-        bar = progress.add_task("generate", total=target, line="starting the model server…")
+        first = measure(job)
+        bar = progress.add_task("run", total=first.target, line="starting…")
         last = [0.0]
 
+        def show(counters: dict[str, Any]) -> None:
+            now = measure(job.model_copy(update={"counters": counters}))
+            progress.update(bar, total=now.target, completed=now.done, line=_progress_line(counters))
+
         def update(counters: dict[str, Any]) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 0.2:
-                last[0] = now
-                progress.update(bar, completed=done(counters), line=_progress_line(counters))
+            if time.monotonic() - last[0] >= 0.2:
+                last[0] = time.monotonic()
+                show(counters)
 
-        job = runner.run_job(url, job_id, settings, progress=update)
-        progress.update(bar, completed=done(job.counters), line=_progress_line(job.counters))
+        job = lifecycle.run_job(url, job_id, settings.core_config(), progress=update)
+        show(job.counters)
     return job
-
-
-def evolutions_done(counters: dict[str, Any]) -> int:
-    """Evolutions decided so far, kept or failed (every one has an operation)."""
-    return sum(f.get("accepted", 0) + f.get("rejected", 0) for f in counters.get("operations", {}).values())
 
 
 METHODS = {"self-instruct": "self_instruct", "evol-instruct": "evol_instruct"}
@@ -129,7 +134,7 @@ def register(cli: typer.Typer) -> None:
         if out is not None and fmt not in ("alpaca", "messages", "prompt-completion"):
             raise CliError(f"unknown format {fmt!r}; use alpaca, messages or prompt-completion")
         settings = load_settings()
-        overrides = _parse_overrides(param)
+        overrides = parse_overrides(param)
         if kind == "self_instruct":
             overrides["target"] = target if target is not None else overrides.get("target", 100)
         elif rounds is not None:
@@ -137,16 +142,15 @@ def register(cli: typer.Typer) -> None:
         if seed is not None:
             overrides["seed"] = seed
         try:
-            params = runner.validate_params(kind, overrides, settings)
+            params = jobs.get(kind).validate_params(overrides, settings.core_config().defaults)
         except ValidationError as exc:
             raise CliError(f"bad parameter: {describe_validation_error(exc)}") from None
         if kind == "self_instruct":
             job_id = _create_self_instruct(settings, seeds, params)
-            job = run_with_progress(database_url(settings), job_id, settings, params.target)
+            job = run_with_progress(database_url(settings), job_id, settings, label="accepted")
         else:
             job_id, pool = _create_evol_instruct(settings, source, seeds, params)
-            job = run_with_progress(database_url(settings), job_id, settings, pool * params.rounds,
-                                    label="evolutions", done=evolutions_done)
+            job = run_with_progress(database_url(settings), job_id, settings, label="evolutions")
         console.print(summary_table(job))
         if job.status == "failed":
             raise CliError(f"job {job_id} failed: {job.error}")
@@ -170,9 +174,9 @@ def _load_seeds(path: Path) -> tuple[str, list[Any]]:
 
 def _create_self_instruct(settings: Any, seeds: Path, params: Any) -> int:
     fmt_name, tasks = _load_seeds(seeds)
-    with session_scope(database_url(settings)) as session:
+    with session_scope(database_url(settings)) as session:  # one transaction: no seed set without its job
         seed_set = store.import_seed_set(session, seeds.name, fmt_name, tasks)
-        job = store.create_job(session, "self_instruct", params.model_dump(mode="json"), seed_set_id=seed_set.id)
+        job = _create(session, jobs.JobRequest("self_instruct", params.model_dump(mode="json"), seed_set_id=seed_set.id))
         job_id = job.id
     console.print(f"job {job_id}: Self-Instruct from {len(tasks)} seed tasks ({seeds.name}), target {params.target}")
     return job_id
@@ -194,15 +198,10 @@ def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params
         seed_set_id = None
         if path is not None and loaded is not None:
             seed_set_id = store.import_seed_set(session, path.name, *loaded).id
-        elif source_job_id is not None:
-            try:
-                store.get_job(session, source_job_id)
-            except store.NotFound:
-                raise CliError(f"source job {source_job_id} does not exist") from None
-        job = store.create_job(session, "evol_instruct", params.model_dump(mode="json"),
-                               seed_set_id=seed_set_id, source_job_id=source_job_id)
+        job = _create(session, jobs.JobRequest("evol_instruct", params.model_dump(mode="json"),
+                                               seed_set_id=seed_set_id, source_job_id=source_job_id))
         try:
-            pool = len(evol_job.source_pool(session, job))
+            pool = len(source_pool(session, job))
         except ValueError as exc:
             raise CliError(str(exc)) from None
         job_id = job.id
@@ -211,6 +210,16 @@ def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params
     rounds = f"{params.rounds} round{'s' if params.rounds != 1 else ''}"
     console.print(f"job {job_id}: Evol-Instruct of {pool} instructions ({where}), {rounds}")
     return job_id, pool
+
+
+def _create(session: Any, request: jobs.JobRequest) -> Any:
+    """Store a job through the core's one request path (the API's too); one line on error."""
+    try:
+        return requests.create_job(session, request, load_settings().core_config().defaults)
+    except ValidationError as exc:
+        raise CliError(f"bad parameter: {describe_validation_error(exc)}") from None
+    except ValueError as exc:  # JobRequestError: a source that cannot be used, too few seeds, ...
+        raise CliError(str(exc).replace("source_job_id", "--from")) from None
 
 
 def _print_examples(url: str, job_id: int, examples: int) -> None:

@@ -14,8 +14,9 @@ import typer
 from rich.table import Table
 
 from app.cli.common import CliError, console, database_url, load_settings
+from app.core import jobs
 
-QUEUE_NAMES = ("generation", "training")
+QUEUE_NAMES = tuple(jobs.queues())  # each job kind names its queue in the registry
 POOLS = ("prefork", "solo", "threads")
 
 apikey = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
@@ -38,7 +39,7 @@ def api(
 
 def worker(
     queues: str = typer.Option(",".join(QUEUE_NAMES), "--queues", "-Q",
-                               help="Comma-separated queues to take jobs from: generation, training."),
+                               help=f"Comma-separated queues to take jobs from: {', '.join(QUEUE_NAMES)}."),
     concurrency: int = typer.Option(None, "--concurrency", "-c", min=1, max=64,
                                     help="Jobs at once (default SPROUT_WORKER_CONCURRENCY)."),
     pool: str = typer.Option("prefork", "--pool", "-P", help="prefork (a process per job), solo or threads."),

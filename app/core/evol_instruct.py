@@ -44,17 +44,14 @@ import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.core import evol_rules, prompts
-from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate, TooManyFailures
 from app.core.filters.dedup import example_text
-from app.core.filters.heuristics import InstanceCandidate
 from app.core.filters.novelty import NoveltyIndex, NoveltyResult
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
 from app.core.params import EvolInstructParams
 from app.core.seeds import SeedTaskData
-from app.core.self_instruct import NearDuplicates, TooManyFailures
 
 # Stops for the few-shot prompts: each demo ends at a blank line, and a base model that
 # goes on starts the next "#Given Prompt#" / "#Instruction#" line.

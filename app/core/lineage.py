@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from app.core import store
+from app.core.jobs.registry import JobRequestError, produces_examples
 from app.models import Fate, Instance, Instruction
 
 
@@ -73,12 +75,14 @@ def _chain(row: Any, by_id: dict[int, Any]) -> list[dict[str, Any]]:
 def export_rows(session: Session, job: Any, *, final_only: bool = False,
                 include_roots: bool = True) -> list[dict[str, Any]]:
     """What an export of `job` writes, for the CLI and the API alike: an Evol-Instruct
-    job's rows with their lineage (`lineage_examples`), any other job's curated rows as
-    they are. Raises ValueError when generation options are asked of another kind."""
+    job's rows with their lineage (`lineage_examples`), any other generation job's curated
+    rows as they are. Raises `JobRequestError` (a ValueError naming the option at fault)
+    for a job without curated data, or lineage options asked of a job without lineage."""
+    if not produces_examples(job.kind):
+        raise JobRequestError("job_id", f"job {job.id} is a {job.kind} job; it has no curated data to export")
     if job.kind == "evol_instruct":
         return lineage_examples(session, job.id, final_only=final_only, include_roots=include_roots)
     if final_only or not include_roots:
-        raise ValueError(f"job {job.id} is a {job.kind} job: final-only and no-roots apply to evol_instruct jobs")
-    from app.core import store
-
+        raise JobRequestError("final_only" if final_only else "include_roots",
+                              f"job {job.id} is a {job.kind} job: final-only and no-roots apply to evol_instruct jobs")
     return store.curated_examples(session, job.id)

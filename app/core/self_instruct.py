@@ -26,11 +26,10 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Sequence
 
 from app.core import prompts
-from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import filter_instances, instruction_rule
 from app.core.filters.novelty import NoveltyIndex
@@ -44,18 +43,6 @@ from app.core.parsing import (
     parse_yes_no,
 )
 from app.core.seeds import SeedTaskData
-
-
-class NearDuplicates(Protocol):
-    """A near-duplicate index (`app.core.filters.dedup.NearDupIndex`)."""
-
-    def check_and_add(self, key: str, text: str) -> str | None: ...
-
-    def check_and_add_many(self, items: Iterable[tuple[str, str]]) -> list[str | None]: ...
-
-
-class TooManyFailures(LLMError):
-    """The model server kept failing; the job stops rather than spin."""
 
 
 class SelfInstruct:

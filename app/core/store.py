@@ -8,14 +8,15 @@ the CLI store and read a job the same way.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from app.core.candidates import CandidateRecord, StoredCandidate
 from app.core.seeds import SeedTaskData
-from app.models import Fate, Instance, Instruction, Job, JobKind, JobStatus, SeedSet, SeedTask
+from app.models import Fate, Instance, Instruction, Job, JobStatus, SeedSet, SeedTask, utcnow
 
 
 class NotFound(LookupError):
@@ -58,14 +59,14 @@ def get_job(session: Session, job_id: int) -> Job:
 
 def create_job(
     session: Session,
-    kind: JobKind | str,
+    kind: str,
     params: dict[str, Any],
     seed_set_id: int | None = None,
     source_job_id: int | None = None,
     owner: str | None = None,
 ) -> Job:
     job = Job(
-        kind=JobKind(kind).value,
+        kind=kind,
         params=params,
         seed_set_id=seed_set_id,
         source_job_id=source_job_id,
@@ -119,6 +120,93 @@ def reset_for_retry(job: Job) -> None:
     job.cancel_requested = False
     job.finished_at = None
     job.worker = None
+
+
+# --- the lifecycle's SQL: claim, heartbeat, batch commit, finish ------------------------------
+class LostClaim(RuntimeError):
+    """Another worker took this job over (this one was presumed dead)."""
+
+
+def claim_job(session: Session, job_id: int, worker: str, stale_after_s: float) -> bool:
+    """Take the job for `worker` if it is queued, or running with a heartbeat older than
+    `stale_after_s` (its worker died), or already held by `worker`. One conditional UPDATE,
+    so two workers racing for one job cannot both win."""
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after_s)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .where(Job.cancel_requested.is_(False))
+        .where(
+            or_(
+                Job.status == JobStatus.queued.value,
+                (Job.status == JobStatus.running.value)
+                & (or_(Job.worker == worker, Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)),
+            )
+        )
+        .values(status=JobStatus.running.value, worker=worker, attempts=Job.attempts + 1,
+                heartbeat_at=now, started_at=func.coalesce(Job.started_at, now))
+    )
+    return result.rowcount == 1
+
+
+def heartbeat(session: Session, job_id: int, worker: str, counters: dict[str, Any] | None = None) -> bool:
+    """Refresh the heartbeat (and the counters, when given) while `worker` holds the job.
+
+    Returns True when a cancel was requested; raises `LostClaim` when another worker holds it."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if counters is not None:
+        values["counters"] = counters
+    result = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker).values(**values))
+    if result.rowcount != 1:
+        raise LostClaim(f"job {job_id} was taken over by another worker")
+    cancel = session.exec(select(Job.cancel_requested).where(Job.id == job_id)).one()
+    return bool(cancel)
+
+
+def commit_batch(session: Session, job_id: int, worker: str, records: list[CandidateRecord], first_seq: int,
+                 counters: dict[str, Any]) -> int:
+    """Write decided candidates with the job's counters and heartbeat, in the caller's
+    transaction, only while `worker` holds the job; returns the next seq."""
+    seq = write_records(session, job_id, records, first_seq)
+    heartbeat(session, job_id, worker, counters)
+    return seq
+
+
+def finish_job(session: Session, job_id: int, worker: str, status: JobStatus, error: str | None = None,
+               result: dict[str, Any] | None = None, counters: dict[str, Any] | None = None) -> bool:
+    """End the job if `worker` still holds it (a taken-over job's record is its new owner's)."""
+    job = session.get(Job, job_id)
+    if job is None or job.worker != worker:
+        return False
+    job.status, job.error = status.value, error
+    job.finished_at = job.heartbeat_at = utcnow()
+    if result:
+        job.result = {**job.result, **result}
+    if counters:
+        job.counters = {**job.counters, **counters}
+    return True
+
+
+def pause_job(session: Session, job_id: int, worker: str, reason: str) -> bool:
+    """Put a running job back in the queue (its model server is away): it keeps what it
+    stored, and the reaper sends it again; `error` says why it waits."""
+    job = session.get(Job, job_id)
+    if job is None or job.worker != worker:
+        return False
+    job.status, job.error, job.worker = JobStatus.queued.value, reason, None
+    job.heartbeat_at = utcnow()
+    return True
+
+
+def request_cancel(job: Job) -> None:
+    """Queued: cancelled at once. Running: its worker stops it at the next heartbeat."""
+    if JobStatus(job.status).finished:
+        return
+    job.cancel_requested = True
+    if job.status == JobStatus.queued.value:
+        job.status = JobStatus.cancelled.value
+        job.finished_at = utcnow()
 
 
 # --- candidates ------------------------------------------------------------------------------

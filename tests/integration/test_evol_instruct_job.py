@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core import export as exporter
-from app.core import lineage, runner, store
-from app.core.candidates import CandidateRecord
+from app.core import jobs, lineage, store
+from app.core.jobs import lifecycle
+from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.evol_rules import EVOL_RULES, copies_scaffolding, sorry_response, stopwords_only
-from app.core.filters.heuristics import InstanceCandidate
 from app.core.params import EVOL_OPERATIONS
 from app.core.seeds import load_seed_file
 from app.db import session_scope
@@ -50,7 +50,7 @@ def pool_file(tmp_path, tasks=POOL):
 def make_job(url, path, **params):
     settings = Settings(**SETTINGS)
     fmt, tasks = load_seed_file(path)
-    p = runner.validate_params("evol_instruct", params, settings)
+    p = jobs.get("evol_instruct").validate_params(params, settings.core_config().defaults)
     with session_scope(url) as s:
         seed_set = store.import_seed_set(s, path.name, fmt, tasks)
         job = store.create_job(s, "evol_instruct", p.model_dump(mode="json"), seed_set_id=seed_set.id)
@@ -111,7 +111,7 @@ def check_counters(job, ins, inst):
 def test_two_rounds_with_lineage_counters_resume_and_export(pg_url, llm_base_url, tmp_path):
     settings, job_id = make_job(pg_url, pool_file(tmp_path), rounds=1, seed=3, max_tokens=64,
                                 response_max_tokens=96)
-    job = runner.run_job(pg_url, job_id, settings, base_urls=[llm_base_url])
+    job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[llm_base_url])
     assert job.status == "succeeded", job.error
     _, first, _ = rows(pg_url, job_id)
     assert len(first) == 4 + 4
@@ -120,7 +120,7 @@ def test_two_rounds_with_lineage_counters_resume_and_export(pg_url, llm_base_url
         stored = store.get_job(s, job_id)
         stored.params = {**stored.params, "rounds": 2}
         store.reset_for_retry(stored)
-    job = runner.run_job(pg_url, job_id, settings, base_urls=[llm_base_url])
+    job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[llm_base_url])
     assert job.status == "succeeded", job.error
     job, ins, inst = rows(pg_url, job_id)
     assert job.attempts == 2
@@ -185,9 +185,9 @@ def test_failed_evolutions_put_their_parent_back(pg_url, llm_base_url):
         store.write_records(s, source.id, [kept[0], dropped, kept[1], kept[2]], 1)
         source.status = "succeeded"
         settings = Settings(**SETTINGS)
-        params = runner.validate_params("evol_instruct", {"rounds": 2, "seed": 1, "max_tokens": 1}, settings)
+        params = jobs.get("evol_instruct").validate_params({"rounds": 2, "seed": 1, "max_tokens": 1}, settings.core_config().defaults)
         job_id = store.create_job(s, "evol_instruct", params.model_dump(mode="json"), source_job_id=source.id).id
-    job = runner.run_job(pg_url, job_id, settings, base_urls=[llm_base_url])
+    job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[llm_base_url])
     assert job.status == "succeeded", job.error
     job, ins, inst = rows(pg_url, job_id)
     assert [r.instruction for r in ins[:3]] == [t["instruction"] for t in POOL[:3]]

@@ -9,7 +9,8 @@ import pytest
 from rouge_score import rouge_scorer
 from sqlmodel import select
 
-from app.core import runner, store
+from app.core import jobs, store
+from app.core.jobs import lifecycle
 from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES
 from app.core.seeds import load_seed_file
 from app.db import session_scope
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 def make_job(url, seeds_path, **params):
     settings = Settings(job_batch_size=4, job_flush_s=0.5, llm_concurrency=4)
     fmt, tasks = load_seed_file(seeds_path)
-    p = runner.validate_params("self_instruct", params, settings)
+    p = jobs.get("self_instruct").validate_params(params, settings.core_config().defaults)
     with session_scope(url) as s:
         seed_set = store.import_seed_set(s, seeds_path.name, fmt, tasks)
         job = store.create_job(s, "self_instruct", p.model_dump(), seed_set_id=seed_set.id)
@@ -39,7 +40,7 @@ def rows(url, job_id):
 
 def test_job_stores_every_candidate_with_its_fate(pg_url, llm_base_url, reference_seeds):
     settings, job_id, seeds = make_job(pg_url, reference_seeds, target=6, seed=7)
-    job = runner.run_job(pg_url, job_id, settings, base_urls=[llm_base_url])
+    job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[llm_base_url])
     assert job.status == JobStatus.succeeded.value, job.error
     job, ins, inst = rows(pg_url, job_id)
 
@@ -93,14 +94,14 @@ def test_job_stores_every_candidate_with_its_fate(pg_url, llm_base_url, referenc
 
 def test_a_stopped_job_resumes_without_duplicates(pg_url, llm_base_url, reference_seeds):
     settings, job_id, _ = make_job(pg_url, reference_seeds, target=2, seed=11)
-    assert runner.run_job(pg_url, job_id, settings, base_urls=[llm_base_url]).status == "succeeded"
+    assert lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[llm_base_url]).status == "succeeded"
     _, first, _ = rows(pg_url, job_id)
     # the same job asked for more, as a worker picking it up again would see it
     with session_scope(pg_url) as s:
         job = store.get_job(s, job_id)
         job.params = {**job.params, "target": 4}
         store.reset_for_retry(job)
-    job = runner.run_job(pg_url, job_id, settings, base_urls=[llm_base_url])
+    job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[llm_base_url])
     assert job.status == "succeeded", job.error
     _, after, _ = rows(pg_url, job_id)
     assert [(r.id, r.instruction) for r in after[: len(first)]] == [(r.id, r.instruction) for r in first]

@@ -5,12 +5,17 @@ in `job.result`."""
 
 import pytest
 
-from app.core.candidates import CandidateRecord
-from app.core.filters.heuristics import InstanceCandidate
+from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job
 from tests.service_fixtures import (  # noqa: F401
-    api, api_settings, client, processes, service_env, store_candidates, wait_for,
+    api,
+    api_settings,
+    client,
+    processes,
+    service_env,
+    store_candidates,
+    wait_for,
 )
 from tests.training_fixtures import TOY_ROWS, tiny_model_dir  # noqa: F401
 
@@ -58,11 +63,11 @@ def test_an_sft_job_trains_on_a_jobs_curated_data(api, api_settings, processes, 
 
 
 def test_an_sft_job_from_an_export_stops_on_cancel(api, api_settings, tiny_model_dir, pg_url):
-    """The training task's body (`run_sft_job`), in a thread as in a worker: it reads the
+    """The training task's body (`lifecycle.run_job`), in a thread as in a worker: it reads the
     export's file, reports steps, and a cancel through the API ends the run within a step."""
     import threading
 
-    from workers.training_job import run_sft_job
+    from app.core.jobs import lifecycle
 
     seed_set = api.ok("post", "/api/v1/seed-sets", 201, json={"name": "s", "content": SEEDS})["id"]
     source = api.ok("post", "/api/v1/jobs", 201, json={"kind": "self_instruct", "seed_set_id": seed_set})["id"]
@@ -75,7 +80,7 @@ def test_an_sft_job_from_an_export_stops_on_cancel(api, api_settings, tiny_model
         "eval_max_tasks": 0, "logging_steps": 1, "torch_threads": 1}})
     settings = api_settings.model_copy(update={"job_flush_s": 0.2})
     ended = {}
-    runner_thread = threading.Thread(target=lambda: ended.update(job=run_sft_job(pg_url, job["id"], settings)))
+    runner_thread = threading.Thread(target=lambda: ended.update(job=lifecycle.run_job(pg_url, job["id"], settings.core_config())))
     runner_thread.start()
     try:
         wait_for(lambda: not runner_thread.is_alive()

@@ -5,12 +5,16 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.candidates import CandidateRecord
-from app.core.filters.heuristics import InstanceCandidate
+from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job, utcnow
 from tests.service_fixtures import (  # noqa: F401
-    api, api_settings, client, other_api, queued_tasks, store_candidates,
+    api,
+    api_settings,
+    client,
+    other_api,
+    queued_tasks,
+    store_candidates,
 )
 
 SEEDS = "".join(f'{{"instruction": "Seed task number {i} asks for something."}}\n' for i in range(8))
@@ -39,7 +43,7 @@ def test_a_created_job_is_queued_with_its_validated_params(api, seed_set, redis_
     assert job["params"]["prompt_instructions"] == 8  # the service default filled in
     assert job["progress"] == {"target": 3, "done": 0, "percent": 0.0, "elapsed_s": None, "rate_per_min": None,
                                "eta_s": None}
-    assert queued_tasks(redis_url, "generation") == [("sprout.job.self_instruct", job["id"])]
+    assert queued_tasks(redis_url, "generation") == [("sprout.run_job", job["id"])]
     assert queued_tasks(redis_url, "training") == []
 
 
@@ -65,7 +69,7 @@ def test_a_created_job_is_queued_with_its_validated_params(api, seed_set, redis_
         ({"kind": "self_instruct", "seed_set_id": 424242}, ["body", "seed_set_id"], "no seed set with id 424242"),
         ({"kind": "self_instruct", "seed_set_id": 2**40}, ["body", "seed_set_id"], "less than or equal to 2147483647"),
         ({"kind": "self_instruct", "seed_set_id": -1}, ["body", "seed_set_id"], "greater than or equal to 1"),
-        ({"kind": "self_instruct", "seed_set_id": "SEED", "export_id": 1}, ["body", "export_id"], "only sft"),
+        ({"kind": "self_instruct", "seed_set_id": "SEED", "export_id": 1}, ["body", "export_id"], "takes no export_id"),
         ({"kind": "self_instruct", "seed_set_id": "SEED", "params": {"prompt_instructions": 12, "stop_at_item": 20}},
          ["body", "seed_set_id"], "has 8 task(s); a prompt needs 10 human seeds"),
         ({"kind": "self_instruct", "seed_set_id": "SEED", "params": []}, ["body", "params"], "valid dictionary"),
@@ -184,13 +188,13 @@ def test_an_sft_job_goes_to_the_training_queue(api, seed_set, pg_url, redis_url)
     assert job["params"]["max_steps"] == 5 and job["params"]["lora_r"] == 16
     assert job["result"] == {"source": {"job_id": source["id"], "export_id": None}}
     assert job["progress"]["target"] is None and job["counters"]["stage"] == "queued"
-    assert queued_tasks(redis_url, "training") == [("sprout.job.sft", job["id"])]
+    assert queued_tasks(redis_url, "training") == [("sprout.run_job", job["id"])]
     export = api.ok("post", "/api/v1/exports", 201, json={"job_id": source["id"], "format": "messages"})
     from_export = api.ok("post", "/api/v1/jobs", 201, json={"kind": "sft", "export_id": export["id"]})
     assert from_export["source_job_id"] == source["id"]
     assert from_export["result"]["source"]["export_id"] == export["id"]
     refused = api.post("/api/v1/jobs", json={"kind": "sft", "source_job_id": job["id"]})
-    assert refused.status_code == 422 and "is a training job" in refused.json()["detail"]
+    assert refused.status_code == 422 and "has no curated data" in refused.json()["detail"]
 
 
 def test_an_unreachable_broker_is_503_and_leaves_no_job(pg_url, seed_set, api, tmp_path):
@@ -223,7 +227,7 @@ def test_evol_instruct_jobs_start_from_a_seed_set_or_a_finished_job(api, seed_se
     assert evolved["source_job_id"] == source["id"] and evolved["seed_set_id"] is None
     from_seeds = api.ok("post", "/api/v1/jobs", 201, json={"kind": "evol_instruct", "seed_set_id": seed_set})
     assert from_seeds["params"]["rounds"] == 4  # the service default
-    assert [t for t, _ in queued_tasks(redis_url, "generation")][-2:] == ["sprout.job.evol_instruct"] * 2
+    assert [t for t, _ in queued_tasks(redis_url, "generation")][-2:] == ["sprout.run_job"] * 2
     for bad, fragment in (({"seed_set_id": seed_set, "source_job_id": source["id"]}, "not both"),
                           ({}, "needs seed_set_id or source_job_id"),
                           ({"source_job_id": source["id"], "params": {"rounds": 0}}, "body.params.rounds"),

@@ -6,8 +6,7 @@ import json
 import pytest
 
 from app.core import export, store
-from app.core.candidates import CandidateRecord
-from app.core.filters.heuristics import InstanceCandidate
+from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401
 
@@ -103,3 +102,39 @@ def test_export_list_get_and_bad_requests(api, job, api_settings):
     gone = api.get(a["download_url"])
     assert gone.status_code == 410 and "create a new export" in gone.json()["detail"]
     assert api.get("/api/v1/exports/31337/download").status_code == 404
+
+
+def test_an_evol_instruct_export_over_http_is_the_cli_export_byte_for_byte(api, pg_url, tmp_path, monkeypatch):
+    """Both doors call `lineage.export_rows`: the lineage column and the options are the same."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.settings import get_settings
+
+    seed_set = api.ok("post", "/api/v1/seed-sets", 201, json={"name": "s", "content": SEEDS})["id"]
+    job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "evol_instruct", "seed_set_id": seed_set,
+                                                   "params": {"rounds": 2}})["id"]
+    root = CandidateRecord("Root A.", True, in_pool=True, instances=[InstanceCandidate("in A", "out A")])
+    other = CandidateRecord("Root B.", True, in_pool=True, instances=[InstanceCandidate("", "out B")])
+    deeper = CandidateRecord("A, deeper.", True, in_pool=True, parent=root, operation="deepening", round=1,
+                             instances=[InstanceCandidate("", "deeper A")])
+    failed = CandidateRecord("B, sorry.", False, rule="sorry_response", parent=other, operation="in_breadth", round=1,
+                             instances=[InstanceCandidate("", "Sorry.")])
+    store_candidates(pg_url, job, [root, other])
+    store_candidates(pg_url, job, [deeper, failed])
+    monkeypatch.setenv("SPROUT_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    for options, flags in (({}, []), ({"final_only": True}, ["--final-only"]), ({"include_roots": False}, ["--no-roots"])):
+        made = api.ok("post", "/api/v1/exports", 201, json={"job_id": job, "format": "messages", **options})
+        over_http = api.get(made["download_url"]).content
+        out = tmp_path / f"cli-{len(flags)}-{'-'.join(flags)}.jsonl"
+        result = CliRunner().invoke(cli, ["export", str(job), "--format", "messages", "--out", str(out), *flags])
+        assert result.exit_code == 0, result.output
+        assert over_http == out.read_bytes(), options
+        rows = [json.loads(line) for line in over_http.decode().splitlines()]
+        assert all("lineage" in r for r in rows) and made["options"]["final_only"] == options.get("final_only", False)
+    deepest = [json.loads(line) for line in api.get(made["download_url"]).text.splitlines()]
+    assert [[step["instruction"] for step in r["lineage"]] for r in deepest] == [["Root A.", "A, deeper."]]
+    plain = api.ok("post", "/api/v1/jobs", 201, json={"kind": "self_instruct", "seed_set_id": seed_set})["id"]
+    refused = api.post("/api/v1/exports", json={"job_id": plain, "final_only": True})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["loc"] == ["body", "final_only"]

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from rouge_score import rouge_scorer
 
-from app.core import prompts, runner
+from app.core import jobs, prompts
 from app.core.candidates import CandidateRecord, StoredCandidate
 from app.core.evol_instruct import EvolInstruct, root_text
 from app.core.llm.client import LLMClient
@@ -39,7 +39,7 @@ def stored(row_id, text, *, parent=None, round_=0, accepted=True, op=None, insta
 
 # --- parameters ------------------------------------------------------------------------------
 def test_defaults_are_the_papers():
-    p = runner.validate_params("evol_instruct", {}, Settings())
+    p = jobs.get("evol_instruct").validate_params({}, Settings().core_config().defaults)
     assert p.rounds == 4
     assert p.operations == {op: 1.0 for op in EVOL_OPERATIONS} and len(EVOL_OPERATIONS) == 6
     assert p.sorry_max_words == 80
@@ -58,7 +58,7 @@ def test_defaults_are_the_papers():
 )
 def test_bad_parameters_are_refused(params, field):
     with pytest.raises(ValidationError, match=field):
-        runner.validate_params("evol_instruct", params, Settings())
+        jobs.get("evol_instruct").validate_params(params, Settings().core_config().defaults)
 
 
 def test_every_operation_has_a_prompt_with_the_paper_limits():

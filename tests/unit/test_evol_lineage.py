@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.cli.common import CliError
 from app.core import lineage, store
-from app.core.candidates import CandidateRecord
-from app.core.filters.heuristics import InstanceCandidate
+from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job
 
@@ -129,7 +128,7 @@ def test_final_only_on_a_self_instruct_job_is_a_one_line_error(sqlite_url, tmp_p
         (["--method", "evol-instruct", "--rounds", "0"], "rounds"),
         (["--method", "evol-instruct", "-p", "operations={\"summarize\": 1}"], "unknown operation"),
         (["--method", "evol-instruct", "--from", "/nonexistent/pool.jsonl"], "no such file"),
-        (["--method", "evol-instruct", "--from", "99"], "source job 99 does not exist"),
+        (["--method", "evol-instruct", "--from", "99"], "no job with id 99"),
     ],
 )
 def test_generate_refuses_bad_input_in_one_line(args, message, sqlite_url, monkeypatch):

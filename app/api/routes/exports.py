@@ -1,5 +1,9 @@
 """Exports: a job's curated data written in a trainer's format, listed, downloaded.
 
+The rows come from `lineage.export_rows`, the function `sprout export` calls, so an
+Evol-Instruct job exported over HTTP carries the same `lineage` column and honours the
+same options (final-only, no-roots) as on the command line.
+
 Files live under `<data_dir>/exports/` (shared by the API and the workers in a
 deployment). The file is written atomically before its row is committed; if the commit
 fails the file is removed, so a listed export always has its file.
@@ -20,7 +24,7 @@ from app.api.errors import field_error
 from app.api.schemas.common import MAX_ID, MAX_PAGE, Page
 from app.api.schemas.exports import ExportCreate, ExportOut
 from app.core import export as exporter
-from app.core import store
+from app.core import lineage
 from app.models import Export, Job
 
 router = APIRouter(prefix="/exports", tags=["exports"])
@@ -30,7 +34,8 @@ MEDIA = {".json": "application/json", ".jsonl": "application/x-ndjson"}
 
 
 def _out(row: Export) -> ExportOut:
-    return ExportOut(id=row.id, job_id=row.job_id, format=row.format, rows=row.rows, bytes=row.bytes,
+    return ExportOut(id=row.id, job_id=row.job_id, format=row.format, options=row.options or {}, rows=row.rows,
+                     bytes=row.bytes,
                      filename=Path(row.path).name, download_url=f"/api/v1/exports/{row.id}/download",
                      created_at=row.created_at)
 
@@ -44,10 +49,10 @@ def _create(body: ExportCreate, session, owner: str, settings) -> ExportOut:
     job = session.get(Job, body.job_id)
     if job is None or job.owner != owner:
         raise field_error(("body", "job_id"), f"no job with id {body.job_id}")
-    if job.kind == "sft":
-        raise field_error(("body", "job_id"), f"job {job.id} is a training job; it has no curated data")
-    rows = store.curated_examples(session, job.id)
-    row = Export(job_id=job.id, owner=owner, format=body.format, path="", options={})
+    # the same rows as `sprout export` for the same options (lineage, final-only, no-roots)
+    rows = lineage.export_rows(session, job, final_only=body.final_only, include_roots=body.include_roots)
+    options = {"final_only": body.final_only, "include_roots": body.include_roots}
+    row = Export(job_id=job.id, owner=owner, format=body.format, path="", options=options)
     session.add(row)
     session.flush()
     path = Path(settings.data_dir) / "exports" / f"job-{job.id}-export-{row.id}{SUFFIX[body.format]}"

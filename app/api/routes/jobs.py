@@ -16,11 +16,11 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from app.api import job_requests
 from app.api.deps import CeleryDep, IdPath, Owner, SessionDep, SettingsDep, owned
-from app.api.job_requests import creation_args
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.jobs import JobCreate, JobOut
-from app.core import runner, store
+from app.core import store
 from app.models import Export, Job, JobStatus
 from workers.celery_app import enqueue
 
@@ -46,13 +46,7 @@ def _send(session: Session, celery: Celery, job: Job, undo: str) -> None:
 @router.post("", status_code=201, summary="Create a job and enqueue it")
 def create_job(body: JobCreate, session: SessionDep, owner: Owner, settings: SettingsDep,
                celery: CeleryDep) -> JobOut:
-    args = creation_args(session, body, owner, settings)
-    result = args.pop("result", None)
-    job = store.create_job(session, owner=owner, **args)
-    if job.kind == "sft":
-        job.counters = {"stage": "queued", "step": 0, "max_steps": None, "loss": None}
-    if result:
-        job.result = result
+    job = job_requests.create(session, body, owner, settings)
     session.commit()
     _send(session, celery, job, undo="delete")
     return JobOut.of(job)
@@ -85,7 +79,7 @@ def get_job(job_id: IdPath, session: SessionDep, owner: Owner) -> JobOut:
 @router.post("/{job_id}/cancel", status_code=202, summary="Stop a job, keeping what it accepted")
 def cancel_job(job_id: IdPath, session: SessionDep, owner: Owner) -> JobOut:
     job = owned(session, Job, job_id, owner, "job")
-    runner.request_cancel(session, job)
+    store.request_cancel(job)
     session.commit()
     return JobOut.of(job)
 

@@ -19,12 +19,15 @@ class ExportCreate(BaseModel):
         default="alpaca",
         description="alpaca (JSON list), messages (JSONL, chat turns) or prompt-completion (JSONL).",
     )
+    final_only: bool = Field(default=False, description="Evol-Instruct: only each lineage's last surviving generation.")
+    include_roots: bool = Field(default=True, description="Evol-Instruct: include the starting pool (round 0).")
 
 
 class ExportOut(BaseModel):
     id: int
     job_id: int
     format: str
+    options: dict[str, bool] = Field(default_factory=dict, description="final_only / include_roots as asked.")
     rows: int = Field(description="Curated examples written.")
     bytes: int
     filename: str

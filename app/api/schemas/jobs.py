@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas.common import Id, JsonObject
+from app.core import jobs
+from app.core.jobs import sft
 from app.models import Job, JobStatus
 
 
@@ -25,11 +27,12 @@ class JobCreate(BaseModel):
         json_schema_extra={
             "examples": [
                 {"kind": "self_instruct", "seed_set_id": 1, "params": {"target": 100, "seed": 7}},
-                {"kind": "sft", "source_job_id": 1, "params": {"method": "lora", "max_steps": 200}},
+                {"kind": sft.KIND, "source_job_id": 1, "params": {"method": "lora", "max_steps": 200}},
             ]
         },
     )
-    kind: str = Field(max_length=32, description="self_instruct, evol_instruct or sft.", examples=["self_instruct"])
+    kind: str = Field(max_length=32, description="A registered job kind: self_instruct, evol_instruct, sft.",
+                      examples=["self_instruct"])
     seed_set_id: Id | None = None
     source_job_id: Id | None = Field(default=None, description="Evol-Instruct's or SFT's source job.")
     export_id: Id | None = Field(default=None, description="SFT only: train on this export's file.")
@@ -71,30 +74,28 @@ class JobOut(BaseModel):
     progress: JobProgress
 
     @classmethod
-    def of(cls, job: Job) -> "JobOut":
+    def of(cls, job: Job) -> JobOut:
         data = job.model_dump()
         return cls(**{k: data[k] for k in cls.model_fields if k != "progress"}, progress=progress_of(job))
 
 
 def _aware(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone; we store UTC
+        return moment.replace(tzinfo=UTC)  # SQLite drops the zone; we store UTC
     return moment
 
 
 def progress_of(job: Job) -> JobProgress:
-    counters = job.counters or {}
-    if job.kind == "sft":
-        target, done = counters.get("max_steps"), int(counters.get("step") or 0)
-    else:
-        target, done = job.params.get("target"), int(counters.get("accepted") or 0)
+    """Done of target by the kind's own measure (the registry's), with rate and ETA."""
+    measure = jobs.get(job.kind).progress(job)
+    target, done = measure.target, measure.done
     started, finished = _aware(job.started_at), _aware(job.finished_at)
-    elapsed = ((finished or datetime.now(timezone.utc)) - started).total_seconds() if started else None
+    elapsed = ((finished or datetime.now(UTC)) - started).total_seconds() if started else None
     rate = done / elapsed * 60 if elapsed and elapsed > 0 else None
     eta = None
     if not JobStatus(job.status).finished and target:
-        if job.kind == "sft" and counters.get("eta_s") is not None:
-            eta = float(counters["eta_s"])
+        if measure.eta_s is not None:
+            eta = measure.eta_s
         elif rate:
             eta = max(0, target - done) / rate * 60
     return JobProgress(

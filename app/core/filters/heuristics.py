@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+
+from app.core.candidates import InstanceCandidate
 
 INSTRUCTION_RULES = {
     "truncated_response": "the model's response was cut by the length limit; the paper drops it whole",
@@ -65,16 +66,6 @@ def instruction_rule(text: str, min_words: int, max_words: int, blacklist: Seque
         return "starts_with_non_ascii"
     return None
 
-
-@dataclass
-class InstanceCandidate:
-    input: str
-    output: str
-    rule: str | None = None  # None: accepted
-
-    @property
-    def accepted(self) -> bool:
-        return self.rule is None
 
 
 def filter_instances(instances: list[InstanceCandidate], truncated: bool, max_instances: int) -> str | None:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.core.config import LLMConfig
+
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -25,6 +27,11 @@ class LLMError(RuntimeError):
 
 class LLMUnavailableError(LLMError):
     """No endpoint could be reached."""
+
+
+class LLMOutageError(LLMUnavailableError):
+    """The model servers stayed away longer than the outage budget: the job waits, it
+    does not fail (the jobs layer pauses it and the reaper sends it again)."""
 
 
 @dataclass
@@ -102,19 +109,19 @@ class LLMClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, base_urls: list[str] | None = None) -> "LLMClient":
+    def from_config(cls, config: LLMConfig, base_urls: list[str] | None = None) -> LLMClient:
         return cls(
-            base_urls=base_urls or settings.llm_base_urls,
-            model=settings.llm_model,
-            api_key=settings.llm_api_key,
-            concurrency=settings.llm_concurrency,
-            timeout_s=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
-            backoff_s=settings.llm_backoff_s,
-            backoff_max_s=settings.llm_backoff_max_s,
+            base_urls=list(base_urls or config.base_urls),
+            model=config.model,
+            api_key=config.api_key,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            backoff_s=config.backoff_s,
+            backoff_max_s=config.backoff_max_s,
         )
 
-    async def __aenter__(self) -> "LLMClient":
+    async def __aenter__(self) -> LLMClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from app.core.config import EmbeddedConfig
 from app.core.prompts import gemma_chat_template
 
 MODEL_ALIAS = "gemma-3-270m"
@@ -116,15 +117,15 @@ class EmbeddedServer:
     ready_timeout_s: float = 120.0
 
     @classmethod
-    def from_settings(cls, settings) -> "EmbeddedServer":
+    def from_config(cls, config: EmbeddedConfig) -> EmbeddedServer:
         return cls(
-            data_dir=settings.data_dir,
-            host=settings.embedded_host,
-            port=settings.embedded_port,
-            parallel=settings.embedded_parallel,
-            threads=settings.embedded_threads,
-            ctx_per_slot=settings.embedded_ctx_per_slot,
-            model_path=settings.embedded_model_path,
+            data_dir=config.data_dir,
+            host=config.host,
+            port=config.port,
+            parallel=config.parallel,
+            threads=config.threads,
+            ctx_per_slot=config.ctx_per_slot,
+            model_path=config.model_path,
         )
 
     def start(self) -> str:

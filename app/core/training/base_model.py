@@ -27,10 +27,9 @@ _COMPLETE_MARKER = "sprout-conversion.json"
 
 
 def default_cache_dir() -> Path:
-    """`<SPROUT_DATA_DIR>/hf-models`: converted models live with the rest of Sprout's data."""
-    from app.settings import get_settings
-
-    return Path(get_settings().data_dir) / "hf-models"
+    """Where a library caller's converted models go when it names no folder. The shells
+    always name one (`<SPROUT_DATA_DIR>/hf-models`, with the rest of Sprout's data)."""
+    return Path.home() / ".cache" / "sprout" / "hf-models"
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -1,0 +1,71 @@
+"""The small, typed configuration the domain core receives from a shell.
+
+The core never reads global settings: the CLI, the API and the workers build a
+`CoreConfig` from their `Settings` (`app.settings.Settings.core_config()`) and hand it
+down. A test builds one directly. Frozen dataclasses, so a job cannot change the
+configuration another job in the same process sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """How to reach the OpenAI-compatible model servers (empty `base_urls`: the embedded one)."""
+
+    base_urls: tuple[str, ...] = ()
+    model: str | None = None
+    api_key: str | None = None
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+    outage_budget_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    """The bundled model server a job starts when no endpoint is configured."""
+
+    data_dir: Path = Path(".sprout")
+    host: str = "127.0.0.1"
+    port: int = 0
+    parallel: int = 4
+    threads: int = 0
+    ctx_per_slot: int = 4096
+    model_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """How the lifecycle batches, heartbeats and takes over jobs."""
+
+    batch_size: int = 16
+    flush_s: float = 2.0
+    stale_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    data_dir: Path = Path(".sprout")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    dedup_redis: bool = False
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    jobs: JobConfig = field(default_factory=JobConfig)
+    # a job kind's service-wide parameter defaults (kind -> field values), overridden per job
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where converted training models are cached: with the rest of Sprout's data."""
+        return Path(self.data_dir) / "hf-models"
+
+    def run_dir(self, job_id: int) -> Path:
+        """A training job's run folder (checkpoints, report, metrics)."""
+        return Path(self.data_dir) / "runs" / f"job-{job_id}"

@@ -1,0 +1,20 @@
+"""The jobs layer: every kind of job Sprout runs, declared once and run the same way.
+
+Start here. `registry.py` holds the job kinds (`JobKind`: parameters, queue, checks, run
+function, progress measure); `lifecycle.py` claims, heartbeats, cancels and finishes a job
+of any kind; `requests.py` turns a request from any shell into a stored job;
+`generation.py` is what the generation kinds share (model servers, resume, batched
+commits). One module per kind registers it:
+
+* `self_instruct.py` — Self-Instruct on a seed set;
+* `evol_instruct.py` — Evol-Instruct on a seed set or a finished generation job;
+* `sft.py` — supervised fine-tuning on a job's curated data or an export.
+
+Importing this package registers the kinds; a new kind is a new module plus one import
+line below.
+"""
+
+from app.core.jobs import evol_instruct, self_instruct, sft  # noqa: F401  (each registers its kind)
+from app.core.jobs.registry import JobKind, JobRequest, JobRequestError, Progress, get, names, queues, register
+
+__all__ = ["JobKind", "JobRequest", "JobRequestError", "Progress", "get", "names", "queues", "register"]

@@ -1,0 +1,150 @@
+"""What every generation kind shares: model servers, the method's build, batched commits.
+
+A generation kind (Self-Instruct, Evol-Instruct) supplies one function that builds its
+engine (`Build`); `run_method` does the rest for all of them:
+
+* the model servers: the ones configured (or passed by the caller), else the embedded
+  model, started for the job and stopped after it;
+* **resume**: the engine is built with the candidates already stored, and rebuilds its
+  pool from them;
+* **batches**: decided candidates are committed every `jobs.batch_size` records or
+  `jobs.flush_s` seconds, in one transaction with the counters and the heartbeat
+  (`store.commit_batch`), which refuses a worker that lost its claim; `(job_id, seq)` is
+  unique, so nothing is stored twice;
+* **cancel**: when the heartbeat sees a cancel request, the engine is stopped, what it
+  decided so far is committed, and the job ends `cancelled`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlmodel import Session
+
+from app.core import store
+from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
+from app.core.config import CoreConfig
+from app.core.filters.dedup import DedupError, NearDupIndex
+from app.core.jobs.lifecycle import JobContext
+from app.core.jobs.registry import Progress
+from app.core.llm.client import LLMClient
+from app.core.llm.embedded import EmbeddedServer
+from app.models import Job
+
+# (session, job, params, client, what was stored, context) -> the engine
+Build = Callable[[Session, Job, Any, LLMClient, list[StoredCandidate], JobContext], Method]
+
+
+@contextlib.contextmanager
+def llm_endpoints(config: CoreConfig, base_urls: list[str] | None = None) -> Iterator[list[str]]:
+    """The given or configured LLM endpoints, or the embedded model started for the duration."""
+    urls = base_urls or list(config.llm.base_urls)
+    if urls:
+        yield list(urls)
+        return
+    with EmbeddedServer.from_config(config.embedded) as url:
+        yield [url]
+
+
+def near_duplicate_index(params: Any, job_id: int, config: CoreConfig) -> NearDupIndex | None:
+    """The job's MinHash index: its own, or a named one shared with other jobs; in Redis
+    when `SPROUT_DEDUP_REDIS` is on (every worker sees it), else in this process."""
+    if not params.near_duplicate_threshold:
+        return None
+    namespace = f"sprout:dedup:{params.dedup_namespace or f'job{job_id}'}"
+    try:
+        return NearDupIndex(
+            threshold=params.near_duplicate_threshold,
+            num_perm=params.near_duplicate_num_perm,
+            redis_url=config.redis_url if config.dedup_redis else None,
+            namespace=namespace,
+        )
+    except DedupError as exc:
+        raise JobInputError(str(exc)) from None
+
+
+def run_method(ctx: JobContext, build: Build) -> dict[str, Any]:
+    """Run a generation engine for the job to its end (or its cancel); returns the result."""
+    with llm_endpoints(ctx.config, ctx.base_urls) as urls:
+        accepted = asyncio.run(_drive(ctx, build, urls))
+    return {"curated": accepted}
+
+
+async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
+    with ctx.session() as session:
+        job = store.get_job(session, ctx.job_id)
+        previous = store.stored_candidates(session, ctx.job_id)
+        counters = {**store.empty_counters(), **job.counters}
+        seq = store.next_seq(session, ctx.job_id)
+        client = LLMClient.from_config(ctx.config.llm, base_urls=urls)
+        method = build(session, job, ctx.params, client, previous, ctx)
+    base_usage = {k: counters.get(k, 0) for k in client.usage.as_dict()}
+    state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
+    batch: list[CandidateRecord] = []
+    jobs = ctx.config.jobs
+
+    def usage() -> dict[str, int]:
+        return {k: base_usage[k] + v for k, v in client.usage.as_dict().items()}
+
+    # the heartbeat persists what is committed plus the live LLM usage
+    ctx.heartbeat.counters = lambda: {**state["committed"], **usage()}
+
+    def flush() -> None:
+        with ctx.heartbeat.lock, ctx.session() as session:
+            counters.update(usage())
+            state["seq"] = store.commit_batch(session, ctx.job_id, ctx.worker, batch, state["seq"], dict(counters))
+            state["committed"] = copy.deepcopy(counters)
+        batch.clear()
+        state["last"] = time.monotonic()
+
+    async def consume() -> None:
+        gen = method.run()
+        try:
+            async for record in gen:
+                batch.append(record)
+                store.count_record(counters, record)
+                ctx.report(counters)
+                if len(batch) >= jobs.batch_size or time.monotonic() - state["last"] >= jobs.flush_s:
+                    flush()
+        finally:
+            await gen.aclose()
+
+    async def watch(task: asyncio.Task) -> None:
+        while not task.done():
+            await asyncio.sleep(min(0.25, jobs.flush_s))
+            if ctx.heartbeat.stop_requested:
+                task.cancel()
+                return
+
+    try:
+        task = asyncio.create_task(consume())
+        watcher = asyncio.create_task(watch(task))
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not ctx.heartbeat.stop_requested:
+                raise
+        except store.LostClaim:
+            batch.clear()
+            raise
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            if ctx.heartbeat.lost:
+                batch.clear()
+                raise store.LostClaim(f"job {ctx.job_id} was taken over by another worker")
+            if batch:
+                flush()  # what was decided before a stop is kept
+    finally:
+        await client.aclose()
+    return int(counters.get("accepted", 0))
+
+
+def curated_progress(job: Job) -> Progress:
+    """Self-Instruct's measure: curated instructions of the target."""
+    return Progress(target=(job.params or {}).get("target"), done=int((job.counters or {}).get("accepted") or 0))

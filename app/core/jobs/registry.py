@@ -1,0 +1,121 @@
+"""The registry of job kinds: a kind is declared once, here, and every shell reads it.
+
+A `JobKind` says everything the rest of Sprout needs to know about one kind of job:
+
+* `params_model` validates its parameters (the service defaults overridden per job);
+* `queue` is the Celery queue its workers listen on (`generation`, `training`, ...);
+* `check` validates what a request references (seed set, source job, export) before a
+  job row exists, raising `JobRequestError` naming the field;
+* `run` does the work for the lifecycle (`app.core.jobs.lifecycle`), which claims,
+  heartbeats, commits and finishes every kind the same way;
+* `progress` says how far a job is (`done` of `target`), for the API and the CLI;
+* `produces_examples`: its rows are curated examples (generation kinds), so it can be
+  exported, evolved or trained on.
+
+Adding a kind is one module that builds a `JobKind` and calls `register`, plus one import
+line in `app/core/jobs/__init__.py`. The API's validation, the CLI, the Celery task and
+the progress shown everywhere then know it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from app.core.candidates import JobInputError
+from app.models import Job
+
+GENERATION_QUEUE = "generation"
+TRAINING_QUEUE = "training"
+
+
+class JobRequestError(JobInputError):
+    """A job request the caller must fix; `field` names the request field at fault."""
+
+    def __init__(self, field: str, message: str, kind: str = "value_error"):
+        super().__init__(message)
+        self.field, self.kind = field, kind
+
+
+@dataclass
+class JobRequest:
+    """What a shell asks for: a kind, its parameters, and what it starts from.
+
+    `owner` scopes the referenced rows (another owner's row is "not found"; None, the
+    operator on the command line, sees every row);
+    `data_root`, when set (the API), confines file paths in parameters to that folder.
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    seed_set_id: int | None = None
+    source_job_id: int | None = None
+    export_id: int | None = None
+    owner: str | None = None
+    data_root: Path | None = None
+
+
+@dataclass
+class Progress:
+    target: int | None
+    done: int
+    eta_s: float | None = None  # when the kind knows better than done/rate
+
+
+@dataclass
+class JobKind:
+    name: str
+    params_model: type[BaseModel]
+    queue: str
+    run: Callable[[Any], dict[str, Any] | None]  # (lifecycle.JobContext) -> the job's result
+    check: Callable[[Session, JobRequest, Any], dict[str, Any]]  # -> extra `store.create_job` arguments
+    progress: Callable[[Job], Progress]
+    description: str = ""
+    produces_examples: bool = True
+    needs_llm: bool = False
+    # the `Settings` field holding this kind's service-wide defaults (`CoreConfig.defaults`)
+    defaults_key: str | None = None
+
+    def validate_params(self, overrides: dict[str, Any], defaults: dict[str, dict[str, Any]] | None = None) -> BaseModel:
+        """The service defaults for this kind overridden by `overrides`; raises pydantic's
+        ValidationError naming the bad field."""
+        base = (defaults or {}).get(self.defaults_key or self.name, {})
+        return self.params_model.model_validate({**base, **overrides})
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def register(kind: JobKind) -> JobKind:
+    """Declare a job kind (a second declaration of one name replaces the first)."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    _KINDS.pop(name, None)
+
+
+def get(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise JobRequestError("kind", f"unknown job kind {name!r}; known: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    return sorted(_KINDS)
+
+
+def queues() -> list[str]:
+    return sorted({k.queue for k in _KINDS.values()})
+
+
+def produces_examples(name: str) -> bool:
+    kind = _KINDS.get(name)
+    return bool(kind and kind.produces_examples)

@@ -1,0 +1,146 @@
+"""The `sft` job kind: fine-tune a model on a generation job's curated data or an export.
+
+The data is the source job's curated rows (`store.curated_examples`) or, when the job was
+created from an export, that export's file (`job.result["source"]["export_id"]`). The run
+folder is `<data_dir>/runs/job-<id>/`; the metrics land in `job.result["metrics"]`.
+Progress (stage, step, max_steps, loss, eta) reaches `job.counters` through the
+lifecycle's heartbeat; a cancel is noticed there and the next training step stops the run;
+a job taken over after its worker died resumes from the run folder's latest checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from app.core import store
+from app.core.candidates import JobInputError
+from app.core.jobs.lifecycle import JobContext, JobStopped
+from app.core.jobs.registry import (
+    TRAINING_QUEUE,
+    JobKind,
+    JobRequest,
+    JobRequestError,
+    Progress,
+    produces_examples,
+    register,
+)
+from app.core.jobs.requests import owned_row
+from app.core.seeds import SeedFormatError
+from app.core.training.config import TrainParams
+from app.models import Export, Job
+
+KIND = "sft"
+PROGRESS_KEYS = ("stage", "step", "max_steps", "epoch", "loss", "tokens_per_s", "eta_s")
+
+
+def check(session: Session, request: JobRequest, params: TrainParams) -> dict[str, Any]:
+    """Exactly one of a source job (a finished generation job) or an export; file paths in
+    the parameters confined to `request.data_root` when the caller set one (the API)."""
+    if request.seed_set_id is not None:
+        raise JobRequestError("seed_set_id", f"an {KIND} job trains on a job's curated data: "
+                              "give source_job_id or export_id, not seed_set_id")
+    if (request.source_job_id is None) == (request.export_id is None):
+        raise JobRequestError("source_job_id", f"an {KIND} job needs exactly one of source_job_id or export_id",
+                              "missing")
+    if request.data_root is not None:
+        _check_paths(request.params, request.data_root)
+    source_job_id, export_id = request.source_job_id, request.export_id
+    if export_id is not None:
+        source_job_id = owned_row(session, Export, export_id, request.owner, "export_id", "export").job_id
+    else:
+        source = owned_row(session, Job, source_job_id, request.owner, "source_job_id", "job")
+        if not produces_examples(source.kind):
+            raise JobRequestError("source_job_id", f"job {source.id} is a {source.kind} job, which has no curated "
+                                  "data; train on a generation job")
+    return {"source_job_id": source_job_id,
+            "result": {"source": {"job_id": source_job_id, "export_id": export_id}},
+            "counters": {"stage": "queued", "step": 0, "max_steps": None, "loss": None}}
+
+
+def _check_paths(params: dict[str, Any], root: Path) -> None:
+    """Paths in a request name files on the workers: only inside the data dir.
+
+    `model_cache_dir` is the service's own business; `base_model` is "default" or a model
+    under `root`; `eval_tasks` a file under `root`. A caller with a key cannot make a worker
+    read (or write) elsewhere on its disk.
+    """
+    if "model_cache_dir" in params:
+        raise JobRequestError("params.model_cache_dir", "set by the service (SPROUT_DATA_DIR), not per job")
+    root = Path(root).resolve()
+    for name in ("base_model", "eval_tasks"):
+        value = params.get(name)
+        if value is None or (name == "base_model" and value == "default"):
+            continue
+        if not isinstance(value, str) or not Path(value).resolve().is_relative_to(root):
+            allowed = "'default' or a path" if name == "base_model" else "a path"
+            raise JobRequestError(f"params.{name}", f"must be {allowed} inside the service's data directory ({root})")
+
+
+def training_data(session: Session, job: Job) -> Any:
+    """The rows (or the export file) a training job trains on."""
+    source = (job.result or {}).get("source") or {}
+    export_id = source.get("export_id")
+    if export_id is not None:
+        export = session.get(Export, export_id)
+        if export is None or not Path(export.path).is_file():
+            raise JobInputError(f"export {export_id} (the training data) no longer exists")
+        return Path(export.path)
+    if job.source_job_id is None:
+        raise JobInputError(f"an {KIND} job needs a source job or an export")
+    rows = store.curated_examples(session, job.source_job_id)
+    if not rows:
+        raise JobInputError(f"job {job.source_job_id} has no curated examples to train on")
+    return rows
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    from app.core.training import TrainingError, run_training  # torch loads only when a job trains
+
+    with ctx.session() as session:
+        data = training_data(session, store.get_job(session, ctx.job_id))
+    out = ctx.config.run_dir(ctx.job_id)
+    params: TrainParams = ctx.params  # type: ignore[assignment]
+    updates: dict[str, Any] = {}
+    if params.model_cache_dir is None:
+        updates["model_cache_dir"] = ctx.config.model_cache_dir
+    if any((out / "checkpoints").glob("checkpoint-*")):
+        updates["resume"] = True  # a worker died mid-run: continue from its checkpoint
+    params = params.model_copy(update=updates)
+    live: dict[str, Any] = {}
+    ctx.heartbeat.counters = lambda: dict(live) if live else None
+
+    def progress(info: dict[str, Any]) -> None:
+        live.update({k: info.get(k) for k in PROGRESS_KEYS if k in info})
+        ctx.report(dict(live))
+        ctx.check_stop()
+
+    try:
+        metrics = run_training(params, data, out, progress=progress)
+    except JobStopped:
+        raise
+    except (TrainingError, SeedFormatError) as exc:
+        raise JobInputError(str(exc)) from None
+    return {"run_dir": str(out), "metrics": metrics}
+
+
+def progress(job: Job) -> Progress:
+    counters = job.counters or {}
+    eta = counters.get("eta_s")
+    return Progress(target=counters.get("max_steps"), done=int(counters.get("step") or 0),
+                    eta_s=float(eta) if eta is not None else None)
+
+
+SFT = register(JobKind(
+    name=KIND,
+    params_model=TrainParams,
+    queue=TRAINING_QUEUE,
+    run=run,
+    check=check,
+    progress=progress,
+    description="Supervised fine-tuning (TRL + PEFT) on a generation job's curated data or an export.",
+    produces_examples=False,
+    defaults_key="train",
+))
