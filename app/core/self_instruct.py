@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from app.core import prompts
 from app.core.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
@@ -57,7 +57,13 @@ class SelfInstruct:
         concurrency: int = 8,
         near_duplicates: NearDuplicates | None = None,
         job_key: str = "job",
+        known: Iterable[str] = (),
+        known_examples: Iterable[tuple[str, str]] = (),
     ):
+        """`known` and `known_examples` are what the data already holds beyond this job
+        (a dataset's instructions, and its examples as (key, text) for the near-duplicate
+        index): a candidate too close to any of them is rejected like one too close to the
+        pool, but they are never shown to the model as demonstrations."""
         if len(seeds) < params.prompt_instructions - params.prompt_machine_instructions:
             raise ValueError(
                 f"Self-Instruct needs at least {params.prompt_instructions - params.prompt_machine_instructions} "
@@ -77,10 +83,13 @@ class SelfInstruct:
         )
         for text in self.seeds:
             self.index.add(text)
+        for text in known:
+            self.index.add(text)
         self.machine = [c.instruction for c in previous if c.in_pool]
         for text in self.machine:
             self.index.add(text)
         if near_duplicates is not None:
+            near_duplicates.check_and_add_many(known_examples)
             # a resumed job (or one sharing an index) must see what was kept before
             near_duplicates.check_and_add_many(
                 (f"row{c.row_id}:{i}", example_text(c.instruction, x["input"], x["output"]))
