@@ -5,10 +5,9 @@ Revision ID: 0002_datasets
 Revises: 0001
 Create Date: 2026-11-28 08:02:49.102219
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0002_datasets'
 down_revision = '0001'

@@ -12,12 +12,28 @@ from app.core import export as job_export
 from app.core.datasets import content, seeding
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
-from app.core.datasets.errors import DatasetError, DuplicateDataset, EmptyChange, InvalidName, VersionConflict, VersionNotFound
+from app.core.datasets.errors import (
+    DatasetError,
+    DuplicateDataset,
+    EmptyChange,
+    InvalidName,
+    VersionConflict,
+    VersionNotFound,
+)
 from app.core.datasets.recipe import parse_recipe
 from app.core.filters.dedup import NearDupIndex
 from app.core.filters.novelty import NoveltyIndex
 from app.models import DatasetExample
-from tests.dataset_fixtures import OWNER, db_url, examples, make_dataset, make_job, make_seed_set, recipe_data, session_for
+from tests.dataset_fixtures import (
+    OWNER,
+    db_url,
+    examples,
+    make_dataset,
+    make_job,
+    make_seed_set,
+    recipe_data,
+    session_for,
+)
 
 __all__ = ["db_url"]
 

@@ -55,12 +55,12 @@ MAX_DESCRIPTION = 10_000
 PAGE_SIZE = 2000
 _INSERT_CHUNK = 5000
 
-# the columns a version row is read with, in this order
+# the columns a version's row is read with by default, in this order; `removed_in` is left
+# out: it tells of later versions, and a version must read the same forever
 ROW_FIELDS = (
     "id", "instruction", "input", "output", "method", "lineage", "scores", "source_job_id",
-    "source_instruction_id", "replaces_id", "added_in", "removed_in", "position",
+    "source_instruction_id", "replaces_id", "added_in", "position",
 )
-_ROW_COLUMNS = tuple(getattr(DatasetExample, name) for name in ROW_FIELDS)
 
 
 def owner_key(owner: str | None) -> str:
