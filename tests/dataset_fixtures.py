@@ -66,7 +66,7 @@ def examples(n: int, start: int = 0, method: str = "self_instruct") -> list[v.Ne
             input="" if i % 3 == 0 else f"entrée {i}",
             output=f"Réponse {i}: {'x' * (i % 7)}",
             method=method,
-            lineage=[{"instruction": f"root {i}", "operation": None, "round": 0}],
+            lineage=[{"instruction": f"root {i}" if i % 2 else f"racine {i} — é\t", "operation": None, "round": 0}],
             scores={"max_rouge_l": round(0.1 + (i % 50) / 100, 4), "mean_rouge_l": 1 / (i + 3), "rank": i},
             source_job_id=None,
             source_instruction_id=i + 1,

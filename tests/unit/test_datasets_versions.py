@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from sqlalchemy import func
@@ -23,7 +24,7 @@ from app.core.datasets.errors import (
 from app.core.datasets.recipe import parse_recipe
 from app.core.filters.dedup import NearDupIndex
 from app.core.filters.novelty import NoveltyIndex
-from app.models import DatasetExample
+from app.models import Dataset, DatasetExample
 from tests.dataset_fixtures import (
     OWNER,
     db_url,
@@ -245,3 +246,31 @@ def test_novelty_seeding_of_a_dataset_without_versions_is_the_seeds(db_url):
         s.commit()
         assert len(list(seeding.novelty_texts(s, ds))) == 3
         assert len(list(seeding.dedup_documents(s, ds))) == 3
+
+
+def test_two_workers_committing_one_build_make_one_version(pg_url):
+    """A build job delivered twice (a worker presumed dead, and its replacement) commits once:
+    the second commit waits for the dataset lock, then finds the version the first made."""
+    with session_for(pg_url) as s:
+        ds_id, job = make_dataset(s).id, make_job(s)
+        s.commit()
+    barrier = threading.Barrier(2)
+    made: list[tuple[int, int]] = []
+
+    def commit(start):
+        with session_for(pg_url) as s:
+            ds = s.get(Dataset, ds_id)
+            barrier.wait()
+            version = v.commit_version(s, ds, examples(3, start=start), build_job_id=job, expected_latest=0)
+            s.commit()
+            made.append((version.id, version.number))
+
+    threads = [threading.Thread(target=commit, args=(start,)) for start in (0, 100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 2 and made[0] == made[1] and made[0][1] == 1
+    with session_for(pg_url) as s:
+        assert v.latest_number(s, ds_id) == 1
+        assert s.exec(select(func.count()).select_from(DatasetExample)).one() == 3

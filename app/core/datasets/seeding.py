@@ -41,11 +41,11 @@ def novelty_texts(session: Session, dataset: Dataset, number: int | None = None)
     n = _latest(session, dataset, number)
     if n == 0:
         return
-    for row in v.version_rows(session, dataset.id, n, fields=("instruction",)):
-        text = row["instruction"]
-        if text not in seen:
-            seen.add(text)
-            yield text
+    for page in v.version_pages(session, dataset.id, n, ("instruction",)):
+        for (text,) in page:
+            if text not in seen:
+                seen.add(text)
+                yield text
 
 
 def dedup_documents(session: Session, dataset: Dataset, number: int | None = None) -> Iterator[tuple[str, str]]:
@@ -57,8 +57,9 @@ def dedup_documents(session: Session, dataset: Dataset, number: int | None = Non
     n = _latest(session, dataset, number)
     if n == 0:
         return
-    for row in v.version_rows(session, dataset.id, n, fields=("id", "instruction", "input", "output")):
-        yield f"example:{row['id']}", example_text(row["instruction"], row["input"], row["output"])
+    for page in v.version_pages(session, dataset.id, n, ("id", "instruction", "input", "output")):
+        for ident, instruction, input_text, output in page:
+            yield f"example:{ident}", example_text(instruction, input_text, output)
 
 
 def fill_novelty_index(index: Any, texts: Iterable[str]) -> int:
