@@ -12,13 +12,17 @@ created on the server of `SPROUT_TEST_PG_ADMIN_URL` (default: the local PostgreS
 
 Data (deterministic, `--seed`): examples whose instruction (8-20 words), input (none or
 5-20 words) and output (20-60 words) are drawn from a vocabulary of 20,000 made-up words,
-with a lineage and two scores each, like a build's rows.
+with a lineage and two scores each, like a build's rows. The text is ASCII, so every
+row's lineage takes the export's fast path (its stored JSON text is used as is); a row
+whose lineage holds non-ASCII text is decoded and encoded again, which costs more.
 
 Figures, each against a baseline measured in this run:
 
 1. Commit cost. Median time of `commit_version` (+ the transaction commit) adding `--add`
-   examples to a dataset of `--add` examples (baseline) and to one of `--size` examples;
-   the ratio is the figure (1.0 = independent of the dataset's size). Shown next to it:
+   examples to a dataset of `--add` examples (baseline) and to one of `--size` examples,
+   the two interleaved so that both see the same machine load, each timed version deleted
+   again so every commit starts from the same size; the ratio is the figure (1.0 =
+   independent of the dataset's size). Shown next to it:
    what one full recomputation of the content hash costs at `--size` (a commit that
    rehashed every row would pay at least that), and a removal of `--add` scattered rows,
    which rehashes the segments it touches (documented cost: O(rows of those segments)).
@@ -55,7 +59,7 @@ from sqlmodel import Session
 
 from app import db
 from app.core import export as job_export
-from app.core.datasets import seeding
+from app.core.datasets import deletion, seeding
 from app.core.datasets import versions as v
 from app.core.datasets.curation import remove_examples
 from app.core.datasets.export import export_chunks
@@ -210,8 +214,6 @@ def main() -> None:
             # 1. commit cost --------------------------------------------------------------------
             small = new_dataset(s, f"bench-small-{tag}")
             timed_commit(s, small, corpus.examples(args.add))
-            small_times = [timed_commit(s, small, corpus.examples(args.add)) for _ in range(args.repeats)]
-
             big = new_dataset(s, f"bench-large-{tag}")
             start = time.perf_counter()
             left = args.size
@@ -223,9 +225,18 @@ def main() -> None:
             if engine.dialect.name == "postgresql":  # fresh statistics, as autovacuum would soon give
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.execute(text("ANALYZE dataset_examples"))
-            big_times = []
-            for _ in range(args.repeats):
-                big_times.append(timed_commit(s, big, corpus.examples(args.add)))
+            # Interleaved, so both sizes see the same machine load; each timed version is then
+            # deleted (untimed), so every commit starts from the same size.
+            times: dict[str, list[float]] = {"small": [], "big": []}
+            for i in range(args.repeats + 1):  # the first round warms up
+                for key in (("small", "big") if i % 2 else ("big", "small")):
+                    ds = small if key == "small" else big
+                    t = timed_commit(s, ds, corpus.examples(args.add))
+                    deletion.delete_version(s, ds, v.latest_number(s, ds.id))
+                    s.commit()
+                    if i:
+                        times[key].append(t)
+            small_times, big_times = times["small"], times["big"]
             latest = v.latest_version(s, big.id)
             start = time.perf_counter()
             full_hash = v.content_hash(s, big.id, latest.number)
@@ -233,18 +244,18 @@ def main() -> None:
             assert full_hash == latest.content_hash, "stored and recomputed hashes differ"
             rng = random.Random(args.seed)
             ids = [r["id"] for r in v.version_rows(s, big.id, latest.number, fields=("id",))]
-            victims = rng.sample(ids, args.add)
             start = time.perf_counter()
-            removal = remove_examples(s, big, example_ids=victims)
+            removal = remove_examples(s, big, example_ids=rng.sample(ids, args.add))
             s.commit()
             removal_s = time.perf_counter() - start
             removed = removal.counts["removed"]
-            rows_big = removal.row_count
-            number = removal.number
-            big_id = big.id
+            deletion.delete_version(s, big, removal.number)  # back to the --size rows
+            s.commit()
+            rows_big, number, big_id = latest.row_count, latest.number, big.id
 
             small_med, big_med = statistics.median(small_times), statistics.median(big_times)
-            print(f"\n  1. commit of a version adding {args.add:,} examples (median; insert rows, hash segment, version, tag):")
+            print(f"\n  1. commit of a version adding {args.add:,} examples (median of {args.repeats}, the sizes "
+                  "interleaved; insert rows, hash segment, version, tag):")
             print(f"     baseline, dataset of {args.add:,} examples:   {small_med * 1000:8.1f} ms")
             print(f"     dataset of {args.size:,} examples:          {big_med * 1000:8.1f} ms   "
                   f"ratio {big_med / small_med:.2f} (1.00 = independent of the dataset's size)")

@@ -140,7 +140,7 @@ def test_bad_names_and_unknown_or_foreign_seed_sets_write_nothing(db_url):
         theirs = make_seed_set(s, "bob")
         s.commit()
         recipe = parse_recipe(recipe_data([mine]))
-        for bad in ("", "has space", "-dash-first", "x" * 101, "a/b"):
+        for bad in ("", "has space", "-dash-first", "x" * 101, "a/b", "trailing\n"):
             with pytest.raises(InvalidName):
                 v.create_dataset(s, OWNER, bad, recipe)
         with pytest.raises(DatasetError, match=r"recipe.seed_set_ids\[1\]: no seed set with id 999"):
@@ -204,6 +204,17 @@ def test_streamed_export_reads_like_the_job_export(db_url, fmt, tmp_path):
         if fmt == "messages":
             first = json.loads(streamed.splitlines()[0])
             assert first["messages"][0]["content"] == examples(1)[0].instruction and first["method"] == "self_instruct"
+
+
+def test_export_names_a_bad_format_or_version(db_url):
+    with session_for(db_url) as s:
+        ds = make_dataset(s)
+        v.commit_version(s, ds, examples(1))
+        s.commit()
+        with pytest.raises(DatasetError, match="format: unknown export format 'parquet'"):
+            ds_export.export_chunks(s, ds.id, 1, "parquet")
+        with pytest.raises(VersionNotFound, match="no version 2"):
+            ds_export.export_chunks(s, ds.id, 2, "messages")
 
 
 def test_alpaca_export_of_an_empty_version_is_an_empty_list(db_url):

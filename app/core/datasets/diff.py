@@ -18,7 +18,7 @@ from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 from app.core.datasets import versions as v
-from app.core.datasets.errors import CrossDatasetDiff
+from app.core.datasets.errors import CrossDatasetDiff, DatasetError
 from app.models import DatasetExample, DatasetVersion
 
 Side = Literal["added", "removed"]
@@ -100,7 +100,7 @@ def diff_rows(session: Session, a: DatasetVersion, b: DatasetVersion, side: Side
     """The rows `side` ("added" or "removed") going from `a` to `b`, streamed in the stable order."""
     _check(a, b)
     if side not in ("added", "removed"):
-        raise ValueError(f"side must be 'added' or 'removed', got {side!r}")
+        raise DatasetError(f"side: 'added' or 'removed', got {side!r}")
     if a.number == b.number:
         return iter(())
     return v.stream_rows(session, a.dataset_id, _condition(a.number, b.number, side), page_size)

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from app.core import export as formats
 from app.core.datasets import versions as v
+from app.core.datasets.errors import DatasetError
 
 MEDIA_TYPES = {"alpaca": "application/json", "messages": "application/x-ndjson",
                "prompt-completion": "application/x-ndjson"}
@@ -31,7 +32,7 @@ _ROW_FIELDS = ("instruction", "input", "output", "method", "lineage")
 
 def check_format(fmt: str) -> str:
     if fmt not in formats.FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(formats.FORMATS)}")
+        raise DatasetError(f"format: unknown export format {fmt!r}; use one of {', '.join(formats.FORMATS)}")
     return fmt
 
 
@@ -85,7 +86,7 @@ def export_chunks(session: Session, dataset_id: int, number: int, fmt: str,
                   page_size: int = v.PAGE_SIZE) -> Iterator[str]:
     """Version `number` rendered in `fmt`, as text chunks (one per page of rows).
 
-    Raises `VersionNotFound` or ValueError (unknown format) before the first chunk."""
+    Raises `VersionNotFound` or `DatasetError` (unknown format) before the first chunk."""
     check_format(fmt)
     pages = v.version_pages(session, dataset_id, number, _ROW_FIELDS, page_size, raw_json=("lineage",))
     return _alpaca_chunks(pages) if fmt == "alpaca" else _jsonl_chunks(pages, _jsonl_line(fmt))

@@ -22,7 +22,7 @@ TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def validate_tag(name: str) -> str:
-    if not isinstance(name, str) or not TAG_RE.match(name) or name.isdigit():
+    if not isinstance(name, str) or not TAG_RE.fullmatch(name) or name.isdigit():
         raise InvalidName(
             f"tag {name!r} is invalid: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or "
             "digit, and not only digits (a number names a version)"

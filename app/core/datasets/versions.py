@@ -69,7 +69,7 @@ def owner_key(owner: str | None) -> str:
 
 # --- datasets -------------------------------------------------------------------------------
 def validate_name(name: str, what: str = "dataset name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidName(
             f"{what} {name!r} is invalid: use 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
