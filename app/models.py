@@ -151,3 +151,159 @@ class Export(SQLModel, table=True):
     rows: int = 0
     bytes: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- datasets: named, versioned, growing collections of curated examples -------------------
+# Membership is stored once per example: a row belongs to version v when
+# added_in <= v and (removed_in is null or removed_in > v). Storage grows with the
+# examples, never with examples x versions. See app/core/datasets/__init__.py.
+
+
+class VersionKind(str, Enum):
+    build = "build"
+    removal = "removal"
+    correction = "correction"
+
+
+class MissedFirePolicy(str, Enum):
+    skip = "skip"
+    run_once = "run_once"
+
+
+class FireStatus(str, Enum):
+    started = "started"  # claimed and its build job created; becomes built or failed
+    built = "built"
+    skipped = "skipped"  # a build of the dataset was still running
+    failed = "failed"
+    missed = "missed"  # due while no beat was running, and the policy let it go
+
+
+class Dataset(SQLModel, table=True):
+    """A named dataset: its recipe, its schedule, and (in other tables) its versions."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("owner", "name"),)  # also the index of an owner's datasets
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(max_length=200)
+    name: str = Field(max_length=100)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    license: str | None = Field(default=None, max_length=100)
+    recipe: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    schedule_cron: str | None = Field(default=None, max_length=120)
+    schedule_timezone: str = Field(default="UTC", max_length=64)
+    missed_fire_policy: str = Field(default=MissedFirePolicy.skip.value, max_length=16)  # a MissedFirePolicy value
+    schedule_paused: bool = False
+    pause_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # fires are due after this instant (set when a schedule is set or resumed)
+    schedule_anchor_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetVersion(SQLModel, table=True):
+    """One immutable version: its place in the line, what made it, its size, hash and card."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", ondelete="CASCADE")
+    number: int
+    parent_id: int | None = Field(default=None, foreign_key="dataset_versions.id")
+    # unique: a build resumed after its worker died commits at most one version
+    build_job_id: int | None = Field(default=None, foreign_key="jobs.id", unique=True)
+    kind: str = Field(max_length=16)  # a VersionKind value
+    created_at: datetime = Field(default_factory=utcnow)
+    row_count: int = 0
+    counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    content_hash: str = Field(max_length=64)
+    card: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class DatasetExample(SQLModel, table=True):
+    """One example of a dataset, stored once, with the versions that added and removed it.
+
+    `position` orders the rows a version added; (`added_in`, `position`) is the stable
+    order of every version. `digest` is the sha256 of the row's canonical content, so a
+    version's hash is updated without re-reading the content of unchanged rows.
+    """
+
+    __tablename__ = "dataset_examples"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "added_in", "position"),
+        Index("ix_dataset_examples_removed", "dataset_id", "removed_in"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", ondelete="CASCADE")
+    instruction: str = Field(sa_column=Column(Text, nullable=False))
+    input: str = Field(default="", sa_column=Column(Text, nullable=False))
+    output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    method: str = Field(max_length=32)
+    # provenance, as recorded at build time; no foreign keys: the example outlives the job
+    # rows it came from, and a key would make deleting a job scan this table
+    source_job_id: int | None = None
+    source_instruction_id: int | None = None
+    lineage: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    scores: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    digest: str = Field(max_length=64)
+    added_in: int
+    removed_in: int | None = None
+    replaces_id: int | None = Field(default=None, foreign_key="dataset_examples.id", index=True)
+    position: int
+
+
+class DatasetHashSegment(SQLModel, table=True):
+    """The digest of the live rows one version added, valid for versions [from_version, to_version).
+
+    A version's content hash combines the digests of its segments; a build adds one
+    segment and a removal replaces the segments it touches, so a commit never re-reads
+    the rows it leaves alone (see app/core/datasets/content.py).
+    """
+
+    __tablename__ = "dataset_hash_segments"
+    __table_args__ = (UniqueConstraint("dataset_id", "added_in", "from_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", ondelete="CASCADE")
+    added_in: int
+    from_version: int
+    to_version: int | None = None
+    row_count: int
+    digest: str = Field(max_length=64)
+
+
+class DatasetTag(SQLModel, table=True):
+    """A named pointer to a version: `latest` moves at each commit, user tags on request."""
+
+    __tablename__ = "dataset_tags"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    version_id: int = Field(foreign_key="dataset_versions.id")
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetVersionUse(SQLModel, table=True):
+    """A job (a training run) that used a version: such a version can no longer be deleted."""
+
+    __tablename__ = "dataset_version_uses"
+    __table_args__ = (UniqueConstraint("version_id", "job_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="dataset_versions.id", index=True)
+    job_id: int = Field(foreign_key="jobs.id")
+    purpose: str = Field(default="training", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ScheduleFire(SQLModel, table=True):
+    """One due time of a dataset's schedule; the unique row makes each due time fire once."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (UniqueConstraint("dataset_id", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", ondelete="CASCADE")
+    due_at: datetime
+    status: str = Field(max_length=16)  # a FireStatus value
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    job_id: int | None = Field(default=None, foreign_key="jobs.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -93,7 +93,11 @@ def pg_url(pg_server_url) -> str:
 
     with db.get_engine(pg_server_url).begin() as conn:
         conn.execute(
-            text("TRUNCATE api_keys, seed_sets, seed_tasks, jobs, instructions, instances, exports RESTART IDENTITY CASCADE")
+            text(
+                "TRUNCATE api_keys, seed_sets, seed_tasks, jobs, instructions, instances, exports, "
+                "datasets, dataset_versions, dataset_examples, dataset_hash_segments, dataset_tags, "
+                "dataset_version_uses, schedule_fires RESTART IDENTITY CASCADE"
+            )
         )
     return pg_server_url
 

@@ -1,0 +1,97 @@
+"""Which versions may be deleted: only the latest, and only while nothing depends on it.
+
+A training run that used a version is recorded (`record_use`, called by whatever starts
+the run); such a version is never deleted, so a model can always be traced back to the
+exact rows it learnt from. Deleting any version but the latest would break the line
+(versions are linear and each one is its parent plus a change), so that is refused too,
+as is deleting a version a user tag points at (move or delete the tag first).
+
+Deleting the latest version N undoes its change: the rows it added are deleted and the
+rows it removed get `removed_in` back to null, its hash segments go and the ones it
+closed reopen, and `latest` moves to N-1 (or goes, when N was the only version). Version
+N-1 is then exactly what it was, hash included.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, select
+
+from app.core.datasets import versions as v
+from app.core.datasets.errors import VersionInUse
+from app.models import (
+    Dataset,
+    DatasetExample,
+    DatasetHashSegment,
+    DatasetTag,
+    DatasetVersion,
+    DatasetVersionUse,
+)
+
+
+def record_use(session: Session, version: DatasetVersion, job_id: int, purpose: str = "training") -> DatasetVersionUse:
+    """Record that job `job_id` used `version` (idempotent); the version can no longer be deleted."""
+    use = session.exec(
+        select(DatasetVersionUse).where(DatasetVersionUse.version_id == version.id, DatasetVersionUse.job_id == job_id)
+    ).first()
+    if use is None:
+        use = DatasetVersionUse(version_id=version.id, job_id=job_id, purpose=purpose)
+        session.add(use)
+        session.flush()
+    return use
+
+
+def uses(session: Session, version: DatasetVersion) -> list[DatasetVersionUse]:
+    return list(session.exec(select(DatasetVersionUse).where(DatasetVersionUse.version_id == version.id)).all())
+
+
+def delete_version(session: Session, dataset: Dataset, number: int) -> None:
+    """Delete version `number`, which must be the latest, unused and without a user tag; the caller commits.
+    Raises `VersionNotFound` or `VersionInUse` (saying why)."""
+    change = v.begin_change(session, dataset, None)  # locks the dataset
+    version = v.get_version(session, dataset.id, number)
+    if change.parent is None or version.number != change.parent.number:
+        raise VersionInUse(
+            f"version {number} is not the latest ({change.parent.number if change.parent else 'none'}): "
+            "only the latest version can be deleted, so every other version keeps its parent"
+        )
+    used = uses(session, version)
+    if used:
+        jobs = ", ".join(str(u.job_id) for u in used)
+        raise VersionInUse(f"version {number} was used by job(s) {jobs}: a version a training run used is kept")
+    tagged = session.exec(
+        select(DatasetTag.name).where(DatasetTag.version_id == version.id, DatasetTag.name != v.LATEST_TAG)
+    ).all()
+    if tagged:
+        raise VersionInUse(f"tag(s) {', '.join(sorted(tagged))} point at version {number}: move or delete them first")
+    ds = dataset.id
+    session.execute(delete(DatasetExample).where(DatasetExample.dataset_id == ds, DatasetExample.added_in == number))
+    session.execute(
+        update(DatasetExample)
+        .where(DatasetExample.dataset_id == ds, DatasetExample.removed_in == number)
+        .values(removed_in=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(DatasetHashSegment).where(DatasetHashSegment.dataset_id == ds, DatasetHashSegment.from_version == number)
+    )
+    session.execute(
+        update(DatasetHashSegment)
+        .where(DatasetHashSegment.dataset_id == ds, DatasetHashSegment.to_version == number)
+        .values(to_version=None)
+        .execution_options(synchronize_session=False)
+    )
+    latest = session.exec(
+        select(DatasetTag).where(DatasetTag.dataset_id == ds, DatasetTag.name == v.LATEST_TAG)
+    ).first()
+    parent = session.get(DatasetVersion, version.parent_id) if version.parent_id else None
+    if latest is not None:
+        if parent is None:
+            session.delete(latest)
+        else:
+            latest.version_id = parent.id
+            session.add(latest)
+    session.flush()
+    session.delete(version)
+    session.flush()
+    session.expire_all()

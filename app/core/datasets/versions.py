@@ -1,0 +1,457 @@
+"""Datasets and their versions: create a dataset, commit a version, read a version's rows.
+
+A version is never rewritten. A build commits version N+1 by inserting its new examples
+with `added_in = N+1`, one hash segment, the version row and the `latest` tag, all in the
+caller's transaction; the rows of earlier versions are not read or touched, so a commit
+costs O(new rows + versions) whatever the dataset's size. Rows of version v are those
+with `added_in <= v` and (`removed_in` null or `> v`), read in the stable order
+(`added_in`, `position`) a page at a time (keyset pagination on the unique index), so a
+reader of any size holds one page in memory and no long-lived cursor.
+
+Writers lock the dataset row (`SELECT ... FOR UPDATE` on PostgreSQL) and number the new
+version after the latest one; `expected_latest` lets a build refuse to commit on top of a
+version it did not see (`VersionConflict`). On SQLite, where writers are serialised by the
+database, a concurrent commit fails on the unique (dataset, number) instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Text, cast, func, insert, or_, tuple_
+from sqlmodel import Session, col, select
+
+from app.core.datasets import content
+from app.core.datasets.card import render_card
+from app.core.datasets.errors import (
+    DatasetError,
+    DatasetNotFound,
+    DuplicateDataset,
+    EmptyChange,
+    InvalidName,
+    VersionConflict,
+    VersionNotFound,
+)
+from app.core.datasets.recipe import Recipe
+from app.models import (
+    Dataset,
+    DatasetExample,
+    DatasetHashSegment,
+    DatasetTag,
+    DatasetVersion,
+    SeedSet,
+    VersionKind,
+    utcnow,
+)
+
+LOCAL_OWNER = ""  # the owner of datasets made without an API key (the CLI's)
+LATEST_TAG = "latest"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_DESCRIPTION = 10_000
+PAGE_SIZE = 2000
+_INSERT_CHUNK = 5000
+
+# the columns a version's row is read with by default, in this order; `removed_in` is left
+# out: it tells of later versions, and a version must read the same forever
+ROW_FIELDS = (
+    "id", "instruction", "input", "output", "method", "lineage", "scores", "source_job_id",
+    "source_instruction_id", "replaces_id", "added_in", "position",
+)
+
+
+def owner_key(owner: str | None) -> str:
+    return LOCAL_OWNER if owner is None else owner
+
+
+# --- datasets -------------------------------------------------------------------------------
+def validate_name(name: str, what: str = "dataset name") -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidName(
+            f"{what} {name!r} is invalid: use 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def check_seed_sets(session: Session, seed_set_ids: Sequence[int], owner: str | None) -> None:
+    """Every seed set exists and belongs to `owner` (None or "": the local, owner-less ones)."""
+    wanted = list(dict.fromkeys(seed_set_ids))
+    found = {
+        r.id: r.owner for r in session.exec(select(SeedSet).where(col(SeedSet.id).in_(wanted))).all()
+    }
+    expected = owner or None
+    for i, ident in enumerate(seed_set_ids):
+        if ident not in found or (found[ident] or None) != expected:
+            raise DatasetError(f"recipe.seed_set_ids[{i}]: no seed set with id {ident}")
+
+
+def create_dataset(
+    session: Session,
+    owner: str | None,
+    name: str,
+    recipe: Recipe,
+    *,
+    description: str = "",
+    license: str | None = None,
+) -> Dataset:
+    """A new dataset with no version yet (the caller commits).
+
+    `recipe` must come from `recipe.parse_recipe` (with the job registry's step check);
+    its seed sets must exist and belong to `owner`. Raises `InvalidName`,
+    `DuplicateDataset` (the owner has one of that name) or `DatasetError`.
+    """
+    validate_name(name)
+    if len(description) > MAX_DESCRIPTION:
+        raise DatasetError(f"description: at most {MAX_DESCRIPTION} characters, got {len(description)}")
+    if license is not None and not 1 <= len(license) <= 100:
+        raise DatasetError("license: 1 to 100 characters")
+    owner = owner_key(owner)
+    if session.exec(select(Dataset.id).where(Dataset.owner == owner, Dataset.name == name)).first() is not None:
+        raise DuplicateDataset(f"a dataset named {name!r} already exists")
+    check_seed_sets(session, recipe.seed_set_ids, owner)
+    dataset = Dataset(owner=owner, name=name, description=description, license=license, recipe=recipe.model_dump())
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def get_dataset(session: Session, owner: str | None, name: str) -> Dataset:
+    dataset = session.exec(select(Dataset).where(Dataset.owner == owner_key(owner), Dataset.name == name)).first()
+    if dataset is None:
+        raise DatasetNotFound(f"no dataset named {name!r}")
+    return dataset
+
+
+def get_dataset_by_id(session: Session, dataset_id: int) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise DatasetNotFound(f"no dataset with id {dataset_id}")
+    return dataset
+
+
+def list_datasets(session: Session, owner: str | None) -> list[Dataset]:
+    return list(session.exec(select(Dataset).where(Dataset.owner == owner_key(owner)).order_by(Dataset.name)).all())
+
+
+def recipe_of(dataset: Dataset) -> Recipe:
+    """The stored recipe (validated when it was stored)."""
+    return Recipe.model_validate(dataset.recipe)
+
+
+# --- versions -------------------------------------------------------------------------------
+def latest_version(session: Session, dataset_id: int) -> DatasetVersion | None:
+    return session.exec(
+        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(col(DatasetVersion.number).desc())
+    ).first()
+
+
+def latest_number(session: Session, dataset_id: int) -> int:
+    """The latest version's number; 0 when the dataset has none."""
+    return session.exec(
+        select(func.coalesce(func.max(DatasetVersion.number), 0)).where(DatasetVersion.dataset_id == dataset_id)
+    ).one()
+
+
+def get_version(session: Session, dataset_id: int, number: int) -> DatasetVersion:
+    version = session.exec(
+        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number)
+    ).first()
+    if version is None:
+        raise VersionNotFound(f"the dataset has no version {number}")
+    return version
+
+
+def list_versions(session: Session, dataset_id: int) -> list[DatasetVersion]:
+    return list(
+        session.exec(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.number)
+        ).all()
+    )
+
+
+@dataclass
+class NewExample:
+    """One example a build adds. `method` is the job kind that made it (e.g. `self_instruct`);
+    `lineage` and `scores` are kept with the row (and are part of its content hash)."""
+
+    instruction: str
+    input: str
+    output: str
+    method: str
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    scores: dict[str, Any] = field(default_factory=dict)
+    source_job_id: int | None = None
+    source_instruction_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], method: str, source_job_id: int | None = None) -> NewExample:
+        """From a job's curated row (`store.curated_examples`, `lineage.lineage_examples`)."""
+        return cls(
+            instruction=row["instruction"],
+            input=row.get("input", ""),
+            output=row.get("output", ""),
+            method=method,
+            lineage=list(row.get("lineage") or []),
+            scores=dict(row.get("scores") or {}),
+            source_job_id=source_job_id,
+            source_instruction_id=row.get("id"),
+        )
+
+    def content(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in content.CONTENT_FIELDS}
+
+
+def checked_digest(ex: NewExample, where: str) -> str:
+    for name in ("instruction", "input", "output", "method"):
+        if not isinstance(getattr(ex, name), str):
+            raise DatasetError(f"{where}.{name}: must be text")
+    if not ex.instruction.strip():
+        raise DatasetError(f"{where}.instruction: empty")
+    if not 1 <= len(ex.method) <= 32:
+        raise DatasetError(f"{where}.method: 1 to 32 characters")
+    if not isinstance(ex.lineage, list) or not isinstance(ex.scores, dict):
+        raise DatasetError(f"{where}: lineage must be a list and scores an object")
+    try:
+        return content.row_digest(ex.content())
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{where}: not JSON content ({exc})") from None
+
+
+@dataclass
+class Change:
+    """A version being made (by `begin_change`): the locked dataset, its parent, the new number."""
+
+    dataset: Dataset
+    parent: DatasetVersion | None
+    number: int
+
+
+def begin_change(session: Session, dataset: Dataset, expected_latest: int | None) -> Change:
+    """Lock the dataset and number the next version; `expected_latest` (when given) must be the latest."""
+    locked = session.exec(
+        select(Dataset).where(Dataset.id == dataset.id).with_for_update().execution_options(populate_existing=True)
+    ).one()
+    parent = latest_version(session, locked.id)
+    change = Change(locked, parent, (parent.number if parent else 0) + 1)
+    check_expected(change, expected_latest)
+    return change
+
+
+def check_expected(change: Change, expected_latest: int | None) -> None:
+    latest = change.number - 1
+    if expected_latest is not None and expected_latest != latest:
+        raise VersionConflict(
+            f"version {expected_latest} is not the latest version of {change.dataset.name!r} ({latest or 'none'}): "
+            "versions are linear, so a change must start from the latest"
+        )
+
+
+def insert_examples(session: Session, dataset_id: int, number: int, rows: Sequence[tuple[NewExample, str]],
+                    replaces: Sequence[int | None] | None = None) -> None:
+    """Insert (example, digest) pairs as the rows version `number` adds, positions 0..n-1."""
+    values = [
+        {
+            "dataset_id": dataset_id, "instruction": ex.instruction, "input": ex.input, "output": ex.output,
+            "method": ex.method, "source_job_id": ex.source_job_id, "source_instruction_id": ex.source_instruction_id,
+            "lineage": ex.lineage, "scores": ex.scores, "digest": digest, "added_in": number, "removed_in": None,
+            "replaces_id": replaces[i] if replaces else None, "position": i,
+        }
+        for i, (ex, digest) in enumerate(rows)
+    ]
+    for start in range(0, len(values), _INSERT_CHUNK):
+        session.execute(insert(DatasetExample), values[start : start + _INSERT_CHUNK])
+
+
+def add_segment(session: Session, dataset_id: int, added_in: int, number: int, digests: Sequence[str]) -> None:
+    if digests:
+        session.add(DatasetHashSegment(dataset_id=dataset_id, added_in=added_in, from_version=number,
+                                       row_count=len(digests), digest=content.segment_digest(digests)))
+
+
+def rehash_segments(session: Session, dataset_id: int, number: int, added_ins: Sequence[int]) -> None:
+    """Replace the segments whose rows version `number` removed, from the stored row digests."""
+    for k in sorted(set(added_ins)):
+        old = session.exec(
+            select(DatasetHashSegment).where(
+                DatasetHashSegment.dataset_id == dataset_id, DatasetHashSegment.added_in == k,
+                col(DatasetHashSegment.to_version).is_(None),
+            )
+        ).one()
+        old.to_version = number
+        session.add(old)
+        digests = session.exec(
+            select(DatasetExample.digest)
+            .where(DatasetExample.dataset_id == dataset_id, DatasetExample.added_in == k,
+                   col(DatasetExample.removed_in).is_(None))
+            .order_by(DatasetExample.position)
+        ).all()
+        add_segment(session, dataset_id, k, number, digests)
+    session.flush()
+
+
+def live_hash(session: Session, dataset_id: int) -> str:
+    """The content hash of the latest state, from the live segments: O(segments)."""
+    digests = session.exec(
+        select(DatasetHashSegment.digest)
+        .where(DatasetHashSegment.dataset_id == dataset_id, col(DatasetHashSegment.to_version).is_(None))
+        .order_by(DatasetHashSegment.added_in)
+    ).all()
+    return content.combine_segments(digests)
+
+
+def finish_version(session: Session, change: Change, kind: VersionKind, counts: dict[str, Any],
+                   row_count: int, build_job_id: int | None = None) -> DatasetVersion:
+    """Write the version row (hash, card), move `latest`, touch the dataset; all flushed, not committed."""
+    session.flush()
+    dataset = change.dataset
+    version = DatasetVersion(
+        dataset_id=dataset.id, number=change.number, parent_id=change.parent.id if change.parent else None,
+        build_job_id=build_job_id, kind=kind.value, created_at=utcnow(), row_count=row_count, counts=counts,
+        content_hash=live_hash(session, dataset.id),
+    )
+    version.card = render_card(dataset, version)
+    session.add(version)
+    session.flush()
+    move_tag(session, dataset.id, LATEST_TAG, version.id)
+    dataset.updated_at = version.created_at
+    session.add(dataset)
+    session.flush()
+    return version
+
+
+def move_tag(session: Session, dataset_id: int, name: str, version_id: int) -> DatasetTag:
+    tag = session.exec(select(DatasetTag).where(DatasetTag.dataset_id == dataset_id, DatasetTag.name == name)).first()
+    if tag is None:
+        tag = DatasetTag(dataset_id=dataset_id, name=name, version_id=version_id)
+    tag.version_id, tag.updated_at = version_id, utcnow()
+    session.add(tag)
+    session.flush()
+    return tag
+
+
+def method_counts(parent: DatasetVersion | None) -> Counter[str]:
+    return Counter(dict((parent.counts or {}).get("by_method", {}))) if parent else Counter()
+
+
+def commit_version(
+    session: Session,
+    dataset: Dataset,
+    new_examples: Sequence[NewExample],
+    *,
+    build_job_id: int | None = None,
+    build_counts: Mapping[str, Any] | None = None,
+    expected_latest: int | None = None,
+) -> DatasetVersion:
+    """Commit the next version: the latest version's rows plus `new_examples`, in their order.
+
+    One transaction, the caller's: the caller commits (or rolls back, leaving nothing).
+    Cost O(len(new_examples) + versions); existing rows are neither read nor written.
+    `build_counts` (e.g. `{"rejected_by_rule": {...}, "candidates": n}`) is stored as
+    `counts["build"]`; `counts` also holds `added`, `added_by_method` and `by_method`
+    (live rows per method). With `build_job_id`, a second commit of the same build
+    returns the version it already made (a resumed build commits once).
+    Raises `EmptyChange` (no examples), `VersionConflict` (`expected_latest` is not the
+    latest), `DatasetError` (an example is not valid content, naming its index).
+    """
+    rows = [(ex, checked_digest(ex, f"new_examples[{i}]")) for i, ex in enumerate(new_examples)]
+    change = begin_change(session, dataset, None)  # the lock first: a duplicate build waits here
+    if build_job_id is not None:
+        done = session.exec(select(DatasetVersion).where(DatasetVersion.build_job_id == build_job_id)).first()
+        if done is not None:
+            if done.dataset_id != dataset.id:
+                raise DatasetError(f"job {build_job_id} already committed a version of another dataset")
+            return done
+    check_expected(change, expected_latest)
+    if not rows:
+        raise EmptyChange("no new examples: a version must change something")
+    insert_examples(session, dataset.id, change.number, rows)
+    add_segment(session, dataset.id, change.number, change.number, [d for _, d in rows])
+    added = Counter(ex.method for ex, _ in rows)
+    counts = {
+        "added": len(rows), "removed": 0, "corrected": 0,
+        "added_by_method": dict(sorted(added.items())),
+        "by_method": dict(sorted((method_counts(change.parent) + added).items())),
+        "build": dict(build_counts or {}),
+    }
+    row_count = (change.parent.row_count if change.parent else 0) + len(rows)
+    return finish_version(session, change, VersionKind.build, counts, row_count, build_job_id)
+
+
+# --- reading --------------------------------------------------------------------------------
+def live_at(number: int) -> Any:
+    """The SQL condition "the row belongs to version `number`"."""
+    return (col(DatasetExample.added_in) <= number) & or_(
+        col(DatasetExample.removed_in).is_(None), col(DatasetExample.removed_in) > number
+    )
+
+
+def stream_pages(session: Session, dataset_id: int, condition: Any, fields: Sequence[str],
+                 page_size: int = PAGE_SIZE, raw_json: Sequence[str] = ()) -> Iterator[Sequence[Sequence[Any]]]:
+    """Rows of one dataset matching `condition`, as tuples of `fields`, in (added_in, position)
+    order, one page (a list) at a time: keyset pagination on the unique index, so memory
+    is one page and each query is short. Runs on the session's connection (its
+    transaction) without ORM objects, which keeps a 200K-row read fast. JSON fields named
+    in `raw_json` come as their stored text, not decoded."""
+    extra = [n for n in ("added_in", "position") if n not in fields]
+    names = [*fields, *extra]
+    columns = [cast(getattr(DatasetExample, n), Text) if n in raw_json else getattr(DatasetExample, n) for n in names]
+    ia, ip = names.index("added_in"), names.index("position")
+    width = len(fields)
+    conn = session.connection()
+    last: tuple[int, int] | None = None
+    while True:
+        stmt = select(*columns).where(DatasetExample.dataset_id == dataset_id, condition)
+        if last is not None:
+            stmt = stmt.where(tuple_(DatasetExample.added_in, DatasetExample.position) > tuple_(*last))
+        page = conn.execute(stmt.order_by(DatasetExample.added_in, DatasetExample.position).limit(page_size)).all()
+        if not page:
+            return
+        yield [r[:width] for r in page] if extra else page
+        if len(page) < page_size:
+            return
+        last = (page[-1][ia], page[-1][ip])
+
+
+def stream_rows(session: Session, dataset_id: int, condition: Any, page_size: int = PAGE_SIZE,
+                fields: Sequence[str] = ROW_FIELDS) -> Iterator[dict[str, Any]]:
+    """`stream_pages`, one dict of `fields` per row."""
+    names = tuple(fields)
+    for page in stream_pages(session, dataset_id, condition, names, page_size):
+        for r in page:
+            yield dict(zip(names, r))
+
+
+def version_rows(session: Session, dataset_id: int, number: int, *, page_size: int = PAGE_SIZE,
+                 fields: Sequence[str] = ROW_FIELDS) -> Iterator[dict[str, Any]]:
+    """Every row of version `number`, streamed in the stable order (`added_in`, `position`).
+
+    Raises `VersionNotFound` at once (before the first row) for a missing version."""
+    get_version(session, dataset_id, number)
+    return stream_rows(session, dataset_id, live_at(number), page_size, fields)
+
+
+def version_pages(session: Session, dataset_id: int, number: int, fields: Sequence[str],
+                  page_size: int = PAGE_SIZE, raw_json: Sequence[str] = ()) -> Iterator[Sequence[Sequence[Any]]]:
+    """`version_rows` as pages of tuples of `fields` (the fastest read; for exports)."""
+    get_version(session, dataset_id, number)
+    return stream_pages(session, dataset_id, live_at(number), fields, page_size, raw_json)
+
+
+def content_hash(session: Session, dataset_id: int, number: int) -> str:
+    """Recompute version `number`'s content hash from the rows' content (O(rows)); it equals
+    the hash stored at commit unless the stored rows were altered."""
+    segments: list[str] = []
+    current: int | None = None
+    digests: list[str] = []
+    for row in version_rows(session, dataset_id, number, fields=(*content.CONTENT_FIELDS, "added_in")):
+        if row["added_in"] != current:
+            if digests:
+                segments.append(content.segment_digest(digests))
+            current, digests = row["added_in"], []
+        digests.append(content.row_digest(row))
+    if digests:
+        segments.append(content.segment_digest(digests))
+    return content.combine_segments(segments)
