@@ -138,6 +138,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0,
         description="How often `sprout beat` re-enqueues running jobs whose worker stopped heartbeating.",
     )
+    schedule_tick_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How often `sprout beat` looks for dataset builds that are due (their schedules' cron times).",
+    )
     readiness_timeout_s: float = Field(
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
     )

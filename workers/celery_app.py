@@ -27,6 +27,7 @@ from app.core.jobs.registry import GENERATION_QUEUE
 QUEUES = tuple(jobs.queues())
 RUN_JOB_TASK = "sprout.run_job"
 REAPER_TASK = "sprout.reap_stale_jobs"
+SCHEDULE_TASK = "sprout.fire_due_builds"
 
 
 def queue_for(kind: str) -> str:
@@ -57,6 +58,8 @@ def make_celery(settings: Any) -> Celery:
         beat_schedule={
             "reap-stale-jobs": {"task": REAPER_TASK, "schedule": settings.reaper_interval_s,
                                 "options": {"queue": GENERATION_QUEUE, "expires": settings.reaper_interval_s}},
+            "fire-due-builds": {"task": SCHEDULE_TASK, "schedule": settings.schedule_tick_s,
+                                "options": {"queue": GENERATION_QUEUE, "expires": settings.schedule_tick_s}},
         },
     )
     return app

@@ -1,4 +1,4 @@
-"""The Celery tasks: one that runs a job of any kind, and the reaper.
+"""The Celery tasks: one that runs a job of any kind, the reaper, and the schedule tick.
 
 Idempotent by construction: the jobs layer (`app.core.jobs.lifecycle.run_job`) claims the
 job in SQL first, so a duplicate message for a job that is finished, or held by a live
@@ -8,15 +8,19 @@ worker, ends at once; a message for a job whose worker died resumes it from what
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from celery.signals import worker_ready
 
 from app.core import store
-from app.core.jobs import lifecycle
+from app.core.datasets.schedule import DEFAULT_GRACE
+from app.core.jobs import dataset_build, lifecycle
+from app.db import session_scope
+from app.models import utcnow
 from app.settings import get_settings
 from workers import reaper
-from workers.celery_app import REAPER_TASK, RUN_JOB_TASK, app
+from workers.celery_app import REAPER_TASK, RUN_JOB_TASK, SCHEDULE_TASK, app, enqueue
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per LLM request drowns the worker log
@@ -38,6 +42,20 @@ def run_job(job_id: int) -> str:
 def reap_stale_jobs() -> list[int]:
     """Re-enqueue running jobs whose worker stopped heartbeating (sent by `sprout beat`)."""
     return reaper.reap(app, get_settings())
+
+
+@app.task(name=SCHEDULE_TASK)
+def fire_due_builds() -> list[int]:
+    """Start the dataset builds whose schedule is due (sent by `sprout beat` every
+    `SPROUT_SCHEDULE_TICK_S`); a due time is claimed once however many beats run."""
+    settings = get_settings()
+    grace = max(DEFAULT_GRACE, timedelta(seconds=2 * settings.schedule_tick_s))
+    with session_scope(settings.resolved_database_url) as session:
+        started = dataset_build.fire_due_builds(session, utcnow(), settings.core_config().defaults, grace)
+    for job_id in started:
+        enqueue(app, job_id, dataset_build.KIND)
+        log.info("scheduled build: job %s", job_id)
+    return started
 
 
 @worker_ready.connect

@@ -121,7 +121,7 @@ class _ProgressBar:
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
-    def __enter__(self) -> "_ProgressBar":
+    def __enter__(self) -> _ProgressBar:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 

@@ -86,7 +86,7 @@ class SelfInstructParams(BaseModel):
     seed: int | None = Field(default=None, description="Seeds prompt sampling and each request.")
 
     @model_validator(mode="after")
-    def _check(self) -> "SelfInstructParams":
+    def _check(self) -> SelfInstructParams:
         if self.prompt_machine_instructions >= self.prompt_instructions:
             raise ValueError("prompt_machine_instructions must be smaller than prompt_instructions")
         if self.min_words > self.max_words:
@@ -174,7 +174,7 @@ class EvolInstructParams(BaseModel):
     seed: int | None = Field(default=None, description="Seeds operation choice and each request.")
 
     @model_validator(mode="after")
-    def _check(self) -> "EvolInstructParams":
+    def _check(self) -> EvolInstructParams:
         unknown = sorted(set(self.operations) - set(EVOL_OPERATIONS))
         if unknown:
             raise ValueError(f"unknown operation(s) {', '.join(unknown)}; known: {', '.join(EVOL_OPERATIONS)}")

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import func
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
 from app.api.errors import field_error, request_error

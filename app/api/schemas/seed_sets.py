@@ -66,7 +66,7 @@ class SeedSetCreate(BaseModel):
     tasks: list[SeedTaskIn] | None = Field(default=None, min_length=1, max_length=100_000)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "SeedSetCreate":
+    def _one_source(self) -> SeedSetCreate:
         if (self.content is None) == (self.tasks is None):
             raise ValueError("give exactly one of 'content' (a seed file's text) or 'tasks' (a list)")
         if self.tasks is not None and self.format is not None:

@@ -341,7 +341,7 @@ class NearDupIndex:
                 client.ping()
             except redis.RedisError as exc:
                 raise DedupError(f"cannot reach Redis at {redact(redis_url)}: {exc}") from None
-            storage = {"type": "redis", "basename": f"{self.prefix}lsh".encode("utf-8"), "redis": kwargs}
+            storage = {"type": "redis", "basename": f"{self.prefix}lsh".encode(), "redis": kwargs}
             self._tables: _MemoryTables | _RedisTables = _RedisTables(client, self.prefix, lock_timeout)
         else:
             self._tables = _MemoryTables()

@@ -14,7 +14,7 @@ Importing this package registers the kinds; a new kind is a new module plus one 
 line below.
 """
 
-from app.core.jobs import evol_instruct, self_instruct, sft  # noqa: F401  (each registers its kind)
+from app.core.jobs import dataset_build, evol_instruct, self_instruct, sft  # noqa: F401  (each registers its kind)
 from app.core.jobs.registry import JobKind, JobRequest, JobRequestError, Progress, get, names, queues, register
 
 __all__ = ["JobKind", "JobRequest", "JobRequestError", "Progress", "get", "names", "queues", "register"]

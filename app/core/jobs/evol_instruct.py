@@ -127,6 +127,7 @@ EVOL_INSTRUCT = register(JobKind(
     run=run,
     check=check,
     progress=progress,
+    takes_source_job=True,
     description="Evol-Instruct (Xu et al., 2023): rewrite a pool into harder and broader instructions over rounds.",
     needs_llm=True,
 ))

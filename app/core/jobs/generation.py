@@ -22,6 +22,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -29,12 +30,38 @@ from sqlmodel import Session
 from app.core import store
 from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.config import CoreConfig
+from app.core.datasets import seeding, versions
 from app.core.filters.dedup import DedupError, NearDupIndex
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import Progress
 from app.core.llm.client import LLMClient
 from app.core.llm.embedded import EmbeddedServer
+from app.core.seeds import SeedTaskData
 from app.models import Job
+
+
+@dataclass
+class DatasetInputs:
+    """What a generation job that is one step of a dataset build starts from: the recipe's
+    seed tasks (every seed set), and the dataset's whole current content, which its
+    novelty and near-duplicate indexes are seeded with, so a build never adds an example
+    too similar to one the dataset already holds."""
+
+    seeds: list[SeedTaskData]
+    known: list[str]
+    known_examples: list[tuple[str, str]]
+
+
+def dataset_inputs(session: Session, job: Job) -> DatasetInputs | None:
+    """None for a job that is not a dataset build's step (`job.result["build"]`)."""
+    build = (job.result or {}).get("build")
+    if not build:
+        return None
+    dataset = versions.get_dataset_by_id(session, build["dataset_id"])
+    seeds = [task for ident in build["seed_set_ids"] for task in store.seed_tasks(session, ident)]
+    return DatasetInputs(seeds, list(seeding.novelty_texts(session, dataset)),
+                         list(seeding.dedup_documents(session, dataset)))
+
 
 # (session, job, params, client, what was stored, context) -> the engine
 Build = Callable[[Session, Job, Any, LLMClient, list[StoredCandidate], JobContext], Method]

@@ -10,7 +10,9 @@ A `JobKind` says everything the rest of Sprout needs to know about one kind of j
   heartbeats, commits and finishes every kind the same way;
 * `progress` says how far a job is (`done` of `target`), for the API and the CLI;
 * `produces_examples`: its rows are curated examples (generation kinds), so it can be
-  exported, evolved or trained on.
+  exported, evolved, trained on, or be a step of a dataset's recipe;
+* `takes_source_job`: it can start from another job's curated data (a recipe step whose
+  source is `previous`).
 
 Adding a kind is one module that builds a `JobKind` and calls `register`, plus one import
 line in `app/core/jobs/__init__.py`. The API's validation, the CLI, the Celery task and
@@ -77,6 +79,7 @@ class JobKind:
     progress: Callable[[Job], Progress]
     description: str = ""
     produces_examples: bool = True
+    takes_source_job: bool = False  # can start from another job's curated data (a recipe's `previous`)
     needs_llm: bool = False
     # the `Settings` field holding this kind's service-wide defaults (`CoreConfig.defaults`)
     defaults_key: str | None = None

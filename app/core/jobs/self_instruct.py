@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from app.core import store
 from app.core.candidates import JobInputError, Method, StoredCandidate
-from app.core.jobs.generation import curated_progress, near_duplicate_index, run_method
+from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
@@ -43,10 +43,13 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
           previous: list[StoredCandidate], ctx: JobContext) -> Method:
     if job.seed_set_id is None:
         raise JobInputError(f"a {KIND} job needs a seed set")
+    step = dataset_inputs(session, job)  # a dataset build's step: every seed set, novel against the dataset
+    seeds = step.seeds if step else store.seed_tasks(session, job.seed_set_id)
     try:
-        return SelfInstruct(params, client, store.seed_tasks(session, job.seed_set_id), previous,
+        return SelfInstruct(params, client, seeds, previous,
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
-                            near_duplicates=near_duplicate_index(params, job.id, ctx.config))
+                            near_duplicates=near_duplicate_index(params, job.id, ctx.config),
+                            known=step.known if step else (), known_examples=step.known_examples if step else ())
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 

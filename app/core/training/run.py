@@ -62,7 +62,7 @@ def run_training(
         return _run(params, rows_or_path, Path(out_dir), _Notifier(progress))
 
 
-def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: "_Notifier") -> dict[str, Any]:
+def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -> dict[str, Any]:
     import torch
     from accelerate import PartialState
     from transformers.trainer_callback import PrinterCallback

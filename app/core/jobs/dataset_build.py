@@ -1,0 +1,317 @@
+"""The `dataset_build` job kind: run a dataset's recipe and commit its next version.
+
+A build runs the recipe's steps in order, each as a job of its own kind (a *step job*,
+stored and resumable like any job, with every candidate and why it was kept or
+rejected): the first step starts from the recipe's seed sets, a later one from the step
+before it (e.g. Self-Instruct, then Evol-Instruct on what it kept). Each step's novelty
+and near-duplicate indexes are seeded with the dataset's whole current content
+(`generation.dataset_inputs`), so a build never adds an example too similar to one the
+dataset already holds. The last step's curated rows then become the next version, in one
+transaction with the schedule's fire record (`datasets.versions.commit_version`).
+
+Crash and cancel: the step jobs' ids are saved on the build as they are made, so a build
+taken over after its worker died resumes its step job where it was and makes no new one;
+the commit is keyed by the build's job id, so it happens once. A build that fails or is
+cancelled commits nothing (its step jobs keep their rows, for the record).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import Session, col, select
+
+from app.core import lineage, store
+from app.core.candidates import JobInputError
+from app.core.datasets import fires, versions
+from app.core.datasets.errors import DatasetError, EmptyChange
+from app.core.datasets.recipe import Recipe, RecipeStep, StepValidator
+from app.core.datasets.schedule import DEFAULT_GRACE
+from app.core.jobs.lifecycle import JobContext, JobStopped, run_job
+from app.core.jobs.registry import (
+    GENERATION_QUEUE,
+    JobKind,
+    JobRequest,
+    JobRequestError,
+    Progress,
+    get,
+    register,
+)
+from app.core.jobs.requests import create_job
+from app.core.llm.client import LLMOutageError
+from app.models import FireStatus, Job, JobStatus
+
+KIND = "dataset_build"
+
+
+class DatasetBuildParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: int = Field(ge=1, le=2**31 - 1, description="The dataset to build.")
+    fire_id: int | None = Field(default=None, ge=1, description="The schedule fire that started it, if any.")
+
+
+def step_validator(defaults: Mapping[str, dict[str, Any]] | None = None) -> StepValidator:
+    """The registry's check of one recipe step, for `datasets.recipe.parse_recipe`: a
+    registered kind that makes examples, valid parameters, and a source it can take."""
+
+    def check(kind: str, params: dict[str, Any], takes_previous: bool) -> None:
+        spec = get(kind)  # JobRequestError(field="kind") for an unknown kind
+        if not spec.produces_examples or spec.name == KIND:
+            raise JobRequestError("kind", f"{kind} makes no examples; a recipe step must be a generation kind")
+        if takes_previous and not spec.takes_source_job:
+            raise JobRequestError("source", f"{kind} cannot take the previous step's output; it starts from seeds")
+        spec.validate_params(_step_params(spec.name, params, target=1), dict(defaults or {}))
+
+    return check
+
+
+def _step_params(kind: str, params: dict[str, Any], target: int) -> dict[str, Any]:
+    """A step's parameters for one build: the recipe's, with Self-Instruct's target set to
+    what the build should add (the recipe's `grow_by`, less near the size cap)."""
+    spec = get(kind)
+    if "target" in spec.params_model.model_fields:
+        return {**params, "target": target}
+    return dict(params)
+
+
+def check(session: Session, request: JobRequest, params: DatasetBuildParams) -> dict[str, Any]:
+    for name in ("seed_set_id", "source_job_id", "export_id"):
+        if getattr(request, name) is not None:
+            raise JobRequestError(name, f"a {KIND} job starts from its dataset's recipe; give params.dataset_id only")
+    dataset = _dataset(session, params.dataset_id, request.owner)
+    return {"result": {"dataset_id": dataset.id, "dataset": dataset.name, "version": None, "steps": []},
+            "counters": {"step": 0, "steps": len(versions.recipe_of(dataset).steps), "accepted": 0}}
+
+
+def _dataset(session: Session, dataset_id: int, owner: str | None) -> Any:
+    try:
+        dataset = versions.get_dataset_by_id(session, dataset_id)
+    except DatasetError:
+        dataset = None
+    if dataset is None or (owner is not None and dataset.owner != versions.owner_key(owner)):
+        raise JobRequestError("params.dataset_id", f"no dataset with id {dataset_id}")
+    return dataset
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    params: DatasetBuildParams = ctx.params  # type: ignore[assignment]
+    live: dict[str, Any] = ctx.extra.setdefault("live", {"step": 0, "steps": 0, "accepted": 0, "target": None})
+    ctx.heartbeat.counters = lambda: dict(live)
+    try:
+        with ctx.session() as session:
+            dataset = versions.get_dataset_by_id(session, params.dataset_id)
+            recipe = versions.recipe_of(dataset)
+            base = versions.latest_number(session, dataset.id)
+            row_count = versions.latest_version(session, dataset.id).row_count if base else 0
+            target = fires.build_target(dataset, row_count)
+        live.update(steps=len(recipe.steps), target=target)
+        if target <= 0:
+            return _finish_empty(ctx, f"the dataset holds {row_count} examples, its size cap; nothing to build")
+        last = None
+        for i, step in enumerate(recipe.steps):
+            live.update(step=i + 1, accepted=0)
+            last = _run_step(ctx, recipe, i, step, target, previous=last)
+        return _commit(ctx, recipe, base, target, last)
+    except JobStopped:
+        if not ctx.heartbeat.lost:
+            _fire_done(ctx, built=False, reason="the build was cancelled")
+        raise
+    except (store.LostClaim, LLMOutageError):  # another worker goes on, or the build waits: not over
+        raise
+    except Exception as exc:
+        _fire_done(ctx, built=False, reason=str(exc) or type(exc).__name__)
+        raise
+
+
+def _run_step(ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, target: int, previous: Job | None) -> Job:
+    """Run (or resume) the step job of `step`; returns it, finished."""
+    with ctx.session() as session:
+        build = store.get_job(session, ctx.job_id)
+        made = list((build.result or {}).get("steps") or [])
+        if index < len(made):
+            step_job_id = made[index]
+        else:
+            step_job_id = _make_step_job(session, ctx, recipe, index, step, target, previous)
+            build.result = {**build.result, "steps": [*made, step_job_id]}
+            store.heartbeat(session, ctx.job_id, ctx.worker)  # commit only while this worker holds the build
+    asked = {"cancel": False}
+
+    def follow(counters: dict[str, Any]) -> None:
+        ctx.extra["live"]["accepted"] = int(counters.get("accepted") or 0)
+        ctx.report({**counters, "step": index + 1})
+        if ctx.heartbeat.stop_requested and not asked["cancel"]:  # the build was cancelled: so is its step
+            asked["cancel"] = True
+            with ctx.session() as session:
+                store.request_cancel(store.get_job(session, step_job_id))
+
+    job = _run_claimed(ctx, step_job_id, follow)
+    if job.status == JobStatus.cancelled.value or ctx.heartbeat.stop_requested:
+        raise JobStopped()
+    if job.status == JobStatus.queued.value:  # paused: its model servers are away; the build waits with it
+        raise LLMOutageError(f"step {index + 1} ({step.kind}, job {job.id}) is waiting: {job.error}")
+    if job.status != JobStatus.succeeded.value:
+        raise JobInputError(f"step {index + 1} ({step.kind}, job {job.id}) {job.status}: {job.error}")
+    return job
+
+
+def _run_claimed(ctx: JobContext, job_id: int, follow: Any) -> Job:
+    """Run the step job here; a step job left `running` by a dead worker is taken over
+    once its heartbeat is stale (its build was, a moment before)."""
+    worker = f"{ctx.worker}/build-{ctx.job_id}"
+    deadline = time.monotonic() + 3 * ctx.config.jobs.stale_s
+    while True:
+        job = run_job(ctx.url, job_id, ctx.config, worker=worker, base_urls=ctx.base_urls, progress=follow)
+        if JobStatus(job.status).finished or (job.status == JobStatus.queued.value and job.error):
+            return job  # ended, or paused by an outage
+        if time.monotonic() > deadline:
+            raise JobInputError(f"step job {job_id} is held by another worker ({job.worker})")
+        ctx.check_stop()
+        time.sleep(ctx.config.jobs.flush_s)
+
+
+def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, target: int,
+                   previous: Job | None) -> int:
+    build = store.get_job(session, ctx.job_id)
+    dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+    request = JobRequest(
+        kind=step.kind,
+        params=_step_params(step.kind, step.params, target),
+        seed_set_id=recipe.seed_set_ids[0] if step.source == "seeds" else None,
+        source_job_id=previous.id if step.source == "previous" and previous is not None else None,
+        owner=build.owner,
+    )
+    try:
+        job = create_job(session, request, ctx.config.defaults)
+    except (ValidationError, ValueError) as exc:
+        raise JobInputError(f"recipe step {index + 1} ({step.kind}) cannot run: {exc}") from None
+    job.status = JobStatus.queued.value
+    job.result = {**job.result, "build": {"dataset_id": dataset.id, "build_job_id": ctx.job_id, "step": index + 1,
+                                          "seed_set_ids": list(recipe.seed_set_ids)}}
+    session.flush()
+    return int(job.id)
+
+
+def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job | None) -> dict[str, Any]:
+    """The last step's curated rows (at most `target`) become the next version, at once
+    with the fire's record and the schedule's auto-pause; only while this worker holds
+    the build."""
+    assert last is not None
+    step = recipe.steps[-1]
+    steps = list((_result(ctx)).get("steps") or [])
+    evolves = get(last.kind).takes_source_job  # its rows carry lineage, roots first
+    root_kind = recipe.steps[-2].kind if len(recipe.steps) > 1 else None
+    with ctx.heartbeat.lock, ctx.session() as session:
+        # a step that evolves the step before it keeps that step's output (the roots);
+        # one that evolves the seeds does not add the seeds to the dataset
+        rows = lineage.export_rows(session, last, include_roots=step.source == "previous" or not evolves)
+        examples = [versions.NewExample.from_row(r, method=_method(r, last.kind, evolves, root_kind),
+                                                 source_job_id=last.id)
+                    for r in rows[:target]]
+        counts = _build_counts(session, steps)
+        dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+        store.heartbeat(session, ctx.job_id, ctx.worker)  # raises LostClaim: nothing is committed
+        try:
+            version = versions.commit_version(session, dataset, examples, build_job_id=ctx.job_id,
+                                              build_counts=counts, expected_latest=base)
+        except EmptyChange:
+            version = None
+        added = version.counts.get("added", 0) if version is not None else 0
+        row_count = version.row_count if version is not None else (
+            versions.latest_version(session, dataset.id).row_count if base else 0)
+        paused = fires.auto_pause(session, dataset, added, row_count)
+        fires.finish_build_fire(session, ctx.job_id, built=version is not None,
+                                reason=paused if version is not None else "the build added no example")
+    return {"version": version.number if version is not None else None, "added": added,
+            "content_hash": version.content_hash if version is not None else None, "paused": paused,
+            "curated": added}
+
+
+def _finish_empty(ctx: JobContext, reason: str) -> dict[str, Any]:
+    with ctx.session() as session:
+        dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+        row_count = versions.latest_version(session, dataset.id).row_count
+        paused = fires.auto_pause(session, dataset, 0, row_count)
+        fires.finish_build_fire(session, ctx.job_id, built=False, reason=reason)
+    return {"version": None, "added": 0, "paused": paused or reason, "curated": 0}
+
+
+def _fire_done(ctx: JobContext, built: bool, reason: str) -> None:
+    try:
+        with ctx.session() as session:
+            fires.finish_build_fire(session, ctx.job_id, built=built, reason=reason)
+    except Exception:  # the fire record is bookkeeping; the job's own end is what counts
+        pass
+
+
+def _result(ctx: JobContext) -> dict[str, Any]:
+    with ctx.session() as session:
+        return dict(store.get_job(session, ctx.job_id).result or {})
+
+
+def _method(row: dict[str, Any], kind: str, evolves: bool, root_kind: str | None) -> str:
+    """Which method made a row: an evolved row the evolving kind, a root the step before."""
+    if evolves and root_kind and len(row.get("lineage") or []) <= 1:
+        return root_kind
+    return kind
+
+
+def _build_counts(session: Session, step_ids: list[int]) -> dict[str, Any]:
+    """Candidates, accepted and rejections by rule over every step job of the build."""
+    rejected: dict[str, int] = {}
+    candidates = accepted = 0
+    for ident in step_ids:
+        counters = store.get_job(session, ident).counters or {}
+        candidates += int(counters.get("generated") or 0)
+        accepted += int(counters.get("accepted") or 0)
+        for rule, n in (counters.get("rejected") or {}).items():
+            rejected[rule] = rejected.get(rule, 0) + n
+    return {"step_jobs": step_ids, "candidates": candidates, "accepted": accepted,
+            "rejected_by_rule": dict(sorted(rejected.items()))}
+
+
+def progress(job: Job) -> Progress:
+    counters = job.counters or {}
+    return Progress(target=counters.get("target"), done=int(counters.get("accepted") or 0))
+
+
+DATASET_BUILD = register(JobKind(
+    name=KIND,
+    params_model=DatasetBuildParams,
+    queue=GENERATION_QUEUE,
+    run=run,
+    check=check,
+    progress=progress,
+    description="Run a dataset's recipe and commit its next version (novel against everything it holds).",
+    produces_examples=False,
+))
+
+
+# --- schedules: what `sprout beat` fires -------------------------------------------------------
+def running_build(session: Session, dataset: Any) -> int | None:
+    """The id of a build of `dataset` that is queued or running, if any."""
+    rows = session.exec(
+        select(Job.id, Job.params).where(Job.kind == KIND, col(Job.status).in_(
+            [JobStatus.queued.value, JobStatus.running.value]))
+    ).all()
+    return next((int(ident) for ident, p in rows if (p or {}).get("dataset_id") == dataset.id), None)
+
+
+def fire_due_builds(session: Session, now: datetime, defaults: Mapping[str, dict[str, Any]] | None = None,
+                    grace: timedelta = DEFAULT_GRACE) -> list[int]:
+    """One scheduler tick: claim every due fire (once, however many schedulers run), skip
+    one whose dataset is still building, and create a build job for the others; returns the
+    ids of the jobs created, committed, for the shell to enqueue."""
+
+    def start(session: Session, dataset: Any, fire: Any) -> int:
+        owner = None if dataset.owner == versions.owner_key(None) else dataset.owner
+        job = create_job(session, JobRequest(KIND, {"dataset_id": dataset.id, "fire_id": fire.id}, owner=owner),
+                         dict(defaults or {}))
+        return int(job.id)
+
+    claimed = fires.tick(session, now, running_build, start, grace=grace)
+    return [f.job_id for f in claimed if f.job_id is not None and f.status == FireStatus.started.value]
