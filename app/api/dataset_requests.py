@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.core import jobs
+from app.core.datasets.deletion import BUILD_KIND
 from app.core.datasets.recipe import Recipe, StepValidator, parse_recipe
 
 TAKES_PREVIOUS = frozenset({"evol_instruct"})  # kinds whose input can be another job's accepted rows
@@ -22,6 +23,8 @@ def step_validator(defaults: dict[str, dict[str, Any]] | None) -> StepValidator:
     """The job registry's check of one recipe step, on the service's parameter defaults."""
 
     def check(kind: str, params: dict[str, Any], takes_previous: bool) -> Mapping[str, Any] | None:
+        if kind == BUILD_KIND:
+            raise jobs.JobRequestError("kind", f"{kind} builds a dataset; it cannot be a step of one")
         job_kind = jobs.get(kind)  # JobRequestError (a ValueError) on `kind` when unknown
         if not job_kind.produces_examples:
             raise jobs.JobRequestError("kind", f"{kind} makes no examples; a step must be a generation kind")

@@ -474,8 +474,8 @@ def _ids(text: str) -> list[int]:
         ids = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise CliError(f"--ids: comma-separated example ids, e.g. 12,15; got {text!r}") from None
-    if not ids or min(ids) < 1:
-        raise CliError(f"--ids: comma-separated example ids (1 or more), got {text!r}")
+    if not ids or min(ids) < 1 or max(ids) > v.MAX_NUMBER:
+        raise CliError(f"--ids: comma-separated example ids (1 to {v.MAX_NUMBER}), got {text!r}")
     return ids
 
 

@@ -137,6 +137,7 @@ def test_create_list_get_and_ownership(api, other_api, seed_set, pg_url):
          "the first step must take the seeds"),
         ({"steps": [{"kind": "magic"}]}, ["body", "recipe", "steps", 0, "kind"], "unknown job kind 'magic'"),
         ({"steps": [{"kind": "sft"}]}, ["body", "recipe", "steps", 0, "kind"], "makes no examples"),
+        ({"steps": [{"kind": "dataset_build"}]}, ["body", "recipe", "steps", 0, "kind"], "cannot be a step of one"),
         ({"steps": [{"kind": "self_instruct", "params": {"temperature": 9}}]},
          ["body", "recipe", "steps", 0, "params", "temperature"], "less than or equal to 2"),
         ({"steps": [{"kind": "evol_instruct", "params": {"rounds": 1, "spin": True}}]},
@@ -145,6 +146,7 @@ def test_create_list_get_and_ownership(api, other_api, seed_set, pg_url):
         ({"grow_by": 0}, ["body", "recipe", "grow_by"], "greater than or equal to 1"),
         ({"export_formats": ["parquet"]}, ["body", "recipe", "export_formats", 0], "'alpaca', 'messages'"),
         ({"seed_set_ids": [424242]}, ["body", "recipe", "seed_set_ids", 0], "no seed set with id 424242"),
+        ({"seed_set_ids": [2**40]}, ["body", "recipe", "seed_set_ids", 0], f"no seed set with id {2**40}"),
         ({"colour": "red"}, ["body", "recipe", "colour"], "Extra inputs are not permitted"),
     ],
 )
@@ -220,7 +222,8 @@ def test_versions_and_their_rows_over_http(api, seed_set, pg_url):
     assert page1["items"] + page2["items"] + page3["items"] == expected
     assert api.ok("get", f"{BASE}/support-sft/versions/1/rows")["items"] == expected[:5]
 
-    for ref, message in [("3", "the dataset has no version 3"), ("prod", "the dataset has no tag 'prod'")]:
+    for ref, message in [("3", "the dataset has no version 3"), ("prod", "the dataset has no tag 'prod'"),
+                         ("0", "the dataset has no version 0"), ("9" * 30, f"the dataset has no version {'9' * 30}")]:
         missing = api.get(f"{BASE}/support-sft/versions/{ref}/rows")
         assert missing.status_code == 404 and missing.json()["detail"] == message
     assert api.get(f"{BASE}/support-sft/versions/1/rows", params={"limit": 0}).status_code == 422
@@ -277,6 +280,8 @@ def test_tags_and_rollback(api, seed_set, pg_url):
     before = counts(pg_url)
     missing = api.put(f"{BASE}/support-sft/tags/prod", json={"version": 9})
     assert missing.status_code == 404 and missing.json()["detail"] == "the dataset has no version 9"
+    huge = api.put(f"{BASE}/support-sft/tags/prod", json={"version": "2147483648"})
+    assert huge.status_code == 404 and huge.json()["detail"] == "the dataset has no version 2147483648"
     latest = api.put(f"{BASE}/support-sft/tags/latest", json={"version": 1})
     assert latest.status_code == 422 and "moves by itself" in latest.json()["detail"]
     assert api.delete(f"{BASE}/support-sft/tags/latest").status_code == 422

@@ -133,6 +133,7 @@ def test_create_from_seed_files_and_step_options(db, seeds, tmp_path):
         (["--format", "parquet"], "export_formats[0]: Input should be 'alpaca'"),
         (["--size-cap", "0"], "size_cap: Input should be greater than or equal to 1"),
         (["--seed-set", "424242"], "recipe.seed_set_ids[0]: no seed set with id 424242"),
+        (["--seed-set", str(2**40)], f"recipe.seed_set_ids[0]: no seed set with id {2**40}"),
         (["--recipe", "RECIPE"], "give one or the other"),
     ],
 )
@@ -262,6 +263,7 @@ def test_remove_makes_new_versions_and_leaves_old_ones_byte_identical(db, seeds,
                                                      "--expected-latest", "2")
     assert f"example(s) {rows[0]['id']}" in error_of("remove", "support-sft", "--ids", str(rows[0]["id"]))
     assert "--ids: comma-separated example ids" in error_of("remove", "support-sft", "--ids", "a,b")
+    assert "--ids: comma-separated example ids (1 to" in error_of("remove", "support-sft", "--ids", str(2**40))
     assert "unknown rule(s) too_clever" in error_of("remove", "support-sft", "--rule", "too_clever")
     assert "nothing to remove" in error_of("remove", "support-sft", "--contains", "no such text anywhere")
     assert "name the examples to remove" in error_of("remove", "support-sft")

@@ -246,6 +246,7 @@ def download(
     filename = ds_export.file_name(dataset.name, version.number, fmt)
     headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     stream = _chunks(settings.resolved_database_url, dataset.id, version.number, fmt)
+    session.close()  # done with it: its connection goes back to the pool while the stream reads in its own
     return StreamingResponse(stream, media_type=ds_export.MEDIA_TYPES[fmt], headers=headers)
 
 

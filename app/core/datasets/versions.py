@@ -53,6 +53,7 @@ LATEST_TAG = "latest"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_DESCRIPTION = 10_000
 PAGE_SIZE = 2000
+MAX_NUMBER = 2**31 - 1  # version numbers and ids are SQL integers
 _INSERT_CHUNK = 5000
 
 # the columns a version's row is read with by default, in this order; `removed_in` is left
@@ -78,7 +79,7 @@ def validate_name(name: str, what: str = "dataset name") -> str:
 
 def check_seed_sets(session: Session, seed_set_ids: Sequence[int], owner: str | None) -> None:
     """Every seed set exists and belongs to `owner` (None or "": the local, owner-less ones)."""
-    wanted = list(dict.fromkeys(seed_set_ids))
+    wanted = [i for i in dict.fromkeys(seed_set_ids) if 1 <= i <= MAX_NUMBER]  # others exist nowhere
     found = {
         r.id: r.owner for r in session.exec(select(SeedSet).where(col(SeedSet.id).in_(wanted))).all()
     }
@@ -195,6 +196,8 @@ def latest_number(session: Session, dataset_id: int) -> int:
 
 
 def get_version(session: Session, dataset_id: int, number: int) -> DatasetVersion:
+    if not 1 <= number <= MAX_NUMBER:  # no such version, and no query a database would refuse
+        raise VersionNotFound(f"the dataset has no version {number}")
     version = session.exec(
         select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number)
     ).first()
