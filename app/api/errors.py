@@ -9,6 +9,7 @@ through; anything else is logged with its traceback and answered with a bare 500
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.candidates import JobInputError
+from app.core.datasets import errors as ds_errors
 from app.core.jobs.registry import JobRequestError
 from app.core.seeds import SeedFormatError
 from app.core.store import NotFound
@@ -51,6 +53,32 @@ def field_error(loc: Sequence[str | int], msg: str, type_: str = "value_error") 
     return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": type_}])
 
 
+_FIELD_PREFIX = re.compile(r"^([a-z_]+(?:\[\d+\])*(?:\.[a-z_]+(?:\[\d+\])*)*): (.+)$", re.DOTALL)
+
+
+def path_loc(path: str) -> list[str | int]:
+    """"steps[1].params.target" -> ["steps", 1, "params", "target"]."""
+    loc: list[str | int] = []
+    for part in path.split("."):
+        name, *indexes = part.split("[")
+        if name:
+            loc.append(name)
+        loc += [int(i.rstrip("]")) for i in indexes]
+    return loc
+
+
+def dataset_error_fields(exc: ds_errors.DatasetError) -> list[dict[str, Any]]:
+    """The body fields a datasets-core error names: every (path, message) of a recipe error
+    (under `body.recipe`), or the `field: message` prefix of any other; [] when it names none."""
+    if isinstance(exc, ds_errors.RecipeError):
+        return [{"loc": ["body", "recipe", *(path_loc(p) if p != "recipe" else [])], "msg": m, "type": "value_error"}
+                for p, m in exc.errors]
+    match = _FIELD_PREFIX.match(str(exc))
+    if match is None:
+        return []
+    return [{"loc": ["body", *path_loc(match.group(1))], "msg": match.group(2), "type": "value_error"}]
+
+
 def _json(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
@@ -80,6 +108,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(JobInputError)
     async def _job_input(_: Request, exc: JobInputError) -> JSONResponse:
+        return _json(422, str(exc))
+
+    @app.exception_handler(ds_errors.DatasetError)
+    async def _dataset(_: Request, exc: ds_errors.DatasetError) -> JSONResponse:
+        """Datasets: not found -> 404; a conflict with stored state -> 409; any other -> 422 naming the field."""
+        if isinstance(exc, ds_errors.DatasetNotFound | ds_errors.VersionNotFound):
+            return _json(404, str(exc))
+        if isinstance(exc, ds_errors.DuplicateDataset | ds_errors.VersionConflict | ds_errors.VersionInUse
+                      | ds_errors.DatasetBusy):
+            return _json(409, str(exc))
+        fields = dataset_error_fields(exc)
+        if fields:
+            return _json(422, summary(fields), errors=fields)
         return _json(422, str(exc))
 
     @app.exception_handler(DataError)

@@ -19,9 +19,11 @@ from pydantic.json_schema import models_json_schema
 
 from app.api import errors
 from app.api.deps import get_current_key
-from app.api.routes import dashboard, exports, health, jobs, results, seed_sets
+from app.api.routes import dashboard, datasets, exports, health, jobs, results, seed_sets
 from app.api.schemas.common import ERROR_RESPONSES
+from app.api.schemas.datasets import RECIPE_EXAMPLE
 from app.api.schemas.seed_sets import SeedSetCreate
+from app.core.datasets.recipe import Recipe
 from app.db import check_migrated
 from app.settings import Settings, get_settings
 from workers.celery_app import make_celery
@@ -51,17 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dashboard.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, jobs, results, exports):
+    for module in (seed_sets, jobs, results, exports, datasets):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated schema, plus the seed-set body the upload route parses by hand."""
+    """The generated schema, plus the bodies routes parse by hand: the seed-set upload, and a
+    dataset's recipe (validated by the core so that each error names its field path)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        _, defs = models_json_schema([(SeedSetCreate, "validation")], ref_template="#/components/schemas/{model}")
+        _, defs = models_json_schema([(SeedSetCreate, "validation"), (Recipe, "validation")],
+                                     ref_template="#/components/schemas/{model}")
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        schema["components"]["schemas"]["Recipe"].setdefault("examples", [RECIPE_EXAMPLE])
         app.openapi_schema = schema
     return app.openapi_schema

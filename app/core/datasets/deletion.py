@@ -10,15 +10,20 @@ Deleting the latest version N undoes its change: the rows it added are deleted a
 rows it removed get `removed_in` back to null, its hash segments go and the ones it
 closed reopen, and `latest` moves to N-1 (or goes, when N was the only version). Version
 N-1 is then exactly what it was, hash included.
+
+A whole dataset goes the same way: refused while a training run's version is among its
+versions (the model's rows must stay traceable) or while a build of it is queued or
+running (it would commit into nothing); otherwise its versions, examples, tags and fires
+go with it (the tables cascade from `datasets`).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import delete, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.datasets import versions as v
-from app.core.datasets.errors import VersionInUse
+from app.core.datasets.errors import DatasetBusy, VersionInUse
 from app.models import (
     Dataset,
     DatasetExample,
@@ -26,7 +31,11 @@ from app.models import (
     DatasetTag,
     DatasetVersion,
     DatasetVersionUse,
+    Job,
+    JobStatus,
 )
+
+BUILD_KIND = "dataset_build"  # the job kind that builds a dataset's versions (its params name the dataset)
 
 
 def record_use(session: Session, version: DatasetVersion, job_id: int, purpose: str = "training") -> DatasetVersionUse:
@@ -95,3 +104,41 @@ def delete_version(session: Session, dataset: Dataset, number: int) -> None:
     session.delete(version)
     session.flush()
     session.expire_all()
+
+
+def builds_in_progress(session: Session, dataset_id: int) -> list[int]:
+    """Ids of the dataset's build jobs still queued or running, oldest first."""
+    rows = session.exec(
+        select(Job.id, Job.params)
+        .where(Job.kind == BUILD_KIND, col(Job.status).in_([JobStatus.queued.value, JobStatus.running.value]))
+        .order_by(Job.id)
+    ).all()
+    return [ident for ident, params in rows if (params or {}).get("dataset_id") == dataset_id]
+
+
+def delete_dataset(session: Session, dataset: Dataset) -> None:
+    """Delete the dataset with its versions, examples, tags and schedule fires; the caller commits.
+    Raises `VersionInUse` (a training run used one of its versions) or `DatasetBusy` (a build
+    of it is queued or running)."""
+    locked = session.exec(
+        select(Dataset).where(Dataset.id == dataset.id).with_for_update().execution_options(populate_existing=True)
+    ).one()
+    used = session.exec(
+        select(DatasetVersion.number, DatasetVersionUse.job_id)
+        .join(DatasetVersionUse, DatasetVersionUse.version_id == DatasetVersion.id)
+        .where(DatasetVersion.dataset_id == locked.id)
+        .order_by(DatasetVersion.number, DatasetVersionUse.job_id)
+    ).all()
+    if used:
+        what = ", ".join(f"version {n} by job {j}" for n, j in used[:10])
+        raise VersionInUse(
+            f"dataset {locked.name!r} cannot be deleted: {what} — a version a training run used is kept"
+        )
+    building = builds_in_progress(session, locked.id)
+    if building:
+        raise DatasetBusy(
+            f"dataset {locked.name!r} cannot be deleted while build job(s) {', '.join(map(str, building))} "
+            "are queued or running: cancel them first"
+        )
+    session.delete(locked)
+    session.flush()

@@ -57,6 +57,13 @@ def _condition(a: int, b: int, side: Side) -> Any:
     return _disappeared(b, a) if side == "added" else _appeared(b, a)
 
 
+def side_condition(a: int, b: int, side: Side) -> Any:
+    """The SQL condition "the row is on `side` of the change from version a to version b"."""
+    if side not in ("added", "removed"):
+        raise DatasetError(f"side: 'added' or 'removed', got {side!r}")
+    return _condition(a, b, side)
+
+
 def _check(a: DatasetVersion, b: DatasetVersion) -> None:
     if a.dataset_id != b.dataset_id:
         raise CrossDatasetDiff("a diff compares two versions of one dataset; these belong to two datasets")

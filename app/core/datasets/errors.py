@@ -40,6 +40,10 @@ class VersionInUse(DatasetError):
     """A version that cannot be deleted: not the latest, used by a training run, or tagged."""
 
 
+class DatasetBusy(DatasetError):
+    """A change that must wait: a build of the dataset is queued or running."""
+
+
 class CrossDatasetDiff(DatasetError):
     """A diff between versions of two different datasets."""
 

@@ -53,6 +53,7 @@ LATEST_TAG = "latest"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_DESCRIPTION = 10_000
 PAGE_SIZE = 2000
+MAX_NUMBER = 2**31 - 1  # version numbers and ids are SQL integers
 _INSERT_CHUNK = 5000
 
 # the columns a version's row is read with by default, in this order; `removed_in` is left
@@ -78,7 +79,7 @@ def validate_name(name: str, what: str = "dataset name") -> str:
 
 def check_seed_sets(session: Session, seed_set_ids: Sequence[int], owner: str | None) -> None:
     """Every seed set exists and belongs to `owner` (None or "": the local, owner-less ones)."""
-    wanted = list(dict.fromkeys(seed_set_ids))
+    wanted = [i for i in dict.fromkeys(seed_set_ids) if 1 <= i <= MAX_NUMBER]  # others exist nowhere
     found = {
         r.id: r.owner for r in session.exec(select(SeedSet).where(col(SeedSet.id).in_(wanted))).all()
     }
@@ -104,15 +105,54 @@ def create_dataset(
     `DuplicateDataset` (the owner has one of that name) or `DatasetError`.
     """
     validate_name(name)
-    if len(description) > MAX_DESCRIPTION:
-        raise DatasetError(f"description: at most {MAX_DESCRIPTION} characters, got {len(description)}")
-    if license is not None and not 1 <= len(license) <= 100:
-        raise DatasetError("license: 1 to 100 characters")
+    check_details(description, license)
     owner = owner_key(owner)
     if session.exec(select(Dataset.id).where(Dataset.owner == owner, Dataset.name == name)).first() is not None:
         raise DuplicateDataset(f"a dataset named {name!r} already exists")
     check_seed_sets(session, recipe.seed_set_ids, owner)
     dataset = Dataset(owner=owner, name=name, description=description, license=license, recipe=recipe.model_dump())
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def check_details(description: str | None, license: str | None) -> None:
+    """A description of at most `MAX_DESCRIPTION` characters; a license of 1 to 100 (or none)."""
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise DatasetError(f"description: at most {MAX_DESCRIPTION} characters, got {len(description)}")
+    if license is not None and not 1 <= len(license) <= 100:
+        raise DatasetError("license: 1 to 100 characters")
+
+
+_KEEP: Any = object()  # `update_dataset`: leave the field as it is
+
+
+def update_dataset(
+    session: Session,
+    dataset: Dataset,
+    *,
+    description: str | None = _KEEP,
+    license: str | None = _KEEP,
+    recipe: Recipe | None = None,
+) -> Dataset:
+    """Change what describes a dataset, or its recipe, for the builds to come (the caller commits).
+
+    Versions already made keep the card and the rows they had; fields left out are kept
+    (`license=None` clears the license). `recipe` must come from `recipe.parse_recipe`
+    (with the job registry's step check) and its seed sets must belong to the dataset's
+    owner. Raises `DatasetError` naming the field; nothing is changed then."""
+    check_details(None if description is _KEEP else description, None if license is _KEEP else license)
+    if description is not _KEEP and description is None:
+        raise DatasetError("description: must be text (an empty text clears it)")
+    if recipe is not None:
+        check_seed_sets(session, recipe.seed_set_ids, dataset.owner)
+    if description is not _KEEP:
+        dataset.description = description
+    if license is not _KEEP:
+        dataset.license = license
+    if recipe is not None:
+        dataset.recipe = recipe.model_dump()
+    dataset.updated_at = utcnow()
     session.add(dataset)
     session.flush()
     return dataset
@@ -156,6 +196,8 @@ def latest_number(session: Session, dataset_id: int) -> int:
 
 
 def get_version(session: Session, dataset_id: int, number: int) -> DatasetVersion:
+    if not 1 <= number <= MAX_NUMBER:  # no such version, and no query a database would refuse
+        raise VersionNotFound(f"the dataset has no version {number}")
     version = session.exec(
         select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.number == number)
     ).first()
