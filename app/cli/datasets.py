@@ -33,16 +33,15 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlmodel import Session
 
-from app.api import dataset_requests
 from app.cli.common import CliError, console, database_url, describe_validation_error, load_settings
 from app.core import export as formats
 from app.core import jobs, store
-from app.core.datasets import deletion, diff, fires, pages, schedule, tags
+from app.core.datasets import diff, fires, pages, schedule, tags
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import QUERY_RULES, ExampleQuery, remove_examples
 from app.core.datasets.errors import DatasetError
-from app.core.jobs import requests
+from app.core.jobs import dataset_build, requests
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, JobStatus, utcnow
@@ -179,7 +178,7 @@ def create(
         given = data.get("seed_set_ids", [])
         if isinstance(given, list):  # anything else is left for the recipe check to name
             data = {**data, "seed_set_ids": [*given, *seed_set, *imported]}
-        recipe = dataset_requests.parse(data, settings.core_config().defaults)
+        recipe = dataset_build.recipe_for(data, settings.core_config().defaults)
         dataset = v.create_dataset(session, OWNER, name, recipe, description=description, license=license)
         steps = " -> ".join(s.kind for s in recipe.steps)
     tasks = sum(len(t) for _, _, t in loaded)
@@ -276,7 +275,7 @@ def build(name: str = typer.Argument(..., help="The dataset to build.")) -> None
     url = database_url(settings)
     with _session(url) as session:
         d = v.get_dataset(session, OWNER, name)
-        request = jobs.JobRequest(kind=deletion.BUILD_KIND, params={"dataset_id": d.id}, owner=OWNER)
+        request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": d.id}, owner=OWNER)
         try:
             job_id = requests.create_job(session, request, settings.core_config().defaults).id
         except ValidationError as exc:

@@ -32,7 +32,7 @@ def test_recipe_steps_are_checked_by_the_registry():
     cases = [
         ([{"kind": "nope"}], "steps[0].kind", "unknown job kind 'nope'"),
         ([{"kind": "sft"}], "steps[0].kind", "makes no examples"),
-        ([{"kind": "dataset_build"}], "steps[0].kind", "makes no examples"),
+        ([{"kind": "dataset_build"}], "steps[0].kind", "cannot be a step of one"),
         ([{"kind": "self_instruct"}, {"kind": "self_instruct", "source": "previous"}], "steps[1].source",
          "cannot take the previous step's output"),
         ([{"kind": "self_instruct", "params": {"temperature": 9}}], "steps[0].params.temperature", "less than or equal"),
@@ -59,11 +59,11 @@ def test_a_build_request_names_an_owned_dataset(sqlite_url):
 
 
 def test_the_scheduler_tick_creates_one_build_per_due_time_and_skips_a_busy_dataset(sqlite_url):
+    now = utcnow().replace(second=30, microsecond=0)  # one minutely due time (hh:mm:00) since the anchor
     with session_scope(sqlite_url) as session:
         dataset = make_dataset(session, owner="alice")
-        schedule.set_schedule(session, dataset, "* * * * *", "UTC", now=utcnow() - timedelta(minutes=1, seconds=5))
+        schedule.set_schedule(session, dataset, "* * * * *", "UTC", now=now - timedelta(seconds=40))
         dataset_id = dataset.id
-    now = utcnow()
     with session_scope(sqlite_url) as session:
         started = dataset_build.fire_due_builds(session, now)
     with session_scope(sqlite_url) as session:  # a second scheduler, same moment: nothing more

@@ -24,7 +24,6 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
-from app.api import dataset_requests
 from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
 from app.api.routes.jobs import _send
 from app.api.schemas.common import MAX_PAGE, Page
@@ -55,7 +54,7 @@ from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, correct_examples, remove_examples
 from app.core.datasets.errors import DatasetError
-from app.core.jobs import requests
+from app.core.jobs import dataset_build, requests
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, utcnow
 
@@ -100,7 +99,7 @@ def _defaults(settings: Any) -> dict[str, dict[str, Any]]:
 @router.post("", status_code=201, summary="Create a dataset (no version until its first build)",
              responses={409: {"description": "You already have a dataset of that name."}})
 def create_dataset(body: DatasetCreate, session: SessionDep, owner: Owner, settings: SettingsDep) -> DatasetDetail:
-    recipe = dataset_requests.parse(body.recipe, _defaults(settings))
+    recipe = dataset_build.recipe_for(body.recipe, _defaults(settings))
     dataset = v.create_dataset(session, owner, body.name, recipe, description=body.description,
                                license=body.license)
     session.commit()
@@ -127,7 +126,7 @@ def update_dataset(name: NamePath, body: DatasetUpdate, session: SessionDep, own
     given = body.model_fields_set
     changes: dict[str, Any] = {k: getattr(body, k) for k in ("description", "license") if k in given}
     if "recipe" in given:
-        changes["recipe"] = dataset_requests.parse(body.recipe, _defaults(settings))
+        changes["recipe"] = dataset_build.recipe_for(body.recipe, _defaults(settings))
     v.update_dataset(session, dataset, **changes)
     session.commit()
     return _detail(session, dataset)
@@ -342,7 +341,7 @@ def resume_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Schedu
 def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep,
               celery: CeleryDep) -> JobOut:
     dataset = _dataset(session, owner, name)
-    request = jobs.JobRequest(kind=deletion.BUILD_KIND, params={"dataset_id": dataset.id}, owner=owner,
+    request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": dataset.id}, owner=owner,
                               data_root=Path(settings.data_dir))
     job = requests.create_job(session, request, _defaults(settings))
     session.commit()

@@ -23,13 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from app.core import lineage, store
 from app.core.candidates import JobInputError
 from app.core.datasets import fires, versions
+from app.core.datasets.deletion import BUILD_KIND, builds_in_progress
 from app.core.datasets.errors import DatasetError, EmptyChange
-from app.core.datasets.recipe import Recipe, RecipeStep, StepValidator
+from app.core.datasets.recipe import Recipe, RecipeStep, StepValidator, parse_recipe
 from app.core.datasets.schedule import DEFAULT_GRACE
 from app.core.jobs.lifecycle import JobContext, JobStopped, run_job
 from app.core.jobs.registry import (
@@ -45,7 +46,7 @@ from app.core.jobs.requests import create_job
 from app.core.llm.client import LLMOutageError
 from app.models import FireStatus, Job, JobStatus
 
-KIND = "dataset_build"
+KIND = BUILD_KIND  # named in the datasets core too, which finds a dataset's running builds
 
 
 class DatasetBuildParams(BaseModel):
@@ -60,14 +61,22 @@ def step_validator(defaults: Mapping[str, dict[str, Any]] | None = None) -> Step
     registered kind that makes examples, valid parameters, and a source it can take."""
 
     def check(kind: str, params: dict[str, Any], takes_previous: bool) -> None:
+        if kind == KIND:
+            raise JobRequestError("kind", f"{kind} builds a dataset; it cannot be a step of one")
         spec = get(kind)  # JobRequestError(field="kind") for an unknown kind
-        if not spec.produces_examples or spec.name == KIND:
+        if not spec.produces_examples:
             raise JobRequestError("kind", f"{kind} makes no examples; a recipe step must be a generation kind")
         if takes_previous and not spec.takes_source_job:
             raise JobRequestError("source", f"{kind} cannot take the previous step's output; it starts from seeds")
         spec.validate_params(_step_params(spec.name, params, target=1), dict(defaults or {}))
 
     return check
+
+
+def recipe_for(data: Any, defaults: Mapping[str, dict[str, Any]] | None = None) -> Recipe:
+    """A recipe judged by the datasets core (shape) and the job registry (each step), the
+    same way through every door; `RecipeError` lists each (field path, message)."""
+    return parse_recipe(data, step_validator(defaults))
 
 
 def _step_params(kind: str, params: dict[str, Any], target: int) -> dict[str, Any]:
@@ -294,11 +303,8 @@ DATASET_BUILD = register(JobKind(
 # --- schedules: what `sprout beat` fires -------------------------------------------------------
 def running_build(session: Session, dataset: Any) -> int | None:
     """The id of a build of `dataset` that is queued or running, if any."""
-    rows = session.exec(
-        select(Job.id, Job.params).where(Job.kind == KIND, col(Job.status).in_(
-            [JobStatus.queued.value, JobStatus.running.value]))
-    ).all()
-    return next((int(ident) for ident, p in rows if (p or {}).get("dataset_id") == dataset.id), None)
+    busy = builds_in_progress(session, dataset.id)
+    return busy[0] if busy else None
 
 
 def fire_due_builds(session: Session, now: datetime, defaults: Mapping[str, dict[str, Any]] | None = None,
