@@ -203,3 +203,17 @@ def test_vocabularies_beyond_the_code_space_fall_back_to_lists(seeds, scorer):
         a, b = narrow.check(text), wide.check(text)
         assert a.max_rouge_l == b.max_rouge_l == max(brute_force(pool, text, scorer))
         assert [s for _, s in a.most_similar] == [s for _, s in b.most_similar]
+
+
+def test_the_tokenizer_gives_rouge_scores_tokens_exactly():
+    """Our one-regex tokenizer against rouge-score's own on random text with punctuation,
+    case, non-ASCII letters, combining marks and unusual spaces."""
+    import random
+
+    from rouge_score.tokenize import tokenize as reference
+
+    rng = random.Random(5)
+    alphabet = "abcXYZ019 \t\n.,;:!?-_'\"()[]{}éÉßİıĲ中文😀\u00a0\u2028\u0301"
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        assert tokenize(text) == reference(text, None), text

@@ -25,6 +25,7 @@ Unicode code space (about 1.1M distinct tokens) switches every entry to lists of
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,20 +104,33 @@ class NoveltyIndex:
     def add(self, text: str) -> int:
         """Add `text` to the pool and return its entry id."""
         entry = len(self._texts)
-        ids = [self._token_id(tok) for tok in tokenize(text)]
+        vocab, postings = self._vocab, self._postings
+        ids = []
         occurrences: dict[int, int] = {}
-        for tid in ids:
+        for tok in tokenize(text):
+            tid = vocab.get(tok)
+            if tid is None:
+                tid = self._token_id(tok)
+            ids.append(tid)
             occ = occurrences.get(tid, 0)
             occurrences[tid] = occ + 1
             key = occ << _OCC_SHIFT | tid
-            posting = self._postings.get(key)
+            posting = postings.get(key)
             if posting is None:
-                posting = self._postings[key] = array("i")
+                posting = postings[key] = array("i")
             posting.append(entry)
         self._texts.append(text)
         self._seqs.append(self._encode(ids))
         self._lengths.append(len(ids))
         return entry
+
+    def add_many(self, texts: Iterable[str]) -> int:
+        """Add every text (a dataset's whole content, when a build seeds its index); returns how many."""
+        n = 0
+        for text in texts:
+            self.add(text)
+            n += 1
+        return n
 
     def _token_id(self, token: str) -> int:
         tid = self._vocab.get(token)

@@ -1,6 +1,8 @@
 """ROUGE-L exactly as `rouge_score.rouge_scorer` computes it (no stemmer).
 
-Tokenization is rouge-score's own function, so tokens are identical by construction;
+Tokenization gives rouge-score's tokens exactly (its own function, run as one regex
+substitution and a split: after the substitution only [a-z0-9] runs and spaces remain,
+so its final validity filter has nothing left to drop; a test compares the two);
 the LCS comes from rapidfuzz (compiled) instead of rouge-score's Python DP table, and the
 F-measure is computed with the same floating-point expression, so a score at the
 threshold rounds the same way and every accept/reject decision matches.
@@ -10,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 from rapidfuzz.distance import LCSseq
-from rouge_score.tokenize import tokenize as _rouge_tokenize
+from rouge_score.tokenize import NON_ALPHANUM_RE
 
 
 def tokenize(text: str) -> list[str]:
-    """rouge-score's DefaultTokenizer(use_stemmer=False)."""
-    return _rouge_tokenize(text, None)
+    """rouge-score's DefaultTokenizer(use_stemmer=False), about 3x faster."""
+    return NON_ALPHANUM_RE.sub(" ", text.lower()).split()
 
 
 def lcs_length(a: list[str], b: list[str]) -> int:
