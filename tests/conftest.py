@@ -93,7 +93,9 @@ def pg_url(pg_server_url) -> str:
 
     with db.get_engine(pg_server_url).begin() as conn:
         conn.execute(
-            text("TRUNCATE api_keys, seed_sets, seed_tasks, jobs, instructions, instances, exports RESTART IDENTITY CASCADE")
+            text("TRUNCATE api_keys, seed_sets, seed_tasks, jobs, instructions, instances, exports, "
+                 "destinations, deliveries, delivery_attempts, webhooks, webhook_deliveries, webhook_attempts "
+                 "RESTART IDENTITY CASCADE")
         )
     return pg_server_url
 
