@@ -30,7 +30,7 @@ def user_turn(row: dict) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer(tiny_model_dir):  # noqa: F811
+def tiny_tokenizer(tiny_model_dir):
     from app.core.training.base_model import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))

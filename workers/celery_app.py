@@ -27,6 +27,7 @@ from app.core.jobs.registry import GENERATION_QUEUE
 QUEUES = tuple(jobs.queues())
 RUN_JOB_TASK = "sprout.run_job"
 REAPER_TASK = "sprout.reap_stale_jobs"
+HANDOFF_RETRY_TASK = "sprout.retry_handoff"  # hand-off: due deliveries and webhooks
 
 
 def queue_for(kind: str) -> str:
@@ -57,6 +58,9 @@ def make_celery(settings: Any) -> Celery:
         beat_schedule={
             "reap-stale-jobs": {"task": REAPER_TASK, "schedule": settings.reaper_interval_s,
                                 "options": {"queue": GENERATION_QUEUE, "expires": settings.reaper_interval_s}},
+            # hand-off: retry due deliveries and webhooks (`app.core.handoff.retry.retry_due`)
+            "retry-handoff": {"task": HANDOFF_RETRY_TASK, "schedule": settings.handoff.retry_interval_s,
+                              "options": {"queue": GENERATION_QUEUE, "expires": settings.handoff.retry_interval_s}},
         },
     )
     return app

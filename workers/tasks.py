@@ -15,8 +15,8 @@ from celery.signals import worker_ready
 from app.core import store
 from app.core.jobs import lifecycle
 from app.settings import get_settings
-from workers import reaper
-from workers.celery_app import REAPER_TASK, RUN_JOB_TASK, app
+from workers import handoff, reaper
+from workers.celery_app import HANDOFF_RETRY_TASK, REAPER_TASK, RUN_JOB_TASK, app
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per LLM request drowns the worker log
@@ -31,6 +31,7 @@ def run_job(job_id: int) -> str:
     except store.NotFound:
         log.warning("job %s no longer exists; nothing to do", job_id)
         return "gone"
+    handoff.job_events(settings, job)  # hand-off: job_finished / training_finished webhooks
     return job.status
 
 
@@ -38,6 +39,12 @@ def run_job(job_id: int) -> str:
 def reap_stale_jobs() -> list[int]:
     """Re-enqueue running jobs whose worker stopped heartbeating (sent by `sprout beat`)."""
     return reaper.reap(app, get_settings())
+
+
+@app.task(name=HANDOFF_RETRY_TASK)
+def retry_handoff() -> dict[str, dict[int, str]]:
+    """Hand-off: attempt due deliveries and webhooks (sent by `sprout beat`)."""
+    return handoff.retry(get_settings())
 
 
 @worker_ready.connect

@@ -186,7 +186,7 @@ def _sft_prepared(model_dir, data_file, **config):
     return trainer.train_dataset, tokenizer
 
 
-def test_trl_prepares_every_messages_row_with_loss_on_the_answer(bundle_dir, tiny_model_dir):  # noqa: F811
+def test_trl_prepares_every_messages_row_with_loss_on_the_answer(bundle_dir, tiny_model_dir):
     prepared, tokenizer = _sft_prepared(tiny_model_dir, bundle_dir / "messages.jsonl", assistant_only_loss=True)
     assert len(prepared) == len(ROWS)
     for got, row in zip(prepared, ROWS, strict=True):
@@ -194,7 +194,7 @@ def test_trl_prepares_every_messages_row_with_loss_on_the_answer(bundle_dir, tin
         assert trained == row["output"] + "<end_of_turn>"
 
 
-def test_trl_prepares_every_prompt_completion_row_with_loss_on_the_completion(bundle_dir, tiny_model_dir):  # noqa: F811
+def test_trl_prepares_every_prompt_completion_row_with_loss_on_the_completion(bundle_dir, tiny_model_dir):
     prepared, tokenizer = _sft_prepared(tiny_model_dir, bundle_dir / "prompt_completion.jsonl",
                                         completion_only_loss=True)
     assert len(prepared) == len(ROWS)

@@ -22,7 +22,7 @@ CONVERSATIONS = [
 
 
 @pytest.mark.parametrize("template", ["gemma", "plain"])
-def test_the_same_tokens_and_labels_as_the_trainer(tiny_model_dir, tmp_path, template):  # noqa: F811
+def test_the_same_tokens_and_labels_as_the_trainer(tiny_model_dir, tmp_path, template):
     import torch
 
     model, tokenizer = load_model_and_tokenizer(tiny_model_dir, torch.float32, "sdpa")
