@@ -171,6 +171,24 @@ def test_dataset_info_for_a_subset_of_formats(tmp_path):
     assert check_dataset_info(info, files) == []
 
 
+def test_the_built_in_trainer_reads_the_sharegpt_file(bundle_dir):
+    from app.core.training.data import read_export
+    from app.core.training.errors import TrainDataError
+
+    fmt, conversations = read_export(bundle_dir / "sharegpt.jsonl")
+    assert fmt == "sharegpt" and len(conversations) == len(ROWS)
+    assert conversations[2] == [{"role": "system", "content": "Answer with one word."},
+                                {"role": "user", "content": "Translate to French.\n\ncat"},
+                                {"role": "assistant", "content": "chat"}]
+    _, from_messages = read_export(bundle_dir / "messages.jsonl")
+    assert conversations == from_messages  # the same conversations whichever file the trainer is given
+    bad = bundle_dir / "bad.jsonl"
+    bad.write_text(json.dumps({"conversations": [{"from": "human", "value": "Hi"}, {"from": "bot", "value": "Hey"}]})
+                   + "\n")
+    with pytest.raises(TrainDataError, match=r"line 1: conversations\[1\]: 'from' must be one of human, gpt, system"):
+        read_export(bad)
+
+
 # --- TRL's SFTTrainer data preparation ---------------------------------------------------------
 def _sft_prepared(model_dir, data_file, **config):
     import torch

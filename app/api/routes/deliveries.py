@@ -9,6 +9,7 @@ retries it), `failed`, or `blocked` with the preflight report naming the rows at
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,11 @@ def _tokenizer(spec: str, cache_dir: str) -> Any:
 
 
 def preflight_for(settings: Settings) -> Preflight:
-    """The preflight check the service runs: its tokenizer's template, its max_length."""
+    """The preflight check the service runs: its tokenizer's template, its max_length. The
+    tokenizer is loaded once per process and copied per request (a fast tokenizer is not
+    safe to share between threads)."""
     config = settings.handoff_config()
-    tokenizer = _tokenizer(str(config.tokenizer), str(settings.core_config().model_cache_dir))
+    tokenizer = copy.deepcopy(_tokenizer(str(config.tokenizer), str(settings.core_config().model_cache_dir)))
     options = PreflightOptions(max_length=config.max_length or settings.train.max_length,
                                allow_truncated=config.allow_truncated)
     return Preflight(tokenizer, options, template=str(config.tokenizer))
