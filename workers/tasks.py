@@ -1,4 +1,4 @@
-"""The Celery tasks: one that runs a job of any kind, and the reaper.
+"""The Celery tasks: one that runs a job of any kind, the reaper, and the hand-off retry.
 
 Idempotent by construction: the jobs layer (`app.core.jobs.lifecycle.run_job`) claims the
 job in SQL first, so a duplicate message for a job that is finished, or held by a live
