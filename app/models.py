@@ -307,3 +307,108 @@ class ScheduleFire(SQLModel, table=True):
     job_id: int | None = Field(default=None, foreign_key="jobs.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --- hand-off: destinations, deliveries, webhooks (`app.core.handoff`) ---------------------
+# A delivery or a webhook names its source generically, (`source_kind`, `source_id`): a job
+# ("job") today, a dataset version ("dataset_version") as well, without a schema change.
+
+
+class Destination(SQLModel, table=True):
+    """Where bundles go: a folder (`config.path`) or a Hugging Face Hub dataset repo
+    (`config.repo_id`, `config.private`); the Hub token comes from the settings, never a row."""
+
+    __tablename__ = "destinations"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=16)  # "folder" | "hub"
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One bundle of one source sent to one destination, with its retries.
+
+    status: pending (waiting for its first or next attempt), running, done, failed (gave
+    up, or an error no retry can fix), blocked (the preflight check failed)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    destination_id: int = Field(foreign_key="destinations.id", index=True, ondelete="CASCADE")
+    source_kind: str = Field(max_length=32)
+    source_id: int
+    label: str = Field(max_length=200)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = None
+    claimed_at: Optional[datetime] = None
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    location: Optional[str] = Field(default=None, max_length=1000)
+    bundle_path: Optional[str] = Field(default=None, max_length=1000)
+    rows: int = 0
+    formats: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    preflight: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: Optional[datetime] = None
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    __tablename__ = "delivery_attempts"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id", index=True, ondelete="CASCADE")
+    number: int
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: Optional[datetime] = None
+    ok: bool = False
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+
+
+class Webhook(SQLModel, table=True):
+    """A URL that receives signed JSON events (`events`: names of `app.core.handoff.webhooks.EVENTS`)."""
+
+    __tablename__ = "webhooks"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=200)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one webhook: the exact body signed and sent (each retry sends the same
+    bytes), its status (pending, running, done, failed) and retries."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhooks.id", index=True, ondelete="CASCADE")
+    event: str = Field(max_length=64)
+    event_id: str = Field(max_length=64)
+    source_kind: Optional[str] = Field(default=None, max_length=32)
+    source_id: Optional[int] = None
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = None
+    claimed_at: Optional[datetime] = None
+    last_status_code: Optional[int] = None
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: Optional[datetime] = None
+
+
+class WebhookAttempt(SQLModel, table=True):
+    __tablename__ = "webhook_attempts"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    webhook_delivery_id: int = Field(foreign_key="webhook_deliveries.id", index=True, ondelete="CASCADE")
+    number: int
+    started_at: datetime = Field(default_factory=utcnow)
+    duration_ms: Optional[int] = None
+    status_code: Optional[int] = None
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))

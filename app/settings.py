@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, LLMConfig
+from app.core.handoff.config import HandoffConfig
 from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.training.config import TrainParams
 
@@ -127,6 +128,12 @@ class Settings(BaseSettings):
     )
     evol_instruct: EvolInstructParams = Field(default_factory=EvolInstructParams)
 
+    # --- hand-off to training pipelines (bundles, preflight, destinations, webhooks) --------
+    handoff: HandoffConfig = Field(
+        default_factory=HandoffConfig,
+        description="Bundles, their preflight check, destinations and webhooks (`sprout handoff`, the API).",
+    )
+
     # --- the service (API, workers, beat) ------------------------------------------------
     api_host: str = Field(default="127.0.0.1", description="Address `sprout api` listens on.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `sprout api` listens on.")
@@ -189,6 +196,18 @@ class Settings(BaseSettings):
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,
         )
+
+    def handoff_config(self) -> HandoffConfig:
+        """The hand-off settings with the trainer's defaults filled in (max_length, tokenizer) and
+        the folder roots API users may deliver under (`<data_dir>/handoff/out` when none is set)."""
+        updates: dict[str, Any] = {}
+        if self.handoff.max_length is None:
+            updates["max_length"] = self.train.max_length
+        if self.handoff.tokenizer is None:
+            updates["tokenizer"] = self.train.base_model
+        if not self.handoff.folder_roots:
+            updates["folder_roots"] = [Path(self.data_dir) / "handoff" / "out"]
+        return self.handoff.model_copy(update=updates)
 
     @property
     def resolved_database_url(self) -> str:

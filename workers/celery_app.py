@@ -28,6 +28,7 @@ QUEUES = tuple(jobs.queues())
 RUN_JOB_TASK = "sprout.run_job"
 REAPER_TASK = "sprout.reap_stale_jobs"
 SCHEDULE_TASK = "sprout.fire_due_builds"
+HANDOFF_RETRY_TASK = "sprout.retry_handoff"  # hand-off: due deliveries and webhooks
 
 
 def queue_for(kind: str) -> str:
@@ -60,6 +61,9 @@ def make_celery(settings: Any) -> Celery:
                                 "options": {"queue": GENERATION_QUEUE, "expires": settings.reaper_interval_s}},
             "fire-due-builds": {"task": SCHEDULE_TASK, "schedule": settings.schedule_tick_s,
                                 "options": {"queue": GENERATION_QUEUE, "expires": settings.schedule_tick_s}},
+            # hand-off: retry due deliveries and webhooks (`app.core.handoff.retry.retry_due`)
+            "retry-handoff": {"task": HANDOFF_RETRY_TASK, "schedule": settings.handoff.retry_interval_s,
+                              "options": {"queue": GENERATION_QUEUE, "expires": settings.handoff.retry_interval_s}},
         },
     )
     return app

@@ -1,4 +1,4 @@
-"""The Celery tasks: one that runs a job of any kind, the reaper, and the schedule tick.
+"""The Celery tasks: one that runs a job of any kind, the reaper, the schedule tick, and the hand-off retry.
 
 Idempotent by construction: the jobs layer (`app.core.jobs.lifecycle.run_job`) claims the
 job in SQL first, so a duplicate message for a job that is finished, or held by a live
@@ -19,8 +19,8 @@ from app.core.jobs import dataset_build, lifecycle
 from app.db import session_scope
 from app.models import utcnow
 from app.settings import get_settings
-from workers import reaper
-from workers.celery_app import REAPER_TASK, RUN_JOB_TASK, SCHEDULE_TASK, app, enqueue
+from workers import handoff, reaper
+from workers.celery_app import HANDOFF_RETRY_TASK, REAPER_TASK, RUN_JOB_TASK, SCHEDULE_TASK, app, enqueue
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per LLM request drowns the worker log
@@ -35,6 +35,7 @@ def run_job(job_id: int) -> str:
     except store.NotFound:
         log.warning("job %s no longer exists; nothing to do", job_id)
         return "gone"
+    handoff.job_events(settings, job)  # hand-off: job_finished / training_finished webhooks
     return job.status
 
 
@@ -56,6 +57,12 @@ def fire_due_builds() -> list[int]:
         enqueue(app, job_id, dataset_build.KIND)
         log.info("scheduled build: job %s", job_id)
     return started
+
+
+@app.task(name=HANDOFF_RETRY_TASK)
+def retry_handoff() -> dict[str, dict[int, str]]:
+    """Hand-off: attempt due deliveries and webhooks (sent by `sprout beat`)."""
+    return handoff.retry(get_settings())
 
 
 @worker_ready.connect

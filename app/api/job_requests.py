@@ -14,15 +14,20 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.api.errors import request_error
+from app.api.errors import field_error, request_error
 from app.api.schemas.jobs import JobCreate
 from app.core import jobs
 from app.core.jobs import requests
-from app.models import Job
+from app.models import Export, Job
 from app.settings import Settings
 
 
 def create(session: Session, body: JobCreate, owner: str, settings: Settings) -> Job:
+    if body.export_id is not None:  # the trainer reads JSON exports; a Parquet zip is for other trainers
+        export = session.get(Export, body.export_id)
+        if export is not None and export.owner == owner and export.format == "parquet":
+            raise field_error(("body", "export_id"), f"export {export.id} is a parquet zip, which the built-in "
+                              "trainer does not read; export alpaca, messages, prompt-completion or sharegpt")
     request = jobs.JobRequest(kind=body.kind, params=body.params, seed_set_id=body.seed_set_id,
                               source_job_id=body.source_job_id, export_id=body.export_id, owner=owner,
                               data_root=Path(settings.data_dir))

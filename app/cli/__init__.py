@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from app.cli import datasets, dbcmd, export, filter, generate, jobs, model, service, train
+from app.cli import datasets, dbcmd, export, filter, generate, handoff, jobs, model, service, train
 from app.cli.common import CliError, fail
 
 cli = typer.Typer(
@@ -28,6 +28,7 @@ cli.add_typer(model.app, name="model")
 cli.add_typer(dbcmd.app, name="db")
 cli.add_typer(filter.app, name="filter")
 cli.add_typer(datasets.app, name="datasets")
+cli.add_typer(handoff.app, name="handoff")
 train.register(cli)
 service.register(cli)
 

@@ -1,27 +1,39 @@
-"""Export formats that trainers ingest as they are.
+"""Export formats that trainers ingest as they are, and the one atomic file writer.
 
 * `alpaca` — a JSON list of `{"instruction", "input", "output"}` (Stanford Alpaca,
   LLaMA-Factory's alpaca format);
 * `messages` — JSONL of `{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}`,
   TRL SFTTrainer's conversational format;
 * `prompt-completion` — JSONL of `{"prompt", "completion"}`, TRL's prompt-completion
-  format (loss on the completion only).
+  format (loss on the completion only);
+* `sharegpt` — JSONL of `{"conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}`
+  (plus `system` when a row has one), LLaMA-Factory's sharegpt format.
 
-Rows may carry extra keys (e.g. `lineage`); they are kept in every format. Files are
-written to a temporary name and renamed, so a reader never sees half a file.
+`to_record` is the single definition of every row shape, the Parquet columns
+(`PARQUET_COLUMNS`, written by `app.core.handoff.formats`) included. Rows may carry extra
+keys (e.g. `lineage`); the JSON formats keep them as they are.
+
+Files are written to a temporary name in the target's folder and renamed (`atomic_file`),
+so a reader never sees half a file; rows are written one at a time, so memory does not
+grow with the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-FORMATS = ("alpaca", "messages", "prompt-completion")
+FORMATS = ("alpaca", "messages", "prompt-completion", "sharegpt")  # one file each, JSON text
+SHAPES = (*FORMATS, "parquet")  # every row shape `to_record` knows
 _CORE = ("id", "instruction", "input", "output")
+# the provenance keys a row may carry; Parquet stores them as columns (lineage and scores as JSON text)
+PROVENANCE = ("method", "job_id", "lineage", "scores")
+PARQUET_COLUMNS = ("id", "instruction", "input", "output", "system", "messages", *PROVENANCE, "extra")
 
 
 def user_text(instruction: str, input_text: str) -> str:
@@ -29,43 +41,133 @@ def user_text(instruction: str, input_text: str) -> str:
     return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
 
 
-def _extras(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in _CORE}
+def _extras(row: dict[str, Any], *skip: str) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in _CORE and k not in skip}
+
+
+def _system(row: dict[str, Any]) -> str:
+    value = row.get("system")
+    return value if isinstance(value, str) and value.strip() else ""
 
 
 def to_record(row: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """One row in the shape of format `fmt` (a name of `SHAPES`)."""
     if fmt == "alpaca":
         return {"instruction": row["instruction"], "input": row["input"], "output": row["output"], **_extras(row)}
     prompt = user_text(row["instruction"], row["input"])
+    system = _system(row)
     if fmt == "messages":
-        return {
-            "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}],
-            **_extras(row),
-        }
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}]
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
+        return {"messages": messages, **_extras(row, "system")}
     if fmt == "prompt-completion":
         return {"prompt": prompt, "completion": row["output"], **_extras(row)}
-    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "sharegpt":
+        record: dict[str, Any] = {"conversations": [{"from": "human", "value": prompt},
+                                                    {"from": "gpt", "value": row["output"]}]}
+        if system:
+            record["system"] = system
+        return {**record, **_extras(row, "system")}
+    if fmt == "parquet":
+        extra = _extras(row, "system", *PROVENANCE)
+        return {
+            "id": row.get("id"), "instruction": row["instruction"], "input": row["input"], "output": row["output"],
+            "system": system or None,
+            "messages": to_record(row, "messages")["messages"],
+            "method": row.get("method"), "job_id": row.get("job_id"),
+            "lineage": _json_or_none(row.get("lineage")), "scores": _json_or_none(row.get("scores")),
+            "extra": _json_or_none(extra or None),
+        }
+    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(SHAPES)}")
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """One JSONL line (without its newline)."""
+    return json.dumps(record, ensure_ascii=False)
+
+
+def alpaca_item_text(record: dict[str, Any]) -> str:
+    """One item of the alpaca JSON list, indented as `json.dumps(list, indent=2)` writes it,
+    so a streamed file is byte for byte the list dumped whole."""
+    return "\n".join("  " + line for line in json.dumps(record, ensure_ascii=False, indent=2).splitlines())
 
 
 def render(rows: Iterable[dict[str, Any]], fmt: str) -> str:
-    records = [to_record(r, fmt) for r in rows]
-    if fmt == "alpaca":
-        return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return "".join(_chunks(rows, fmt))
+
+
+def _chunks(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt != "alpaca":
+        for row in rows:
+            yield record_text(to_record(row, fmt)) + "\n"
+        return
+    first = True
+    for row in rows:
+        yield ("[\n" if first else ",\n") + alpaca_item_text(to_record(row, fmt))
+        first = False
+    yield "[]\n" if first else "\n]\n"
+
+
+class AtomicFile:
+    """A file written under a temporary name next to `path` and renamed onto it by `commit`.
+
+    `discard` (or an exception inside `atomic_file`) removes the temporary file, so the
+    target is either the old file or the complete new one, never something between.
+    """
+
+    def __init__(self, path: str | Path, mode: str = "w"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.tmp = Path(tmp)
+        binary = "b" in mode
+        self.fh: IO[Any] = os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"}))
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open `path` for writing atomically: the file appears whole when the block ends, and
+    not at all when it raises."""
+    target = AtomicFile(path, mode)
+    try:
+        yield target.fh
+    except BaseException:
+        target.discard()
+        raise
+    target.commit()
 
 
 def write(rows: Iterable[dict[str, Any]], fmt: str, path: str | Path) -> int:
-    """Write rows atomically; returns the number of rows."""
-    rows = list(rows)
-    text = render(rows, fmt)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return len(rows)
+    """Write rows atomically, one at a time; returns the number of rows."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    with atomic_file(path) as fh:
+        for chunk in _chunks(counted(), fmt):
+            fh.write(chunk)
+    return count

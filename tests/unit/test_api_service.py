@@ -56,9 +56,8 @@ def unmigrated_url():
 
 def test_the_api_refuses_an_unmigrated_database(unmigrated_url, redis_url, tmp_path, monkeypatch):
     app = create_app(Settings(database_url=unmigrated_url, redis_url=redis_url, data_dir=tmp_path))
-    with pytest.raises(DatabaseNotMigrated, match="sprout db upgrade"):
-        with TestClient(app):
-            pass
+    with pytest.raises(DatabaseNotMigrated, match="sprout db upgrade"), TestClient(app):
+        pass
     monkeypatch.setenv("SPROUT_DATABASE_URL", unmigrated_url)
     result = CliRunner().invoke(cli, ["api", "--port", "8765"])
     assert result.exit_code == 1
@@ -102,7 +101,9 @@ def test_the_export_formats_match_the_core():
     from typing import get_args
 
     from app.api.schemas.exports import ExportFormat
-    from app.core import export
+    from app.api.schemas.handoff import Event
+    from app.core.handoff import formats, webhooks
 
-    assert get_args(ExportFormat) == export.FORMATS
+    assert set(get_args(ExportFormat)) == set(formats.FORMATS)
+    assert get_args(Event) == webhooks.EVENTS
 

@@ -1,12 +1,17 @@
 """Exports: a job's curated data written in a trainer's format, listed, downloaded.
 
-The rows come from `lineage.export_rows`, the function `sprout export` calls, so an
+The rows come from `handoff.sources.export_rows` (`lineage.export_rows` plus provenance
+for sharegpt and parquet), the function `sprout export` calls, so an
 Evol-Instruct job exported over HTTP carries the same `lineage` column and honours the
 same options (final-only, no-roots) as on the command line.
 
 Files live under `<data_dir>/exports/` (shared by the API and the workers in a
-deployment). The file is written atomically before its row is committed; if the commit
-fails the file is removed, so a listed export always has its file.
+deployment). `parquet` is a folder in the Hugging Face Hub layout, so it is served as a
+zip of that folder (entries `data/train-0000K-of-0000N.parquet`, stored uncompressed:
+Parquet is compressed already); the rows of `parquet` and `sharegpt` carry provenance
+(`method`, `job_id`, `scores`) as bundles do. The file is written atomically before its
+row is committed; if the commit fails the file is removed, so a listed export always has
+its file.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ from app.api.errors import field_error
 from app.api.schemas.common import MAX_ID, MAX_PAGE, Page
 from app.api.schemas.exports import ExportCreate, ExportOut
 from app.core import export as exporter
-from app.core import lineage
+from app.core.handoff import formats, sources
 from app.models import Export, Job
 
 router = APIRouter(prefix="/exports", tags=["exports"])
 
-SUFFIX = {"alpaca": ".json", "messages": ".jsonl", "prompt-completion": ".jsonl"}
-MEDIA = {".json": "application/json", ".jsonl": "application/x-ndjson"}
+SUFFIX = {"alpaca": ".json", "messages": ".jsonl", "prompt-completion": ".jsonl", "sharegpt": ".jsonl",
+          "parquet": ".parquet.zip"}
+MEDIA = {".json": "application/json", ".jsonl": "application/x-ndjson", ".zip": "application/zip"}
 
 
 def _out(row: Export) -> ExportOut:
@@ -50,14 +56,17 @@ def _create(body: ExportCreate, session, owner: str, settings) -> ExportOut:
     if job is None or job.owner != owner:
         raise field_error(("body", "job_id"), f"no job with id {body.job_id}")
     # the same rows as `sprout export` for the same options (lineage, final-only, no-roots)
-    rows = lineage.export_rows(session, job, final_only=body.final_only, include_roots=body.include_roots)
+    rows = sources.export_rows(session, job, body.format, final_only=body.final_only, include_roots=body.include_roots)
     options = {"final_only": body.final_only, "include_roots": body.include_roots}
     row = Export(job_id=job.id, owner=owner, format=body.format, path="", options=options)
     session.add(row)
     session.flush()
     path = Path(settings.data_dir) / "exports" / f"job-{job.id}-export-{row.id}{SUFFIX[body.format]}"
     try:
-        row.rows = exporter.write(rows, body.format, path)
+        if body.format == "parquet":
+            row.rows = formats.write_parquet_zip(rows, path, settings.handoff.rows_per_shard).rows
+        else:
+            row.rows = exporter.write(rows, body.format, path)
         row.path, row.bytes = str(path), path.stat().st_size
         session.commit()
     except BaseException:
@@ -84,7 +93,7 @@ def get_export(export_id: IdPath, session: SessionDep, owner: Owner) -> ExportOu
 
 
 @router.get("/{export_id}/download", summary="Download an export's file", response_class=FileResponse,
-            responses={200: {"content": {"application/json": {}, "application/x-ndjson": {}}}})
+            responses={200: {"content": {"application/json": {}, "application/x-ndjson": {}, "application/zip": {}}}})
 def download_export(export_id: IdPath, session: SessionDep, owner: Owner) -> FileResponse:
     row = owned(session, Export, export_id, owner, "export")
     path = Path(row.path)

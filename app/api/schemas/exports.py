@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas.common import Id
 
-ExportFormat = Literal["alpaca", "messages", "prompt-completion"]
+ExportFormat = Literal["alpaca", "messages", "prompt-completion", "sharegpt", "parquet"]
 
 
 class ExportCreate(BaseModel):
@@ -17,7 +17,9 @@ class ExportCreate(BaseModel):
     job_id: Id
     format: ExportFormat = Field(
         default="alpaca",
-        description="alpaca (JSON list), messages (JSONL, chat turns) or prompt-completion (JSONL).",
+        description="alpaca (JSON list), messages (JSONL, chat turns), prompt-completion (JSONL), sharegpt "
+        "(JSONL, LLaMA-Factory's conversations) or parquet (a zip of the Hugging Face Hub layout: "
+        "`data/train-00000-of-0000N.parquet`; unzip it and `load_dataset(folder)`).",
     )
     final_only: bool = Field(default=False, description="Evol-Instruct: only each lineage's last surviving generation.")
     include_roots: bool = Field(default=True, description="Evol-Instruct: include the starting pool (round 0).")

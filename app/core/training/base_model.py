@@ -149,3 +149,43 @@ def load_model_and_tokenizer(folder: Path, dtype: Any, attn_implementation: str)
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def load_tokenizer(spec: str, cache_dir: Path | None = None) -> Any:
+    """The tokenizer of a base model ('default', a Hugging Face folder or a GGUF file) with the
+    chat template the trainer renders with (its own, else Gemma's), without loading weights.
+
+    A GGUF already converted for training is read from the cache; otherwise only its
+    tokenizer is read from the file (no conversion). For checks of data before training.
+    """
+    from transformers import AutoTokenizer
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    if spec == DEFAULT_BASE_MODEL:
+        from app.core.llm.embedded import bundled_model_path
+
+        path = bundled_model_path(cache.parent)
+    else:
+        path = Path(spec).expanduser()
+    try:
+        if path.is_dir():
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        elif path.is_file() and path.suffix.lower() == ".gguf":
+            converted = cache / file_sha256(path)
+            if (converted / _COMPLETE_MARKER).is_file():
+                tokenizer = AutoTokenizer.from_pretrained(converted)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+                ensure_bos(tokenizer)
+        else:
+            raise BaseModelError(f"tokenizer {spec!r}: not a folder nor a .gguf file (use 'default', a model "
+                                 "folder or a .gguf file)")
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, BaseModelError):
+            raise
+        raise BaseModelError(f"{path}: cannot load a tokenizer ({exc})") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise BaseModelError(f"{path}: a fast tokenizer (tokenizer.json) is needed for loss masks")
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = gemma_chat_template()
+    return tokenizer

@@ -4,7 +4,9 @@ Formats (detected per row, so a file in any of them needs no flag):
 - alpaca: `{"instruction", "input", "output"}` (a JSON list, or JSONL); extra keys such as
   `lineage` are ignored, `system` becomes a system message;
 - messages: `{"messages": [{"role", "content"}, ...]}` (JSONL);
-- prompt-completion: `{"prompt", "completion"}` (JSONL), plain strings or message lists.
+- prompt-completion: `{"prompt", "completion"}` (JSONL), plain strings or message lists;
+- sharegpt: `{"conversations": [{"from": "human"|"gpt"|"system", "value"}, ...], "system"?}`
+  (JSONL, LLaMA-Factory's format).
 
 Everything becomes a conversation so that one code path (the model's chat template, the
 assistant-only loss mask) serves all three. The whole file is checked before training
@@ -41,17 +43,23 @@ def user_prompt(instruction: str, input_text: str = "") -> str:
     return user_text(instruction, "" if input_text.strip() == "<noinput>" else input_text)
 
 
+SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+
+
 def row_format(row: Mapping[str, Any]) -> str:
-    """'messages', 'prompt-completion' or 'alpaca'; raises for anything else."""
+    """'messages', 'prompt-completion', 'sharegpt' or 'alpaca'; raises for anything else."""
     if "messages" in row:
         return "messages"
+    if "conversations" in row:
+        return "sharegpt"
     if "prompt" in row and "completion" in row:
         return "prompt-completion"
     if "instruction" in row and "output" in row:
         return "alpaca"
     keys = ", ".join(sorted(map(str, row))) or "none"
     raise ValueError(
-        "not a training row: expected 'messages', 'prompt' and 'completion', or 'instruction' and 'output' "
+        "not a training row: expected 'messages', 'conversations', 'prompt' and 'completion', or 'instruction' "
+        "and 'output' "
         f"(keys: {keys})"
     )
 
@@ -80,6 +88,8 @@ def row_to_conversation(row: Any) -> Conversation:
             messages = _messages(prompt, "prompt") + _messages(completion, "completion")
         else:
             raise ValueError("fields 'prompt' and 'completion' must both be strings or both be message lists")
+    elif fmt == "sharegpt":
+        messages = _sharegpt(row)
     else:
         if not isinstance(row["messages"], list):
             raise ValueError("field 'messages' must be a list")
@@ -183,6 +193,27 @@ def _messages(raw: list[Any], field: str) -> Conversation:
             raise ValueError(f"{where}: field 'content' must be a string")
         out.append({"role": role, "content": content})
     return out
+
+
+def _sharegpt(row: Mapping[str, Any]) -> Conversation:
+    turns = row["conversations"]
+    if not isinstance(turns, list):
+        raise ValueError("field 'conversations' must be a list")
+    messages: Conversation = []
+    system = _string(row, "system", required=False)
+    if system.strip():
+        messages.append({"role": "system", "content": system})
+    for i, turn in enumerate(turns):
+        where = f"conversations[{i}]"
+        if not isinstance(turn, Mapping):
+            raise ValueError(f"{where}: expected an object with 'from' and 'value'")
+        role, value = SHAREGPT_ROLES.get(turn.get("from")), turn.get("value")
+        if role is None:
+            raise ValueError(f"{where}: 'from' must be one of {', '.join(SHAREGPT_ROLES)}, got {turn.get('from')!r}")
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: field 'value' must be a string")
+        messages.append({"role": role, "content": value})
+    return messages
 
 
 def _check_conversation(messages: Conversation) -> None:

@@ -1,0 +1,301 @@
+"""`sprout handoff`: check, bundle and deliver a job's data for a training pipeline.
+
+    sprout handoff check JOB                     the preflight check alone (exit 1 when it fails)
+    sprout handoff bundle JOB --out DIR          every format, dataset_info.json, axolotl.yaml, the card
+    sprout handoff destinations add NAME --folder PATH | --hub OWNER/REPO
+    sprout handoff deliver JOB --to NAME         bundle, check, deliver (retried by `sprout beat`)
+    sprout handoff deliveries                    what was delivered, and what waits for a retry
+    sprout handoff retry                         attempt due deliveries and webhooks now
+    sprout handoff compare OLD.json NEW.json     the promotion gate's comparison of two runs' metrics
+
+The destinations and deliveries made here have no owner (like jobs made by the CLI).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from sqlmodel import select
+
+from app.cli.common import CliError, console, database_url, load_settings
+from app.core import store
+from app.core.handoff import deliveries, destinations, gate, retry, sources
+from app.core.handoff.bundle import BundleOptions, write_bundle
+from app.core.handoff.formats import FORMATS
+from app.core.handoff.preflight import Preflight, PreflightOptions
+from app.db import session_scope
+from app.models import Delivery, Destination, Job, JobStatus, utcnow
+
+app = typer.Typer(help="Check, bundle and deliver a job's data to a training pipeline.", no_args_is_help=True)
+destinations_app = typer.Typer(help="Where bundles go: folders and Hugging Face Hub repos.", no_args_is_help=True)
+app.add_typer(destinations_app, name="destinations")
+
+TokenizerOpt = typer.Option(None, "--tokenizer", help="Tokenizer folder, GGUF or 'default' whose chat template the "
+                            "check renders (default: SPROUT_HANDOFF__TOKENIZER, else SPROUT_TRAIN__BASE_MODEL).")
+MaxLengthOpt = typer.Option(None, "--max-length", min=16, help="Token limit (default: SPROUT_HANDOFF__MAX_LENGTH, "
+                            "else SPROUT_TRAIN__MAX_LENGTH).")
+
+
+def _preflight(settings: Any, tokenizer: str | None, max_length: int | None, allow_truncated: bool | None) -> Preflight:
+    from app.core.training.base_model import load_tokenizer
+
+    config = settings.handoff_config()
+    spec = tokenizer or str(config.tokenizer)
+    try:
+        loaded = load_tokenizer(spec, settings.core_config().model_cache_dir)
+    except ValueError as exc:
+        raise CliError(f"cannot load the tokenizer for the check: {exc}") from None
+    options = PreflightOptions(max_length=max_length or config.max_length or settings.train.max_length,
+                               allow_truncated=config.allow_truncated if allow_truncated is None else allow_truncated)
+    return Preflight(loaded, options, template=spec)
+
+
+def _source(session: Any, settings: Any, job_id: int, final_only: bool, roots: bool, name: str | None = None,
+            system: str | None = None) -> tuple[list[dict[str, Any]], Any]:
+    config = settings.handoff_config()
+    try:
+        return sources.job_source(session, job_id, final_only=final_only, include_roots=roots, name=name,
+                                  system=system, license=config.license, language=tuple(config.language),
+                                  model=settings.llm_model)
+    except (store.NotFound, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(report.as_dict(), default=str))
+        return
+    table = Table("check", "result", "rows")
+    for check in report.checks:
+        table.add_row(check.name, "pass" if check.ok else "[red]FAIL[/]", str(check.failures or check.warnings or ""))
+    console.print(table)
+    for problem in report.problems[:20]:
+        console.print(f"  {problem}", highlight=False)
+    if len(report.problems) > 20:
+        console.print(f"  ... {len(report.problems) - 20} more listed in the report")
+    console.print(report.summary(), highlight=False)
+
+
+@app.command("check")
+def check_cmd(
+    job_id: int = typer.Argument(..., help="The job whose curated data to check."),
+    tokenizer: str | None = TokenizerOpt,
+    max_length: int | None = MaxLengthOpt,
+    allow_truncated: bool | None = typer.Option(None, "--allow-truncated/--no-truncated",
+                                                help="Let rows over max_length pass (they are still listed)."),
+    final_only: bool = typer.Option(False, "--final-only", help="Evol-Instruct: each lineage's last generation only."),
+    roots: bool = typer.Option(True, "--roots/--no-roots", help="Evol-Instruct: include round 0."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+) -> None:
+    """Run the preflight check on a job's rows: chat template, loss mask, max_length, empty fields."""
+    settings = load_settings()
+    with session_scope(database_url(settings)) as session:
+        rows, _ = _source(session, settings, job_id, final_only, roots)
+    preflight = _preflight(settings, tokenizer, max_length, allow_truncated)
+    for row in rows:
+        preflight.add(row)
+    report = preflight.finish()
+    _print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    job_id: int = typer.Argument(..., help="The job whose curated data to bundle."),
+    out: Path = typer.Option(..., "--out", "-o", help="The bundle folder to create (must not exist)."),
+    name: str | None = typer.Option(None, "--name", help="The dataset's name (default: sprout-job-<id>)."),
+    fmt: list[str] = typer.Option(None, "--format", "-f", help=f"Formats to write (repeat; default: all of {', '.join(FORMATS)})."),
+    system: str | None = typer.Option(None, "--system", help="A system prompt added to every row."),
+    tokenizer: str | None = TokenizerOpt,
+    max_length: int | None = MaxLengthOpt,
+    check: bool = typer.Option(True, "--check/--no-check", help="Run the preflight check (needs the tokenizer)."),
+    final_only: bool = typer.Option(False, "--final-only", help="Evol-Instruct: each lineage's last generation only."),
+    roots: bool = typer.Option(True, "--roots/--no-roots", help="Evol-Instruct: include round 0."),
+) -> None:
+    """Write a hand-off bundle: every format, dataset_info.json, axolotl.yaml, preflight.json, README.md."""
+    settings = load_settings()
+    config = settings.handoff_config()
+    try:
+        options = BundleOptions(formats=tuple(fmt or config.formats), rows_per_shard=config.rows_per_shard)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    with session_scope(database_url(settings)) as session:
+        rows, meta = _source(session, settings, job_id, final_only, roots, name=name, system=system)
+    preflight = _preflight(settings, tokenizer, max_length, None) if check else None
+    try:
+        bundle = write_bundle(rows, meta, out, options, preflight)
+    except FileExistsError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+    for written in bundle.files:
+        console.print(f"  {written.name:<26} {written.format:<18} {written.rows} rows", highlight=False)
+    console.print(f"wrote the bundle of job {job_id} ({bundle.stats.rows} rows) to {out}", highlight=False)
+    if bundle.preflight is not None:
+        console.print(bundle.preflight.summary(), highlight=False)
+        if not bundle.preflight.ok:
+            for problem in bundle.preflight.problems[:10]:
+                console.print(f"  {problem}", highlight=False)
+            raise CliError(f"the bundle is written, but its preflight check failed (see {out / 'preflight.json'})")
+
+
+@destinations_app.command("add")
+def destination_add(
+    name: str = typer.Argument(..., help="A name to deliver to (`--to NAME`)."),
+    folder: Path | None = typer.Option(None, "--folder", help="A folder (bundles land in FOLDER/<dataset>/<label>)."),
+    hub: str | None = typer.Option(None, "--hub", help="A Hugging Face Hub dataset repo, owner/name."),
+    public: bool = typer.Option(False, "--public", help="Hub: create the repo public (default: private)."),
+) -> None:
+    """Add a destination (the Hub token is SPROUT_HANDOFF__HUB_TOKEN)."""
+    if (folder is None) == (hub is None):
+        raise CliError("give exactly one of --folder or --hub")
+    kind, config = ("folder", {"path": str(folder.expanduser().resolve())}) if folder is not None \
+        else ("hub", {"repo_id": hub, "private": not public})
+    try:
+        config = destinations.check_config(kind, config)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    with session_scope(database_url()) as session:
+        if _destination(session, name, required=False) is not None:
+            raise CliError(f"a destination named {name!r} exists already")
+        session.add(Destination(owner=None, name=name, kind=kind, config=config))
+    console.print(f"destination {name}: {kind} {config}", highlight=False)
+
+
+@destinations_app.command("list")
+def destination_list() -> None:
+    """List the destinations made with the CLI."""
+    with session_scope(database_url()) as session:
+        rows = session.exec(select(Destination).where(Destination.owner.is_(None)).order_by(Destination.id)).all()
+        table = Table("id", "name", "kind", "config")
+        for row in rows:
+            table.add_row(str(row.id), row.name, row.kind, json.dumps(row.config))
+    console.print(table)
+
+
+@destinations_app.command("remove")
+def destination_remove(name: str = typer.Argument(...)) -> None:
+    """Remove a destination (and its delivery records)."""
+    with session_scope(database_url()) as session:
+        session.delete(_destination(session, name))
+    console.print(f"removed destination {name}")
+
+
+def _destination(session: Any, name: str, required: bool = True) -> Destination | None:
+    row = session.exec(select(Destination).where(Destination.owner.is_(None), Destination.name == name)).first()
+    if row is None and required:
+        raise CliError(f"no destination named {name!r} (add one with `sprout handoff destinations add`)")
+    return row
+
+
+@app.command("deliver")
+def deliver_cmd(
+    job_id: int = typer.Argument(..., help="The job whose curated data to deliver."),
+    to: str = typer.Option(..., "--to", help="A destination's name."),
+    name: str | None = typer.Option(None, "--name", help="The dataset's name (default: sprout-job-<id>)."),
+    system: str | None = typer.Option(None, "--system", help="A system prompt added to every row."),
+    tokenizer: str | None = TokenizerOpt,
+    max_length: int | None = MaxLengthOpt,
+    final_only: bool = typer.Option(False, "--final-only", help="Evol-Instruct: each lineage's last generation only."),
+    roots: bool = typer.Option(True, "--roots/--no-roots", help="Evol-Instruct: include round 0."),
+) -> None:
+    """Bundle a job, check it, and deliver it; a failed attempt is retried later by `sprout beat`."""
+    settings = load_settings()
+    url = database_url(settings)
+    preflight = _preflight(settings, tokenizer, max_length, None)
+    with session_scope(url) as session:
+        destination = _destination(session, to)
+        job = session.get(Job, job_id)
+        if job is None:
+            raise CliError(f"no job with id {job_id}")
+        if not JobStatus(job.status).finished:
+            raise CliError(f"job {job_id} is {job.status}; deliver it once it has finished")
+        rows, meta = _source(session, settings, job_id, final_only, roots, name=name, system=system)
+        delivery = deliveries.deliver(session, destination, rows, meta, preflight, settings.handoff_config(),
+                                      Path(settings.data_dir), utcnow())
+    _print_delivery(delivery)
+    if delivery.status in (deliveries.BLOCKED, deliveries.FAILED):
+        raise CliError(f"delivery {delivery.id} {delivery.status}: {delivery.last_error}")
+
+
+def _print_delivery(delivery: Delivery) -> None:
+    where = delivery.location or "-"
+    line = f"delivery {delivery.id}: {delivery.status} ({delivery.rows} rows, {delivery.label}) -> {where}"
+    if delivery.status == deliveries.PENDING and delivery.next_attempt_at:
+        line += f"; attempt {delivery.attempts} failed ({delivery.last_error}); next try at " \
+                f"{delivery.next_attempt_at.isoformat(timespec='seconds')}"
+    console.print(line, highlight=False)
+    if delivery.status == deliveries.BLOCKED:
+        for problem in (delivery.preflight or {}).get("problems", [])[:10]:
+            console.print(f"  {problem['check']}: row {problem['index']} (id {problem['id']}): {problem['reason']}",
+                          highlight=False)
+
+
+@app.command("deliveries")
+def deliveries_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the CLI's deliveries, newest first."""
+    with session_scope(database_url()) as session:
+        rows = session.exec(select(Delivery).where(Delivery.owner.is_(None)).order_by(Delivery.id.desc()).limit(100)).all()
+        data = [deliveries.describe(r, session.get(Destination, r.destination_id)) | {"last_error": r.last_error}
+                for r in rows]
+    if as_json:
+        console.print_json(json.dumps(data, default=str))
+        return
+    table = Table("id", "status", "source", "label", "destination", "rows", "attempts", "location / error")
+    for d in data:
+        table.add_row(str(d["id"]), d["status"], f"{d['source']['kind']} {d['source']['id']}", d["label"],
+                      (d["destination"] or {}).get("name", "-"), str(d["rows"]), str(d["attempts"]),
+                      d["location"] or d["last_error"] or "")
+    console.print(table)
+
+
+@app.command("retry")
+def retry_cmd() -> None:
+    """Attempt every due delivery and webhook now (what `sprout beat` does periodically)."""
+    settings = load_settings()
+    with session_scope(database_url(settings)) as session:
+        summary = retry.retry_due(session, utcnow(), settings.handoff_config())
+    console.print(f"deliveries tried: {summary.deliveries or 'none'}; webhooks tried: {summary.webhooks or 'none'}",
+                  highlight=False)
+
+
+@app.command("compare")
+def compare_cmd(
+    previous: Path = typer.Argument(..., help="The previous run's metrics.json."),
+    new: Path = typer.Argument(..., help="The new run's metrics.json."),
+    tolerance: list[str] = typer.Option(None, "--tolerance", help="metric=value (absolute), e.g. "
+                                        "eval_loss_after=0.05; default: eval_loss_after=0.05, rouge_l_after=0.01."),
+) -> None:
+    """Would the new run be promoted over the previous one? (exit 1 when it would not)"""
+    metrics = []
+    for path in (previous, new):
+        try:
+            metrics.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{path}: cannot read metrics ({exc})") from None
+    tolerances = dict(gate.DEFAULT_TOLERANCE)
+    for item in tolerance or []:
+        key, _, value = item.partition("=")
+        if key not in gate.METRICS:
+            raise CliError(f"--tolerance {item}: the metric must be one of {', '.join(gate.METRICS)}")
+        try:
+            tolerances[key] = float(value)
+        except ValueError:
+            raise CliError(f"--tolerance {item}: not a number") from None
+    try:
+        promote, table = gate.compare_runs(metrics[0], metrics[1], tolerances)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    out = Table("metric", "previous", "new", "delta", "better", "tolerance", "verdict")
+    for row in table:
+        out.add_row(*(str(row[k]) if row[k] is not None else "-" for k in
+                      ("metric", "previous", "new", "delta", "better", "tolerance", "verdict")))
+    console.print(out)
+    console.print("promote" if promote else "hold: the new run is worse", highlight=False)
+    if not promote:
+        raise typer.Exit(1)
