@@ -3,7 +3,7 @@
 Follows the datasets migration (0002_datasets); the tables here reference none of its tables.
 
 Revision ID: 0003_handoff
-Revises: 0001
+Revises: 0002_datasets
 Create Date: 2026-11-28 08:17:11.359459
 """
 from alembic import op
