@@ -45,9 +45,9 @@ def unmigrated_url():
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    from app.db import get_engine
+    from app.db import dispose_engines
 
-    get_engine.cache_clear()
+    dispose_engines()
     with admin.connect() as conn:
         conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
