@@ -34,10 +34,12 @@ class DatabaseNotMigrated(RuntimeError):
     """The database schema is behind the code: run `sprout db upgrade`."""
 
 
+# Connections one process opens at most, per database: the API admits this many requests
+# at once (app/api/deps.py), and a worker's job uses a few.
 POOL_SIZE = 10
 POOL_OVERFLOW = 10
+POOL_CAPACITY = POOL_SIZE + POOL_OVERFLOW
 POOL_TIMEOUT_S = 10.0
-POOL_CAPACITY = POOL_SIZE + POOL_OVERFLOW  # connections one process opens at most, per database
 
 _engines: dict[tuple[int, str], Engine] = {}
 _engines_lock = threading.Lock()
@@ -82,7 +84,9 @@ def _build_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_TIMEOUT_S} \
+            if path and path != ":memory:" else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # foreign keys and concurrent readers

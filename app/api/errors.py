@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.runner import JobInputError
@@ -90,6 +91,12 @@ def install(app: FastAPI) -> None:
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig)
         return _json(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_busy(_: Request, exc: PoolTimeout) -> JSONResponse:
+        log.error("no database connection free: %s", exc)
+        return _json(503, "the server is busy (every database connection is in use); try again shortly",
+                     headers={"Retry-After": "2"})
 
     @app.exception_handler(UnicodeEncodeError)
     async def _unicode(_: Request, exc: UnicodeEncodeError) -> JSONResponse:

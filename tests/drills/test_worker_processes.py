@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from app.db import session_scope
 from app.models import Instruction, Job
-from tests.service_fixtures import api, api_settings, client, processes, service_env, wait_for  # noqa: F401
+from tests.service_fixtures import service_env, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 
