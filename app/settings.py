@@ -135,7 +135,8 @@ class Settings(BaseSettings):
     )
     reaper_interval_s: float = Field(
         default=30.0, gt=0,
-        description="How often `sprout beat` re-enqueues running jobs whose worker stopped heartbeating.",
+        description="How often `sprout beat` re-enqueues running jobs whose worker stopped heartbeating, "
+        "and queued jobs (queued longer than this) whose message the broker lost.",
     )
     readiness_timeout_s: float = Field(
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."

@@ -1,4 +1,4 @@
-"""The Celery app: Redis broker, late acks, one job per worker slot, two queues.
+"""The Celery app: Redis broker, late acks, one job per worker slot, three queues.
 
 A job's SQL row is the source of truth, not the message: a task only names a job id and
 `runner.run_job` claims the job, so a message delivered twice (a redelivery after a
@@ -10,7 +10,9 @@ worker died, a re-enqueue by the reaper) is harmless. Hence:
 * no result backend: results live in SQL (`job.result`, `job.counters`).
 
 Queues: `generation` (Self-Instruct, Evol-Instruct; the LLM does the work) and `training`
-(SFT; CPU/GPU heavy), so each runs on workers sized for it.
+(SFT; CPU/GPU heavy), so each runs on workers sized for it; and `maintenance` (the reaper),
+which every worker consumes besides its own: on the `generation` queue the reaper's
+messages waited behind a backlog of jobs and expired unread.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from kombu import Exchange, Queue
 
 GENERATION_QUEUE = "generation"
 TRAINING_QUEUE = "training"
-QUEUES = (GENERATION_QUEUE, TRAINING_QUEUE)
+MAINTENANCE_QUEUE = "maintenance"
+JOB_QUEUES = (GENERATION_QUEUE, TRAINING_QUEUE)
+QUEUES = (*JOB_QUEUES, MAINTENANCE_QUEUE)
 REAPER_TASK = "sprout.reap_stale_jobs"
+JOB_TASK_PREFIX = "sprout.job."
 
 
 def queue_for(kind: str) -> str:
@@ -33,7 +38,7 @@ def queue_for(kind: str) -> str:
 
 def task_for(kind: str) -> str:
     """The task name that runs a job kind (one small task per kind, see `workers.tasks`)."""
-    return f"sprout.job.{kind}"
+    return f"{JOB_TASK_PREFIX}{kind}"
 
 
 def make_celery(settings: Any) -> Celery:
@@ -46,7 +51,7 @@ def make_celery(settings: Any) -> Celery:
         task_ignore_result=True,
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_default_queue=GENERATION_QUEUE,
-        task_routes={task_for("sft"): {"queue": TRAINING_QUEUE}},
+        task_routes={task_for("sft"): {"queue": TRAINING_QUEUE}, REAPER_TASK: {"queue": MAINTENANCE_QUEUE}},
         worker_concurrency=settings.worker_concurrency,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.readiness_timeout_s,
@@ -54,7 +59,7 @@ def make_celery(settings: Any) -> Celery:
         accept_content=["json"],
         beat_schedule={
             "reap-stale-jobs": {"task": REAPER_TASK, "schedule": settings.reaper_interval_s,
-                                "options": {"queue": GENERATION_QUEUE, "expires": settings.reaper_interval_s}},
+                                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reaper_interval_s}},
         },
     )
     return app
