@@ -27,6 +27,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
 
+from app.core.urls import redact
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -150,13 +152,3 @@ def ensure_database(url: str) -> None:
     if url.startswith("sqlite") and current_revision(url) != head_revision():
         upgrade(url)
     check_migrated(url)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url

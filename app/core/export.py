@@ -14,11 +14,11 @@ written to a temporary name and renamed, so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from app.core.records import write_atomic
 
 FORMATS = ("alpaca", "messages", "prompt-completion")
 _CORE = ("id", "instruction", "input", "output")
@@ -55,17 +55,7 @@ def render(rows: Iterable[dict[str, Any]], fmt: str) -> str:
 
 
 def write(rows: Iterable[dict[str, Any]], fmt: str, path: str | Path) -> int:
-    """Write rows atomically; returns the number of rows."""
+    """Write rows atomically (creating the folder); returns the number of rows."""
     rows = list(rows)
-    text = render(rows, fmt)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, render(rows, fmt), make_dirs=True)
     return len(rows)

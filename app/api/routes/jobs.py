@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.api.deps import CeleryDep, IdPath, Owner, SessionDep, SettingsDep, in_session, owned
+from app.api.errors import LimitedJsonRoute
 from app.api.job_requests import creation_args
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.jobs import JobCreate, JobOut
@@ -25,7 +26,7 @@ from app.models import Export, Job, JobStatus
 from workers.celery_app import enqueue
 
 log = logging.getLogger("sprout.api")
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=LimitedJsonRoute)
 
 
 def _send(session: Session, celery: Celery, job: Job, undo: str) -> None:
