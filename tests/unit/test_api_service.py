@@ -106,3 +106,20 @@ def test_the_export_formats_match_the_core():
 
     assert get_args(ExportFormat) == export.FORMATS
 
+
+
+@pytest.mark.parametrize(
+    "path, methods",
+    [
+        ("/api/v1/jobs", {"GET", "POST", "OPTIONS"}),
+        ("/api/v1/jobs/1", {"GET", "DELETE", "OPTIONS"}),
+        ("/api/v1/seed-sets/1", {"GET", "DELETE", "OPTIONS"}),
+        ("/healthz", {"GET", "OPTIONS"}),
+    ],
+)
+def test_options_and_405_list_every_method_of_the_path(api, path, methods):
+    answer = api.client.options(path)
+    assert answer.status_code == 204 and set(answer.headers["allow"].split(", ")) == methods, answer.headers
+    wrong = api.client.put(path)
+    assert wrong.status_code == 405 and set(wrong.headers["allow"].split(", ")) == methods
+    assert wrong.json()["detail"]
