@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         default=0.5, ge=0, description="First retry delay; doubles each retry, with full jitter."
     )
     llm_backoff_max_s: float = Field(default=30.0, ge=0, description="Cap on one retry delay.")
+    llm_outage_budget_s: float = Field(
+        default=120.0, ge=0,
+        description="How long requests keep retrying while no model server answers (connection errors, "
+        "timeouts, 429, 5xx); then the job is paused (back to `queued`, what it accepted kept) and the "
+        "reaper sends it again.",
+    )
 
     # --- the embedded model server -----------------------------------------------------
     embedded_host: str = Field(default="127.0.0.1", description="Embedded server address.")

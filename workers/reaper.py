@@ -54,13 +54,14 @@ def stale_jobs(url: str, stale_after_s: float) -> list[tuple[int, str]]:
 
 
 def waiting_jobs(url: str, queued_for_s: float) -> list[tuple[int, str]]:
-    """(id, kind) of jobs queued (not cancelled) since longer than `queued_for_s`: since they
-    were created, or since their last run ended (a retried or paused job)."""
+    """(id, kind) of jobs queued since longer than `queued_for_s`: since they were created,
+    or since their last run ended (a retried or paused job). One whose cancel was asked
+    meanwhile is sent too: the worker that takes it marks it cancelled."""
     cutoff = utcnow() - timedelta(seconds=queued_for_s)
     with session_scope(url) as session:
         rows = session.exec(
             select(Job.id, Job.kind)
-            .where(Job.status == JobStatus.queued.value, Job.cancel_requested.is_(False))
+            .where(Job.status == JobStatus.queued.value)
             .where(func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff)
             .order_by(Job.id)
         ).all()

@@ -35,7 +35,7 @@ from app.core import store
 from app.core.candidates import CandidateRecord, Method, StoredCandidate
 from app.core.evol_job import build_evol_instruct
 from app.core.filters.dedup import DedupError, NearDupIndex
-from app.core.llm.client import LLMClient, LLMError
+from app.core.llm.client import LLMClient, LLMError, LLMOutageError
 from app.core.llm.embedded import EmbeddedServer
 from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.self_instruct import SelfInstruct
@@ -195,6 +195,11 @@ def run_job(url: str, job_id: int, settings: Any, *, worker: str | None = None,
     except KeyboardInterrupt:
         _finish(url, job_id, worker, JobStatus.cancelled, "interrupted")
         raise
+    except LLMOutageError as exc:  # paused, not failed: the reaper sends a queued job without a message again
+        with session_scope(url) as session:
+            session.execute(update(Job).where(Job.id == job_id, Job.worker == worker).values(
+                status=JobStatus.queued.value, worker=None, heartbeat_at=utcnow(),
+                error=f"waiting for the model server: {exc}"))
     except (LLMError, JobInputError) as exc:
         _finish(url, job_id, worker, JobStatus.failed, str(exc))
     except Exception as exc:  # a bug: keep the job's record honest, then surface it
