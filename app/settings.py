@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         default=0.5, ge=0, description="First retry delay; doubles each retry, with full jitter."
     )
     llm_backoff_max_s: float = Field(default=30.0, ge=0, description="Cap on one retry delay.")
+    llm_outage_budget_s: float = Field(
+        default=120.0, ge=0,
+        description="How long requests keep retrying while no model server answers (connection errors, "
+        "timeouts, 429, 5xx); then the job is paused (back to `queued`, what it accepted kept) and the "
+        "reaper sends it again.",
+    )
 
     # --- the embedded model server -----------------------------------------------------
     embedded_host: str = Field(default="127.0.0.1", description="Embedded server address.")
@@ -143,7 +149,8 @@ class Settings(BaseSettings):
     )
     reaper_interval_s: float = Field(
         default=30.0, gt=0,
-        description="How often `sprout beat` re-enqueues running jobs whose worker stopped heartbeating.",
+        description="How often `sprout beat` re-enqueues running jobs whose worker stopped heartbeating, "
+        "and queued jobs (queued longer than this) whose message the broker lost.",
     )
     schedule_tick_s: float = Field(
         default=30.0, gt=0, le=3600,
@@ -187,6 +194,7 @@ class Settings(BaseSettings):
                 base_urls=tuple(self.llm_base_urls), model=self.llm_model, api_key=self.llm_api_key,
                 concurrency=self.llm_concurrency, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
                 backoff_s=self.llm_backoff_s, backoff_max_s=self.llm_backoff_max_s,
+                outage_budget_s=self.llm_outage_budget_s,
             ),
             embedded=EmbeddedConfig(
                 data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,

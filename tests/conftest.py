@@ -77,7 +77,7 @@ def pg_server_url() -> str:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     db.upgrade(url)
     yield url
-    db.get_engine.cache_clear()
+    db.dispose_engines()
     with admin.connect() as conn:
         conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))

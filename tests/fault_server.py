@@ -1,16 +1,21 @@
-"""A fault-injecting stand-in for an LLM server, for tests of failure handling only.
+"""Fault injection for tests of failure handling only.
 
-It answers from a script of (status, body) pairs — 500s, 429s, garbage, slow replies —
-so the client's retries, backoff and error messages can be checked. Tests of what the
-model produces use the real embedded model, never this.
+`FaultyLLMServer` is a stand-in for an LLM server that answers from a script of (status,
+body) pairs — 500s, 429s, garbage, slow replies — so the client's retries, backoff and
+error messages can be checked. `OutageProxy` sits in front of a real model server and can
+be taken down and brought back on the same port, as a restarting server would. Tests of
+what the model produces use the real embedded model, never a stand-in.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import urlsplit
 
 
 def completion_body(text: str = "ok", finish_reason: str = "stop") -> str:
@@ -23,12 +28,14 @@ def completion_body(text: str = "ok", finish_reason: str = "stop") -> str:
 
 
 class FaultyLLMServer:
-    """`script` is consumed one entry per request; when empty, `default` answers."""
+    """`script` is consumed one entry per request; when empty, `default` answers. `respond`,
+    when given, picks the answer from (path, body) first (None: the script's)."""
 
-    def __init__(self, script=(), default=(200, None), delay_s: float = 0.0):
+    def __init__(self, script=(), default=(200, None), delay_s: float = 0.0, port: int = 0, respond=None):
         self.script = list(script)
         self.default = default
         self.delay_s = delay_s
+        self.respond = respond
         self.requests: list[tuple[str, dict | None]] = []
         outer = self
 
@@ -42,7 +49,8 @@ class FaultyLLMServer:
                 outer.requests.append((self.path, body))
                 if outer.delay_s:
                     time.sleep(outer.delay_s)
-                status, payload = outer.script.pop(0) if outer.script else outer.default
+                chosen = outer.respond(self.path, body) if outer.respond else None
+                status, payload = chosen or (outer.script.pop(0) if outer.script else outer.default)
                 if payload is None:
                     payload = json.dumps({"data": [{"id": "fault-model"}]}) if self.path.endswith("/models") else completion_body()
                 data = payload.encode()
@@ -61,7 +69,8 @@ class FaultyLLMServer:
             def handle_error(self, request, client_address):  # a client that hung up on a slow reply
                 pass
 
-        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        QuietServer.allow_reuse_address = True
+        self.httpd = QuietServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -72,3 +81,76 @@ class FaultyLLMServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class OutageProxy:
+    """A TCP proxy to `target_url`'s host and port, on a port of its own that stays the same
+    across `stop()` (connections refused, open ones cut) and `start()` (served again)."""
+
+    def __init__(self, target_url: str):
+        parts = urlsplit(target_url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}{parts.path}"
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            sockets, self._open = self._open, set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

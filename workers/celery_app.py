@@ -1,4 +1,4 @@
-"""The Celery app: Redis broker, late acks, one job per worker slot, two queues.
+"""The Celery app: Redis broker, late acks, one job per worker slot, three queues.
 
 A job's SQL row is the source of truth, not the message: a task only names a job id and
 the jobs layer (`app.core.jobs.lifecycle.run_job`) claims the job, so a message delivered
@@ -10,8 +10,11 @@ twice (a redelivery after a worker died, a re-enqueue by the reaper) is harmless
 * no result backend: results live in SQL (`job.result`, `job.counters`).
 
 Queues come from the job registry (`app.core.jobs`): each kind names its own —
-`generation` (Self-Instruct, Evol-Instruct; the LLM does the work) and `training` (SFT;
-CPU/GPU heavy) today — so each runs on workers sized for it. One task runs every kind.
+`generation` (Self-Instruct, Evol-Instruct, dataset builds; the LLM does the work) and
+`training` (SFT; CPU/GPU heavy) today — so each runs on workers sized for it; one task runs
+every kind. `maintenance` carries the reaper, the schedule tick and the hand-off retries,
+and every worker consumes it besides its own queues: on the `generation` queue those
+messages waited behind a backlog of jobs and expired unread.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from kombu import Exchange, Queue
 from app.core import jobs
 from app.core.jobs.registry import GENERATION_QUEUE
 
-QUEUES = tuple(jobs.queues())
+MAINTENANCE_QUEUE = "maintenance"
+JOB_QUEUES = tuple(jobs.queues())
+QUEUES = (*JOB_QUEUES, MAINTENANCE_QUEUE)
 RUN_JOB_TASK = "sprout.run_job"
 REAPER_TASK = "sprout.reap_stale_jobs"
 SCHEDULE_TASK = "sprout.fire_due_builds"
@@ -51,6 +56,7 @@ def make_celery(settings: Any) -> Celery:
         task_ignore_result=True,
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_default_queue=GENERATION_QUEUE,
+        task_routes={task: {"queue": MAINTENANCE_QUEUE} for task in (REAPER_TASK, SCHEDULE_TASK, HANDOFF_RETRY_TASK)},
         worker_concurrency=settings.worker_concurrency,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.readiness_timeout_s,
@@ -58,12 +64,12 @@ def make_celery(settings: Any) -> Celery:
         accept_content=["json"],
         beat_schedule={
             "reap-stale-jobs": {"task": REAPER_TASK, "schedule": settings.reaper_interval_s,
-                                "options": {"queue": GENERATION_QUEUE, "expires": settings.reaper_interval_s}},
+                                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reaper_interval_s}},
             "fire-due-builds": {"task": SCHEDULE_TASK, "schedule": settings.schedule_tick_s,
-                                "options": {"queue": GENERATION_QUEUE, "expires": settings.schedule_tick_s}},
+                                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.schedule_tick_s}},
             # hand-off: retry due deliveries and webhooks (`app.core.handoff.retry.retry_due`)
             "retry-handoff": {"task": HANDOFF_RETRY_TASK, "schedule": settings.handoff.retry_interval_s,
-                              "options": {"queue": GENERATION_QUEUE, "expires": settings.handoff.retry_interval_s}},
+                              "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.handoff.retry_interval_s}},
         },
     )
     return app

@@ -4,20 +4,35 @@ the caller's API key and owner, the Celery app, and owned-resource lookups.
 Authentication is a bearer API key (`sprout apikey create`); its `owner` scopes every seed
 set, job and export. Another owner's resource answers 404, as if it did not exist, so ids
 reveal nothing.
+
+Why the session is handed out by an async dependency, behind a slot: sync code runs on a
+bounded thread pool, and a request's session holds a pooled connection from its first query
+to its end, across several thread hops. With more requests than connections, threads
+blocked waiting for a connection filled the thread pool while the requests holding the
+connections waited for a thread: the API stalled until the pool timeout and answered 500s.
+Now a request first takes one of `db.POOL_SIZE` slots, waiting in the event loop (no
+thread held); admitted requests never outnumber the connections (the pool's overflow is
+left to `/readyz` and the like), so no thread ever waits for one, and the thread pool is
+sized above the pool (`reserve_threads`). A request that
+cannot get a slot within `db.POOL_TIMEOUT_S` is answered 503 with `Retry-After`. Trivial
+dependencies are async so that they cost no thread hop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, TypeVar
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from celery import Celery
-from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, SQLModel
+from starlette.concurrency import run_in_threadpool
 
+from app import db
 from app.api import keys
-from app.db import session_scope
 from app.models import ApiKey
 from app.settings import Settings
 
@@ -26,23 +41,86 @@ MAX_ID = 2**31 - 1  # SQL integer ids
 _bearer = HTTPBearer(auto_error=False, description="An API key made with `sprout apikey create`.")
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
+T = TypeVar("T")
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """One session per request; routes that write commit before they answer."""
-    with session_scope(settings.resolved_database_url) as session:
-        yield session
+
+def reserve_threads() -> None:
+    """Size the thread pool above the database slots (call from inside the event loop)."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, 2 * db.POOL_CAPACITY)
+
+
+def _slots(app: FastAPI) -> anyio.Semaphore:
+    """The app's database slots, made in the loop that serves it (a test may run several loops)."""
+    loop = asyncio.get_running_loop()
+    held = getattr(app.state, "db_slots", None)
+    if held is None or held[0] is not loop:
+        held = app.state.db_slots = (loop, anyio.Semaphore(db.POOL_SIZE))
+    return held[1]
+
+
+async def get_session(request: Request, settings: SettingsDep) -> AsyncIterator[Session]:
+    """One session per request, committed when the request succeeds, rolled back otherwise."""
+    slots = _slots(request.app)
+    try:
+        with anyio.fail_after(db.POOL_TIMEOUT_S):
+            await slots.acquire()
+    except TimeoutError:
+        raise HTTPException(503, "the server is busy (every database connection is in use); try again shortly",
+                            headers={"Retry-After": "2"}) from None
+    try:
+        session = Session(db.get_engine(settings.resolved_database_url), expire_on_commit=False)
+        try:
+            yield session
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await _end(session, commit=False)
+            raise
+        with anyio.CancelScope(shield=True):
+            await _end(session, commit=True)
+    finally:
+        slots.release()
+
+
+async def _end(session: Session, commit: bool) -> None:
+    if not session.in_transaction():
+        session.close()  # holds no connection: nothing to send, no thread needed
+        return
+
+    def end() -> None:
+        try:
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+
+    await run_in_threadpool(end)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_celery(request: Request) -> Celery:
+async def in_session(session: Session, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` and the commit of the session, in one thread hop (for routes on hot paths:
+    each hop costs a thread switch under the GIL, and the answer is then built in the loop)."""
+
+    def run() -> T:
+        result = work(*args)
+        session.commit()
+        return result
+
+    return await run_in_threadpool(run)
+
+
+async def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
@@ -53,12 +131,12 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_current_key(
+async def get_current_key(
     session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> ApiKey:
     if credentials is None:
         raise _unauthorized("missing API key: send `Authorization: Bearer <key>` (make one with `sprout apikey create`)")
-    key = keys.lookup(session, credentials.credentials)
+    key = await run_in_threadpool(keys.lookup, session, credentials.credentials)
     if key is None:
         raise _unauthorized("invalid or revoked API key")
     return key
@@ -67,7 +145,7 @@ def get_current_key(
 CurrentKey = Annotated[ApiKey, Depends(get_current_key)]
 
 
-def get_owner(key: CurrentKey) -> str:
+async def get_owner(key: CurrentKey) -> str:
     return key.owner
 
 

@@ -4,6 +4,10 @@ Every error body is `{"detail": "<what is wrong, and where>"}`; validation error
 `errors`, a list of `{"loc", "msg", "type"}` (without echoing the input, which may be a
 50 MB file). Errors the core raises for bad input map to 4xx here, so routes can let them
 through; anything else is logged with its traceback and answered with a bare 500.
+
+Request bodies are parsed as JSON by `app/core/records.py`, with its limits on nesting and
+integer size (`LimitedJsonRoute`, the route class of every router): a body nested 100,000
+deep, or an integer of 5,000 digits, is a 422 naming the line, not a parser crash.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from app.core import records
 from app.core.candidates import JobInputError
 from app.core.datasets import errors as ds_errors
 from app.core.jobs.registry import JobRequestError
@@ -83,6 +91,47 @@ def _json(status: int, detail: str, headers: dict[str, str] | None = None, **ext
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
+def parse_json_body(raw: bytes, where: str = "body") -> Any:
+    """A request body as JSON, within the record reader's limits; 422 naming the line otherwise."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(422, f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return records.loads(text)
+    except records.RecordError as exc:
+        raise HTTPException(422, f"{where}: {exc}") from None
+
+
+class _LimitedJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json_body(await self.body())
+        return self._json
+
+
+class LimitedJsonRoute(APIRoute):
+    """A route whose JSON body is parsed with `parse_json_body` (set as each router's `route_class`)."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Any:
+            return await handler(_LimitedJsonRequest(request.scope, request.receive))
+
+        return limited
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path, and OPTIONS (answered here)."""
+    methods = {"OPTIONS"}
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,8 +139,14 @@ def install(app: FastAPI) -> None:
         return _json(422, summary(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _json(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # the router names the methods of one route; a path may have several
+            allow = ", ".join(allowed_methods(request))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            headers = {**(headers or {}), "Allow": allow}
+        return _json(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -137,6 +192,12 @@ def install(app: FastAPI) -> None:
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig)
         return _json(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_busy(_: Request, exc: PoolTimeout) -> JSONResponse:
+        log.error("no database connection free: %s", exc)
+        return _json(503, "the server is busy (every database connection is in use); try again shortly",
+                     headers={"Retry-After": "2"})
 
     @app.exception_handler(UnicodeEncodeError)
     async def _unicode(_: Request, exc: UnicodeEncodeError) -> JSONResponse:

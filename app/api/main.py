@@ -18,8 +18,19 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from app.api import errors
-from app.api.deps import get_current_key
-from app.api.routes import dashboard, datasets, deliveries, destinations, exports, health, jobs, results, seed_sets, webhooks
+from app.api.deps import get_current_key, reserve_threads
+from app.api.routes import (
+    dashboard,
+    datasets,
+    deliveries,
+    destinations,
+    exports,
+    health,
+    jobs,
+    results,
+    seed_sets,
+    webhooks,
+)
 from app.api.schemas.common import ERROR_RESPONSES
 from app.api.schemas.datasets import RECIPE_EXAMPLE
 from app.api.schemas.seed_sets import SeedSetCreate
@@ -43,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         check_migrated(settings.resolved_database_url)  # raises DatabaseNotMigrated: startup fails
+        reserve_threads()
         yield
 
     app = FastAPI(title="Sprout", version="1", description=DESCRIPTION, lifespan=lifespan)

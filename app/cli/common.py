@@ -48,6 +48,7 @@ def database_url(settings=None, migrate: bool = True) -> str:
     from sqlalchemy.exc import OperationalError
 
     from app import db
+    from app.core.urls import redact
 
     settings = settings or load_settings()
     url = settings.resolved_database_url
@@ -57,6 +58,6 @@ def database_url(settings=None, migrate: bool = True) -> str:
         except db.DatabaseNotMigrated as exc:
             raise CliError(str(exc)) from None
         except OperationalError as exc:
-            raise CliError(f"cannot open the database at {db.redact(url)}: {exc.orig}") from None
+            raise CliError(f"cannot open the database at {redact(url)}: {exc.orig}") from None
     return url
 

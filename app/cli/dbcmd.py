@@ -15,13 +15,14 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     from sqlalchemy.exc import OperationalError
 
     from app import db
+    from app.core.urls import redact
 
     url = load_settings().resolved_database_url
     try:
         db.upgrade(url, revision)
     except OperationalError as exc:
-        raise CliError(f"cannot open the database at {db.redact(url)}: {exc.orig}") from None
-    console.print(f"database {db.redact(url)} is at revision {db.current_revision(url)}")
+        raise CliError(f"cannot open the database at {redact(url)}: {exc.orig}") from None
+    console.print(f"database {redact(url)} is at revision {db.current_revision(url)}")
 
 
 @app.command("current")

@@ -8,8 +8,6 @@ interrupted run never leaves a half-written output behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,99 +16,67 @@ from typing import IO, Any
 import typer
 
 from app.cli.common import CliError, console
+from app.core import records
+from app.core.records import RecordError
 
 app = typer.Typer(help="Run Sprout's filters on any dataset.", no_args_is_help=True)
 
 
 # --- reading -------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise CliError(f"{path}: no such file")
-    if not path.is_file():
-        raise CliError(f"{path}: not a file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CliError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise CliError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def _read_records(path: Path, allow_plain: bool) -> tuple[str, list[tuple[int, Any]]]:
-    """("line" | "item", [(position, record)]) from JSONL, a JSON list or plain text.
+def _read_records(path: Path, allow_plain: bool) -> tuple[str, list[tuple[int, Any, str]]]:
+    """("line" | "item", [(position, record, where)]) from JSONL, a JSON list or plain text,
+    read by `app/core/records.py` (line numbers, JSON limits, byte-order mark).
 
     The format is the extension's (.jsonl, .json, .txt) or else sniffed from the first
     character: `[` a JSON list, `{` JSONL, anything else plain text (one record a line)
     where `allow_plain`, else an error. Blank lines are skipped.
     """
-    text = _read_text(path)
-    stripped = text.lstrip()
-    if not stripped:
-        raise CliError(f"{path}: the file is empty")
-    suffix = path.suffix.lower()
-    if suffix == ".json" or (suffix not in (".jsonl", ".txt") and stripped.startswith("[")):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CliError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(data, list):
-            raise CliError(f"{path}: expected a JSON list of objects, got a JSON {type(data).__name__}")
-        if not data:
-            raise CliError(f"{path}: the JSON list is empty")
-        return "item", list(enumerate(data, start=1))
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    if suffix == ".txt" or (suffix != ".jsonl" and not stripped.startswith("{")):
-        if not allow_plain:
-            raise CliError(f"{path}: expected JSONL or a JSON list, not plain text")
-        return "line", [(n, line.strip()) for n, line in lines]
-    records = []
-    for n, line in lines:
-        try:
-            records.append((n, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise CliError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
-    return "line", records
+    try:
+        text = records.read_text(path)
+        stripped = text.lstrip()
+        if not stripped:
+            raise CliError(f"{path}: the file is empty")
+        suffix = path.suffix.lower()
+        if suffix == ".json" or (suffix not in (".jsonl", ".txt") and stripped.startswith("[")):
+            items = records.json_list_items(text)
+            if not items:
+                raise CliError(f"{path}: the JSON list is empty")
+            return "item", [(item.number, item.value, item.where) for item in items]
+        if suffix == ".txt" or (suffix != ".jsonl" and not stripped.startswith("{")):
+            if not allow_plain:
+                raise CliError(f"{path}: expected JSONL or a JSON list, not plain text")
+            return "line", [(n, line.strip(), f"line {n}") for n, line in records.lines(text)]
+        return "line", [(item.line, item.value, item.where) for item in records.jsonl_items(text)]
+    except RecordError as exc:
+        raise CliError(f"{path} {exc}" if str(exc).startswith("line ") else str(exc)) from None
 
 
-def _field(path: Path, where: str, pos: int, record: Any, name: str, required: bool, what: str = "a JSON object") -> str:
+def _field(path: Path, where: str, record: Any, name: str, required: bool, what: str = "a JSON object") -> str:
     if not isinstance(record, dict):
-        raise CliError(f"{path} {where} {pos}: expected {what}, got {type(record).__name__}")
-    if name not in record:
-        if required:
-            raise CliError(f"{path} {where} {pos}: missing field '{name}'")
-        return ""
-    value = record[name]
-    if not isinstance(value, str):
-        raise CliError(f"{path} {where} {pos}: field '{name}' must be a string, got {type(value).__name__}")
-    return value
+        raise CliError(f"{path} {where}: expected {what}, got {type(record).__name__}")
+    try:
+        return records.string_field(record, name, required)
+    except RecordError as exc:
+        raise CliError(f"{path} {where}: {exc}") from None
 
 
 def _read_instructions(path: Path) -> list[str]:
     """Instructions: objects' `instruction` fields, JSON strings, or lines of plain text."""
-    where, records = _read_records(path, allow_plain=True)
+    _, items = _read_records(path, allow_plain=True)
     what = "a JSON object or string"
-    return [r if isinstance(r, str) else _field(path, where, pos, r, "instruction", True, what) for pos, r in records]
+    return [r if isinstance(r, str) else _field(path, where, r, "instruction", True, what) for _, r, where in items]
 
 
 # --- writing -------------------------------------------------------------------------------
 def _write_atomic(path: Path, write: Callable[[IO[str]], None]) -> None:
-    """Write via a temporary file in the same directory, renamed into place when done."""
+    """`records.write_atomic`, with its errors as one line."""
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise CliError(f"{path}: directory {directory} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        records.write_atomic(path, write)
     except OSError as exc:
         raise CliError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise CliError(f"{path}: cannot write ({exc.strerror})") from None
-        raise
 
 
 def _check_threshold(value: float) -> None:
@@ -190,16 +156,17 @@ def dedup(
     _check_threshold(threshold)
     if num_perm < 16:
         raise CliError(f"--num-perm must be at least 16, got {num_perm}")
-    where, records = _read_records(input, allow_plain=False)
+    where, items = _read_records(input, allow_plain=False)
+    rows = [(pos, record) for pos, record, _ in items]
     texts = []
-    for pos, record in records:
-        instruction = _field(input, where, pos, record, "instruction", True)
-        inp = _field(input, where, pos, record, "input", False)
-        output = _field(input, where, pos, record, "output", False)
+    for _, record, at in items:
+        instruction = _field(input, at, record, "instruction", True)
+        inp = _field(input, at, record, "input", False)
+        output = _field(input, at, record, "output", False)
         texts.append(example_text(instruction, inp, output))
     temporary = bool(redis_url) and not namespace
     ns = namespace or f"sprout:dedup:cli:{uuid.uuid4().hex}"
-    keys = [f"{input.name}:{pos}" for pos, _ in records]
+    keys = [f"{input.name}:{pos}" for pos, _ in rows]
     try:
         index = NearDupIndex(threshold=threshold, num_perm=num_perm, redis_url=redis_url, namespace=ns)
         try:
@@ -211,9 +178,9 @@ def dedup(
         raise CliError(str(exc)) from None
 
     position = {key: i for i, key in enumerate(keys)}
-    kept = [record for (_, record), match in zip(records, matches) if match is None]
+    kept = [record for (_, record), match in zip(rows, matches) if match is None]
     clusters: dict[str, list[dict[str, Any]]] = {}
-    for (pos, record), match in zip(records, matches):
+    for (pos, record), match in zip(rows, matches):
         if match is not None:
             clusters.setdefault(match.key, []).append(
                 {where: pos, "instruction": record["instruction"], "exact": match.exact, "jaccard": round(match.jaccard, 6)}
@@ -221,7 +188,7 @@ def dedup(
 
     def head(key: str) -> dict[str, Any]:
         if key in position:
-            pos, record = records[position[key]]
+            pos, record = rows[position[key]]
             return {where: pos, "instruction": record["instruction"]}
         return {"key": key}  # kept by an earlier run of a persistent --namespace
 
@@ -233,7 +200,7 @@ def dedup(
             for record in kept:
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-    removed = len(records) - len(kept)
+    removed = len(rows) - len(kept)
     exact = sum(1 for m in matches if m is not None and m.exact)
 
     def write_report(fh: IO[str]) -> None:
@@ -245,7 +212,7 @@ def dedup(
                 "shingle": "word 3-grams",
                 "lsh_bands": index.bands,
                 "lsh_rows": index.rows,
-                "documents": len(records),
+                "documents": len(rows),
                 "kept": len(kept),
                 "removed": removed,
                 "exact_duplicates": exact,
@@ -262,7 +229,7 @@ def dedup(
     if report is not None:
         _write_atomic(report, write_report)
     console.print(
-        f"{len(records)} examples: kept {len(kept)}, removed {removed} "
+        f"{len(rows)} examples: kept {len(kept)}, removed {removed} "
         f"({exact} exact, {removed - exact} near-duplicates in {len(clusters)} clusters) -> {out}",
         highlight=False,
         markup=False,

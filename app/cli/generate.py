@@ -154,6 +154,8 @@ def register(cli: typer.Typer) -> None:
         console.print(summary_table(job))
         if job.status == "failed":
             raise CliError(f"job {job_id} failed: {job.error}")
+        if job.status == "queued":  # paused by a model-server outage
+            raise CliError(f"job {job_id} is paused, {job.error}; what it accepted is kept")
         url = database_url(settings)
         if kind == "self_instruct":
             _print_examples(url, job_id, examples)

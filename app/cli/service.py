@@ -55,9 +55,10 @@ def worker(
         raise CliError(f"unknown pool {pool!r}; use {', '.join(POOLS)}")
     settings = load_settings()
     database_url(settings)
-    from workers.celery_app import app
+    from workers.celery_app import MAINTENANCE_QUEUE, app
 
-    argv = ["worker", f"--queues={','.join(names)}", f"--concurrency={concurrency or settings.worker_concurrency}",
+    # every worker also takes the reaper's messages, whatever its job queues
+    argv = ["worker", f"--queues={','.join([*names, MAINTENANCE_QUEUE])}", f"--concurrency={concurrency or settings.worker_concurrency}",
             f"--pool={pool}", f"--loglevel={log_level.upper()}", "--without-gossip", "--without-mingle"]
     if hostname:
         argv.append(f"--hostname={hostname}")

@@ -278,9 +278,10 @@ class EvolInstruct:
             record.rule = "empty"
         elif evol_rules.copies_scaffolding(text):
             record.rule = "copied_scaffolding"
-        elif evol_rules.same_text(text, lineage.tip_text):
+        elif reason := evol_rules.no_information_gain(text, lineage.tip_text, lineage.ancestors,
+                                                      self.p.max_parent_rouge_l):
             record.rule = "no_information_gain"
-            record.detail["judge"] = "identical"
+            record.detail["judge"] = reason  # decided without asking the judge
         else:
             record.rule = self._novelty(record, lineage)
 

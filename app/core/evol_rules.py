@@ -3,8 +3,9 @@
 An evolution fails, and its parent goes back into the pool for the next round, when:
 
 1. it adds no information over its parent: an LLM judge answers "Equal"
-   (`parse_judge` reads that answer; an exact copy of the parent is judged without a
-   request, see `same_text`);
+   (`parse_judge` reads that answer); before any request, `no_information_gain` catches
+   a rewrite that is its parent (or an earlier ancestor) again up to case, spacing and
+   punctuation, or whose ROUGE-L F against its parent is above `max_parent_rouge_l`;
 2. its response contains "sorry" and is shorter than 80 words (`sorry_response`);
 3. its response is only punctuation and stop words (`stopwords_only`);
 4. it copies the rewriting prompt's scaffolding (`copies_scaffolding`).
@@ -16,10 +17,13 @@ engine's own filters (truncation, novelty, near-duplicates, model errors).
 from __future__ import annotations
 
 import re
-import string
+from collections.abc import Sequence
+
+from app.core.filters.rouge import rouge_l, tokenize
 
 ELIMINATION_RULES = {
-    "no_information_gain": "rule 1: the judge found the evolved instruction equal to its parent (or it is an exact copy)",
+    "no_information_gain": "rule 1: the evolved instruction is its parent or an ancestor again (up to case, spacing "
+    "and punctuation), or too close to its parent by ROUGE-L, or the judge found it equal to its parent",
     "sorry_response": "rule 2: the response contains 'sorry' and has fewer than 80 words",
     "stopwords_only_response": "rule 3: the response is only punctuation and stop words (or empty)",
     "copied_scaffolding": "rule 4: the evolved instruction copies the rewriting prompt's scaffolding",
@@ -77,11 +81,29 @@ def stopwords_only(response: str) -> bool:
     return all(word in STOP_WORDS for word in _WORD.findall(_normal(response)))
 
 
+def _words(text: str) -> list[str]:
+    return _WORD.findall(_normal(text))
+
+
 def same_text(a: str, b: str) -> bool:
-    """The same instruction up to case, spacing and end punctuation: an evolution that
-    returned its parent unchanged, which rule 1 rejects without asking the judge."""
-    strip = string.punctuation + " "
-    return _normal(a).strip(strip) == _normal(b).strip(strip)
+    """The same words in the same order, whatever the case, spacing and punctuation: an
+    evolution that returned its parent (or a trivially edited copy) unchanged."""
+    return _words(a) == _words(b)
+
+
+def no_information_gain(rewrite: str, parent: str, ancestors: Sequence[str] = (),
+                        max_parent_rouge_l: float = 1.0) -> str | None:
+    """Rule 1 without the judge: why `rewrite` adds nothing over its lineage, or None.
+
+    "identical": the same text as its parent or an earlier ancestor (see `same_text`);
+    "close_to_parent": ROUGE-L F (rouge-score's tokens) against the parent above
+    `max_parent_rouge_l` — a word or two changed in a rewrite meant to add 10 to 20.
+    """
+    if any(same_text(rewrite, text) for text in (parent, *ancestors)):
+        return "identical"
+    if rouge_l(tokenize(parent), tokenize(rewrite)) > max_parent_rouge_l:
+        return "close_to_parent"
+    return None
 
 
 _JUDGE_ANSWER = re.compile(r"(not\s+equal|equal)[.!]?")

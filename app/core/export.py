@@ -13,20 +13,19 @@
 (`PARQUET_COLUMNS`, written by `app.core.handoff.formats`) included. Rows may carry extra
 keys (e.g. `lineage`); the JSON formats keep them as they are.
 
-Files are written to a temporary name in the target's folder and renamed (`atomic_file`),
+Files are written to a temporary name in the target's folder and renamed (`records.atomic_file`),
 so a reader never sees half a file; rows are written one at a time, so memory does not
 grow with the file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from app.core.records import atomic_file
 
 FORMATS = ("alpaca", "messages", "prompt-completion", "sharegpt")  # one file each, JSON text
 SHAPES = (*FORMATS, "parquet")  # every row shape `to_record` knows
@@ -113,46 +112,6 @@ def _chunks(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
         yield ("[\n" if first else ",\n") + alpaca_item_text(to_record(row, fmt))
         first = False
     yield "[]\n" if first else "\n]\n"
-
-
-class AtomicFile:
-    """A file written under a temporary name next to `path` and renamed onto it by `commit`.
-
-    `discard` (or an exception inside `atomic_file`) removes the temporary file, so the
-    target is either the old file or the complete new one, never something between.
-    """
-
-    def __init__(self, path: str | Path, mode: str = "w"):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        self.tmp = Path(tmp)
-        binary = "b" in mode
-        self.fh: IO[Any] = os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"}))
-
-    def commit(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self.fh.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open `path` for writing atomically: the file appears whole when the block ends, and
-    not at all when it raises."""
-    target = AtomicFile(path, mode)
-    try:
-        yield target.fh
-    except BaseException:
-        target.discard()
-        raise
-    target.commit()
 
 
 def write(rows: Iterable[dict[str, Any]], fmt: str, path: str | Path) -> int:

@@ -148,6 +148,12 @@ class EvolInstructParams(BaseModel):
         description="What a judge answer other than Equal / Not Equal does: keep the evolution "
         "(rule 1 needs a positive 'Equal') or reject it as 'judge_unparseable'.",
     )
+    max_parent_rouge_l: float = Field(
+        default=0.95, gt=0, le=1,
+        description="Rule 1 without the judge: an evolution whose ROUGE-L F against its parent is above this adds "
+        "no information (0.95: one word changed in 20 passes to the judge; a rewrite that keeps its parent whole "
+        "and adds 10 words stays below up to a 95-word parent).",
+    )
     sorry_max_words: int = Field(
         default=80, ge=1, le=10_000, description="Rule 2: a response containing 'sorry' with fewer words than this fails."
     )

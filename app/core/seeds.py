@@ -2,25 +2,29 @@
 
 The whole file is parsed and checked before anything is returned, so a caller that stores
 the result never stores half a file. Every error names the line (and the field) that is
-wrong, because users upload files written by other tools.
+wrong, because users upload files written by other tools. The files are read by
+`app/core/records.py` (line numbers, JSON limits, strict CSV, the string-field check);
+this module adds what makes a seed task: an instruction of at most `MAX_INSTRUCTION_WORDS`
+words, texts of at most `MAX_TEXT_CHARS` characters, and ids (when given) unique.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.core.jsonfile import item_lines
+from app.core import records
+from app.core.records import RecordError
 
 FORMATS = ("self-instruct", "alpaca", "csv")
 MAX_SEED_BYTES = 50 * 1024 * 1024
+MAX_INSTRUCTION_WORDS = 1_000  # a prompt shows several seeds; a longer one is not an instruction
+MAX_TEXT_CHARS = 100_000  # any one instruction, input or output
 
 
-class SeedFormatError(ValueError):
+class SeedFormatError(RecordError):
     """A seed file that cannot be read; the message names the line and the field."""
 
 
@@ -50,50 +54,80 @@ def detect_format(filename: str | None, text: str) -> str:
 
 def load_seed_file(path: str | Path, fmt: str | None = None) -> tuple[str, list[SeedTaskData]]:
     """Read a seed file from disk; returns (format, tasks)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SeedFormatError(f"{p}: no such file")
-    if p.stat().st_size > MAX_SEED_BYTES:
-        raise SeedFormatError(f"{p}: larger than {MAX_SEED_BYTES // (1024 * 1024)} MB")
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SeedFormatError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return parse_seeds(text, fmt=fmt, filename=p.name)
+        text = records.read_text(path, max_bytes=MAX_SEED_BYTES)
+    except RecordError as exc:
+        raise SeedFormatError(str(exc)) from None
+    return parse_seeds(text, fmt=fmt, filename=Path(path).name)
 
 
 def parse_seeds(text: str, fmt: str | None = None, filename: str | None = None) -> tuple[str, list[SeedTaskData]]:
     """Parse seed text; `fmt` is one of FORMATS or None to detect it."""
+    text = text.removeprefix("\ufeff")
     fmt = fmt or detect_format(filename, text)
     if fmt not in FORMATS:
         raise SeedFormatError(f"unknown seed format {fmt!r}; use one of {', '.join(FORMATS)}")
-    parser = {"self-instruct": _parse_jsonl, "alpaca": _parse_alpaca, "csv": _parse_csv}[fmt]
-    tasks = parser(text)
+    try:
+        if fmt == "csv":
+            tasks = _parse_csv(text)
+        else:
+            items = records.jsonl_items(text) if fmt == "self-instruct" else _alpaca_items(text)
+            tasks = tasks_from_objects((item.where, item.value) for item in items)
+    except SeedFormatError:
+        raise
+    except RecordError as exc:
+        raise SeedFormatError(str(exc)) from None
     if not tasks:
         raise SeedFormatError("the file holds no seed tasks")
     return fmt, tasks
 
 
+def tasks_from_objects(objects: Iterable[tuple[str, Any]]) -> list[SeedTaskData]:
+    """Seed tasks from (where, JSON object) pairs, checked one by one and for unique ids."""
+    tasks, ids = [], {}
+    for where, obj in objects:
+        tasks.append(_task_from_object(obj, where))
+        _check_unique_id(ids, obj.get("id"), where)
+    return tasks
+
+
+def _check_unique_id(seen: dict[Any, str], ident: Any, where: str) -> None:
+    if ident is None:
+        return
+    if not isinstance(ident, (str, int)) or isinstance(ident, bool):
+        raise SeedFormatError(f"{where}: field 'id' must be a string or an integer")
+    key = str(ident)
+    if key in seen:
+        raise SeedFormatError(f"{where}: duplicate id {ident!r} (also on {seen[key]})")
+    seen[key] = where
+
+
 def _str_field(obj: dict[str, Any], key: str, where: str, required: bool) -> str:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise SeedFormatError(f"{where}: missing field {key!r}")
-        return ""
-    if not isinstance(value, str):
-        raise SeedFormatError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
+    try:
+        value = records.string_field(obj, key, required)
+    except RecordError as exc:
+        raise SeedFormatError(f"{where}: {exc}") from None
+    if len(value) > MAX_TEXT_CHARS:
+        raise SeedFormatError(f"{where}: field {key!r} has {len(value):,} characters; at most {MAX_TEXT_CHARS:,}")
     return value
+
+
+def _instruction(value: str, where: str) -> str:
+    instruction = value.strip()
+    if not instruction:
+        raise SeedFormatError(f"{where}: field 'instruction' is empty")
+    words = len(instruction.split())
+    if words > MAX_INSTRUCTION_WORDS:
+        raise SeedFormatError(f"{where}: field 'instruction' has {words:,} words; a seed instruction has at most "
+                              f"{MAX_INSTRUCTION_WORDS:,}")
+    return instruction
 
 
 def _task_from_object(obj: Any, where: str) -> SeedTaskData:
     if not isinstance(obj, dict):
         raise SeedFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    instruction = _str_field(obj, "instruction", where, required=True).strip()
-    if not instruction:
-        raise SeedFormatError(f"{where}: field 'instruction' is empty")
-    name = obj.get("name")
-    if name is not None and not isinstance(name, str):
-        raise SeedFormatError(f"{where}: field 'name' must be a string")
+    instruction = _instruction(_str_field(obj, "instruction", where, required=True), where)
+    name = _str_field(obj, "name", where, required=False) or None
     is_clf = obj.get("is_classification", False)
     if not isinstance(is_clf, bool):
         raise SeedFormatError(f"{where}: field 'is_classification' must be true or false")
@@ -120,33 +154,14 @@ def _alpaca_input(value: str) -> str:
     return "" if value.strip() == "<noinput>" else value
 
 
-def _parse_jsonl(text: str) -> list[SeedTaskData]:
-    tasks = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SeedFormatError(f"line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        tasks.append(_task_from_object(obj, f"line {lineno}"))
-    return tasks
-
-
-def _parse_alpaca(text: str) -> list[SeedTaskData]:
+def _alpaca_items(text: str) -> list[records.Item]:
     """A JSON list of {instruction, input, output}; errors name the item and its line."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SeedFormatError(f"line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(data, list):
-        raise SeedFormatError("line 1: expected a JSON list of {instruction, input, output} objects")
-    starts = item_lines(text)
-    tasks = []
-    for i, obj in enumerate(data):
-        line = f"line {starts[i]}, " if i < len(starts) else ""
-        tasks.append(_task_from_object(obj, f"{line}item {i}"))
-    return tasks
+        return records.json_list_items(text)
+    except RecordError as exc:
+        if "expected a JSON list" in str(exc):
+            raise SeedFormatError("line 1: expected a JSON list of {instruction, input, output} objects") from None
+        raise
 
 
 _TRUE = {"true", "yes", "1", "y"}
@@ -154,33 +169,29 @@ _FALSE = {"false", "no", "0", "n", ""}
 
 
 def _parse_csv(text: str) -> list[SeedTaskData]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    header, rows = records.csv_rows(text)
     if "instruction" not in header:
         raise SeedFormatError(
             f"line 1: the CSV header must name an 'instruction' column (found: {', '.join(header) or 'nothing'})"
         )
-    reader.fieldnames = header
-    tasks = []
-    for row in reader:
-        where = f"line {reader.line_num}"
-        if None in row:
-            raise SeedFormatError(f"{where}: more values than header columns")
-        instruction = (row.get("instruction") or "").strip()
-        if not instruction:
-            raise SeedFormatError(f"{where}: field 'instruction' is empty")
-        clf_raw = (row.get("is_classification") or "").strip().lower()
+    tasks, ids = [], {}
+    for row in rows:
+        where, values = row.where, row.value
+        instruction = _instruction(_str_field(values, "instruction", where, True), where)
+        clf_raw = values.get("is_classification", "").strip().lower()
         if clf_raw not in _TRUE | _FALSE:
-            raise SeedFormatError(f"{where}: field 'is_classification' must be true or false, got {clf_raw!r}")
+            raise SeedFormatError(f"{where}: field 'is_classification' must be true or false, got {clf_raw[:20]!r}")
         instances = []
-        if (row.get("output") or "").strip():
-            instances.append({"input": _alpaca_input(row.get("input") or ""), "output": row["output"]})
+        output = _str_field(values, "output", where, False)
+        if output.strip():
+            instances.append({"input": _alpaca_input(_str_field(values, "input", where, False)), "output": output})
+        _check_unique_id(ids, values.get("id", "").strip() or None, where)
         tasks.append(
             SeedTaskData(
                 instruction=instruction,
                 instances=instances,
                 is_classification=clf_raw in _TRUE,
-                name=(row.get("name") or None),
+                name=_str_field(values, "name", where, False) or None,
             )
         )
     return tasks

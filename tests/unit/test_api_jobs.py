@@ -111,6 +111,24 @@ def test_malformed_bodies_are_422_not_500(api):
         assert response.json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/exports"])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ('{"kind": "self_instruct", "params": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+         "body: line 1: JSON nested deeper than 64 levels"),
+        ('{"kind": "self_instruct",\n "seed_set_id": ' + "1" * 5_000 + "}", "body: line 2: an integer of 5000 digits"),
+        ('{"job_id": 1, "format": "alpaca", "n": -' + "9" * 5_000 + "}", "body: line 1: an integer of 5000 digits"),
+    ],
+)
+def test_hostile_json_bodies_are_422_naming_the_line(api, path, content, fragment):
+    before = api.ok("get", "/api/v1/jobs")["total"]
+    response = api.post(path, content=content.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert fragment in response.json()["detail"]
+    assert api.ok("get", "/api/v1/jobs")["total"] == before
+
+
 def test_list_filters_and_pages(api, seed_set, pg_url):
     ids = [new_job(api, seed_set, target=2)["id"] for _ in range(4)]
     set_job(pg_url, ids[0], status="succeeded")

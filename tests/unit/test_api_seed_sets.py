@@ -16,6 +16,10 @@ ALPACA = json.dumps([
 CSV = "instruction,input,output,is_classification\nIs this spam?,Win money now,Yes,true\nSummarise the text.,Long text,Short,false\n"
 
 
+DEEP = "[" * 100_000 + "]" * 100_000
+BIG = "1" * 5_000
+
+
 def count(api):
     return api.ok("get", "/api/v1/seed-sets")["total"]
 
@@ -76,13 +80,37 @@ def test_upload_forms(api):
         ({"json": [1, 2]}, 422, "body"),
         ({"content": b"{broken", "headers": {"Content-Type": "application/json"}}, 422, "not valid JSON"),
         ({"content": json.dumps({"name": "x", "content": '{"instruction": "lone \\ud800 surrogate"}'}).encode(),
-          "headers": {"Content-Type": "application/json"}}, 422, "seed task 1: text is not valid Unicode"),
+          "headers": {"Content-Type": "application/json"}}, 422, "line 1: field 'instruction' is not valid Unicode"),
         ({"content": b'{"name": "x", "tasks": [{"instruction": "lone \\ud800"}]}',
           "headers": {"Content-Type": "application/json"}}, 422, "body.tasks.0.instruction"),
         ({"files": {"file": ("s.jsonl", b"\xff\xfe\x00bad")}}, 422, "body.file: not UTF-8"),
         ({"files": {"file": ("s.jsonl", JSONL.encode())}, "data": {"format": "xml"}}, 422, "unknown seed format"),
         ({"data": {"name": "no file"}, "files": {"other": ("x", b"y")}}, 422, "multipart field 'file'"),
         ({"content": b"instruction\nhi\n", "headers": {"Content-Type": "text/csv"}}, 415, "multipart/form-data or JSON"),
+        # hostile or inconsistent input (issue 9, D): a 4xx naming the line or field, never a 500
+        ({"content": ('{"name": "x", "tasks": ' + DEEP + "}").encode(), "headers": {"Content-Type": "application/json"}},
+         422, "body: line 1: JSON nested deeper than 64 levels"),
+        ({"content": ('{"name": "x", "tasks": [{"instruction": "a b", "id": ' + BIG + "}]}").encode(),
+          "headers": {"Content-Type": "application/json"}}, 422, "body: line 1: an integer of 5000 digits"),
+        ({"content": ('{"name": "x", "tasks": [{"instruction": "a b", "is_classification": ' + BIG + "}]}").encode(),
+          "headers": {"Content-Type": "application/json"}}, 422, "body: line 1: an integer of 5000 digits"),
+        ({"json": {"name": "x", "tasks": [{"instruction": "a b", "id": "t"}, {"instruction": "c d", "id": "t"}]}}, 422,
+         "tasks[1]: duplicate id 't' (also on tasks[0])"),
+        ({"json": {"name": "x", "tasks": [{"instruction": "a b", "instances": [{"output": "x\u0000"}]}]}}, 422, "NUL"),
+        ({"json": {"name": "x", "content": JSONL + '{"instruction": "deep", "x": ' + DEEP + "}\n"}}, 422,
+         "seed file: line 2: JSON nested deeper than 64 levels"),
+        ({"files": {"file": ("s.jsonl", ('{"instruction": "a b", "x": ' + DEEP + "}\n").encode())}}, 422,
+         "seed file: line 1: JSON nested deeper than 64 levels"),
+        ({"files": {"file": ("s.jsonl", (JSONL + '{"id": ' + BIG + ', "instruction": "a b"}\n').encode())}}, 422,
+         "seed file: line 2: an integer of 5000 digits"),
+        ({"files": {"file": ("s.csv", b'instruction,output\n"Say hi,x\nsecond,y\n')}}, 422,
+         "seed file: line 2: not valid CSV (a quoted field is never closed)"),
+        ({"files": {"file": ("s.jsonl", (JSONL + '{"instruction": "x\\u0000y"}\n').encode())}}, 422,
+         "seed file: line 2: field 'instruction' contains a NUL character"),
+        ({"files": {"file": ("s.jsonl", (json.dumps({"instruction": "word " * 1_000_000}) + "\n").encode())}}, 422,
+         "seed file: line 1: field 'instruction' has 5,000,000 characters"),
+        ({"files": {"file": ("s.jsonl", b'{"id": "a", "instruction": "x y"}\n{"id": "a", "instruction": "z w"}\n')}}, 422,
+         "seed file: line 2: duplicate id 'a' (also on line 1)"),
     ],
 )
 def test_bad_uploads_are_refused_with_the_place_at_fault(api, kwargs, status, fragment):

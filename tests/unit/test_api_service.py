@@ -45,9 +45,9 @@ def unmigrated_url():
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    from app.db import get_engine
+    from app.db import dispose_engines
 
-    get_engine.cache_clear()
+    dispose_engines()
     with admin.connect() as conn:
         conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -107,3 +107,20 @@ def test_the_export_formats_match_the_core():
     assert set(get_args(ExportFormat)) == set(formats.FORMATS)
     assert get_args(Event) == webhooks.EVENTS
 
+
+
+@pytest.mark.parametrize(
+    "path, methods",
+    [
+        ("/api/v1/jobs", {"GET", "POST", "OPTIONS"}),
+        ("/api/v1/jobs/1", {"GET", "DELETE", "OPTIONS"}),
+        ("/api/v1/seed-sets/1", {"GET", "DELETE", "OPTIONS"}),
+        ("/healthz", {"GET", "OPTIONS"}),
+    ],
+)
+def test_options_and_405_list_every_method_of_the_path(api, path, methods):
+    answer = api.client.options(path)
+    assert answer.status_code == 204 and set(answer.headers["allow"].split(", ")) == methods, answer.headers
+    wrong = api.client.put(path)
+    assert wrong.status_code == 405 and set(wrong.headers["allow"].split(", ")) == methods
+    assert wrong.json()["detail"]

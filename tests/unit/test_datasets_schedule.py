@@ -167,7 +167,7 @@ def _tick_in_process(url, barrier, now, out):
         barrier.wait()
         claimed = fires.tick(s, now, _no_running_build, _start_build)
         out.put([(f.status, f.job_id) for f in claimed])
-    db.get_engine.cache_clear()
+    db.dispose_engines()
 
 
 def test_two_scheduler_processes_fire_each_due_time_once(pg_url):

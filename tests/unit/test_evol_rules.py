@@ -1,17 +1,20 @@
 """Evol-Instruct's elimination rules and the judge's answer parser, on hand-written cases."""
 
 import pytest
+from pydantic import ValidationError
 
 from app.core.evol_rules import (
     ELIMINATION_RULES,
     EVOL_RULES,
     STOP_WORDS,
     copies_scaffolding,
+    no_information_gain,
     parse_judge,
     same_text,
     sorry_response,
     stopwords_only,
 )
+from app.core.params import EvolInstructParams
 
 
 # --- rule 1: no information gain ---------------------------------------------------------
@@ -65,10 +68,42 @@ def test_judge_answer_may_end_with_one_full_stop_then_a_newline():
         ("Explain why the sky is blue.", "  explain why the  SKY is blue", True),
         ("Explain why the sky is blue.", "Explain why the sky is blue at noon.", False),
         ("Convert 26.2 miles\nto km", "Convert 26.2 miles to km.", True),
+        # punctuation anywhere, quotes and markdown around it, curly apostrophes
+        ("Explain, step by step, why the sky is blue.", "Explain step by step why the sky is blue", True),
+        ("Explain why the sky is blue.", '**"Explain why the sky is blue"**', True),
+        ("Don't explain why the sky is blue.", "Don\u2019t explain why the sky is blue!", True),
+        ("Explain why the sky is blue.", "Explain why the sea is blue.", False),
     ],
 )
 def test_an_unchanged_copy_is_the_same_text(a, b, same):
     assert same_text(a, b) is same
+
+
+PARENT = "Write a short story about a lighthouse keeper who finds a message in a bottle on the beach one morning."
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "ancestors", "reason"),
+    [
+        (PARENT, (), "identical"),  # the accepted-again copy of issue 9 (row #3 as row #12)
+        (PARENT.upper().replace(",", ""), (), "identical"),
+        ("Explain why the sky is blue!", ("Explain why the sky is blue.",), "identical"),  # back to an ancestor
+        (PARENT.replace("short", "brief"), (), "close_to_parent"),  # one word of 20 changed
+        (PARENT.replace(" short", ""), (), "close_to_parent"),  # one word dropped
+        (PARENT[:-1] + ", and explain in three steps how the keeper decides whether to answer it.", (), None),
+        ("Write a poem about a lighthouse keeper.", (), None),
+    ],
+)
+def test_rule_1_catches_unchanged_and_trivially_changed_rewrites_without_the_judge(rewrite, ancestors, reason):
+    assert no_information_gain(rewrite, PARENT, ancestors, max_parent_rouge_l=0.95) == reason
+
+
+def test_the_parent_rouge_l_bound_is_a_parameter():
+    rewrite = PARENT.replace("short", "brief")
+    assert no_information_gain(rewrite, PARENT, max_parent_rouge_l=1.0) is None
+    assert EvolInstructParams().max_parent_rouge_l == 0.95
+    with pytest.raises(ValidationError):
+        EvolInstructParams(max_parent_rouge_l=0)
 
 
 # --- rule 2: sorry ---------------------------------------------------------------------------

@@ -191,3 +191,31 @@ def test_dedup_unreachable_redis(tmp_path):
     message = error_of(invoke("dedup", "--input", str(src), "--out", str(out), "--redis-url", "redis://127.0.0.1:1/0"))
     assert message.startswith("cannot reach Redis at redis://127.0.0.1:1/0")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("deep.jsonl", '{"instruction": "a"}\n{"instruction": "b", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+         "line 2: JSON nested deeper than 64 levels"),
+        ("big.json", '[{"instruction": "a"},\n {"instruction": "b", "n": ' + "7" * 5_000 + "}]", "line 2: an integer of 5000 digits"),
+        ("nul.jsonl", '{"instruction": "a\\u0000"}\n', "line 1: field 'instruction' contains a NUL character"),
+        ("items.json", '[{"instruction": "a"},\n {"instruction": 5}]', "line 2, item 2: field 'instruction' must be a string"),
+    ],
+)
+def test_dedup_refuses_hostile_input_naming_the_line(tmp_path, name, content, expected):
+    bad = tmp_path / name
+    bad.write_text(content, encoding="utf-8")
+    out = tmp_path / "kept.jsonl"
+    message = error_of(invoke("dedup", "--input", str(bad), "--out", str(out)))
+    assert message.startswith(str(bad)) and expected in message
+    assert not out.exists()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path):
+    src = tmp_path / "bom.jsonl"
+    src.write_text('\ufeff{"instruction": "Write a poem about rain."}\n', encoding="utf-8")
+    out = tmp_path / "kept.jsonl"
+    result = invoke("dedup", "--input", str(src), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == {"instruction": "Write a poem about rain."}

@@ -2,16 +2,19 @@
 
 import asyncio
 import socket
+import threading
+import time
 
 import pytest
 
-from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError, normalize_base_url
+from app.core.llm.client import LLMClient, LLMError, LLMOutageError, LLMUnavailableError, normalize_base_url
 from tests.fault_server import FaultyLLMServer, completion_body
 
 
 def client(urls, **kw):
     kw.setdefault("backoff_s", 0.01)
     kw.setdefault("max_retries", 3)
+    kw.setdefault("outage_budget_s", 0)
     return LLMClient(base_urls=urls, model=kw.pop("model", "m"), **kw)
 
 
@@ -54,8 +57,59 @@ def test_gives_up_after_retries_with_the_last_error():
         async def go():
             async with client([srv.url], max_retries=2) as c:
                 await c.complete("hi")
-        with pytest.raises(LLMError, match="gave up after 3 attempts.*HTTP 503.*overloaded"):
+        with pytest.raises(LLMOutageError, match=r"\(3 attempts\); last error: .*HTTP 503.*overloaded"):
             run(go())
+
+
+def test_a_request_that_fails_while_others_are_answered_is_not_an_outage():
+    def respond(path, body):
+        return (500, '{"error": "this prompt breaks the server"}') if body and body.get("prompt") == "bad" else None
+
+    with FaultyLLMServer(respond=respond, delay_s=0.01) as srv:
+        async def go():
+            async with client([srv.url], max_retries=2, backoff_s=0.05, outage_budget_s=600) as c:
+                async def others():
+                    for i in range(40):
+                        await c.complete(str(i))
+                results = await asyncio.gather(c.complete("bad"), others(), return_exceptions=True)
+                return results[0]
+        error = run(go())
+    assert isinstance(error, LLMError) and not isinstance(error, LLMUnavailableError), error
+    assert "gave up after 3 attempts" in str(error) and "this prompt breaks the server" in str(error)
+
+
+def test_retries_ride_out_an_outage_within_the_budget():
+    url = closed_port_url()  # nothing listens there yet
+    async def go():
+        async with client([url], max_retries=1, backoff_s=0.05, backoff_max_s=0.2, outage_budget_s=300) as c:
+            return await c.complete("hi"), c.usage
+
+    started = {}
+
+    def come_back():
+        time.sleep(1.0)  # longer than max_retries' few tries
+        started["server"] = FaultyLLMServer(port=int(url.rsplit(":", 1)[1].split("/")[0])).__enter__()
+
+    thread = threading.Thread(target=come_back)
+    thread.start()
+    try:
+        out, usage = run(go())
+    finally:
+        thread.join()
+        started["server"].__exit__(None, None, None)
+    assert out.text == "ok" and usage.retries > 1
+
+
+def test_an_outage_longer_than_the_budget_names_the_endpoint_and_the_last_error():
+    dead = closed_port_url()
+    async def go():
+        async with client([dead], max_retries=1, backoff_s=0.01, backoff_max_s=0.05, outage_budget_s=0.3) as c:
+            await c.complete("hi")
+    with pytest.raises(LLMOutageError) as err:
+        run(go())
+    message = str(err.value)
+    assert f"no answer from the model server at {dead}" in message and "cannot connect" in message
+    assert "sprout model serve" not in message and "start" not in message
 
 
 def test_client_error_is_not_retried():
@@ -87,7 +141,7 @@ def test_unreachable_server_gives_a_clear_error():
     async def go():
         async with client([closed_port_url()], max_retries=1) as c:
             await c.complete("hi")
-    with pytest.raises(LLMUnavailableError, match="no LLM server reachable.*sprout model serve"):
+    with pytest.raises(LLMUnavailableError, match="no answer from the model server at .*cannot connect"):
         run(go())
 
 

@@ -55,7 +55,7 @@ def test_csv(tmp_path):
         ('{"name": "x"}\n', "self-instruct", "line 1: missing field 'instruction'"),
         ('{"instruction": "x y", "instances": [{"input": "a"}]}\n', "self-instruct", "line 1, instances[0]: missing field 'output'"),
         ('{"instruction": "x y", "is_classification": "yes"}\n', "self-instruct", "line 1: field 'is_classification' must be true or false"),
-        ('[\n  {"instruction": "x", "output": "y"},\n  {"input": "z", "output": "w"}\n]', "alpaca", "line 3, item 1: missing field 'instruction'"),
+        ('[\n  {"instruction": "x", "output": "y"},\n  {"input": "z", "output": "w"}\n]', "alpaca", "line 3, item 2: missing field 'instruction'"),
         ('[{"instruction": "x",\n "output": ]', "alpaca", "line 2: not valid JSON"),
         ('{"a": 1}', "alpaca", "expected a JSON list"),
         ("prompt,output\nx,y\n", "csv", "line 1: the CSV header must name an 'instruction' column"),
@@ -77,3 +77,58 @@ def test_missing_and_non_utf8_files(tmp_path):
     bad.write_bytes(b'{"instruction": "\xff\xfe"}\n')
     with pytest.raises(SeedFormatError, match="not UTF-8"):
         load_seed_file(bad)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+BIG = "1" * 5_000
+
+
+@pytest.mark.parametrize(
+    "text, fmt, message",
+    [
+        # JSON nested 100,000 deep: a line-named error, not a RecursionError
+        ('{"instruction": "a b c"}\n{"instruction": "x", "extra": ' + DEEP + "}\n", "self-instruct",
+         "line 2: JSON nested deeper than 64 levels"),
+        ('[\n{"instruction": "a", "output": "b"},\n' + DEEP + "\n]", "alpaca", "line 3: JSON nested deeper than 64 levels"),
+        # a 5,000-digit integer: Python refuses to convert it (ValueError)
+        ('{"id": ' + BIG + ', "instruction": "a b c"}\n', "self-instruct", "line 1: an integer of 5000 digits"),
+        ('{"instruction": "a b c"}\n{"instruction": "x y", "is_classification": ' + BIG + "}\n", "self-instruct",
+         "line 2: an integer of 5000 digits"),
+        ('[{"instruction": "a", "output": "b"},\n {"instruction": "c", "output": "d", "id": -' + BIG + "}]", "alpaca",
+         "line 2: an integer of 5000 digits"),
+        # a quote left open swallowed the rest of the file into one task
+        ('instruction,output\n"Say hi,x\nsecond,y\nthird,z\n', "csv", "line 2: not valid CSV (a quoted field is never closed)"),
+        ('instruction,output\nok,x\n"a"b,y\n', "csv", "line 3: not valid CSV"),
+        # a NUL character (escaped in JSON) was refused only by the database, without its line
+        ('{"instruction": "a b c"}\n{"instruction": "x\\u0000y"}\n', "self-instruct",
+         "line 2: field 'instruction' contains a NUL character"),
+        ('{"instruction": "a b c", "instances": [{"input": "", "output": "\\u0000"}]}\n', "self-instruct",
+         "line 1, instances[0]: field 'output' contains a NUL character"),
+        ('{"instruction": "a \\ud800 b"}\n', "self-instruct", "line 1: field 'instruction' is not valid Unicode"),
+        # a seed instruction of a million words
+        (json.dumps({"instruction": "word " * 1_000_000}) + "\n", "self-instruct",
+         "line 1: field 'instruction' has 5,000,000 characters; at most 100,000"),
+        (json.dumps({"instruction": "word " * 1_001}) + "\n", "self-instruct",
+         "line 1: field 'instruction' has 1,001 words; a seed instruction has at most 1,000"),
+        ("instruction,output\n" + "w " * 1_001 + ",x\n", "csv", "line 2: field 'instruction' has 1,001 words"),
+        # duplicate ids name both lines
+        ('{"id": "t1", "instruction": "a b c"}\n{"id": "t2", "instruction": "d e f"}\n\n{"id": "t1", "instruction": "g h"}\n',
+         "self-instruct", "line 4: duplicate id 't1' (also on line 1)"),
+        ('[{"id": 7, "instruction": "a", "output": "b"},\n {"id": 7, "instruction": "c", "output": "d"}]', "alpaca",
+         "line 2, item 2: duplicate id 7 (also on line 1, item 1)"),
+        ("id,instruction,output\nx,a,b\ny,c,d\nx,e,f\n", "csv", "line 4: duplicate id 'x' (also on line 2)"),
+    ],
+)
+def test_hostile_and_inconsistent_files_are_refused_naming_the_line(text, fmt, message):
+    with pytest.raises(SeedFormatError) as err:
+        parse_seeds(text, fmt=fmt)
+    assert message in str(err.value)
+
+
+def test_byte_order_mark_and_unicode_line_separators(tmp_path):
+    path = tmp_path / "seeds.jsonl"
+    path.write_text('\ufeff{"instruction": "Split\u2028here."}\n{"instruction": "Second one."}\n', encoding="utf-8")
+    fmt, tasks = load_seed_file(path)
+    assert fmt == "self-instruct" and [t.instruction for t in tasks] == ["Split\u2028here.", "Second one."]
+    fmt, tasks = parse_seeds("\ufeffinstruction,output\nSay hi.,Hi\n", fmt="csv")
+    assert tasks[0].instruction == "Say hi." and tasks[0].instances == [{"input": "", "output": "Hi"}]

@@ -105,7 +105,7 @@ def test_user_prompt_joins_instruction_and_input():
         ('{"messages": [{"role": "assistant", "content": "a"}]}\n', "line 1: no user message"),
         ('{"messages": "hi"}\n', "line 1: field 'messages' must be a list"),
         ('{"prompt": "a", "completion": ["b"]}\n', "line 1: fields 'prompt' and 'completion' must both be"),
-        ("[1, 2]\n", "line 1: expected a JSON object"),
+        ("[1, 2]\n", "line 1, item 1: expected a JSON object"),
         ("\n\n", "holds no training rows"),
     ],
 )
@@ -123,8 +123,8 @@ def test_json_list_errors_give_the_line_of_the_item(tmp_path):
         read_export(_write(tmp_path / "bad.json", text))
     message = str(err.value)
     assert "2 bad rows" in message
-    assert "line 3: not a training row" in message
-    assert "line 4: field 'output' must be a string" in message
+    assert "line 3, item 2: not a training row" in message
+    assert "line 4, item 3: field 'output' must be a string" in message
 
 
 def test_json_syntax_error_gives_the_line(tmp_path):
@@ -182,3 +182,21 @@ def test_split_edge_cases():
     assert len(held) == 1 and len(train) == 2
     train, held = split_held_out(_convs(2), 0.99, seed=0)
     assert len(held) == 1 and len(train) == 1
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("deep.jsonl", '{"instruction": "a", "output": "b", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+         "line 1: JSON nested deeper than 64 levels"),
+        ("big.json", '[\n{"instruction": "a", "output": "b"},\n{"instruction": "a", "output": "b", "n": ' + "9" * 5_000 + "}\n]",
+         "line 3: an integer of 5000 digits"),
+        ("nul.jsonl", '{"instruction": "a", "output": "b\\u0000"}\n', "line 1: field 'output' contains a NUL character"),
+        ("bom.jsonl", '\ufeff{"instruction": "a", "output": "b"}\n{"instruction": 1, "output": "b"}\n',
+         "line 2: field 'instruction' must be a string"),
+    ],
+)
+def test_hostile_files_are_refused_naming_the_line(tmp_path, name, text, expected):
+    with pytest.raises(TrainDataError) as err:
+        read_export(_write(tmp_path / name, text))
+    assert expected in str(err.value)

@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
 from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
+from app.api.errors import LimitedJsonRoute
 from app.api.routes.jobs import _send
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.datasets import (
@@ -58,7 +59,7 @@ from app.core.jobs import dataset_build, requests
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, utcnow
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=LimitedJsonRoute)
 
 NamePath = Annotated[str, PathParam(max_length=100, description="The dataset's name.", examples=["support-sft"])]
 RefPath = Annotated[str, PathParam(max_length=64, description="A version number, `latest`, or a tag.",

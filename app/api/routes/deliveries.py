@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, SettingsDep, owned
-from app.api.errors import field_error
+from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.handoff import AttemptOut, DeliveryCreate, DeliveryOut
 from app.core import store
@@ -28,7 +28,7 @@ from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.models import Delivery, Destination, Job, JobStatus, utcnow
 from app.settings import Settings
 
-router = APIRouter(prefix="/deliveries", tags=["hand-off"])
+router = APIRouter(prefix="/deliveries", tags=["hand-off"], route_class=LimitedJsonRoute)
 
 
 @lru_cache(maxsize=4)

@@ -10,13 +10,13 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from app.api.deps import IdPath, Owner, SessionDep, SettingsDep, owned
-from app.api.errors import field_error
+from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.handoff import DestinationCreate, DestinationOut
 from app.core.handoff import destinations
 from app.models import Destination
 
-router = APIRouter(prefix="/destinations", tags=["hand-off"])
+router = APIRouter(prefix="/destinations", tags=["hand-off"], route_class=LimitedJsonRoute)
 
 
 def _out(row: Destination) -> DestinationOut:

@@ -25,14 +25,14 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import IdPath, Owner, SessionDep, SettingsDep, owned
-from app.api.errors import field_error
+from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_ID, MAX_PAGE, Page
 from app.api.schemas.exports import ExportCreate, ExportOut
 from app.core import export as exporter
 from app.core.handoff import formats, sources
 from app.models import Export, Job
 
-router = APIRouter(prefix="/exports", tags=["exports"])
+router = APIRouter(prefix="/exports", tags=["exports"], route_class=LimitedJsonRoute)
 
 SUFFIX = {"alpaca": ".json", "messages": ".jsonl", "prompt-completion": ".jsonl", "sharegpt": ".jsonl",
           "parquet": ".parquet.zip"}

@@ -17,7 +17,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.api import job_requests
-from app.api.deps import CeleryDep, IdPath, Owner, SessionDep, SettingsDep, owned
+from app.api.deps import CeleryDep, IdPath, Owner, SessionDep, SettingsDep, in_session, owned
+from app.api.errors import LimitedJsonRoute
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.jobs import JobCreate, JobOut
 from app.core import store
@@ -25,7 +26,7 @@ from app.models import Export, Job, JobStatus
 from workers.celery_app import enqueue
 
 log = logging.getLogger("sprout.api")
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=LimitedJsonRoute)
 
 
 def _send(session: Session, celery: Celery, job: Job, undo: str) -> None:
@@ -53,7 +54,7 @@ def create_job(body: JobCreate, session: SessionDep, owner: Owner, settings: Set
 
 
 @router.get("", summary="List jobs, newest first")
-def list_jobs(
+async def list_jobs(
     session: SessionDep,
     owner: Owner,
     status: JobStatus | None = Query(None, description="Only jobs in this status."),
@@ -66,14 +67,20 @@ def list_jobs(
         query = query.where(Job.status == status.value)
     if kind is not None:
         query = query.where(Job.kind == kind)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Job.id.desc()).offset(offset).limit(limit)).all()
-    return Page(items=[JobOut.of(j) for j in rows], total=total, limit=limit, offset=offset)
+
+    def page() -> Page[JobOut]:
+        # the page and the total in one round trip (a page past the end needs a count of its own)
+        counted = query.add_columns(func.count().over().label("total"))
+        rows = session.execute(counted.order_by(Job.id.desc()).offset(offset).limit(limit)).all()
+        total = rows[0][1] if rows else session.exec(select(func.count()).select_from(query.subquery())).one()
+        return Page(items=[JobOut.of(job) for job, _ in rows], total=total, limit=limit, offset=offset)
+
+    return await in_session(session, page)
 
 
 @router.get("/{job_id}", summary="A job with its live counters, rate and ETA")
-def get_job(job_id: IdPath, session: SessionDep, owner: Owner) -> JobOut:
-    return JobOut.of(owned(session, Job, job_id, owner, "job"))
+async def get_job(job_id: IdPath, session: SessionDep, owner: Owner) -> JobOut:
+    return await in_session(session, lambda: JobOut.of(owned(session, Job, job_id, owner, "job")))
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Stop a job, keeping what it accepted")

@@ -14,11 +14,12 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
+from app.api.errors import LimitedJsonRoute
 from app.api.schemas.common import MAX_PAGE, Page, Text
 from app.api.schemas.results import InstanceOut, InstanceWithInstruction, InstructionOut
 from app.models import Fate, Instance, Instruction, Job
 
-router = APIRouter(prefix="/jobs/{job_id}", tags=["results"])
+router = APIRouter(prefix="/jobs/{job_id}", tags=["results"], route_class=LimitedJsonRoute)
 
 FateQ = Annotated[Fate | None, Query(description="accepted or rejected.")]
 RuleQ = Annotated[str | None, Query(max_length=64, description="Only rejections by this rule (e.g. too_similar).")]

@@ -6,7 +6,6 @@ transaction, so a bad line refuses the upload and leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -17,14 +16,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
-from app.api.errors import field_error, request_error
+from app.api.errors import LimitedJsonRoute, field_error, parse_json_body, request_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.seed_sets import SeedSetCreate, SeedSetDetail, SeedSetOut, SeedTaskOut
 from app.core import store
-from app.core.seeds import FORMATS, MAX_SEED_BYTES, SeedTaskData, parse_seeds
+from app.core.seeds import FORMATS, MAX_SEED_BYTES, SeedFormatError, SeedTaskData, parse_seeds, tasks_from_objects
 from app.models import Job, SeedSet, SeedTask
 
-router = APIRouter(prefix="/seed-sets", tags=["seed sets"])
+router = APIRouter(prefix="/seed-sets", tags=["seed sets"], route_class=LimitedJsonRoute)
 
 _EXAMPLES = SeedSetCreate.model_config.get("json_schema_extra", {}).get("examples", [])  # type: ignore[union-attr]
 UPLOAD_DOC: dict[str, Any] = {
@@ -108,32 +107,22 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 async def _from_json(request: Request) -> SeedSetCreate:
     limit = 2 * MAX_SEED_BYTES  # JSON escapes make a file's text longer
-    raw = await _read_limited(request, limit)
-    try:
-        payload = json.loads(_decode(raw, ("body",), limit))
-    except json.JSONDecodeError as exc:
-        raise field_error(("body",), f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
-                          "json_invalid") from None
+    payload = parse_json_body(await _read_limited(request, limit))  # within the JSON limits, or a 422
     try:
         return SeedSetCreate.model_validate(payload)
     except ValidationError as exc:
         raise request_error(exc, "body") from None
 
 
-def _check_unicode(tasks: list[SeedTaskData]) -> None:
-    """JSON may escape lone surrogates (`\\ud800`), which no database can store as text."""
-    for number, task in enumerate(tasks, start=1):
-        texts = [task.instruction, task.name or ""] + [v for inst in task.instances for v in inst.values()]
-        for text in texts:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise field_error(("body",), f"seed task {number}: text is not valid Unicode "
-                                  "(a lone surrogate such as \\ud800)") from None
+def _tasks_of(body: SeedSetCreate) -> list[SeedTaskData]:
+    """The body's task list, under the same rules as a seed file's tasks (lengths, unique ids, text)."""
+    try:
+        return tasks_from_objects((f"tasks[{i}]", task.model_dump()) for i, task in enumerate(body.tasks or []))
+    except SeedFormatError as exc:
+        raise field_error(("body", "tasks"), str(exc)) from None
 
 
 def _store(session: Session, name: str, fmt: str, tasks: list[SeedTaskData], owner: str) -> SeedSetDetail:
-    _check_unicode(tasks)
     seed_set = store.import_seed_set(session, name, fmt, tasks, owner=owner)
     session.commit()
     return _detail(session, seed_set)
@@ -154,8 +143,7 @@ async def create_seed_set(request: Request, session: SessionDep, owner: Owner) -
     elif content_type in ("application/json", ""):
         body = await _from_json(request)
         if body.tasks is not None:
-            tasks = [SeedTaskData(t.instruction.strip(), [i.model_dump() for i in t.instances], t.is_classification, t.name)
-                     for t in body.tasks]
+            tasks = await run_in_threadpool(_tasks_of, body)
             return await run_in_threadpool(_store, session, body.name, "tasks", tasks, owner)
         name, fmt, text, filename = body.name, body.format, body.content or "", None
     else:

@@ -8,13 +8,13 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
-from app.api.errors import field_error
+from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.handoff import AttemptOut, WebhookCreate, WebhookCreated, WebhookDeliveryOut, WebhookOut
 from app.core.handoff import webhooks
 from app.models import Webhook, WebhookAttempt, WebhookDelivery
 
-router = APIRouter(prefix="/webhooks", tags=["hand-off"])
+router = APIRouter(prefix="/webhooks", tags=["hand-off"], route_class=LimitedJsonRoute)
 
 
 def _out(row: Webhook) -> WebhookOut:

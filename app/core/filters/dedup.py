@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from app.core.urls import redact
+
 SHINGLE_SIZE = 3
 _SEED = 1  # datasketch's default MinHash seed
 _WORD_RE = re.compile(r"\w+")
@@ -288,10 +290,6 @@ def redis_connection_kwargs(url: str) -> dict[str, Any]:
         if parsed.get(name) is not None:
             kwargs[name] = parsed[name]
     return kwargs
-
-
-def redact(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url)
 
 
 # --- the index -------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.core import export
+from app.core import records
 from app.core.handoff.card import render_card
 from app.core.handoff.formats import FORMATS, FormatError, WrittenFile, open_writer, write_all
 from app.core.handoff.meta import HandoffMeta, RowStats
@@ -125,7 +125,7 @@ class _Checked:
 
 
 def _write_text(path: Path, text: str) -> None:
-    with export.atomic_file(path) as fh:
+    with records.atomic_file(path) as fh:
         fh.write(text)
 
 

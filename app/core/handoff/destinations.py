@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.core import export
+from app.core import records
 from app.core.handoff.bundle import read_manifest
 
 KINDS = ("folder", "hub")
@@ -123,7 +123,7 @@ class FolderDestination:
         except OSError:
             tmp_link.unlink(missing_ok=True)
             raise
-        with export.atomic_file(base / LATEST_JSON) as fh:
+        with records.atomic_file(base / LATEST_JSON) as fh:
             json.dump({"label": label, "path": label, "updated_at": datetime.now(UTC).isoformat(timespec="seconds")},
                       fh, indent=2)
             fh.write("\n")

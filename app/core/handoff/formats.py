@@ -2,7 +2,7 @@
 
 A writer takes rows with `add(row)` and makes its file appear with `close()` (`abort()`
 leaves nothing). Memory stays flat whatever the number of rows: JSON formats write each
-record as it comes (through `app.core.export.AtomicFile`, the project's one atomic file
+record as it comes (through `app.core.records.AtomicFile`, the project's one atomic file
 writer), Parquet buffers at most one row group. Several writers can be fed from one pass
 over the rows (`app.core.handoff.bundle`), so a source is read once for every format.
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.core import export
+from app.core import export, records
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion", "parquet")
 FILE_NAMES = {
@@ -98,7 +98,7 @@ class JsonWriter:
             raise ValueError(f"not a JSON format: {fmt!r}")
         self.format = fmt
         self.name = name or FILE_NAMES[fmt]
-        self.file = export.AtomicFile(Path(folder) / self.name)
+        self.file = records.AtomicFile(Path(folder) / self.name)
         self.columns = _Columns()
         self.rows = 0
 
@@ -254,7 +254,7 @@ def write_parquet_zip(rows: Iterable[dict[str, Any]], zip_path: str | Path, rows
     work = Path(tempfile.mkdtemp(dir=zip_path.parent, prefix=f".{zip_path.name}.", suffix=".tmp"))
     try:
         written = write_parquet_folder(rows, work, rows_per_shard)
-        with export.atomic_file(zip_path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+        with records.atomic_file(zip_path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
             for name in written.shards:
                 zf.write(work / PARQUET_DIR / name, f"{PARQUET_DIR}/{name}")
     finally:

@@ -160,7 +160,7 @@ def run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None = N
     except LLMOutageError as exc:
         beat.stop()
         with session_scope(url) as session:
-            store.pause_job(session, job_id, worker, f"paused, will retry: {exc}")
+            store.pause_job(session, job_id, worker, f"waiting for the model server: {exc}")
         log.warning("job %s paused: %s", job_id, exc)
     except (LLMError, JobInputError, store.NotFound) as exc:
         beat.stop()

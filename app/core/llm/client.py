@@ -4,12 +4,21 @@ Why our own and not the `openai` SDK: we need several endpoints behind one clien
 request goes to the least busy one), one concurrency bound across all of them, retries
 that move to another endpoint, and token counts per job. It sends only fields that vLLM's
 OpenAI server accepts; server-specific extras go through `extra`.
+
+Retries ride out an outage. A request that fails on a connection error, a timeout, a 429
+or a 5xx is retried `max_retries` times, and, while no request of this client has been
+answered since it first failed (every endpoint is down, or restarting), for as long as
+`outage_budget_s` lasts, with the delay capped at `backoff_max_s`. Then it raises
+`LLMOutageError`, which names the endpoints and the last error: the job is paused and
+retried later rather than failed. A request that keeps failing while others are answered
+is not an outage: it ends with `LLMError` after its retries, as a bad request does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,6 +99,7 @@ class LLMClient:
     max_retries: int = 5
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
+    outage_budget_s: float = 120.0
     transport: httpx.AsyncBaseTransport | None = None
     usage: Usage = field(default_factory=Usage)
 
@@ -99,6 +109,7 @@ class LLMClient:
         self._endpoints = [_Endpoint(normalize_base_url(u)) for u in self.base_urls]
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._rr = 0
+        self._last_answer = float("-inf")  # monotonic time of the last answered request
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         limits = httpx.Limits(max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency)
         self._http = httpx.AsyncClient(
@@ -119,6 +130,7 @@ class LLMClient:
             max_retries=config.max_retries,
             backoff_s=config.backoff_s,
             backoff_max_s=config.backoff_max_s,
+            outage_budget_s=config.outage_budget_s,
         )
 
     async def __aenter__(self) -> LLMClient:
@@ -195,13 +207,16 @@ class LLMClient:
     async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         last_error = ""
         unreachable = 0
+        first_failure: float | None = None
         previous: _Endpoint | None = None
         async with self._semaphore:
-            for attempt in range(self.max_retries + 1):
+            attempt = 0
+            while True:
                 if attempt:
                     self.usage.retries += 1
-                    delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+                    delay = min(self.backoff_max_s, self.backoff_s * 2 ** min(attempt - 1, 32))
                     await asyncio.sleep(random.uniform(0, delay))  # full jitter
+                attempt += 1
                 ep = self._pick(previous)
                 previous = ep
                 ep.in_flight += 1
@@ -217,6 +232,7 @@ class LLMClient:
                     last_error = f"{ep.base_url}: connection broke ({exc.__class__.__name__})"
                 else:
                     if resp.status_code == 200:
+                        self._last_answer = time.monotonic()
                         try:
                             return resp.json()
                         except ValueError:
@@ -229,12 +245,20 @@ class LLMClient:
                 finally:
                     ep.in_flight -= 1
                 self.usage.errors += 1
-        if unreachable == self.max_retries + 1:
-            raise LLMUnavailableError(
-                f"no LLM server reachable at {', '.join(self.endpoints)} ({last_error}); "
-                "start one (`sprout model serve`) or set SPROUT_LLM_BASE_URLS"
-            )
-        raise LLMError(f"gave up after {self.max_retries + 1} attempts: {last_error}")
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                down = self._last_answer < first_failure  # no request of this client answered since
+                if attempt <= self.max_retries or (down and now - first_failure < self.outage_budget_s):
+                    continue
+                if down:
+                    raise LLMOutageError(
+                        f"no answer from the model server{'s' if len(self.endpoints) > 1 else ''} at "
+                        f"{', '.join(self.endpoints)} for {now - first_failure:.0f} s ({attempt} attempts); "
+                        f"last error: {last_error}"
+                    )
+                if unreachable == attempt:
+                    raise LLMUnavailableError(f"no LLM server reachable at {', '.join(self.endpoints)} ({last_error})")
+                raise LLMError(f"gave up after {attempt} attempts: {last_error}")
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 
@@ -53,8 +54,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, ctx_per_slot: int,
-          alias: str = MODEL_ALIAS, parent_pid: int | None = None) -> None:
-    """Run the server in this process until SIGINT/SIGTERM (or until `parent_pid` exits)."""
+          alias: str = MODEL_ALIAS, parent_pid: int | None = None) -> NoReturn:
+    """Run the server in this process until SIGINT/SIGTERM (or until `parent_pid` exits),
+    then end the process at once.
+
+    Why not return: releasing the server waits for every request it is still decoding, and
+    it keeps decoding for clients that already left — a stopped server lingered for
+    minutes. A model server holds nothing to save, so the process exits as soon as it is
+    told to."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -85,6 +92,9 @@ def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, c
         time.sleep(0.2)
         if parent_pid and os.getppid() != parent_pid:
             break  # the process that started us is gone: do not linger
+    print("stopping", flush=True)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def wait_ready(base_url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:

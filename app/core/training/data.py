@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.core import records
 from app.core.export import user_text
-from app.core.jsonfile import item_lines
+from app.core.records import RecordError
 from app.core.training.errors import TrainDataError
 
 Message = dict[str, str]
@@ -115,21 +116,20 @@ def rows_to_conversations(rows: Iterable[Any]) -> list[Conversation]:
 def read_export(path: str | Path) -> tuple[str, list[Conversation]]:
     """Read an export file; returns (format, conversations). Errors name the file and the lines."""
     p = Path(path)
-    if not p.is_file():
-        raise TrainDataError(f"{p}: no such file")
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TrainDataError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        text = records.read_text(p)
+    except RecordError as exc:
+        raise TrainDataError(str(exc)) from None
     items = _json_list_items(text, p) if text.lstrip().startswith("[") else _jsonl_items(text, p)
     conversations, formats, errors = [], [], []
-    for line, row in items:
+    for item in items:
+        row = item.value
         try:
             if isinstance(row, Mapping):
                 formats.append(row_format(row))
             conversations.append(row_to_conversation(row))
         except ValueError as exc:
-            errors.append(f"line {line}: {exc}")
+            errors.append(f"{item.where}: {exc}")
     _raise_errors(errors, str(p))
     if not conversations:
         raise TrainDataError(f"{p}: the file holds no training rows")
@@ -170,14 +170,7 @@ def _row_hash(conversation: Conversation, seed: int) -> str:
 
 
 def _string(row: Mapping[str, Any], key: str, required: bool = True) -> str:
-    value = row.get(key)
-    if value is None:
-        if required:
-            raise ValueError(f"missing field {key!r}")
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"field {key!r} must be a string, got {type(value).__name__}")
-    return value
+    return records.string_field(dict(row), key, required)
 
 
 def _messages(raw: list[Any], field: str) -> Conversation:
@@ -238,25 +231,16 @@ def _raise_errors(errors: list[str], where: str) -> None:
     raise TrainDataError(f"{where}: {len(errors)} {noun}: {shown}{more}")
 
 
-def _jsonl_items(text: str, path: Path) -> list[tuple[int, Any]]:
-    items, errors = [], []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append((lineno, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            errors.append(f"line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})")
+def _jsonl_items(text: str, path: Path) -> list[records.Item]:
+    errors: list[str] = []
+    items = records.jsonl_items(text, errors)
     _raise_errors(errors, str(path))
     return items
 
 
-def _json_list_items(text: str, path: Path) -> list[tuple[int, Any]]:
+def _json_list_items(text: str, path: Path) -> list[records.Item]:
     """Items of a JSON list with the line each starts on."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TrainDataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(data, list):
-        raise TrainDataError(f"{path}: line 1: expected a JSON list of rows")
-    return list(zip(item_lines(text), data))
+        return records.json_list_items(text)
+    except RecordError as exc:
+        raise TrainDataError(f"{path}: {exc}") from None
