@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -81,15 +82,19 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def choose_attention(requested: str, device: str, half_precision: bool) -> tuple[str, str]:
+def choose_attention(requested: str, device: str, half_precision: bool,
+                     installed: Collection[str] | None = None) -> tuple[str, str]:
     """(implementation, reason). 'auto': flash-attention on a CUDA GPU in bf16/fp16 when it is
-    installed (a varlen kernel: packed documents cost nothing extra), else PyTorch's SDPA."""
+    installed (a varlen kernel: packed documents cost nothing extra), else PyTorch's SDPA.
+    `installed`: the flash-attention modules present (default: looked up)."""
     if requested != "auto":
         return requested, "as set (attn_implementation)"
+    if installed is None:
+        installed = {m for m in ("flash_attn", "flash_attn_interface") if _installed(m)}
     if device == "cuda" and half_precision:
-        if _installed("flash_attn_interface"):
+        if "flash_attn_interface" in installed:
             return "flash_attention_3", "auto: flash-attention 3 is installed, CUDA, 16-bit"
-        if _installed("flash_attn"):
+        if "flash_attn" in installed:
             return "flash_attention_2", "auto: flash-attention 2 is installed, CUDA, 16-bit"
         return "sdpa", "auto: flash-attention is not installed; SDPA with per-document masks"
     if device == "cuda":
