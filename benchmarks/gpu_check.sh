@@ -5,8 +5,9 @@
 #   benchmarks/gpu_check.sh      # then, on the GPU machine, from the repository root
 #
 # Installs the wheels from .whl/ into a temporary --target folder (nothing is fetched),
-# puts it on PYTHONPATH, checks that packed rows give every document the loss it has alone
-# on this GPU (per-document masks from restarting position ids, Liger when installed), then
+# puts it on PYTHONPATH, checks that packed rows give every document the log-probabilities
+# it has alone on this GPU (per-document masks from restarting position ids, with Liger's
+# kernels when installed; a failure is printed and makes the command exit 1), then
 # runs benchmarks/sft_throughput.py on the GPU only, bounded in time, and prints its table:
 # ceiling loop, trainer, trainer + packing, for full fine-tuning and LoRA of a 1.24B
 # Llama-shaped model (tokens/s, MFU, peak memory, padding waste). Extra arguments go to the
