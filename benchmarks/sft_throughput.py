@@ -50,7 +50,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 
@@ -288,7 +288,7 @@ class PeakMemory:
         while not self._stop.wait(0.01):
             self.peak = max(self.peak, self._rss())
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         gc.collect()
         if self.device == "cuda":
             torch.cuda.empty_cache()
@@ -303,7 +303,7 @@ class PeakMemory:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.device == "cuda":
             torch.cuda.synchronize()
             self.peak = torch.cuda.max_memory_allocated()
@@ -371,6 +371,9 @@ def throughput_table(args: argparse.Namespace, device: str, config: dict[str, An
     lengths = [len(ids) for ids, _ in examples]
     mean_len = sum(lengths) / len(lengths)
     batches = packed_batches(examples, max_length, batch_size, tokenizer.pad_token_id)
+    if not batches:
+        raise SystemExit(f"{len(examples)} documents do not fill {batch_size} packed rows of {max_length} tokens: "
+                         "give more documents (--rows / --gpu-rows)")
     with torch.device("meta"):  # count the parameters without allocating them
         n = n_params(build_model(config, tokenizer, args.seed, "meta"))
     device_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} torch threads"

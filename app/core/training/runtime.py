@@ -133,7 +133,7 @@ def liger_model_types() -> frozenset[str] | None:
         return None
     try:
         from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
-    except Exception:  # a broken install (no Triton, say) is "not usable", not a crash
+    except (ImportError, RuntimeError):  # a broken install (no Triton, say) is "not usable", not a crash
         return frozenset()
     return frozenset(MODEL_TYPE_TO_APPLY_LIGER_FN)
 
@@ -202,8 +202,8 @@ class RuntimePlan:
             f"device: {self.device}, precision {self.precision}, optimizer {self.optimizer}",
             f"attention: {self.attention} ({self.attention_reason})",
             f"packing: {layout}",
-            f"micro-batch: {self.micro_batch_size} rows x {self.gradient_accumulation_steps} accumulation; "
-            f"activation checkpointing {'on' if self.gradient_checkpointing else 'off'} ({self.memory_reason})",
+            (f"micro-batch: {self.micro_batch_size} rows x {self.gradient_accumulation_steps} accumulation; "
+             f"activation checkpointing {'on' if self.gradient_checkpointing else 'off'} ({self.memory_reason})"),
             self.liger_reason,
         ]
 
