@@ -115,7 +115,7 @@ def test_collated_batches_keep_the_mask(tiny_model_dir, tmp_path, packing):
     batch = next(iter(trainer.get_train_dataloader()))
     expected = {tuple(_expected_labels(tokenizer, c, only_last=False)[1]) for c in CONVERSATIONS}
     if packing:
-        # one flattened row, no padding, positions restarting at each example
+        # both examples fit one packed row: no padding, positions restarting at each example
         assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
         positions = batch["position_ids"][0].tolist()
         starts = [i for i, p in enumerate(positions) if p == 0] + [len(positions)]

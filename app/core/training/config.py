@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Method = Literal["lora", "full"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -39,7 +39,9 @@ class TrainParams(BaseModel):
         description="Where converted GGUF models are kept. Default: `<SPROUT_DATA_DIR>/hf-models`.",
     )
     attn_implementation: str = Field(
-        default="sdpa", description="Attention kernel: 'sdpa' (PyTorch), 'eager', or 'flash_attention_2'."
+        default="auto",
+        description="Attention kernel: 'auto' (flash-attention on a CUDA GPU in bf16/fp16 when installed, else "
+        "'sdpa'), 'sdpa' (PyTorch), 'eager', 'flex_attention' (GPU) or 'flash_attention_2'.",
     )
 
     # --- optimisation ---------------------------------------------------------------------
@@ -61,15 +63,26 @@ class TrainParams(BaseModel):
     max_grad_norm: float = Field(default=1.0, ge=0, description="Gradient clipping; 0 disables it.")
     batch_size: int = Field(
         default=8, ge=1, le=4096,
-        description="Sequences per device per step (with packing: packed rows of `max_length` tokens; "
-        "without a flash-attention kernel they go one per micro-step, accumulated).",
+        description="Sequences per device per step (with packing: packed rows of up to `max_length` tokens).",
+    )
+    micro_batch_size: int | None = Field(
+        default=None, ge=1, le=4096,
+        description="Sequences per forward pass, a divisor of `batch_size` (the rest is accumulated, so a step "
+        "sees the same rows). Unset: all at once on a CPU; on a CUDA GPU as many as a memory estimate allows.",
     )
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096, description="Micro-batches per optimizer step.")
-    gradient_checkpointing: bool = Field(
-        default=False, description="Recompute activations in backward: less memory, ~20-30% slower."
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Recompute activations in backward: less memory, ~20-30% slower. 'auto': off, unless on a "
+        "CUDA GPU not one sequence of `max_length` fits without it (memory estimate).",
     )
     precision: Precision = Field(
         default="auto", description="'auto': bf16 on a GPU that supports it, fp32 otherwise."
+    )
+    use_liger_kernel: bool = Field(
+        default=True,
+        description="Liger's Triton kernels (RMSNorm, SwiGLU, RoPE) on a CUDA GPU when liger-kernel is installed; "
+        "never on a CPU. The run's log and metrics say whether they were used and why not.",
     )
     seed: int = Field(default=42, description="Seeds the split, the adapter init, the data order and dropout.")
 
@@ -77,8 +90,8 @@ class TrainParams(BaseModel):
     max_length: int = Field(default=1024, ge=16, le=131072, description="Tokens per sequence (truncated beyond).")
     packing: bool = Field(
         default=False,
-        description="Pack several examples into each sequence (best-fit decreasing, no padding, "
-        "attention kept within each example).",
+        description="Pack several examples into each sequence (best-fit decreasing, no padding; position ids "
+        "restart at each example, so attention stays within it).",
     )
     response_only_loss: bool = Field(
         default=True, description="Loss on the assistant's tokens only (the prompt is context, not target)."
@@ -113,6 +126,14 @@ class TrainParams(BaseModel):
     save_total_limit: int = Field(default=2, ge=1, description="Checkpoints kept on disk.")
     resume: bool = Field(default=False, description="Continue from the latest checkpoint in the run folder.")
     torch_threads: int = Field(default=0, ge=0, le=1024, description="CPU threads for torch; 0 leaves torch's choice.")
+
+    @model_validator(mode="after")
+    def _micro_batch_divides_batch(self) -> TrainParams:
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size {self.micro_batch_size} must divide batch_size {self.batch_size}"
+            )
+        return self
 
     @property
     def resolved_learning_rate(self) -> float:

@@ -54,6 +54,19 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line else ">" for line in lines)
 
 
+def _runtime_lines(runtime: dict[str, Any] | None) -> list[str]:
+    if not runtime:
+        return []
+    layout = {None: "no packing", "rows": "packed rows, per-document attention masks",
+              "flattened": "packed rows flattened for a varlen kernel"}.get(runtime["packing_layout"], "?")
+    return [
+        f"- runtime: {runtime['device']}, {runtime['precision']}, attention {runtime['attention']}, {layout}, "
+        f"micro-batch {runtime['micro_batch_size']} x {runtime['gradient_accumulation_steps']} accumulation, "
+        f"optimizer {runtime['optimizer']}, activation checkpointing "
+        f"{'on' if runtime['gradient_checkpointing'] else 'off'}; {runtime['liger_reason']}",
+    ]
+
+
 def render_report(
     metrics: dict[str, Any],
     config: dict[str, Any],
@@ -75,6 +88,7 @@ def render_report(
         f"{m['steps']} steps, batch {params['batch_size']} x {params['gradient_accumulation_steps']} accumulation, "
         f"max length {params['max_length']}, packing {'on' if params['packing'] else 'off'}",
         f"- loss on: {config['loss_mask']}",
+        *_runtime_lines(config.get("runtime")),
         f"- data: {m['train_rows']} training rows, {m['held_out_rows']} held out; "
         f"instruction-following tasks: {m['eval_tasks']} from {config['eval_tasks_source']}",
         "",

@@ -9,7 +9,7 @@ again, save. The run folder:
     model/               (LoRA with merge_lora) the base with the adapter merged in
     checkpoints/         resumable trainer checkpoints (optimizer, scheduler, RNG state)
     train_config.json    every setting, the resolved base model, library versions
-    metrics.jsonl        the trainer's log lines and the two evaluations
+    metrics.jsonl        the runtime plan, the trainer's log lines and the two evaluations
     metrics.json         the run's figures (see `run_training`)
     eval_before.json     the base model's figures, reused when the run resumes
     samples.jsonl        each evaluation task with the base and the tuned answer
@@ -55,7 +55,9 @@ def run_training(
     `progress`, if given, is called with dicts: `stage` (load_data, base_model, eval_before,
     train, eval_after, save, done), `step`, `max_steps`, `loss`, `tokens_per_s`, `eta_s`
     (None where not yet known). Returns the metrics also written to `metrics.json`:
-    eval_loss_before/after, rouge_l_before/after, train_tokens, train_seconds and more.
+    eval_loss_before/after, rouge_l_before/after, train_tokens, train_seconds, `runtime` (how
+    the machine was used: device, attention kernel, packing layout, micro-batch, Liger and
+    why; see runtime.py) and more.
     Raises TrainingError (a ValueError: TrainDataError, BaseModelError) for input the caller can fix.
     """
     with _quiet_progress_bars():
@@ -68,6 +70,7 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
+    from app.core.training.runtime import choose_attention, detect_device, plan_runtime, precision_flags
     from app.core.training.trainer import (
         MetricsLogCallback,
         ProgressCallback,
@@ -97,16 +100,22 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
     notify.stage("base_model")
     with PartialState().main_process_first():  # under `accelerate launch`, convert a GGUF once
         folder = resolve_base_model(params.base_model, params.model_cache_dir)
-    model, tokenizer = load_model_and_tokenizer(folder, torch.float32, params.attn_implementation)
+    device = detect_device()
+    attention, _ = choose_attention(params.attn_implementation, device, any(precision_flags(params, device)))
+    model, tokenizer = load_model_and_tokenizer(folder, torch.float32, attention)
     mode = mask_mode(tokenizer, params)
+    plan = plan_runtime(params, model, device)  # attention, packing, Liger, micro-batch: logged and kept
 
     tracker = ProgressCallback(notify.train_step)
     trainer = build_trainer(
         params, model, tokenizer, train, held_out, ckpt_dir,
-        callbacks=[tracker, MetricsLogCallback(log_path)],
+        callbacks=[tracker, MetricsLogCallback(log_path)], plan=plan,
     )
     trainer.remove_callback(PrinterCallback)  # the caller reports progress its own way
     is_main = trainer.is_world_process_zero()
+    if is_main:
+        plan.log()
+        write_jsonl_line(log_path, {"phase": "runtime", **plan.as_dict()})
     autocast = torch.bfloat16 if trainer.args.bf16 else torch.float16 if trainer.args.fp16 else None
 
     def evaluate(phase: str) -> tuple[float | None, list[str]]:
@@ -161,6 +170,7 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
         "held_out_rows": len(held_out),
         "eval_tasks": len(tasks),
         "resumed_from": resume_from,
+        "runtime": plan.as_dict(),
     }
     final_dir = out / ("adapter" if params.method == "lora" else "model")
     trainer.save_model(str(final_dir))
@@ -176,6 +186,7 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
             "base_model": params.base_model,
             "base_model_folder": str(folder),
             "loss_mask": MASK_DESCRIPTIONS[mode],
+            "runtime": plan.as_dict(),
             "data": str(rows_or_path) if isinstance(rows_or_path, (str, Path)) else "rows",
             "eval_tasks_source": eval_source,
             "versions": _versions(),

@@ -17,16 +17,26 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from transformers import TrainerCallback
+from trl import SFTTrainer
 
 from app.core.training.config import TrainParams
 from app.core.training.data import Conversation
+from app.core.training.packing import PackedRowsCollator
+from app.core.training.runtime import RuntimePlan, plan_runtime
 
 MaskMode = Literal["assistant", "completion", "none"]
+
+# Liger kernels applied on a CUDA GPU (keyword arguments of liger's apply functions; the ones
+# a model family lacks are dropped by liger). No fused linear cross-entropy: TRL 1.16 patches
+# the model with its own chunked LM head, which never materializes the full logits either.
+LIGER_KERNELS = {"rope": True, "rms_norm": True, "swiglu": True, "cross_entropy": False,
+                 "fused_linear_cross_entropy": False}
 
 
 def mask_mode(tokenizer: Any, params: TrainParams) -> MaskMode:
@@ -49,36 +59,19 @@ def to_dataset(conversations: Sequence[Conversation], mode: MaskMode) -> Any:
     return Dataset.from_list(rows)
 
 
-def precision_flags(params: TrainParams) -> tuple[bool, bool]:
-    """(bf16, fp16) mixed-precision flags; 'auto' is bf16 on a GPU that has it, fp32 elsewhere."""
-    import torch
-
-    if params.precision == "auto":
-        return (torch.cuda.is_available() and torch.cuda.is_bf16_supported(), False)
-    if params.precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError("precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on a CPU")
-    return params.precision == "bf16", params.precision == "fp16"
-
-
-def sft_config(params: TrainParams, output_dir: Path, mode: MaskMode, **overrides: Any) -> Any:
-    """The SFTConfig for `params`, every setting that matters spelled out."""
+def sft_config(
+    params: TrainParams, output_dir: Path, mode: MaskMode, plan: RuntimePlan | None = None, **overrides: Any
+) -> Any:
+    """The SFTConfig for `params` on this machine (`plan`), every setting that matters spelled out."""
     import torch
     from trl import SFTConfig
 
-    bf16, fp16 = precision_flags(params)
+    plan = plan or plan_runtime(params)
     # transformers 5.2x renamed gradient checkpointing; passing the old name warns.
     checkpointing = (
         "activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__
         else "gradient_checkpointing"
     )
-    per_device, accumulation = params.batch_size, params.gradient_accumulation_steps
-    if params.packing and "flash" not in params.attn_implementation:
-        # Packed rows are flattened into one sequence per micro-batch. A varlen (flash) kernel
-        # keeps attention inside each example for free; SDPA and eager get a dense
-        # block-diagonal mask whose cost grows with the square of the flattened length
-        # (8 rows of 512: 3x slower than no packing on CPU). One packed row per micro-step,
-        # accumulated to the same number of rows per optimizer step, keeps it at max_length.
-        per_device, accumulation = 1, params.batch_size * params.gradient_accumulation_steps
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
         # schedule and optimizer
@@ -88,19 +81,20 @@ def sft_config(params: TrainParams, output_dir: Path, mode: MaskMode, **override
         lr_scheduler_type=params.lr_scheduler,
         warmup_steps=params.warmup_ratio,  # a float below 1 is a fraction of the steps
         weight_decay=params.weight_decay,
-        optim="adamw_torch",
+        optim=plan.optimizer,  # fused AdamW on a CUDA GPU
         adam_beta1=params.adam_beta1,
         adam_beta2=params.adam_beta2,
         adam_epsilon=params.adam_epsilon,
         max_grad_norm=params.max_grad_norm,
-        per_device_train_batch_size=per_device,
-        per_device_eval_batch_size=params.batch_size,
-        gradient_accumulation_steps=accumulation,
-        bf16=bf16,
-        fp16=fp16,
+        # batch_size rows per device per optimizer step, in micro-batches that fit the memory
+        per_device_train_batch_size=plan.micro_batch_size,
+        per_device_eval_batch_size=plan.micro_batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        bf16=plan.precision == "bf16",
+        fp16=plan.precision == "fp16",
         # a machine without a GPU must say so: transformers then allows bf16 autocast on the
         # CPU, and data-parallel processes (torchrun, accelerate launch) instead of one each
-        use_cpu=not _has_accelerator(),
+        use_cpu=plan.device == "cpu",
         seed=params.seed,
         data_seed=params.seed,
         # data
@@ -108,7 +102,7 @@ def sft_config(params: TrainParams, output_dir: Path, mode: MaskMode, **override
         truncation_mode="keep_start",
         packing=params.packing,
         packing_strategy="bfd",  # best-fit decreasing: no example is cut across two sequences
-        padding_free=params.packing,  # packed rows are flattened; the mask comes from position_ids
+        padding_free=params.packing,  # no padding; documents are told apart by their position_ids
         eval_packing=False,  # held-out loss is per example, comparable across runs
         pad_to_multiple_of=None,
         shuffle_dataset=False,  # the sampler shuffles every epoch (seeded)
@@ -130,20 +124,15 @@ def sft_config(params: TrainParams, output_dir: Path, mode: MaskMode, **override
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,
-        use_liger_kernel=False,
+        # Liger's layer kernels on a CUDA GPU only (see runtime.py); its fused linear
+        # cross-entropy stays off: TRL's chunked LM head already never builds the full logits
+        use_liger_kernel=plan.liger,
+        liger_kernel_config=LIGER_KERNELS if plan.liger else None,
         activation_offloading=False,
     )
-    kwargs[checkpointing] = params.gradient_checkpointing
+    kwargs[checkpointing] = plan.gradient_checkpointing
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    xpu = getattr(torch, "xpu", None)
-    mps = getattr(torch.backends, "mps", None)
-    return torch.cuda.is_available() or bool(xpu and xpu.is_available()) or bool(mps and mps.is_available())
 
 
 def lora_config(params: TrainParams) -> Any:
@@ -219,6 +208,26 @@ def write_jsonl_line(path: Path, record: dict[str, Any]) -> None:
         fh.write(json.dumps(record, default=str) + "\n")
 
 
+class PackedRowsSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer, whose `num_tokens` log also counts packed rows stacked in a batch.
+
+    TRL takes a batch without an attention mask for one flattened row and counts its width;
+    with B stacked rows (packing.py) that would log 1/B of the tokens.
+    """
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        counted = self._total_train_tokens
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                      num_items_in_batch=num_items_in_batch)
+        ids = inputs["input_ids"]
+        if self.model.training and "attention_mask" not in inputs and ids.shape[0] > 1:
+            real = (ids != self.processing_class.pad_token_id).sum()
+            self._total_train_tokens = counted + self.accelerator.gather_for_metrics(real).sum().item() // self._tp_size
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return result
+
+
 def build_trainer(
     params: TrainParams,
     model: Any,
@@ -227,18 +236,29 @@ def build_trainer(
     held_out: Sequence[Conversation],
     output_dir: Path,
     callbacks: Sequence[Any] = (),
+    plan: RuntimePlan | None = None,
     **config_overrides: Any,
 ) -> Any:
-    """An SFTTrainer over `train` (and `held_out` for the loss), LoRA or full per `params`."""
-    from trl import SFTTrainer
-
+    """An SFTTrainer over `train` (and `held_out` for the loss), LoRA or full per `params`, set
+    up for this machine by `plan` (computed from `params` and `model` when not given); the plan
+    is kept as `trainer.runtime_plan`."""
     mode = mask_mode(tokenizer, params)
-    return SFTTrainer(
-        model=model,
-        args=sft_config(params, output_dir, mode, **config_overrides),
-        train_dataset=to_dataset(train, mode),
-        eval_dataset=to_dataset(held_out, mode) if held_out else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(params) if params.method == "lora" else None,
-        callbacks=list(callbacks),
-    )
+    plan = plan or plan_runtime(params, model)
+    with warnings.catch_warnings():
+        # TRL 1.16 marks use_liger_kernel as deprecated in favour of Hub kernels, which a machine
+        # without internet cannot fetch; the flag still applies Liger through transformers
+        warnings.filterwarnings("ignore", message=".*use_liger_kernel=True. is deprecated", category=FutureWarning)
+        trainer = PackedRowsSFTTrainer(
+            model=model,
+            args=sft_config(params, output_dir, mode, plan, **config_overrides),
+            train_dataset=to_dataset(train, mode),
+            eval_dataset=to_dataset(held_out, mode) if held_out else None,
+            processing_class=tokenizer,
+            peft_config=lora_config(params) if params.method == "lora" else None,
+            callbacks=list(callbacks),
+        )
+    if plan.packing_layout == "rows":
+        # TRL refuses a custom collator with packing, and its own flattens the rows (see packing.py)
+        trainer.data_collator = PackedRowsCollator(pad_token_id=tokenizer.pad_token_id)
+    trainer.runtime_plan = plan
+    return trainer
