@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from datasketch import MinHash, MinHashLSH  # noqa: E402
+from datasketch import MinHash, MinHashLSH
 
-from app.core.filters.dedup import NearDupIndex, ShingleHasher, example_text, lsh_params  # noqa: E402
+from app.core.filters.dedup import NearDupIndex, ShingleHasher, example_text, lsh_params
 
 SEED_FILES = [ROOT.parent / "shared" / "reference" / "self_instruct_seed_tasks.jsonl", ROOT / "seeds" / "default.jsonl"]
 WORD = re.compile(r"\w+")

@@ -34,11 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from app.core import export  # noqa: E402
-from app.core.handoff import formats  # noqa: E402
+from app.core import export
+from app.core.handoff import formats
 
 
 def rows(n: int):

@@ -46,17 +46,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rapidfuzz import process  # noqa: E402
-from rapidfuzz.distance import LCSseq  # noqa: E402
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq
 
-from app.core.filters.novelty import NoveltyIndex  # noqa: E402
-from app.core.filters.rouge import f_from_lcs_array, tokenize  # noqa: E402
+from app.core.filters.novelty import NoveltyIndex
+from app.core.filters.rouge import f_from_lcs_array, tokenize
 
 SEED_FILES = [ROOT.parent / "shared" / "reference" / "self_instruct_seed_tasks.jsonl", ROOT / "seeds" / "default.jsonl"]
 STOP = set(
-    "a an the of to in on for and or but with by from as at is are be this that these those it its "
-    "you your i we they he she them his her our their what which who how why when where given following "
-    "write into about each all any some if than then so not no do does can could would should".split()
+    ["a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "but", "with", "by", "from", "as", "at", "is", "are", "be", "this", "that", "these", "those", "it", "its", "you", "your", "i", "we", "they", "he", "she", "them", "his", "her", "our", "their", "what", "which", "who", "how", "why", "when", "where", "given", "following", "write", "into", "about", "each", "all", "any", "some", "if", "than", "then", "so", "not", "no", "do", "does", "can", "could", "would", "should"]
 )
 
 

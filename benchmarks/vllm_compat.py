@@ -45,17 +45,17 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlmodel import select  # noqa: E402
+from sqlmodel import select
 
-from app import db  # noqa: E402
-from app.core import jobs, store  # noqa: E402
-from app.core.jobs import lifecycle  # noqa: E402
-from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES  # noqa: E402
-from app.core.llm.client import LLMClient, LLMError, normalize_base_url  # noqa: E402
-from app.core.seeds import load_seed_file  # noqa: E402
-from app.db import session_scope  # noqa: E402
-from app.models import Instance, Instruction, JobStatus  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app import db
+from app.core import jobs, store
+from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES
+from app.core.jobs import lifecycle
+from app.core.llm.client import LLMClient, LLMError, normalize_base_url
+from app.core.seeds import load_seed_file
+from app.db import session_scope
+from app.models import Instance, Instruction, JobStatus
+from app.settings import Settings
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
 EXPECTED_MODEL = "gemma-3-270m"
@@ -266,7 +266,7 @@ def median(info: dict[str, Any], key: str) -> float:
 
 def table(infos: dict[str, dict[str, Any]], repeat: int) -> None:
     engines = list(infos)
-    label = "median of %d runs" % repeat if repeat > 1 else "one run"
+    label = f"median of {repeat} runs" if repeat > 1 else "one run"
     print(f"\n=== side by side ({label} each; same job: seeds/default.jsonl, same target and seed)")
     rows = [
         ("LLM requests", "requests", "{:.0f}"),

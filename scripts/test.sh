@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Quick start, command two: install, make sure Redis and PostgreSQL run, run every test.
+# Quick start, command two: install, make sure Redis and PostgreSQL run, lint, run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/services.sh
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.settings_table import table  # noqa: E402
+from scripts.settings_table import table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

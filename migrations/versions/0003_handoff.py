@@ -6,10 +6,9 @@ Revision ID: 0003_handoff
 Revises: 0002_datasets
 Create Date: 2026-11-28 08:17:11.359459
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0003_handoff'
 down_revision = "0002_datasets"

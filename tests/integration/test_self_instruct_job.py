@@ -10,8 +10,8 @@ from rouge_score import rouge_scorer
 from sqlmodel import select
 
 from app.core import jobs, store
-from app.core.jobs import lifecycle
 from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES
+from app.core.jobs import lifecycle
 from app.core.seeds import load_seed_file
 from app.db import session_scope
 from app.models import Instance, Instruction, JobStatus

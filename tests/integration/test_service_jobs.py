@@ -15,7 +15,12 @@ from app.core import store
 from app.db import session_scope
 from app.models import Instruction
 from tests.service_fixtures import (  # noqa: F401
-    api, api_settings, client, processes, service_env, wait_for,
+    api,
+    api_settings,
+    client,
+    processes,
+    service_env,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration

@@ -147,7 +147,9 @@ def test_diff_counts_and_rows_in_both_directions(db_url):
         remove_examples(s, ds, example_ids=[rows2[0]["id"], rows2[6]["id"]])
         correct_examples(s, ds, [Correction(rows2[2]["id"], output="fixed")])
         s.commit()
-        get = lambda n: v.get_version(s, ds.id, n)
+
+        def get(n):
+            return v.get_version(s, ds.id, n)
 
         d12 = diff.diff(s, get(1), get(2))
         assert (d12.added, d12.removed, d12.corrected, d12.added_by_method) == (4, 0, 0, {"evol_instruct": 4})

@@ -85,7 +85,7 @@ def test_a_registered_kind_runs_end_to_end_through_the_cli(count_kind, sqlite_ur
     assert unknown.exit_code != 0 and "unknown job kind 'nope'" in str(unknown.exception)
 
 
-def test_the_api_knows_a_registered_kind(count_kind, api):  # noqa: F811
+def test_the_api_knows_a_registered_kind(count_kind, api):
     job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "count_test", "params": {"upto": 2}})
     assert job["progress"]["target"] == 2 and job["progress"]["done"] == 0
     bad = api.post("/api/v1/jobs", json={"kind": "count_test", "params": {"upto": 0}})
