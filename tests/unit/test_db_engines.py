@@ -24,6 +24,7 @@ def _child_query(url: str, parent_backend: int) -> int:
 
 
 def test_a_forked_child_builds_its_own_engine_and_leaves_the_parents_connection_alone(pg_url):
+    db.dispose_engines()  # a pool holding one connection: the next checkout is that one again
     parent_engine = db.get_engine(pg_url)
     with parent_engine.connect() as conn:  # a pooled connection the child inherits
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()

@@ -209,7 +209,7 @@ def test_a_job_that_decided_nothing_yet_shows_its_llm_requests(sqlite_url):
             while seen is None and time.monotonic() < deadline and thread.is_alive():
                 with session_scope(sqlite_url) as session:
                     counters = store.get_job(session, job_id).counters
-                if counters.get("llm_requests", 0) >= 3:
+                if counters.get("llm_requests", 0) >= 3 and counters.get("prompt_tokens", 0) > 0:
                     seen = counters
                 time.sleep(0.05)
         finally:
