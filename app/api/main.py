@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from app.api import errors
 from app.api.deps import get_current_key
-from app.api.routes import dashboard, exports, health, jobs, results, seed_sets
+from app.api.routes import dashboard, exports, health, insights, jobs, kinds, results, seed_sets
 from app.api.schemas.common import ERROR_RESPONSES
 from app.api.schemas.seed_sets import SeedSetCreate
 from app.db import check_migrated
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dashboard.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, jobs, results, exports):
+    for module in (seed_sets, jobs, results, insights, exports, kinds):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
