@@ -16,6 +16,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from app.api.deps import SettingsDep
 from app.core import jobs
+from app.core.jobs import dataset_build, evol_instruct, self_instruct, sft
 
 router = APIRouter(tags=["jobs"])
 
@@ -24,10 +25,10 @@ Source = Literal["seed_set_id", "source_job_id", "export_id"]
 # What each kind starts from (its `check` refuses the others). A kind not listed here may be
 # given any of them; its check names the field at fault.
 SOURCES: dict[str, list[Source]] = {
-    "self_instruct": ["seed_set_id"],
-    "evol_instruct": ["seed_set_id", "source_job_id"],
-    "sft": ["source_job_id", "export_id"],
-    "dataset_build": [],
+    self_instruct.KIND: ["seed_set_id"],
+    evol_instruct.KIND: ["seed_set_id", "source_job_id"],
+    sft.KIND: ["source_job_id", "export_id"],
+    dataset_build.KIND: [],
 }
 ALL_SOURCES: list[Source] = ["seed_set_id", "source_job_id", "export_id"]
 

@@ -96,6 +96,11 @@ function App() {
   useEffect(() => {
     document.body.dataset.stale = net.ok ? "no" : "yes";
   }, [net.ok]);
+  // the job kinds (what each produces, whether it needs a model), read once per key
+  const [kinds, setKinds] = useState(null);
+  useEffect(() => {
+    if (key) api.get("/kinds").then((k) => setKinds(Object.fromEntries(k.items.map((x) => [x.name, x])))).catch(onError);
+  }, [key]);
 
   const forget = () => {
     localStorage.removeItem(KEY_STORE);
@@ -121,7 +126,7 @@ function App() {
   let page;
   if (top === "new") page = html`<${NewJobPage} api=${api} route=${route} onError=${onError} />`;
   else if (top === "datasets") page = html`<${DatasetsPage} api=${api} route=${route} pollMs=${POLL_MS} onError=${onError} />`;
-  else page = html`<${JobsPage} api=${api} route=${route} pollMs=${POLL_MS} onError=${onError} stale=${!net.ok} />`;
+  else page = html`<${JobsPage} api=${api} route=${route} pollMs=${POLL_MS} onError=${onError} kinds=${kinds} />`;
   return html`${header}<${StaleBanner} net=${net} />${page}`;
 }
 

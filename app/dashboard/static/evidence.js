@@ -2,7 +2,7 @@
 // instruction side by side with the shared words (ROUGE-L's common subsequence) marked,
 // every instance with its fate and reason, and the row's evolution tree.
 import { html, useEffect, useState } from "./preact-htm.module.js";
-import { fmtScore, fmtTime, lcsMarks } from "./util.js";
+import { evolves, fmtScore, fmtTime, lcsMarks } from "./util.js";
 
 function Marked({ pieces }) {
   return pieces.map((p, i) => (p.mark ? html`<mark key=${i}>${p.text}</mark>` : p.text));
@@ -50,7 +50,7 @@ function LineageTree({ api, job, row, onError }) {
 }
 
 export function Evidence({ api, job, row, onError }) {
-  const evolved = job.kind === "evol_instruct" || row.parent_id || row.operation;
+  const evolved = evolves(job) || row.parent_id || row.operation;
   return html`<div class="evidence" id=${"evidence-" + row.id}>
     <dl class="decision">
       <dt>fate</dt><dd class=${"fate " + row.fate}>${row.fate}</dd>

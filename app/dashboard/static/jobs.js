@@ -2,7 +2,7 @@
 // with its actions. A finished job is loaded once and never polled again.
 import { html, useCallback, useEffect, useRef, useState } from "./preact-htm.module.js";
 import { ApiError, download, Unreachable } from "./api.js";
-import { duration, FINISHED, fmtBytes, fmtScore, fmtSeconds, fmtTime, go, isActive, phase, usePoll } from "./util.js";
+import { duration, evolves, FINISHED, fmtBytes, fmtScore, fmtSeconds, fmtTime, go, isActive, phase, producesRows, trains, usePoll } from "./util.js";
 import { Evidence } from "./evidence.js";
 import { binLabels, ChartBox, COLORS, timeLabel } from "./charts.js";
 
@@ -23,7 +23,7 @@ function Progress({ job }) {
   const p = job.progress || {};
   const done = FINISHED.has(job.status);
   const pct = p.percent ?? (done && job.status === "succeeded" ? 100 : null);
-  const unit = job.kind === "sft" ? "steps" : "curated";
+  const unit = trains(job) ? "steps" : "curated";
   const text = p.target ? `${p.done} / ${p.target} ${unit}` : `${p.done} ${unit}`;
   return html`<div class="progress">
     <div class="bar" role="progressbar" aria-label="progress" aria-valuemin="0" aria-valuemax="100"
@@ -41,7 +41,7 @@ function ListItem({ job, selected }) {
       <span class="job-title"><strong>#${job.id}</strong> ${job.kind}</span>
       <${StatusBadge} job=${job} />
       <${Progress} job=${job} />
-      <span class="muted small">${job.kind === "sft" ? `loss ${c.loss ?? "–"}` : `${rejected} rejected`}
+      <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : `${rejected} rejected`}
         ${isActive(job) && job.progress.eta_s != null ? ` · ETA ${fmtSeconds(job.progress.eta_s)}` : ""}
         ${" · "}${fmtTime(job.created_at)}</span>
     </a>
@@ -62,7 +62,7 @@ function EmptyState() {
   </section>`;
 }
 
-export function JobsPage({ api, route, pollMs, onError }) {
+export function JobsPage({ api, route, pollMs, onError, kinds }) {
   const [list, setList] = useState(null);
   const [limit, setLimit] = useState(50);
   const [error, setError] = useState("");
@@ -92,7 +92,7 @@ export function JobsPage({ api, route, pollMs, onError }) {
         <ul class="jobs">${list.items.map((job) => html`<${ListItem} key=${job.id} job=${job} selected=${job.id === selected} />`)}</ul>
         ${list.total > list.items.length && html`<button type="button" onClick=${() => setLimit(limit + 50)}>Show more</button>`}`}
     </section>
-    ${selected ? html`<${JobDetail} key=${selected} api=${api} id=${selected} route=${route} pollMs=${pollMs}
+    ${selected ? html`<${JobDetail} key=${selected} api=${api} id=${selected} route=${route} pollMs=${pollMs} kinds=${kinds}
         onError=${onError} onChanged=${changed} />`
       : list && list.total > 0 && html`<section class="detail card muted hint">Select a job to see its progress, rows and evidence.</section>`}
   </main>`;
@@ -101,7 +101,7 @@ export function JobsPage({ api, route, pollMs, onError }) {
 // --- one job ----------------------------------------------------------------------------------
 const TABS = [["overview", "Overview"], ["rows", "Rows"], ["charts", "Charts"], ["exports", "Export"]];
 
-function JobDetail({ api, id, route, pollMs, onError, onChanged }) {
+function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
   const [job, setJob] = useState(null);
   const [error, setError] = useState("");
   const [notice, setNotice] = useState("");
@@ -150,8 +150,8 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged }) {
 
   if (error) return html`<section class="detail card"><a class="back" href="#/jobs">← All jobs</a><p class="error" role="alert">${error}</p></section>`;
   if (!job) return html`<section class="detail card"><p class="muted">Loading job ${id}…</p></section>`;
-  const producesRows = job.kind !== "sft" && job.kind !== "dataset_build";
-  const tabs = producesRows ? TABS : TABS.slice(0, 1);
+  const rows = producesRows(job, kinds);
+  const tabs = rows ? TABS : TABS.slice(0, 1);
   return html`<section class="detail" aria-label=${"job " + job.id} data-job=${job.id} data-status=${job.status}
       data-polling=${live ? "live" : "stopped"}>
     <a class="back" href="#/jobs">← All jobs</a>
@@ -160,7 +160,7 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged }) {
         <h2>Job ${job.id} <span class="muted">${job.kind}</span></h2>
         <${StatusBadge} job=${job} />
       </div>
-      <p class="phase" id="phase"><span class="muted">phase:</span> ${phase(job)}</p>
+      <p class="phase" id="phase"><span class="muted">phase:</span> ${phase(job, kinds)}</p>
       <${Progress} job=${job} />
       <div class="actions">
         ${isActive(job) && !job.cancel_requested && html`<button type="button" id="cancel-job" onClick=${() => act(`/jobs/${id}/cancel`, "Cancel requested: the job stops within seconds and keeps what it accepted.")}>Cancel</button>`}
@@ -173,10 +173,10 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged }) {
       ${tabs.map(([name, label]) => html`<a role="tab" aria-selected=${tab === name ? "true" : "false"} class=${tab === name ? "on" : ""}
         href=${`#/jobs/${id}/${name}`} id=${"tab-" + name}>${label}</a>`)}
     </nav>
-    ${tab === "rows" && producesRows ? html`<${Rows} api=${api} job=${job} params=${params} onError=${onError} />`
-      : tab === "charts" && producesRows ? html`<${Charts} api=${api} job=${job} pollMs=${pollMs} onError=${onError} />`
-      : tab === "exports" && producesRows ? html`<${Exports} api=${api} job=${job} onError=${onError} />`
-      : html`<${Overview} api=${api} job=${job} onError=${onError} />`}
+    ${tab === "rows" && rows ? html`<${Rows} api=${api} job=${job} params=${params} onError=${onError} />`
+      : tab === "charts" && rows ? html`<${Charts} api=${api} job=${job} pollMs=${pollMs} onError=${onError} />`
+      : tab === "exports" && rows ? html`<${Exports} api=${api} job=${job} onError=${onError} />`
+      : html`<${Overview} api=${api} job=${job} onError=${onError} rows=${rows} />`}
     ${confirming && html`<${Confirm} title=${`Delete job ${job.id}?`}
       text="Its rows and exports are deleted with it. This cannot be undone." action="Delete job"
       onYes=${remove} onNo=${() => setConfirming(false)} />`}
@@ -199,7 +199,7 @@ export function Confirm({ title, text, action, onYes, onNo }) {
 }
 
 // --- overview: counters, metadata, parameters, LLM errors -----------------------------------------
-function Overview({ api, job, onError }) {
+function Overview({ api, job, onError, rows }) {
   const c = job.counters || {};
   const [seedSet, setSeedSet] = useState(null);
   const [llmRows, setLlmRows] = useState(null);
@@ -218,13 +218,13 @@ function Overview({ api, job, onError }) {
   const dur = duration(job);
   return html`<div class="overview">
     ${job.error && html`<div class="card error-box" id="job-error"><h3>Error</h3><pre>${job.error}</pre></div>`}
-    ${job.kind === "sft" ? html`<div class="card"><h3>Training</h3><dl>
+    ${trains(job) ? html`<div class="card"><h3>Training</h3><dl>
         <dt>stage</dt><dd>${c.stage ?? "–"}</dd>
         <dt>step</dt><dd>${c.step ?? 0} / ${c.max_steps ?? "?"}</dd>
         <dt>loss</dt><dd>${c.loss ?? "–"}</dd>
         ${job.result && job.result.metrics && Object.entries(job.result.metrics).map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}
       </dl></div>`
-    : job.kind !== "dataset_build" && html`<div class="card counters" id="counters">
+    : rows && html`<div class="card counters" id="counters">
       <h3>Counters</h3>
       <div class="tiles">
         <button type="button" class="tile" onClick=${() => filter({})}><span class="n" id="n-generated">${c.generated ?? 0}</span> generated</button>
@@ -253,10 +253,10 @@ function Overview({ api, job, onError }) {
         <dt>worker</dt><dd>${job.worker || "–"} ${job.attempts > 1 ? html`<span class="muted">(attempt ${job.attempts})</span>` : ""}</dd>
         ${job.seed_set_id && html`<dt>seed set</dt><dd>${seedSet ? `${seedSet.name} (#${seedSet.id}, ${seedSet.task_count} tasks, ${seedSet.source_format})` : "#" + job.seed_set_id}</dd>`}
         ${job.source_job_id && html`<dt>source</dt><dd><a href=${"#/jobs/" + job.source_job_id}>job ${job.source_job_id}</a></dd>`}
-        ${job.kind === "dataset_build" && job.params.dataset_id && html`<dt>dataset</dt><dd>#${job.params.dataset_id}</dd>`}
+        ${job.params.dataset_id && html`<dt>dataset</dt><dd>#${job.params.dataset_id}</dd>`}
       </dl>
     </div>
-    ${job.kind !== "sft" && job.kind !== "dataset_build" && html`<div class="card" id="llm">
+    ${rows && html`<div class="card" id="llm">
       <h3>Model server</h3>
       <dl>
         <dt>requests</dt><dd>${c.llm_requests ?? 0}</dd>
@@ -398,7 +398,7 @@ function Exports({ api, job, onError }) {
   const [roots, setRoots] = useState(true);
   const [message, setMessage] = useState("");
   const [busy, setBusy] = useState(false);
-  const evol = job.kind === "evol_instruct";
+  const evol = evolves(job);
   const load = () => api.get(`/exports?job_id=${job.id}`).then(setList).catch(onError);
   useEffect(() => { load(); }, [job.id]);
   async function create(e) {

@@ -118,7 +118,7 @@ export function NewJobPage({ api, route, onError }) {
   const [seedSets, setSeedSets] = useState([]);
   const [jobs, setJobs] = useState([]);
   const [exportsList, setExports] = useState([]);
-  const [kind, setKind] = useState(route.params.kind || "self_instruct");
+  const [kind, setKind] = useState(route.params.kind || "self_instruct");  // the paper's method first
   const [values, setValues] = useState({});
   const [sources, setSources] = useState({ seed_set_id: "", source_job_id: "", export_id: "" });
   const [errors, setErrors] = useState({});
@@ -127,7 +127,10 @@ export function NewJobPage({ api, route, onError }) {
 
   const loadSeedSets = () => api.get("/seed-sets?limit=200").then((p) => setSeedSets(p.items)).catch(onError);
   useEffect(() => {
-    api.get("/kinds").then((k) => setKinds(k.items)).catch((err) => { onError(err); setMessage(errorText(err)); });
+    api.get("/kinds").then((k) => {
+      setKinds(k.items);
+      if (!k.items.some((x) => x.name === kind) && k.items.length) setKind(k.items[0].name);
+    }).catch((err) => { onError(err); setMessage(errorText(err)); });
     loadSeedSets();
     api.get("/jobs?limit=200").then((p) => setJobs(p.items)).catch(onError);
     api.get("/exports?limit=200").then((p) => setExports(p.items)).catch(onError);
@@ -186,7 +189,7 @@ export function NewJobPage({ api, route, onError }) {
   const sourceLabel = { seed_set_id: "seed set", source_job_id: "source job", export_id: "export" };
   const sourceOptions = {
     seed_set_id: seedSets.map((s) => [s.id, `#${s.id} ${s.name} (${s.task_count} tasks)`]),
-    source_job_id: jobs.filter((j) => j.kind !== "sft" && j.kind !== "dataset_build").map((j) => [j.id, `job ${j.id} ${j.kind} (${j.status})`]),
+    source_job_id: jobs.filter((j) => kinds && (kinds.find((k) => k.name === j.kind) || {}).produces_examples).map((j) => [j.id, `job ${j.id} ${j.kind} (${j.status})`]),
     export_id: exportsList.map((x) => [x.id, `export ${x.id} of job ${x.job_id} (${x.format}, ${x.rows} rows)`]),
   };
   return html`<main class="new-job">

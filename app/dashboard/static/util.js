@@ -32,14 +32,22 @@ export function duration(job) {
   return (end - new Date(job.started_at)) / 1000;
 }
 
+// What a job is, from GET /kinds (`kinds`: name -> kind) and its counters, not from its name.
+export const trains = (job) => "stage" in (job.counters || {});
+export const evolves = (job) => Object.keys((job.counters || {}).operations || {}).length > 0;
+export function producesRows(job, kinds) {
+  const kind = kinds && kinds[job.kind];
+  return kind ? kind.produces_examples : !trains(job);
+}
+
 // Where a job stands, in words a person can act on.
-export function phase(job) {
+export function phase(job, kinds) {
   const c = job.counters || {};
   if (job.status === "queued") return job.attempts > 0 ? "queued again (waiting for a worker to resume it)" : "queued: waiting for a worker";
   if (job.status === "running") {
     if (job.cancel_requested) return "stopping: cancel requested, keeping what it accepted";
-    if (job.kind === "sft") return "training: " + (c.stage || "starting");
-    if (job.kind === "dataset_build") return "building the dataset's next version";
+    if (trains(job)) return "training: " + (c.stage || "starting");
+    if (kinds && kinds[job.kind] && !kinds[job.kind].needs_llm) return "running";
     if (!c.llm_requests && !c.generated) return "starting the model server (no model answer yet)";
     const p = job.progress || {};
     if (p.target && p.done >= p.target) return "finishing: target reached, writing the last rows";
