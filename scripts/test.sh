@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Quick start, command two: install, make sure Redis and PostgreSQL run, run every test.
+# Quick start, command two: install, make sure Redis and PostgreSQL run (and Chromium for the
+# dashboard's browser tests is there), run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/services.sh
+scripts/browser.sh
 exec .venv/bin/python -m pytest "$@"
