@@ -79,7 +79,7 @@ def test_a_user_runs_a_job_from_the_dashboard(pages, live_api, api_settings, pro
     assert page.inner_text("#n-accepted") == "2"
     metadata = page.inner_text("#metadata")
     assert "worker" in metadata and f"{socket.gethostname()}:" in metadata and f"{tasks} tasks" in metadata
-    if os.environ.get("SPROUT_UPDATE_DOCS_SCREENSHOT"):
+    if os.environ.get("SPROUT_TEST_DOCS_SCREENSHOT"):
         shutil.copy(screenshot(page, "job-overview"), ROOT / "docs" / "dashboard.png")
     else:
         screenshot(page, "job-overview")

@@ -88,8 +88,8 @@ function Upload({ api, onUploaded, onError }) {
     setResult(null);
     try {
       const made = await api.upload("/seed-sets", form);
+      await onUploaded(made);  // the job form lists and picks it before the upload reads as done
       setResult({ ok: `Seed set ${made.id} “${made.name}”: ${made.task_count} tasks (${made.source_format}).` });
-      onUploaded(made);
     } catch (err) {
       onError(err);
       setResult({ error: errorText(err), errors: err.errors || [] });
@@ -138,12 +138,13 @@ export function NewJobPage({ api, route, onError }) {
   const spec = kinds && kinds.find((k) => k.name === kind);
   const props = spec ? spec.params_schema.properties || {} : {};
   const inputs = Object.fromEntries(Object.entries(props).map(([n, s]) => [n, kindOfInput(fieldType(s))]));
-  // reset the form to the kind's defaults when the kind changes
-  useEffect(() => {
+  // the form shows the kind's defaults when it opens, when the kind changes, and on reset
+  const resetForm = () => {
     if (!spec) return;
     setValues(Object.fromEntries(Object.keys(props).map((n) => [n, inputs[n] === "boolean" ? !!spec.defaults[n] : toText(spec.defaults[n], inputs[n])])));
     setErrors({});
-  }, [kind, kinds]);
+  };
+  useEffect(resetForm, [kind, kinds]);
   useEffect(() => {
     if (!sources.seed_set_id && seedSets.length) setSources((s) => ({ ...s, seed_set_id: String(seedSets[0].id) }));
   }, [seedSets]);
@@ -193,7 +194,10 @@ export function NewJobPage({ api, route, onError }) {
     export_id: exportsList.map((x) => [x.id, `export ${x.id} of job ${x.job_id} (${x.format}, ${x.rows} rows)`]),
   };
   return html`<main class="new-job">
-    <${Upload} api=${api} onError=${onError} onUploaded=${(made) => { loadSeedSets(); setSources((s) => ({ ...s, seed_set_id: String(made.id) })); }} />
+    <${Upload} api=${api} onError=${onError} onUploaded=${async (made) => {
+      await loadSeedSets();
+      setSources((s) => ({ ...s, seed_set_id: String(made.id) }));
+    }} />
     <form class="card" id="job-form" onSubmit=${submit}>
       <h3>2. Start a job</h3>
       ${!kinds ? html`<p class="muted">Loading the job kinds…</p>` : html`
@@ -212,7 +216,7 @@ export function NewJobPage({ api, route, onError }) {
       </fieldset>
       <div class="actions">
         <button type="submit" id="start-job" disabled=${busy}>${busy ? "Starting…" : "Start job"}</button>
-        <button type="button" class="link" onClick=${() => setKind(kind) || setValues(Object.fromEntries(Object.keys(props).map((n) => [n, inputs[n] === "boolean" ? !!spec.defaults[n] : toText(spec.defaults[n], inputs[n])])))}>Reset to defaults</button>
+        <button type="button" class="link" id="reset-params" onClick=${resetForm}>Reset to defaults</button>
       </div>`}
       ${message && html`<p class="error" role="alert" id="job-form-error">${message}</p>`}
     </form>
