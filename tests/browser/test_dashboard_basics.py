@@ -10,7 +10,6 @@ from app.core.candidates import CandidateRecord, InstanceCandidate
 from tests.browser.browser_fixtures import (  # noqa: F401
     NARROW,
     WIDE,
-    browser,
     layout_problems,
     live_api,
     pages,

@@ -16,7 +16,6 @@ import pytest
 from tests.browser.browser_fixtures import (  # noqa: F401
     NARROW,
     WIDE,
-    browser,
     layout_problems,
     live_api,
     pages,

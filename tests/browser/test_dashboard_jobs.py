@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.browser_fixtures import NARROW, WIDE, browser, layout_problems, live_api, pages, screenshot  # noqa: F401
+from tests.browser.browser_fixtures import NARROW, WIDE, layout_problems, live_api, pages, screenshot  # noqa: F401
 from tests.conftest import DEFAULT_SEEDS
 from tests.service_fixtures import api_settings, make_key, processes, service_env  # noqa: F401
 
