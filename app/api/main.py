@@ -26,7 +26,9 @@ from app.api.routes import (
     destinations,
     exports,
     health,
+    insights,
     jobs,
+    kinds,
     results,
     seed_sets,
     webhooks,
@@ -65,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dashboard.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, jobs, results, exports, datasets, destinations, deliveries, webhooks):
+    for module in (seed_sets, jobs, results, insights, exports, kinds, datasets, destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -44,7 +44,8 @@ def test_open_routes_need_no_key(client):
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/docs").status_code == 200
     page = client.get("/dashboard")
-    assert page.status_code == 200 and "localStorage" in page.text and "/api/v1" in page.text
+    assert page.status_code == 200 and "/dashboard/static/app.js" in page.text and 'data-api="/api/v1"' in page.text
+    assert client.get("/dashboard/static/app.js").status_code == 200
     assert client.get("/", follow_redirects=False).headers["location"] == "/dashboard"
 
 

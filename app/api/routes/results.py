@@ -1,13 +1,14 @@
 """A job's instructions and instances: paged, filtered by fate and rule, searched by text.
 
 `q` is a case-insensitive substring match (ILIKE; SQLite and PostgreSQL alike), with `%`
-and `_` taken literally.
+and `_` taken literally. Instructions are in decision order (`seq`) unless `sort` asks for
+the most or least similar first (rows without a score last).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func
@@ -26,6 +27,14 @@ RuleQ = Annotated[str | None, Query(max_length=64, description="Only rejections 
 SearchQ = Annotated[Text | None, Query(max_length=500, description="Case-insensitive text search.")]
 LimitQ = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 OffsetQ = Annotated[int, Query(ge=0, le=2**31)]
+SortQ = Annotated[Literal["seq", "-seq", "max_rouge_l", "-max_rouge_l"],
+                  Query(description="Order: seq (decision order), max_rouge_l; a leading - reverses it.")]
+ORDER = {
+    "seq": (Instruction.seq,),
+    "-seq": (Instruction.seq.desc(),),
+    "max_rouge_l": (Instruction.max_rouge_l.asc().nulls_last(), Instruction.seq),
+    "-max_rouge_l": (Instruction.max_rouge_l.desc().nulls_last(), Instruction.seq),
+}
 
 
 def _like(q: str) -> str:
@@ -45,7 +54,8 @@ def _instances_of(session: Session, ids: list[int]) -> dict[int, list[InstanceOu
 
 @router.get("/instructions", summary="The job's candidate instructions, with fate, rule and instances")
 def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
-                      q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0) -> Page[InstructionOut]:
+                      q: SearchQ = None, sort: SortQ = "seq", limit: LimitQ = 50,
+                      offset: OffsetQ = 0) -> Page[InstructionOut]:
     owned(session, Job, job_id, owner, "job")
     query = select(Instruction).where(Instruction.job_id == job_id)
     if fate is not None:
@@ -55,7 +65,7 @@ def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: F
     if q:
         query = query.where(Instruction.instruction.ilike(_like(q), escape="\\"))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Instruction.seq).offset(offset).limit(limit)).all()
+    rows = session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit)).all()
     instances = _instances_of(session, [r.id for r in rows])
     items = [InstructionOut(**r.model_dump(), instances=instances.get(r.id, [])) for r in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
