@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     # --- the service (API, workers, beat) ------------------------------------------------
     api_host: str = Field(default="127.0.0.1", description="Address `sprout api` listens on.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `sprout api` listens on.")
+    api_db_slots: int = Field(
+        default=4, ge=1, le=64,
+        description="Requests one API process lets use the database at once (at most the pool's 10); the "
+        "others wait without holding a thread, and get a 503 after 10 s.",
+    )
     worker_concurrency: int = Field(
         default=1, ge=1, le=64,
         description="Jobs one `sprout worker` runs at once (one process each).",

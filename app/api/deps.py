@@ -10,12 +10,15 @@ bounded thread pool, and a request's session holds a pooled connection from its 
 to its end, across several thread hops. With more requests than connections, threads
 blocked waiting for a connection filled the thread pool while the requests holding the
 connections waited for a thread: the API stalled until the pool timeout and answered 500s.
-Now a request first takes one of `db.POOL_SIZE` slots, waiting in the event loop (no
-thread held); admitted requests never outnumber the connections (the pool's overflow is
-left to `/readyz` and the like), so no thread ever waits for one, and the thread pool is
-sized above the pool (`reserve_threads`). A request that
-cannot get a slot within `db.POOL_TIMEOUT_S` is answered 503 with `Retry-After`. Trivial
-dependencies are async so that they cost no thread hop.
+Now a request first takes one of `api_db_slots` slots (at most `db.POOL_SIZE`), waiting in
+the event loop (no thread held); admitted requests never outnumber the connections (the
+pool's overflow is left to `/readyz` and the like), so no thread ever waits for one, and
+the thread pool is sized above the pool (`reserve_threads`). Few slots serve best: one
+process runs Python on one core, and threads beyond a handful only fight for the GIL
+(measured with `benchmarks/api_load.py` at 100 clients on 2 cores: 4 slots gave about 1.5
+times the rate of 10, and 2.5 times that of 2). A request that cannot get a slot within
+`db.POOL_TIMEOUT_S` is answered 503 with `Retry-After`. Trivial dependencies are async so
+that they cost no thread hop.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def _slots(app: FastAPI) -> anyio.Semaphore:
     loop = asyncio.get_running_loop()
     held = getattr(app.state, "db_slots", None)
     if held is None or held[0] is not loop:
-        held = app.state.db_slots = (loop, anyio.Semaphore(db.POOL_SIZE))
+        held = app.state.db_slots = (loop, anyio.Semaphore(min(app.state.settings.api_db_slots, db.POOL_SIZE)))
     return held[1]
 
 
