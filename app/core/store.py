@@ -145,7 +145,9 @@ def claim_job(session: Session, job_id: int, worker: str, stale_after_s: float) 
             )
         )
         .values(status=JobStatus.running.value, worker=worker, attempts=Job.attempts + 1,
-                heartbeat_at=now, started_at=func.coalesce(Job.started_at, now))
+                heartbeat_at=now, started_at=func.coalesce(Job.started_at, now),
+                # a job paused by an outage said why it waited; running again, it does not
+                error=None)
     )
     return result.rowcount == 1
 
