@@ -19,7 +19,19 @@ from pydantic.json_schema import models_json_schema
 
 from app.api import errors
 from app.api.deps import get_current_key
-from app.api.routes import dashboard, datasets, deliveries, destinations, exports, health, jobs, results, seed_sets, webhooks
+from app.api.routes import (
+    dashboard,
+    dataset_handoff,
+    datasets,
+    deliveries,
+    destinations,
+    exports,
+    health,
+    jobs,
+    results,
+    seed_sets,
+    webhooks,
+)
 from app.api.schemas.common import ERROR_RESPONSES
 from app.api.schemas.datasets import RECIPE_EXAMPLE
 from app.api.schemas.seed_sets import SeedSetCreate
@@ -53,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dashboard.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, jobs, results, exports, datasets, destinations, deliveries, webhooks):
+    for module in (seed_sets, jobs, results, exports, datasets, dataset_handoff, destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
