@@ -23,9 +23,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
+from app.api.errors import request_error
 from app.api.routes.datasets import queue_handoff
 from app.api.routes.deliveries import preflight_for
 from app.api.schemas.handoff import DatasetHandoffOut, DatasetHandoffSet, DestinationOut
@@ -76,8 +78,12 @@ def set_handoff(name: NamePath, body: DatasetHandoffSet, session: SessionDep, ow
     else:
         t = body.training
         tasks = [task.model_dump() for task in t.eval_tasks] if t.eval_tasks is not None else None
+        try:
+            gate = dataset_settings.GateSettings(**t.gate.model_dump())
+        except ValidationError as exc:  # the core's own checks of the tag
+            raise request_error(exc, "body", "training", "gate") from None
         dataset_settings.set_training(
-            session, dataset, params=t.params, gate=dataset_settings.GateSettings(**t.gate.model_dump()),
+            session, dataset, params=t.params, gate=gate,
             data_dir=Path(settings.data_dir), eval_tasks=tasks, eval_source="tasks given over the API",
             defaults=settings.core_config().defaults.get("train", {}), data_root=Path(settings.data_dir))
     session.commit()
