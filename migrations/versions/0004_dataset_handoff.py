@@ -7,10 +7,9 @@ Revision ID: 0004_dataset_handoff
 Revises: 0003_handoff
 Create Date: 2026-11-28 09:07:03.469140
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0004_dataset_handoff'
 down_revision = "0003_handoff"
