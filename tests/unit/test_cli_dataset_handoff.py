@@ -15,7 +15,6 @@ from app.cli.common import CliError
 from app.core.datasets import versions as v
 from app.core.handoff import webhooks
 from app.db import session_scope
-from app.models import Webhook
 from tests.dataset_handoff_fixtures import EVAL_TASKS, GARBLED_ROWS, SKY_ROWS, commit, make_dataset, train_params
 from tests.handoff_fixtures import tiny_model_dir  # noqa: F401
 from tests.webhook_receiver import WebhookReceiver
@@ -117,11 +116,13 @@ def test_a_version_handed_off_now_is_delivered_announced_trained_and_gated(db, t
     tasks.write_text(json.dumps(EVAL_TASKS))
     params = [a for key, value in train_params(str(tiny_model_dir)).items() for a in ("--param", f"{key}={value}")]
     run("datasets", "handoff", "sky", "--to", "cluster", "--train", *params, "--eval-file", tasks)
+    assert "url: must be an http:// or https:// URL" in error_of("handoff", "webhooks", "add", "ftp://x",
+                                                                 "--event", "version_created")
+    assert "events: must be some of" in error_of("handoff", "webhooks", "add", "http://x", "--event", "nope")
     with WebhookReceiver() as receiver:
-        with session_scope(db) as session:
-            hook = Webhook(owner=None, url=receiver.url, secret="s" * 32,
-                           events=["version_created", "training_finished"])
-            session.add(hook)
+        added = run("handoff", "webhooks", "add", receiver.url, "--event", "version_created", "--event",
+                    "training_finished", "--secret", "s" * 32)
+        assert f"secret (shown once): {'s' * 32}" in added and receiver.url in run("handoff", "webhooks", "list")
         out = run("datasets", "handoff", "sky@1", "--now")
     assert "delivery 1 to cluster: done" in out and "version_created sent to 1 webhook(s)" in out
     assert "gate prod: promoted: the first run on these evaluation tasks" in out
