@@ -20,11 +20,11 @@ from typing import Any
 
 import typer
 
-from app.cli import handoff as handoff_cli
 from app.cli.common import CliError, console, database_url, load_settings
 from app.cli.datasets import OWNER, _name_ref, _session
 from app.cli.followups import run_followups
 from app.cli.generate import parse_overrides
+from app.cli.handoff import MaxLengthOpt, TokenizerOpt, _destination, _preflight, _print_delivery, _print_report
 from app.core.datasets import tags
 from app.core.datasets import versions as v
 from app.core.handoff import dataset_settings, deliveries, gate, sources
@@ -43,8 +43,8 @@ def _card(settings: Any) -> dict[str, Any]:
 
 def check_cmd(
     target: str = TargetArg,
-    tokenizer: str | None = handoff_cli.TokenizerOpt,
-    max_length: int | None = handoff_cli.MaxLengthOpt,
+    tokenizer: str | None = TokenizerOpt,
+    max_length: int | None = MaxLengthOpt,
     allow_truncated: bool | None = typer.Option(None, "--allow-truncated/--no-truncated",
                                                 help="Let rows over max_length pass (they are still listed)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
@@ -52,7 +52,7 @@ def check_cmd(
     """Run the preflight check on a version: chat template, loss mask, max_length, empty fields."""
     settings = load_settings()
     name, ref = _name_ref(target)
-    preflight = handoff_cli._preflight(settings, tokenizer, max_length, allow_truncated)
+    preflight = _preflight(settings, tokenizer, max_length, allow_truncated)
     with _session(database_url(settings)) as session:
         dataset = v.get_dataset(session, OWNER, name)
         version = tags.resolve(session, dataset.id, ref)
@@ -61,7 +61,7 @@ def check_cmd(
     report = preflight.finish()
     if not as_json:
         console.print(f"{name} version {version.number} ({version.row_count} rows)", highlight=False)
-    handoff_cli._print_report(report, as_json)
+    _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -72,8 +72,8 @@ def bundle_cmd(
     fmt: list[str] = typer.Option(None, "--format", "-f", help=f"Formats to write (repeat; default: all of "
                                   f"{', '.join(FORMATS)})."),
     system: str | None = typer.Option(None, "--system", help="A system prompt added to every row."),
-    tokenizer: str | None = handoff_cli.TokenizerOpt,
-    max_length: int | None = handoff_cli.MaxLengthOpt,
+    tokenizer: str | None = TokenizerOpt,
+    max_length: int | None = MaxLengthOpt,
     check: bool = typer.Option(True, "--check/--no-check", help="Run the preflight check (needs the tokenizer)."),
 ) -> None:
     """Write a version's hand-off bundle: every format, dataset_info.json, axolotl.yaml, preflight.json, README.md."""
@@ -84,7 +84,7 @@ def bundle_cmd(
         options = BundleOptions(formats=tuple(fmt or config.formats), rows_per_shard=config.rows_per_shard)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    preflight = handoff_cli._preflight(settings, tokenizer, max_length, None) if check else None
+    preflight = _preflight(settings, tokenizer, max_length, None) if check else None
     with _session(database_url(settings)) as session:
         dataset = v.get_dataset(session, OWNER, name)
         rows, meta = sources.dataset_version_source(session, dataset, ref, system=system, **_card(settings))
@@ -110,20 +110,20 @@ def deliver_cmd(
     target: str = TargetArg,
     to: str = typer.Option(..., "--to", help="A destination's name (`sprout handoff destinations add`)."),
     system: str | None = typer.Option(None, "--system", help="A system prompt added to every row."),
-    tokenizer: str | None = handoff_cli.TokenizerOpt,
-    max_length: int | None = handoff_cli.MaxLengthOpt,
+    tokenizer: str | None = TokenizerOpt,
+    max_length: int | None = MaxLengthOpt,
 ) -> None:
     """Bundle a version, check it, and deliver it (a folder gets <name>/v<N>; `latest` moves forward)."""
     settings = load_settings()
     name, ref = _name_ref(target)
-    preflight = handoff_cli._preflight(settings, tokenizer, max_length, None)
+    preflight = _preflight(settings, tokenizer, max_length, None)
     with _session(database_url(settings)) as session:
-        destination = handoff_cli._destination(session, to)
+        destination = _destination(session, to)
         dataset = v.get_dataset(session, OWNER, name)
         rows, meta = sources.dataset_version_source(session, dataset, ref, system=system, **_card(settings))
         delivery = deliveries.deliver(session, destination, rows, meta, preflight, settings.handoff_config(),
                                       Path(settings.data_dir), utcnow())
-    handoff_cli._print_delivery(delivery)
+    _print_delivery(delivery)
     if delivery.status in (deliveries.BLOCKED, deliveries.FAILED):
         raise CliError(f"delivery {delivery.id} {delivery.status}: {delivery.last_error}")
 
@@ -176,7 +176,7 @@ def handoff_cmd(
     with _session(url) as session:
         dataset = v.get_dataset(session, OWNER, name)
         if to or no_destinations:
-            ids = [handoff_cli._destination(session, d).id for d in to]
+            ids = [_destination(session, d).id for d in to]
             dataset_settings.set_destinations(session, dataset, ids)
         if train is False:
             dataset_settings.clear_training(session, dataset)

@@ -25,8 +25,8 @@ from app.core.datasets import versions as v
 from app.core.datasets.errors import DatasetError
 
 MEDIA_TYPES = {"alpaca": "application/json", "messages": "application/x-ndjson",
-               "prompt-completion": "application/x-ndjson"}
-EXTENSIONS = {"alpaca": "json", "messages": "jsonl", "prompt-completion": "jsonl"}
+               "prompt-completion": "application/x-ndjson", "sharegpt": "application/x-ndjson"}
+EXTENSIONS = {"alpaca": "json", "messages": "jsonl", "prompt-completion": "jsonl", "sharegpt": "jsonl"}
 _ROW_FIELDS = ("instruction", "input", "output", "method", "lineage")
 
 
@@ -70,6 +70,11 @@ def _jsonl_line(fmt: str) -> Callable[[Sequence[Any]], str]:
     elif fmt == "prompt-completion":
         def line(r: Sequence[Any]) -> str:
             return f'{{"prompt": {enc(user(r[0], r[1]))}, "completion": {enc(r[2])}' + tail(r[3], r[4])
+    elif fmt in formats.FORMATS and fmt != "alpaca":  # any other JSONL format: the general path
+        def line(r: Sequence[Any]) -> str:
+            row = dict(zip(_ROW_FIELDS, r))
+            row["lineage"] = json.loads(row["lineage"])
+            return formats.record_text(formats.to_record(row, fmt)) + "\n"
     else:
         raise ValueError(f"{fmt} is not a JSONL format")
     return line
