@@ -131,9 +131,11 @@ def test_a_versions_hand_off_is_queued_and_a_curated_version_is_handed_off(api, 
     api.ok("put", "/api/v1/datasets/sky/handoff", json={"destination_ids": [dest["id"]]})
     job = api.ok("post", "/api/v1/datasets/sky/versions/1/handoff", 202)
     assert job["kind"] == "version_handoff" and job["params"] == {"dataset_id": sky, "version": 1}
+    again = api.ok("post", "/api/v1/datasets/sky/versions/1/handoff", 202)
+    assert again["id"] == job["id"]  # one at a time: the one still queued (sent again, which is harmless)
     curated = api.ok("post", "/api/v1/datasets/sky/versions", 201, json={"remove": {"query": {"text": "nothing"}}})
     assert curated["number"] == 3 and curated["handoff_job_id"] is not None
-    assert queued_tasks(redis_url, "generation") == [("sprout.run_job", job["id"]),
+    assert queued_tasks(redis_url, "generation") == [("sprout.run_job", job["id"]), ("sprout.run_job", job["id"]),
                                                       ("sprout.run_job", curated["handoff_job_id"])]
     assert api.ok("get", "/api/v1/datasets/sky/versions/3")["handoff_job_id"] == curated["handoff_job_id"]
 

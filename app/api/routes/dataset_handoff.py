@@ -38,7 +38,7 @@ from app.core.handoff import dataset_settings, sources
 from app.core.handoff.bundle import BundleOptions, write_bundle, zip_bundle
 from app.core.handoff.config import Format
 from app.core.handoff.preflight import Preflight
-from app.models import Dataset, JobStatus
+from app.models import Dataset
 from app.settings import Settings
 
 router = APIRouter(prefix="/datasets", tags=["hand-off"])
@@ -149,7 +149,4 @@ def handoff_version(name: NamePath, ref: RefPath, session: SessionDep, owner: Ow
                     celery: CeleryDep) -> JobOut:
     dataset = v.get_dataset(session, owner, name)
     version = tags.resolve(session, dataset.id, ref)
-    job = queue_handoff(session, celery, dataset, version, settings.core_config().defaults, force=True)
-    if job.status != JobStatus.queued.value:
-        raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly", headers={"Retry-After": "5"})
-    return JobOut.of(job)
+    return JobOut.of(queue_handoff(session, celery, dataset, version, settings.core_config().defaults, force=True))

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
@@ -181,7 +181,7 @@ def queue_handoff(session: Session, celery: Any, dataset: Dataset, version: Data
                   defaults: dict[str, dict[str, Any]], force: bool = False) -> Any:
     """The version's `version_handoff` job, made and enqueued (after the version's commit); a
     broker that is away marks it failed (retry it with `POST /jobs/{id}/retry`) without
-    undoing the version."""
+    undoing the version; `force` (asked for by the caller): then a 503."""
     job_id = version_handoff.queue(session, dataset, version, defaults, force=force)
     if job_id is None:
         return None
@@ -193,6 +193,9 @@ def queue_handoff(session: Session, celery: Any, dataset: Dataset, version: Data
         except Exception as exc:  # kombu / redis connection errors
             job.status, job.error = JobStatus.failed.value, f"could not be enqueued: the broker is unreachable ({exc})"
             session.commit()
+            if force:
+                raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
+                                    headers={"Retry-After": "5"}) from None
     return job
 
 

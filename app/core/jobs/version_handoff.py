@@ -83,11 +83,11 @@ def find(session: Session, dataset_id: int, number: int) -> Job | None:
 def queue(session: Session, dataset: Dataset, version: DatasetVersion,
           defaults: dict[str, dict[str, Any]] | None = None, force: bool = False) -> int | None:
     """The id of the hand-off job of `version` (made now, or before); None when the version has
-    nothing to go through. `force`: make one even if one was made before (a hand-off asked for
-    again). Flushed, not committed: the caller commits, then enqueues it."""
+    nothing to go through. `force`: make one even if one was made and has ended (a hand-off
+    asked for again). Flushed, not committed: the caller commits, then enqueues it."""
     made = find(session, dataset.id, version.number)
-    if made is not None and not force:
-        return int(made.id)
+    if made is not None and (not force or not JobStatus(made.status).finished):
+        return int(made.id)  # one at a time: a hand-off asked for again while one waits or runs is that one
     if not force and not (dataset_settings.needs_handoff(session, dataset) or on_version.subscribed(session, dataset)):
         return None
     request = JobRequest(KIND, {"dataset_id": dataset.id, "version": version.number},
@@ -117,8 +117,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     live: dict[str, Any] = {"stage": "announce", "deliveries": 0, "destinations": 0}
     ctx.heartbeat.counters = lambda: dict(live)
     with ctx.session() as session:
-        dataset = ds_versions.get_dataset_by_id(session, params.dataset_id)
-        version = ds_versions.get_version(session, dataset.id, params.version)
+        try:
+            dataset = ds_versions.get_dataset_by_id(session, params.dataset_id)
+            version = ds_versions.get_version(session, dataset.id, params.version)
+        except DatasetError as exc:  # deleted since the job was queued
+            raise JobInputError(f"dataset {params.dataset_id} version {params.version}: {exc}") from None
         destinations = dataset_settings.destinations_of(session, dataset)
         training = dataset_settings.training_of(dataset)
         data = on_version.version_event(dataset, version, destinations, training is not None)
