@@ -174,3 +174,9 @@ def test_a_version_shows_its_gated_training_run(api, pg_url, sky):
     listed = api.ok("get", "/api/v1/datasets/sky/versions")["items"]
     assert [(i["number"], i["training"] is not None) for i in listed] == [(2, False), (1, True)]
     assert api.ok("get", "/api/v1/datasets/sky")["tags"] == {"latest": 2, "prod": 1}
+    # and the card of a bundle made after the decision
+    with zipfile.ZipFile(io.BytesIO(api.get("/api/v1/datasets/sky/versions/prod/bundle").content)) as zf:
+        card = zf.read("README.md").decode()
+    assert "## Training gate" in card and f"Training job {job_id} (succeeded)" in card
+    assert "promoted: the first run on these evaluation tasks" in card and "c" * 64 in card
+    assert "| eval_loss_after | – | 2.0 | – | lower | 0.05 | first run |" in card
