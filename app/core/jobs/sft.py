@@ -171,7 +171,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)
-        gated = ((job.result or {}).get("source") or {}).get("dataset_id") is not None
+        from_version = ((job.result or {}).get("source") or {}).get("dataset_id") is not None
         data = training_data(session, job)
     out = ctx.config.run_dir(ctx.job_id)
     params: SftParams = ctx.params  # type: ignore[assignment]
@@ -196,7 +196,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     except (TrainingError, SeedFormatError) as exc:
         raise JobInputError(str(exc)) from None
     result: dict[str, Any] = {"run_dir": str(out), "metrics": metrics}
-    if gated:  # a new version's gated run: decide it, only while this worker holds the job
+    if from_version:  # a new version's gated run: decide it, only while this worker holds the job
         with ctx.heartbeat.lock, ctx.session() as session:
             store.heartbeat(session, ctx.job_id, ctx.worker)
             decision = training_gate.decide(session, ctx.job_id, metrics)
