@@ -196,6 +196,9 @@ class Dataset(SQLModel, table=True):
     pause_reason: str | None = Field(default=None, sa_column=Column(Text))
     # fires are due after this instant (set when a schedule is set or resumed)
     schedule_anchor_at: datetime | None = None
+    # hand-off: train each new version and gate a tag on the result (`app.core.handoff.dataset_settings`);
+    # null: no training on new versions
+    training: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -412,3 +415,42 @@ class WebhookAttempt(SQLModel, table=True):
     duration_ms: Optional[int] = None
     status_code: Optional[int] = None
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
+
+
+# --- hand-off of dataset versions (`app.core.handoff.dataset_settings`, `.training_gate`) ----
+
+
+class DatasetDestination(SQLModel, table=True):
+    """A destination each new version of a dataset is delivered to."""
+
+    __tablename__ = "dataset_destinations"
+    __table_args__ = (UniqueConstraint("dataset_id", "destination_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", ondelete="CASCADE")
+    destination_id: int = Field(foreign_key="destinations.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetTrainingRun(SQLModel, table=True):
+    """A training run (an `sft` job) of a new version, and the gate's decision on it.
+
+    Written when the run is queued (gate tag, tolerance and the sha256 of its evaluation
+    tasks as they were then); `metrics`, `promoted`, `comparison` (the table of
+    `handoff.gate.compare_runs`), the baseline run and `decided_at` when it ends."""
+
+    __tablename__ = "dataset_training_runs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", index=True, ondelete="CASCADE")
+    version_id: int = Field(foreign_key="dataset_versions.id", index=True, ondelete="CASCADE")
+    job_id: int = Field(foreign_key="jobs.id", unique=True, ondelete="CASCADE")
+    gate_tag: str = Field(max_length=64)
+    tolerance: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    eval_sha256: str = Field(max_length=64)
+    metrics: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    baseline_job_id: Optional[int] = None
+    baseline_version: Optional[int] = None
+    promoted: Optional[bool] = None
+    decision: Optional[str] = Field(default=None, sa_column=Column(Text))
+    comparison: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: Optional[datetime] = None

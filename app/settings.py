@@ -208,6 +208,7 @@ class Settings(BaseSettings):
             ),
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,
+            handoff=self.handoff_config(),
         )
 
     def handoff_config(self) -> HandoffConfig:

@@ -36,6 +36,7 @@ def run_job(job_id: int) -> str:
         log.warning("job %s no longer exists; nothing to do", job_id)
         return "gone"
     handoff.job_events(settings, job)  # hand-off: job_finished / training_finished webhooks
+    handoff.enqueue_followups(app, settings, job)  # a build's version hand-off, a hand-off's training run
     return job.status
 
 

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from app.cli import datasets, dbcmd, export, filter, generate, handoff, jobs, model, service, train
+from app.cli import dataset_handoff, datasets, dbcmd, export, filter, generate, handoff, jobs, model, service, train
 from app.cli.common import CliError, fail
 
 cli = typer.Typer(
@@ -27,6 +27,7 @@ cli.add_typer(jobs.app, name="jobs")
 cli.add_typer(model.app, name="model")
 cli.add_typer(dbcmd.app, name="db")
 cli.add_typer(filter.app, name="filter")
+dataset_handoff.register(datasets.app)
 cli.add_typer(datasets.app, name="datasets")
 cli.add_typer(handoff.app, name="handoff")
 train.register(cli)

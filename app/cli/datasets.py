@@ -34,6 +34,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from app.cli.common import CliError, console, database_url, describe_validation_error, load_settings
+from app.cli.followups import run_followups
 from app.core import export as formats
 from app.core import jobs, store
 from app.core.datasets import diff, fires, pages, schedule, tags
@@ -41,14 +42,15 @@ from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import QUERY_RULES, ExampleQuery, remove_examples
 from app.core.datasets.errors import DatasetError
-from app.core.jobs import dataset_build, requests
+from app.core.handoff import dataset_settings, training_gate
+from app.core.jobs import dataset_build, requests, version_handoff
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, JobStatus, utcnow
 
 app = typer.Typer(
     help="Datasets: named, versioned, growing. create | list | show | build | versions | diff | export | tag | "
-    "schedule | pause | resume | remove",
+    "schedule | pause | resume | remove | check | bundle | deliver | handoff",
     no_args_is_help=True,
 )
 
@@ -205,6 +207,15 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     console.print(table)
 
 
+def _training_line(training: dict[str, Any] | None) -> str:
+    if training is None:
+        return "off (sprout datasets handoff NAME --train)"
+    gate, evaluation = training["gate"], training["eval"]
+    return (f"each new version, params {json.dumps(training['params'])}; gate tag {gate['tag']} (tolerance "
+            + ", ".join(f"{k}={t}" for k, t in gate["tolerance"].items())
+            + f"); {evaluation['tasks']} evaluation tasks, sha256 {evaluation['sha256'][:12]}")
+
+
 def _schedule_line(d: Dataset) -> str:
     if d.schedule_cron is None:
         return "-"
@@ -240,9 +251,11 @@ def show(name: str = typer.Argument(..., help="The dataset."),
         latest = v.latest_version(session, d.id)
         tagged = tags.list_tags(session, d.id)
         upcoming = schedule.upcoming(d, utcnow())
+        handoff = dataset_settings.describe(session, d)
+        trained = training_gate.latest_runs(session, [latest.id]).get(latest.id) if latest else None
     if as_json:
-        print(json.dumps({**_dataset_dict(d, latest), "tags": tagged,
-                          "next_fires": [t.isoformat() for t in upcoming]}, indent=2))
+        print(json.dumps({**_dataset_dict(d, latest), "tags": tagged, "handoff": handoff,
+                          "latest_training": trained, "next_fires": [t.isoformat() for t in upcoming]}, indent=2))
         return
     recipe = v.recipe_of(d)
     console.rule(f"dataset {d.name}")
@@ -259,6 +272,9 @@ def show(name: str = typer.Argument(..., help="The dataset."),
          if latest else "no version yet (sprout datasets build " + d.name + ")"),
         ("tags", ", ".join(f"{k}={n}" for k, n in tagged.items()) or "-"),
         ("schedule", _schedule_line(d)),
+        ("delivered to", ", ".join(x["name"] for x in handoff["destinations"]) or "-"),
+        ("training", _training_line(handoff["training"])),
+        ("latest training", training_gate.verdict_line(trained)),
     ]
     for key, value in lines:
         console.print(f"[bold]{key}:[/] {value}", highlight=False)
@@ -293,6 +309,10 @@ def build(name: str = typer.Argument(..., help="The dataset to build.")) -> None
         d = v.get_dataset(session, OWNER, name)
         version = v.get_version(session, d.id, number) if number is not None else None
     _print_build(job_id, result, version, d)
+    if result.get("handoff_error"):
+        console.print(f"the version's hand-off could not be queued: {result['handoff_error']} "
+                      f"(sprout datasets handoff {name}@{number} --now)", highlight=False)
+    run_followups(url, settings, result.get("followups") or [])  # the version's hand-off, then its training
 
 
 def _print_build(job_id: int, result: dict[str, Any], version: DatasetVersion | None, d: Dataset) -> None:
@@ -327,16 +347,19 @@ def versions_cmd(name: str = typer.Argument(..., help="The dataset."),
         d = v.get_dataset(session, OWNER, name)
         _, rows = pages.versions_page(session, d.id, 0, 100_000)
         tagged = pages.tags_by_version(session, d.id)
+        trained = training_gate.latest_runs(session, [r.id for r in rows])
     if as_json:
-        print(json.dumps([{**_version_dict(r), "tags": tagged.get(r.number, [])} for r in rows], indent=2))
+        print(json.dumps([{**_version_dict(r), "tags": tagged.get(r.number, []), "training": trained.get(r.id)}
+                          for r in rows], indent=2))
         return
-    table = Table("version", "made by", "examples", "+added", "-removed", "tags", "created", "sha256",
+    table = Table("version", "made by", "examples", "+added", "-removed", "tags", "created", "sha256", "training",
                   title=f"{name}: {len(rows)} version(s)")
     for r in rows:
         c = r.counts or {}
         made = f"{r.kind}{f' (job {r.build_job_id})' if r.build_job_id else ''}"
         table.add_row(str(r.number), made, str(r.row_count), str(c.get("added", 0)), str(c.get("removed", 0)),
-                      ", ".join(tagged.get(r.number, [])), _when(r.created_at), r.content_hash[:12])
+                      ", ".join(tagged.get(r.number, [])), _when(r.created_at), r.content_hash[:12],
+                      training_gate.verdict_line(trained.get(r.id)))
     console.print(table)
 
 
@@ -501,7 +524,9 @@ def remove_cmd(
         except ValidationError as exc:
             raise CliError(describe_validation_error(exc).replace("rules", "--rule").replace("text", "--contains")
                            ) from None
-    with _session() as session:
+    settings = load_settings()
+    url = database_url(settings)
+    with _session(url) as session:
         d = v.get_dataset(session, OWNER, name)
         version = remove_examples(session, d, example_ids=example_ids, query=query, expected_latest=expected_latest)
         removed, number, row_count, digest = version.counts["removed"], version.number, version.row_count, \
@@ -514,3 +539,7 @@ def remove_cmd(
         return
     console.print(f"{name} version {number}: {removed} example(s) removed, {row_count} left; sha256:{digest}",
                   highlight=False)
+    with _session(url) as session:  # the new version is handed off like a build's
+        d = v.get_dataset(session, OWNER, name)
+        job_id = version_handoff.queue(session, d, v.get_version(session, d.id, number), settings.core_config().defaults)
+    run_followups(url, settings, [job_id] if job_id is not None else [])

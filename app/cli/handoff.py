@@ -7,8 +7,10 @@
     sprout handoff deliveries                    what was delivered, and what waits for a retry
     sprout handoff retry                         attempt due deliveries and webhooks now
     sprout handoff compare OLD.json NEW.json     the promotion gate's comparison of two runs' metrics
+    sprout handoff webhooks add URL --event E    a signed webhook (its secret printed once); list, remove
 
-The destinations and deliveries made here have no owner (like jobs made by the CLI).
+The destinations, deliveries and webhooks made here have no owner (like jobs and datasets
+made by the CLI), so they serve the CLI's datasets and jobs.
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ from sqlmodel import select
 
 from app.cli.common import CliError, console, database_url, load_settings
 from app.core import store
-from app.core.handoff import deliveries, destinations, gate, retry, sources
+from app.core.handoff import deliveries, destinations, gate, retry, sources, webhooks
 from app.core.handoff.bundle import BundleOptions, write_bundle
 from app.core.handoff.formats import FORMATS
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.db import session_scope
-from app.models import Delivery, Destination, Job, JobStatus, utcnow
+from app.models import Delivery, Destination, Job, JobStatus, Webhook, utcnow
 
 app = typer.Typer(help="Check, bundle and deliver a job's data to a training pipeline.", no_args_is_help=True)
 destinations_app = typer.Typer(help="Where bundles go: folders and Hugging Face Hub repos.", no_args_is_help=True)
 app.add_typer(destinations_app, name="destinations")
+webhooks_app = typer.Typer(help="Signed webhooks: version_created, delivery_done, training_finished, job_finished.",
+                           no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 TokenizerOpt = typer.Option(None, "--tokenizer", help="Tokenizer folder, GGUF or 'default' whose chat template the "
                             "check renders (default: SPROUT_HANDOFF__TOKENIZER, else SPROUT_TRAIN__BASE_MODEL).")
@@ -299,3 +304,46 @@ def compare_cmd(
     console.print("promote" if promote else "hold: the new run is worse", highlight=False)
     if not promote:
         raise typer.Exit(1)
+
+
+@webhooks_app.command("add")
+def webhook_add(
+    url: str = typer.Argument(..., help="An http(s) URL that receives the events as signed JSON POSTs."),
+    event: list[str] = typer.Option(..., "--event", "-e", help=f"An event (repeat): {', '.join(webhooks.EVENTS)}."),
+    secret: str | None = typer.Option(None, "--secret", help="The signing secret (default: generated)."),
+) -> None:
+    """Add a webhook for the CLI's datasets and jobs; its secret is printed once."""
+    try:
+        url, events = webhooks.check_url(url), webhooks.check_events(event)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if secret is not None and len(secret) < 16:
+        raise CliError("--secret: at least 16 characters")
+    with session_scope(database_url()) as session:
+        row = Webhook(owner=None, url=url, secret=secret or webhooks.new_secret(), events=events)
+        session.add(row)
+        session.flush()
+        ident, key = row.id, row.secret
+    console.print(f"webhook {ident}: {url} ({', '.join(events)}); secret (shown once): {key}", highlight=False)
+
+
+@webhooks_app.command("list")
+def webhook_list() -> None:
+    """The CLI's webhooks, with the status of their last deliveries."""
+    with session_scope(database_url()) as session:
+        rows = session.exec(select(Webhook).where(Webhook.owner.is_(None)).order_by(Webhook.id)).all()
+        table = Table("id", "url", "events", "active")
+        for row in rows:
+            table.add_row(str(row.id), row.url, ", ".join(row.events), str(row.active))
+    console.print(table)
+
+
+@webhooks_app.command("remove")
+def webhook_remove(webhook_id: int = typer.Argument(...)) -> None:
+    """Remove a webhook (and its delivery records)."""
+    with session_scope(database_url()) as session:
+        row = session.get(Webhook, webhook_id) if 1 <= webhook_id <= 2**31 - 1 else None
+        if row is None or row.owner is not None:
+            raise CliError(f"no webhook with id {webhook_id}")
+        session.delete(row)
+    console.print(f"removed webhook {webhook_id}")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.handoff.config import HandoffConfig
+
 
 @dataclass(frozen=True)
 class LLMConfig:
@@ -60,6 +62,8 @@ class CoreConfig:
     jobs: JobConfig = field(default_factory=JobConfig)
     # a job kind's service-wide parameter defaults (kind -> field values), overridden per job
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the hand-off of new dataset versions (`version_handoff` jobs): formats, preflight tokenizer, retries
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
 
     @property
     def model_cache_dir(self) -> Path:

@@ -1,9 +1,9 @@
 """Datasets: named, versioned, growing collections of curated examples, owned by the caller.
 
 A thin shell over `app.core.datasets`: create, list, read, change and delete datasets;
-read versions, their rows and diffs; tags (moving `prod` back is the rollback); curation
-(a new version without some examples, or with some corrected); the build schedule; a
-build now; and the download of any version in any export format, streamed, with the
+read versions (with their gated training run), their rows and diffs; tags (moving `prod` back is the rollback); curation
+(a new version without some examples, or with some corrected; handed off like a build's,
+`queue_handoff`); the build schedule; a build now; and the download of any version in any export format, streamed, with the
 version's content hash as its ETag (a poller gets 304 while nothing changed).
 
 Another owner's dataset answers 404, as if it did not exist. The core's errors map to
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
@@ -55,9 +55,11 @@ from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, correct_examples, remove_examples
 from app.core.datasets.errors import DatasetError
-from app.core.jobs import dataset_build, requests
+from app.core.handoff import training_gate
+from app.core.jobs import dataset_build, requests, version_handoff
 from app.db import session_scope
-from app.models import Dataset, DatasetVersion, utcnow
+from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
+from workers.celery_app import enqueue
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=LimitedJsonRoute)
 
@@ -89,7 +91,10 @@ def _detail(session: Session, dataset: Dataset) -> DatasetDetail:
 
 
 def _version_out(session: Session, version: DatasetVersion) -> VersionOut:
-    return VersionOut.of(version, pages.tags_by_version(session, version.dataset_id).get(version.number, []))
+    handoff_job = version_handoff.find(session, version.dataset_id, version.number)
+    return VersionOut.of(version, pages.tags_by_version(session, version.dataset_id).get(version.number, []),
+                         training=training_gate.latest_runs(session, [version.id]).get(version.id),
+                         handoff_job_id=handoff_job.id if handoff_job is not None else None)
 
 
 def _defaults(settings: Any) -> dict[str, dict[str, Any]]:
@@ -148,13 +153,15 @@ def list_versions(name: NamePath, session: SessionDep, owner: Owner, limit: Limi
     dataset = _dataset(session, owner, name)
     total, rows = pages.versions_page(session, dataset.id, offset, limit)
     tagged = pages.tags_by_version(session, dataset.id)
-    return Page(items=[VersionSummary.of(r, tagged.get(r.number, [])) for r in rows], total=total, limit=limit,
-                offset=offset)
+    trained = training_gate.latest_runs(session, [r.id for r in rows])
+    return Page(items=[VersionSummary.of(r, tagged.get(r.number, []), trained.get(r.id)) for r in rows], total=total,
+                limit=limit, offset=offset)
 
 
 @router.post("/{name}/versions", status_code=201, responses=CONFLICT,
-             summary="Curate: a new version without some examples, or with some corrected")
-def curate(name: NamePath, body: CurationCreate, session: SessionDep, owner: Owner) -> VersionOut:
+             summary="Curate: a new version without some examples, or with some corrected (then handed off)")
+def curate(name: NamePath, body: CurationCreate, session: SessionDep, owner: Owner, settings: SettingsDep,
+           celery: CeleryDep) -> VersionOut:
     dataset = _dataset(session, owner, name)
     if body.remove is not None:
         version = remove_examples(session, dataset, example_ids=body.remove.ids, query=body.remove.query,
@@ -167,7 +174,30 @@ def curate(name: NamePath, body: CurationCreate, session: SessionDep, owner: Own
         except DatasetError as exc:  # the core counts `corrections[i]`; the body calls them `correct[i]`
             raise type(exc)(str(exc).replace("corrections[", "correct[", 1)) from None
     session.commit()
+    queue_handoff(session, celery, dataset, version, _defaults(settings))
     return _version_out(session, version)
+
+
+def queue_handoff(session: Session, celery: Any, dataset: Dataset, version: DatasetVersion,
+                  defaults: dict[str, dict[str, Any]], force: bool = False) -> Any:
+    """The version's `version_handoff` job, made and enqueued (after the version's commit); a
+    broker that is away marks it failed (retry it with `POST /jobs/{id}/retry`) without
+    undoing the version; `force` (asked for by the caller): then a 503."""
+    job_id = version_handoff.queue(session, dataset, version, defaults, force=force)
+    if job_id is None:
+        return None
+    session.commit()
+    job = session.get(Job, job_id)
+    if job.status == JobStatus.queued.value:
+        try:
+            enqueue(celery, job.id, job.kind)
+        except Exception as exc:  # kombu / redis connection errors
+            job.status, job.error = JobStatus.failed.value, f"could not be enqueued: the broker is unreachable ({exc})"
+            session.commit()
+            if force:
+                raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
+                                    headers={"Retry-After": "5"}) from None
+    return job
 
 
 @router.get("/{name}/versions/{ref}", summary="One version (a number, `latest` or a tag) with its card")

@@ -1,4 +1,5 @@
-"""Deliveries: a finished job's bundle, checked and sent to one of the caller's destinations.
+"""Deliveries: a finished job's bundle, or a dataset version's, checked and sent to one of the
+caller's destinations.
 
 `POST` writes the bundle (every format, `dataset_info.json`, `axolotl.yaml`, the card),
 runs the preflight check with the service's tokenizer (`SPROUT_HANDOFF__TOKENIZER`, else
@@ -23,6 +24,8 @@ from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.handoff import AttemptOut, DeliveryCreate, DeliveryOut
 from app.core import store
+from app.core.datasets import versions as ds_versions
+from app.core.datasets.errors import DatasetError
 from app.core.handoff import deliveries, sources
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.models import Delivery, Destination, Job, JobStatus, utcnow
@@ -56,12 +59,26 @@ def out(session: Session, row: Delivery) -> DeliveryOut:
     return DeliveryOut(**{k: data[k] for k in DeliveryOut.model_fields if k in data}, attempt_log=log)
 
 
-@router.post("", status_code=201, summary="Bundle a finished job, check it, and deliver it to a destination")
+def _version_source(session: Session, body: DeliveryCreate, owner: str, config: Any, settings: Settings) -> Any:
+    """(rows, meta) of the caller's dataset version the body names (422 naming the field)."""
+    try:
+        dataset = ds_versions.get_dataset(session, owner, body.dataset)
+    except DatasetError:
+        raise field_error(("body", "dataset"), f"no dataset named {body.dataset!r}") from None
+    try:
+        return sources.dataset_version_source(session, dataset, body.version, name=body.name, system=body.system,
+                                              license=config.license, language=tuple(config.language),
+                                              model=settings.llm_model)
+    except DatasetError as exc:
+        raise field_error(("body", "version"), str(exc)) from None
+
+
+@router.post("", status_code=201, summary="Bundle a finished job or a dataset version, check it, and deliver it")
 def create_delivery(body: DeliveryCreate, session: SessionDep, owner: Owner, settings: SettingsDep) -> DeliveryOut:
-    job = session.get(Job, body.job_id)
-    if job is None or job.owner != owner:
+    job = session.get(Job, body.job_id) if body.job_id is not None else None
+    if body.job_id is not None and (job is None or job.owner != owner):
         raise field_error(("body", "job_id"), f"no job with id {body.job_id}")
-    if not JobStatus(job.status).finished:
+    if job is not None and not JobStatus(job.status).finished:
         raise field_error(("body", "job_id"), f"job {job.id} is {job.status}; deliver it once it has finished")
     destination = session.get(Destination, body.destination_id)
     if destination is None or destination.owner != owner:
@@ -69,9 +86,12 @@ def create_delivery(body: DeliveryCreate, session: SessionDep, owner: Owner, set
     config = settings.handoff_config()
     if body.formats:
         config = config.model_copy(update={"formats": list(dict.fromkeys(body.formats))})
-    rows, meta = sources.job_source(session, job.id, final_only=body.final_only, include_roots=body.include_roots,
-                                    name=body.name, system=body.system, license=config.license,
-                                    language=tuple(config.language), model=settings.llm_model)
+    if job is None:
+        rows, meta = _version_source(session, body, owner, config, settings)
+    else:
+        rows, meta = sources.job_source(session, job.id, final_only=body.final_only, include_roots=body.include_roots,
+                                        name=body.name, system=body.system, license=config.license,
+                                        language=tuple(config.language), model=settings.llm_model)
     try:
         preflight = preflight_for(settings)
     except ValueError as exc:  # BaseModelError: the configured tokenizer cannot be loaded

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.api.schemas.common import Id, JsonObject, Text
+from app.api.schemas.handoff import TrainingOut
 from app.core.datasets.curation import ExampleQuery
 from app.models import Dataset, DatasetVersion, ScheduleFire
 
@@ -102,10 +103,14 @@ class VersionSummary(BaseModel):
     content_hash: str = Field(description="sha256 of the canonical rows: the download's ETag.",
                               examples=["9f2c0e6b1d5a3e8f4c7b2a1d0e9f8c7b6a5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f"])
     tags: list[str] = Field(default_factory=list, examples=[["latest", "prod"]])
+    training: TrainingOut | None = Field(
+        default=None, description="The version's gated training run (its latest), when the dataset trains new "
+        "versions: job, status, metrics and the gate's decision with its table.")
 
     @classmethod
-    def of(cls, version: DatasetVersion, tags: list[str] | None = None) -> VersionSummary:
-        return cls(**_version_fields(version), tags=tags or [])
+    def of(cls, version: DatasetVersion, tags: list[str] | None = None,
+           training: dict[str, Any] | None = None) -> VersionSummary:
+        return cls(**_version_fields(version), tags=tags or [], training=training)
 
 
 def _version_fields(version: DatasetVersion) -> dict[str, Any]:
@@ -120,10 +125,14 @@ class VersionOut(VersionSummary):
     """One version with its dataset card (Markdown with YAML front matter)."""
 
     card: str = Field(examples=["---\nlicense: apache-2.0\n---\n# support-sft, version 2\n"])
+    handoff_job_id: int | None = Field(default=None, description="The `version_handoff` job of this version "
+                                       "(its webhook, deliveries and training run), if one was queued.")
 
     @classmethod
-    def of(cls, version: DatasetVersion, tags: list[str] | None = None) -> VersionOut:
-        return cls(**_version_fields(version), tags=tags or [], card=version.card)
+    def of(cls, version: DatasetVersion, tags: list[str] | None = None, training: dict[str, Any] | None = None,
+           handoff_job_id: int | None = None) -> VersionOut:
+        return cls(**_version_fields(version), tags=tags or [], card=version.card, training=training,
+                   handoff_job_id=handoff_job_id)
 
 
 class ScheduleSummary(BaseModel):

@@ -70,11 +70,11 @@ def _jsonl_line(fmt: str) -> Callable[[Sequence[Any]], str]:
     elif fmt == "prompt-completion":
         def line(r: Sequence[Any]) -> str:
             return f'{{"prompt": {enc(user(r[0], r[1]))}, "completion": {enc(r[2])}' + tail(r[3], r[4])
-    elif fmt == "sharegpt":
+    elif fmt in formats.FORMATS and fmt != "alpaca":  # any other JSONL format: the general path
         def line(r: Sequence[Any]) -> str:
             row = dict(zip(_ROW_FIELDS, r))
-            row["lineage"] = json.loads(row["lineage"]) if isinstance(row["lineage"], str) else row["lineage"]
-            return json.dumps(formats.to_record(row, fmt), ensure_ascii=False) + "\n"
+            row["lineage"] = json.loads(row["lineage"])
+            return formats.record_text(formats.to_record(row, fmt)) + "\n"
     else:
         raise ValueError(f"{fmt} is not a JSONL format")
     return line

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -175,3 +176,15 @@ def write_bundle(rows: Iterable[dict[str, Any]], meta: HandoffMeta, target: str 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def zip_bundle(folder: str | Path, target: str | Path) -> Path:
+    """A zip of the bundle folder (paths relative to it; Parquet stored as is, the rest
+    deflated), written under a temporary name and renamed, so it is whole or absent."""
+    folder, target = Path(folder), Path(target)
+    with records.atomic_file(target, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                method = zipfile.ZIP_STORED if path.suffix == ".parquet" else zipfile.ZIP_DEFLATED
+                zf.write(path, path.relative_to(folder).as_posix(), compress_type=method)
+    return target

@@ -7,7 +7,8 @@ the Hub's viewer and `datasets.load_dataset(folder)` read the bundle as it is. T
 row came from: the source (a job, or a dataset version with its parent, content hash and
 diff), the recipe and its parameters, the models and their decoding settings, the seed
 set and its sha256, counts by method and by rejection rule, the files with their
-checksums, the preflight result, and how to load the data with `datasets`, TRL,
+checksums, the preflight result, a dataset version's gated training run (once decided),
+and how to load the data with `datasets`, TRL,
 LLaMA-Factory and axolotl. Unknown facts are left out, never made up.
 """
 
@@ -177,8 +178,28 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
         if shown:
             lines += ["First problems (all are in `preflight.json`):", ""] + [f"- {p}" for p in shown] + [""]
 
+    if meta.training:
+        lines += _training(meta.training)
     lines += _loading(meta, files, has_axolotl)
     return "\n".join(lines) + "\n"
+
+
+def _training(run: dict[str, Any]) -> list[str]:
+    """The version's gated training run: its figures beside the baseline's, and the verdict."""
+    gate = run.get("gate") or {}
+    lines = ["## Training gate", "",
+             f"Training job {run.get('job_id')} ({run.get('status')}) on this version; gate tag `{gate.get('tag')}`: "
+             f"{gate.get('decision') or 'not decided yet'}."]
+    if gate.get("baseline_version") is not None:
+        lines[-1] += f" Compared with the run on version {gate['baseline_version']} (job {gate.get('baseline_job_id')})."
+    lines += [f"Evaluation tasks: sha256 `{gate.get('eval_sha256')}` (the same tasks for every run it is compared "
+              "with).", ""]
+    table = gate.get("table") or []
+    if table:
+        lines += _table(("metric", "previous", "new", "delta", "better", "tolerance", "verdict"),
+                        [tuple(row.get(k) for k in ("metric", "previous", "new", "delta", "better", "tolerance",
+                                                    "verdict")) for row in table]) + [""]
+    return lines
 
 
 def _loading(meta: HandoffMeta, files: list[WrittenFile], has_axolotl: bool) -> list[str]:

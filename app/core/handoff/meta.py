@@ -1,9 +1,9 @@
 """What a hand-off says about its rows: `HandoffMeta`, filled by a source, read by the card.
 
-A source (a job today, a dataset version later) fills what it knows; every field but the
-name and the source is optional, and the card leaves out what is unknown instead of
-inventing it. The dataset-version fields (`version`, `parent_version`, `content_hash`,
-`diff`) are empty for a job.
+A source (a job, or a dataset version) fills what it knows; every field but the name and
+the source is optional, and the card leaves out what is unknown instead of inventing it.
+The dataset-version fields (`version`, `parent_version`, `content_hash`, `diff`, and
+`training`: the version's gated training run once it is decided) are empty for a job.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class HandoffMeta:
     parent_version: int | None = None
     content_hash: str | None = None
     diff: dict[str, Any] | None = None  # e.g. {"added": 120, "removed": 3}
+    # the version's gated training run (`training_gate.describe`): job, metrics, the gate's decision and table
+    training: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.source_kind not in SOURCE_KINDS:

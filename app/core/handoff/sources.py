@@ -1,25 +1,35 @@
-"""Row sources: what the hand-off reads, as (rows, `HandoffMeta`). A job is one today.
+"""Row sources: what the hand-off reads, as (rows, `HandoffMeta`): a job, or a dataset version.
 
 `job_source` gives a generation job's curated rows — the same rows as `sprout export`
 (`lineage.export_rows`: lineage, final-only, no-roots) — with their provenance (`method`,
 `job_id`, `scores`: the novelty filter's max and mean ROUGE-L of the row's instruction),
 and what the card says about the job: its recipe and parameters, the decoding settings,
-the seed set and its sha256, and its rejections by rule. A dataset version will be
-another function returning the same pair; nothing downstream needs to change.
+the seed set and its sha256, and its rejections by rule.
+
+`dataset_version_source` streams a version's rows (`datasets.versions.version_rows`, a
+page at a time) with the same provenance keys (`id` is the example's id in the dataset,
+`job_id` the job that made it), and fills the card's version fields: the version, its
+parent, its content hash, the diff to the parent (`datasets.diff`), the counts by method
+and by rejection rule of the build that made it (the version's `counts`), the recipe and
+the seed sets, and the version's gated training run once it is decided.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlmodel import Session, select
 
 from app.core import lineage, store
+from app.core.datasets import diff as ds_diff
+from app.core.datasets import tags as ds_tags
+from app.core.datasets import versions as ds_versions
+from app.core.handoff import training_gate
 from app.core.handoff.meta import HandoffMeta, ModelInfo, SeedSetInfo
-from app.models import Instruction, Job, SeedSet, SeedTask
+from app.models import Dataset, DatasetVersion, Instruction, Job, SeedSet, SeedTask
 
 DECODING_KEYS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "max_tokens", "seed")
 
@@ -127,3 +137,79 @@ def export_rows(session: Session, job: Job, fmt: str, *, final_only: bool = Fals
     if fmt in PROVENANCE_FORMATS:
         return list(job_rows(session, job, final_only=final_only, include_roots=include_roots))
     return lineage.export_rows(session, job, final_only=final_only, include_roots=include_roots)
+
+
+# --- a dataset version -----------------------------------------------------------------------
+VERSION_ROW_FIELDS = ("id", "instruction", "input", "output", "method", "lineage", "scores", "source_job_id")
+
+
+def version_rows(session: Session, dataset_id: int, number: int) -> Iterator[dict[str, Any]]:
+    """The version's rows in their stable order, streamed, with provenance (`job_id`: the job
+    that made the example; `lineage` and `scores` as stored, empty ones left out)."""
+    for row in ds_versions.version_rows(session, dataset_id, number, fields=VERSION_ROW_FIELDS):
+        yield {"id": row["id"], "instruction": row["instruction"], "input": row["input"], "output": row["output"],
+               "method": row["method"], "job_id": row["source_job_id"], "lineage": row["lineage"] or None,
+               "scores": row["scores"] or None}
+
+
+def seed_sets_info(session: Session, seed_set_ids: Sequence[int]) -> SeedSetInfo | None:
+    """One seed set as `seed_set_info`; several as one (names joined, tasks summed, one sha256
+    over all their tasks in the recipe's order)."""
+    infos = [i for i in (seed_set_info(session, ident) for ident in seed_set_ids) if i is not None]
+    if len(infos) <= 1:
+        return infos[0] if infos else None
+    return SeedSetInfo(name=" + ".join(i.name for i in infos), tasks=sum(i.tasks for i in infos),
+                       sha256=hashlib.sha256("".join(i.sha256 for i in infos).encode()).hexdigest())
+
+
+def version_meta(session: Session, dataset: Dataset, version: DatasetVersion, *, name: str | None = None,
+                 model: str | None = None, license: str = "other", language: tuple[str, ...] = ("en",),
+                 system: str | None = None) -> HandoffMeta:
+    """What the card says about a dataset version."""
+    counts = version.counts or {}
+    recipe = dict(dataset.recipe or {})
+    steps = recipe.get("steps") or []
+    parent = session.get(DatasetVersion, version.parent_id) if version.parent_id is not None else None
+    change = None
+    if parent is not None:
+        d = ds_diff.diff(session, parent, version)
+        change = {"added": d.added, "removed": d.removed, "corrected": d.corrected}
+    card_recipe: dict[str, Any] = {"method": " -> ".join(str(s.get("kind")) for s in steps) or None,
+                                   "params": recipe, "made by": version.kind}
+    if version.build_job_id is not None:
+        card_recipe["build job"] = version.build_job_id
+    tagged = [t for t, n in ds_tags.list_tags(session, dataset.id).items() if n == version.number]
+    if tagged:
+        card_recipe["tags"] = ", ".join(tagged)
+    rejected = (counts.get("build") or {}).get("rejected_by_rule") or {}
+    training = training_gate.latest_runs(session, [version.id]).get(version.id)
+    return HandoffMeta(
+        name=name or dataset.name,
+        source_kind="dataset_version",
+        source_id=version.id,
+        title=f"{dataset.name}, version {version.number}",
+        description=dataset.description or "",
+        license=dataset.license or license,
+        language=tuple(language),
+        system=system,
+        recipe=card_recipe,
+        models=tuple(ModelInfo(model or "not recorded by the dataset", f"step {i + 1}: {s.get('kind')}",
+                               decoding(s.get("params") or {})) for i, s in enumerate(steps)),
+        seed_set=seed_sets_info(session, recipe.get("seed_set_ids") or []),
+        rejections={str(k): int(n) for k, n in rejected.items()},
+        created_at=version.created_at,
+        version=version.number,
+        parent_version=parent.number if parent is not None else None,
+        content_hash=version.content_hash,
+        diff=change,
+        training=training,
+    )
+
+
+def dataset_version_source(session: Session, dataset: Dataset, ref: int | str, **card: Any
+                           ) -> tuple[Iterator[dict[str, Any]], HandoffMeta]:
+    """(rows, meta) of version `ref` of `dataset` (a number, `latest` or a tag). The rows are a
+    stream read on `session`, which must stay open while they are consumed. Raises
+    `VersionNotFound` (a `DatasetError`) for a missing version."""
+    version = ds_tags.resolve(session, dataset.id, ref)
+    return version_rows(session, dataset.id, version.number), version_meta(session, dataset, version, **card)

@@ -1,7 +1,8 @@
 """Webhooks: signed JSON events, each attempt recorded, retried with backoff.
 
-Events: `version_created` (a dataset version), `delivery_done` (a bundle reached its
-destination), `training_finished` (a fine-tuning job ended), `job_finished` (any job
+Events: `version_created` (a dataset version was committed), `delivery_done` (a bundle
+reached its destination), `training_finished` (a fine-tuning job ended; a dataset
+version's gated run carries the version and the gate's decision), `job_finished` (any job
 ended). `emit` stores one `WebhookDelivery` per subscribed webhook of the resource's
 owner, with the exact body to send; `send` posts it. Every try of the same delivery sends
 the same bytes with the same `X-Sprout-Delivery` id, so a receiver can drop duplicates.
@@ -200,7 +201,13 @@ def emit_job_finished(session: Session, job: Any, now: datetime) -> list[Webhook
                     "finished_at": job.finished_at.isoformat() if job.finished_at else None}}
     out = emit(session, "job_finished", data, owner=job.owner, now=now, source_kind="job", source_id=job.id)
     if job.kind == TRAINING_KIND:
-        metrics = (job.result or {}).get("metrics")
-        out += emit(session, "training_finished", {**data, "metrics": metrics, "run_dir": (job.result or {}).get("run_dir")},
-                    owner=job.owner, now=now, source_kind="job", source_id=job.id)
+        result = job.result or {}
+        training = {**data, "metrics": result.get("metrics"), "run_dir": result.get("run_dir")}
+        source = result.get("source") or {}
+        if source.get("dataset_id") is not None:  # a dataset version's run, and the gate's decision on it
+            training["dataset"] = {"id": source["dataset_id"], "name": source.get("dataset"),
+                                   "version": source.get("version")}
+            training["gate"] = result.get("gate")
+        out += emit(session, "training_finished", training, owner=job.owner, now=now, source_kind="job",
+                    source_id=job.id)
     return out

@@ -8,13 +8,21 @@ commits). One module per kind registers it:
 
 * `self_instruct.py` — Self-Instruct on a seed set;
 * `evol_instruct.py` — Evol-Instruct on a seed set or a finished generation job;
-* `sft.py` — supervised fine-tuning on a job's curated data or an export.
+* `sft.py` — supervised fine-tuning on a job's curated data, an export or a dataset version;
+* `dataset_build.py` — a dataset's recipe run as step jobs, committing its next version;
+* `version_handoff.py` — a new version's webhook, deliveries and gated training run.
 
 Importing this package registers the kinds; a new kind is a new module plus one import
 line below.
 """
 
-from app.core.jobs import dataset_build, evol_instruct, self_instruct, sft  # noqa: F401  (each registers its kind)
+from app.core.jobs import (  # noqa: F401  (each registers its kind)
+    dataset_build,
+    evol_instruct,
+    self_instruct,
+    sft,
+    version_handoff,
+)
 from app.core.jobs.registry import JobKind, JobRequest, JobRequestError, Progress, get, names, queues, register
 
 __all__ = ["JobKind", "JobRequest", "JobRequestError", "Progress", "get", "names", "queues", "register"]

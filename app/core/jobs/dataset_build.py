@@ -125,7 +125,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         for i, step in enumerate(recipe.steps):
             live.update(step=i + 1, accepted=0)
             last = _run_step(ctx, recipe, i, step, target, previous=last)
-        return _commit(ctx, recipe, base, target, last)
+        result = _commit(ctx, recipe, base, target, last)
+        return {**result, **_hand_off(ctx, result)}
     except JobStopped:
         if not ctx.heartbeat.lost:
             _fire_done(ctx, built=False, reason="the build was cancelled")
@@ -236,6 +237,25 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
     return {"version": version.number if version is not None else None, "added": added,
             "content_hash": version.content_hash if version is not None else None, "paused": paused,
             "curated": added}
+
+
+# --- hand-off: after the version's transaction, never inside it (app.core.jobs.version_handoff) ----
+def _hand_off(ctx: JobContext, result: dict[str, Any]) -> dict[str, Any]:
+    """Queue the `version_handoff` job of the version this build committed (once, a resumed
+    build finds it); the shell enqueues `followups`. A failure here is recorded, and the
+    build (whose version is committed) still succeeds."""
+    from app.core.jobs.version_handoff import queue
+
+    if result.get("version") is None:
+        return {}
+    try:
+        with ctx.session() as session:
+            dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+            version = versions.get_version(session, dataset.id, result["version"])
+            job_id = queue(session, dataset, version, ctx.config.defaults)
+    except Exception as exc:  # the version stands; its hand-off can be asked for again
+        return {"handoff_error": f"{type(exc).__name__}: {exc}"}
+    return {"followups": [job_id]} if job_id is not None else {}
 
 
 def _finish_empty(ctx: JobContext, reason: str) -> dict[str, Any]:

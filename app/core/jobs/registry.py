@@ -12,7 +12,10 @@ A `JobKind` says everything the rest of Sprout needs to know about one kind of j
 * `produces_examples`: its rows are curated examples (generation kinds), so it can be
   exported, evolved, trained on, or be a step of a dataset's recipe;
 * `takes_source_job`: it can start from another job's curated data (a recipe step whose
-  source is `previous`).
+  source is `previous`);
+* `on_created` (optional) records what the new job row holds on to, in the transaction
+  that creates it (e.g. a training run's use of a dataset version, which keeps the
+  version from being deleted).
 
 Adding a kind is one module that builds a `JobKind` and calls `register`, plus one import
 line in `app/core/jobs/__init__.py`. The API's validation, the CLI, the Celery task and
@@ -83,6 +86,8 @@ class JobKind:
     needs_llm: bool = False
     # the `Settings` field holding this kind's service-wide defaults (`CoreConfig.defaults`)
     defaults_key: str | None = None
+    # (session, the new job row): called by `requests.create_job` once the row exists
+    on_created: Callable[[Session, Job], None] | None = None
 
     def validate_params(self, overrides: dict[str, Any], defaults: dict[str, dict[str, Any]] | None = None) -> BaseModel:
         """The service defaults for this kind overridden by `overrides`; raises pydantic's

@@ -50,6 +50,9 @@ def create_job(session: Session, request: JobRequest, defaults: dict[str, dict[s
     if counters is not None:
         job.counters = counters
     session.flush()
+    created = get_kind(job.kind).on_created
+    if created is not None:
+        created(session, job)
     return job
 
 

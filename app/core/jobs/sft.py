@@ -1,7 +1,13 @@
-"""The `sft` job kind: fine-tune a model on a generation job's curated data or an export.
+"""The `sft` job kind: fine-tune a model on a generation job's curated data, an export, or a
+dataset version.
 
-The data is the source job's curated rows (`store.curated_examples`) or, when the job was
-created from an export, that export's file (`job.result["source"]["export_id"]`). The run
+The data is the source job's curated rows (`store.curated_examples`), or, when the job was
+created from an export, that export's file (`job.result["source"]["export_id"]`), or a
+dataset version's rows (`params.dataset` and `params.dataset_version`, resolved to a
+version number in `job.result["source"]` when the job is created; the version's use is
+recorded then, so it cannot be deleted). A gated run of a new version (queued by the
+`version_handoff` kind) ends with the gate's decision (`handoff.training_gate.decide`) in
+`job.result["gate"]`. The run
 folder is `<data_dir>/runs/job-<id>/`; the metrics land in `job.result["metrics"]`.
 Progress (stage, step, max_steps, loss, eta) reaches `job.counters` through the
 lifecycle's heartbeat; a cancel is noticed there and the next training step stops the run;
@@ -13,10 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from sqlmodel import Session
 
 from app.core import store
 from app.core.candidates import JobInputError
+from app.core.datasets import deletion as ds_deletion
+from app.core.datasets import tags as ds_tags
+from app.core.datasets import versions as ds_versions
+from app.core.datasets.errors import DatasetError
+from app.core.handoff import training_gate
 from app.core.jobs.lifecycle import JobContext, JobStopped
 from app.core.jobs.registry import (
     TRAINING_QUEUE,
@@ -36,17 +48,37 @@ KIND = "sft"
 PROGRESS_KEYS = ("stage", "step", "max_steps", "epoch", "loss", "tokens_per_s", "eta_s")
 
 
-def check(session: Session, request: JobRequest, params: TrainParams) -> dict[str, Any]:
-    """Exactly one of a source job (a finished generation job) or an export; file paths in
-    the parameters confined to `request.data_root` when the caller set one (the API)."""
+class SftParams(TrainParams):
+    """The trainer's parameters, and, to train on a dataset version, which one."""
+
+    dataset: str | None = Field(
+        default=None, max_length=100,
+        description="Train on a version of this dataset (one of yours) instead of a job or an export.",
+    )
+    dataset_version: int | str = Field(
+        default="latest", description="With `dataset`: a version number, `latest` or a tag (resolved when the job "
+        "is created).",
+    )
+
+
+def check(session: Session, request: JobRequest, params: SftParams) -> dict[str, Any]:
+    """Exactly one of a source job (a finished generation job), an export or a dataset
+    version; file paths in the parameters confined to `request.data_root` when the caller set
+    one (the API)."""
     if request.seed_set_id is not None:
         raise JobRequestError("seed_set_id", f"an {KIND} job trains on a job's curated data: "
                               "give source_job_id or export_id, not seed_set_id")
-    if (request.source_job_id is None) == (request.export_id is None):
-        raise JobRequestError("source_job_id", f"an {KIND} job needs exactly one of source_job_id or export_id",
-                              "missing")
+    sources = [(request.source_job_id, "source_job_id"), (request.export_id, "export_id"),
+               (params.dataset, "params.dataset")]
+    given = [name for value, name in sources if value is not None]
+    if len(given) != 1:
+        raise JobRequestError(given[1] if given else "source_job_id", f"an {KIND} job needs exactly one of "
+                              "source_job_id or export_id, or params.dataset (a dataset version)",
+                              "value_error" if given else "missing")
     if request.data_root is not None:
         _check_paths(request.params, request.data_root)
+    if params.dataset is not None:
+        return _dataset_source(session, request, params)
     source_job_id, export_id = request.source_job_id, request.export_id
     if export_id is not None:
         source_job_id = owned_row(session, Export, export_id, request.owner, "export_id", "export").job_id
@@ -70,7 +102,7 @@ def _check_paths(params: dict[str, Any], root: Path) -> None:
     if "model_cache_dir" in params:
         raise JobRequestError("params.model_cache_dir", "set by the service (SPROUT_DATA_DIR), not per job")
     root = Path(root).resolve()
-    for name in ("base_model", "eval_tasks"):
+    for name in ("base_model", "eval_tasks", "held_out_file"):
         value = params.get(name)
         if value is None or (name == "base_model" and value == "default"):
             continue
@@ -79,9 +111,47 @@ def _check_paths(params: dict[str, Any], root: Path) -> None:
             raise JobRequestError(f"params.{name}", f"must be {allowed} inside the service's data directory ({root})")
 
 
+# --- a dataset version as the source ---------------------------------------------------------
+def _dataset_source(session: Session, request: JobRequest, params: SftParams) -> dict[str, Any]:
+    """The version `params.dataset_version` of the caller's dataset `params.dataset`, resolved now."""
+    try:
+        dataset = ds_versions.get_dataset(session, request.owner, params.dataset)
+    except DatasetError:
+        raise JobRequestError("params.dataset", f"no dataset named {params.dataset!r}") from None
+    try:
+        version = ds_tags.resolve(session, dataset.id, params.dataset_version)
+    except DatasetError as exc:
+        raise JobRequestError("params.dataset_version", str(exc)) from None
+    source = {"job_id": None, "export_id": None, "dataset_id": dataset.id, "dataset": dataset.name,
+              "version": version.number, "version_id": version.id}
+    return {"result": {"source": source}, "counters": {"stage": "queued", "step": 0, "max_steps": None, "loss": None}}
+
+
+def _record_use(session: Session, job: Job) -> None:
+    """`on_created`: a version a training job uses is kept (`datasets.deletion.record_use`)."""
+    source = (job.result or {}).get("source") or {}
+    if source.get("version_id") is not None:
+        version = ds_versions.get_version(session, source["dataset_id"], source["version"])
+        ds_deletion.record_use(session, version, int(job.id))
+
+
+def _version_rows(source: dict[str, Any], session: Session) -> list[dict[str, Any]]:
+    try:
+        rows = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]}
+                for r in ds_versions.version_rows(session, source["dataset_id"], source["version"],
+                                                  fields=("instruction", "input", "output"))]
+    except DatasetError as exc:
+        raise JobInputError(f"dataset {source.get('dataset')!r} version {source['version']}: {exc}") from None
+    if not rows:
+        raise JobInputError(f"dataset {source.get('dataset')!r} version {source['version']} has no rows to train on")
+    return rows
+
+
 def training_data(session: Session, job: Job) -> Any:
     """The rows (or the export file) a training job trains on."""
     source = (job.result or {}).get("source") or {}
+    if source.get("dataset_id") is not None:
+        return _version_rows(source, session)
     export_id = source.get("export_id")
     if export_id is not None:
         export = session.get(Export, export_id)
@@ -100,9 +170,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     from app.core.training import TrainingError, run_training  # torch loads only when a job trains
 
     with ctx.session() as session:
-        data = training_data(session, store.get_job(session, ctx.job_id))
+        job = store.get_job(session, ctx.job_id)
+        from_version = ((job.result or {}).get("source") or {}).get("dataset_id") is not None
+        data = training_data(session, job)
     out = ctx.config.run_dir(ctx.job_id)
-    params: TrainParams = ctx.params  # type: ignore[assignment]
+    params: SftParams = ctx.params  # type: ignore[assignment]
     updates: dict[str, Any] = {}
     if params.model_cache_dir is None:
         updates["model_cache_dir"] = ctx.config.model_cache_dir
@@ -123,7 +195,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise
     except (TrainingError, SeedFormatError) as exc:
         raise JobInputError(str(exc)) from None
-    return {"run_dir": str(out), "metrics": metrics}
+    result: dict[str, Any] = {"run_dir": str(out), "metrics": metrics}
+    if from_version:  # a new version's gated run: decide it, only while this worker holds the job
+        with ctx.heartbeat.lock, ctx.session() as session:
+            store.heartbeat(session, ctx.job_id, ctx.worker)
+            decision = training_gate.decide(session, ctx.job_id, metrics)
+        if decision is not None:
+            result["gate"] = decision
+    return result
 
 
 def progress(job: Job) -> Progress:
@@ -135,12 +214,14 @@ def progress(job: Job) -> Progress:
 
 SFT = register(JobKind(
     name=KIND,
-    params_model=TrainParams,
+    params_model=SftParams,
     queue=TRAINING_QUEUE,
     run=run,
     check=check,
     progress=progress,
-    description="Supervised fine-tuning (TRL + PEFT) on a generation job's curated data or an export.",
+    description="Supervised fine-tuning (TRL + PEFT) on a generation job's curated data, an export or a "
+    "dataset version.",
     produces_examples=False,
     defaults_key="train",
+    on_created=_record_use,
 ))

@@ -99,6 +99,12 @@ class TrainParams(BaseModel):
     eval_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="Share of rows held out for the loss evaluation (hash-based split)."
     )
+    held_out_file: Path | None = Field(
+        default=None,
+        description="A file of rows (any export format, or an Alpaca JSON list) the held-out loss is measured on "
+        "instead of a split of the data (every row then trains, `eval_fraction` is not used): runs on different "
+        "data are measured on the same rows.",
+    )
 
     # --- LoRA -----------------------------------------------------------------------------
     lora_r: int = Field(default=16, ge=1, le=1024, description="LoRA rank.")

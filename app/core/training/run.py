@@ -85,7 +85,10 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
 
     notify.stage("load_data")
     conversations = load_conversations(rows_or_path)
-    train, held_out = split_held_out(conversations, params.eval_fraction, params.seed)
+    if params.held_out_file is not None:  # a fixed held-out set: runs on different data are measured alike
+        train, held_out = list(conversations), load_conversations(params.held_out_file)
+    else:
+        train, held_out = split_held_out(conversations, params.eval_fraction, params.seed)
 
     ckpt_dir = out / "checkpoints"
     resume_from = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
