@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from app.core import export
+from app.core import records
 from app.core.datasets import tags as ds_tags
 from app.core.datasets import versions as ds_versions
 from app.core.datasets.errors import DatasetError
@@ -204,7 +204,7 @@ def freeze_eval_tasks(tasks: Sequence[dict[str, str]], data_dir: Path, source: s
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     path = Path(data_dir) / "handoff" / "eval" / f"{digest}.json"
     if not path.is_file():
-        with export.atomic_file(path) as fh:
+        with records.atomic_file(path) as fh:
             json.dump(list(tasks), fh, ensure_ascii=False, indent=2)
             fh.write("\n")
     return EvalSet(source=source, tasks=len(tasks), sha256=digest, path=str(path))
