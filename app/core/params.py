@@ -22,7 +22,28 @@ PAPER_BLACKLIST = [
 ALPACA_EXTRA_BLACKLIST = ["video", "audio", "music", "flowchart", "diagram"]
 
 
-class SelfInstructParams(BaseModel):
+class DecontaminationParams(BaseModel):
+    """Benchmark decontamination, shared by the generation methods (`app.core.filters.decontaminate`)."""
+
+    decontaminate_against: list[int] = Field(
+        default_factory=list, max_length=50,
+        description="Benchmark set ids: a candidate that reproduces one of their items is rejected as 'contaminated'.",
+    )
+    decontaminate_n: int = Field(default=8, ge=1, le=64, description="Word n-gram length of decontamination (open-instruct: 8).")
+    decontaminate_threshold: float = Field(
+        default=0.5, ge=0, lt=1,
+        description="Contaminated when the n-grams shared with one benchmark item cover more than this fraction of its tokens.",
+    )
+    decontaminate_fields: list[Literal["prompt", "output"]] = Field(
+        default_factory=lambda: ["prompt", "output"], min_length=1,
+        description="Compared fields: 'prompt' (instruction + input) and/or 'output', each against the benchmark's same field.",
+    )
+    decontaminate_strict: bool = Field(
+        default=False, description="Reject on any shared n-gram (open-r1's rule) instead of the coverage threshold.",
+    )
+
+
+class SelfInstructParams(DecontaminationParams):
     """Parameters of one Self-Instruct job (defaults: the paper's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -107,7 +128,7 @@ EVOL_OPERATIONS = (
 )
 
 
-class EvolInstructParams(BaseModel):
+class EvolInstructParams(DecontaminationParams):
     """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
 
     Sampling values follow the reference code (temperature 1, top_p 0.95); the token
