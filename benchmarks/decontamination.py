@@ -92,9 +92,10 @@ class Pairwise:
             for position, (toks, item_grams) in enumerate(self.fields[field]):
                 if not toks:
                     continue
-                if toks == cand:
-                    hit = (self.items[position].item, field, 1.0)
-                    break
+                if len(toks) < self.n:  # no n-gram: an exact match only
+                    if toks == cand and (hit is None or hit[2] < 1.0):
+                        hit = (self.items[position].item, field, 1.0)
+                    continue
                 marked = set()
                 for i, gram in enumerate(item_grams):
                     if gram in grams:
@@ -128,12 +129,13 @@ def main() -> None:
     index.add_many(items)
     build_s = time.perf_counter() - t0
 
-    times, decisions = [], []
+    times, cpu_times, decisions = [], [], []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         decisions = [index.check(p, o) for p, o in candidates]
         times.append(time.perf_counter() - t0)
-    index_s = statistics.median(times)
+        cpu_times.append(time.process_time() - c0)
+    index_s, index_cpu = statistics.median(times), statistics.median(cpu_times)
     hits = sum(d is not None for d in decisions)
 
     rng = random.Random(args.seed + 1)
@@ -141,9 +143,9 @@ def main() -> None:
     sample = sorted(set(rng.sample(range(len(candidates)), min(args.sample // 2, len(candidates)))
                         + rng.sample(flagged, min(args.sample - args.sample // 2, len(flagged)))))
     pairwise = Pairwise(items, args.n, args.threshold)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     reference = [pairwise.check(*candidates[i]) for i in sample]
-    pairwise_s = time.perf_counter() - t0
+    pairwise_s, pairwise_cpu = time.perf_counter() - t0, time.process_time() - c0
     mismatches = 0
     for i, want in zip(sample, reference):
         got = decisions[i]
@@ -151,18 +153,21 @@ def main() -> None:
             got is not None and want is not None and (got.item, got.field) == want[:2] and abs(got.overlap - want[2]) < 1e-9)
         mismatches += not same
 
-    index_rate = len(candidates) / index_s
-    pairwise_rate = len(sample) / pairwise_s
+    index_rate, index_cpu_rate = len(candidates) / index_s, len(candidates) / index_cpu
+    pairwise_rate, pairwise_cpu_rate = len(sample) / pairwise_s, len(sample) / pairwise_cpu
     print(f"corpus: {len(candidates):,} candidates (prompt + output), {len(items):,} benchmark items, "
           f"n={args.n}, threshold={args.threshold}, {args.planted:.0%} planted spans")
     print(f"index build: {build_s:.2f} s ({len(items) / build_s:,.0f} items/s)")
-    print(f"index check: {index_s:.2f} s median of {args.repeats} -> {index_rate:,.0f} candidates/s; "
+    print(f"index check: {index_s:.2f} s wall, {index_cpu:.2f} s CPU (median of {args.repeats}) -> "
+          f"{index_rate:,.0f} candidates/s wall, {index_cpu_rate:,.0f} per CPU-second; "
           f"{hits:,} contaminated ({hits / len(candidates):.2%})")
-    print(f"pairwise baseline: {len(sample)} sampled candidates in {pairwise_s:.2f} s -> {pairwise_rate:,.1f} candidates/s")
-    print(f"speed-up: {index_rate / pairwise_rate:,.0f}x; decisions identical on the sample: "
+    print(f"pairwise baseline: {len(sample)} sampled candidates in {pairwise_s:.2f} s wall, {pairwise_cpu:.2f} s CPU -> "
+          f"{pairwise_rate:,.1f} candidates/s wall, {pairwise_cpu_rate:,.1f} per CPU-second")
+    print(f"speed-up (CPU time): {index_cpu_rate / pairwise_cpu_rate:,.0f}x; decisions identical on the sample: "
           f"{len(sample) - mismatches}/{len(sample)} ({sum(r is not None for r in reference)} contaminated in it)")
     target = 20_000
-    print(f"target >= {target:,} candidates/s: {'met' if index_rate >= target else 'NOT met'}")
+    print(f"target >= {target:,} candidates/s: wall {'met' if index_rate >= target else 'NOT met'}, "
+          f"per CPU-second {'met' if index_cpu_rate >= target else 'NOT met'} (wall time counts other load on the machine)")
     if mismatches:
         sys.exit(1)
 

@@ -71,7 +71,8 @@ class _FieldIndex:
         self.lengths.append(len(toks))
         if not toks:
             return
-        self.exact.setdefault(hash(tuple(toks)), []).append(index)
+        if len(toks) < self.n:  # longer items are found through their n-grams
+            self.exact.setdefault(hash(tuple(toks)), []).append(index)
         for start, gram in enumerate(zip(*(toks[i:] for i in range(self.n)))):
             key = hash(gram)
             entry = (index, start)
@@ -129,16 +130,14 @@ class DecontaminationIndex:
         toks = tokens(text)
         if not toks:
             return None
-        index = self._index[name]
-        exact = index.exact.get(hash(tuple(toks)))
-        if exact:
-            for position in exact:
+        index, n = self._index[name], self.n
+        if len(toks) < n:  # no n-gram: only an item of the same tokens can match
+            for position in index.exact.get(hash(tuple(toks)), ()):
                 if self._tokens[name][position] == toks:
                     item = self.items[position]
                     return Contamination(item.benchmark, item.item, name, 1.0, exact=True)
-        n = self.n
-        if len(toks) < n:
             return None
+        # An exact copy of a longer item covers all of it, so the n-grams find it too.
         starts: dict[int, list[int]] = {}
         grams = index.grams
         # the candidate's distinct n-gram hashes, intersected with the index's in C
@@ -154,7 +153,7 @@ class DecontaminationIndex:
         if best is None:
             return None
         item = self.items[best_position]
-        return Contamination(item.benchmark, item.item, name, best)
+        return Contamination(item.benchmark, item.item, name, best, exact=self._tokens[name][best_position] == toks)
 
 
 def _covered(starts: list[int], n: int) -> int:
@@ -184,9 +183,10 @@ def reference_check(items: Sequence[BenchmarkItem], prompt: str, output: str = "
             toks = tokens(item.prompt if name == "prompt" else item.output)
             if not toks:
                 continue
-            if toks == cand:
-                hit = Contamination(item.benchmark, item.item, name, 1.0, exact=True)
-                break
+            if toks == cand and len(toks) < n:
+                if hit is None or hit.overlap < 1.0:
+                    hit = Contamination(item.benchmark, item.item, name, 1.0, exact=True)
+                continue
             marked = [False] * len(toks)
             shared = False
             for i in range(len(toks) - n + 1):
@@ -196,7 +196,7 @@ def reference_check(items: Sequence[BenchmarkItem], prompt: str, output: str = "
                         marked[j] = True
             overlap = sum(marked) / len(toks)
             if shared and (strict or overlap > threshold) and (hit is None or overlap > hit.overlap):
-                hit = Contamination(item.benchmark, item.item, name, overlap)
+                hit = Contamination(item.benchmark, item.item, name, overlap, exact=toks == cand)
         if hit is not None and (best is None or hit.overlap > best.overlap):
             best = hit
     return best
