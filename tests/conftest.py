@@ -97,7 +97,8 @@ def pg_url(pg_server_url) -> str:
                 "TRUNCATE api_keys, seed_sets, seed_tasks, jobs, instructions, instances, exports, "
                 "datasets, dataset_versions, dataset_examples, dataset_hash_segments, dataset_tags, "
                 "dataset_version_uses, schedule_fires, "
-                "destinations, deliveries, delivery_attempts, webhooks, webhook_deliveries, webhook_attempts "
+                "destinations, deliveries, delivery_attempts, webhooks, webhook_deliveries, webhook_attempts, "
+                "benchmark_sets, benchmark_items "
                 "RESTART IDENTITY CASCADE"
             )
         )
