@@ -269,7 +269,9 @@ def decontaminate(
             _, items = parse_benchmark(records.read_text(path), path.name, filename=path.name,
                                        prompt_fields=prompt_fields, output_field=output_field)
         except RecordError as exc:
-            raise CliError(f"{path} {exc}" if str(exc).startswith("line ") else f"{path}: {exc}") from None
+            message = str(exc)
+            raise CliError(message if message.startswith(str(path)) else f"{path} {message}" if message.startswith("line ")
+                           else f"{path}: {message}") from None
         index.add_many(items)
     where, items = _read_records(input, allow_plain=False)
     examples = []

@@ -122,6 +122,8 @@ def register(cli: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed", help="Random seed (prompt sampling and requests)."),
         param: list[str] = typer.Option([], "--param", "-p", help="Any method parameter, as key=value (repeatable)."),
         examples: int = typer.Option(3, "--examples", help="Accepted examples to print at the end."),
+        benchmark: list[Path] = typer.Option([], "--benchmark", help="Decontaminate against this benchmark file "
+                                             "(any seed format; repeatable): stored as a benchmark set for the job."),
     ) -> None:
         """Run a generation job here and now (Self-Instruct, or Evol-Instruct), and print what it produced."""
         kind = METHODS.get(method.strip().lower().replace("_", "-"))
@@ -145,11 +147,12 @@ def register(cli: typer.Typer) -> None:
             params = jobs.get(kind).validate_params(overrides, settings.core_config().defaults)
         except ValidationError as exc:
             raise CliError(f"bad parameter: {describe_validation_error(exc)}") from None
+        benchmarks = [_load_benchmark(path) for path in benchmark]  # read and checked before anything is stored
         if kind == "self_instruct":
-            job_id = _create_self_instruct(settings, seeds, params)
+            job_id = _create_self_instruct(settings, seeds, params, benchmarks)
             job = run_with_progress(database_url(settings), job_id, settings, label="accepted")
         else:
-            job_id, pool = _create_evol_instruct(settings, source, seeds, params)
+            job_id, pool = _create_evol_instruct(settings, source, seeds, params, benchmarks)
             job = run_with_progress(database_url(settings), job_id, settings, label="evolutions")
         console.print(summary_table(job))
         if job.status == "failed":
@@ -167,6 +170,25 @@ def register(cli: typer.Typer) -> None:
         console.print(f"job id: {job_id}  (sprout jobs show {job_id} · sprout export {job_id} --format messages --out data.jsonl)")
 
 
+def _load_benchmark(path: Path) -> tuple[str, str, list[Any]]:
+    from app.core import records
+    from app.core.benchmarks import parse_benchmark
+
+    try:
+        fmt, items = parse_benchmark(records.read_text(path), path.name, filename=path.name)
+    except records.RecordError as exc:
+        message = str(exc)
+        raise CliError(message if message.startswith(str(path)) else f"{path} {message}" if message.startswith("line ")
+                       else f"{path}: {message}") from None
+    return path.name, fmt, items
+
+
+def _with_benchmarks(session: Any, params: Any, benchmarks: list[tuple[str, str, list[Any]]]) -> Any:
+    """The job's parameters with the --benchmark files stored (in the job's transaction) and named."""
+    ids = [store.import_benchmark_set(session, name, fmt, items).id for name, fmt, items in benchmarks]
+    return params.model_copy(update={"decontaminate_against": [*params.decontaminate_against, *ids]}) if ids else params
+
+
 def _load_seeds(path: Path) -> tuple[str, list[Any]]:
     try:
         return load_seed_file(path)
@@ -174,17 +196,19 @@ def _load_seeds(path: Path) -> tuple[str, list[Any]]:
         raise CliError(f"{path}: {exc}") from None
 
 
-def _create_self_instruct(settings: Any, seeds: Path, params: Any) -> int:
+def _create_self_instruct(settings: Any, seeds: Path, params: Any, benchmarks: list[Any] = ()) -> int:
     fmt_name, tasks = _load_seeds(seeds)
     with session_scope(database_url(settings)) as session:  # one transaction: no seed set without its job
         seed_set = store.import_seed_set(session, seeds.name, fmt_name, tasks)
+        params = _with_benchmarks(session, params, benchmarks)
         job = _create(session, jobs.JobRequest("self_instruct", params.model_dump(mode="json"), seed_set_id=seed_set.id))
         job_id = job.id
     console.print(f"job {job_id}: Self-Instruct from {len(tasks)} seed tasks ({seeds.name}), target {params.target}")
     return job_id
 
 
-def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params: Any) -> tuple[int, int]:
+def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params: Any,
+                         benchmarks: list[Any] = ()) -> tuple[int, int]:
     """Store the job (and the seed file, if the pool is one); returns (job id, pool size).
 
     The pool is read back through the engine's own `source_pool`, so a source job that
@@ -200,6 +224,7 @@ def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params
         seed_set_id = None
         if path is not None and loaded is not None:
             seed_set_id = store.import_seed_set(session, path.name, *loaded).id
+        params = _with_benchmarks(session, params, benchmarks)
         job = _create(session, jobs.JobRequest("evol_instruct", params.model_dump(mode="json"),
                                                seed_set_id=seed_set_id, source_job_id=source_job_id))
         try:
