@@ -64,6 +64,14 @@ def summary_table(job) -> Table:
         table.add_row(f"  operation {op}", f"{fates.get('accepted', 0)} kept / {fates.get('rejected', 0)} failed")
     table.add_row("LLM requests (errors)", f"{c.get('llm_requests', 0)} ({c.get('llm_errors', 0)})")
     table.add_row("tokens (prompt / completion)", f"{c.get('prompt_tokens', 0)} / {c.get('completion_tokens', 0)}")
+    result = job.result or {}
+    if result.get("tokens_per_accepted") is not None:
+        table.add_row("tokens per accepted example", f"{result['tokens_per_accepted']:,.1f}")
+    if result.get("cost") is not None:
+        per = result.get("cost_per_accepted")
+        table.add_row("cost (per accepted example)", f"{result['cost']:.4f} ({'-' if per is None else f'{per:.6f}'})")
+    if result.get("stopped"):
+        table.add_row("stopped", result["stopped"])
     if job.started_at and job.finished_at:
         table.add_row("time", f"{(job.finished_at - job.started_at).total_seconds():.1f} s")
     return table

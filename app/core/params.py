@@ -43,7 +43,29 @@ class DecontaminationParams(BaseModel):
     )
 
 
-class SelfInstructParams(DecontaminationParams):
+class BudgetParams(BaseModel):
+    """A job's token budget (`app.core.budget`), shared by the generation methods."""
+
+    max_total_tokens: int | None = Field(
+        default=None, ge=1, le=10**12,
+        description="Stop the job at the next safe point once it has used this many tokens (prompt + completion); "
+        "what it accepted is kept and result.stopped says why.",
+    )
+    price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6, description="Price of a million tokens (prompt + completion), for costs and max_cost.",
+    )
+    max_cost: float | None = Field(
+        default=None, gt=0, le=1e9, description="Stop the job once its cost reaches this (needs price_per_million_tokens).",
+    )
+
+    @model_validator(mode="after")
+    def _priced(self) -> BudgetParams:
+        if self.max_cost is not None and self.price_per_million_tokens is None:
+            raise ValueError("max_cost needs price_per_million_tokens")
+        return self
+
+
+class SelfInstructParams(DecontaminationParams, BudgetParams):
     """Parameters of one Self-Instruct job (defaults: the paper's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -128,7 +150,7 @@ EVOL_OPERATIONS = (
 )
 
 
-class EvolInstructParams(DecontaminationParams):
+class EvolInstructParams(DecontaminationParams, BudgetParams):
     """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
 
     Sampling values follow the reference code (temperature 1, top_p 0.95); the token
