@@ -130,6 +130,8 @@ def register(cli: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed", help="Random seed (prompt sampling and requests)."),
         param: list[str] = typer.Option([], "--param", "-p", help="Any method parameter, as key=value (repeatable)."),
         examples: int = typer.Option(3, "--examples", help="Accepted examples to print at the end."),
+        estimate: bool = typer.Option(False, "--estimate", help="Self-Instruct: run a pilot of a few real requests and "
+                                      "print the tokens (and cost, when priced) expected to reach the target; stores nothing."),
         benchmark: list[Path] = typer.Option([], "--benchmark", help="Decontaminate against this benchmark file "
                                              "(any seed format; repeatable): stored as a benchmark set for the job."),
     ) -> None:
@@ -155,6 +157,11 @@ def register(cli: typer.Typer) -> None:
             params = jobs.get(kind).validate_params(overrides, settings.core_config().defaults)
         except ValidationError as exc:
             raise CliError(f"bad parameter: {describe_validation_error(exc)}") from None
+        if estimate:
+            if kind != "self_instruct":
+                raise CliError("--estimate is for Self-Instruct (Evol-Instruct's estimate is not built yet)")
+            _print_estimate(settings, seeds, params)
+            return
         benchmarks = [_load_benchmark(path) for path in benchmark]  # read and checked before anything is stored
         if kind == "self_instruct":
             job_id = _create_self_instruct(settings, seeds, params, benchmarks)
@@ -176,6 +183,32 @@ def register(cli: typer.Typer) -> None:
             n = export_job(url, job_id, fmt, out)
             console.print(f"wrote {n} examples to {out} ({fmt})")
         console.print(f"job id: {job_id}  (sprout jobs show {job_id} · sprout export {job_id} --format messages --out data.jsonl)")
+
+
+def _print_estimate(settings: Any, seeds: Path, params: Any) -> None:
+    from app.core.jobs.estimate import PILOT, estimate_self_instruct
+
+    _, tasks = _load_seeds(seeds)
+    console.print(f"pilot: Self-Instruct until {min(PILOT, params.target)} examples are curated (nothing is stored)…")
+    try:
+        est = estimate_self_instruct(params, tasks, settings.core_config())
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    table = Table(title=f"estimate for target {est.target}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("pilot: accepted / tokens (prompt + completion)",
+                  f"{est.pilot_accepted} / {est.pilot_prompt_tokens:,} + {est.pilot_completion_tokens:,}")
+    if est.expected_total_tokens is None:
+        table.add_row("estimate", "none: the pilot accepted nothing")
+    else:
+        table.add_row("tokens per accepted example", f"{est.tokens_per_accepted:,.1f}")
+        table.add_row("expected tokens (prompt + completion)",
+                      f"{est.expected_prompt_tokens:,} + {est.expected_completion_tokens:,} = {est.expected_total_tokens:,}")
+        table.add_row("range", f"{est.low_total_tokens:,} – {est.high_total_tokens:,}")
+        if est.expected_cost is not None:
+            table.add_row("expected cost (range)", f"{est.expected_cost:.4f} ({est.low_cost:.4f} – {est.high_cost:.4f})")
+    console.print(table)
 
 
 def _load_benchmark(path: Path) -> tuple[str, str, list[Any]]:
