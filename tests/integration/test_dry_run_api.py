@@ -8,7 +8,7 @@ from tests.service_fixtures import Api, make_key
 pytestmark = pytest.mark.integration
 
 
-def test_dry_run_answers_an_estimate_and_stores_no_job(pg_url, redis_url, llm_base_url, tmp_path):
+def test_dry_run_answers_an_estimate_and_stores_no_job(pg_url, redis_url, llm_base_url, tmp_path, reference_seeds):
     from fastapi.testclient import TestClient
 
     from app.api.main import create_app
@@ -17,10 +17,10 @@ def test_dry_run_answers_an_estimate_and_stores_no_job(pg_url, redis_url, llm_ba
                         llm_base_urls=[llm_base_url], llm_concurrency=4)
     with TestClient(create_app(settings)) as client:
         api = Api(client, make_key(pg_url, "alice"))
-        seeds = "".join(f'{{"instruction": "Write a short poem about the number {i} and the sea."}}\n' for i in range(8))
-        seed_set = api.ok("post", "/api/v1/seed-sets", 201, json={"name": "s", "content": seeds})["id"]
+        seed_set = api.ok("post", "/api/v1/seed-sets", 201,
+                          json={"name": "s", "content": reference_seeds.read_text(encoding="utf-8")})["id"]
         body = api.ok("post", "/api/v1/jobs", 200, json={"kind": "self_instruct", "seed_set_id": seed_set,
-                                                         "dry_run": True, "params": {"target": 20, "seed": 3,
+                                                         "dry_run": True, "params": {"target": 20, "seed": 11,
                                                                                      "price_per_million_tokens": 1.0}})
         est = body["estimate"]
         print(f"\ndry run: {est}")
