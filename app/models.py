@@ -72,6 +72,31 @@ class SeedTask(SQLModel, table=True):
     instances: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
+class BenchmarkSet(SQLModel, table=True):
+    """Evaluation items that generated data must not reproduce (`decontaminate_against`)."""
+
+    __tablename__ = "benchmark_sets"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    source_format: str = Field(max_length=32)
+    item_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BenchmarkItemRow(SQLModel, table=True):
+    """One benchmark item: a prompt (instruction + input) and an output, compared field by field."""
+
+    __tablename__ = "benchmark_items"
+    __table_args__ = (UniqueConstraint("benchmark_set_id", "position"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    benchmark_set_id: int = Field(foreign_key="benchmark_sets.id", index=True, ondelete="CASCADE")
+    position: int
+    item: str = Field(max_length=200)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    output: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
 class Job(SQLModel, table=True):
     """One generation, evolution or training job; `params` holds the validated parameters."""
 

@@ -35,3 +35,22 @@ def create(session: Session, body: JobCreate, owner: str, settings: Settings) ->
         return requests.create_job(session, request, settings.core_config().defaults)
     except ValidationError as exc:
         raise request_error(exc, "body", "params") from None
+
+
+def estimate(session: Session, body: JobCreate, owner: str, settings: Settings) -> dict:
+    """A dry run: the request judged as `create` judges it, then a pilot (`app.core.jobs.estimate`)."""
+    from app.core import store
+    from app.core.jobs.estimate import estimate_self_instruct
+
+    if body.kind != "self_instruct":
+        raise field_error(("body", "dry_run"), f"a dry run estimates self_instruct jobs only, not {body.kind}")
+    request = jobs.JobRequest(kind=body.kind, params=body.params, seed_set_id=body.seed_set_id,
+                              source_job_id=body.source_job_id, export_id=body.export_id, owner=owner,
+                              data_root=Path(settings.data_dir))
+    try:
+        args = requests.validate(session, request, settings.core_config().defaults)
+    except ValidationError as exc:
+        raise request_error(exc, "body", "params") from None
+    params = jobs.get(body.kind).params_model.model_validate(args["params"])
+    seeds = store.seed_tasks(session, args["seed_set_id"])
+    return {"dry_run": True, "kind": body.kind, "estimate": estimate_self_instruct(params, seeds, settings.core_config()).as_dict()}

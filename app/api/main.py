@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from app.api import errors
 from app.api.deps import get_current_key, reserve_threads
 from app.api.routes import (
+    benchmark_sets,
     dashboard,
     dataset_handoff,
     datasets,
@@ -68,8 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(dashboard.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, jobs, results, insights, exports, kinds, datasets, dataset_handoff, destinations,
-                   deliveries, webhooks):
+    for module in (seed_sets, benchmark_sets, jobs, results, insights, exports, kinds, datasets, dataset_handoff,
+                   destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,4 +1,4 @@
-"""`sprout filter ...`: the novelty and near-duplicate filters on any dataset.
+"""`sprout filter ...`: the novelty, near-duplicate and decontamination filters on any dataset.
 
 Both commands read their whole input and check it before doing any work, and write each
 output to a temporary file renamed into place at the end, so a bad input or an
@@ -231,6 +231,83 @@ def dedup(
     console.print(
         f"{len(rows)} examples: kept {len(kept)}, removed {removed} "
         f"({exact} exact, {removed - exact} near-duplicates in {len(clusters)} clusters) -> {out}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+# --- decontaminate ---------------------------------------------------------------------------
+@app.command("decontaminate")
+def decontaminate(
+    benchmark: list[Path] = typer.Option(..., "--benchmark", help="A benchmark file (repeatable): any seed format (Self-Instruct JSONL, Alpaca JSON, CSV), or JSONL with --prompt-field / --output-field."),
+    input: Path = typer.Option(..., "--input", help="Examples: JSONL rows or a JSON list (Alpaca) with 'instruction' and optional 'input', 'output'."),
+    out: Path = typer.Option(..., "--out", help="The clean examples, in the input's format and order."),
+    report: Path | None = typer.Option(None, "--report", help="JSON report: each contaminated example with the benchmark item hit, and items hit by benchmark."),
+    n: int = typer.Option(8, "--n", help="Word n-gram length."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Contaminated when shared n-grams cover more than this fraction of a benchmark item's tokens."),
+    fields: list[str] = typer.Option(["prompt", "output"], "--field", help="Compared field (repeatable): prompt (instruction + input) and/or output."),
+    strict: bool = typer.Option(False, "--strict", help="Reject on any shared n-gram (open-r1's rule)."),
+    prompt_fields: list[str] = typer.Option([], "--prompt-field", help="JSONL benchmarks: field(s) joined as an item's prompt (repeatable)."),
+    output_field: str | None = typer.Option(None, "--output-field", help="JSONL benchmarks: the field holding an item's output."),
+) -> None:
+    """Remove examples that reproduce a benchmark item (open-instruct's 8-gram rule, or exact match)."""
+    from app.core.benchmarks import parse_benchmark
+    from app.core.filters.decontaminate import DecontaminationIndex, prompt_text
+    from app.core.filters.decontaminate import report as summarize
+
+    if n < 1:
+        raise CliError(f"--n must be at least 1, got {n}")
+    if not 0.0 <= threshold < 1.0:
+        raise CliError(f"--threshold must be in [0, 1), got {threshold}")
+    try:
+        index = DecontaminationIndex(n=n, threshold=threshold, fields=fields, strict=strict)
+    except ValueError as exc:
+        raise CliError(f"--field: {exc}") from None
+    for path in benchmark:
+        try:
+            _, items = parse_benchmark(records.read_text(path), path.name, filename=path.name,
+                                       prompt_fields=prompt_fields, output_field=output_field)
+        except RecordError as exc:
+            message = str(exc)
+            raise CliError(message if message.startswith(str(path)) else f"{path} {message}" if message.startswith("line ")
+                           else f"{path}: {message}") from None
+        index.add_many(items)
+    where, items = _read_records(input, allow_plain=False)
+    examples = []
+    for pos, record, at in items:
+        instruction = _field(input, at, record, "instruction", True)
+        examples.append((pos, record, prompt_text(instruction, _field(input, at, record, "input", False)),
+                         _field(input, at, record, "output", False)))
+    kept, hits = [], []
+    for pos, record, prompt, output in examples:
+        hit = index.check(prompt, output)
+        if hit is None:
+            kept.append(record)
+        else:
+            hits.append({where: pos, "instruction": record["instruction"], "contamination": [hit.as_dict()]})
+
+    def write_out(fh: IO[str]) -> None:
+        if where == "item":
+            json.dump(kept, fh, ensure_ascii=False, indent=2)
+            fh.write("\n")
+        else:
+            for record in kept:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def write_report(fh: IO[str]) -> None:
+        json.dump({"input": str(input), "benchmarks": [str(p) for p in benchmark], "benchmark_items": len(index),
+                   "n": n, "threshold": threshold, "fields": list(index.fields), "strict": strict,
+                   "examples": len(examples), "kept": len(kept), "removed": len(hits),
+                   "summary": summarize(h for h in hits), "contaminated": hits}, fh, ensure_ascii=False, indent=2)
+        fh.write("\n")
+
+    _write_atomic(out, write_out)
+    if report is not None:
+        _write_atomic(report, write_report)
+    console.print(
+        f"{len(examples)} examples against {len(index)} benchmark items: kept {len(kept)}, "
+        f"removed {len(hits)} as contaminated -> {out}",
         highlight=False,
         markup=False,
         soft_wrap=True,

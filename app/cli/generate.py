@@ -64,6 +64,14 @@ def summary_table(job) -> Table:
         table.add_row(f"  operation {op}", f"{fates.get('accepted', 0)} kept / {fates.get('rejected', 0)} failed")
     table.add_row("LLM requests (errors)", f"{c.get('llm_requests', 0)} ({c.get('llm_errors', 0)})")
     table.add_row("tokens (prompt / completion)", f"{c.get('prompt_tokens', 0)} / {c.get('completion_tokens', 0)}")
+    result = job.result or {}
+    if result.get("tokens_per_accepted") is not None:
+        table.add_row("tokens per accepted example", f"{result['tokens_per_accepted']:,.1f}")
+    if result.get("cost") is not None:
+        per = result.get("cost_per_accepted")
+        table.add_row("cost (per accepted example)", f"{result['cost']:.4f} ({'-' if per is None else f'{per:.6f}'})")
+    if result.get("stopped"):
+        table.add_row("stopped", result["stopped"])
     if job.started_at and job.finished_at:
         table.add_row("time", f"{(job.finished_at - job.started_at).total_seconds():.1f} s")
     return table
@@ -122,6 +130,10 @@ def register(cli: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed", help="Random seed (prompt sampling and requests)."),
         param: list[str] = typer.Option([], "--param", "-p", help="Any method parameter, as key=value (repeatable)."),
         examples: int = typer.Option(3, "--examples", help="Accepted examples to print at the end."),
+        estimate: bool = typer.Option(False, "--estimate", help="Self-Instruct: run a pilot of a few real requests and "
+                                      "print the tokens (and cost, when priced) expected to reach the target; stores nothing."),
+        benchmark: list[Path] = typer.Option([], "--benchmark", help="Decontaminate against this benchmark file "
+                                             "(any seed format; repeatable): stored as a benchmark set for the job."),
     ) -> None:
         """Run a generation job here and now (Self-Instruct, or Evol-Instruct), and print what it produced."""
         kind = METHODS.get(method.strip().lower().replace("_", "-"))
@@ -145,11 +157,17 @@ def register(cli: typer.Typer) -> None:
             params = jobs.get(kind).validate_params(overrides, settings.core_config().defaults)
         except ValidationError as exc:
             raise CliError(f"bad parameter: {describe_validation_error(exc)}") from None
+        if estimate:
+            if kind != "self_instruct":
+                raise CliError("--estimate is for Self-Instruct (Evol-Instruct's estimate is not built yet)")
+            _print_estimate(settings, seeds, params)
+            return
+        benchmarks = [_load_benchmark(path) for path in benchmark]  # read and checked before anything is stored
         if kind == "self_instruct":
-            job_id = _create_self_instruct(settings, seeds, params)
+            job_id = _create_self_instruct(settings, seeds, params, benchmarks)
             job = run_with_progress(database_url(settings), job_id, settings, label="accepted")
         else:
-            job_id, pool = _create_evol_instruct(settings, source, seeds, params)
+            job_id, pool = _create_evol_instruct(settings, source, seeds, params, benchmarks)
             job = run_with_progress(database_url(settings), job_id, settings, label="evolutions")
         console.print(summary_table(job))
         if job.status == "failed":
@@ -167,6 +185,51 @@ def register(cli: typer.Typer) -> None:
         console.print(f"job id: {job_id}  (sprout jobs show {job_id} · sprout export {job_id} --format messages --out data.jsonl)")
 
 
+def _print_estimate(settings: Any, seeds: Path, params: Any) -> None:
+    from app.core.jobs.estimate import PILOT, estimate_self_instruct
+
+    _, tasks = _load_seeds(seeds)
+    console.print(f"pilot: Self-Instruct until {min(PILOT, params.target)} examples are curated (nothing is stored)…")
+    try:
+        est = estimate_self_instruct(params, tasks, settings.core_config())
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    table = Table(title=f"estimate for target {est.target}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("pilot: accepted / tokens (prompt + completion)",
+                  f"{est.pilot_accepted} / {est.pilot_prompt_tokens:,} + {est.pilot_completion_tokens:,}")
+    if est.expected_total_tokens is None:
+        table.add_row("estimate", "none: the pilot accepted nothing")
+    else:
+        table.add_row("tokens per accepted example", f"{est.tokens_per_accepted:,.1f}")
+        table.add_row("expected tokens (prompt + completion)",
+                      f"{est.expected_prompt_tokens:,} + {est.expected_completion_tokens:,} = {est.expected_total_tokens:,}")
+        table.add_row("range", f"{est.low_total_tokens:,} – {est.high_total_tokens:,}")
+        if est.expected_cost is not None:
+            table.add_row("expected cost (range)", f"{est.expected_cost:.4f} ({est.low_cost:.4f} – {est.high_cost:.4f})")
+    console.print(table)
+
+
+def _load_benchmark(path: Path) -> tuple[str, str, list[Any]]:
+    from app.core import records
+    from app.core.benchmarks import parse_benchmark
+
+    try:
+        fmt, items = parse_benchmark(records.read_text(path), path.name, filename=path.name)
+    except records.RecordError as exc:
+        message = str(exc)
+        raise CliError(message if message.startswith(str(path)) else f"{path} {message}" if message.startswith("line ")
+                       else f"{path}: {message}") from None
+    return path.name, fmt, items
+
+
+def _with_benchmarks(session: Any, params: Any, benchmarks: list[tuple[str, str, list[Any]]]) -> Any:
+    """The job's parameters with the --benchmark files stored (in the job's transaction) and named."""
+    ids = [store.import_benchmark_set(session, name, fmt, items).id for name, fmt, items in benchmarks]
+    return params.model_copy(update={"decontaminate_against": [*params.decontaminate_against, *ids]}) if ids else params
+
+
 def _load_seeds(path: Path) -> tuple[str, list[Any]]:
     try:
         return load_seed_file(path)
@@ -174,17 +237,19 @@ def _load_seeds(path: Path) -> tuple[str, list[Any]]:
         raise CliError(f"{path}: {exc}") from None
 
 
-def _create_self_instruct(settings: Any, seeds: Path, params: Any) -> int:
+def _create_self_instruct(settings: Any, seeds: Path, params: Any, benchmarks: list[Any] = ()) -> int:
     fmt_name, tasks = _load_seeds(seeds)
     with session_scope(database_url(settings)) as session:  # one transaction: no seed set without its job
         seed_set = store.import_seed_set(session, seeds.name, fmt_name, tasks)
+        params = _with_benchmarks(session, params, benchmarks)
         job = _create(session, jobs.JobRequest("self_instruct", params.model_dump(mode="json"), seed_set_id=seed_set.id))
         job_id = job.id
     console.print(f"job {job_id}: Self-Instruct from {len(tasks)} seed tasks ({seeds.name}), target {params.target}")
     return job_id
 
 
-def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params: Any) -> tuple[int, int]:
+def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params: Any,
+                         benchmarks: list[Any] = ()) -> tuple[int, int]:
     """Store the job (and the seed file, if the pool is one); returns (job id, pool size).
 
     The pool is read back through the engine's own `source_pool`, so a source job that
@@ -200,6 +265,7 @@ def _create_evol_instruct(settings: Any, source: str | None, seeds: Path, params
         seed_set_id = None
         if path is not None and loaded is not None:
             seed_set_id = store.import_seed_set(session, path.name, *loaded).id
+        params = _with_benchmarks(session, params, benchmarks)
         job = _create(session, jobs.JobRequest("evol_instruct", params.model_dump(mode="json"),
                                                seed_set_id=seed_set_id, source_job_id=source_job_id))
         try:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 from app.core import evol_rules, prompts
 from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate, TooManyFailures
+from app.core.filters.decontaminate import DecontaminationIndex, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.novelty import NoveltyIndex, NoveltyResult
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
@@ -100,6 +101,7 @@ class EvolInstruct:
         concurrency: int = 8,
         near_duplicates: NearDuplicates | None = None,
         job_key: str = "job",
+        decontaminate: DecontaminationIndex | None = None,
     ):
         pool = list(pool)[: params.max_pool] if params.max_pool else list(pool)
         if not pool:
@@ -108,6 +110,7 @@ class EvolInstruct:
         self.client = client
         self.concurrency = concurrency
         self.near_duplicates = near_duplicates
+        self.decontaminate = decontaminate  # benchmark items no evolution may reproduce
         self.job_key = job_key
         self.operations = [op for op, w in params.operations.items() if w > 0]
         self.weights = [params.operations[op] for op in self.operations]
@@ -219,7 +222,9 @@ class EvolInstruct:
         record, lineage = outcome.record, outcome.lineage
         lineage.done_round = max(lineage.done_round, record.round)
         if record.accepted:
-            rule = self._novelty(record, lineage)
+            # benchmark decontamination first, then the pool checks
+            rule = screen(self.decontaminate, record) if self.decontaminate is not None else None
+            rule = rule or self._novelty(record, lineage)
             if rule is None and self.near_duplicates is not None:
                 key = f"{self.job_key}:{uuid.uuid4().hex}"
                 if self.near_duplicates.check_and_add(key, self._dup_text(record)):

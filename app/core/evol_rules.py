@@ -37,6 +37,7 @@ EVOL_RULES = {
     "empty": "the rewrite is empty",
     "too_similar": "ROUGE-L F against an instruction in the pool (not an ancestor) above the threshold",
     "near_duplicate": "the evolved example near-duplicates one already kept (MinHash)",
+    "contaminated": "the evolved instruction or its response reproduces a benchmark item (decontaminate_against)",
     "llm_error": "the model server failed on this evolution's rewrite, judgement or response",
 }
 

@@ -22,7 +22,50 @@ PAPER_BLACKLIST = [
 ALPACA_EXTRA_BLACKLIST = ["video", "audio", "music", "flowchart", "diagram"]
 
 
-class SelfInstructParams(BaseModel):
+class DecontaminationParams(BaseModel):
+    """Benchmark decontamination, shared by the generation methods (`app.core.filters.decontaminate`)."""
+
+    decontaminate_against: list[int] = Field(
+        default_factory=list, max_length=50,
+        description="Benchmark set ids: a candidate that reproduces one of their items is rejected as 'contaminated'.",
+    )
+    decontaminate_n: int = Field(default=8, ge=1, le=64, description="Word n-gram length of decontamination (open-instruct: 8).")
+    decontaminate_threshold: float = Field(
+        default=0.5, ge=0, lt=1,
+        description="Contaminated when the n-grams shared with one benchmark item cover more than this fraction of its tokens.",
+    )
+    decontaminate_fields: list[Literal["prompt", "output"]] = Field(
+        default_factory=lambda: ["prompt", "output"], min_length=1,
+        description="Compared fields: 'prompt' (instruction + input) and/or 'output', each against the benchmark's same field.",
+    )
+    decontaminate_strict: bool = Field(
+        default=False, description="Reject on any shared n-gram (open-r1's rule) instead of the coverage threshold.",
+    )
+
+
+class BudgetParams(BaseModel):
+    """A job's token budget (`app.core.budget`), shared by the generation methods."""
+
+    max_total_tokens: int | None = Field(
+        default=None, ge=1, le=10**12,
+        description="Stop the job at the next safe point once it has used this many tokens (prompt + completion); "
+        "what it accepted is kept and result.stopped says why.",
+    )
+    price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6, description="Price of a million tokens (prompt + completion), for costs and max_cost.",
+    )
+    max_cost: float | None = Field(
+        default=None, gt=0, le=1e9, description="Stop the job once its cost reaches this (needs price_per_million_tokens).",
+    )
+
+    @model_validator(mode="after")
+    def _priced(self) -> BudgetParams:
+        if self.max_cost is not None and self.price_per_million_tokens is None:
+            raise ValueError("max_cost needs price_per_million_tokens")
+        return self
+
+
+class SelfInstructParams(DecontaminationParams, BudgetParams):
     """Parameters of one Self-Instruct job (defaults: the paper's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -107,7 +150,7 @@ EVOL_OPERATIONS = (
 )
 
 
-class EvolInstructParams(BaseModel):
+class EvolInstructParams(DecontaminationParams, BudgetParams):
     """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
 
     Sampling values follow the reference code (temperature 1, top_p 0.95); the token

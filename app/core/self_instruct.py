@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from app.core import prompts
 from app.core.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
+from app.core.filters.decontaminate import DecontaminationIndex, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import filter_instances, instruction_rule
 from app.core.filters.novelty import NoveltyIndex
@@ -59,6 +60,7 @@ class SelfInstruct:
         job_key: str = "job",
         known: Iterable[str] = (),
         known_examples: Iterable[tuple[str, str]] = (),
+        decontaminate: DecontaminationIndex | None = None,
     ):
         """`known` and `known_examples` are what the data already holds beyond this job
         (a dataset's instructions, and its examples as (key, text) for the near-duplicate
@@ -74,6 +76,7 @@ class SelfInstruct:
         self.seeds = [s.instruction for s in seeds]
         self.concurrency = concurrency
         self.near_duplicates = near_duplicates
+        self.decontaminate = decontaminate  # benchmark items no candidate may reproduce
         self.job_key = job_key
         self.index = NoveltyIndex(
             threshold=params.rouge_l_threshold,
@@ -218,6 +221,12 @@ class SelfInstruct:
             if rule:
                 records.append(CandidateRecord(text, accepted=False, rule=rule))
                 continue
+            if self.decontaminate is not None:  # benchmark decontamination, before the pool sees it
+                checked = CandidateRecord(text, accepted=False)
+                if screen(self.decontaminate, checked):
+                    checked.rule = "contaminated"
+                    records.append(checked)
+                    continue
             novelty = self.index.check(text)
             self.decisions += 1
             similar = [{"instruction": t, "rouge_l": round(s, 6)} for t, s in novelty.most_similar]
@@ -273,6 +282,9 @@ class SelfInstruct:
         record.detail["classification_answer"] = answer
         instances = parse_output_first(reply.text) if is_clf else parse_input_first(reply.text)
         task_rule = filter_instances(instances, reply.finish_reason == "length", self.p.max_instances)
+        if task_rule is None and self.decontaminate is not None:  # benchmark decontamination of the instances
+            record.instances = instances
+            task_rule = screen(self.decontaminate, record)
         if task_rule is None and self.near_duplicates is not None:
             task_rule = self._near_duplicates(record, instances)
         record.instances = instances

@@ -15,8 +15,20 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core.filters.decontaminate import BenchmarkItem
 from app.core.seeds import SeedTaskData
-from app.models import Fate, Instance, Instruction, Job, JobStatus, SeedSet, SeedTask, utcnow
+from app.models import (
+    BenchmarkItemRow,
+    BenchmarkSet,
+    Fate,
+    Instance,
+    Instruction,
+    Job,
+    JobStatus,
+    SeedSet,
+    SeedTask,
+    utcnow,
+)
 
 
 class NotFound(LookupError):
@@ -315,3 +327,33 @@ def curated_examples(session: Session, job_id: int) -> list[dict[str, Any]]:
     ).all()
     return [{"id": ins.id, "instruction": ins.instruction, "input": inst.input, "output": inst.output} for ins, inst in rows]
 
+
+
+# --- benchmark sets (decontamination) ------------------------------------------------------
+def import_benchmark_set(session: Session, name: str, fmt: str, items: list[BenchmarkItem],
+                         owner: str | None = None) -> BenchmarkSet:
+    """Store a parsed benchmark file in one transaction (the caller commits)."""
+    benchmark = BenchmarkSet(name=name, owner=owner, source_format=fmt, item_count=len(items))
+    session.add(benchmark)
+    session.flush()
+    session.add_all(BenchmarkItemRow(benchmark_set_id=benchmark.id, position=i, item=item.item[:200],
+                                     prompt=item.prompt, output=item.output) for i, item in enumerate(items))
+    session.flush()
+    return benchmark
+
+
+def benchmark_items(session: Session, benchmark_set_id: int) -> list[BenchmarkItem]:
+    """A benchmark set's items, named `<set name>` (the report groups hits by it)."""
+    benchmark = session.get(BenchmarkSet, benchmark_set_id)
+    if benchmark is None:
+        raise NotFound(f"no benchmark set with id {benchmark_set_id}")
+    rows = session.exec(select(BenchmarkItemRow).where(BenchmarkItemRow.benchmark_set_id == benchmark_set_id)
+                        .order_by(BenchmarkItemRow.position)).all()
+    label = f"{benchmark.name} (#{benchmark.id})"
+    return [BenchmarkItem(label, r.item, r.prompt, r.output) for r in rows]
+
+
+def contamination_details(session: Session, job_id: int) -> list[dict]:
+    """The `detail` of a job's candidates that hit a benchmark item (for its report)."""
+    rows = session.exec(select(Instruction.detail).where(Instruction.job_id == job_id)).all()
+    return [d for d in rows if d and d.get("contamination")]

@@ -164,3 +164,29 @@ def test_resume_refuses_a_changed_source():
 def test_an_empty_pool_is_refused():
     with pytest.raises(ValueError, match="at least one"):
         engine(pool=[])
+
+
+# --- decontamination at the decision point ------------------------------------------------------
+def test_an_evolution_that_reproduces_a_benchmark_item_is_rejected_before_the_pool_checks():
+    from app.core.candidates import InstanceCandidate
+    from app.core.evol_instruct import _Outcome
+    from app.core.filters.decontaminate import BenchmarkItem, DecontaminationIndex
+
+    index = DecontaminationIndex()
+    index.add(BenchmarkItem("eval", "q7", "Natalia sold clips to forty eight of her friends in April and then "
+                                          "she sold half as many clips in May", "seventy two"))
+    built = EvolInstruct(EvolInstructParams(), LLMClient(["http://127.0.0.1:9/v1"]), POOL, decontaminate=index)
+    lineage = built.lineages[0]
+
+    def evolved(text: str, output: str) -> CandidateRecord:
+        return CandidateRecord(text, accepted=True, instances=[InstanceCandidate("", output)], parent=lineage.tip,
+                               operation="deepening", round=1)
+
+    copied = built._decide(_Outcome(lineage, evolved(
+        "How many clips did Natalia sell? Natalia sold clips to forty-eight of her friends in April, and then she "
+        "sold half as many clips in May.", "She sold 72.")))
+    assert (copied.accepted, copied.rule) == (False, "contaminated") and not copied.in_pool
+    assert copied.detail["contamination"][0]["item"] == "q7" and lineage.tip_text == root_text(POOL[0].instruction, [])
+    clean = built._decide(_Outcome(lineage, evolved("Explain, step by step, why the sky looks blue at noon "
+                                                    "and red at sunset.", "Rayleigh scattering...")))
+    assert clean.accepted and clean.in_pool and "contamination" not in clean.detail

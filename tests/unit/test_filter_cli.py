@@ -219,3 +219,38 @@ def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path):
     result = invoke("dedup", "--input", str(src), "--out", str(out))
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text()) == {"instruction": "Write a poem about rain."}
+
+
+# --- decontaminate ---------------------------------------------------------------------------
+def test_decontaminate_removes_examples_that_reproduce_benchmark_items(tmp_path, reference_seeds):
+    seeds = [json.loads(line) for line in reference_seeds.read_text().splitlines() if line.strip()]
+    task = next(s for s in seeds if len(s["instruction"].split()) >= 12)
+    inst = task["instances"][0]
+    rows = [
+        {"instruction": task["instruction"].upper(), "input": inst["input"], "output": "something else"},
+        {"instruction": "Write a limerick about a cat who loves lasagna.", "input": "", "output": "A cat..."},
+    ]
+    data = write_jsonl(tmp_path / "data.jsonl", rows)
+    out, report = tmp_path / "clean.jsonl", tmp_path / "report.json"
+    result = invoke("decontaminate", "--benchmark", str(reference_seeds), "--input", str(data), "--out", str(out),
+                    "--report", str(report))
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows[1:]
+    summary = json.loads(report.read_text())
+    assert summary["removed"] == 1 and summary["contaminated"][0]["line"] == 1
+    hit = summary["contaminated"][0]["contamination"][0]
+    assert hit["benchmark"] == reference_seeds.name and hit["field"] == "prompt" and hit["overlap"] > 0.5
+
+
+def test_decontaminate_named_jsonl_fields_and_bad_input(tmp_path):
+    bench = write_jsonl(tmp_path / "bench.jsonl", [{"id": "q1", "question": "one two three four five six seven eight nine ten"}])
+    data = write_jsonl(tmp_path / "data.jsonl", [{"instruction": "Three four five six seven eight nine ten eleven twelve."}])
+    out = tmp_path / "out.jsonl"
+    ok = invoke("decontaminate", "--benchmark", str(bench), "--prompt-field", "question", "--input", str(data),
+                "--out", str(out))
+    assert ok.exit_code == 0, ok.output
+    assert out.read_text() == ""  # one shared 8-gram covers 8 of the item's 10 tokens
+    assert "line 1: missing field 'question'" in error_of(invoke(
+        "decontaminate", "--benchmark", str(data), "--prompt-field", "question", "--input", str(data), "--out", str(out)))
+    assert "--field" in error_of(invoke("decontaminate", "--benchmark", str(bench), "--prompt-field", "question",
+                                        "--field", "answer", "--input", str(data), "--out", str(out)))

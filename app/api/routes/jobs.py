@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -44,9 +46,12 @@ def _send(session: Session, celery: Celery, job: Job, undo: str) -> None:
                             headers={"Retry-After": "5"}) from None
 
 
-@router.post("", status_code=201, summary="Create a job and enqueue it")
+@router.post("", status_code=201, summary="Create a job and enqueue it (or, with dry_run, estimate its tokens)",
+             response_model=JobOut, responses={200: {"description": "dry_run: the estimate; nothing is stored."}})
 def create_job(body: JobCreate, session: SessionDep, owner: Owner, settings: SettingsDep,
-               celery: CeleryDep) -> JobOut:
+               celery: CeleryDep) -> Any:
+    if body.dry_run:  # a pilot of a few real requests; nothing is stored or enqueued
+        return JSONResponse(job_requests.estimate(session, body, owner, settings))
     job = job_requests.create(session, body, owner, settings)
     session.commit()
     _send(session, celery, job, undo="delete")

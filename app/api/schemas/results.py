@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class InstanceOut(BaseModel):
@@ -38,3 +38,14 @@ class InstructionOut(BaseModel):
     round: int
     created_at: datetime
     instances: list[InstanceOut]
+    contamination: list[dict[str, Any]] = Field(
+        default_factory=list, description="Benchmark items this candidate or its instances reproduce "
+        "(benchmark, item, field, overlap, exact, instance); see decontaminate_against.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _contamination_from_detail(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "contamination" not in data:
+            data = {**data, "contamination": (data.get("detail") or {}).get("contamination") or []}
+        return data

@@ -27,6 +27,8 @@ INSTRUCTION_RULES = {
     "conflicting_instances": "two instances share an input but differ in output",
     "near_duplicate": "every instance near-duplicates an example already in the dataset (MinHash)",
     "llm_error": "the model server failed on this task's classification or instances",
+    "contaminated": "reproduces a benchmark item: shared word 8-grams cover more than half of it, or an exact match "
+    "(decontaminate_against)",
     "over_target": "passed the filters after the job had reached its target; not part of the dataset",
 }
 
@@ -39,6 +41,7 @@ INSTANCE_RULES = {
     "over_limit": "beyond max_instances for the task",
     "conflicting": "the task had two instances with one input and different outputs",
     "near_duplicate": "near-duplicates an example already in the dataset (MinHash)",
+    "contaminated": "the instance reproduces a benchmark item (decontaminate_against)",
 }
 
 

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app.core import store
 from app.core.candidates import JobInputError, StoredCandidate
 from app.core.evol_instruct import EvolInstruct
+from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets, contamination_report
 from app.core.jobs.generation import near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import (
@@ -80,6 +81,7 @@ def check(session: Session, request: JobRequest, params: EvolInstructParams) -> 
         raise JobRequestError("seed_set_id", f"an {KIND} job needs seed_set_id or source_job_id", "missing")
     if request.seed_set_id is not None and request.source_job_id is not None:
         raise JobRequestError("source_job_id", f"an {KIND} job starts from a seed set or a source job, not both")
+    check_benchmark_sets(session, request, params)
     if request.seed_set_id is not None:
         owned_row(session, SeedSet, request.seed_set_id, request.owner, "seed_set_id", "seed set")
         return {"seed_set_id": request.seed_set_id}
@@ -96,13 +98,18 @@ def build(session: Session, job: Job, params: EvolInstructParams, client: LLMCli
     try:
         return EvolInstruct(params, client, source_pool(session, job), previous,
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
-                            near_duplicates=near_duplicate_index(params, job.id, ctx.config))
+                            near_duplicates=near_duplicate_index(params, job.id, ctx.config),
+                            decontaminate=benchmark_index(session, params))
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    return run_method(ctx, build)
+    result = run_method(ctx, build)
+    if ctx.params.decontaminate_against:
+        with ctx.session() as session:
+            result["contamination"] = contamination_report(session, ctx.job_id, ctx.params)
+    return result
 
 
 def evolutions_done(counters: dict[str, Any]) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlmodel import Session
 
 from app.core import store
+from app.core.budget import Budget
 from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.config import CoreConfig
 from app.core.datasets import seeding, versions
@@ -99,7 +100,7 @@ def run_method(ctx: JobContext, build: Build) -> dict[str, Any]:
     """Run a generation engine for the job to its end (or its cancel); returns the result."""
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
         accepted = asyncio.run(_drive(ctx, build, urls))
-    return {"curated": accepted}
+    return {"curated": accepted, **ctx.extra.get("spending", {})}  # tokens per accepted example; budget stop
 
 
 async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
@@ -114,6 +115,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
     state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
     batch: list[CandidateRecord] = []
     jobs = ctx.config.jobs
+    budget = Budget.of(ctx.params)
 
     def usage() -> dict[str, int]:
         return {k: base_usage[k] + v for k, v in client.usage.as_dict().items()}
@@ -138,6 +140,10 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
                 ctx.report(counters)
                 if len(batch) >= jobs.batch_size or time.monotonic() - state["last"] >= jobs.flush_s:
                     flush()
+                # token budget (max_total_tokens / max_cost): a decided candidate is a safe point to stop at
+                if budget.capped and (why := budget.reached(usage())):
+                    ctx.extra["stopped"] = why
+                    return
         finally:
             await gen.aclose()
 
@@ -169,6 +175,8 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
                 flush()  # what was decided before a stop is kept
     finally:
         await client.aclose()
+    stopped = {"stopped": ctx.extra["stopped"]} if "stopped" in ctx.extra else {}
+    ctx.extra["spending"] = {**budget.spending({**counters, **usage()}), **stopped}
     return int(counters.get("accepted", 0))
 
 

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from app.core import store
 from app.core.candidates import JobInputError, Method, StoredCandidate
+from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets, contamination_report
 from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
@@ -29,6 +30,7 @@ def check(session: Session, request: JobRequest, params: SelfInstructParams) -> 
     if request.seed_set_id is None:
         raise JobRequestError("seed_set_id", f"a {KIND} job needs seed_set_id", "missing")
     seed_set = owned_row(session, SeedSet, request.seed_set_id, request.owner, "seed_set_id", "seed set")
+    check_benchmark_sets(session, request, params)
     needed = params.prompt_instructions - params.prompt_machine_instructions
     if seed_set.task_count < needed:
         raise JobRequestError(
@@ -49,13 +51,18 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
         return SelfInstruct(params, client, seeds, previous,
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
-                            known=step.known if step else (), known_examples=step.known_examples if step else ())
+                            known=step.known if step else (), known_examples=step.known_examples if step else (),
+                            decontaminate=benchmark_index(session, params))
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    return run_method(ctx, build)
+    result = run_method(ctx, build)
+    if ctx.params.decontaminate_against:
+        with ctx.session() as session:
+            result["contamination"] = contamination_report(session, ctx.job_id, ctx.params)
+    return result
 
 
 SELF_INSTRUCT = register(JobKind(
