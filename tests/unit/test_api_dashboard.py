@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
+from app.core import jobs
 from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Instruction
@@ -24,7 +25,7 @@ def test_kinds_list_each_kind_with_schema_sources_and_service_defaults(api, clie
     client.app.state.settings = api_settings.model_copy(update={"self_instruct": api_settings.self_instruct.model_copy(
         update={"target": 7})})
     kinds = {k["name"]: k for k in api.ok("get", "/api/v1/kinds")["items"]}
-    assert set(kinds) == {"self_instruct", "evol_instruct", "sft", "dataset_build"}
+    assert set(kinds) == set(jobs.names())  # every registered kind, from the registry
     si = kinds["self_instruct"]
     assert si["sources"] == ["seed_set_id"] and si["queue"] == "generation" and si["needs_llm"]
     assert si["params_schema"]["properties"]["target"]["type"] == "integer"
