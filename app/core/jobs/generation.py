@@ -115,8 +115,10 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
     batch: list[CandidateRecord] = []
     jobs = ctx.config.jobs
 
-    def usage() -> dict[str, int]:
-        return {k: base_usage[k] + v for k, v in client.usage.as_dict().items()}
+    def usage() -> dict[str, Any]:
+        # token and request counts add up over a job's attempts; the concurrency limit per
+        # endpoint and the utilisation are this attempt's (they describe the run as it is)
+        return {**{k: base_usage[k] + v for k, v in client.usage.as_dict().items()}, **client.gauges()}
 
     # the heartbeat persists what is committed plus the live LLM usage
     ctx.heartbeat.counters = lambda: {**state["committed"], **usage()}
