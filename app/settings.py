@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         default=None,
         description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
     )
+    embedded_prompt_cache: bool = Field(
+        default=True,
+        description="Reuse cached prompt prefixes across requests (llama.cpp's prompt cache, slot "
+        "similarity and host-memory cache, with the full sliding-window cache that Gemma 3 needs for it).",
+    )
 
     # --- jobs ------------------------------------------------------------------------------
     job_batch_size: int = Field(
@@ -231,6 +236,7 @@ class Settings(BaseSettings):
                 data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
                 parallel=self.embedded_parallel, threads=self.embedded_threads,
                 ctx_per_slot=self.embedded_ctx_per_slot, model_path=self.embedded_model_path,
+                prompt_cache=self.embedded_prompt_cache,
             ),
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,

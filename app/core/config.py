@@ -45,6 +45,7 @@ class EmbeddedConfig:
     threads: int = 0
     ctx_per_slot: int = 4096
     model_path: Path | None = None
+    prompt_cache: bool = True
 
 
 @dataclass(frozen=True)
