@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         "similarity and host-memory cache, with the full sliding-window cache that Gemma 3 needs for it).",
     )
 
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at `GET /metrics` on the API (no API key). Workers write theirs to "
+        "`PROMETHEUS_MULTIPROC_DIR` (an environment variable of prometheus-client, not a Sprout setting); "
+        "an API given the same folder shows them all.",
+    )
+
     # --- jobs ------------------------------------------------------------------------------
     job_batch_size: int = Field(
         default=16, ge=1, description="Candidates committed to SQL per batch."

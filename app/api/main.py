@@ -27,6 +27,7 @@ from app.api.routes import (
     exports,
     health,
     jobs,
+    metrics,
     results,
     seed_sets,
     webhooks,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.include_router(metrics.router)
     authenticated = [Depends(get_current_key)]
     for module in (seed_sets, jobs, results, exports, datasets, destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)

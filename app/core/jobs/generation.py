@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.core import store
+from app.core import metrics, store
 from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.config import CoreConfig
 from app.core.datasets import seeding, versions
@@ -110,6 +110,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
         seq = store.next_seq(session, ctx.job_id)
         client = LLMClient.from_config(ctx.config.llm, base_urls=urls)
         method = build(session, job, ctx.params, client, previous, ctx)
+        job_kind = job.kind
     base_usage = {k: counters.get(k, 0) for k in client.usage.as_dict()}
     state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
     batch: list[CandidateRecord] = []
@@ -137,6 +138,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
             async for record in gen:
                 batch.append(record)
                 store.count_record(counters, record)
+                metrics.CANDIDATES.labels(job_kind, record.fate, "" if record.accepted else record.rule or "unknown").inc()
                 ctx.report(counters)
                 if len(batch) >= jobs.batch_size or time.monotonic() - state["last"] >= jobs.flush_s:
                     flush()

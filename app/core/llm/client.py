@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.core import metrics
 from app.core.config import LLMConfig
 from app.core.llm.adaptive import AIMDLimit, Utilisation
 
@@ -107,6 +108,7 @@ class _Endpoint:
     limit: AIMDLimit
     in_flight: int = 0
     failures: int = 0
+    published_limit: int = 0  # what this client added to the limit gauge
 
 
 class _Overload(Exception):
@@ -148,6 +150,8 @@ class LLMClient:
                                                        ceiling=self.concurrency_max, adaptive=self.adaptive))
             for i, u in enumerate(self.base_urls)
         ]
+        for ep in self._endpoints:
+            self._publish_limit(ep)
         self._slots = asyncio.Condition()
         self._waiting = 0  # requests waiting for a free slot
         self.utilisation = Utilisation()
@@ -190,7 +194,15 @@ class LLMClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for ep in self._endpoints:
+            metrics.LLM_LIMIT.labels(ep.base_url).dec(ep.published_limit)
+            ep.published_limit = 0
         await self._http.aclose()
+
+    def _publish_limit(self, ep: _Endpoint) -> None:
+        if ep.limit.limit != ep.published_limit:
+            metrics.LLM_LIMIT.labels(ep.base_url).inc(ep.limit.limit - ep.published_limit)
+            ep.published_limit = ep.limit.limit
 
     @property
     def endpoints(self) -> list[str]:
@@ -286,12 +298,15 @@ class LLMClient:
                 finally:
                     self._waiting -= 1
             ep.in_flight += 1
+            metrics.LLM_IN_FLIGHT.labels(ep.base_url).inc()
             self._track()
             return ep
 
     async def _release(self, ep: _Endpoint) -> None:
         async with self._slots:
             ep.in_flight -= 1
+            metrics.LLM_IN_FLIGHT.labels(ep.base_url).dec()
+            self._publish_limit(ep)
             self._track()
             self._slots.notify_all()
 
@@ -391,30 +406,39 @@ class LLMClient:
             epoch = ep.limit.epoch
             self.usage.requests += 1
             sent = time.monotonic()
+            outcome = "retryable"
             try:
                 data = await self._send(ep, method, path, body)
             except _Unreachable as exc:
                 unreachable += 1
                 last_error = str(exc)
             except _Overload as exc:
-                last_error = str(exc)
+                last_error, outcome = str(exc), "overload"
                 ep.limit.overload(epoch)
             except _Retryable as exc:
                 last_error = str(exc)
             except LLMError:
                 self.usage.errors += 1
+                metrics.LLM_REQUESTS.labels(ep.base_url, "error").inc()
                 raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 unreachable += 1
                 last_error = f"{ep.base_url}: cannot connect ({exc.__class__.__name__})"
             except httpx.TimeoutException:
-                last_error = f"{ep.base_url}: no answer within {self.timeout_s:g} s"
+                last_error, outcome = f"{ep.base_url}: no answer within {self.timeout_s:g} s", "overload"
                 ep.limit.overload(epoch)
             except httpx.TransportError as exc:
                 last_error = f"{ep.base_url}: connection broke ({exc.__class__.__name__})"
             else:
                 self._last_answer = time.monotonic()
-                tokens = int(((data.get("usage") or {}) if isinstance(data, dict) else {}).get("completion_tokens") or 0)
+                usage = ((data.get("usage") or {}) if isinstance(data, dict) else {})
+                tokens = int(usage.get("completion_tokens") or 0)
+                metrics.LLM_REQUESTS.labels(ep.base_url, "ok").inc()
+                metrics.LLM_LATENCY.labels(ep.base_url).observe(self._last_answer - sent)
+                if usage:
+                    metrics.LLM_TOKENS.labels(ep.base_url, "prompt").inc(int(usage.get("prompt_tokens") or 0))
+                    metrics.LLM_TOKENS.labels(ep.base_url, "completion").inc(tokens)
+                    metrics.LLM_TOKENS.labels(ep.base_url, "cached_prompt").inc(cached_prompt_tokens(data))
                 if self._waiting:
                     ep.limit.saturated()  # requests wait for a slot: the limit holds the job back
                 ep.limit.success(self._last_answer - sent, tokens)
@@ -422,6 +446,7 @@ class LLMClient:
             finally:
                 await self._release(ep)
             self.usage.errors += 1
+            metrics.LLM_REQUESTS.labels(ep.base_url, outcome).inc()
             now = time.monotonic()
             first_failure = now if first_failure is None else first_failure
             down = self._last_answer < first_failure  # no request of this client answered since
