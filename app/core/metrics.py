@@ -18,10 +18,8 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as _multiprocess
 
-MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-
 LLM_REQUESTS = Counter(
-    "sprout_llm_requests", "LLM requests sent, by endpoint and outcome (ok, overload, retryable, error).",
+    "sprout_llm_requests", "LLM requests sent, by endpoint and outcome (ok, overload, retryable, error, cancelled).",
     ["endpoint", "outcome"],
 )
 LLM_LATENCY = Histogram(
@@ -44,11 +42,16 @@ CANDIDATES = Counter(
 )
 
 
+def _multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 def registry() -> CollectorRegistry:
     """What a scrape shows: every process's samples in multiprocess mode, else this one's."""
-    if MULTIPROCESS:
+    path = _multiprocess_dir()
+    if path:
         reg = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(reg)
+        _multiprocess.MultiProcessCollector(reg, path=path)
         return reg
     from prometheus_client import REGISTRY
 
@@ -60,6 +63,7 @@ def exposition() -> bytes:
 
 
 def process_exited(pid: int) -> None:
-    """Drop a dead process's live gauges (in-flight, limits) in multiprocess mode."""
-    if MULTIPROCESS:
-        _multiprocess.mark_process_dead(pid)
+    """Drop a dead process's live gauges (in flight, limits) in multiprocess mode."""
+    path = _multiprocess_dir()
+    if path:
+        _multiprocess.mark_process_dead(pid, path)

@@ -100,9 +100,15 @@ class Utilisation:
         self._in_flight, self._limit = in_flight, limit
 
     def figures(self, now: float | None = None) -> dict[str, float]:
+        """The two figures up to `now`. Reads only (the job's heartbeat thread calls it
+        while the event loop updates)."""
         now = time.monotonic() if now is None else now
-        self._advance(now)
+        last, in_flight, limit, load, busy = self._last, self._in_flight, self._limit, self._load, self._busy
+        dt = max(0.0, now - last)
+        if in_flight:
+            busy += dt
+            load += dt * min(1.0, in_flight / max(1, limit))
         wall = now - self.start
         if wall <= 0:
             return {"llm_utilisation": 0.0, "llm_busy_share": 0.0}
-        return {"llm_utilisation": round(self._load / wall, 4), "llm_busy_share": round(self._busy / wall, 4)}
+        return {"llm_utilisation": round(min(1.0, load / wall), 4), "llm_busy_share": round(min(1.0, busy / wall), 4)}

@@ -421,6 +421,9 @@ class LLMClient:
                 self.usage.errors += 1
                 metrics.LLM_REQUESTS.labels(ep.base_url, "error").inc()
                 raise
+            except asyncio.CancelledError:  # the job stopped waiting for it (target met, cancel)
+                metrics.LLM_REQUESTS.labels(ep.base_url, "cancelled").inc()
+                raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 unreachable += 1
                 last_error = f"{ep.base_url}: cannot connect ({exc.__class__.__name__})"
