@@ -73,7 +73,34 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(
         default=8, ge=1, le=1024, description="Requests in flight at once, all endpoints together."
     )
-    llm_timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout.")
+    llm_concurrency_min: int = Field(
+        default=1, ge=1, le=1024,
+        description="Floor of the adaptive concurrency limit, per endpoint: a cut never goes below it.",
+    )
+    llm_concurrency_max: int = Field(
+        default=64, ge=1, le=1024,
+        description="Ceiling of the adaptive concurrency limit, per endpoint.",
+    )
+    llm_adaptive_concurrency: bool = Field(
+        default=True,
+        description="Adapt the requests in flight per endpoint (AIMD): start at `SPROUT_LLM_CONCURRENCY`, "
+        "add one while latency per token holds and nothing fails, halve on 429, 5xx and timeouts. "
+        "Off: the limit stays at `SPROUT_LLM_CONCURRENCY`.",
+    )
+    llm_stream: bool = Field(
+        default=True,
+        description="Stream completions (SSE) and time out on the first token and on silence, not on the "
+        "whole request. A server that answers without streaming is read as a plain answer.",
+    )
+    llm_first_token_timeout_s: float = Field(
+        default=120.0, gt=0, description="Streaming: how long to wait for a request's first token."
+    )
+    llm_inactivity_timeout_s: float = Field(
+        default=30.0, gt=0, description="Streaming: how long a stream may go without a token before it is cut."
+    )
+    llm_timeout_s: float = Field(
+        default=120.0, gt=0, description="Per-request timeout when not streaming (whole request)."
+    )
     llm_max_retries: int = Field(
         default=5, ge=0, le=50, description="Retries on connection errors, 429 and 5xx."
     )
@@ -105,6 +132,18 @@ class Settings(BaseSettings):
     embedded_model_path: Path | None = Field(
         default=None,
         description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
+    )
+    embedded_prompt_cache: bool = Field(
+        default=True,
+        description="Reuse cached prompt prefixes across requests (llama.cpp's prompt cache, slot "
+        "similarity and host-memory cache, with the full sliding-window cache that Gemma 3 needs for it).",
+    )
+
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at `GET /metrics` on the API (no API key). Workers write theirs to "
+        "`PROMETHEUS_MULTIPROC_DIR` (an environment variable of prometheus-client, not a Sprout setting); "
+        "an API given the same folder shows them all.",
     )
 
     # --- jobs ------------------------------------------------------------------------------
@@ -200,11 +239,16 @@ class Settings(BaseSettings):
                 concurrency=self.llm_concurrency, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
                 backoff_s=self.llm_backoff_s, backoff_max_s=self.llm_backoff_max_s,
                 outage_budget_s=self.llm_outage_budget_s,
+                concurrency_min=self.llm_concurrency_min, concurrency_max=self.llm_concurrency_max,
+                adaptive_concurrency=self.llm_adaptive_concurrency, stream=self.llm_stream,
+                first_token_timeout_s=self.llm_first_token_timeout_s,
+                inactivity_timeout_s=self.llm_inactivity_timeout_s,
             ),
             embedded=EmbeddedConfig(
                 data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
                 parallel=self.embedded_parallel, threads=self.embedded_threads,
                 ctx_per_slot=self.embedded_ctx_per_slot, model_path=self.embedded_model_path,
+                prompt_cache=self.embedded_prompt_cache,
             ),
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,

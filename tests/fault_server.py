@@ -154,3 +154,131 @@ class OutageProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _FaultHTTPServer:
+    """What the fault servers below share: a threaded HTTP server on a free loopback port."""
+
+    def _serve(self, handler_answer) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _answer(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null") if length else None
+                handler_answer(self, body)
+
+            do_GET = _answer
+            do_POST = _answer
+
+        class QuietServer(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):  # a client that hung up
+                pass
+
+        QuietServer.allow_reuse_address = True
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        del outer
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _send_json(handler, status: int, payload: dict) -> None:
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class StreamingLLMServer(_FaultHTTPServer):
+    """A slow server that streams (SSE) `tokens` tokens, one every `interval_s`, then usage;
+    with `stall_after`, it sends that many tokens and then goes silent for `stall_s`."""
+
+    def __init__(self, tokens: int = 20, interval_s: float = 0.5, stall_after: int | None = None,
+                 stall_s: float = 30.0, first_token_delay_s: float = 0.0):
+        self.requests: list[dict | None] = []
+
+        def answer(handler, body):
+            self.requests.append(body)
+            if handler.path.endswith("/models"):
+                return _send_json(handler, 200, {"data": [{"id": "fault-model"}]})
+            handler.send_response(200)
+            handler.send_header("content-type", "text/event-stream")
+            handler.send_header("connection", "close")
+            handler.end_headers()
+            handler.close_connection = True
+
+            def event(payload):
+                handler.wfile.write(f"data: {payload}\n\n".encode())
+                handler.wfile.flush()
+
+            time.sleep(first_token_delay_s)
+            for i in range(tokens):
+                if stall_after is not None and i == stall_after:
+                    time.sleep(stall_s)
+                    return
+                event(json.dumps({"choices": [{"index": 0, "text": f"t{i} ", "finish_reason": None}]}))
+                if i + 1 < tokens:
+                    time.sleep(interval_s)
+            event(json.dumps({"choices": [{"index": 0, "text": "", "finish_reason": "stop"}]}))
+            event(json.dumps({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens,
+                                                       "prompt_tokens_details": {"cached_tokens": 5}}}))
+            event("[DONE]")
+
+        self._serve(answer)
+
+
+class OverloadingLLMServer(_FaultHTTPServer):
+    """A server with `capacity` slots that answers each request after `latency_s` and
+    refuses (429) a request that finds every slot busy, as an overloaded server does.
+    `in_flight_max` records the most requests it held at once."""
+
+    def __init__(self, capacity: int = 4, latency_s: float = 0.05, completion_tokens: int = 10):
+        self.capacity = capacity
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self.refused = 0
+        self.served = 0
+        lock = threading.Lock()
+
+        def answer(handler, body):
+            if handler.path.endswith("/models"):
+                return _send_json(handler, 200, {"data": [{"id": "fault-model"}]})
+            with lock:
+                if self.in_flight >= self.capacity:
+                    self.refused += 1
+                    busy = True
+                else:
+                    busy = False
+                    self.in_flight += 1
+                    self.in_flight_max = max(self.in_flight_max, self.in_flight)
+            if busy:
+                return _send_json(handler, 429, {"error": "too many requests"})
+            try:
+                time.sleep(latency_s)
+            finally:
+                with lock:
+                    self.in_flight -= 1
+                    self.served += 1
+            _send_json(handler, 200, {
+                "choices": [{"text": "ok", "index": 0, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": completion_tokens},
+            })
+
+        self._serve(answer)

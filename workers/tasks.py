@@ -8,12 +8,13 @@ worker, ends at once; a message for a job whose worker died resumes it from what
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import worker_process_shutdown, worker_ready
 
-from app.core import store
+from app.core import metrics, store
 from app.core.datasets.schedule import DEFAULT_GRACE
 from app.core.jobs import dataset_build, lifecycle
 from app.db import session_scope
@@ -64,6 +65,12 @@ def fire_due_builds() -> list[int]:
 def retry_handoff() -> dict[str, dict[int, str]]:
     """Hand-off: attempt due deliveries and webhooks (sent by `sprout beat`)."""
     return handoff.retry(get_settings())
+
+
+@worker_process_shutdown.connect
+def _metrics_process_exited(pid: int | None = None, **_: Any) -> None:
+    """A pool process that ends takes its live gauges (in flight, limits) with it."""
+    metrics.process_exited(pid or os.getpid())
 
 
 @worker_ready.connect

@@ -31,6 +31,7 @@ from app.api.routes import (
     insights,
     jobs,
     kinds,
+    metrics,
     results,
     seed_sets,
     webhooks,
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.include_router(metrics.router)
     authenticated = [Depends(get_current_key)]
     for module in (seed_sets, benchmark_sets, jobs, results, insights, exports, kinds, datasets, dataset_handoff,
                    destinations, deliveries, webhooks):

@@ -64,6 +64,13 @@ def summary_table(job) -> Table:
         table.add_row(f"  operation {op}", f"{fates.get('accepted', 0)} kept / {fates.get('rejected', 0)} failed")
     table.add_row("LLM requests (errors)", f"{c.get('llm_requests', 0)} ({c.get('llm_errors', 0)})")
     table.add_row("tokens (prompt / completion)", f"{c.get('prompt_tokens', 0)} / {c.get('completion_tokens', 0)}")
+    if c.get("cached_prompt_tokens"):
+        table.add_row("  prompt tokens from the server's cache", str(c["cached_prompt_tokens"]))
+    if "llm_busy_share" in c:
+        table.add_row("model server busy (share of wall time)", f"{100 * c['llm_busy_share']:.0f}%")
+        table.add_row("requests in flight / limit (mean)", f"{100 * c.get('llm_utilisation', 0):.0f}%")
+    for endpoint, limit in sorted((c.get("llm_concurrency") or {}).items()):
+        table.add_row(f"  concurrency limit {endpoint}", str(limit))
     result = job.result or {}
     if result.get("tokens_per_accepted") is not None:
         table.add_row("tokens per accepted example", f"{result['tokens_per_accepted']:,.1f}")

@@ -29,6 +29,7 @@ def serve(
         parallel or settings.embedded_parallel,
         settings.embedded_threads,
         settings.embedded_ctx_per_slot,
+        prompt_cache=settings.embedded_prompt_cache,
     )
 
 

@@ -28,6 +28,12 @@ class LLMConfig:
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
     outage_budget_s: float = 120.0
+    concurrency_min: int = 1
+    concurrency_max: int = 64
+    adaptive_concurrency: bool = True
+    stream: bool = True
+    first_token_timeout_s: float = 120.0
+    inactivity_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class EmbeddedConfig:
     threads: int = 0
     ctx_per_slot: int = 4096
     model_path: Path | None = None
+    prompt_cache: bool = True
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ class EvolInstruct:
             running: set[asyncio.Task] = set()
             try:
                 while todo or running:
-                    while todo and len(running) < self.concurrency:
+                    while todo and len(running) < max(self.concurrency, self.client.capacity):  # the adaptive limit
                         running.add(asyncio.create_task(self._evolve(todo.popleft(), round_)))
                     done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:

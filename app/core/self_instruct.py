@@ -117,7 +117,7 @@ class SelfInstruct:
         try:
             while self.curated < self.p.target:
                 while (
-                    len(generating) < self.concurrency
+                    len(generating) < max(self.concurrency, self.client.capacity)  # follows the adaptive limit
                     and self.curated + len(completing) < self.p.target
                     and sent < self.max_requests
                 ):

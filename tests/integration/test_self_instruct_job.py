@@ -86,6 +86,10 @@ def test_job_stores_every_candidate_with_its_fate(pg_url, llm_base_url, referenc
     assert sum(c["rejected"].values()) == len(ins) - 6
     assert c["instances"] == sum(1 for i in inst if i.fate == "accepted")
     assert c["llm_requests"] > 0 and c["prompt_tokens"] > 0 and c["completion_tokens"] > 0
+    # streamed answers carry usage; the shared prompt prefixes come from the server's cache
+    assert 0 < c["cached_prompt_tokens"] < c["prompt_tokens"]
+    assert list(c["llm_concurrency"]) == [llm_base_url] and c["llm_concurrency"][llm_base_url] >= 1
+    assert 0 < c["llm_utilisation"] <= c["llm_busy_share"] <= 1
 
     with session_scope(pg_url) as s:
         data = store.curated_examples(s, job_id)

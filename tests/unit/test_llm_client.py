@@ -48,8 +48,10 @@ def test_retries_500_and_429_then_succeeds():
     assert out.text == "hello" and out.finish_reason == "stop"
     assert usage.retries == 2 and usage.errors == 2 and usage.requests == 3
     assert usage.prompt_tokens == 3 and usage.completion_tokens == 2
-    # only OpenAI fields are sent; None values are left out
-    assert srv.requests[-1][1] == {"model": "m", "prompt": "hi", "max_tokens": 5, "temperature": 0}
+    # only OpenAI fields are sent; None values are left out; the request asks for a stream
+    # (with usage), and a server that answers plain JSON instead is read all the same
+    assert srv.requests[-1][1] == {"model": "m", "prompt": "hi", "max_tokens": 5, "temperature": 0,
+                                   "stream": True, "stream_options": {"include_usage": True}}
 
 
 def test_gives_up_after_retries_with_the_last_error():
@@ -148,7 +150,7 @@ def test_unreachable_server_gives_a_clear_error():
 def test_timeout_is_retried_then_reported():
     with FaultyLLMServer(delay_s=0.5) as srv:
         async def go():
-            async with client([srv.url], timeout_s=0.1, max_retries=1) as c:
+            async with client([srv.url], timeout_s=0.1, max_retries=1, stream=False) as c:
                 await c.complete("hi")
         with pytest.raises(LLMError, match="no answer within 0.1 s"):
             run(go())
@@ -183,7 +185,7 @@ def test_concurrency_is_bounded():
     with FaultyLLMServer(delay_s=0.05) as srv:
         active = {"now": 0, "max": 0}
         async def go():
-            async with client([srv.url], concurrency=3) as c:
+            async with client([srv.url], concurrency=3, stream=False, adaptive=False) as c:
                 orig = c._http.request
                 async def counting(*a, **k):
                     active["now"] += 1

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.core import store
+from app.core import metrics, store
 from app.core.budget import Budget
 from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.config import CoreConfig
@@ -111,14 +111,17 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
         seq = store.next_seq(session, ctx.job_id)
         client = LLMClient.from_config(ctx.config.llm, base_urls=urls)
         method = build(session, job, ctx.params, client, previous, ctx)
+        job_kind = job.kind
     base_usage = {k: counters.get(k, 0) for k in client.usage.as_dict()}
     state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
     batch: list[CandidateRecord] = []
     jobs = ctx.config.jobs
     budget = Budget.of(ctx.params)
 
-    def usage() -> dict[str, int]:
-        return {k: base_usage[k] + v for k, v in client.usage.as_dict().items()}
+    def usage() -> dict[str, Any]:
+        # token and request counts add up over a job's attempts; the concurrency limit per
+        # endpoint and the utilisation are this attempt's (they describe the run as it is)
+        return {**{k: base_usage[k] + v for k, v in client.usage.as_dict().items()}, **client.gauges()}
 
     # the heartbeat persists what is committed plus the live LLM usage
     ctx.heartbeat.counters = lambda: {**state["committed"], **usage()}
@@ -137,6 +140,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
             async for record in gen:
                 batch.append(record)
                 store.count_record(counters, record)
+                metrics.CANDIDATES.labels(job_kind, record.fate, "" if record.accepted else record.rule or "unknown").inc()
                 ctx.report(counters)
                 if len(batch) >= jobs.batch_size or time.monotonic() - state["last"] >= jobs.flush_s:
                     flush()

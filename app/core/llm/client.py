@@ -12,11 +12,24 @@ answered since it first failed (every endpoint is down, or restarting), for as l
 `LLMOutageError`, which names the endpoints and the last error: the job is paused and
 retried later rather than failed. A request that keeps failing while others are answered
 is not an outage: it ends with `LLMError` after its retries, as a bad request does.
+
+Concurrency adapts per endpoint (`adaptive.AIMDLimit`): the configured concurrency is
+split over the endpoints as their starting limits; each limit rises by one while latency
+per token holds and halves on a 429, a 5xx or a timeout, between `concurrency_min` and
+`concurrency_max`. `gauges()` gives the limits and the utilisation for the job's counters.
+
+Completions are streamed (SSE) when `stream` is on, so a slow server that keeps sending
+tokens is never cut: the timeouts are on the first token and on silence between tokens,
+not on the whole request. Usage comes from the stream's last event
+(`stream_options.include_usage`, vLLM and llama.cpp), else from llama.cpp's `timings`,
+else the content events are counted. A server that answers a stream request with plain
+JSON is read as such; `stream=False` sends plain requests with a whole-request timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,9 +38,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.core import metrics
 from app.core.config import LLMConfig
+from app.core.llm.adaptive import AIMDLimit, Utilisation
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# answers that say the server is overloaded: they cut the endpoint's adaptive limit
+OVERLOAD_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 class LLMError(RuntimeError):
@@ -49,6 +66,7 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
 
 @dataclass
@@ -60,6 +78,7 @@ class Usage:
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -68,6 +87,7 @@ class Usage:
             "llm_retries": self.retries,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
         }
 
 
@@ -85,8 +105,18 @@ def normalize_base_url(url: str) -> str:
 @dataclass
 class _Endpoint:
     base_url: str
+    limit: AIMDLimit
     in_flight: int = 0
     failures: int = 0
+    published_limit: int = 0  # what this client added to the limit gauge
+
+
+class _Overload(Exception):
+    """A 429, a 5xx or a timeout: retried, and the endpoint's limit is cut."""
+
+
+class _Retryable(Exception):
+    """A connection error or a broken answer: retried, the limit is left alone."""
 
 
 @dataclass
@@ -102,16 +132,34 @@ class LLMClient:
     outage_budget_s: float = 120.0
     transport: httpx.AsyncBaseTransport | None = None
     usage: Usage = field(default_factory=Usage)
+    concurrency_min: int = 1
+    concurrency_max: int = 64
+    adaptive: bool = True
+    stream: bool = True
+    first_token_timeout_s: float = 120.0
+    inactivity_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.base_urls:
             raise ValueError("LLMClient needs at least one base URL")
-        self._endpoints = [_Endpoint(normalize_base_url(u)) for u in self.base_urls]
-        self._semaphore = asyncio.Semaphore(self.concurrency)
+        n = len(self.base_urls)
+        # the configured concurrency is for all endpoints together; each adapts on its own
+        starts = [self.concurrency // n + (1 if i < self.concurrency % n else 0) for i in range(n)]
+        self._endpoints = [
+            _Endpoint(normalize_base_url(u), AIMDLimit(starts[i], floor=min(self.concurrency_min, self.concurrency_max),
+                                                       ceiling=self.concurrency_max, adaptive=self.adaptive))
+            for i, u in enumerate(self.base_urls)
+        ]
+        for ep in self._endpoints:
+            self._publish_limit(ep)
+        self._slots = asyncio.Condition()
+        self._waiting = 0  # requests waiting for a free slot
+        self.utilisation = Utilisation()
         self._rr = 0
         self._last_answer = float("-inf")  # monotonic time of the last answered request
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        limits = httpx.Limits(max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency)
+        most = self.concurrency_max * n
+        limits = httpx.Limits(max_connections=most + 4, max_keepalive_connections=most)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
             headers=headers,
@@ -131,6 +179,12 @@ class LLMClient:
             backoff_s=config.backoff_s,
             backoff_max_s=config.backoff_max_s,
             outage_budget_s=config.outage_budget_s,
+            concurrency_min=config.concurrency_min,
+            concurrency_max=config.concurrency_max,
+            adaptive=config.adaptive_concurrency,
+            stream=config.stream,
+            first_token_timeout_s=config.first_token_timeout_s,
+            inactivity_timeout_s=config.inactivity_timeout_s,
         )
 
     async def __aenter__(self) -> LLMClient:
@@ -140,11 +194,33 @@ class LLMClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for ep in self._endpoints:
+            metrics.LLM_LIMIT.labels(ep.base_url).dec(ep.published_limit)
+            ep.published_limit = 0
         await self._http.aclose()
+
+    def _publish_limit(self, ep: _Endpoint) -> None:
+        if ep.limit.limit != ep.published_limit:
+            metrics.LLM_LIMIT.labels(ep.base_url).inc(ep.limit.limit - ep.published_limit)
+            ep.published_limit = ep.limit.limit
 
     @property
     def endpoints(self) -> list[str]:
         return [e.base_url for e in self._endpoints]
+
+    @property
+    def capacity(self) -> int:
+        """Requests the endpoints take at once now (the sum of their adaptive limits)."""
+        return sum(e.limit.limit for e in self._endpoints)
+
+    def limits(self) -> dict[str, int]:
+        """Each endpoint's current concurrency limit."""
+        return {e.base_url: e.limit.limit for e in self._endpoints}
+
+    def gauges(self) -> dict[str, Any]:
+        """What a job shows as it is now, not summed over attempts: the limit per
+        endpoint and the utilisation since the client was made (the job's start)."""
+        return {"llm_concurrency": self.limits(), **self.utilisation.figures()}
 
     # --- public calls --------------------------------------------------------------------
     async def resolve_model(self) -> str:
@@ -192,73 +268,233 @@ class LLMClient:
         usage = data.get("usage") or {}
         completion.prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion.completion_tokens = int(usage.get("completion_tokens") or 0)
+        completion.cached_tokens = cached_prompt_tokens(data)
         self.usage.prompt_tokens += completion.prompt_tokens
         self.usage.completion_tokens += completion.completion_tokens
+        self.usage.cached_prompt_tokens += completion.cached_tokens
         return completion
 
-    def _pick(self, exclude: _Endpoint | None) -> _Endpoint:
-        """The least busy endpoint, round-robin among equals; avoid the one that just failed."""
-        candidates = [e for e in self._endpoints if e is not exclude] or self._endpoints
-        low = min(e.in_flight for e in candidates)
-        least = [e for e in candidates if e.in_flight == low]
+    def _pick(self, exclude: _Endpoint | None) -> _Endpoint | None:
+        """The endpoint with the most free room under its limit, round-robin among equals;
+        never the one that just failed while there is another. None: wait for room."""
+        others = [e for e in self._endpoints if e is not exclude] or self._endpoints
+        candidates = [e for e in others if e.in_flight < e.limit.limit]
+        if not candidates:
+            return None
+        low = min(e.in_flight / e.limit.limit for e in candidates)
+        least = [e for e in candidates if e.in_flight / e.limit.limit == low]
         self._rr += 1
         return least[self._rr % len(least)]
+
+    def _track(self) -> None:
+        self.utilisation.update(sum(e.in_flight for e in self._endpoints), self.capacity)
+
+    async def _acquire(self, exclude: _Endpoint | None) -> _Endpoint:
+        async with self._slots:
+            while (ep := self._pick(exclude)) is None:
+                self._waiting += 1
+                try:
+                    await self._slots.wait()
+                finally:
+                    self._waiting -= 1
+            ep.in_flight += 1
+            metrics.LLM_IN_FLIGHT.labels(ep.base_url).inc()
+            self._track()
+            return ep
+
+    async def _release(self, ep: _Endpoint) -> None:
+        async with self._slots:
+            ep.in_flight -= 1
+            metrics.LLM_IN_FLIGHT.labels(ep.base_url).dec()
+            self._publish_limit(ep)
+            self._track()
+            self._slots.notify_all()
+
+    async def _send(self, ep: _Endpoint, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """One attempt at one endpoint: the answer, or `_Overload`/`_Retryable`/`LLMError`."""
+        url = ep.base_url + path
+        if not (self.stream and method == "POST" and body is not None):
+            try:
+                resp = await self._http.request(method, url, json=body)
+            except httpx.TimeoutException as exc:
+                if isinstance(exc, httpx.ConnectTimeout):
+                    raise _Unreachable(f"{ep.base_url}: cannot connect ({exc.__class__.__name__})") from None
+                raise _Overload(f"{ep.base_url}: no answer within {self.timeout_s:g} s") from None
+            _check_status(resp, ep, path)
+            try:
+                return resp.json()
+            except ValueError:
+                raise _Retryable(f"{ep.base_url}{path}: answer is not JSON") from None
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        timeout = httpx.Timeout(None, connect=min(10.0, self.first_token_timeout_s))
+        async with self._http.stream(method, url, json=body, timeout=timeout) as resp:
+            if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("content-type", ""):
+                await _read_within(resp, self.first_token_timeout_s, ep)
+                _check_status(resp, ep, path)
+                try:
+                    return resp.json()  # a server that does not stream answers at once
+                except ValueError:
+                    raise _Retryable(f"{ep.base_url}{path}: answer is not JSON") from None
+            return await self._read_events(resp, ep, path)
+
+    async def _read_events(self, resp: httpx.Response, ep: _Endpoint, path: str) -> dict[str, Any]:
+        """Assemble a streamed answer; time out on the first token and on silence."""
+        lines = resp.aiter_lines()
+        parts: list[str] = []
+        finish: str | None = None
+        usage: dict[str, Any] = {}
+        timings: dict[str, Any] = {}
+        chunks = 0
+        first = True
+        while True:
+            limit = self.first_token_timeout_s if first else self.inactivity_timeout_s
+            try:
+                line = await asyncio.wait_for(anext(lines), limit)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                what = "no first token" if first else "no token"
+                raise _Overload(f"{ep.base_url}{path}: {what} for {limit:g} s") from None
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                break
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                raise _Retryable(f"{ep.base_url}{path}: a streamed event is not JSON") from None
+            if not isinstance(event, dict):
+                continue
+            if event.get("error"):
+                raise _Overload(f"{ep.base_url}{path}: the server broke off: {str(event['error'])[:200]}")
+            first = False
+            usage = event.get("usage") or usage
+            timings = event.get("timings") or timings
+            for choice in event.get("choices") or []:
+                text = choice.get("text")
+                if text is None:
+                    text = (choice.get("delta") or {}).get("content")
+                if text:
+                    parts.append(text)
+                    chunks += 1
+                finish = choice.get("finish_reason") or finish
+        text = "".join(parts)
+        if not usage:
+            usage = {"prompt_tokens": int(timings.get("prompt_n") or 0) + int(timings.get("cache_n") or 0),
+                     "completion_tokens": int(timings.get("predicted_n") or chunks)}
+        out: dict[str, Any] = {"choices": [{"text": text, "message": {"content": text}, "finish_reason": finish}],
+                               "usage": usage}
+        if timings:
+            out["timings"] = timings
+        return out
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         last_error = ""
         unreachable = 0
         first_failure: float | None = None
         previous: _Endpoint | None = None
-        async with self._semaphore:
-            attempt = 0
-            while True:
-                if attempt:
-                    self.usage.retries += 1
-                    delay = min(self.backoff_max_s, self.backoff_s * 2 ** min(attempt - 1, 32))
-                    await asyncio.sleep(random.uniform(0, delay))  # full jitter
-                attempt += 1
-                ep = self._pick(previous)
-                previous = ep
-                ep.in_flight += 1
-                self.usage.requests += 1
-                try:
-                    resp = await self._http.request(method, ep.base_url + path, json=body)
-                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                    unreachable += 1
-                    last_error = f"{ep.base_url}: cannot connect ({exc.__class__.__name__})"
-                except httpx.TimeoutException:
-                    last_error = f"{ep.base_url}: no answer within {self.timeout_s:g} s"
-                except httpx.TransportError as exc:
-                    last_error = f"{ep.base_url}: connection broke ({exc.__class__.__name__})"
-                else:
-                    if resp.status_code == 200:
-                        self._last_answer = time.monotonic()
-                        try:
-                            return resp.json()
-                        except ValueError:
-                            last_error = f"{ep.base_url}{path}: answer is not JSON"
-                    elif resp.status_code in RETRY_STATUS:
-                        last_error = f"{ep.base_url}{path}: HTTP {resp.status_code} {_snippet(resp)}"
-                    else:
-                        self.usage.errors += 1
-                        raise LLMError(f"{ep.base_url}{path}: HTTP {resp.status_code} {_snippet(resp)}")
-                finally:
-                    ep.in_flight -= 1
+        attempt = 0
+        while True:
+            if attempt:
+                self.usage.retries += 1
+                delay = min(self.backoff_max_s, self.backoff_s * 2 ** min(attempt - 1, 32))
+                await asyncio.sleep(random.uniform(0, delay))  # full jitter
+            attempt += 1
+            ep = await self._acquire(previous)
+            previous = ep
+            epoch = ep.limit.epoch
+            self.usage.requests += 1
+            sent = time.monotonic()
+            outcome = "retryable"
+            try:
+                data = await self._send(ep, method, path, body)
+            except _Unreachable as exc:
+                unreachable += 1
+                last_error = str(exc)
+            except _Overload as exc:
+                last_error, outcome = str(exc), "overload"
+                ep.limit.overload(epoch)
+            except _Retryable as exc:
+                last_error = str(exc)
+            except LLMError:
                 self.usage.errors += 1
-                now = time.monotonic()
-                first_failure = now if first_failure is None else first_failure
-                down = self._last_answer < first_failure  # no request of this client answered since
-                if attempt <= self.max_retries or (down and now - first_failure < self.outage_budget_s):
-                    continue
-                if down:
-                    raise LLMOutageError(
-                        f"no answer from the model server{'s' if len(self.endpoints) > 1 else ''} at "
-                        f"{', '.join(self.endpoints)} for {now - first_failure:.0f} s ({attempt} attempts); "
-                        f"last error: {last_error}"
-                    )
-                if unreachable == attempt:
-                    raise LLMUnavailableError(f"no LLM server reachable at {', '.join(self.endpoints)} ({last_error})")
-                raise LLMError(f"gave up after {attempt} attempts: {last_error}")
+                metrics.LLM_REQUESTS.labels(ep.base_url, "error").inc()
+                raise
+            except asyncio.CancelledError:  # the job stopped waiting for it (target met, cancel)
+                metrics.LLM_REQUESTS.labels(ep.base_url, "cancelled").inc()
+                raise
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                unreachable += 1
+                last_error = f"{ep.base_url}: cannot connect ({exc.__class__.__name__})"
+            except httpx.TimeoutException:
+                last_error, outcome = f"{ep.base_url}: no answer within {self.timeout_s:g} s", "overload"
+                ep.limit.overload(epoch)
+            except httpx.TransportError as exc:
+                last_error = f"{ep.base_url}: connection broke ({exc.__class__.__name__})"
+            else:
+                self._last_answer = time.monotonic()
+                usage = ((data.get("usage") or {}) if isinstance(data, dict) else {})
+                tokens = int(usage.get("completion_tokens") or 0)
+                metrics.LLM_REQUESTS.labels(ep.base_url, "ok").inc()
+                metrics.LLM_LATENCY.labels(ep.base_url).observe(self._last_answer - sent)
+                if usage:
+                    metrics.LLM_TOKENS.labels(ep.base_url, "prompt").inc(int(usage.get("prompt_tokens") or 0))
+                    metrics.LLM_TOKENS.labels(ep.base_url, "completion").inc(tokens)
+                    metrics.LLM_TOKENS.labels(ep.base_url, "cached_prompt").inc(cached_prompt_tokens(data))
+                if self._waiting:
+                    ep.limit.saturated()  # requests wait for a slot: the limit holds the job back
+                ep.limit.success(self._last_answer - sent, tokens)
+                return data
+            finally:
+                await self._release(ep)
+            self.usage.errors += 1
+            metrics.LLM_REQUESTS.labels(ep.base_url, outcome).inc()
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            down = self._last_answer < first_failure  # no request of this client answered since
+            if attempt <= self.max_retries or (down and now - first_failure < self.outage_budget_s):
+                continue
+            if down:
+                raise LLMOutageError(
+                    f"no answer from the model server{'s' if len(self.endpoints) > 1 else ''} at "
+                    f"{', '.join(self.endpoints)} for {now - first_failure:.0f} s ({attempt} attempts); "
+                    f"last error: {last_error}"
+                )
+            if unreachable == attempt:
+                raise LLMUnavailableError(f"no LLM server reachable at {', '.join(self.endpoints)} ({last_error})")
+            raise LLMError(f"gave up after {attempt} attempts: {last_error}")
+
+
+class _Unreachable(_Retryable):
+    """The endpoint could not be connected to."""
+
+
+def _check_status(resp: httpx.Response, ep: _Endpoint, path: str) -> None:
+    if resp.status_code == 200:
+        return
+    message = f"{ep.base_url}{path}: HTTP {resp.status_code} {_snippet(resp)}"
+    if resp.status_code in OVERLOAD_STATUS:
+        raise _Overload(message)
+    if resp.status_code in RETRY_STATUS:
+        raise _Retryable(message)
+    raise LLMError(message)
+
+
+async def _read_within(resp: httpx.Response, seconds: float, ep: _Endpoint) -> None:
+    try:
+        await asyncio.wait_for(resp.aread(), seconds)
+    except TimeoutError:
+        raise _Overload(f"{ep.base_url}: no answer within {seconds:g} s") from None
+
+
+def cached_prompt_tokens(data: dict[str, Any]) -> int:
+    """Prompt tokens the server took from its cache: OpenAI/vLLM's
+    `usage.prompt_tokens_details.cached_tokens`, or llama.cpp's `timings.cache_n`."""
+    details = (data.get("usage") or {}).get("prompt_tokens_details") or {}
+    if details.get("cached_tokens") is not None:
+        return int(details["cached_tokens"] or 0)
+    return int((data.get("timings") or {}).get("cache_n") or 0)
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:

@@ -54,7 +54,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, ctx_per_slot: int,
-          alias: str = MODEL_ALIAS, parent_pid: int | None = None) -> NoReturn:
+          alias: str = MODEL_ALIAS, parent_pid: int | None = None, prompt_cache: bool = True,
+          slot_similarity: float = 0.1, cache_ram_mib: int = 1024) -> NoReturn:
     """Run the server in this process until SIGINT/SIGTERM (or until `parent_pid` exits),
     then end the process at once.
 
@@ -70,6 +71,19 @@ def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, c
     params.port = port
     params.n_parallel = parallel  # decode this many requests together (continuous batching)
     params.kv_unified = True
+    # Prefix reuse (measured in benchmarks/generation_throughput.py): a request whose
+    # prompt starts like a slot's cached one reuses that slot's KV cache (`cache_prompt`);
+    # a request goes to the slot whose cache shares the most of its prompt when that is
+    # at least `slot_prompt_similarity` of it; and prompt states evicted from a slot are
+    # kept in host memory (`cache_ram_mib`) to be restored in any slot. Sprout's prompts
+    # put their fixed few-shot part first, so all but the instruction is reused.
+    params.cache_prompt = prompt_cache
+    params.slot_prompt_similarity = slot_similarity if prompt_cache else 0.0
+    params.cache_ram_mib = cache_ram_mib if prompt_cache else 0
+    # Gemma 3 attends through a sliding window on most layers; llama.cpp can cut such a
+    # cache back to a shared prefix only when it keeps the full window (`swa_full`),
+    # else every request that differs at its end is processed again from the start.
+    params.swa_full = prompt_cache
     params.n_ctx = ctx_per_slot * parallel
     params.model_alias = {alias}
     n_threads = threads or os.cpu_count() or 1
@@ -123,6 +137,7 @@ class EmbeddedServer:
     threads: int = 0
     ctx_per_slot: int = 4096
     model_path: Path | None = None
+    prompt_cache: bool = True
     log_path: Path | None = None
     ready_timeout_s: float = 120.0
 
@@ -136,6 +151,7 @@ class EmbeddedServer:
             threads=config.threads,
             ctx_per_slot=config.ctx_per_slot,
             model_path=config.model_path,
+            prompt_cache=config.prompt_cache,
         )
 
     def start(self) -> str:
@@ -151,6 +167,8 @@ class EmbeddedServer:
             "--parallel", str(self.parallel), "--threads", str(self.threads),
             "--ctx-per-slot", str(self.ctx_per_slot), "--parent-pid", str(os.getpid()),
         ]
+        if not self.prompt_cache:
+            cmd.append("--no-prompt-cache")
         self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_ready(self.base_url, self.ready_timeout_s, self._proc)
@@ -187,9 +205,10 @@ def _main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--ctx-per-slot", type=int, default=4096)
     ap.add_argument("--parent-pid", type=int, default=None, help="Exit when this process exits.")
+    ap.add_argument("--no-prompt-cache", action="store_true", help="Process every prompt from its start.")
     args = ap.parse_args()
     serve(Path(args.model), args.host, args.port, args.parallel, args.threads, args.ctx_per_slot,
-          parent_pid=args.parent_pid)
+          parent_pid=args.parent_pid, prompt_cache=not args.no_prompt_cache)
 
 
 if __name__ == "__main__":

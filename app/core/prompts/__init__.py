@@ -2,6 +2,13 @@
 
 Templates are files so that a reviewer reads a prompt as the model sees it, and so that
 changing one shows up as a one-file diff.
+
+Prefix reuse: in every prompt whose demonstrations are fixed (classification, instances,
+Evol-Instruct's operations, judge and response) the fixed part comes first and what varies
+per request (the instruction) last, so the first `len(fixed_prefix(name))` characters are
+byte-identical across a job's requests and a server with prefix caching (llama.cpp's
+prompt cache, vLLM's `--enable-prefix-caching`) computes them once. Self-Instruct's
+generation prompt keeps the paper's shape: its in-context tasks vary with every request.
 """
 
 from __future__ import annotations
@@ -28,6 +35,13 @@ def render(name: str, **values: str) -> str:
         return values[match.group(1)]
 
     return _PLACEHOLDER.sub(sub, template)
+
+
+def fixed_prefix(name: str) -> str:
+    """The part of a template before its first placeholder: the same in every rendering."""
+    template = load(name)
+    match = _PLACEHOLDER.search(template)
+    return template[: match.start()] if match else template
 
 
 def gemma_chat_template() -> str:
