@@ -72,8 +72,11 @@ def live_api(api_settings) -> Iterator[LiveApi]:
     api.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """One Chromium for the browser tests, stopped after the last of them: Playwright's sync
+    API keeps an event loop running in this thread while it lives, and the tests after
+    this package call `asyncio.run` (jobs run in-process), which refuses a running loop."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), "Chromium is missing: run scripts/browser.sh (it installs Debian's chromium)"
