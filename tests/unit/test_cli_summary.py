@@ -9,7 +9,7 @@ from app.core import store
 
 
 def render(counters):
-    job = SimpleNamespace(id=7, kind="self_instruct", status="succeeded", counters=counters,
+    job = SimpleNamespace(id=7, kind="self_instruct", status="succeeded", counters=counters, result={},
                           started_at=None, finished_at=None)
     console = Console(width=200, record=True)
     console.print(summary_table(job))
