@@ -14,7 +14,7 @@ from sqlmodel import Session
 from app.core import store
 from app.core.candidates import JobInputError, StoredCandidate
 from app.core.evol_instruct import EvolInstruct
-from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets, contamination_report
+from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import (
@@ -105,11 +105,7 @@ def build(session: Session, job: Job, params: EvolInstructParams, client: LLMCli
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    result = run_method(ctx, build)
-    if ctx.params.decontaminate_against:
-        with ctx.session() as session:
-            result["contamination"] = contamination_report(session, ctx.job_id, ctx.params)
-    return result
+    return run_method(ctx, build)  # with the contamination report when the job names benchmarks
 
 
 def evolutions_done(counters: dict[str, Any]) -> int:

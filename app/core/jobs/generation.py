@@ -33,6 +33,7 @@ from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCa
 from app.core.config import CoreConfig
 from app.core.datasets import seeding, versions
 from app.core.filters.dedup import DedupError, NearDupIndex
+from app.core.jobs.decontamination import contamination_report
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import Progress
 from app.core.llm.client import LLMClient
@@ -100,7 +101,11 @@ def run_method(ctx: JobContext, build: Build) -> dict[str, Any]:
     """Run a generation engine for the job to its end (or its cancel); returns the result."""
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
         accepted = asyncio.run(_drive(ctx, build, urls))
-    return {"curated": accepted, **ctx.extra.get("spending", {})}  # tokens per accepted example; budget stop
+    result = {"curated": accepted, **ctx.extra.get("spending", {})}  # tokens per accepted example; budget stop
+    if getattr(ctx.params, "decontaminate_against", None):
+        with ctx.session() as session:
+            result["contamination"] = contamination_report(session, ctx.job_id, ctx.params)
+    return result
 
 
 async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:

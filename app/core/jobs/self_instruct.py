@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from app.core import store
 from app.core.candidates import JobInputError, Method, StoredCandidate
-from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets, contamination_report
+from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
@@ -58,11 +58,7 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    result = run_method(ctx, build)
-    if ctx.params.decontaminate_against:
-        with ctx.session() as session:
-            result["contamination"] = contamination_report(session, ctx.job_id, ctx.params)
-    return result
+    return run_method(ctx, build)  # with the contamination report when the job names benchmarks
 
 
 SELF_INSTRUCT = register(JobKind(
