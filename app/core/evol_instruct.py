@@ -42,7 +42,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from app.core import evol_rules, prompts
@@ -102,7 +102,15 @@ class EvolInstruct:
         near_duplicates: NearDuplicates | None = None,
         job_key: str = "job",
         decontaminate: DecontaminationIndex | None = None,
+        known: Iterable[str] = (),
+        known_examples: Iterable[tuple[str, str]] = (),
     ):
+        """`known` and `known_examples` are what the data already holds beyond this job (a
+        dataset's instructions, and its examples as (key, text) for the near-duplicate
+        index): an evolution too close to any of them is rejected like one too close to the
+        pool. They join the pool's counts, so a lineage's own ancestors are left out of its
+        check even when the dataset holds them too (an evolution resembles its parent by
+        design); they are never evolved."""
         pool = list(pool)[: params.max_pool] if params.max_pool else list(pool)
         if not pool:
             raise ValueError("Evol-Instruct needs at least one instruction to evolve")
@@ -125,6 +133,11 @@ class EvolInstruct:
         self._consecutive_failures = 0
         self.lineages: list[Lineage] = []
         self._new_roots: list[CandidateRecord] = []
+        for text in known:
+            self.index.add(text)
+            self._pool_counts[text] += 1
+        if near_duplicates is not None:
+            near_duplicates.check_and_add_many(known_examples)
         self._restore(pool, previous)
 
     # --- state: new job or resumed one -----------------------------------------------------

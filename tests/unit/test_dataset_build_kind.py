@@ -86,3 +86,35 @@ def test_a_dataset_of_another_owner_cannot_use_my_seed_set(sqlite_url):
         recipe = recipes.parse_recipe(recipe_data([mine]), dataset_build.step_validator())
         with pytest.raises(ValueError, match="no seed set"):
             versions.create_dataset(session, "bob", "theirs", recipe)
+
+
+def test_an_evol_instruct_step_is_seeded_with_the_datasets_content(sqlite_url):
+    """Like a Self-Instruct step, an Evol-Instruct step of a build checks its evolutions
+    against every instruction and example the dataset already holds."""
+    from types import SimpleNamespace
+
+    from app.core.config import CoreConfig
+    from app.core.jobs import evol_instruct
+    from app.core.llm.client import LLMClient
+    from app.core.params import EvolInstructParams
+    from tests.dataset_fixtures import examples
+
+    with session_scope(sqlite_url) as session:
+        dataset = make_dataset(session)
+        versions.commit_version(session, dataset, examples(3))
+        seed_set_id = dataset.recipe["seed_set_ids"][0]
+        plain = Job(kind="evol_instruct", seed_set_id=seed_set_id, params={})
+        step = Job(kind="evol_instruct", seed_set_id=seed_set_id, params={},
+                   result={"build": {"dataset_id": dataset.id, "build_job_id": 1, "step": 1,
+                                     "seed_set_ids": [seed_set_id]}})
+        session.add_all([plain, step])
+        session.flush()
+        ctx = SimpleNamespace(config=CoreConfig())
+        params = EvolInstructParams(near_duplicate_threshold=0.0)
+        client = LLMClient(["http://127.0.0.1:9/v1"])
+        alone = evol_instruct.build(session, plain, params, client, [], ctx)
+        seeded = evol_instruct.build(session, step, params, client, [], ctx)
+        held = [row["instruction"] for row in versions.version_rows(session, dataset.id, 1)]
+        assert len(held) == 3
+        assert all(seeded._pool_counts[text] == 1 and alone._pool_counts[text] == 0 for text in held)
+        assert len(seeded.lineages) == len(alone.lineages)  # the dataset's rows are checked against, never evolved

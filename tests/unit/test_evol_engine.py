@@ -190,3 +190,39 @@ def test_an_evolution_that_reproduces_a_benchmark_item_is_rejected_before_the_po
     clean = built._decide(_Outcome(lineage, evolved("Explain, step by step, why the sky looks blue at noon "
                                                     "and red at sunset.", "Rayleigh scattering...")))
     assert clean.accepted and clean.in_pool and "contamination" not in clean.detail
+
+
+# --- a dataset build's step: novel against what the dataset holds ---------------------------
+def test_an_evolution_too_close_to_the_datasets_content_is_too_similar():
+    held = "Write a poem about the sea at night in four rhyming stanzas."
+    pool = [SeedTaskData("Name three rivers in Europe."), SeedTaskData("Describe how ocean tides work.")]
+    client = LLMClient(["http://127.0.0.1:9/v1"])
+    params = EvolInstructParams(rouge_l_threshold=0.7)
+    alone = EvolInstruct(params, client, pool)
+    seeded = EvolInstruct(params, client, pool, known=[held])
+    # an evolution of the tides root that is nearly the dataset's example: novel without the
+    # dataset's content, too similar with it
+    candidate = "Write a poem about the sea at night in four rhyming stanzas, please."
+    assert alone._novelty(CandidateRecord(candidate, accepted=True), alone.lineages[1]) is None
+    record = CandidateRecord(candidate, accepted=True)
+    assert seeded._novelty(record, seeded.lineages[1]) == "too_similar"
+    assert record.most_similar[0]["instruction"] == held
+    assert [lin.tip.instruction for lin in seeded.lineages] == [t.instruction for t in pool]  # never evolved
+
+
+def test_a_known_text_that_is_also_a_lineages_ancestor_is_left_out_of_its_check():
+    root = "Write a poem about the sea at night."
+    e = EvolInstruct(EvolInstructParams(rouge_l_threshold=0.7), LLMClient(["http://127.0.0.1:9/v1"]),
+                     [SeedTaskData(root), SeedTaskData("Describe how ocean tides work.")], known=[root])
+    record = CandidateRecord("Write a poem about the sea at night in four rhyming stanzas.", accepted=True)
+    assert e._novelty(record, e.lineages[0]) is None  # its own root, though the dataset holds it too
+
+
+def test_the_datasets_examples_seed_the_near_duplicate_index():
+    from app.core.filters.dedup import NearDupIndex
+
+    index = NearDupIndex(threshold=0.7)
+    EvolInstruct(EvolInstructParams(), LLMClient(["http://127.0.0.1:9/v1"]), POOL, near_duplicates=index,
+                 known_examples=[("ds1", "Name three rivers in Europe and the seas they flow into. Danube, Rhine")])
+    assert len(index) == 1
+    assert index.check_and_add("new", "Name three rivers in Europe and the seas they flow into. Danube, Rhine") == "ds1"

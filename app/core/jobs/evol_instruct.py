@@ -15,7 +15,7 @@ from app.core import store
 from app.core.candidates import JobInputError, StoredCandidate
 from app.core.evol_instruct import EvolInstruct
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
-from app.core.jobs.generation import near_duplicate_index, run_method
+from app.core.jobs.generation import dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import (
     GENERATION_QUEUE,
@@ -95,11 +95,13 @@ def check(session: Session, request: JobRequest, params: EvolInstructParams) -> 
 
 def build(session: Session, job: Job, params: EvolInstructParams, client: LLMClient,
           previous: list[StoredCandidate], ctx: JobContext) -> EvolInstruct:
+    step = dataset_inputs(session, job)  # a dataset build's step: novel against the dataset
     try:
         return EvolInstruct(params, client, source_pool(session, job), previous,
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
-                            decontaminate=benchmark_index(session, params))
+                            decontaminate=benchmark_index(session, params),
+                            known=step.known if step else (), known_examples=step.known_examples if step else ())
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 
