@@ -202,12 +202,16 @@ def finish_job(session: Session, job_id: int, worker: str, status: JobStatus, er
     return True
 
 
-def pause_job(session: Session, job_id: int, worker: str, reason: str) -> bool:
+def pause_job(session: Session, job_id: int, worker: str, reason: str,
+              counters: dict[str, Any] | None = None) -> bool:
     """Put a running job back in the queue (its model server is away): it keeps what it
-    stored, and the reaper sends it again; `error` says why it waits."""
+    stored, and the reaper sends it again; `error` says why it waits. `counters` (the live
+    ones, as a heartbeat writes them) keep the failed requests' count and last messages."""
     job = session.get(Job, job_id)
     if job is None or job.worker != worker:
         return False
+    if counters:
+        job.counters = {**job.counters, **counters}
     job.status, job.error, job.worker = JobStatus.queued.value, reason, None
     job.heartbeat_at = utcnow()
     return True

@@ -1,9 +1,11 @@
 """The LLM client's failure handling, against a fault-injecting server on loopback."""
 
 import asyncio
+import json
 import socket
 import threading
 import time
+from datetime import datetime
 
 import pytest
 
@@ -198,3 +200,75 @@ def test_concurrency_is_bounded():
                 await asyncio.gather(*(c.complete(str(i)) for i in range(12)))
         run(go())
         assert active["max"] == 3
+
+
+# --- the last errors' messages, kept for the job's counters ----------------------------------------
+def with_password(url: str) -> str:
+    return url.replace("http://", "http://sprout:s3cret@")
+
+
+def test_the_last_errors_are_kept_with_time_and_endpoint_without_secrets():
+    """Each failed attempt leaves its message; the newest five are kept, oldest first, with the
+    endpoint's password and the API key masked (a server may echo the key it refused)."""
+    failures = [(500, f'{{"error": "engine crashed, attempt {i}"}}') for i in range(1, 7)]
+    failures.append((503, '{"error": "bad key sk-live-123 for this model"}'))
+    with FaultyLLMServer(script=[*failures, (200, completion_body("fine"))]) as srv:
+        url = with_password(srv.url)
+
+        async def go():
+            async with client([url], max_retries=8, api_key="sk-live-123") as c:
+                return await c.complete("hi"), c.usage, c.gauges()
+        out, usage, gauges = run(go())
+    assert out.text == "fine" and usage.errors == 7 and usage.requests == 8
+    endpoint = srv.url.replace("http://", "http://sprout:***@")
+    assert [e["endpoint"] for e in usage.last_errors] == [endpoint] * 5
+    messages = [e["message"] for e in usage.last_errors]
+    assert all("HTTP 500" in m and f"engine crashed, attempt {i}" in m for i, m in zip(range(3, 7), messages[:4]))
+    assert "HTTP 503" in messages[4] and "bad key *** for this model" in messages[4]
+    assert all(m.startswith(endpoint + "/completions: ") for m in messages)
+    times = [datetime.fromisoformat(e["at"]) for e in usage.last_errors]
+    assert all(t.tzinfo is not None for t in times) and times == sorted(times)
+    assert list(gauges["llm_concurrency"]) == [endpoint]  # the counters name it without its password
+    assert "s3cret" not in json.dumps([usage.last_errors, gauges]) and "sk-live-123" not in json.dumps(usage.last_errors)
+
+
+def test_a_request_that_fails_for_good_leaves_its_message_too():
+    dead = closed_port_url()
+    with FaultyLLMServer(script=[(400, '{"error": "max_tokens must be positive"}')]) as srv:
+        async def go():
+            async with client([srv.url]) as c:
+                with pytest.raises(LLMError):
+                    await c.complete("hi", max_tokens=-1)
+            async with client([with_password(dead)], max_retries=1) as d:
+                with pytest.raises(LLMUnavailableError):
+                    await d.complete("hi")
+            return c.usage, d.usage
+        refused, unreachable = run(go())
+    assert refused.errors == 1 and "HTTP 400" in refused.last_errors[0]["message"]
+    assert "max_tokens must be positive" in refused.last_errors[0]["message"]
+    assert unreachable.errors == 2 and len(unreachable.last_errors) == 2
+    assert all(e["message"] == dead.replace("http://", "http://sprout:***@") + ": cannot connect (ConnectError)"
+               for e in unreachable.last_errors)
+
+
+def test_a_jobs_counters_carry_the_errors_of_its_earlier_attempts():
+    """`added_to`: what a worker that died had stored, plus this attempt's. Counts add up,
+    the newest five messages are kept."""
+    with FaultyLLMServer(script=[(502, '{"error": "gateway"}')] * 3) as srv:
+        async def go():
+            async with client([srv.url], max_retries=5) as c:
+                await c.complete("hi")
+                return c.usage
+        usage = run(go())
+    earlier = [{"at": f"2026-01-01T00:00:0{i}+00:00", "endpoint": "http://old:8000/v1", "message": f"old {i}"}
+               for i in range(4)]
+    before = {"llm_requests": 10, "llm_errors": 4, "llm_retries": 4, "prompt_tokens": 100, "completion_tokens": 50,
+              "llm_last_errors": earlier, "accepted": 2}
+    counters = usage.added_to(before)
+    assert counters["llm_requests"] == 14 and counters["llm_errors"] == 7 and counters["llm_retries"] == 7
+    assert counters["prompt_tokens"] == 103 and counters["completion_tokens"] == 52
+    assert counters["cached_prompt_tokens"] == 0 and "accepted" not in counters
+    kept = counters["llm_last_errors"]
+    assert [e["message"] for e in kept[:2]] == ["old 2", "old 3"]
+    assert all("HTTP 502" in e["message"] and e["endpoint"] == srv.url for e in kept[2:]) and len(kept) == 5
+    assert usage.added_to({})["llm_last_errors"] == usage.last_errors  # a first attempt

@@ -28,3 +28,18 @@ def test_an_outage_pauses_the_job_instead_of_failing_it(sqlite_url, tmp_path):
     assert job.status == "queued" and job.attempts == 1 and job.worker is None and job.finished_at is None
     assert job.error.startswith(f"waiting for the model server: no answer from the model server at {dead}")
     assert "cannot connect" in job.error and "sprout model serve" not in job.error
+    # the paused job keeps the failed requests' count and last messages, naming the endpoint
+    errors = job.counters["llm_last_errors"]
+    assert job.counters["llm_errors"] >= len(errors) == 5
+    assert all(e["endpoint"] == dead and e["message"] == f"{dead}: cannot connect (ConnectError)" for e in errors)
+
+    # sent again (the model server still away, at another address): the counts add up over
+    # both attempts, and the last messages are the newest
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        other = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    first_errors = job.counters["llm_errors"]
+    job = lifecycle.run_job(sqlite_url, job_id, settings.model_copy(update={"llm_base_urls": [other]}).core_config())
+    assert job.status == "queued" and job.attempts == 2
+    assert job.counters["llm_errors"] > first_errors
+    assert [e["endpoint"] for e in job.counters["llm_last_errors"]] == [other] * 5

@@ -61,7 +61,9 @@ class JobOut(BaseModel):
     params: dict[str, Any]
     counters: dict[str, Any] = Field(
         description="Generation: generated, accepted, rejected (per rule), instances, instances_rejected, "
-        "llm_requests, llm_errors, llm_retries, prompt_tokens, completion_tokens. "
+        "llm_requests, llm_errors, llm_retries, prompt_tokens, completion_tokens, cached_prompt_tokens, "
+        "llm_last_errors (the last five failed requests: at, endpoint, message), llm_concurrency (limit per "
+        "endpoint), llm_utilisation, llm_busy_share. "
         "Training: stage, step, max_steps, loss, eta_s."
     )
     result: dict[str, Any]

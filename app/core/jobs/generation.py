@@ -117,16 +117,17 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
         client = LLMClient.from_config(ctx.config.llm, base_urls=urls)
         method = build(session, job, ctx.params, client, previous, ctx)
         job_kind = job.kind
-    base_usage = {k: counters.get(k, 0) for k in client.usage.as_dict()}
+    before = copy.deepcopy(counters)  # what earlier attempts of the job recorded
     state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
     batch: list[CandidateRecord] = []
     jobs = ctx.config.jobs
     budget = Budget.of(ctx.params)
 
     def usage() -> dict[str, Any]:
-        # token and request counts add up over a job's attempts; the concurrency limit per
-        # endpoint and the utilisation are this attempt's (they describe the run as it is)
-        return {**{k: base_usage[k] + v for k, v in client.usage.as_dict().items()}, **client.gauges()}
+        # token and request counts add up over a job's attempts, and the last errors carry
+        # over; the concurrency limit per endpoint and the utilisation are this attempt's
+        # (they describe the run as it is)
+        return {**client.usage.added_to(before), **client.gauges()}
 
     # the heartbeat persists what is committed plus the live LLM usage
     ctx.heartbeat.counters = lambda: {**state["committed"], **usage()}

@@ -159,8 +159,8 @@ def run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None = N
         beat.stop()
     except LLMOutageError as exc:
         beat.stop()
-        with session_scope(url) as session:
-            store.pause_job(session, job_id, worker, f"waiting for the model server: {exc}")
+        with beat.lock, session_scope(url) as session:  # with its counters: the errors that paused it
+            store.pause_job(session, job_id, worker, f"waiting for the model server: {exc}", counters=beat.counters())
         log.warning("job %s paused: %s", job_id, exc)
     except (LLMError, JobInputError, store.NotFound) as exc:
         beat.stop()

@@ -24,6 +24,11 @@ not on the whole request. Usage comes from the stream's last event
 (`stream_options.include_usage`, vLLM and llama.cpp), else from llama.cpp's `timings`,
 else the content events are counted. A server that answers a stream request with plain
 JSON is read as such; `stream=False` sends plain requests with a whole-request timeout.
+
+Endpoints are named in messages, metrics and the job's counters through `urls.redact`
+(a base URL may carry a password), and `Usage` keeps the last few failed attempts' messages
+(`LAST_ERRORS`, with their time and endpoint) so a job can show why its requests failed,
+not only how many did.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,10 +47,13 @@ import httpx
 from app.core import metrics
 from app.core.config import LLMConfig
 from app.core.llm.adaptive import AIMDLimit, Utilisation
+from app.core.urls import redact
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # answers that say the server is overloaded: they cut the endpoint's adaptive limit
 OVERLOAD_STATUS = {408, 429, 500, 502, 503, 504}
+LAST_ERRORS = 5  # failed attempts whose messages a job keeps (the newest)
+ERROR_MESSAGE_CHARS = 300
 
 
 class LLMError(RuntimeError):
@@ -71,7 +80,7 @@ class Completion:
 
 @dataclass
 class Usage:
-    """What one client sent and got; a job copies it into its counters."""
+    """What one client sent and got; a job copies it into its counters (`added_to`)."""
 
     requests: int = 0
     errors: int = 0
@@ -79,6 +88,9 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    # the newest failed attempts, oldest first: {"at": ISO time (UTC), "endpoint", "message"};
+    # replaced, never changed in place, so the heartbeat thread always reads a whole list
+    last_errors: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -89,6 +101,21 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "cached_prompt_tokens": self.cached_prompt_tokens,
         }
+
+    def error(self, endpoint: str, message: str, at: datetime | None = None) -> None:
+        """Count a failed attempt and keep its message (the caller has redacted both)."""
+        self.errors += 1
+        entry = {"at": (at or datetime.now(UTC)).isoformat(timespec="seconds"), "endpoint": endpoint,
+                 "message": message[:ERROR_MESSAGE_CHARS]}
+        self.last_errors = [*self.last_errors[-(LAST_ERRORS - 1):], entry]
+
+    def added_to(self, before: dict[str, Any]) -> dict[str, Any]:
+        """The job's LLM counters: what its earlier attempts recorded (`before`, the stored
+        counters when this attempt began) plus this client's. Counts add up; the last errors
+        are the newest of both, so a worker that died leaves its errors to the next one."""
+        out: dict[str, Any] = {k: int(before.get(k) or 0) + v for k, v in self.as_dict().items()}
+        out["llm_last_errors"] = [*(before.get("llm_last_errors") or []), *self.last_errors][-LAST_ERRORS:]
+        return out
 
 
 def normalize_base_url(url: str) -> str:
@@ -109,6 +136,10 @@ class _Endpoint:
     in_flight: int = 0
     failures: int = 0
     published_limit: int = 0  # what this client added to the limit gauge
+    name: str = field(init=False)  # the base URL without its password: in messages, metrics and counters
+
+    def __post_init__(self) -> None:
+        self.name = redact(self.base_url)
 
 
 class _Overload(Exception):
@@ -195,18 +226,19 @@ class LLMClient:
 
     async def aclose(self) -> None:
         for ep in self._endpoints:
-            metrics.LLM_LIMIT.labels(ep.base_url).dec(ep.published_limit)
+            metrics.LLM_LIMIT.labels(ep.name).dec(ep.published_limit)
             ep.published_limit = 0
         await self._http.aclose()
 
     def _publish_limit(self, ep: _Endpoint) -> None:
         if ep.limit.limit != ep.published_limit:
-            metrics.LLM_LIMIT.labels(ep.base_url).inc(ep.limit.limit - ep.published_limit)
+            metrics.LLM_LIMIT.labels(ep.name).inc(ep.limit.limit - ep.published_limit)
             ep.published_limit = ep.limit.limit
 
     @property
     def endpoints(self) -> list[str]:
-        return [e.base_url for e in self._endpoints]
+        """The endpoints as messages and counters name them (without a password)."""
+        return [e.name for e in self._endpoints]
 
     @property
     def capacity(self) -> int:
@@ -215,7 +247,7 @@ class LLMClient:
 
     def limits(self) -> dict[str, int]:
         """Each endpoint's current concurrency limit."""
-        return {e.base_url: e.limit.limit for e in self._endpoints}
+        return {e.name: e.limit.limit for e in self._endpoints}
 
     def gauges(self) -> dict[str, Any]:
         """What a job shows as it is now, not summed over attempts: the limit per
@@ -258,9 +290,9 @@ class LLMClient:
         for ep in self._endpoints:
             try:
                 r = await self._http.get(ep.base_url + "/models", timeout=5.0)
-                out[ep.base_url] = "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
+                out[ep.name] = "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
-                out[ep.base_url] = f"unreachable ({type(exc).__name__})"
+                out[ep.name] = f"unreachable ({type(exc).__name__})"
         return out
 
     # --- machinery -----------------------------------------------------------------------
@@ -273,6 +305,14 @@ class LLMClient:
         self.usage.completion_tokens += completion.completion_tokens
         self.usage.cached_prompt_tokens += completion.cached_tokens
         return completion
+
+    def _failed(self, ep: _Endpoint, message: str) -> None:
+        """Count a failed attempt and keep its message; a server that echoes the API key
+        in its error does not put it in the job's counters."""
+        message = message.replace(ep.base_url, ep.name)
+        if self.api_key:
+            message = message.replace(self.api_key, "***")
+        self.usage.error(ep.name, message)
 
     def _pick(self, exclude: _Endpoint | None) -> _Endpoint | None:
         """The endpoint with the most free room under its limit, round-robin among equals;
@@ -298,14 +338,14 @@ class LLMClient:
                 finally:
                     self._waiting -= 1
             ep.in_flight += 1
-            metrics.LLM_IN_FLIGHT.labels(ep.base_url).inc()
+            metrics.LLM_IN_FLIGHT.labels(ep.name).inc()
             self._track()
             return ep
 
     async def _release(self, ep: _Endpoint) -> None:
         async with self._slots:
             ep.in_flight -= 1
-            metrics.LLM_IN_FLIGHT.labels(ep.base_url).dec()
+            metrics.LLM_IN_FLIGHT.labels(ep.name).dec()
             self._publish_limit(ep)
             self._track()
             self._slots.notify_all()
@@ -318,13 +358,13 @@ class LLMClient:
                 resp = await self._http.request(method, url, json=body)
             except httpx.TimeoutException as exc:
                 if isinstance(exc, httpx.ConnectTimeout):
-                    raise _Unreachable(f"{ep.base_url}: cannot connect ({exc.__class__.__name__})") from None
-                raise _Overload(f"{ep.base_url}: no answer within {self.timeout_s:g} s") from None
+                    raise _Unreachable(f"{ep.name}: cannot connect ({exc.__class__.__name__})") from None
+                raise _Overload(f"{ep.name}: no answer within {self.timeout_s:g} s") from None
             _check_status(resp, ep, path)
             try:
                 return resp.json()
             except ValueError:
-                raise _Retryable(f"{ep.base_url}{path}: answer is not JSON") from None
+                raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         timeout = httpx.Timeout(None, connect=min(10.0, self.first_token_timeout_s))
         async with self._http.stream(method, url, json=body, timeout=timeout) as resp:
@@ -334,7 +374,7 @@ class LLMClient:
                 try:
                     return resp.json()  # a server that does not stream answers at once
                 except ValueError:
-                    raise _Retryable(f"{ep.base_url}{path}: answer is not JSON") from None
+                    raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
             return await self._read_events(resp, ep, path)
 
     async def _read_events(self, resp: httpx.Response, ep: _Endpoint, path: str) -> dict[str, Any]:
@@ -354,7 +394,7 @@ class LLMClient:
                 break
             except TimeoutError:
                 what = "no first token" if first else "no token"
-                raise _Overload(f"{ep.base_url}{path}: {what} for {limit:g} s") from None
+                raise _Overload(f"{ep.name}{path}: {what} for {limit:g} s") from None
             if not line.startswith("data:"):
                 continue
             payload = line[5:].strip()
@@ -363,11 +403,11 @@ class LLMClient:
             try:
                 event = json.loads(payload)
             except ValueError:
-                raise _Retryable(f"{ep.base_url}{path}: a streamed event is not JSON") from None
+                raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
             if not isinstance(event, dict):
                 continue
             if event.get("error"):
-                raise _Overload(f"{ep.base_url}{path}: the server broke off: {str(event['error'])[:200]}")
+                raise _Overload(f"{ep.name}{path}: the server broke off: {str(event['error'])[:200]}")
             first = False
             usage = event.get("usage") or usage
             timings = event.get("timings") or timings
@@ -417,39 +457,39 @@ class LLMClient:
                 ep.limit.overload(epoch)
             except _Retryable as exc:
                 last_error = str(exc)
-            except LLMError:
-                self.usage.errors += 1
-                metrics.LLM_REQUESTS.labels(ep.base_url, "error").inc()
+            except LLMError as exc:
+                self._failed(ep, str(exc))
+                metrics.LLM_REQUESTS.labels(ep.name, "error").inc()
                 raise
             except asyncio.CancelledError:  # the job stopped waiting for it (target met, cancel)
-                metrics.LLM_REQUESTS.labels(ep.base_url, "cancelled").inc()
+                metrics.LLM_REQUESTS.labels(ep.name, "cancelled").inc()
                 raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 unreachable += 1
-                last_error = f"{ep.base_url}: cannot connect ({exc.__class__.__name__})"
+                last_error = f"{ep.name}: cannot connect ({exc.__class__.__name__})"
             except httpx.TimeoutException:
-                last_error, outcome = f"{ep.base_url}: no answer within {self.timeout_s:g} s", "overload"
+                last_error, outcome = f"{ep.name}: no answer within {self.timeout_s:g} s", "overload"
                 ep.limit.overload(epoch)
             except httpx.TransportError as exc:
-                last_error = f"{ep.base_url}: connection broke ({exc.__class__.__name__})"
+                last_error = f"{ep.name}: connection broke ({exc.__class__.__name__})"
             else:
                 self._last_answer = time.monotonic()
                 usage = ((data.get("usage") or {}) if isinstance(data, dict) else {})
                 tokens = int(usage.get("completion_tokens") or 0)
-                metrics.LLM_REQUESTS.labels(ep.base_url, "ok").inc()
-                metrics.LLM_LATENCY.labels(ep.base_url).observe(self._last_answer - sent)
+                metrics.LLM_REQUESTS.labels(ep.name, "ok").inc()
+                metrics.LLM_LATENCY.labels(ep.name).observe(self._last_answer - sent)
                 if usage:
-                    metrics.LLM_TOKENS.labels(ep.base_url, "prompt").inc(int(usage.get("prompt_tokens") or 0))
-                    metrics.LLM_TOKENS.labels(ep.base_url, "completion").inc(tokens)
-                    metrics.LLM_TOKENS.labels(ep.base_url, "cached_prompt").inc(cached_prompt_tokens(data))
+                    metrics.LLM_TOKENS.labels(ep.name, "prompt").inc(int(usage.get("prompt_tokens") or 0))
+                    metrics.LLM_TOKENS.labels(ep.name, "completion").inc(tokens)
+                    metrics.LLM_TOKENS.labels(ep.name, "cached_prompt").inc(cached_prompt_tokens(data))
                 if self._waiting:
                     ep.limit.saturated()  # requests wait for a slot: the limit holds the job back
                 ep.limit.success(self._last_answer - sent, tokens)
                 return data
             finally:
                 await self._release(ep)
-            self.usage.errors += 1
-            metrics.LLM_REQUESTS.labels(ep.base_url, outcome).inc()
+            self._failed(ep, last_error)
+            metrics.LLM_REQUESTS.labels(ep.name, outcome).inc()
             now = time.monotonic()
             first_failure = now if first_failure is None else first_failure
             down = self._last_answer < first_failure  # no request of this client answered since
@@ -473,7 +513,7 @@ class _Unreachable(_Retryable):
 def _check_status(resp: httpx.Response, ep: _Endpoint, path: str) -> None:
     if resp.status_code == 200:
         return
-    message = f"{ep.base_url}{path}: HTTP {resp.status_code} {_snippet(resp)}"
+    message = f"{ep.name}{path}: HTTP {resp.status_code} {_snippet(resp)}"
     if resp.status_code in OVERLOAD_STATUS:
         raise _Overload(message)
     if resp.status_code in RETRY_STATUS:
@@ -485,7 +525,7 @@ async def _read_within(resp: httpx.Response, seconds: float, ep: _Endpoint) -> N
     try:
         await asyncio.wait_for(resp.aread(), seconds)
     except TimeoutError:
-        raise _Overload(f"{ep.base_url}: no answer within {seconds:g} s") from None
+        raise _Overload(f"{ep.name}: no answer within {seconds:g} s") from None
 
 
 def cached_prompt_tokens(data: dict[str, Any]) -> int:

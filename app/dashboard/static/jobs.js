@@ -5,6 +5,7 @@ import { ApiError, download, Unreachable } from "./api.js";
 import { duration, evolves, FINISHED, fmtBytes, fmtScore, fmtSeconds, fmtTime, go, isActive, phase, producesRows, trains, usePoll } from "./util.js";
 import { Evidence } from "./evidence.js";
 import { binLabels, ChartBox, COLORS, timeLabel } from "./charts.js";
+import { Contamination, ModelServer, Stopped } from "./figures.js";
 
 const PAGE = 25;
 const EXPORT_FORMATS = ["alpaca", "messages", "prompt-completion"];
@@ -168,6 +169,7 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
         ${FINISHED.has(job.status) && html`<button type="button" class="danger" id="delete-job" onClick=${() => setConfirming(true)}>Delete…</button>`}
       </div>
       ${notice && html`<p class="notice" role="status">${notice}</p>`}
+      <${Stopped} job=${job} />
     </div>
     <nav class="tabs" role="tablist" aria-label="job views">
       ${tabs.map(([name, label]) => html`<a role="tab" aria-selected=${tab === name ? "true" : "false"} class=${tab === name ? "on" : ""}
@@ -198,7 +200,7 @@ export function Confirm({ title, text, action, onYes, onNo }) {
   </dialog>`;
 }
 
-// --- overview: counters, metadata, parameters, LLM errors -----------------------------------------
+// --- overview: counters, metadata, model server and contamination (figures.js), parameters -------------------
 function Overview({ api, job, onError, rows }) {
   const c = job.counters || {};
   const [seedSet, setSeedSet] = useState(null);
@@ -256,20 +258,9 @@ function Overview({ api, job, onError, rows }) {
         ${job.params.dataset_id && html`<dt>dataset</dt><dd>#${job.params.dataset_id}</dd>`}
       </dl>
     </div>
-    ${rows && html`<div class="card" id="llm">
-      <h3>Model server</h3>
-      <dl>
-        <dt>requests</dt><dd>${c.llm_requests ?? 0}</dd>
-        <dt>errors</dt><dd>${c.llm_errors ?? 0} <span class="muted">(${c.llm_retries ?? 0} retries)</span></dd>
-        <dt>tokens</dt><dd>${c.prompt_tokens ?? 0} prompt · ${c.completion_tokens ?? 0} completion</dd>
-      </dl>
-      ${(c.llm_errors > 0 || llmFailed > 0) && html`<h4>Last LLM errors</h4>
-        ${llmRows && llmRows.items.length > 0 ? html`<ul class="llm-errors">${llmRows.items.map((r) => html`<li key=${r.id}>
-          <a href=${`#/jobs/${job.id}/rows?rule=llm_error&open=${r.id}`}>#${r.seq}</a> ${r.instruction}</li>`)}</ul>`
-        : html`<p class="muted">No row was lost to them (they were retried).</p>`}
-        <p class="muted small">Rows rejected as <code>llm_error</code> are shown here; the server's status and message of
-          each failed request are in the worker's log (the job keeps only their count).</p>`}
-    </div>`}
+    ${rows && html`<${ModelServer} job=${job} lost=${llmFailed} lostRows=${llmRows} />`}
+    ${rows && job.result && job.result.contamination && html`<${Contamination} report=${job.result.contamination}
+      rejected=${(c.rejected || {}).contaminated || 0} onRows=${() => filter({ fate: "rejected", rule: "contaminated" })} />`}
     <details class="card" id="params"><summary><h3>Parameters</h3></summary>
       <dl class="params">${Object.entries(job.params || {}).map(([k, v]) => html`<dt>${k}</dt><dd><code>${JSON.stringify(v)}</code></dd>`)}</dl>
     </details>

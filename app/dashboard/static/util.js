@@ -24,6 +24,8 @@ export function fmtBytes(n) {
   return (n / 1024 / 1024).toFixed(1) + " MB";
 }
 
+export const fmtPercent = (x) => (x === null || x === undefined ? "–" : Math.round(x * 100) + "%");
+
 export const fmtScore = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(3));
 
 export function duration(job) {
