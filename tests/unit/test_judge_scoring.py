@@ -60,10 +60,12 @@ def test_real_chat_answers_parse_or_are_refused():
     assert all(parse_score(t) is None for t in echoed)
 
 
-def test_real_answers_without_demonstrations_are_refused():
-    """Without the demonstrations the model answers "100", "10 points": never a guess."""
-    assert FIXTURE["no_demonstrations"]
-    assert all(parse_score(t) is None for t in FIXTURE["no_demonstrations"])
+def test_real_off_scale_answers_are_refused():
+    """Without the demonstrations the model answers "100", "10 points"; with them, once in
+    fifteen, "0": never a guess."""
+    refused = FIXTURE["no_demonstrations"] + FIXTURE["refused_with_demonstrations"]
+    assert len(refused) == 5
+    assert all(parse_score(t) is None for t in refused)
 
 
 # --- the expected score --------------------------------------------------------------------
