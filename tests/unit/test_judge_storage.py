@@ -237,3 +237,25 @@ def test_the_score_command_names_a_bad_job_in_one_line(sqlite_url, monkeypatch):
         result = CliRunner().invoke(cli, args)
         assert isinstance(result.exception, CliError), (args, result.output)
         assert fragment in str(result.exception), (args, str(result.exception))
+
+
+def test_the_judge_has_its_own_server_or_the_generators(tmp_path):
+    from app.core.jobs.judging import judge_endpoints
+    from app.settings import Settings
+
+    shared = Settings(llm_base_urls="http://gen:8000/v1", llm_model="gen-model", llm_api_key="k",
+                      data_dir=tmp_path).core_config()
+    assert shared.judge.llm.base_urls == () and shared.judge.llm.model == "gen-model" and shared.judge.llm.api_key == "k"
+    own = Settings(llm_base_urls="http://gen:8000/v1", llm_model="gen-model", llm_api_key="k", data_dir=tmp_path,
+                   judge_base_urls="http://judge1:8000/v1, http://judge2:8000/v1", judge_api="chat").core_config()
+    assert own.judge.llm.base_urls == ("http://judge1:8000/v1", "http://judge2:8000/v1")
+    assert own.judge.llm.model is None and own.judge.llm.api_key is None and own.judge.api == "chat"
+    # which servers judge: the CLI's, the judge's own, the ones a generation job uses, the generator's configured
+    with judge_endpoints(own, ["http://cli:1/v1"], ["http://running:2/v1"]) as urls:
+        assert urls == ["http://cli:1/v1"]
+    with judge_endpoints(own, None, ["http://running:2/v1"]) as urls:
+        assert urls == ["http://judge1:8000/v1", "http://judge2:8000/v1"]
+    with judge_endpoints(shared, None, ["http://running:2/v1"]) as urls:
+        assert urls == ["http://running:2/v1"]
+    with judge_endpoints(shared) as urls:
+        assert urls == ["http://gen:8000/v1"]
