@@ -333,3 +333,15 @@ class ScheduleOut(ScheduleSummary):
     """The schedule with its fire history, latest first."""
 
     history: list[FireOut]
+
+
+class BuildCreate(BaseModel):
+    """A build now; with `dry_run`, only what it is expected to spend."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dry_run": True}]})
+    dry_run: bool = Field(
+        default=False, description="Store and enqueue nothing; answer (200) the tokens, and cost when the recipe's "
+        "steps are priced, the next build is expected to spend: from the dataset's earlier builds (tokens per added "
+        "example), else from a pilot of a few real requests per step.")
+    pilot: bool = Field(default=True, description="dry_run without earlier builds: run the pilot (false: answer that "
+                        "there is no history, and send no request).")
