@@ -87,6 +87,7 @@ class Budget:
                                "tokens_per_accepted": round(tokens / accepted, 1) if accepted else None}
         seconds = counters.get("llm_wall_s")
         if seconds:
+            out["llm_wall_s"] = round(seconds, 3)
             out["tokens_per_second"] = round(tokens / seconds, 2)
         cost = self.cost(tokens, seconds)
         if cost is not None:

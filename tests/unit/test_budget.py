@@ -46,7 +46,7 @@ def test_the_token_cap_comes_first_and_an_unpriced_budget_is_not_capped_by_cost(
 def test_spending_says_the_rate_and_the_measured_tokens_per_second():
     counters = {"prompt_tokens": 3000, "completion_tokens": 1000, "accepted": 10, "llm_wall_s": 40.0}
     priced = Budget(price_per_gpu_hour=36.0).spending(counters)  # 40 s at 36 per hour = 0.4
-    assert priced == {"total_tokens": 4000, "tokens_per_accepted": 400.0, "tokens_per_second": 100.0,
+    assert priced == {"total_tokens": 4000, "tokens_per_accepted": 400.0, "llm_wall_s": 40.0, "tokens_per_second": 100.0,
                       "cost": 0.4, "cost_per_accepted": 0.04, "cost_rate": PER_GPU_HOUR}
     # Evol-Instruct: the `accepted` counter also counts the roots; the examples made are given
     assert Budget().spending(counters, accepted=4)["tokens_per_accepted"] == 1000.0
@@ -70,6 +70,7 @@ def test_self_instruct_extrapolation_with_a_range_and_both_prices():
     usage = {"prompt_tokens": 2400, "completion_tokens": 600}
     est = extrapolate(10, marks, usage, Budget(price_per_million_tokens=1.0), seconds=30.0)
     assert (est.tokens_per_accepted, est.expected_total_tokens) == (1000.0, 10_000)
+    assert est.pilot_unit_tokens == [1000, 600, 1400]
     assert (est.expected_prompt_tokens, est.expected_completion_tokens) == (8000, 2000)
     assert (est.low_total_tokens, est.high_total_tokens) == (6000, 14_000)
     assert (est.expected_cost, est.low_cost, est.high_cost) == (0.01, 0.006, 0.014)
@@ -95,6 +96,7 @@ def test_evol_instruct_extrapolation_scales_lineages_to_the_pool():
     assert est.expected_total_tokens == 150_000 and (est.low_total_tokens, est.high_total_tokens) == (100_000, 200_000)
     assert (est.expected_prompt_tokens, est.expected_completion_tokens) == (100_000, 50_000)
     assert est.expected_accepted == 100 and est.tokens_per_accepted == 1500.0
+    assert est.pilot_unit_tokens == [2000, 3000, 4000]
     # 150,000 tokens at the pilot's 100 tokens/s = 1500 s = 1.5 (price 3.6 per hour)
     assert est.tokens_per_second == 100.0 and est.expected_cost == pytest.approx(1.5)
     assert est.cost_rate == PER_GPU_HOUR

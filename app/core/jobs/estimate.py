@@ -68,6 +68,7 @@ class Estimate:
     tokens_per_second: float | None = None  # measured: tokens over `seconds`
     cost_rate: str | None = None  # the price the costs are at: per_million_tokens | per_gpu_hour
     note: str | None = None
+    pilot_unit_tokens: list[int] | None = None  # the pilot's tokens per accepted example (Evol-Instruct: per lineage)
     steps: list[dict[str, Any]] | None = None  # a dataset build's pilot: one estimate per recipe step
     history: list[dict[str, Any]] | None = None  # a dataset build's earlier builds the estimate comes from
 
@@ -121,6 +122,7 @@ def extrapolate(target: int, marks: list[int], usage: dict[str, int], budget: Bu
         base.note = "the pilot accepted nothing: no basis for an estimate"
         return base
     steps = [b - a for a, b in zip([0, *marks], marks)]
+    base.pilot_unit_tokens = steps
     base.tokens_per_accepted = round((prompt + completion) / len(marks), 1)
     return scale(base, (prompt + completion) / len(marks), steps, target, prompt, completion, budget)
 
@@ -201,7 +203,7 @@ def extrapolate_lineages(pool_size: int, rounds: int, per_lineage: list[int], ac
     prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
     total, lineages = prompt + completion, len(per_lineage)
     base = Estimate(pool_size * rounds, accepted, prompt, completion, None, None, None, None, None, None,
-                    kind="evol_instruct", unit="evolutions")
+                    kind="evol_instruct", unit="evolutions", pilot_unit_tokens=list(per_lineage))
     _measured(base, total, seconds)
     if not lineages or not total:
         base.note = "the pilot spent no tokens: no basis for an estimate"
