@@ -106,3 +106,22 @@ def test_an_evol_pilot_that_kept_nothing_still_estimates_tokens():
     est = extrapolate_lineages(10, 2, [300, 500], 0, {"prompt_tokens": 600, "completion_tokens": 200}, Budget())
     assert est.expected_total_tokens == 4000 and est.tokens_per_accepted is None and est.expected_accepted == 0
     assert "kept no evolution" in est.note and est.expected_cost is None
+
+
+# --- a dataset build's pilot: the steps' estimates added up ------------------------------------------------
+def test_a_builds_pilot_adds_up_its_steps():
+    from app.core.jobs.build_estimate import combine
+
+    first = extrapolate(10, [1000, 2000], {"prompt_tokens": 1500, "completion_tokens": 500},
+                        Budget(price_per_million_tokens=1.0), seconds=20.0)
+    second = extrapolate_lineages(10, 1, [400, 600], 2, {"prompt_tokens": 800, "completion_tokens": 200},
+                                  Budget(price_per_million_tokens=1.0), seconds=10.0)
+    est = combine(10, [first, second])
+    assert (est.basis, est.kind, est.unit, est.target) == ("pilot", "dataset_build", "examples added", 10)
+    assert est.expected_total_tokens == 10_000 + 5_000 and est.tokens_per_accepted == 1500.0
+    assert (est.low_total_tokens, est.high_total_tokens) == (10_000 + 4_000, 10_000 + 6_000)
+    assert est.expected_cost == 0.015 and est.cost_rate == PER_MILLION_TOKENS
+    assert est.seconds == 30.0 and est.tokens_per_second == 100.0 and len(est.steps) == 2 and est.note is None
+    nothing = extrapolate(10, [], {"prompt_tokens": 10, "completion_tokens": 0}, Budget())
+    partial = combine(10, [first, nothing])
+    assert partial.expected_total_tokens is None and partial.note.startswith("step 2: the pilot accepted nothing")

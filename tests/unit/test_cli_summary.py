@@ -60,3 +60,21 @@ def test_an_evol_estimate_from_a_job_that_cannot_be_evolved_is_one_line(sqlite_u
     result = CliRunner().invoke(cli, ["generate", "--method", "evol-instruct", "--from", "999", "--estimate"])
     assert result.exit_code != 0 and isinstance(result.exception, CliError)
     assert str(result.exception) == "source job 999 does not exist"
+
+
+def test_an_evol_pilots_estimate_as_the_cli_prints_it():
+    from app.cli.generate import estimate_table
+    from app.core.budget import Budget
+    from app.core.jobs.estimate import extrapolate_lineages
+
+    est = extrapolate_lineages(50, 4, [2000, 3000, 4000], 6, {"prompt_tokens": 6000, "completion_tokens": 3000},
+                               Budget(price_per_gpu_hour=3.6), seconds=90.0)
+    console = Console(width=200, record=True)
+    console.print(estimate_table(est))
+    text = console.export_text()
+    assert "estimate for 200 evolutions (pilot)" in text
+    assert "pilot: accepted / tokens (prompt + completion)" in text and "6 / 6,000 + 3,000" in text
+    assert "pilot time" in text and "90.0 s (100.0 tokens/s)" in text
+    assert "evolutions expected to be kept" in text and "100" in text
+    assert "100,000 + 50,000 = 150,000" in text and "100,000 – 200,000" in text
+    assert "expected cost (range), per gpu hour" in text and "1.5000 (1.0000 – 2.0000)" in text
