@@ -96,7 +96,9 @@ class VersionSummary(BaseModel):
     row_count: int = Field(examples=[200])
     counts: dict[str, Any] = Field(
         description="added, removed, corrected, added_by_method, by_method (live rows per method) and, for a "
-        "build, `build` (its candidates and rejections by rule).",
+        "build, `build`: its candidates and rejections by rule, what each step spent (`steps`: tokens and seconds "
+        "on the model servers, read by the next build's estimate) and `contamination` (the steps' reports "
+        "summed: candidates hit, and items hit by benchmark and evaluation task).",
         examples=[{"added": 100, "removed": 0, "corrected": 0, "added_by_method": {"self_instruct": 100},
                    "by_method": {"self_instruct": 200}, "build": {"rejected_by_rule": {"rouge_similarity": 41}}}],
     )

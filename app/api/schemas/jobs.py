@@ -62,7 +62,8 @@ class JobOut(BaseModel):
     params: dict[str, Any]
     counters: dict[str, Any] = Field(
         description="Generation: generated, accepted, rejected (per rule), instances, instances_rejected, "
-        "llm_requests, llm_errors, llm_retries, prompt_tokens, completion_tokens. "
+        "llm_requests, llm_errors, llm_retries, prompt_tokens, completion_tokens, llm_wall_s (wall time on the "
+        "model servers, what a price per GPU-hour bills). "
         "Training: stage, step, max_steps, loss, eta_s."
     )
     result: dict[str, Any]
