@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import HTTPException
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -18,6 +19,7 @@ from app.api.errors import field_error, request_error
 from app.api.schemas.jobs import JobCreate
 from app.core import jobs
 from app.core.jobs import requests
+from app.core.llm.client import LLMError
 from app.models import Export, Job
 from app.settings import Settings
 
@@ -40,10 +42,11 @@ def create(session: Session, body: JobCreate, owner: str, settings: Settings) ->
 def estimate(session: Session, body: JobCreate, owner: str, settings: Settings) -> dict:
     """A dry run: the request judged as `create` judges it, then a pilot (`app.core.jobs.estimate`)."""
     from app.core import store
-    from app.core.jobs.estimate import estimate_self_instruct
+    from app.core.jobs.estimate import estimate_evol_instruct, estimate_self_instruct
+    from app.core.jobs.evol_instruct import source_pool
 
-    if body.kind != "self_instruct":
-        raise field_error(("body", "dry_run"), f"a dry run estimates self_instruct jobs only, not {body.kind}")
+    if body.kind not in ("self_instruct", "evol_instruct"):
+        raise field_error(("body", "dry_run"), f"a dry run estimates self_instruct and evol_instruct jobs, not {body.kind}")
     request = jobs.JobRequest(kind=body.kind, params=body.params, seed_set_id=body.seed_set_id,
                               source_job_id=body.source_job_id, export_id=body.export_id, owner=owner,
                               data_root=Path(settings.data_dir))
@@ -52,5 +55,15 @@ def estimate(session: Session, body: JobCreate, owner: str, settings: Settings) 
     except ValidationError as exc:
         raise request_error(exc, "body", "params") from None
     params = jobs.get(body.kind).params_model.model_validate(args["params"])
-    seeds = store.seed_tasks(session, args["seed_set_id"])
-    return {"dry_run": True, "kind": body.kind, "estimate": estimate_self_instruct(params, seeds, settings.core_config()).as_dict()}
+    config = settings.core_config()
+    try:
+        if body.kind == "self_instruct":
+            result = estimate_self_instruct(params, store.seed_tasks(session, args["seed_set_id"]), config)
+        else:  # the pool the job would evolve, read as its run reads it (a job that is never stored)
+            pool = source_pool(session, Job(kind=body.kind, seed_set_id=args.get("seed_set_id"),
+                                            source_job_id=args.get("source_job_id")))
+            result = estimate_evol_instruct(params, pool, config)
+    except LLMError as exc:
+        raise HTTPException(503, f"the model servers did not answer the pilot: {exc}",
+                            headers={"Retry-After": "30"}) from None
+    return {"dry_run": True, "kind": body.kind, "estimate": result.as_dict()}

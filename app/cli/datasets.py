@@ -276,6 +276,8 @@ def show(name: str = typer.Argument(..., help="The dataset."),
         ("training", _training_line(handoff["training"])),
         ("latest training", training_gate.verdict_line(trained)),
     ]
+    if latest is not None:  # candidates of its build that reproduced a benchmark or evaluation task
+        lines += version_contamination(latest)
     for key, value in lines:
         console.print(f"[bold]{key}:[/] {value}", highlight=False)
     for t in upcoming:
@@ -283,12 +285,19 @@ def show(name: str = typer.Argument(..., help="The dataset."),
 
 
 @app.command("build")
-def build(name: str = typer.Argument(..., help="The dataset to build.")) -> None:
+def build(name: str = typer.Argument(..., help="The dataset to build."),
+          estimate: bool = typer.Option(False, "--estimate", help="Print what the build is expected to spend "
+                                        "(from the dataset's earlier builds, else a pilot) and build nothing."),
+          pilot: bool = typer.Option(True, "--pilot/--no-pilot", help="With --estimate and no earlier build: run a "
+                                     "pilot of a few real requests per step (--no-pilot: send none).")) -> None:
     """Run one build here and now (on the embedded model unless SPROUT_LLM_BASE_URLS names servers)."""
     from app.cli.generate import run_with_progress
 
     settings = load_settings()
     url = database_url(settings)
+    if estimate:
+        _print_build_estimate(url, settings, name, pilot)
+        return
     with _session(url) as session:
         d = v.get_dataset(session, OWNER, name)
         request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": d.id}, owner=OWNER)
@@ -315,6 +324,44 @@ def build(name: str = typer.Argument(..., help="The dataset to build.")) -> None
     run_followups(url, settings, result.get("followups") or [])  # the version's hand-off, then its training
 
 
+def _print_build_estimate(url: str, settings: Any, name: str, pilot: bool) -> None:
+    from app.cli.generate import estimate_table
+    from app.core.jobs.build_estimate import estimate_build
+    from app.core.llm.client import LLMError
+
+    with _session(url) as session:
+        d = v.get_dataset(session, OWNER, name)
+        try:
+            est = estimate_build(session, d, settings.core_config(), pilot=pilot)
+        except LLMError as exc:
+            raise CliError(f"the model servers did not answer the pilot: {exc}") from None
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    console.print(estimate_table(est))
+
+
+def contamination_lines(report: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A contamination report (a job's, or a version's summed over its build) as (what, value) lines."""
+    if not report:
+        return []
+    lines = [("candidates contaminated", str(report.get("candidates_hit", 0)))]
+    for bench, figures in (report.get("benchmarks") or {}).items():
+        lines.append((f"  {bench}", f"{figures['items_hit']} item(s) hit, {figures['hits']} time(s)"))
+    return lines
+
+
+def version_contamination(version: DatasetVersion) -> list[tuple[str, str]]:
+    """A version's contamination report (its build's steps summed) as `show` prints it."""
+    report = ((version.counts or {}).get("build") or {}).get("contamination")
+    if report is None:
+        return [("contamination", "-" if version.kind != "build" else
+                 "none recorded (nothing was checked, or the build predates the report)")]
+    if not report.get("candidates_hit"):
+        return [("contamination", "none found")]
+    return [("contamination", f"{report['candidates_hit']} candidate(s) rejected"),
+            *contamination_lines(report)[1:]]
+
+
 def _print_build(job_id: int, result: dict[str, Any], version: DatasetVersion | None, d: Dataset) -> None:
     steps = ", ".join(map(str, result.get("steps") or [])) or "-"
     if version is None:
@@ -331,6 +378,13 @@ def _print_build(job_id: int, result: dict[str, Any], version: DatasetVersion | 
         table.add_row("candidates rejected", str(sum(rejected.values())))
         for rule, n in sorted(rejected.items(), key=lambda kv: -kv[1]):
             table.add_row(f"  rejected: {rule}", str(n))
+        for what, value in contamination_lines((counts.get("build") or {}).get("contamination")):
+            table.add_row(what, value)
+        build_counts = counts.get("build") or {}
+        tokens = int(build_counts.get("prompt_tokens") or 0) + int(build_counts.get("completion_tokens") or 0)
+        if tokens:
+            added = int(counts.get("added") or 0)
+            table.add_row("tokens (per added example)", f"{tokens:,} ({tokens / added:,.1f})" if added else f"{tokens:,}")
         table.add_row("examples in the version", str(version.row_count))
         table.add_row("content hash", f"sha256:{version.content_hash}")
         table.add_row("step jobs", steps)

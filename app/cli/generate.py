@@ -82,9 +82,20 @@ def summary_table(job) -> Table:
     result = job.result or {}
     if result.get("tokens_per_accepted") is not None:
         table.add_row("tokens per accepted example", f"{result['tokens_per_accepted']:,.1f}")
+    if result.get("tokens_per_second") is not None:
+        table.add_row("tokens/s (wall time on the model servers)",
+                      f"{result['tokens_per_second']:,.1f} ({c.get('llm_wall_s', 0):,.1f} s)")
     if result.get("cost") is not None:
         per = result.get("cost_per_accepted")
-        table.add_row("cost (per accepted example)", f"{result['cost']:.4f} ({'-' if per is None else f'{per:.6f}'})")
+        rate = {"per_gpu_hour": ", per GPU-hour", "per_million_tokens": ", per million tokens"}.get(
+            result.get("cost_rate") or "", "")
+        table.add_row(f"cost (per accepted example){rate}",
+                      f"{result['cost']:.4f} ({'-' if per is None else f'{per:.6f}'})")
+    report = result.get("contamination")
+    if report:
+        table.add_row("contaminated candidates", str(report.get("candidates_hit", 0)))
+        for bench, figures in (report.get("benchmarks") or {}).items():
+            table.add_row(f"  {bench}", f"{figures['items_hit']} item(s) hit")
     if result.get("stopped"):
         table.add_row("stopped", result["stopped"])
     if (result.get("judge_scores") or {}).get("judge"):
@@ -148,7 +159,8 @@ def register(cli: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed", help="Random seed (prompt sampling and requests)."),
         param: list[str] = typer.Option([], "--param", "-p", help="Any method parameter, as key=value (repeatable)."),
         examples: int = typer.Option(3, "--examples", help="Accepted examples to print at the end."),
-        estimate: bool = typer.Option(False, "--estimate", help="Self-Instruct: run a pilot of a few real requests and "
+        estimate: bool = typer.Option(False, "--estimate", help="Run a pilot of a few real requests (Self-Instruct: "
+                                      "a few curated examples; Evol-Instruct: a few lineages through every round) and "
                                       "print the tokens (and cost, when priced) expected to reach the target; stores nothing."),
         benchmark: list[Path] = typer.Option([], "--benchmark", help="Decontaminate against this benchmark file "
                                              "(any seed format; repeatable): stored as a benchmark set for the job."),
@@ -176,9 +188,7 @@ def register(cli: typer.Typer) -> None:
         except ValidationError as exc:
             raise CliError(f"bad parameter: {describe_validation_error(exc)}") from None
         if estimate:
-            if kind != "self_instruct":
-                raise CliError("--estimate is for Self-Instruct (Evol-Instruct's estimate is not built yet)")
-            _print_estimate(settings, seeds, params)
+            _print_estimate(settings, kind, seeds, source, params)
             return
         benchmarks = [_load_benchmark(path) for path in benchmark]  # read and checked before anything is stored
         if kind == "self_instruct":
@@ -203,30 +213,71 @@ def register(cli: typer.Typer) -> None:
         console.print(f"job id: {job_id}  (sprout jobs show {job_id} · sprout export {job_id} --format messages --out data.jsonl)")
 
 
-def _print_estimate(settings: Any, seeds: Path, params: Any) -> None:
-    from app.core.jobs.estimate import PILOT, estimate_self_instruct
+def _print_estimate(settings: Any, kind: str, seeds: Path, source: str | None, params: Any) -> None:
+    from app.core.jobs.estimate import PILOT, PILOT_LINEAGES, estimate_evol_instruct, estimate_self_instruct
+    from app.core.llm.client import LLMError
 
-    _, tasks = _load_seeds(seeds)
-    console.print(f"pilot: Self-Instruct until {min(PILOT, params.target)} examples are curated (nothing is stored)…")
     try:
-        est = estimate_self_instruct(params, tasks, settings.core_config())
+        if kind == "self_instruct":
+            _, tasks = _load_seeds(seeds)
+            console.print(f"pilot: Self-Instruct until {min(PILOT, params.target)} examples are curated "
+                          "(nothing is stored)…")
+            est = estimate_self_instruct(params, tasks, settings.core_config())
+        else:
+            pool = _evol_pool(settings, source, seeds)
+            console.print(f"pilot: Evol-Instruct of {min(PILOT_LINEAGES, len(pool))} of {len(pool)} instructions "
+                          f"through {params.rounds} round(s) (nothing is stored)…")
+            est = estimate_evol_instruct(params, pool, settings.core_config())
+    except LLMError as exc:
+        raise CliError(f"the model servers did not answer the pilot: {exc}") from None
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    table = Table(title=f"estimate for target {est.target}", show_header=False)
+    console.print(estimate_table(est))
+
+
+def _evol_pool(settings: Any, source: str | None, seeds: Path) -> list[Any]:
+    """The pool an Evol-Instruct job would evolve (a seed file, or a finished job's accepted
+    instructions), read through the engine's own `source_pool`, as `_create_evol_instruct` reads it."""
+    from app.models import Job
+
+    if source is not None and source.strip().isdigit() and not Path(source).is_file():
+        with session_scope(database_url(settings)) as session:
+            return source_pool(session, Job(kind="evol_instruct", source_job_id=int(source)))
+    return _load_seeds(Path(source) if source is not None else seeds)[1]
+
+
+def estimate_table(est: Any) -> Table:
+    """An estimate (`app.core.jobs.estimate.Estimate`) as the CLI prints it."""
+    table = Table(title=f"estimate for {est.target:,} {est.unit} ({est.basis})", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
-    table.add_row("pilot: accepted / tokens (prompt + completion)",
-                  f"{est.pilot_accepted} / {est.pilot_prompt_tokens:,} + {est.pilot_completion_tokens:,}")
+    if est.basis == "pilot" and est.pilot_prompt_tokens is not None:
+        accepted = "" if est.pilot_accepted is None else f"{est.pilot_accepted} / "
+        table.add_row(f"pilot: {'accepted / ' if accepted else ''}tokens (prompt + completion)",
+                      f"{accepted}{est.pilot_prompt_tokens:,} + {est.pilot_completion_tokens:,}")
+    for build in est.history or []:
+        table.add_row(f"  version {build['version']} (build job {build['build_job_id']})",
+                      f"{build['total_tokens']:,} tokens for {build['added']} added ({build['tokens_per_added']:,.1f} each)")
+    if est.seconds:
+        rate = f" ({est.tokens_per_second:,.1f} tokens/s)" if est.tokens_per_second else ""
+        table.add_row("measured time on the model servers" if est.basis == "history" else "pilot time",
+                      f"{est.seconds:,.1f} s{rate}")
     if est.expected_total_tokens is None:
-        table.add_row("estimate", "none: the pilot accepted nothing")
+        table.add_row("estimate", f"none: {est.note or 'no basis'}")
     else:
-        table.add_row("tokens per accepted example", f"{est.tokens_per_accepted:,.1f}")
+        if est.tokens_per_accepted is not None:
+            table.add_row("tokens per accepted example", f"{est.tokens_per_accepted:,.1f}")
+        if est.expected_accepted is not None and est.unit == "evolutions":
+            table.add_row("evolutions expected to be kept", f"{est.expected_accepted:,}")
         table.add_row("expected tokens (prompt + completion)",
                       f"{est.expected_prompt_tokens:,} + {est.expected_completion_tokens:,} = {est.expected_total_tokens:,}")
         table.add_row("range", f"{est.low_total_tokens:,} – {est.high_total_tokens:,}")
         if est.expected_cost is not None:
-            table.add_row("expected cost (range)", f"{est.expected_cost:.4f} ({est.low_cost:.4f} – {est.high_cost:.4f})")
-    console.print(table)
+            table.add_row(f"expected cost (range), {est.cost_rate.replace('_', ' ')}",
+                          f"{est.expected_cost:.4f} ({est.low_cost:.4f} – {est.high_cost:.4f})")
+        if est.note:
+            table.add_row("note", est.note)
+    return table
 
 
 def _load_benchmark(path: Path) -> tuple[str, str, list[Any]]:

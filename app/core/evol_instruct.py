@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 from app.core import evol_rules, prompts
 from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate, TooManyFailures
-from app.core.filters.decontaminate import DecontaminationIndex, screen
+from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.novelty import NoveltyIndex, NoveltyResult
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
@@ -101,7 +101,7 @@ class EvolInstruct:
         concurrency: int = 8,
         near_duplicates: NearDuplicates | None = None,
         job_key: str = "job",
-        decontaminate: DecontaminationIndex | None = None,
+        decontaminate: Checker | None = None,
         known: Iterable[str] = (),
         known_examples: Iterable[tuple[str, str]] = (),
     ):

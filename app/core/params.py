@@ -41,6 +41,12 @@ class DecontaminationParams(BaseModel):
     decontaminate_strict: bool = Field(
         default=False, description="Reject on any shared n-gram (open-r1's rule) instead of the coverage threshold.",
     )
+    decontaminate_eval_tasks: bool = Field(
+        default=True,
+        description="Also reject a candidate that reproduces an evaluation task the trainer scores: the trainer's "
+        "default tasks (seeds/default.jsonl unless the train settings name others) and, for a dataset build's "
+        "step, the dataset's own fixed evaluation tasks. Off: only the benchmark sets are checked.",
+    )
 
 
 class BudgetParams(BaseModel):
@@ -54,14 +60,24 @@ class BudgetParams(BaseModel):
     price_per_million_tokens: float | None = Field(
         default=None, ge=0, le=1e6, description="Price of a million tokens (prompt + completion), for costs and max_cost.",
     )
+    price_per_gpu_hour: float | None = Field(
+        default=None, ge=0, le=1e6,
+        description="Price of one GPU for an hour (instead of a price per token): a job costs its wall time on the "
+        "model servers x gpus x this; an estimate converts tokens to hours at the tokens/s it measured.",
+    )
+    gpus: int = Field(default=1, ge=1, le=4096, description="GPUs behind the job's model servers, all together "
+                      "(with price_per_gpu_hour).")
     max_cost: float | None = Field(
-        default=None, gt=0, le=1e9, description="Stop the job once its cost reaches this (needs price_per_million_tokens).",
+        default=None, gt=0, le=1e9,
+        description="Stop the job once its cost reaches this (needs price_per_million_tokens or price_per_gpu_hour).",
     )
 
     @model_validator(mode="after")
     def _priced(self) -> BudgetParams:
-        if self.max_cost is not None and self.price_per_million_tokens is None:
-            raise ValueError("max_cost needs price_per_million_tokens")
+        if self.price_per_million_tokens is not None and self.price_per_gpu_hour is not None:
+            raise ValueError("set price_per_million_tokens or price_per_gpu_hour, not both")
+        if self.max_cost is not None and self.price_per_million_tokens is None and self.price_per_gpu_hour is None:
+            raise ValueError("max_cost needs price_per_million_tokens or price_per_gpu_hour")
         return self
 
 

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from app.core import prompts
 from app.core.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
-from app.core.filters.decontaminate import DecontaminationIndex, screen
+from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import filter_instances, instruction_rule
 from app.core.filters.novelty import NoveltyIndex
@@ -60,7 +60,7 @@ class SelfInstruct:
         job_key: str = "job",
         known: Iterable[str] = (),
         known_examples: Iterable[tuple[str, str]] = (),
-        decontaminate: DecontaminationIndex | None = None,
+        decontaminate: Checker | None = None,
     ):
         """`known` and `known_examples` are what the data already holds beyond this job
         (a dataset's instructions, and its examples as (key, text) for the near-duplicate

@@ -14,7 +14,7 @@ from sqlmodel import select
 from app.core import jobs, store
 from app.core.datasets import recipe as recipes
 from app.core.datasets import versions
-from app.core.jobs import dataset_build, lifecycle
+from app.core.jobs import build_estimate, dataset_build, lifecycle
 from app.core.seeds import load_seed_file
 from app.db import session_scope
 from app.models import DatasetVersion, Job, ScheduleFire
@@ -77,6 +77,16 @@ def test_two_builds_make_two_versions_and_the_second_is_novel_against_the_first(
         step_job = session.get(Job, second.result["steps"][0])
         # the step job keeps every candidate with its fate, like any job
         assert step_job.kind == "self_instruct" and step_job.counters["generated"] >= step_job.counters["accepted"]
+        # what each step spent, and the steps' contamination report (the trainer's evaluation tasks are
+        # always checked), stored with the version; the next build's estimate reads them, sending no request
+        (spent,) = v.counts["build"]["steps"]
+        assert spent["job_id"] == step_job.id and spent["prompt_tokens"] == step_job.counters["prompt_tokens"] > 0
+        assert "candidates_hit" in v.counts["build"]["contamination"]
+        est = build_estimate.estimate_build(session, versions.get_dataset_by_id(session, dataset_id),
+                                            settings.core_config(), pilot=False)
+    print(f"\nnext build's estimate: {est}")
+    assert est.basis == "history" and [b["version"] for b in est.history] == [2, 1]
+    assert est.low_total_tokens <= est.expected_total_tokens <= est.high_total_tokens and est.target == 4
 
 
 def test_a_schedule_fires_by_itself_once_per_due_time_with_two_beats(api_settings, processes, llm_base_url, pg_url):

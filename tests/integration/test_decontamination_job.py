@@ -28,7 +28,9 @@ def test_job_rejects_copies_of_benchmark_items_and_reports_them(pg_url, llm_base
         seed_set = store.import_seed_set(s, reference_seeds.name, fmt, tasks)
         bench = store.import_benchmark_set(s, "seed instances", fmt, items)
         params = jobs.get("self_instruct").validate_params(
-            {"target": 3, "seed": 7, "decontaminate_against": [bench.id]}, settings.core_config().defaults)
+            # the benchmark set alone: the trainer's evaluation tasks are checked in test_evol_budget_and_eval_tasks.py
+            {"target": 3, "seed": 7, "decontaminate_against": [bench.id], "decontaminate_eval_tasks": False},
+            settings.core_config().defaults)
         job = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id)
     with session_scope(pg_url) as s:
         items = store.benchmark_items(s, bench.id)  # as the job sees them (named by the set)

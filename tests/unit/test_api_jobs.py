@@ -256,11 +256,16 @@ def test_evol_instruct_jobs_start_from_a_seed_set_or_a_finished_job(api, seed_se
 
 def test_a_dry_run_is_judged_like_a_job_and_stores_nothing(api, seed_set):
     before = api.ok("get", "/api/v1/jobs")["total"]
-    evol = api.post("/api/v1/jobs", json={"kind": "evol_instruct", "seed_set_id": seed_set, "dry_run": True})
-    assert evol.status_code == 422 and "dry_run" in evol.text
+    sft = api.post("/api/v1/jobs", json={"kind": "sft", "source_job_id": 1, "dry_run": True})
+    assert sft.status_code == 422 and "dry_run" in sft.text
     bad = api.post("/api/v1/jobs", json={"kind": "self_instruct", "seed_set_id": seed_set, "dry_run": True,
                                          "params": {"max_cost": 1}})
-    assert bad.status_code == 422 and "price_per_million_tokens" in bad.text
+    assert bad.status_code == 422 and "price_per_million_tokens or price_per_gpu_hour" in bad.text
+    both = api.post("/api/v1/jobs", json={"kind": "evol_instruct", "seed_set_id": seed_set, "dry_run": True,
+                                          "params": {"price_per_million_tokens": 1, "price_per_gpu_hour": 2}})
+    assert both.status_code == 422 and "not both" in both.text
+    evol = api.post("/api/v1/jobs", json={"kind": "evol_instruct", "seed_set_id": 999, "dry_run": True})
+    assert evol.status_code == 422 and "no seed set with id 999" in evol.text
     missing = api.post("/api/v1/jobs", json={"kind": "self_instruct", "seed_set_id": 999, "dry_run": True})
     assert missing.status_code == 422 and "no seed set with id 999" in missing.text
     assert api.ok("get", "/api/v1/jobs")["total"] == before

@@ -12,6 +12,8 @@ from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.filters.decontaminate import (
     BenchmarkItem,
     DecontaminationIndex,
+    Indexes,
+    merge_reports,
     reference_check,
     report,
     screen,
@@ -86,6 +88,40 @@ def test_short_item_only_by_exact_match():
     assert built.check("Tell me what is two plus two?") is None
 
 
+def test_short_outputs_can_be_left_out_of_exact_matching():
+    item = BenchmarkItem("eval", "tone", "Classify the tone of the email as formal or informal.\nHey Sam", "Informal")
+    both, prompts_only = DecontaminationIndex(), DecontaminationIndex(short_exact=("prompt",))
+    both.add(item)
+    prompts_only.add(item)
+    assert both.check("Is this review positive?", "Informal").field == "output"
+    assert prompts_only.check("Is this review positive?", "Informal") is None  # a label is no evidence of a copy
+    assert prompts_only.check("Classify the tone of the email as formal or informal. Hey Sam", "x").field == "prompt"
+    assert reference_check([item], "Is this review positive?", "Informal", short_exact=("prompt",)) is None
+
+
+def test_several_indexes_answer_the_worst_hit():
+    strict, loose = DecontaminationIndex(strict=True), DecontaminationIndex()
+    strict.add(BenchmarkItem("a", "1", ITEM))
+    loose.add(BenchmarkItem("b", "1", ITEM))
+    both = Indexes([strict, loose, DecontaminationIndex()])
+    assert len(both) == 2 and len(both.indexes) == 2  # an empty index is dropped
+    text = "Tell me: of her friends in April and then she sold some pens; how many did she sell?"
+    assert both.check(text).benchmark == "a"  # only the strict index counts one shared 8-gram run
+    copy = both.check(ITEM)
+    assert copy.overlap == 1.0 and copy.benchmark == "a"  # a tie goes to the first index
+
+
+def test_reports_of_several_jobs_add_up():
+    one = report([{"contamination": [{"benchmark": "gsm", "item": "q1"}, {"benchmark": "eval", "item": "t1"}]},
+                  {"contamination": [{"benchmark": "gsm", "item": "q2"}]}])
+    two = report([{"contamination": [{"benchmark": "gsm", "item": "q1"}]}])
+    merged = merge_reports([one, None, two])
+    assert merged["candidates_hit"] == 3
+    assert merged["benchmarks"]["gsm"] == {"items_hit": 2, "hits": 3, "items": {"q1": 2, "q2": 1}}
+    assert merged["benchmarks"]["eval"] == {"items_hit": 1, "hits": 1, "items": {"t1": 1}}
+    assert merge_reports([]) == {"candidates_hit": 0, "benchmarks": {}}
+
+
 def test_settings_are_checked():
     for kw in ({"n": 0}, {"threshold": 1.0}, {"fields": ["answer"]}, {"fields": []}):
         with pytest.raises(ValueError):
@@ -99,7 +135,8 @@ def test_index_decisions_equal_the_pairwise_reference():
     for i in range(300):
         items.append(BenchmarkItem("b", str(i), " ".join(rng.choices(vocab, k=rng.randint(3, 40))),
                                    " ".join(rng.choices(vocab, k=rng.randint(0, 20)))))
-    for kw in ({}, {"strict": True}, {"n": 3, "threshold": 0.3}, {"fields": ["output"], "n": 2}):
+    for kw in ({}, {"strict": True}, {"n": 3, "threshold": 0.3}, {"fields": ["output"], "n": 2},
+               {"n": 30, "short_exact": ["prompt"]}):
         built = DecontaminationIndex(**kw)
         built.add_many(items)
         for _ in range(300):

@@ -7,6 +7,8 @@ before anything is stored, like a seed set's.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import func
@@ -14,7 +16,7 @@ from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.api.deps import IdPath, Owner, SessionDep, owned
+from app.api.deps import IdPath, Owner, SessionDep, SettingsDep, owned
 from app.api.errors import LimitedJsonRoute, field_error, parse_json_body, request_error
 from app.api.routes.seed_sets import _decode, _read_limited
 from app.api.schemas.benchmark_sets import BenchmarkItemOut, BenchmarkSetCreate, BenchmarkSetOut, ContaminationReport
@@ -22,6 +24,7 @@ from app.api.schemas.common import MAX_PAGE, Page
 from app.core import store
 from app.core.benchmarks import BenchmarkFormatError, parse_benchmark
 from app.core.filters.decontaminate import report
+from app.core.jobs.decontamination import checked_against
 from app.core.seeds import MAX_SEED_BYTES
 from app.models import BenchmarkItemRow, BenchmarkSet, Job, JobStatus
 
@@ -120,8 +123,12 @@ def delete_benchmark_set(benchmark_set_id: IdPath, session: SessionDep, owner: O
 
 
 @router.get("/jobs/{job_id}/contamination", tags=["results"], summary="A job's contamination report")
-def job_contamination(job_id: IdPath, session: SessionDep, owner: Owner) -> ContaminationReport:
-    """Items hit, by benchmark, over every candidate the job stored so far (live while it runs)."""
+def job_contamination(job_id: IdPath, session: SessionDep, owner: Owner, settings: SettingsDep) -> ContaminationReport:
+    """Items hit, by benchmark (the evaluation tasks the trainer scores included), over every
+    candidate the job stored so far (live while it runs)."""
     job = owned(session, Job, job_id, owner, "job")
+    # the parameters the job was made with (an older job's lack decontaminate_eval_tasks: it was not checked)
+    checked = checked_against(session, job, SimpleNamespace(**(job.params or {})), settings.core_config())
     return ContaminationReport(job_id=job.id, benchmark_sets=list((job.params or {}).get("decontaminate_against") or []),
+                               eval_tasks=checked.get("eval_tasks", []),
                                **report(store.contamination_details(session, job.id)))

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from fastapi import Path as PathParam
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 
 from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
@@ -29,6 +29,7 @@ from app.api.errors import LimitedJsonRoute
 from app.api.routes.jobs import _send
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.datasets import (
+    BuildCreate,
     CurationCreate,
     DatasetCreate,
     DatasetDetail,
@@ -56,7 +57,8 @@ from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, correct_examples, remove_examples
 from app.core.datasets.errors import DatasetError
 from app.core.handoff import training_gate
-from app.core.jobs import dataset_build, requests, version_handoff
+from app.core.jobs import build_estimate, dataset_build, requests, version_handoff
+from app.core.llm.client import LLMError
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
 from workers.celery_app import enqueue
@@ -368,10 +370,19 @@ def resume_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Schedu
 
 
 # --- builds -------------------------------------------------------------------------------------------
-@router.post("/{name}/builds", status_code=202, summary="Build a new version now (a `dataset_build` job, enqueued)")
+@router.post("/{name}/builds", status_code=202, response_model=JobOut,
+             summary="Build a new version now (a `dataset_build` job, enqueued), or estimate what it will spend",
+             responses={200: {"description": "dry_run: the estimate; nothing is stored or enqueued."}})
 def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep,
-              celery: CeleryDep) -> JobOut:
+              celery: CeleryDep, body: BuildCreate | None = None) -> Any:
     dataset = _dataset(session, owner, name)
+    if body is not None and body.dry_run:  # from the earlier builds, else a pilot; nothing is stored
+        try:
+            est = build_estimate.estimate_build(session, dataset, settings.core_config(), pilot=body.pilot)
+        except LLMError as exc:
+            raise HTTPException(503, f"the model servers did not answer the pilot: {exc}",
+                                headers={"Retry-After": "30"}) from None
+        return JSONResponse({"dry_run": True, "dataset": dataset.name, "estimate": est.as_dict()})
     request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": dataset.id}, owner=owner,
                               data_root=Path(settings.data_dir))
     job = requests.create_job(session, request, _defaults(settings))

@@ -53,5 +53,7 @@ class ContaminationReport(BaseModel):
 
     job_id: int
     benchmark_sets: list[int]
+    eval_tasks: list[str] = Field(default_factory=list, description="The evaluation tasks the trainer scores that the "
+                                  "job was also checked against (`decontaminate_eval_tasks`), as named in `benchmarks`.")
     candidates_hit: int
     benchmarks: dict[str, dict[str, Any]]

@@ -96,7 +96,9 @@ class VersionSummary(BaseModel):
     row_count: int = Field(examples=[200])
     counts: dict[str, Any] = Field(
         description="added, removed, corrected, added_by_method, by_method (live rows per method) and, for a "
-        "build, `build` (its candidates and rejections by rule).",
+        "build, `build`: its candidates and rejections by rule, what each step spent (`steps`: tokens and seconds "
+        "on the model servers, read by the next build's estimate) and `contamination` (the steps' reports "
+        "summed: candidates hit, and items hit by benchmark and evaluation task).",
         examples=[{"added": 100, "removed": 0, "corrected": 0, "added_by_method": {"self_instruct": 100},
                    "by_method": {"self_instruct": 200}, "build": {"rejected_by_rule": {"rouge_similarity": 41}}}],
     )
@@ -333,3 +335,15 @@ class ScheduleOut(ScheduleSummary):
     """The schedule with its fire history, latest first."""
 
     history: list[FireOut]
+
+
+class BuildCreate(BaseModel):
+    """A build now; with `dry_run`, only what it is expected to spend."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dry_run": True}]})
+    dry_run: bool = Field(
+        default=False, description="Store and enqueue nothing; answer (200) the tokens, and cost when the recipe's "
+        "steps are priced, the next build is expected to spend: from the dataset's earlier builds (tokens per added "
+        "example), else from a pilot of a few real requests per step.")
+    pilot: bool = Field(default=True, description="dry_run without earlier builds: run the pilot (false: answer that "
+                        "there is no history, and send no request).")

@@ -37,8 +37,9 @@ class JobCreate(BaseModel):
     source_job_id: Id | None = Field(default=None, description="Evol-Instruct's or SFT's source job.")
     export_id: Id | None = Field(default=None, description="SFT only: train on this export's file.")
     params: JsonObject = Field(default_factory=dict, description="Method parameters; unset ones take the defaults.")
-    dry_run: bool = Field(default=False, description="Self-Instruct: store nothing; run a pilot of a few real requests "
-                          "and answer (200) the tokens, and cost when priced, expected to reach the target.")
+    dry_run: bool = Field(default=False, description="Self-Instruct and Evol-Instruct: store nothing; run a pilot of "
+                          "a few real requests and answer (200) the tokens, and cost when priced (per million tokens, "
+                          "or per GPU-hour at the pilot's tokens/s), expected to reach the target.")
 
 
 class JobProgress(BaseModel):
@@ -63,7 +64,8 @@ class JobOut(BaseModel):
         description="Generation: generated, accepted, rejected (per rule), instances, instances_rejected, "
         "llm_requests, llm_errors, llm_retries, prompt_tokens, completion_tokens, cached_prompt_tokens, "
         "llm_last_errors (the last five failed requests: at, endpoint, message), llm_concurrency (limit per "
-        "endpoint), llm_utilisation, llm_busy_share. "
+        "endpoint), llm_utilisation, llm_busy_share, llm_wall_s (wall time on the model servers, what a price "
+        "per GPU-hour bills). "
         "Training: stage, step, max_steps, loss, eta_s."
     )
     result: dict[str, Any]

@@ -55,5 +55,12 @@ def render_card(dataset: Dataset, version: DatasetVersion) -> str:
     if rejected:
         lines += ["## Candidates this build rejected, by rule", "", "| rule | rejected |", "|---|---|",
                   *_table(rejected), ""]
+    contamination = (counts.get("build") or {}).get("contamination")
+    if contamination:  # the build's steps summed: what was kept out because it reproduced an evaluation item
+        lines += ["## Contamination this build kept out", "",
+                  f"{contamination.get('candidates_hit', 0)} candidate(s) reproduced a benchmark or evaluation item.",
+                  "", "| benchmark | items hit | hits |", "|---|---|---|",
+                  *[f"| {name} | {b['items_hit']} | {b['hits']} |"
+                    for name, b in sorted((contamination.get("benchmarks") or {}).items())], ""]
     lines += ["## Recipe", "", "```json", json.dumps(dataset.recipe, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)

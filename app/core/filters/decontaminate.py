@@ -13,7 +13,13 @@ brute-force pairwise definition the index must agree with (tests and the benchma
 
 Fields: a benchmark item has a prompt (instruction + input) and an output; a candidate's
 prompt is compared with the items' prompts and its output with their outputs, for the
-fields named in `fields`.
+fields named in `fields`. `short_exact` names the fields on which an item shorter than n
+counts by exact match: both by default; the evaluation tasks' index leaves outputs out,
+because a short answer (a label, a number: "Positive", "4") is shared by unrelated tasks
+and says nothing about which one was copied.
+
+`Indexes` checks several indexes (each with its own settings) as one: a job's benchmark
+sets and the trainer's evaluation tasks.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 FIELDS = ("prompt", "output")
 _WORD = re.compile(r"\w+")
@@ -67,11 +73,13 @@ class _FieldIndex:
     exact: dict[int, list[int]] = field(default_factory=dict)  # hash of the whole token sequence -> items
     lengths: list[int] = field(default_factory=list)  # tokens per item
 
+    short_exact: bool = True  # an item shorter than n matches an exact copy
+
     def add(self, index: int, toks: list[str]) -> None:
         self.lengths.append(len(toks))
         if not toks:
             return
-        if len(toks) < self.n:  # longer items are found through their n-grams
+        if len(toks) < self.n and self.short_exact:  # longer items are found through their n-grams
             self.exact.setdefault(hash(tuple(toks)), []).append(index)
         for start, gram in enumerate(zip(*(toks[i:] for i in range(self.n)))):
             key = hash(gram)
@@ -88,7 +96,8 @@ class _FieldIndex:
 class DecontaminationIndex:
     """Benchmark items, indexed by their word n-grams; `check` a candidate against all of them."""
 
-    def __init__(self, n: int = 8, threshold: float = 0.5, fields: Sequence[str] = FIELDS, strict: bool = False):
+    def __init__(self, n: int = 8, threshold: float = 0.5, fields: Sequence[str] = FIELDS, strict: bool = False,
+                 short_exact: Sequence[str] = FIELDS):
         if n < 1:
             raise ValueError("n must be at least 1")
         if not 0 <= threshold < 1:
@@ -99,7 +108,7 @@ class DecontaminationIndex:
         self.n, self.threshold, self.strict = n, threshold, strict
         self.fields = tuple(f for f in FIELDS if f in fields)
         self.items: list[BenchmarkItem] = []
-        self._index = {f: _FieldIndex(n) for f in self.fields}
+        self._index = {f: _FieldIndex(n, short_exact=f in short_exact) for f in self.fields}
         self._tokens: dict[str, list[list[str]]] = {f: [] for f in self.fields}
 
     def __len__(self) -> int:
@@ -170,7 +179,7 @@ def _covered(starts: list[int], n: int) -> int:
 
 def reference_check(items: Sequence[BenchmarkItem], prompt: str, output: str = "", n: int = 8,
                     threshold: float = 0.5, fields: Sequence[str] = FIELDS,
-                    strict: bool = False) -> Contamination | None:
+                    strict: bool = False, short_exact: Sequence[str] = FIELDS) -> Contamination | None:
     """The brute-force definition: every item, every item position, no index (tests and benchmark)."""
     best: Contamination | None = None
     for name in (f for f in FIELDS if f in fields):
@@ -183,7 +192,7 @@ def reference_check(items: Sequence[BenchmarkItem], prompt: str, output: str = "
             toks = tokens(item.prompt if name == "prompt" else item.output)
             if not toks:
                 continue
-            if toks == cand and len(toks) < n:
+            if toks == cand and len(toks) < n and name in short_exact:
                 if hit is None or hit.overlap < 1.0:
                     hit = Contamination(item.benchmark, item.item, name, 1.0, exact=True)
                 continue
@@ -202,7 +211,31 @@ def reference_check(items: Sequence[BenchmarkItem], prompt: str, output: str = "
     return best
 
 
-def screen(index: DecontaminationIndex, record: Any) -> str | None:
+class Checker(Protocol):
+    """What the methods screen with: one index, or `Indexes`."""
+
+    def check(self, prompt: str, output: str = "") -> Contamination | None: ...
+
+
+class Indexes:
+    """Several indexes, each with its own settings, checked as one: the worst hit."""
+
+    def __init__(self, indexes: Iterable[DecontaminationIndex]):
+        self.indexes = [i for i in indexes if len(i)]
+
+    def __len__(self) -> int:
+        return sum(len(i) for i in self.indexes)
+
+    def check(self, prompt: str, output: str = "") -> Contamination | None:
+        found: Contamination | None = None
+        for index in self.indexes:
+            hit = index.check(prompt, output)
+            if hit is not None and (found is None or hit.overlap > found.overlap):
+                found = hit
+        return found
+
+
+def screen(index: Checker, record: Any) -> str | None:
     """The methods' filter: check a candidate (`CandidateRecord`) at its decision point.
 
     Its instruction is checked as a prompt, then each accepted instance as (instruction +
@@ -229,6 +262,22 @@ def screen(index: DecontaminationIndex, record: Any) -> str | None:
     return None
 
 
+def merge_reports(reports: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """Several reports as one (a dataset version's, over its build's step jobs): candidates
+    hit add up; per benchmark, the hits per item add up and `items_hit` counts each item once."""
+    by_benchmark: dict[str, dict[str, int]] = {}
+    candidates = 0
+    for one in reports:
+        if not one:
+            continue
+        candidates += int(one.get("candidates_hit") or 0)
+        for name, figures in (one.get("benchmarks") or {}).items():
+            items = by_benchmark.setdefault(name, {})
+            for item, hits in (figures.get("items") or {}).items():
+                items[item] = items.get(item, 0) + int(hits)
+    return _summary(candidates, by_benchmark)
+
+
 def report(details: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
     """A job's contamination report from its candidates' `detail`: items hit, by benchmark."""
     by_benchmark: dict[str, dict[str, int]] = {}
@@ -240,6 +289,10 @@ def report(details: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
         for hit in hits:
             items = by_benchmark.setdefault(hit["benchmark"], {})
             items[hit["item"]] = items.get(hit["item"], 0) + 1
+    return _summary(candidates, by_benchmark)
+
+
+def _summary(candidates: int, by_benchmark: dict[str, dict[str, int]]) -> dict[str, Any]:
     return {
         "candidates_hit": candidates,
         "benchmarks": {name: {"items_hit": len(items), "hits": sum(items.values()), "items": dict(sorted(items.items()))}

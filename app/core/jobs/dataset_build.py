@@ -32,6 +32,7 @@ from app.core.datasets.deletion import BUILD_KIND, builds_in_progress
 from app.core.datasets.errors import DatasetError, EmptyChange
 from app.core.datasets.recipe import Recipe, RecipeStep, StepValidator, parse_recipe
 from app.core.datasets.schedule import DEFAULT_GRACE
+from app.core.filters.decontaminate import merge_reports
 from app.core.jobs.lifecycle import JobContext, JobStopped, run_job
 from app.core.jobs.registry import (
     GENERATION_QUEUE,
@@ -69,7 +70,7 @@ def step_validator(defaults: Mapping[str, dict[str, Any]] | None = None) -> Step
             raise JobRequestError("kind", f"{kind} makes no examples; a recipe step must be a generation kind")
         if takes_previous and not spec.takes_source_job:
             raise JobRequestError("source", f"{kind} cannot take the previous step's output; it starts from seeds")
-        spec.validate_params(_step_params(spec.name, params, target=1), dict(defaults or {}))
+        spec.validate_params(step_params(spec.name, params, target=1), dict(defaults or {}))
 
     return check
 
@@ -80,7 +81,7 @@ def recipe_for(data: Any, defaults: Mapping[str, dict[str, Any]] | None = None) 
     return parse_recipe(data, step_validator(defaults))
 
 
-def _step_params(kind: str, params: dict[str, Any], target: int) -> dict[str, Any]:
+def step_params(kind: str, params: dict[str, Any], target: int) -> dict[str, Any]:
     """A step's parameters for one build: the recipe's, with Self-Instruct's target set to
     what the build should add (the recipe's `grow_by`, less near the size cap)."""
     spec = get(kind)
@@ -189,7 +190,7 @@ def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int
     dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
     request = JobRequest(
         kind=step.kind,
-        params=_step_params(step.kind, step.params, target),
+        params=step_params(step.kind, step.params, target),
         seed_set_id=recipe.seed_set_ids[0] if step.source == "seeds" else None,
         source_job_id=previous.id if step.source == "previous" and previous is not None else None,
         owner=build.owner,
@@ -291,17 +292,39 @@ def _method(row: dict[str, Any], kind: str, evolves: bool, root_kind: str | None
 
 
 def _build_counts(session: Session, step_ids: list[int]) -> dict[str, Any]:
-    """Candidates, accepted and rejections by rule over every step job of the build."""
+    """Candidates, accepted and rejections by rule over every step job of the build; what each
+    step spent (tokens and time on the model servers: the next build's estimate reads it); and
+    the contamination report summed over the steps (items hit, by benchmark)."""
     rejected: dict[str, int] = {}
     candidates = accepted = 0
+    spent, reports = [], []
     for ident in step_ids:
-        counters = store.get_job(session, ident).counters or {}
+        job = store.get_job(session, ident)
+        counters = job.counters or {}
         candidates += int(counters.get("generated") or 0)
         accepted += int(counters.get("accepted") or 0)
         for rule, n in (counters.get("rejected") or {}).items():
             rejected[rule] = rejected.get(rule, 0) + n
-    return {"step_jobs": step_ids, "candidates": candidates, "accepted": accepted,
-            "rejected_by_rule": dict(sorted(rejected.items()))}
+        spent.append(step_spending(job))
+        reports.append((job.result or {}).get("contamination"))
+    counts = {"step_jobs": step_ids, "candidates": candidates, "accepted": accepted,
+              "rejected_by_rule": dict(sorted(rejected.items())), "steps": spent,
+              "prompt_tokens": sum(s["prompt_tokens"] for s in spent),
+              "completion_tokens": sum(s["completion_tokens"] for s in spent)}
+    if any(reports):
+        counts["contamination"] = merge_reports(reports)
+    return counts
+
+
+def step_spending(job: Job) -> dict[str, Any]:
+    """What one step job spent: its tokens, and its wall time on the model servers (a job made
+    before that counter: from its start to its end)."""
+    counters = job.counters or {}
+    seconds = counters.get("llm_wall_s")
+    if seconds is None and job.started_at is not None and job.finished_at is not None:
+        seconds = round((job.finished_at - job.started_at).total_seconds(), 3)
+    return {"job_id": job.id, "kind": job.kind, "prompt_tokens": int(counters.get("prompt_tokens") or 0),
+            "completion_tokens": int(counters.get("completion_tokens") or 0), "seconds": seconds}
 
 
 def progress(job: Job) -> Progress:

@@ -100,14 +100,20 @@ def build(session: Session, job: Job, params: EvolInstructParams, client: LLMCli
         return EvolInstruct(params, client, source_pool(session, job), previous,
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
-                            decontaminate=benchmark_index(session, params),
+                            decontaminate=benchmark_index(session, params, ctx.config, job),
                             known=step.known if step else (), known_examples=step.known_examples if step else ())
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    return run_method(ctx, build)  # with the contamination report when the job names benchmarks
+    # spending per accepted evolution: the roots are stored as accepted but cost nothing
+    return run_method(ctx, build, made=accepted_evolutions)  # with the contamination report
+
+
+def accepted_evolutions(counters: dict[str, Any]) -> int:
+    """Evolutions kept (the roots are not evolutions: they have no operation)."""
+    return sum(f.get("accepted", 0) for f in counters.get("operations", {}).values())
 
 
 def evolutions_done(counters: dict[str, Any]) -> int:

@@ -33,7 +33,7 @@ from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCa
 from app.core.config import CoreConfig
 from app.core.datasets import seeding, versions
 from app.core.filters.dedup import DedupError, NearDupIndex
-from app.core.jobs.decontamination import contamination_report
+from app.core.jobs.decontamination import checked_against, contamination_report
 from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import Progress
@@ -98,21 +98,27 @@ def near_duplicate_index(params: Any, job_id: int, config: CoreConfig) -> NearDu
         raise JobInputError(str(exc)) from None
 
 
-def run_method(ctx: JobContext, build: Build) -> dict[str, Any]:
+def run_method(ctx: JobContext, build: Build, made: Callable[[dict[str, Any]], int] | None = None) -> dict[str, Any]:
     """Run a generation engine for the job to its end (or its cancel); returns the result.
-    With `score_with_judge`, the judge then scores the curated examples (`judging`), on the
-    judge's endpoints or on the servers that generated them."""
+
+    `made`: the examples the job made, from its counters, when `accepted` is not that
+    (Evol-Instruct's `accepted` also counts the roots it was given); the spending per
+    accepted example divides by it. With `score_with_judge`, the judge then scores the
+    curated examples (`judging`), on the judge's endpoints or on the servers that
+    generated them."""
     judged: dict[str, Any] | None = None
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
-        accepted = asyncio.run(_drive(ctx, build, urls))
+        accepted = asyncio.run(_drive(ctx, build, urls, made))
         if getattr(ctx.params, "score_with_judge", False) and not ctx.heartbeat.stop_requested:
             judged = _judge(ctx, urls)
     result = {"curated": accepted, **ctx.extra.get("spending", {})}  # tokens per accepted example; budget stop
     if judged is not None:
         result["judge_scores"] = judged
-    if getattr(ctx.params, "decontaminate_against", None):
-        with ctx.session() as session:
-            result["contamination"] = contamination_report(session, ctx.job_id, ctx.params)
+    with ctx.session() as session:
+        job = store.get_job(session, ctx.job_id)
+        checked = checked_against(session, job, ctx.params, ctx.config)
+        if checked:
+            result["contamination"] = contamination_report(session, ctx.job_id, ctx.params, checked)
     return result
 
 
@@ -124,7 +130,8 @@ def _judge(ctx: JobContext, generator_urls: list[str]) -> dict[str, Any]:
         return score_job(ctx, scoring, urls, base)
 
 
-async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
+async def _drive(ctx: JobContext, build: Build, urls: list[str],
+                 made: Callable[[dict[str, Any]], int] | None = None) -> int:
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)
         previous = store.stored_candidates(session, ctx.job_id)
@@ -134,16 +141,19 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
         method = build(session, job, ctx.params, client, previous, ctx)
         job_kind = job.kind
     before = copy.deepcopy(counters)  # what earlier attempts of the job recorded
+    base_wall, started = float(counters.get("llm_wall_s") or 0.0), time.monotonic()
     state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
     batch: list[CandidateRecord] = []
     jobs = ctx.config.jobs
     budget = Budget.of(ctx.params)
 
     def usage() -> dict[str, Any]:
-        # token and request counts add up over a job's attempts, and the last errors carry
-        # over; the concurrency limit per endpoint and the utilisation are this attempt's
-        # (they describe the run as it is)
-        return {**client.usage.added_to(before), **client.gauges()}
+        # token and request counts and the wall time on the model servers (what a price per
+        # GPU-hour bills) add up over a job's attempts, and the last errors carry over; the
+        # concurrency limit per endpoint and the utilisation are this attempt's (they
+        # describe the run as it is)
+        return {**client.usage.added_to(before), "llm_wall_s": round(base_wall + time.monotonic() - started, 3),
+                **client.gauges()}
 
     # the heartbeat persists what is committed plus the live LLM usage
     ctx.heartbeat.counters = lambda: {**state["committed"], **usage()}
@@ -202,7 +212,8 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:
     finally:
         await client.aclose()
     stopped = {"stopped": ctx.extra["stopped"]} if "stopped" in ctx.extra else {}
-    ctx.extra["spending"] = {**budget.spending({**counters, **usage()}), **stopped}
+    final = {**counters, **usage()}
+    ctx.extra["spending"] = {**budget.spending(final, made(final) if made else None), **stopped}
     return int(counters.get("accepted", 0))
 
 

@@ -52,13 +52,13 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
                             known=step.known if step else (), known_examples=step.known_examples if step else (),
-                            decontaminate=benchmark_index(session, params))
+                            decontaminate=benchmark_index(session, params, ctx.config, job))
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    return run_method(ctx, build)  # with the contamination report when the job names benchmarks
+    return run_method(ctx, build)  # with the contamination report when anything was checked
 
 
 SELF_INSTRUCT = register(JobKind(
