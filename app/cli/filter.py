@@ -261,7 +261,8 @@ def decontaminate(
     if not 0.0 <= threshold < 1.0:
         raise CliError(f"--threshold must be in [0, 1), got {threshold}")
     try:
-        index = DecontaminationIndex(n=n, threshold=threshold, fields=fields, strict=strict)
+        index = DecontaminationIndex(n=n, threshold=threshold, fields=fields, strict=strict,
+                                      short_exact=("prompt",))  # as jobs do: a short answer is no evidence
     except ValueError as exc:
         raise CliError(f"--field: {exc}") from None
     for path in benchmark:

@@ -90,3 +90,20 @@ def test_an_unreadable_evaluation_file_names_the_parameter(sqlite_url, tmp_path)
     config = Settings(train={"eval_tasks": str(tmp_path / "missing.jsonl")}).core_config()
     with session_scope(sqlite_url) as session, pytest.raises(JobInputError, match="decontaminate_eval_tasks"):
         benchmark_index(session, params(), config)
+
+
+def test_a_benchmark_sets_short_answer_is_not_matched_by_exact_copy_but_its_prompt_is(sqlite_url):
+    from app.core.filters.decontaminate import BenchmarkItem
+
+    with session_scope(sqlite_url) as session:
+        bench = store.import_benchmark_set(session, "gsm-mini", "jsonl", [
+            BenchmarkItem("gsm-mini", "q1", "How many legs do three spiders have?", "24")])
+        index = benchmark_index(session, params(decontaminate_against=[bench.id], decontaminate_eval_tasks=False),
+                                CONFIG)
+    same_answer = CandidateRecord("Multiply six by four and give the product.", accepted=True,
+                                  instances=[InstanceCandidate("", "24")])
+    assert screen(index, same_answer) is None  # "24" answers many questions
+    same_prompt = CandidateRecord("how many legs do THREE spiders have", accepted=True,
+                                  instances=[InstanceCandidate("", "Twenty-four legs.")])
+    assert screen(index, same_prompt) == "contaminated"
+    assert same_prompt.detail["contamination"][0]["item"] == "q1"

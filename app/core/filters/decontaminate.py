@@ -14,9 +14,10 @@ brute-force pairwise definition the index must agree with (tests and the benchma
 Fields: a benchmark item has a prompt (instruction + input) and an output; a candidate's
 prompt is compared with the items' prompts and its output with their outputs, for the
 fields named in `fields`. `short_exact` names the fields on which an item shorter than n
-counts by exact match: both by default; the evaluation tasks' index leaves outputs out,
-because a short answer (a label, a number: "Positive", "4") is shared by unrelated tasks
-and says nothing about which one was copied.
+counts by exact match: both by default; the jobs' indexes (benchmark sets and evaluation
+tasks, `app.core.jobs.decontamination`) leave outputs out, because a short answer (a
+label, a number: "Positive", "4") is shared by unrelated tasks and says nothing about
+which one was copied.
 
 `Indexes` checks several indexes (each with its own settings) as one: a job's benchmark
 sets and the trainer's evaluation tasks.

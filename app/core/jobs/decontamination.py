@@ -86,15 +86,19 @@ def benchmark_index(session: Session, params: Any, config: CoreConfig | None = N
                     job: Job | None = None) -> Indexes | None:
     """The job's index over its benchmark sets' items and the evaluation tasks, or None when
     there is nothing to check."""
+    # a short output (a label, a number) is never matched by exact copy, in a benchmark set
+    # or the evaluation tasks: "Positive" or "72" is shared by unrelated tasks and says
+    # nothing about which one was copied (short prompts still are)
     settings = {"n": params.decontaminate_n, "threshold": params.decontaminate_threshold,
-                "fields": params.decontaminate_fields, "strict": params.decontaminate_strict}
+                "fields": params.decontaminate_fields, "strict": params.decontaminate_strict,
+                "short_exact": ("prompt",)}
     benchmarks = DecontaminationIndex(**settings)
     for ident in dict.fromkeys(params.decontaminate_against):
         try:
             benchmarks.add_many(store.benchmark_items(session, ident))
         except store.NotFound as exc:
             raise JobInputError(f"decontaminate_against: {exc}") from None
-    evals = DecontaminationIndex(**settings, short_exact=("prompt",))
+    evals = DecontaminationIndex(**settings)
     for tasks in eval_task_files(session, job, params, config):
         evals.add_many(eval_task_items(tasks))
     built = Indexes([benchmarks, evals])
