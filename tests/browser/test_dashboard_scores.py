@@ -248,6 +248,7 @@ def test_the_judge_summary_of_a_generation_job_and_of_a_score_job_live_then_fina
     assert page.inner_text("#phase").endswith("judging")
     assert page.inner_text("#judge-judged") == "1 of 4 examples"
     assert page.inner_text("#judge-summary .live-mean[data-aspect=quality]") == "5.13 (so far)"
+    assert page.inner_text("#judge-requests") == "1 (0 errors)"
     assert not page.is_visible("#tab-rows") and not page.is_visible("#score-job")  # it has no rows of its own
     for size in (WIDE, PHONE):
         page.set_viewport_size(size)
@@ -274,11 +275,12 @@ def test_the_judge_summary_of_a_generation_job_and_of_a_score_job_live_then_fina
     page.set_viewport_size(WIDE)
     screenshot(page, "score-job")
 
-    # its link opens the scored job's rows at the median quality and above, by this judge
+    # its link opens the scored job's rows from the median quality (one decimal, down) up, by this judge
+    threshold = int(result["quality"]["median"] * 10) / 10
+    assert page.inner_text("#judge-rows-best") == f"quality ≥ {threshold} (the median is {fixed(result['quality']['median'], 2)})"
     tab_to(page, "#judge-rows-best")
     page.keyboard.press("Enter")
     page.wait_for_function(f"location.hash.startsWith('#/jobs/{job}/rows')")
-    threshold = int(result["quality"]["median"] * 10) / 10
     assert page.evaluate("location.hash") == f"#/jobs/{job}/rows?fate=accepted&min_quality={threshold}&judge=judge-c"
     shown = wait_rows(page, api, job, f"fate=accepted&min_quality={threshold}&judge=judge-c")
     assert [r["instruction"] for r in shown] == ["Write a haiku about rain.", "Name three rivers in Europe."]
@@ -411,6 +413,9 @@ def test_a_real_score_job_from_the_button_shows_the_apis_summary(pages, live_api
     page.wait_for_selector("#judge-summary[data-final=yes]")
     check_summary(page, result, job)
     assert page.inner_text(".detail .progress-text") == "4 / 4 judged"
+    c = shown["counters"]
+    assert page.inner_text("#judge-requests") == f"{c['judge_llm_requests']} ({c['judge_llm_errors']} errors)"
+    assert page.inner_text("#judge-tokens") == f"{c['judge_prompt_tokens']} prompt · {c['judge_completion_tokens']} completion"
     screenshot(page, "score-job-real")
     page.set_viewport_size(PHONE)
     assert layout_problems(page) == []

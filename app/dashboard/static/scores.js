@@ -113,13 +113,15 @@ export function JudgeSummary({ job, rowsJob }) {
       <dt>judged</dt><dd id="judge-judged">${judged ?? 0} of ${total ?? "?"} examples</dd>
       <dt>unparseable</dt><dd id="judge-unparseable">${unparseable ?? 0} <span class="muted">answers (not a score 1-6; kept as they were)</span></dd>
       ${(errors || 0) > 0 && html`<dt>failed</dt><dd id="judge-errors">${errors} <span class="muted">requests (asked again by a later scoring)</span></dd>`}
+      ${"judge_llm_requests" in c && html`<dt>requests</dt><dd id="judge-requests">${c.judge_llm_requests} <span class="muted">(${c.judge_llm_errors ?? 0} errors)</span></dd>
+        <dt>tokens</dt><dd id="judge-tokens">${c.judge_prompt_tokens ?? 0} prompt · ${c.judge_completion_tokens ?? 0} completion</dd>`}
       ${!final && ASPECTS.filter((a) => c["mean_" + a] != null).map((a) => html`<dt key=${a}>mean ${a}</dt>
         <dd class="live-mean" data-aspect=${a}>${c["mean_" + a].toFixed(2)} <span class="muted">(so far)</span></dd>`)}
     </dl>
     ${aspects.length > 0 && html`<div class="aspects">${aspects.map((a) => html`<${Aspect} key=${a} aspect=${a} a=${final[a]} />`)}</div>`}
     ${final && judge && rowsJob && html`<p class="judge-links-head">Job ${rowsJob}'s rows, by this judge:</p>
       <ul class="plain-list judge-links">
-        ${threshold !== null && html`<li><a id="judge-rows-best" href=${rows({ fate: "accepted", min_quality: threshold, judge })}>quality ≥ ${threshold.toFixed(1)} (the median and above)</a></li>`}
+        ${threshold !== null && html`<li><a id="judge-rows-best" href=${rows({ fate: "accepted", min_quality: threshold, judge })}>quality ≥ ${threshold.toFixed(1)} (the median is ${quality.median.toFixed(2)})</a></li>`}
         <li><a id="judge-rows" href=${rows({ fate: "accepted", judge })}>every curated example, with its scores</a></li></ul>`}
   </div>`;
 }
