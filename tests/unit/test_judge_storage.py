@@ -154,6 +154,13 @@ def test_results_api_shows_scores_and_filters_by_min_quality(api, pg_url):
         response = api.get(f"/api/v1/jobs/{job_id}/instances?{query}")
         assert response.status_code == 422, (query, response.text)
 
+    # the judges that scored it, the latest first (what the dashboard's judge selector lists)
+    judges = api.ok("get", f"/api/v1/jobs/{job_id}/judges")["items"]
+    assert [(j["judge"], j["aspects"], j["examples"]) for j in judges] == [
+        ("new", ["quality"], 1), ("old", ["quality", "complexity"], 3)]
+    assert judges[0]["last_scored_at"] > judges[1]["last_scored_at"]
+    assert api.get("/api/v1/jobs/999999/judges").status_code == 404
+
 
 def test_a_score_job_is_asked_for_like_any_job(api, pg_url):
     seed_set = api.ok("post", "/api/v1/seed-sets", 201, json={

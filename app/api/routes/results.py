@@ -1,5 +1,6 @@
 """A job's instructions and instances: paged, filtered by fate, rule and the LLM judge's
-quality score (`min_quality`, `judge`), searched by text; each instance with its judge scores.
+quality score (`min_quality`, `judge`), searched by text; each instance with its judge scores;
+and the judges that scored the job (what a `judge=` can name).
 
 `q` is a case-insensitive substring match (ILIKE; SQLite and PostgreSQL alike), with `%`
 and `_` taken literally. Instructions are in decision order (`seq`) unless `sort` asks for
@@ -18,7 +19,14 @@ from sqlmodel import Session, select
 from app.api.deps import IdPath, Owner, SessionDep, owned
 from app.api.errors import LimitedJsonRoute
 from app.api.schemas.common import MAX_PAGE, Page, Text
-from app.api.schemas.results import InstanceOut, InstanceWithInstruction, InstructionOut, ScoreOut
+from app.api.schemas.results import (
+    InstanceOut,
+    InstanceWithInstruction,
+    InstructionOut,
+    JudgeList,
+    JudgeOut,
+    ScoreOut,
+)
 from app.core.scoring import storage
 from app.models import Fate, Instance, Instruction, Job
 
@@ -111,3 +119,9 @@ def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: Fate
     items = [InstanceWithInstruction(**inst.model_dump(), instruction=text, scores=scores.get(inst.id, {}))
              for inst, text in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/judges", summary="The LLM judges that scored the job's examples, the latest first")
+def list_judges(job_id: IdPath, session: SessionDep, owner: Owner) -> JudgeList:
+    owned(session, Job, job_id, owner, "job")
+    return JudgeList(items=[JudgeOut(**entry) for entry in storage.judges_of(session, job_id)])

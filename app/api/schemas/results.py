@@ -21,6 +21,19 @@ class ScoreOut(BaseModel):
     created_at: datetime
 
 
+class JudgeOut(BaseModel):
+    """A judge that scored a job's examples (pick it with `judge=` on the job's rows)."""
+
+    judge: str = Field(examples=["gemma-3-270m"], description="The judge model's name.")
+    aspects: list[str] = Field(examples=[["quality", "complexity"]])
+    examples: int = Field(examples=[15], description="Examples it has a score row for (on any aspect).")
+    last_scored_at: datetime
+
+
+class JudgeList(BaseModel):
+    items: list[JudgeOut] = Field(description="The latest first.")
+
+
 class InstanceOut(BaseModel):
     id: int
     instruction_id: int

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, exists, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -176,6 +176,25 @@ def score_at_least(instance_id: Any, aspect: str, minimum: float, judge: str | N
     newer = exists().where(t.instance_id == s.instance_id, t.aspect == s.aspect,
                            or_(t.created_at > s.created_at, and_(t.created_at == s.created_at, t.id > s.id)))
     return condition.where(~newer)
+
+
+def judges_of(session: Session, job_id: int) -> list[dict[str, Any]]:
+    """The judges that scored a job's examples, the latest first: each with the aspects it
+    scored, how many examples it has a row for, and when it last scored (what a reader
+    picks a judge from when several scored the same job)."""
+    rows = session.exec(select(ExampleScore.judge, ExampleScore.aspect, func.count(ExampleScore.id),
+                               func.max(ExampleScore.created_at))
+                        .where(ExampleScore.job_id == job_id)
+                        .group_by(ExampleScore.judge, ExampleScore.aspect)).all()
+    judges: dict[str, dict[str, Any]] = {}
+    for judge, aspect, n, last in rows:
+        entry = judges.setdefault(judge, {"judge": judge, "aspects": [], "examples": 0, "last_scored_at": last})
+        entry["aspects"].append(aspect)
+        entry["examples"] = max(entry["examples"], n)  # one row per example and aspect
+        entry["last_scored_at"] = max(entry["last_scored_at"], last)
+    for entry in judges.values():
+        entry["aspects"].sort(key=lambda a: (a != "quality", a))
+    return sorted(judges.values(), key=lambda e: (e["last_scored_at"], e["judge"]), reverse=True)
 
 
 def summary(session: Session, job_id: int, judge: str, aspects: Sequence[str],

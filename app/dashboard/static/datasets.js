@@ -1,12 +1,13 @@
 // Datasets (the /api/v1/datasets routes): the list; a dataset's versions with counts, content
-// hash and tags (move `prod`), download, build now and charts; its rows, reviewed into a new
-// version without the rows marked as discarded; the diff of two versions; the schedule with
-// its next fire times and fire history.
+// hash and tags (move `prod`), download, build now and charts; its rows (with the judge's
+// quality and complexity when scored), reviewed into a new version without the rows marked
+// as discarded; the diff of two versions; the schedule with its next fire times and history.
 import { html, useCallback, useEffect, useState } from "./preact-htm.module.js";
 import { download, Unreachable } from "./api.js";
 import { fmtTime, go, isActive, usePoll } from "./util.js";
 import { errorText, Pager } from "./jobs.js";
 import { ChartBox, COLORS } from "./charts.js";
+import { ExampleScores } from "./scores.js";
 
 const PAGE = 25;
 const FORMATS = ["alpaca", "messages", "prompt-completion"];
@@ -244,7 +245,8 @@ function ExampleRow({ row, reason, canMark, onMark }) {
   const marked = reason !== undefined;
   return html`<li class=${"row example" + (marked ? " marked" : "")} data-example=${row.id}>
     <div><span class="seq">#${row.id}</span> <span class="muted small">${row.method} · added in v${row.added_in}</span>
-      ${row.scores && row.scores.max_rouge_l != null && html` <span class="score">R-L ${Number(row.scores.max_rouge_l).toFixed(3)}</span>`}</div>
+      ${row.scores && row.scores.max_rouge_l != null && html` <span class="score">R-L ${Number(row.scores.max_rouge_l).toFixed(3)}</span>`}
+      <${ExampleScores} scores=${row.scores} /></div>
     <p class="text"><strong>${row.instruction}</strong></p>
     ${row.input && html`<pre class="text-box">${row.input}</pre>`}
     <pre class="text-box">${row.output}</pre>

@@ -1,8 +1,9 @@
 // The evidence behind one row's fate: the decision and its score, the most similar pool
 // instruction side by side with the shared words (ROUGE-L's common subsequence) marked,
-// every instance with its fate and reason, and the row's evolution tree.
+// every instance with its fate, reason and judge scores, and the row's evolution tree.
 import { html, useEffect, useState } from "./preact-htm.module.js";
 import { evolves, fmtScore, fmtTime, lcsMarks } from "./util.js";
+import { InstanceScores } from "./scores.js";
 
 function Marked({ pieces }) {
   return pieces.map((p, i) => (p.mark ? html`<mark key=${i}>${p.text}</mark>` : p.text));
@@ -51,6 +52,7 @@ function LineageTree({ api, job, row, onError }) {
 
 export function Evidence({ api, job, row, onError }) {
   const evolved = evolves(job) || row.parent_id || row.operation;
+  const scored = row.instances.some((i) => Object.keys(i.scores || {}).length > 0);
   return html`<div class="evidence" id=${"evidence-" + row.id}>
     <dl class="decision">
       <dt>fate</dt><dd class=${"fate " + row.fate}>${row.fate}</dd>
@@ -64,9 +66,10 @@ export function Evidence({ api, job, row, onError }) {
     ${row.most_similar.length > 0 && html`<${Similar} row=${row} />`}
     <h4>Instances</h4>
     ${row.instances.length === 0 ? html`<p class="muted">No instance (the instruction was decided before its instances were asked for).</p>`
-      : html`<div class="table-wrap"><table class="instances"><thead><tr><th>input</th><th>output</th><th>fate</th></tr></thead><tbody>
+      : html`<div class="table-wrap"><table class="instances"><thead><tr><th>input</th><th>output</th><th>fate</th>${scored && html`<th>judge scores</th>`}</tr></thead><tbody>
         ${row.instances.map((i) => html`<tr key=${i.id}><td><pre>${i.input || "–"}</pre></td><td><pre>${i.output || "–"}</pre></td>
-          <td><span class=${"fate " + i.fate}>${i.fate}</span>${i.rule && html` <code class="rule">${i.rule}</code>`}</td></tr>`)}
+          <td><span class=${"fate " + i.fate}>${i.fate}</span>${i.rule && html` <code class="rule">${i.rule}</code>`}</td>
+          ${scored && html`<td class="scores-cell"><${InstanceScores} instance=${i} named=${true} /></td>`}</tr>`)}
       </tbody></table></div>`}
     ${evolved && html`<${LineageTree} api=${api} job=${job} row=${row} onError=${onError} />`}
   </div>`;

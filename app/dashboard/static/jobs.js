@@ -1,11 +1,12 @@
-// Jobs: the list, and one job's detail (overview, rows with their evidence, charts, exports)
-// with its actions. A finished job is loaded once and never polled again.
+// Jobs: the list, and one job's detail (overview, rows with their evidence and judge scores,
+// charts, exports) with its actions. A finished job is loaded once and never polled again.
 import { html, useCallback, useEffect, useRef, useState } from "./preact-htm.module.js";
 import { ApiError, download, Unreachable } from "./api.js";
-import { duration, evolves, FINISHED, fmtBytes, fmtScore, fmtSeconds, fmtTime, go, isActive, phase, producesRows, trains, usePoll } from "./util.js";
+import { currentParams, duration, evolves, FINISHED, fmtBytes, fmtScore, fmtSeconds, fmtTime, go, isActive, judgesOnly, phase, producesRows, trains, usePoll } from "./util.js";
 import { Evidence } from "./evidence.js";
 import { binLabels, ChartBox, COLORS, timeLabel } from "./charts.js";
 import { Contamination, ModelServer, Stopped } from "./figures.js";
+import { InstanceScores, judging, JudgeSummary, ScoreForm } from "./scores.js";
 
 const PAGE = 25;
 const EXPORT_FORMATS = ["alpaca", "messages", "prompt-completion"];
@@ -24,7 +25,7 @@ function Progress({ job }) {
   const p = job.progress || {};
   const done = FINISHED.has(job.status);
   const pct = p.percent ?? (done && job.status === "succeeded" ? 100 : null);
-  const unit = trains(job) ? "steps" : "curated";
+  const unit = trains(job) ? "steps" : judgesOnly(job) ? "judged" : "curated";
   const text = p.target ? `${p.done} / ${p.target} ${unit}` : `${p.done} ${unit}`;
   return html`<div class="progress">
     <div class="bar" role="progressbar" aria-label="progress" aria-valuemin="0" aria-valuemax="100"
@@ -42,7 +43,7 @@ function ListItem({ job, selected }) {
       <span class="job-title"><strong>#${job.id}</strong> ${job.kind}</span>
       <${StatusBadge} job=${job} />
       <${Progress} job=${job} />
-      <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : `${rejected} rejected`}
+      <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : judgesOnly(job) ? `${c.judge_unparseable ?? 0} unparseable` : `${rejected} rejected`}
         ${isActive(job) && job.progress.eta_s != null ? ` · ETA ${fmtSeconds(job.progress.eta_s)}` : ""}
         ${" · "}${fmtTime(job.created_at)}</span>
     </a>
@@ -107,6 +108,7 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
   const [error, setError] = useState("");
   const [notice, setNotice] = useState("");
   const [confirming, setConfirming] = useState(false);
+  const [scoring, setScoring] = useState(false);
   const tab = route.parts[2] || "overview";
   const params = route.params;
   const load = useCallback(async () => {
@@ -153,6 +155,8 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
   if (!job) return html`<section class="detail card"><p class="muted">Loading job ${id}…</p></section>`;
   const rows = producesRows(job, kinds);
   const tabs = rows ? TABS : TABS.slice(0, 1);
+  const scoreKind = kinds && kinds.score;  // asked for by name: the API's kind for judge scores
+  const canScore = rows && scoreKind && FINISHED.has(job.status);
   return html`<section class="detail" aria-label=${"job " + job.id} data-job=${job.id} data-status=${job.status}
       data-polling=${live ? "live" : "stopped"}>
     <a class="back" href="#/jobs">← All jobs</a>
@@ -166,8 +170,12 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
       <div class="actions">
         ${isActive(job) && !job.cancel_requested && html`<button type="button" id="cancel-job" onClick=${() => act(`/jobs/${id}/cancel`, "Cancel requested: the job stops within seconds and keeps what it accepted.")}>Cancel</button>`}
         ${(job.status === "failed" || job.status === "cancelled") && html`<button type="button" id="retry-job" onClick=${() => act(`/jobs/${id}/retry`, "Queued again: it resumes from what it stored.")}>Retry</button>`}
+        ${canScore && html`<button type="button" id="score-job" aria-expanded=${scoring ? "true" : "false"}
+          onClick=${() => setScoring(!scoring)}>Score with a judge…</button>`}
         ${FINISHED.has(job.status) && html`<button type="button" class="danger" id="delete-job" onClick=${() => setConfirming(true)}>Delete…</button>`}
       </div>
+      ${canScore && scoring && html`<${ScoreForm} api=${api} job=${job} kind=${scoreKind} onError=${onError} onChanged=${onChanged}
+        onNotice=${(err) => setNotice(err ? errorText(err) : "")} onClose=${() => setScoring(false)} />`}
       ${notice && html`<p class="notice" role="status">${notice}</p>`}
       <${Stopped} job=${job} />
     </div>
@@ -259,6 +267,7 @@ function Overview({ api, job, onError, rows }) {
       </dl>
     </div>
     ${rows && html`<${ModelServer} job=${job} lost=${llmFailed} lostRows=${llmRows} />`}
+    ${judging(job) && html`<${JudgeSummary} job=${job} rowsJob=${rows ? job.id : (job.result || {}).source_job_id ?? job.source_job_id} />`}
     ${rows && job.result && job.result.contamination && html`<${Contamination} report=${job.result.contamination}
       rejected=${(c.rejected || {}).contaminated || 0} onRows=${() => filter({ fate: "rejected", rule: "contaminated" })} />`}
     <details class="card" id="params"><summary><h3>Parameters</h3></summary>
@@ -270,46 +279,76 @@ function Overview({ api, job, onError, rows }) {
 // --- rows: filter, search, sort, page; evidence of each row ---------------------------------------
 const SORTS = [["seq", "decision order"], ["-seq", "newest first"], ["-max_rouge_l", "most similar first"], ["max_rouge_l", "least similar first"]];
 
+// min_quality: a judge's quality score, 1-6 (the API takes 0-6; below 1 filters nothing)
+const qualityOf = (text) => {
+  const n = Number(text);
+  return text !== "" && text !== undefined && Number.isFinite(n) && n >= 1 && n <= 6 ? n : null;
+};
+
 function Rows({ api, job, params, onError }) {
   const [page, setPage] = useState(null);
   const [error, setError] = useState("");
   const [search, setSearch] = useState(params.q || "");
+  const [minText, setMinText] = useState(params.min_quality || "");
+  const [judges, setJudges] = useState([]);
   const fate = params.fate || "", rule = params.rule || "", q = params.q || "", sort = params.sort || "seq";
+  const judge = params.judge || "";
+  const minQuality = qualityOf(params.min_quality);
   const number = Math.max(1, Number(params.page) || 1);
   const open = params.open ? Number(params.open) : null;
   const generated = (job.counters || {}).generated || 0;
-  const set = (changes) => go(["jobs", String(job.id), "rows"], { ...params, page: undefined, open: undefined, ...changes });
+  const set = (changes) => go(["jobs", String(job.id), "rows"], { ...currentParams(), page: undefined, open: undefined, ...changes });
   useEffect(() => setSearch(q), [q]);
+  useEffect(() => setMinText(params.min_quality || ""), [params.min_quality]);
+  // the judges that scored this job: the quality filter, and a choice when there are several
+  useEffect(() => {
+    api.get(`/jobs/${job.id}/judges`).then((j) => setJudges(j.items)).catch(onError);
+  }, [job.id, job.status]);
   useEffect(() => {
     const query = new URLSearchParams({ limit: PAGE, offset: (number - 1) * PAGE, sort });
     if (fate) query.set("fate", fate);
     if (rule) query.set("rule", rule);
     if (q) query.set("q", q);
-    api.get(`/jobs/${job.id}/instructions?${query}`).then((p) => { setPage(p); setError(""); })
-      .catch((err) => { onError(err); setError(errorText(err)); });
-  }, [job.id, fate, rule, q, sort, number, generated]);
+    if (minQuality !== null) query.set("min_quality", String(minQuality));
+    if (judge) query.set("judge", judge);
+    let current = true;  // an answer to a request the filters have since replaced is dropped
+    api.get(`/jobs/${job.id}/instructions?${query}`).then((p) => { if (current) { setPage(p); setError(""); } })
+      .catch((err) => { onError(err); if (current) setError(errorText(err)); });
+    return () => { current = false; };
+  }, [job.id, fate, rule, q, sort, number, generated, minQuality, judge]);
+  const badMin = minText !== "" && qualityOf(minText) === null;
+  const applyMin = () => { if (!badMin && minText !== (params.min_quality || "")) set({ min_quality: minText }); };
+  const scored = judges.length > 0 || minQuality !== null || judge;
   const rules = Array.from(new Set([...Object.keys((job.counters || {}).rejected || {}), ...(rule ? [rule] : [])])).sort();
   const pages = page ? Math.max(1, Math.ceil(page.total / PAGE)) : 1;
   return html`<div class="rows-view">
-    <form class="filters card" role="search" onSubmit=${(e) => { e.preventDefault(); set({ q: search.trim() }); }}>
+    <form class="filters card" role="search" noValidate onSubmit=${(e) => { e.preventDefault(); set({ q: search.trim(), ...(badMin ? {} : { min_quality: minText }) }); }}>
       <label>fate <select id="filter-fate" value=${fate} onChange=${(e) => set({ fate: e.target.value, rule: e.target.value === "accepted" ? "" : rule })}>
         <option value="">all</option><option value="accepted">accepted</option><option value="rejected">rejected</option></select></label>
       <label>rule <select id="filter-rule" value=${rule} onChange=${(e) => set({ rule: e.target.value, fate: e.target.value ? "rejected" : fate })}>
         <option value="">any</option>${rules.map((r) => html`<option value=${r}>${r}</option>`)}</select></label>
       <label>sort <select id="sort" value=${sort} onChange=${(e) => set({ sort: e.target.value === "seq" ? "" : e.target.value })}>
         ${SORTS.map(([v, l]) => html`<option value=${v}>${l}</option>`)}</select></label>
+      ${scored && html`<label title="the judge's quality score, 1-6">min quality <input id="filter-min-quality" type="number" min="1" max="6" step="0.1"
+        inputmode="decimal" value=${minText} placeholder="1-6" aria-invalid=${badMin ? "true" : "false"}
+        onInput=${(e) => setMinText(e.target.value)} onChange=${applyMin} /></label>`}
+      ${(judges.length > 1 || judge) && html`<label>judge <select id="filter-judge" value=${judge} onChange=${(e) => set({ judge: e.target.value })}>
+        <option value="">latest score</option>${Array.from(new Set([...judges.map((j) => j.judge), ...(judge ? [judge] : [])]))
+          .map((name) => html`<option value=${name}>${name}</option>`)}</select></label>`}
       <label class="grow">search <input id="search" type="search" value=${search} placeholder="words in the instruction"
         onInput=${(e) => setSearch(e.target.value)} /></label>
       <button type="submit">Search</button>
-      ${(fate || rule || q) && html`<button type="button" class="link" onClick=${() => set({ fate: "", rule: "", q: "" })}>Clear filters</button>`}
+      ${(fate || rule || q || params.min_quality || judge) && html`<button type="button" class="link" id="clear-filters"
+        onClick=${() => set({ fate: "", rule: "", q: "", min_quality: "", judge: "" })}>Clear filters</button>`}
+      ${badMin && html`<p class="error small" role="alert" id="min-quality-error">min quality: a number from 1 to 6</p>`}
     </form>
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${page && html`<p class="muted" id="rows-summary">${page.total === 0 ? "No rows match." :
       `Rows ${page.offset + 1}–${page.offset + page.items.length} of ${page.total}`}</p>
       <ol class="rows" id="rows">${page.items.map((row) => html`<${Row} key=${row.id} api=${api} job=${job} row=${row}
-        open=${row.id === open} onToggle=${() => go(["jobs", String(job.id), "rows"], { ...params, open: row.id === open ? undefined : row.id })}
+        open=${row.id === open} onToggle=${() => go(["jobs", String(job.id), "rows"], { ...currentParams(), open: row.id === open ? undefined : row.id })}
         onError=${onError} />`)}</ol>
-      ${pages > 1 && html`<${Pager} number=${number} pages=${pages} onPage=${(n) => go(["jobs", String(job.id), "rows"], { ...params, page: n, open: undefined })} />`}`}
+      ${pages > 1 && html`<${Pager} number=${number} pages=${pages} onPage=${(n) => go(["jobs", String(job.id), "rows"], { ...currentParams(), page: n, open: undefined })} />`}`}
   </div>`;
 }
 
@@ -334,6 +373,7 @@ function Row({ api, job, row, open, onToggle, onError }) {
       ${row.operation && html`<span class="op">${row.operation} · r${row.round}</span>`}
       <span class="text">${row.instruction}</span>
       <span class="muted small">${row.instances.length ? `${kept}/${row.instances.length} instances kept` : ""}</span>
+      ${row.instances.map((i) => html`<${InstanceScores} key=${i.id} instance=${i} />`)}
     </button>
     ${open && html`<${Evidence} api=${api} job=${job} row=${row} onError=${onError} />`}
   </li>`;

@@ -37,6 +37,9 @@ export function duration(job) {
 // What a job is, from GET /kinds (`kinds`: name -> kind) and its counters, not from its name.
 export const trains = (job) => "stage" in (job.counters || {});
 export const evolves = (job) => Object.keys((job.counters || {}).operations || {}).length > 0;
+// a job that only scores another's examples (a `score` job): its counters start with `judged`
+// and have no generation counters
+export const judgesOnly = (job) => "judged" in (job.counters || {}) && !("generated" in (job.counters || {}));
 export function producesRows(job, kinds) {
   const kind = kinds && kinds[job.kind];
   return kind ? kind.produces_examples : !trains(job);
@@ -49,6 +52,8 @@ export function phase(job, kinds) {
   if (job.status === "running") {
     if (job.cancel_requested) return "stopping: cancel requested, keeping what it accepted";
     if (trains(job)) return "training: " + (c.stage || "starting");
+    if (judgesOnly(job)) return c.judge_llm_requests || c.judged ? "judging" : "starting the judge's model server (no answer yet)";
+    if (c.judge_examples != null) return "judging: the judge scores the curated examples";
     if (kinds && kinds[job.kind] && !kinds[job.kind].needs_llm) return "running";
     if (!c.llm_requests && !c.generated) return "starting the model server (no model answer yet)";
     const p = job.progress || {};
@@ -87,6 +92,11 @@ export function useHash() {
 export function go(parts, params) {
   location.hash = makeHash(parts, params);
 }
+
+// The route's parameters as the URL holds them now: a change made before the page has
+// re-rendered from the previous one (two quick changes in a row) builds on it, not on
+// what the page last rendered.
+export const currentParams = () => parseHash(location.hash).params;
 
 // --- polling: paused while the tab is hidden, and only while `live` (a finished job is
 // loaded once, then left alone). Pollers are counted on <body data-pollers> for tests.
