@@ -88,7 +88,9 @@ def check_lineages(ins, n_roots: int, rounds: int) -> dict[int, list]:
             if e.fate == "accepted":
                 tip = e.id  # survived: the next round evolves it
             else:
-                assert e.rule in EVOL_RULES and not e.in_pool  # failed: the parent goes back
+                # failed (by a rule of the method, or as a copy of an evaluation task the trainer
+                # scores: this pool shares a default seed task): the parent goes back
+                assert (e.rule in EVOL_RULES or e.rule == "contaminated") and not e.in_pool
         assert by_id[tip].fate == "accepted"
     return chains
 
@@ -170,7 +172,9 @@ def test_two_rounds_with_lineage_counters_resume_and_export(pg_url, llm_base_url
     path = tmp_path / "evol.jsonl"
     assert exporter.write(final, "messages", path) == 4
     written = [json.loads(line) for line in path.read_text().splitlines()]
-    assert all(w["lineage"] and w["messages"][0]["content"] == w["lineage"][-1]["instruction"] for w in written)
+    # the user turn is the last step's instruction (a root that no evolution outlived keeps its input after it)
+    assert all(w["lineage"] and w["messages"][0]["content"].startswith(w["lineage"][-1]["instruction"])
+               for w in written)
 
 
 def test_failed_evolutions_put_their_parent_back(pg_url, llm_base_url):
