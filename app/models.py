@@ -165,6 +165,35 @@ class Instance(SQLModel, table=True):
     rule: Optional[str] = Field(default=None, max_length=64)
 
 
+class ExampleScore(SQLModel, table=True):
+    """A judge's score of one example (an instance) on one aspect (`quality`, `complexity`).
+
+    One row per (instance, aspect, judge): the same judge scoring again replaces its row
+    (and a resumed scoring job never stores twice); another judge's scores stand beside.
+    `score` is null unless `status` is "ok" (an unparseable answer is kept as `raw`);
+    `scoring_job_id` is the job that asked (a `score` job, or the generation job itself
+    when it scored its own examples).
+    """
+
+    __tablename__ = "example_scores"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "aspect", "judge"),
+        Index("ix_example_scores_job_aspect", "job_id", "aspect"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    instance_id: int = Field(foreign_key="instances.id", ondelete="CASCADE")
+    job_id: int = Field(foreign_key="jobs.id", ondelete="CASCADE")  # the job the instance belongs to
+    scoring_job_id: Optional[int] = Field(default=None, foreign_key="jobs.id", ondelete="SET NULL")
+    aspect: str = Field(max_length=32)
+    judge: str = Field(max_length=200)  # the judge model's name
+    score: Optional[float] = None
+    parsed: Optional[int] = None
+    raw: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)  # ok | unparseable | error
+    from_logprobs: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Export(SQLModel, table=True):
     __tablename__ = "exports"
     id: Optional[int] = Field(default=None, primary_key=True)

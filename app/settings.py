@@ -13,9 +13,10 @@ by the same model.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -26,7 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, LLMConfig
+from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, JudgeConfig, LLMConfig
 from app.core.handoff.config import HandoffConfig
 from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.training.config import TrainParams
@@ -113,6 +114,33 @@ class Settings(BaseSettings):
         description="How long requests keep retrying while no model server answers (connection errors, "
         "timeouts, 429, 5xx); then the job is paused (back to `queued`, what it accepted kept) and the "
         "reaper sends it again.",
+    )
+
+    # --- the LLM judge (quality and complexity scores) -------------------------------------
+    judge_base_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OpenAI-compatible endpoints of the LLM judge (`score` jobs, `score_with_judge`), "
+        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model).",
+    )
+    judge_model: str | None = Field(
+        default=None,
+        description="The judge's model name. Default: `SPROUT_LLM_MODEL` when the judge is the generator's "
+        "server, else the first model the judge's server lists.",
+    )
+    judge_api_key: str | None = Field(
+        default=None, description="Bearer token of the judge's server (default: `SPROUT_LLM_API_KEY` when it is "
+        "the generator's).",
+    )
+    judge_api: Literal["completions", "chat"] = Field(
+        default="completions",
+        description="How the judge is asked: `completions` (a base model continues the prompt) or `chat` "
+        "(one user message, for instruction-tuned judges).",
+    )
+    judge_concurrency: int = Field(default=8, ge=1, le=1024, description="Judge requests in flight at once.")
+    judge_logprobs: bool = Field(
+        default=True,
+        description="Ask the judge for token log-probabilities and store the expected score over the score "
+        "tokens (Deita); a server that ignores or refuses them gives the digit it answered.",
     )
 
     # --- the embedded model server -----------------------------------------------------
@@ -204,7 +232,7 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
     )
 
-    @field_validator("llm_base_urls", mode="before")
+    @field_validator("llm_base_urls", "judge_base_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -230,20 +258,21 @@ class Settings(BaseSettings):
         """The typed configuration the domain core receives (it never reads settings itself)."""
         defaults = {name: value.model_dump(exclude_unset=True) for name, value in self
                     if isinstance(value, BaseModel)}
+        llm = LLMConfig(
+            base_urls=tuple(self.llm_base_urls), model=self.llm_model, api_key=self.llm_api_key,
+            concurrency=self.llm_concurrency, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
+            backoff_s=self.llm_backoff_s, backoff_max_s=self.llm_backoff_max_s,
+            outage_budget_s=self.llm_outage_budget_s,
+            concurrency_min=self.llm_concurrency_min, concurrency_max=self.llm_concurrency_max,
+            adaptive_concurrency=self.llm_adaptive_concurrency, stream=self.llm_stream,
+            first_token_timeout_s=self.llm_first_token_timeout_s,
+            inactivity_timeout_s=self.llm_inactivity_timeout_s,
+        )
         return CoreConfig(
             data_dir=Path(self.data_dir),
             redis_url=self.redis_url,
             dedup_redis=self.dedup_redis,
-            llm=LLMConfig(
-                base_urls=tuple(self.llm_base_urls), model=self.llm_model, api_key=self.llm_api_key,
-                concurrency=self.llm_concurrency, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
-                backoff_s=self.llm_backoff_s, backoff_max_s=self.llm_backoff_max_s,
-                outage_budget_s=self.llm_outage_budget_s,
-                concurrency_min=self.llm_concurrency_min, concurrency_max=self.llm_concurrency_max,
-                adaptive_concurrency=self.llm_adaptive_concurrency, stream=self.llm_stream,
-                first_token_timeout_s=self.llm_first_token_timeout_s,
-                inactivity_timeout_s=self.llm_inactivity_timeout_s,
-            ),
+            llm=llm,
             embedded=EmbeddedConfig(
                 data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
                 parallel=self.embedded_parallel, threads=self.embedded_threads,
@@ -253,6 +282,18 @@ class Settings(BaseSettings):
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,
             handoff=self.handoff_config(),
+            judge=self.judge_config(llm),
+        )
+
+    def judge_config(self, llm: LLMConfig) -> JudgeConfig:
+        """The judge's server: its own endpoints and model, else the generator's (`llm`)."""
+        own = bool(self.judge_base_urls)
+        return JudgeConfig(
+            llm=replace(llm, base_urls=tuple(self.judge_base_urls),  # empty: the generator's
+                        model=self.judge_model or (None if own else llm.model),
+                        api_key=self.judge_api_key or (None if own else llm.api_key),
+                        concurrency=self.judge_concurrency),
+            api=self.judge_api, logprobs=self.judge_logprobs,
         )
 
     def handoff_config(self) -> HandoffConfig:

@@ -11,7 +11,20 @@ import sys
 
 import typer
 
-from app.cli import dataset_handoff, datasets, dbcmd, export, filter, generate, handoff, jobs, model, service, train
+from app.cli import (
+    dataset_handoff,
+    datasets,
+    dbcmd,
+    export,
+    filter,
+    generate,
+    handoff,
+    jobs,
+    model,
+    score,
+    service,
+    train,
+)
 from app.cli.common import CliError, fail
 
 cli = typer.Typer(
@@ -23,6 +36,7 @@ cli = typer.Typer(
 )
 generate.register(cli)
 export.register(cli)
+score.register(cli)
 cli.add_typer(jobs.app, name="jobs")
 cli.add_typer(model.app, name="model")
 cli.add_typer(dbcmd.app, name="db")

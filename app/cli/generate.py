@@ -14,6 +14,7 @@ from rich.table import Table
 
 from app.cli.common import CliError, console, database_url, describe_validation_error, load_settings
 from app.cli.export import export_job
+from app.cli.judge_summary import judge_rows, score_table
 from app.core import jobs, lineage, store
 from app.core.jobs import lifecycle, requests
 from app.core.jobs.evol_instruct import source_pool
@@ -40,6 +41,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _progress_line(counters: dict[str, Any]) -> str:
+    if "judged" in counters and ("generated" not in counters or counters.get("judge")):  # the judge at work
+        means = ", ".join(f"{k.removeprefix('mean_')} {v:.2f}" for k, v in counters.items()
+                          if k.startswith("mean_") and isinstance(v, (int, float)))
+        return f"judged {counters.get('judged', 0)} · unparseable {counters.get('judge_unparseable', 0)}" + (
+            f" · mean {means}" if means else "")
     if "generated" not in counters:  # not a generation job: its stage, step and loss
         return " · ".join(f"{k} {v}" for k, v in counters.items() if k in ("stage", "loss") and v is not None)
     rejected = counters.get("rejected", {})
@@ -49,6 +55,8 @@ def _progress_line(counters: dict[str, Any]) -> str:
 
 
 def summary_table(job) -> Table:
+    if job.kind == "score":
+        return score_table(job)
     c = job.counters
     table = Table(title=f"job {job.id} ({job.kind}): {job.status}", show_header=False)
     table.add_column("what", style="bold")
@@ -79,14 +87,17 @@ def summary_table(job) -> Table:
         table.add_row("cost (per accepted example)", f"{result['cost']:.4f} ({'-' if per is None else f'{per:.6f}'})")
     if result.get("stopped"):
         table.add_row("stopped", result["stopped"])
+    if (result.get("judge_scores") or {}).get("judge"):
+        judge_rows(table, result["judge_scores"])
     if job.started_at and job.finished_at:
         table.add_row("time", f"{(job.finished_at - job.started_at).total_seconds():.1f} s")
     return table
 
 
 def run_with_progress(url: str, job_id: int, settings: Any, label: str = "done",
-                      measure: Callable[[Any], jobs.Progress] | None = None) -> Any:
-    """Run the job here; the bar follows the kind's progress measure (from the registry)."""
+                      measure: Callable[[Any], jobs.Progress] | None = None, config: Any = None) -> Any:
+    """Run the job here; the bar follows the kind's progress measure (from the registry).
+    `config`: the core configuration to run it with (default: the settings')."""
     with session_scope(url) as session:
         job = store.get_job(session, job_id)
     measure = measure or jobs.get(job.kind).progress
@@ -113,7 +124,7 @@ def run_with_progress(url: str, job_id: int, settings: Any, label: str = "done",
                 last[0] = time.monotonic()
                 show(counters)
 
-        job = lifecycle.run_job(url, job_id, settings.core_config(), progress=update)
+        job = lifecycle.run_job(url, job_id, config or settings.core_config(), progress=update)
         show(job.counters)
     return job
 

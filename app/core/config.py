@@ -37,6 +37,18 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    """The LLM judge's model server (`app.core.scoring`): its own endpoints and model, so
+    a stronger model can judge what a small one generated. Empty `llm.base_urls`: the
+    generator's endpoints (the servers a generation job uses, the configured ones, else the
+    embedded model); `llm.model` and `llm.api_key` are then the generator's too."""
+
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    api: str = "completions"  # or "chat"
+    logprobs: bool = True
+
+
+@dataclass(frozen=True)
 class EmbeddedConfig:
     """The bundled model server a job starts when no endpoint is configured."""
 
@@ -71,6 +83,8 @@ class CoreConfig:
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the hand-off of new dataset versions (`version_handoff` jobs): formats, preflight tokenizer, retries
     handoff: HandoffConfig = field(default_factory=HandoffConfig)
+    # the LLM judge of `score` jobs and of generation jobs that score their examples
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
     @property
     def model_cache_dir(self) -> Path:

@@ -10,7 +10,8 @@
   (plus `system` when a row has one), LLaMA-Factory's sharegpt format.
 
 `to_record` is the single definition of every row shape, the Parquet columns
-(`PARQUET_COLUMNS`, written by `app.core.handoff.formats`) included. Rows may carry extra
+(`PARQUET_COLUMNS`, written by `app.core.handoff.formats`; the judge's `quality`,
+`complexity` and `judge` as columns of their own) included. Rows may carry extra
 keys (e.g. `lineage`); the JSON formats keep them as they are.
 
 Files are written to a temporary name in the target's folder and renamed (`records.atomic_file`),
@@ -32,7 +33,9 @@ SHAPES = (*FORMATS, "parquet")  # every row shape `to_record` knows
 _CORE = ("id", "instruction", "input", "output")
 # the provenance keys a row may carry; Parquet stores them as columns (lineage and scores as JSON text)
 PROVENANCE = ("method", "job_id", "lineage", "scores")
-PARQUET_COLUMNS = ("id", "instruction", "input", "output", "system", "messages", *PROVENANCE, "extra")
+# the LLM judge's scores (`app.core.scoring`), also typed columns of their own in Parquet (null when unscored)
+JUDGE_COLUMNS = ("quality", "complexity", "judge")
+PARQUET_COLUMNS = ("id", "instruction", "input", "output", "system", "messages", *PROVENANCE, *JUDGE_COLUMNS, "extra")
 
 
 def user_text(instruction: str, input_text: str) -> str:
@@ -76,9 +79,22 @@ def to_record(row: dict[str, Any], fmt: str) -> dict[str, Any]:
             "messages": to_record(row, "messages")["messages"],
             "method": row.get("method"), "job_id": row.get("job_id"),
             "lineage": _json_or_none(row.get("lineage")), "scores": _json_or_none(row.get("scores")),
+            **_judge_columns(row.get("scores")),
             "extra": _json_or_none(extra or None),
         }
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(SHAPES)}")
+
+
+def _judge_columns(scores: Any) -> dict[str, Any]:
+    """quality, complexity (numbers) and judge (a name) from a row's scores; None when absent."""
+    scores = scores if isinstance(scores, dict) else {}
+
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    judge = scores.get("judge")
+    return {"quality": number(scores.get("quality")), "complexity": number(scores.get("complexity")),
+            "judge": judge if isinstance(judge, str) else None}
 
 
 def _json_or_none(value: Any) -> str | None:

@@ -65,7 +65,30 @@ class BudgetParams(BaseModel):
         return self
 
 
-class SelfInstructParams(DecontaminationParams, BudgetParams):
+JUDGE_ASPECTS = ("quality", "complexity")
+
+
+class JudgeStepParams(BaseModel):
+    """The LLM judge as the last step of a generation job (`app.core.scoring`), shared by the methods."""
+
+    score_with_judge: bool = Field(
+        default=False,
+        description="Once generated, score the job's curated examples with the LLM judge (SPROUT_JUDGE_*): a 1-6 "
+        "quality and complexity score per example, stored with the judge's name.",
+    )
+    score_aspects: list[Literal["quality", "complexity"]] = Field(
+        default_factory=lambda: list(JUDGE_ASPECTS), min_length=1, max_length=2,
+        description="What the judge scores: quality (the whole example) and/or complexity (the instruction).",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_aspects(self) -> JudgeStepParams:
+        if len(set(self.score_aspects)) != len(self.score_aspects):
+            raise ValueError("score_aspects: each aspect once")
+        return self
+
+
+class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
     """Parameters of one Self-Instruct job (defaults: the paper's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -150,7 +173,7 @@ EVOL_OPERATIONS = (
 )
 
 
-class EvolInstructParams(DecontaminationParams, BudgetParams):
+class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
     """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
 
     Sampling values follow the reference code (temperature 1, top_p 0.95); the token

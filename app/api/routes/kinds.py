@@ -16,7 +16,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from app.api.deps import SettingsDep
 from app.core import jobs
-from app.core.jobs import dataset_build, evol_instruct, self_instruct, sft
+from app.core.jobs import dataset_build, evol_instruct, score, self_instruct, sft
 
 router = APIRouter(tags=["jobs"])
 
@@ -29,6 +29,7 @@ SOURCES: dict[str, list[Source]] = {
     evol_instruct.KIND: ["seed_set_id", "source_job_id"],
     sft.KIND: ["source_job_id", "export_id"],
     dataset_build.KIND: [],
+    score.KIND: ["source_job_id"],
 }
 ALL_SOURCES: list[Source] = ["seed_set_id", "source_job_id", "export_id"]
 

@@ -1,4 +1,5 @@
-"""A job's instructions and instances: paged, filtered by fate and rule, searched by text.
+"""A job's instructions and instances: paged, filtered by fate, rule and the LLM judge's
+quality score (`min_quality`, `judge`), searched by text; each instance with its judge scores.
 
 `q` is a case-insensitive substring match (ILIKE; SQLite and PostgreSQL alike), with `%`
 and `_` taken literally. Instructions are in decision order (`seq`) unless `sort` asks for
@@ -11,13 +12,14 @@ from collections import defaultdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func
+from sqlalchemy import exists, func
 from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
 from app.api.errors import LimitedJsonRoute
 from app.api.schemas.common import MAX_PAGE, Page, Text
-from app.api.schemas.results import InstanceOut, InstanceWithInstruction, InstructionOut
+from app.api.schemas.results import InstanceOut, InstanceWithInstruction, InstructionOut, ScoreOut
+from app.core.scoring import storage
 from app.models import Fate, Instance, Instruction, Job
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["results"], route_class=LimitedJsonRoute)
@@ -27,6 +29,10 @@ RuleQ = Annotated[str | None, Query(max_length=64, description="Only rejections 
 SearchQ = Annotated[Text | None, Query(max_length=500, description="Case-insensitive text search.")]
 LimitQ = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 OffsetQ = Annotated[int, Query(ge=0, le=2**31)]
+MinQualityQ = Annotated[float | None, Query(ge=0, le=6, description="Only examples whose LLM-judge quality score "
+                                            "(1-6) is at least this (the `judge=` judge's, else the latest).")]
+JudgeQ = Annotated[str | None, Query(min_length=1, max_length=200,
+                                     description="The judge model whose scores are shown and filtered on.")]
 SortQ = Annotated[Literal["seq", "-seq", "max_rouge_l", "-max_rouge_l"],
                   Query(description="Order: seq (decision order), max_rouge_l; a leading - reverses it.")]
 ORDER = {
@@ -42,20 +48,28 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
-def _instances_of(session: Session, ids: list[int]) -> dict[int, list[InstanceOut]]:
+def _scores(session: Session, instance_ids: list[int], judge: str | None) -> dict[int, dict[str, ScoreOut]]:
+    found = storage.scores_of(session, instance_ids, judge)
+    return {i: {aspect: ScoreOut.model_validate(row.model_dump()) for aspect, row in aspects.items()}
+            for i, aspects in found.items()}
+
+
+def _instances_of(session: Session, ids: list[int], judge: str | None) -> dict[int, list[InstanceOut]]:
     out: dict[int, list[InstanceOut]] = defaultdict(list)
     if ids:
         rows = session.exec(select(Instance).where(Instance.instruction_id.in_(ids))
                             .order_by(Instance.instruction_id, Instance.position)).all()
+        scores = _scores(session, [r.id for r in rows], judge)
         for r in rows:
-            out[r.instruction_id].append(InstanceOut.model_validate(r.model_dump()))
+            out[r.instruction_id].append(InstanceOut(**r.model_dump(), scores=scores.get(r.id, {})))
     return out
 
 
 @router.get("/instructions", summary="The job's candidate instructions, with fate, rule and instances")
 def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
                       q: SearchQ = None, sort: SortQ = "seq", limit: LimitQ = 50,
-                      offset: OffsetQ = 0) -> Page[InstructionOut]:
+                      offset: OffsetQ = 0, min_quality: MinQualityQ = None,
+                      judge: JudgeQ = None) -> Page[InstructionOut]:
     owned(session, Job, job_id, owner, "job")
     query = select(Instruction).where(Instruction.job_id == job_id)
     if fate is not None:
@@ -64,16 +78,20 @@ def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: F
         query = query.where(Instruction.rule == rule)
     if q:
         query = query.where(Instruction.instruction.ilike(_like(q), escape="\\"))
+    if min_quality is not None:  # an instruction with at least one instance of that quality
+        query = query.where(exists().where(Instance.instruction_id == Instruction.id,
+                                           storage.score_at_least(Instance.id, "quality", min_quality, judge)))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit)).all()
-    instances = _instances_of(session, [r.id for r in rows])
+    instances = _instances_of(session, [r.id for r in rows], judge)
     items = [InstructionOut(**r.model_dump(), instances=instances.get(r.id, [])) for r in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/instances", summary="The job's instances (input/output pairs), with fate and rule")
 def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
-                   q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0) -> Page[InstanceWithInstruction]:
+                   q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0, min_quality: MinQualityQ = None,
+                   judge: JudgeQ = None) -> Page[InstanceWithInstruction]:
     owned(session, Job, job_id, owner, "job")
     query = select(Instance, Instruction.instruction).join(Instruction, Instance.instruction_id == Instruction.id) \
         .where(Instance.job_id == job_id)
@@ -85,7 +103,11 @@ def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: Fate
         pattern = _like(q)
         query = query.where(Instance.input.ilike(pattern, escape="\\") | Instance.output.ilike(pattern, escape="\\")
                             | Instruction.instruction.ilike(pattern, escape="\\"))
+    if min_quality is not None:
+        query = query.where(storage.score_at_least(Instance.id, "quality", min_quality, judge))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(Instruction.seq, Instance.position).offset(offset).limit(limit)).all()
-    items = [InstanceWithInstruction(**inst.model_dump(), instruction=text) for inst, text in rows]
+    scores = _scores(session, [inst.id for inst, _ in rows], judge)
+    items = [InstanceWithInstruction(**inst.model_dump(), instruction=text, scores=scores.get(inst.id, {}))
+             for inst, text in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)

@@ -8,6 +8,19 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 
+class ScoreOut(BaseModel):
+    """One aspect of an example as an LLM judge scored it (a `score` job, or `score_with_judge`)."""
+
+    score: float | None = Field(examples=[4.31], description="The expected score over the score tokens' "
+                                "probabilities, else the digit answered; null when unparseable.")
+    parsed: int | None = Field(examples=[4], description="The digit (1-6) the judge answered.")
+    status: str = Field(examples=["ok"], description="ok, unparseable or error.")
+    raw: str = Field(examples=[" 4\n"], description="The judge's answer as it was.")
+    from_logprobs: bool
+    judge: str = Field(examples=["gemma-3-270m"], description="The judge model's name.")
+    created_at: datetime
+
+
 class InstanceOut(BaseModel):
     id: int
     instruction_id: int
@@ -16,6 +29,10 @@ class InstanceOut(BaseModel):
     output: str
     fate: str = Field(examples=["accepted"])
     rule: str | None = Field(description="Why it was rejected (a filter rule), if it was.")
+    scores: dict[str, ScoreOut] = Field(
+        default_factory=dict, description="The LLM judge's scores by aspect (quality, complexity): the judge "
+        "asked for with `judge=`, else the latest score of each aspect.",
+    )
 
 
 class InstanceWithInstruction(InstanceOut):

@@ -99,7 +99,8 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
     lines += [f"{stats.rows} instruction-tuning examples grown by Sprout from human-written seed tasks. "
               "Every row keeps where it came from: `id` (the example's id at the source), `method`, `job_id`, "
               "`lineage` (Evol-Instruct: the chain of instructions from the root) and `scores` "
-              "(the novelty filter's ROUGE-L against the pool).", ""]
+              "(the novelty filter's ROUGE-L against the pool, and the LLM judge's 1-6 `quality` and `complexity` "
+              "with the `judge` model's name when the examples were scored).", ""]
 
     lines += ["## Source", ""]
     source = [("source", f"{meta.source_kind} {meta.source_id}")]

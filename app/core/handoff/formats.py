@@ -125,11 +125,13 @@ class JsonWriter:
 
 def parquet_schema() -> Any:
     """The columns of the Parquet shards (`export.PARQUET_COLUMNS`); lineage, scores and any
-    other extra keys are JSON text, so one schema fits every source."""
+    other extra keys are JSON text, so one schema fits every source; the judge's quality and
+    complexity are numbers (null when the row was not scored), so a reader filters on them."""
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    types = {"id": pa.int64(), "job_id": pa.int64(), "messages": pa.list_(message)}
+    types = {"id": pa.int64(), "job_id": pa.int64(), "messages": pa.list_(message),
+             "quality": pa.float64(), "complexity": pa.float64()}
     return pa.schema([(name, types.get(name, pa.string())) for name in export.PARQUET_COLUMNS])
 
 

@@ -2,7 +2,8 @@
 
 `job_source` gives a generation job's curated rows — the same rows as `sprout export`
 (`lineage.export_rows`: lineage, final-only, no-roots) — with their provenance (`method`,
-`job_id`, `scores`: the novelty filter's max and mean ROUGE-L of the row's instruction),
+`job_id`, `scores`: the novelty filter's max and mean ROUGE-L of the row's instruction, and
+the LLM judge's `quality`, `complexity` and `judge` when the job was scored),
 and what the card says about the job: its recipe and parameters, the decoding settings,
 the seed set and its sha256, and its rejections by rule.
 
@@ -29,6 +30,7 @@ from app.core.datasets import tags as ds_tags
 from app.core.datasets import versions as ds_versions
 from app.core.handoff import training_gate
 from app.core.handoff.meta import HandoffMeta, ModelInfo, SeedSetInfo
+from app.core.scoring import storage as scoring_storage
 from app.models import Dataset, DatasetVersion, Instruction, Job, SeedSet, SeedTask
 
 DECODING_KEYS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "max_tokens", "seed")
@@ -80,8 +82,10 @@ def job_rows(session: Session, job: Job, *, final_only: bool = False,
     for a job without curated data or options that do not apply to it."""
     rows = lineage.export_rows(session, job, final_only=final_only, include_roots=include_roots)
     scores = job_scores(session, job.id)
+    judged = scoring_storage.job_example_scores(session, job.id)  # the LLM judge's, when the job was scored
     for row in rows:
-        yield {**row, "method": job.kind, "job_id": job.id, "scores": scores.get(row["id"]) or None}
+        own = {**(scores.get(row["id"]) or {}), **judged.get((row["id"], row["input"], row["output"]), {})}
+        yield {**row, "method": job.kind, "job_id": job.id, "scores": own or None}
 
 
 def job_meta(session: Session, job: Job, *, name: str | None = None, model: str | None = None,

@@ -10,7 +10,9 @@ commits). One module per kind registers it:
 * `evol_instruct.py` — Evol-Instruct on a seed set or a finished generation job;
 * `sft.py` — supervised fine-tuning on a job's curated data, an export or a dataset version;
 * `dataset_build.py` — a dataset's recipe run as step jobs, committing its next version;
-* `version_handoff.py` — a new version's webhook, deliveries and gated training run.
+* `version_handoff.py` — a new version's webhook, deliveries and gated training run;
+* `score.py` — an LLM judge's quality and complexity scores for a finished job's examples
+  (`judging.py`: the scoring driver it shares with the generation kinds' `score_with_judge`).
 
 Importing this package registers the kinds; a new kind is a new module plus one import
 line below.
@@ -19,6 +21,7 @@ line below.
 from app.core.jobs import (  # noqa: F401  (each registers its kind)
     dataset_build,
     evol_instruct,
+    score,
     self_instruct,
     sft,
     version_handoff,

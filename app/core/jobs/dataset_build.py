@@ -44,6 +44,7 @@ from app.core.jobs.registry import (
 )
 from app.core.jobs.requests import create_job
 from app.core.llm.client import LLMOutageError
+from app.core.scoring import storage as scoring_storage
 from app.models import FireStatus, Job, JobStatus
 
 KIND = BUILD_KIND  # named in the datasets core too, which finds a dataset's running builds
@@ -217,6 +218,8 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
         # a step that evolves the step before it keeps that step's output (the roots);
         # one that evolves the seeds does not add the seeds to the dataset
         rows = lineage.export_rows(session, last, include_roots=step.source == "previous" or not evolves)
+        # the judge's scores (`score_with_judge`) go with each example: a removal query can use them
+        rows = list(scoring_storage.with_scores(rows, scoring_storage.job_example_scores(session, last.id)))
         examples = [versions.NewExample.from_row(r, method=_method(r, last.kind, evolves, root_kind),
                                                  source_job_id=last.id)
                     for r in rows[:target]]

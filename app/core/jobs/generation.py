@@ -34,6 +34,7 @@ from app.core.config import CoreConfig
 from app.core.datasets import seeding, versions
 from app.core.filters.dedup import DedupError, NearDupIndex
 from app.core.jobs.decontamination import contamination_report
+from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import Progress
 from app.core.llm.client import LLMClient
@@ -98,14 +99,29 @@ def near_duplicate_index(params: Any, job_id: int, config: CoreConfig) -> NearDu
 
 
 def run_method(ctx: JobContext, build: Build) -> dict[str, Any]:
-    """Run a generation engine for the job to its end (or its cancel); returns the result."""
+    """Run a generation engine for the job to its end (or its cancel); returns the result.
+    With `score_with_judge`, the judge then scores the curated examples (`judging`), on the
+    judge's endpoints or on the servers that generated them."""
+    judged: dict[str, Any] | None = None
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
         accepted = asyncio.run(_drive(ctx, build, urls))
+        if getattr(ctx.params, "score_with_judge", False) and not ctx.heartbeat.stop_requested:
+            judged = _judge(ctx, urls)
     result = {"curated": accepted, **ctx.extra.get("spending", {})}  # tokens per accepted example; budget stop
+    if judged is not None:
+        result["judge_scores"] = judged
     if getattr(ctx.params, "decontaminate_against", None):
         with ctx.session() as session:
             result["contamination"] = contamination_report(session, ctx.job_id, ctx.params)
     return result
+
+
+def _judge(ctx: JobContext, generator_urls: list[str]) -> dict[str, Any]:
+    """The job's curated examples scored by the judge; its counters join the job's."""
+    base = ctx.heartbeat.counters() or {}
+    scoring = Scoring(ctx.job_id, list(ctx.params.score_aspects))  # type: ignore[attr-defined]
+    with judge_endpoints(ctx.config, generator_urls=generator_urls) as urls:
+        return score_job(ctx, scoring, urls, base)
 
 
 async def _drive(ctx: JobContext, build: Build, urls: list[str]) -> int:

@@ -24,6 +24,9 @@ not on the whole request. Usage comes from the stream's last event
 (`stream_options.include_usage`, vLLM and llama.cpp), else from llama.cpp's `timings`,
 else the content events are counted. A server that answers a stream request with plain
 JSON is read as such; `stream=False` sends plain requests with a whole-request timeout.
+
+Token log-probabilities, when a caller asks for them (`logprobs`, `top_logprobs`: the
+judge's expected score), come back in `Completion.logprobs`, streamed or not.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    # the choice's `logprobs` as the server sent it (asked for with `logprobs`/`top_logprobs`),
+    # streamed pieces joined: `{"content": [...]}` (chat, llama.cpp) or `{"tokens", "token_logprobs",
+    # "top_logprobs"}` (legacy completions, vLLM); None when the server sent none
+    logprobs: dict[str, Any] | None = None
 
 
 @dataclass
@@ -242,7 +249,8 @@ class LLMClient:
         body = {"model": await self.resolve_model(), "prompt": prompt, **_clean(params)}
         data = await self._request("POST", "/completions", body)
         choice = _first_choice(data)
-        return self._account(data, Completion(choice.get("text") or "", choice.get("finish_reason")))
+        return self._account(data, Completion(choice.get("text") or "", choice.get("finish_reason"),
+                                              logprobs=_logprobs_of(choice)))
 
     async def chat(self, messages: list[dict[str, str]], **params: Any) -> Completion:
         """POST /chat/completions."""
@@ -250,7 +258,8 @@ class LLMClient:
         data = await self._request("POST", "/chat/completions", body)
         choice = _first_choice(data)
         message = choice.get("message") or {}
-        return self._account(data, Completion(message.get("content") or "", choice.get("finish_reason")))
+        return self._account(data, Completion(message.get("content") or "", choice.get("finish_reason"),
+                                              logprobs=_logprobs_of(choice)))
 
     async def health(self) -> dict[str, str]:
         """Each endpoint's state: "ok" or why not; never raises."""
@@ -344,6 +353,7 @@ class LLMClient:
         finish: str | None = None
         usage: dict[str, Any] = {}
         timings: dict[str, Any] = {}
+        logprobs: dict[str, Any] | None = None
         chunks = 0
         first = True
         while True:
@@ -379,11 +389,13 @@ class LLMClient:
                     parts.append(text)
                     chunks += 1
                 finish = choice.get("finish_reason") or finish
+                logprobs = merge_logprobs(logprobs, choice.get("logprobs"))
         text = "".join(parts)
         if not usage:
             usage = {"prompt_tokens": int(timings.get("prompt_n") or 0) + int(timings.get("cache_n") or 0),
                      "completion_tokens": int(timings.get("predicted_n") or chunks)}
-        out: dict[str, Any] = {"choices": [{"text": text, "message": {"content": text}, "finish_reason": finish}],
+        out: dict[str, Any] = {"choices": [{"text": text, "message": {"content": text}, "finish_reason": finish,
+                                            "logprobs": logprobs}],
                                "usage": usage}
         if timings:
             out["timings"] = timings
@@ -501,6 +513,26 @@ def _clean(params: dict[str, Any]) -> dict[str, Any]:
     extra = params.pop("extra", None) or {}
     out = {k: v for k, v in params.items() if v is not None}
     out.update(extra)
+    return out
+
+
+def _logprobs_of(choice: dict[str, Any]) -> dict[str, Any] | None:
+    logprobs = choice.get("logprobs")
+    return logprobs if isinstance(logprobs, dict) else None
+
+
+def merge_logprobs(acc: dict[str, Any] | None, piece: Any) -> dict[str, Any] | None:
+    """Join a streamed event's `logprobs` onto what came before: each event carries the
+    entries of its own tokens, in either shape (`content` list, or the legacy parallel
+    lists `tokens`/`token_logprobs`/`top_logprobs`/`text_offset`)."""
+    if not isinstance(piece, dict):
+        return acc
+    out = dict(acc or {})
+    for key, value in piece.items():
+        if isinstance(value, list):
+            out[key] = [*(out.get(key) or []), *value]
+        elif key not in out:
+            out[key] = value
     return out
 
 
