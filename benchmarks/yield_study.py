@@ -419,9 +419,18 @@ def render_table(results: dict[str, Any]) -> str:
         lines.append(f"| {LABELS[r['run']]} | {_f(r['examples'])} | {_f(r['train_tokens'])} | {budget} | "
                      f"{_f(r['eval_loss'])} | {_f(r['rouge_l'])} | {vs} | {better} | {_f(r['answer_words'], 1)} |")
     g = results["generate"]
+    hit = (g.get("contamination") or {}).get("benchmarks", {})
+    items_hit = sum(b["items_hit"] for b in hit.values())
     lines += ["", f"Generation: job {g['job_id']} ({g['status']}), {g['curated_instructions']} curated instructions, "
-              f"{g['rows']} rows, {g['generated']} candidates; rejected as contaminated by the held-out tasks: "
-              f"{g['contaminated_rejected']}; {_f(g['seconds'], 0)} s."]
+              f"{g['rows']} rows, {g['generated']} candidate instructions in {_f(g['seconds'], 0)} s; rejected as "
+              f"contaminated by the held-out tasks: {g['rejected'].get('contaminated', 0)} instructions and "
+              f"{g['instances_rejected'].get('contaminated', 0)} instances ({items_hit} of the held-out items hit)."]
+    score = results.get("score")
+    if score and score.get("result"):
+        judged = score["result"]
+        parts = [f"{a} mean {judged[a]['mean']}, median {judged[a]['median']}" for a in ("quality", "complexity")
+                 if isinstance(judged.get(a), dict)]
+        lines.append(f"Judge ({judged.get('judge', '?')}): " + "; ".join(parts) + ".")
     return "\n".join(lines) + "\n"
 
 

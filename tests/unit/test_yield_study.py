@@ -99,11 +99,13 @@ def test_three_runs_and_the_table_on_a_tiny_model(tiny_model_dir, tmp_path):
     study.write_json(tmp_path / "generate" / "curated.json", curated)
     study.write_json(tmp_path / "generate" / "generate.json", {
         "job_id": 1, "status": "succeeded", "curated_instructions": 4, "rows": len(curated), "generated": 9,
-        "contaminated_rejected": 1, "seconds": 12.0})
+        "rejected": {"contaminated": 1}, "instances_rejected": {"contaminated": 2}, "seconds": 12.0,
+        "contamination": {"benchmarks": {"heldout (#1)": {"items_hit": 2, "hits": 3}}}})
     qualities = [5.0, 1.0, 4.5, 2.0, None, 3.0, 6.0, 4.0]
     study.write_json(tmp_path / "score" / "scored.json",
                      [{**row, "quality": q, "complexity": 3.0} for row, q in zip(curated, qualities)])
-    study.write_json(tmp_path / "score" / "score.json", {"job_id": 2})
+    study.write_json(tmp_path / "score" / "score.json", {"job_id": 2, "result": {
+        "judge": "gemma", "quality": {"mean": 3.6, "median": 4.0}, "complexity": {"mean": 3.0, "median": 3.0}}})
     args = study.parse_args(["--out", str(tmp_path), "--base-model", str(tiny_model_dir), "--steps", "2",
                              "--batch-size", "2", "--max-length", "64", "--max-new-tokens", "3", "--threads", "1"])
 
@@ -129,4 +131,5 @@ def test_three_runs_and_the_table_on_a_tiny_model(tiny_model_dir, tmp_path):
         assert runs[arm]["tasks_better"] + runs[arm]["tasks_worse"] <= 58
     assert json.loads((tmp_path / "results.json").read_text())["runs"] == json.loads(json.dumps(results["runs"]))
     table = (tmp_path / "table.md").read_text()
-    assert sum(line.startswith("| ") for line in table.splitlines()) == 5 and "| 2 x 2 |" in table and "contaminated by the held-out tasks: 1" in table
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 5 and "| 2 x 2 |" in table and "contaminated by the held-out tasks: 1 instructions and 2 instances (2 of the held-out items hit)" in table
+    assert "Judge (gemma): quality mean 3.6, median 4.0; complexity mean 3.0, median 3.0." in table
