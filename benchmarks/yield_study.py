@@ -370,6 +370,8 @@ def stage_table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         "train_seconds": None, "eval_loss": seed_metrics["eval_loss_before"], "rouge_l": seed_metrics["rouge_l_before"],
         "eval_tasks": len(base_samples),
         "answer_words": sum(len((s["base"] or "").split()) for s in base_samples) / len(base_samples),
+        "data_output_words": None,
+        "reference_words": sum(len(s["reference"].split()) for s in base_samples) / len(base_samples),
     }]
     for arm in ARMS:
         folder = out / "train" / arm
@@ -378,6 +380,7 @@ def stage_table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         m = read_json(folder / "metrics.json")
         config = read_json(folder / "train_config.json")
         samples = read_samples(folder / "samples.jsonl")
+        data = read_json(out / "train" / f"{arm}_rows.json")
         base = [base_by_prompt[s["prompt"]]["rouge_l_base"] for s in samples]
         tuned = [s["rouge_l_tuned"] for s in samples]
         diff, low, high = paired_bootstrap(base, tuned)
@@ -388,6 +391,7 @@ def stage_table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
             "eval_tasks": m["eval_tasks"], "rouge_l_vs_base": {"mean": diff, "ci95": [low, high]},
             "tasks_better": sum(t > b for b, t in zip(base, tuned)), "tasks_worse": sum(t < b for b, t in zip(base, tuned)),
             "answer_words": sum(len(s["tuned"].split()) for s in samples) / len(samples),
+            "data_output_words": sum(len(r["output"].split()) for r in data) / len(data),
         })
     results = {"split": split, "generate": generated, "score": scored, "runs": rows,
                "settings": {k: getattr(args, k) for k in ("steps", "batch_size", "max_length", "max_new_tokens",
@@ -406,8 +410,8 @@ def _f(value: Any, digits: int = 4) -> str:
 
 def render_table(results: dict[str, Any]) -> str:
     lines = ["| run | examples | trained tokens | steps x batch | held-out loss | held-out ROUGE-L | "
-             "ROUGE-L vs base (95% CI) | tasks better / worse | answer words |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "ROUGE-L vs base (95% CI) | tasks better / worse | words per answer | words per output in the data |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["runs"]:
         if r["run"] == "base":
             vs, better, budget = "–", "–", "–"
@@ -417,7 +421,11 @@ def render_table(results: dict[str, Any]) -> str:
             better = f"{r['tasks_better']} / {r['tasks_worse']}"
             budget = f"{r['steps']} x {r['batch_size']}"
         lines.append(f"| {LABELS[r['run']]} | {_f(r['examples'])} | {_f(r['train_tokens'])} | {budget} | "
-                     f"{_f(r['eval_loss'])} | {_f(r['rouge_l'])} | {vs} | {better} | {_f(r['answer_words'], 1)} |")
+                     f"{_f(r['eval_loss'])} | {_f(r['rouge_l'])} | {vs} | {better} | {_f(r['answer_words'], 1)} | "
+                     f"{_f(r['data_output_words'], 1)} |")
+    base = results["runs"][0]
+    lines += ["", f"Held-out test: {base['eval_tasks']} tasks, their references {base['reference_words']:.1f} words "
+              "long on average; answers are greedy and cut at the evaluation's token bound."]
     g = results["generate"]
     hit = (g.get("contamination") or {}).get("benchmarks", {})
     items_hit = sum(b["items_hit"] for b in hit.values())
