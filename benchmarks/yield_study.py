@@ -3,7 +3,7 @@
 Usage (from the repository root):
     .venv/bin/python benchmarks/yield_study.py                          # every stage, out/yield_study/
     .venv/bin/python benchmarks/yield_study.py --stages split,generate  # the long generation alone
-    .venv/bin/python benchmarks/yield_study.py --target 300 --steps 40 --batch-size 8 --threads 1
+    .venv/bin/python benchmarks/yield_study.py --stages table          # the table again from the run folder
 
 Stages, each cached in the run folder (`--out`, default `out/yield_study/`); a rerun reuses
 every stage whose output is there (delete a stage's folder to run it again):
@@ -20,16 +20,22 @@ every stage whose output is there (delete a stage's folder to run it again):
    set (`decontaminate_against`): a candidate that reproduces a test item is rejected as
    `contaminated`. `--target` curated instructions (each with up to 5 instances: the rows).
    A rerun after a crash resumes the same job (same worker name).
-3. score: the judge (`app.core.scoring.judge.Judge`, the embedded model) scores every curated
-   row for quality and complexity (1-6); `score/scores.jsonl`.
+3. score: a `score` job on the generation job (the path of `sprout score`): the judge
+   (`app.core.scoring.judge.Judge`, here the embedded model) rates every curated row for
+   quality and complexity (1-6); the rows with their scores in `score/scored.json`.
 4. train: three LoRA runs of `run_training` with the same parameters, seed and budget (the
    same optimizer steps x batch size, i.e. the same number of sequences; trained tokens
    differ with the rows' lengths and are reported): (a) the 117 seed tasks' instances,
    (b) Sprout's curated rows, (c) Sprout's rows kept by judge quality (the top half by
-   quality, ties broken by complexity, then by the row's sha256). Each run measures its base
-   model first and the tuned model after, on the held-out tasks: ROUGE-L F of greedy answers
-   and the loss on the reference answers.
-5. table: `results.json` (every figure) and `table.md` (printed).
+   quality, ties broken by complexity, then by the row's sha256). The base model is
+   measured once, in run (a) (`eval_before`); every run measures its tuned model on the
+   held-out tasks: ROUGE-L F of greedy answers and the loss on the reference answers.
+   An interrupted run starts again from scratch.
+5. table: `results.json` (every figure) and `table.md` (printed): per run the examples, the
+   trained tokens (non-padding tokens of the prompts and answers seen), held-out loss and
+   ROUGE-L, and the paired bootstrap of each task's ROUGE-L against the base model's.
+
+Results and their reading: README.md, "Does the data help?".
 """
 
 from __future__ import annotations
@@ -319,7 +325,9 @@ def stage_train(out: Path, args: argparse.Namespace, arms: Sequence[str]) -> dic
         if (folder / "metrics.json").is_file():
             results[arm] = read_json(folder / "metrics.json")
             continue
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted run starts again (no checkpoints are kept)
+        # An interrupted run starts again. (Resuming from the checkpoint the trainer writes at the
+        # last step trained one step more, so two runs would not have the same budget.)
+        shutil.rmtree(folder, ignore_errors=True)
         rows = arm_rows(out, arm)
         data = out / "train" / f"{arm}_rows.json"
         write_json(data, rows)
@@ -429,7 +437,7 @@ def render_table(results: dict[str, Any]) -> str:
     g = results["generate"]
     hit = (g.get("contamination") or {}).get("benchmarks", {})
     items_hit = sum(b["items_hit"] for b in hit.values())
-    lines += ["", f"Generation: job {g['job_id']} ({g['status']}), {g['curated_instructions']} curated instructions, "
+    lines += ["", f"Generation: job {g['job_id']} ({g.get('status', '?')}), {g['curated_instructions']} curated instructions, "
               f"{g['rows']} rows, {g['generated']} candidate instructions in {_f(g['seconds'], 0)} s; rejected as "
               f"contaminated by the held-out tasks: {g['rejected'].get('contaminated', 0)} instructions and "
               f"{g['instances_rejected'].get('contaminated', 0)} instances ({items_hit} of the held-out items hit)."]
@@ -457,7 +465,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-length", type=int, default=384, help="tokens per training sequence")
     ap.add_argument("--max-new-tokens", type=int, default=64, help="greedy answer bound in the evaluation")
     ap.add_argument("--eval-batch-size", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (on a shared 2-core machine, 2 threads made greedy decoding 10x slower)")
     ap.add_argument("--train-seed", type=int, default=42)
     ap.add_argument("--base-model", default="default",
                     help="the model tuned and evaluated: 'default' (the embedded Gemma 3 270M), a folder or a .gguf")
