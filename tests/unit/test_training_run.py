@@ -126,6 +126,29 @@ def test_held_out_loss_and_scores_are_reported(tiny_model_dir, tmp_path):
     assert phases.count("eval") == 2  # the trainer's own held-out evaluations, before and after
 
 
+def test_base_evaluation_can_be_left_to_another_run(tiny_model_dir, tmp_path):
+    """Several runs from one base measure it once: with eval_before off a run skips the base
+    model's figures and reports the same tuned figures as a run that measured both."""
+    held_out = tmp_path / "held_out.json"
+    held_out.write_text(json.dumps(UNSEEN), encoding="utf-8")
+    common = dict(method="lora", max_steps=6, learning_rate=1e-2, held_out_file=held_out, eval_tasks=held_out,
+                  eval_max_tasks=3, eval_max_new_tokens=6, report_samples=2)
+    both = run_training(_params(tiny_model_dir, **common), TOY_ROWS, tmp_path / "both")
+    after_only = run_training(_params(tiny_model_dir, eval_before=False, **common), TOY_ROWS, tmp_path / "after")
+
+    assert isinstance(both["eval_loss_before"], float) and isinstance(both["rouge_l_before"], float)
+    assert after_only["eval_loss_before"] is None and after_only["rouge_l_before"] is None
+    for key in ("eval_loss_after", "rouge_l_after", "train_tokens"):
+        assert after_only[key] == both[key]
+    assert not (tmp_path / "after" / "eval_before.json").exists()
+    samples = [json.loads(line) for line in (tmp_path / "after" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 3 and all(s["base"] is None and s["rouge_l_base"] is None for s in samples)
+    assert [s["tuned"] for s in samples] == [
+        json.loads(line)["tuned"] for line in (tmp_path / "both" / "samples.jsonl").read_text().splitlines()]
+    report = (tmp_path / "after" / "report.md").read_text()
+    assert "| held-out loss | – |" in report and "(not evaluated in this run)" in report
+
+
 def test_resume_continues_from_the_last_checkpoint(tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
 

@@ -121,6 +121,11 @@ class TrainParams(BaseModel):
         description="Seed-format file (Self-Instruct JSONL, Alpaca JSON, CSV) whose instances are the "
         "instruction-following test. Default: seeds/default.jsonl, else the Self-Instruct seed tasks.",
     )
+    eval_before: bool = Field(
+        default=True,
+        description="Measure the base model before training (held-out loss, ROUGE-L); off: the `*_before` figures "
+        "are None (a study that trains several runs from one base measures the base once).",
+    )
     eval_max_tasks: int = Field(default=20, ge=0, le=10000, description="Instances generated and scored; 0: none.")
     eval_max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Greedy decoding bound per answer.")
     eval_batch_size: int = Field(default=8, ge=1, le=1024, description="Prompts generated together during evaluation.")

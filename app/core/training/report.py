@@ -33,9 +33,9 @@ def write_samples(
             record = {
                 "prompt": task.prompt,
                 "reference": task.reference,
-                "base": before[i],
+                "base": before[i] if before else None,  # None: the base was not evaluated in this run
                 "tuned": after[i],
-                "rouge_l_base": rouge_before[i],
+                "rouge_l_base": rouge_before[i] if rouge_before else None,
                 "rouge_l_tuned": rouge_after[i],
             }
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -109,7 +109,7 @@ def render_report(
     for i in range(shown):
         task = tasks[i]
         lines += [
-            f"### {i + 1}. ROUGE-L {rouge_before[i]:.3f} → {rouge_after[i]:.3f}",
+            f"### {i + 1}. ROUGE-L {_fmt(rouge_before[i] if rouge_before else None, 3)} → {rouge_after[i]:.3f}",
             "",
             "**Task**",
             "",
@@ -121,7 +121,7 @@ def render_report(
             "",
             "**Base**",
             "",
-            _quote(before[i]),
+            _quote(before[i]) if before else "(not evaluated in this run)",
             "",
             "**Tuned**",
             "",
