@@ -148,7 +148,7 @@ def write_bundle(rows: Iterable[dict[str, Any]], meta: HandoffMeta, target: str 
         files = [w for w in write_all(_checked_rows(rows, meta, stats), writers) if w.format != "preflight"]
         info = dataset_info(meta.name, files)
         _write_text(tmp / DATASET_INFO, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-        axolotl = axolotl_config(files)
+        axolotl = axolotl_config(files, preflight.terminator if preflight is not None else None)
         if axolotl is not None:
             _write_text(tmp / AXOLOTL, axolotl)
         report = preflight.finish(files, info) if preflight is not None else None

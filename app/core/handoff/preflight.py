@@ -10,6 +10,9 @@ target tokenizer: Gemma's by default) and checked:
 * `empty_instruction`, `empty_output`: no blank prompt, no blank answer;
 * `renders`: the row is a valid conversation and the chat template renders it;
 * `assistant_mask`: at least one token of the answer carries loss;
+* `turn_terminator`: the token the chat template ends the assistant turn with
+  (`<end_of_turn>` for Gemma) carries loss under TRL's mask and under axolotl's rules with
+  the bundle's `axolotl.yaml` settings (`axolotl_rules`), or the model never learns to stop;
 * `max_length`: the row fits in `max_length` tokens; a longer one is counted and listed,
   and fails the check unless truncation is allowed (a row whose answer lies wholly past
   the limit always fails: the trainer drops it);
@@ -25,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core import export
+from app.core.handoff.axolotl_rules import axolotl_labels, turn_terminator
 from app.core.handoff.formats import WrittenFile
 from app.core.handoff.trainer_configs import check_dataset_info
 
-CHECKS = ("rows", "empty_instruction", "empty_output", "renders", "assistant_mask", "max_length", "dataset_info")
+CHECKS = ("rows", "empty_instruction", "empty_output", "renders", "assistant_mask", "turn_terminator", "max_length",
+          "dataset_info")
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,9 @@ class Preflight:
         self.options = options
         self.template = template or getattr(tokenizer, "name_or_path", "") or "tokenizer"
         self.mode = mask_mode(tokenizer, TrainParams())  # response-only loss, as the trainer's default
+        self.terminator = turn_terminator(tokenizer)  # what axolotl.yaml's eot_tokens names
+        self.terminator_id = (tokenizer.convert_tokens_to_ids(self.terminator)
+                              if self.terminator is not None else None)
         self.rows = 0
         self.failures = dict.fromkeys(CHECKS, 0)
         self.warnings = dict.fromkeys(CHECKS, 0)
@@ -147,6 +155,8 @@ class Preflight:
             self._problem("assistant_mask", "no token of the answer carries loss: the chat template's assistant "
                           "mask is empty for this row", index, row_id)
             return
+        if self.terminator_id is not None:
+            self._check_terminator(conversation, labels, index, row_id)
         self.longest = max(self.longest, len(ids))
         limit = self.options.max_length
         kept = trained_tokens(labels, limit)
@@ -160,6 +170,22 @@ class Preflight:
                 self._problem("max_length", f"{len(ids)} tokens, over max_length {limit}: {trained - kept} of its "
                               f"{trained} answer tokens would be cut", index, row_id,
                               warning=self.options.allow_truncated)
+
+    def _check_terminator(self, conversation: Any, labels: list[int], index: int, row_id: Any) -> None:
+        """The turn terminator carries loss for TRL (this mask) and for axolotl (its rules)."""
+        missing = []
+        if self.terminator_id not in [t for t in labels if t != -100]:
+            missing.append("TRL's mask")
+        try:
+            _, axolotl = axolotl_labels(self.tokenizer, conversation, [self.terminator])
+        except ValueError as exc:
+            missing.append(f"axolotl's rules ({exc})")
+        else:
+            if self.terminator_id not in axolotl:
+                missing.append("axolotl's rules (axolotl.yaml)")
+        if missing:
+            self._problem("turn_terminator", f"the turn terminator {self.terminator} carries no loss under "
+                          + " nor ".join(missing) + ": the model would not learn to end its answer", index, row_id)
 
     def finish(self, files: Iterable[WrittenFile] = (), dataset_info: dict[str, Any] | None = None) -> PreflightReport:
         if self.rows == 0:

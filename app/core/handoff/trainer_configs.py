@@ -16,7 +16,9 @@ holds these names to the columns the files really have. Entries:
     data/ (Parquet)          sharegpt over its `messages` column, OpenAI tags
 
 axolotl reads the messages file (or the Parquet folder) with `type: chat_template`,
-`field_messages: messages` and `roles_to_train: ["assistant"]`.
+`field_messages: messages`, `roles_to_train: ["assistant"]`, `train_on_eos: turn` and
+`eot_tokens` set to the chat template's turn terminator (`axolotl_rules.turn_terminator`):
+axolotl's default end-of-turn token is EOS, which Gemma's template never writes.
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ def check_dataset_info(info: dict[str, dict[str, Any]], files: list[WrittenFile]
     return problems
 
 
-def axolotl_config(files: list[WrittenFile]) -> str | None:
-    """An axolotl `datasets:` YAML snippet over the messages file (else the Parquet folder)."""
+def axolotl_config(files: list[WrittenFile], eot_token: str | None = None) -> str | None:
+    """An axolotl `datasets:` YAML snippet over the messages file (else the Parquet folder);
+    `eot_token` is the target template's turn terminator (unknown: the snippet says to set it)."""
     by_format = {f.format: f for f in files}
     source = by_format.get("messages") or by_format.get("parquet")
     if source is None:
@@ -124,9 +127,17 @@ def axolotl_config(files: list[WrittenFile]) -> str | None:
         "roles_to_train": ["assistant"],
         "train_on_eos": "turn",
     })
+    if eot_token:
+        dataset["eot_tokens"] = [eot_token]
+        eot_note = (f"# Loss is on the assistant turns only (roles_to_train), each turn's terminator {eot_token} "
+                    "included (eot_tokens).\n")
+    else:
+        eot_note = ("# Loss is on the assistant turns only (roles_to_train). Set `eot_tokens` to your template's "
+                    "turn-ending token\n# (e.g. [\"<end_of_turn>\"] for Gemma, [\"<|im_end|>\"] for ChatML), or it is "
+                    "not trained.\n")
     header = (
         "# axolotl: paste under your config's top level (paths are relative to this folder).\n"
         "# The tokenizer's chat template renders the turns; for Gemma set `chat_template: gemma`.\n"
-        "# Loss is on the assistant turns only (roles_to_train), each turn's end-of-turn token included.\n"
+        + eot_note
     )
     return header + yaml.safe_dump({"datasets": [dataset]}, sort_keys=False, allow_unicode=True)
