@@ -210,15 +210,17 @@ def _loading(meta: HandoffMeta, files: list[WrittenFile], has_axolotl: bool) -> 
     if "parquet" in formats:
         snippet += ['ds = load_dataset("parquet", data_dir="path/to/this/folder/data", split="train")']
     lines += _code("python", "\n".join(snippet)) + [""]
-    if "messages" in formats or "prompt-completion" in formats:
-        lines += ["With TRL's `SFTTrainer` (conversational, or prompt-completion for loss on the answer only):", ""]
-        name = formats.get("prompt-completion", formats.get("messages")).name  # type: ignore[union-attr]
+    if "messages" in formats:
+        # the conversations, not prompt_completion.jsonl: TRL applies no chat template to plain strings
+        lines += ["With TRL's `SFTTrainer` (the conversations, the chat template applied, loss on the assistant "
+                  "turns and their end-of-turn token):", ""]
         lines += _code("python", "\n".join([
             "from datasets import load_dataset",
             "from trl import SFTConfig, SFTTrainer",
             "",
-            f'train = load_dataset("json", data_files="{name}", split="train")',
-            'trainer = SFTTrainer(model="google/gemma-3-270m", train_dataset=train, args=SFTConfig(output_dir="out"))',
+            f'train = load_dataset("json", data_files="{formats["messages"].name}", split="train")',
+            'trainer = SFTTrainer(model="google/gemma-3-270m", train_dataset=train,',
+            '                     args=SFTConfig(output_dir="out", assistant_only_loss=True))',
             "trainer.train()",
         ])) + [""]
     names = [entry_name(meta.name, f.format) for f in files]
