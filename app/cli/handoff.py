@@ -155,11 +155,13 @@ def destination_add(
     folder: Path | None = typer.Option(None, "--folder", help="A folder (bundles land in FOLDER/<dataset>/<label>)."),
     hub: str | None = typer.Option(None, "--hub", help="A Hugging Face Hub dataset repo, owner/name."),
     public: bool = typer.Option(False, "--public", help="Hub: create the repo public (default: private)."),
+    mode: str | None = typer.Option(None, "--mode", help="Folder: the delivered files' octal mode, e.g. 640 "
+                                    "(default: the umask's)."),
 ) -> None:
     """Add a destination (the Hub token is SPROUT_HANDOFF__HUB_TOKEN)."""
     if (folder is None) == (hub is None):
         raise CliError("give exactly one of --folder or --hub")
-    kind, config = ("folder", {"path": str(folder.expanduser().resolve())}) if folder is not None \
+    kind, config = ("folder", {"path": str(folder.expanduser().resolve()), "mode": mode}) if folder is not None \
         else ("hub", {"repo_id": hub, "private": not public})
     try:
         config = destinations.check_config(kind, config)

@@ -238,6 +238,41 @@ def string_field(record: dict[str, Any], key: str, required: bool = True) -> str
 
 
 # --- writing -------------------------------------------------------------------------------
+def process_umask() -> int:
+    """This process's umask, read without changing it (`/proc`; else set and put back)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode(mode: int | None = None) -> int:
+    """The mode a new file gets: `mode`, else 0o666 less the umask (as `open` would give it;
+    `tempfile.mkstemp` gives 0o600 whatever the umask)."""
+    return mode if mode is not None else 0o666 & ~process_umask()
+
+
+def folder_mode(mode: int | None = None) -> int:
+    """The mode of a folder holding files of `file_mode(mode)`: searchable where readable."""
+    files = file_mode(mode)
+    return files | ((files & 0o444) >> 2)
+
+
+def chmod_tree(folder: str | Path, mode: int | None = None) -> None:
+    """Give `folder` and everything under it the modes of new files and folders
+    (`file_mode`, `folder_mode`): a tree built from temporary files and folders is owner-only."""
+    files, folders = file_mode(mode), folder_mode(mode)
+    for root, _dirs, names in os.walk(folder):  # symlinked folders are not followed
+        os.chmod(root, folders)
+        for name in names:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, files)
+
+
 class AtomicFile:
     """A file written under a temporary name next to `path` and renamed onto it by `commit`.
 
@@ -245,11 +280,12 @@ class AtomicFile:
     target is either the old file or the complete new one, never something between.
     """
 
-    def __init__(self, path: str | Path, mode: str = "w", make_dirs: bool = True):
+    def __init__(self, path: str | Path, mode: str = "w", make_dirs: bool = True, permissions: int | None = None):
         self.path = Path(path)
         if make_dirs:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.fchmod(fd, file_mode(permissions))  # mkstemp's 0o600 would make every file owner-only
         self.tmp = Path(tmp)
         binary = "b" in mode
         self.fh: IO[Any] = os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"}))
@@ -267,10 +303,11 @@ class AtomicFile:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "w", make_dirs: bool = True) -> Iterator[IO[Any]]:
+def atomic_file(path: str | Path, mode: str = "w", make_dirs: bool = True,
+                permissions: int | None = None) -> Iterator[IO[Any]]:
     """Open `path` for writing atomically: the file appears whole when the block ends, and
-    not at all when it raises."""
-    target = AtomicFile(path, mode, make_dirs)
+    not at all when it raises. It gets `permissions`, else the umask's mode, as `open` gives."""
+    target = AtomicFile(path, mode, make_dirs, permissions)
     try:
         yield target.fh
     except BaseException:

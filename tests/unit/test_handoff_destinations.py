@@ -4,7 +4,10 @@ and say whether a retry can help."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 
 from app.core.handoff import destinations
 from app.core.handoff.bundle import BundleOptions, checksums, read_manifest, write_bundle
-from app.core.handoff.destinations import DeliveryError, FolderDestination, HubDestination
+from app.core.handoff.destinations import DeliveryError, FolderDestination, HubDestination, build, check_config
 from app.core.handoff.meta import HandoffMeta
 from tests.fault_server import FaultyLLMServer
 
@@ -151,3 +154,62 @@ def test_destination_configs_are_checked():
                                    ("folder", {}, "needs a path"), ("s3", {}, "kind")):
         with pytest.raises(ValueError, match=fragment):
             destinations.check_config(kind, config)
+
+
+# --- permissions: a trainer under another account reads what was delivered ----------------------
+# the tests run as root, which may become any account
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+
+def _as_nobody(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*NOBODY, *argv], capture_output=True, text=True, errors="replace", check=False)
+
+
+@pytest.fixture
+def shared_root():
+    """A folder every account can enter (pytest's own temporary folders are root's only)."""
+    root = Path(tempfile.mkdtemp(prefix="sprout-shared-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_delivered_bundle_is_readable_by_another_account_under_umask_022(tmp_path, shared_root, umask_022):
+    FolderDestination(shared_root).deliver(_bundle(tmp_path, 1, 5), "grown", "v1")
+    base = shared_root / "grown"
+    files = [p for p in base.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert {p.name for p in files} >= {"latest.json", "messages.jsonl", "manifest.json", "README.md"}
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+        read = _as_nobody("cat", str(path))
+        assert read.returncode == 0, (path, read.stderr)
+    for folder in [base, *(p for p in base.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        assert folder.stat().st_mode & 0o777 == 0o755, folder
+    listed = _as_nobody("ls", str(base / "latest" / "data"))
+    assert listed.returncode == 0 and ".parquet" in listed.stdout
+    assert _as_nobody("cat", str(base / "latest" / "messages.jsonl")).stdout.count("\n") == 5
+
+
+def test_a_destinations_mode_is_applied_and_keeps_others_out(tmp_path, shared_root, umask_022):
+    destination = build("folder", {"path": str(shared_root), "mode": "640"})
+    destination.deliver(_bundle(tmp_path, 1, 5), "grown", "v1")
+    bundle = shared_root / "grown" / "v1"
+    assert (bundle / "messages.jsonl").stat().st_mode & 0o777 == 0o640
+    assert (bundle / "data").stat().st_mode & 0o777 == 0o750
+    assert (shared_root / "grown" / "latest.json").stat().st_mode & 0o777 == 0o640
+    assert _as_nobody("cat", str(bundle / "messages.jsonl")).returncode != 0
+
+
+def test_a_bad_mode_is_refused_naming_the_field():
+    for bad in ("999", "rw-r--r--", "044", 644.5, True):
+        with pytest.raises(ValueError, match=r"^mode: "):
+            check_config("folder", {"path": "/srv/x", "mode": bad})
+    assert check_config("folder", {"path": "/srv/x", "mode": "0644"}) == {"path": "/srv/x", "mode": "0644"}
+    assert check_config("folder", {"path": "/srv/x", "mode": None}) == {"path": "/srv/x"}

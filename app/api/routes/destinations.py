@@ -26,7 +26,8 @@ def _out(row: Destination) -> DestinationOut:
 @router.post("", status_code=201, summary="Create a destination (a folder or a Hub dataset repo)")
 def create_destination(body: DestinationCreate, session: SessionDep, owner: Owner,
                        settings: SettingsDep) -> DestinationOut:
-    config = {"path": body.path} if body.kind == "folder" else {"repo_id": body.repo_id, "private": body.private}
+    config = {"path": body.path, "mode": body.mode} if body.kind == "folder" \
+        else {"repo_id": body.repo_id, "private": body.private}
     try:
         config = destinations.check_config(body.kind, config)
     except ValueError as exc:

@@ -31,6 +31,9 @@ class DestinationCreate(BaseModel):
     path: Text | None = Field(default=None, max_length=1000, description="folder: an absolute path.")
     repo_id: Text | None = Field(default=None, max_length=200, description="hub: `owner/name` of a dataset repo.")
     private: bool = Field(default=True, description="hub: create the repo private (the default).")
+    mode: str | None = Field(default=None, max_length=4, examples=["644"],
+                             description="folder: the delivered files' octal mode (folders get x where readable); "
+                                         "default: the service's umask.")
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> DestinationCreate:

@@ -167,6 +167,7 @@ def write_bundle(rows: Iterable[dict[str, Any]], meta: HandoffMeta, target: str 
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         _write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        records.chmod_tree(tmp)  # mkdtemp's folder is owner-only: the umask's modes, as a plain mkdir gives
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

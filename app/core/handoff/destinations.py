@@ -78,8 +78,13 @@ def _fsync_tree(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class FolderDestination:
+    """Bundles land with the modes of new files under this process's umask (a bundle is
+    built from owner-only temporary files), or with `mode` (files; folders also get the
+    search bit where they are readable), so a trainer under another account can read them."""
+
     root: Path
     kind: str = "folder"
+    mode: int | None = None
 
     def deliver(self, bundle_dir: Path, name: str, label: str) -> str:
         base = Path(self.root) / name
@@ -93,9 +98,10 @@ class FolderDestination:
                                         retryable=False)
             else:
                 shutil.copytree(bundle_dir, tmp)
+                records.chmod_tree(tmp, self.mode)
                 _fsync_tree(tmp)
                 os.rename(tmp, final)
-            self.point_latest(base, label)
+            self.point_latest(base, label, self.mode)
         except DeliveryError:
             raise
         except OSError as exc:
@@ -105,7 +111,7 @@ class FolderDestination:
         return str(final)
 
     @staticmethod
-    def point_latest(base: Path, label: str) -> None:
+    def point_latest(base: Path, label: str, mode: int | None = None) -> None:
         """Point `latest` and `latest.json` at `label`, unless they point at a newer `v<N>`."""
         current = None
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -123,7 +129,7 @@ class FolderDestination:
         except OSError:
             tmp_link.unlink(missing_ok=True)
             raise
-        with records.atomic_file(base / LATEST_JSON) as fh:
+        with records.atomic_file(base / LATEST_JSON, permissions=mode) as fh:
             json.dump({"label": label, "path": label, "updated_at": datetime.now(UTC).isoformat(timespec="seconds")},
                       fh, indent=2)
             fh.write("\n")
@@ -174,16 +180,30 @@ def _describe(exc: BaseException) -> str:
     return f"HTTP {status}: {text}" if status is not None else f"{type(exc).__name__}: {text}"
 
 
+def _file_mode(value: Any) -> str:
+    """A folder destination's `mode`: octal digits ("640", "0644"), the owner able to read and write."""
+    text = str(value).strip()
+    if not re.fullmatch(r"0?[0-7]{3}", text) or isinstance(value, bool):
+        raise ValueError(f"mode: must be an octal file mode such as '644' or '0640', got {value!r}")
+    if int(text, 8) & 0o600 != 0o600:
+        raise ValueError(f"mode: the owner must be able to read and write (6xx), got {value!r}")
+    return f"0{int(text, 8):o}"
+
+
 def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """A destination's stored config, validated: `{"path"}` for a folder, `{"repo_id", "private"}`
-    for the Hub. Raises ValueError naming the field."""
+    """A destination's stored config, validated: `{"path"}` (and an optional file `mode`, as
+    octal text) for a folder, `{"repo_id", "private"}` for the Hub. Raises ValueError naming
+    the field."""
     if kind == "folder":
         path = config.get("path")
         if not isinstance(path, str) or not path.strip():
             raise ValueError("path: a folder destination needs a path")
         if not Path(path).is_absolute():
             raise ValueError(f"path: must be absolute, got {path!r}")
-        return {"path": str(Path(path))}
+        checked: dict[str, Any] = {"path": str(Path(path))}
+        if config.get("mode") is not None:
+            checked["mode"] = _file_mode(config["mode"])
+        return checked
     if kind == "hub":
         repo_id = config.get("repo_id")
         if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
@@ -196,6 +216,7 @@ def build(kind: str, config: dict[str, Any], hub_token: str | None = None, hub_e
     """The destination a stored row describes (the Hub token from the configuration)."""
     config = check_config(kind, config)
     if kind == "folder":
-        return FolderDestination(Path(config["path"]))
+        mode = config.get("mode")
+        return FolderDestination(Path(config["path"]), mode=int(mode, 8) if mode else None)
     return HubDestination(config["repo_id"], private=config["private"], token=hub_token, endpoint=hub_endpoint)
 
