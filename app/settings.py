@@ -12,13 +12,15 @@ by the same model.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -235,8 +237,23 @@ class Settings(BaseSettings):
     @field_validator("llm_base_urls", "judge_base_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
+        """Comma-separated, or a JSON list (`'["http://gpu1:8000/v1"]'`, as pydantic-settings reads lists)."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list ({exc.msg} at character {exc.pos})") from None
+            if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+                raise ValueError("a JSON list must hold URLs as strings")
         if isinstance(value, str):
-            return [u.strip() for u in value.split(",") if u.strip()]
+            value = value.split(",")
+        if isinstance(value, (list, tuple)):
+            urls = [u.strip() for u in value if isinstance(u, str) and u.strip()]
+            for url in urls:
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https") or not parts.netloc:
+                    raise ValueError(f"not an http(s) URL: {url!r}")
+            return urls
         return value
 
     @classmethod
@@ -315,10 +332,45 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'sprout.db'}"
 
 
+class SettingsError(ValueError):
+    """An invalid setting, in one line: the variable, and what is wrong with its value."""
+
+
+def describe(exc: ValidationError) -> str:
+    """`SPROUT_LLM_CONCURRENCY: Input should be a valid integer ('many')`, errors joined by '; '."""
+    parts = []
+    for err in exc.errors():
+        path = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        name = "SPROUT_" + "__".join(path).upper() if path else "settings"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        value = err.get("input")
+        secret = any(word in name for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))
+        shown = "" if secret or isinstance(value, dict) or "URL" in message else f" (got {str(value)[:80]!r})"
+        parts.append(f"{name}: {message}{shown}")
+    return "; ".join(parts)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings; tests call `get_settings.cache_clear()` after changing env."""
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing env.
+    Raises `SettingsError` (one line) on an invalid value."""
     config_file = os.environ.get("SPROUT_CONFIG")
     if config_file and not Path(config_file).is_file():
-        raise ValueError(f"SPROUT_CONFIG points to {config_file}, which is not a file")
-    return Settings()
+        raise SettingsError(f"SPROUT_CONFIG points to {config_file}, which is not a file")
+    try:
+        settings = Settings()
+        settings.core_config()  # what the core would refuse later, refused now
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+    except ValueError as exc:
+        raise SettingsError(f"settings: {exc}") from None
+    return settings
+
+
+def settings_or_exit() -> Settings:
+    """`get_settings()` for a process starting up (the API, a worker): an invalid setting
+    ends it with one line on stderr, not a traceback."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None

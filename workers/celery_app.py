@@ -82,9 +82,9 @@ def enqueue(celery: Celery, job_id: int, kind: str) -> None:
 
 
 def _default_app() -> Celery:
-    from app.settings import get_settings
+    from app.settings import settings_or_exit
 
-    return make_celery(get_settings())
+    return make_celery(settings_or_exit())
 
 
 # `celery -A workers.celery_app worker` and `sprout worker` use this app.

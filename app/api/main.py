@@ -41,7 +41,7 @@ from app.api.schemas.datasets import RECIPE_EXAMPLE
 from app.api.schemas.seed_sets import SeedSetCreate
 from app.core.datasets.recipe import Recipe
 from app.db import check_migrated
-from app.settings import Settings, get_settings
+from app.settings import Settings, settings_or_exit
 from workers.celery_app import make_celery
 
 log = logging.getLogger("sprout.api")
@@ -54,7 +54,7 @@ Errors are `{"detail": "..."}` naming what is wrong and where (validation errors
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or settings_or_exit()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
