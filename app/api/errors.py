@@ -1,7 +1,7 @@
 """One JSON error shape for every failure, and no traceback ever leaves the process.
 
-Every error body is `{"detail": "<what is wrong, and where>"}`; validation errors add
-`errors`, a list of `{"loc", "msg", "type"}` (without echoing the input, which may be a
+Every error body is `{"detail": "<what is wrong, and where>"}`; every 422 adds (as documented,
+`ValidationErrorBody`) `errors`, a list of `{"loc", "msg", "type"}` (without echoing the input, which may be a
 50 MB file). Errors the core raises for bad input map to 4xx here, so routes can let them
 through; anything else is logged with its traceback and answered with a bare 500.
 
@@ -88,12 +88,26 @@ def dataset_error_fields(exc: ds_errors.DatasetError) -> list[dict[str, Any]]:
 
 
 def _json(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    if status == 422 and "errors" not in extra:  # the documented 422 (`ValidationErrorBody`) always names fields
+        extra["errors"] = _detail_errors(detail)
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def _detail_errors(detail: str) -> list[dict[str, Any]]:
+    """`errors` for a 422 raised as one message: its `field: message` prefix as the location
+    (under `body` unless it names `body`, `query` or `path`), else the request as a whole."""
+    match = _FIELD_PREFIX.match(detail)
+    if match is None:
+        return [{"loc": [], "msg": detail, "type": "value_error"}]
+    loc = path_loc(match.group(1))
+    if loc[:1] not in (["body"], ["query"], ["path"]):
+        loc = ["body", *loc]
+    return [{"loc": loc, "msg": match.group(2), "type": "value_error"}]
 
 
 def parse_json_body(raw: bytes, where: str = "body") -> Any:
     """A request body as JSON, within the record reader's limits; 422 naming the line otherwise."""
-    try:
+    try:  # an HTTPException: FastAPI turns anything else raised while reading the body into a 400
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise HTTPException(422, f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
