@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -189,3 +190,26 @@ def test_a_bad_evaluation_file_is_refused_before_the_model_loads(tmp_path):
     # the base model does not exist either: the data and task files are checked first
     with pytest.raises(TrainDataError, match=r"evaluation tasks .*tasks.jsonl: line 1: missing field 'instruction'"):
         run_training(_params(tmp_path / "missing", eval_tasks=bad, eval_max_tasks=5), TOY_ROWS, tmp_path / "run")
+
+
+def test_resuming_from_a_checkpoint_at_max_steps_trains_no_extra_step(tiny_model_dir, tmp_path):
+    """A LoRA run stopped after its last checkpoint (at max_steps, mid-epoch: a worker killed
+    while it evaluated) resumes to the same adapter, trained max_steps steps, not one more."""
+    from safetensors.torch import load_file
+
+    common = dict(method="lora", learning_rate=1e-2, max_steps=3, save_steps=3, logging_steps=1, batch_size=1)
+    run = tmp_path / "run"
+    first = run_training(_params(tiny_model_dir, **common), TOY_ROWS, run)  # 8 rows at 1 a step: mid-epoch
+    assert first["steps"] == 3 and first["epochs"] < 1
+    before = load_file(run / "adapter" / "adapter_model.safetensors")
+    shutil.rmtree(run / "adapter")  # stopped before the end: what a finished run writes is absent
+    (run / "metrics.json").unlink()
+
+    resumed = run_training(_params(tiny_model_dir, resume=True, **common), TOY_ROWS, run)
+    assert resumed["resumed_from"].endswith("checkpoint-3")
+    assert resumed["steps"] == 3 and resumed["epochs"] == first["epochs"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("checkpoint-*")) == ["checkpoint-3"]
+    after = load_file(run / "adapter" / "adapter_model.safetensors")
+    assert after.keys() == before.keys()
+    for name in before:
+        torch.testing.assert_close(after[name], before[name])

@@ -157,7 +157,11 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
     # (A resumed run restores the RNG state of its checkpoint instead.)
     set_seed(params.seed)
     started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    if resume_from and _reached_max_steps(resume_from, trainer.args.max_steps):
+        training_loss = _restore_finished(trainer, resume_from)
+        tracker.tokens0 = trainer.state.num_input_tokens_seen  # nothing trained in this session
+    else:
+        training_loss = trainer.train(resume_from_checkpoint=resume_from).training_loss
     train_seconds = time.monotonic() - started
     session_tokens = trainer.state.num_input_tokens_seen - tracker.tokens0
 
@@ -173,7 +177,7 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
         "train_tokens": int(trainer.state.num_input_tokens_seen),
         "train_seconds": round(train_seconds, 3),
         "train_tokens_per_s": session_tokens / train_seconds if train_seconds > 0 else None,
-        "train_loss": result.training_loss,
+        "train_loss": training_loss,
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
         "learning_rate": params.resolved_learning_rate,
@@ -215,6 +219,25 @@ def _run(params: TrainParams, rows_or_path: Any, out: Path, notify: _Notifier) -
     trainer.accelerator.wait_for_everyone()
     notify.stage("done", step=trainer.state.global_step, max_steps=trainer.state.max_steps)
     return metrics
+
+
+def _reached_max_steps(checkpoint: str, max_steps: int) -> bool:
+    """Whether `checkpoint` holds a run's last step. transformers checks for `max_steps` only
+    after a step, so resuming from a checkpoint saved at `max_steps` in the middle of an
+    epoch would train one step more than asked."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return max_steps > 0 and int(state.get("global_step", 0)) >= max_steps
+
+
+def _restore_finished(trainer: Any, checkpoint: str) -> float | None:
+    """Load a finished run's last checkpoint (weights and trainer state) without training;
+    returns the mean of the training losses it logged."""
+    from transformers import TrainerState
+
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return sum(losses) / len(losses) if losses else None
 
 
 class _Notifier:
