@@ -86,11 +86,16 @@ def test_destinations_are_confined_validated_and_owned(api, other_api, api_setti
         ({"name": "cluster", "kind": "folder", "path": str(root)}, ["body", "name"], "already have"),
         ({"name": "../x", "kind": "folder", "path": str(root)}, ["body", "name"], "pattern"),
         ({"name": "x", "kind": "s3", "path": str(root)}, ["body", "kind"], "'folder' or 'hub'"),
+        ({"name": "x", "kind": "folder", "path": str(root), "mode": "888"}, ["body", "mode"], "octal file mode"),
+        ({"name": "x", "kind": "folder", "path": str(root), "mode": "044"}, ["body", "mode"], "read and write"),
     ):
         response = api.post("/api/v1/destinations", json=body)
         assert response.status_code == 422, (body, response.text)
         assert response.json()["errors"][0]["loc"] == loc and fragment in response.json()["detail"], response.text
-    assert api.ok("get", "/api/v1/destinations")["total"] == 2
+    moded = api.ok("post", "/api/v1/destinations", 201, json={"name": "private", "kind": "folder",
+                                                              "path": str(root / "private"), "mode": "640"})
+    assert moded["config"] == {"path": str(root / "private"), "mode": "0640"}
+    assert api.ok("get", "/api/v1/destinations")["total"] == 3
     assert other_api.ok("get", "/api/v1/destinations")["total"] == 0
     assert other_api.get(f"/api/v1/destinations/{made['id']}").status_code == 404
     assert other_api.delete(f"/api/v1/destinations/{made['id']}").status_code == 404

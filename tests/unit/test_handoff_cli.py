@@ -103,6 +103,14 @@ def test_bundle_then_deliver_to_a_named_folder(job, tmp_path):
     nowhere = run("handoff", "deliver", job, "--to", "nowhere")
     assert nowhere.exit_code == 1 and "no destination named 'nowhere'" in str(nowhere.exception)
 
+    bad_mode = run("handoff", "destinations", "add", "private", "--folder", tmp_path / "private", "--mode", "rw")
+    assert bad_mode.exit_code == 1 and str(bad_mode.exception).startswith("mode: must be an octal file mode")
+    assert run("handoff", "destinations", "add", "private", "--folder", tmp_path / "private", "--mode", "640")\
+        .exit_code == 0
+    assert run("handoff", "deliver", job, "--to", "private", "--name", "rain").exit_code == 0
+    delivered_file = tmp_path / "private" / "rain" / f"job-{job}" / "messages.jsonl"
+    assert delivered_file.stat().st_mode & 0o777 == 0o640
+
 
 def test_compare_promotes_or_holds(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"eval_loss_after": 1.0, "rouge_l_after": 0.3}))
