@@ -2,8 +2,8 @@
 
 Values come, highest priority first, from: keyword arguments, environment variables
 (`SPROUT_*`; nested fields with `__`, e.g. `SPROUT_SELF_INSTRUCT__TEMPERATURE=0.9`), the
-TOML file named by `SPROUT_CONFIG` (if any), and the defaults below. The README's settings
-table mirrors this file.
+TOML file named by `SPROUT_CONFIG` (if any), and the defaults below. The docs' settings
+reference (`docs/reference/settings.md`) is generated from this file.
 
 The method parameters (`SelfInstructParams`) live in the domain core; they are settings
 here (the service-wide defaults) and job parameters there (one job's values), validated

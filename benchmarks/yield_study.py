@@ -35,7 +35,7 @@ every stage whose output is there (delete a stage's folder to run it again):
    trained tokens (non-padding tokens of the prompts and answers seen), held-out loss and
    ROUGE-L, and the paired bootstrap of each task's ROUGE-L against the base model's.
 
-Results and their reading: README.md, "Does the data help?".
+Results and their reading: docs/results/yield-study.md.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 need=()
 { have redis-server || [ -x /usr/bin/redis-server ]; } || need+=(redis-server)
 { ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; } || need+=(postgresql)
+have jq || need+=(jq)        # the docs' runnable curl walk-throughs
+have curl || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]} (Debian packages)"
   as_root apt-get update -qq

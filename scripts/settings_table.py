@@ -1,6 +1,6 @@
-"""Print the README's settings table from `app.settings.Settings` (the one source of truth).
+"""Print the settings table from `app.settings.Settings` (the one source of truth).
 
-Run: .venv/bin/python scripts/settings_table.py  — and paste between the README's markers.
+`scripts/gen_reference.py` writes it into the docs' settings reference; run this file to print it.
 """
 
 from __future__ import annotations

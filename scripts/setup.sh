@@ -19,5 +19,5 @@ echo "==> installing Sprout into .venv (first time: a few minutes)"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -m pip install -q --upgrade pip 2> >(grep -v "^WARNING: Location" >&2)
 .venv/bin/python -m pip install -q -c constraints.txt "torch==2.13.0" 2> >(grep -v "^WARNING: Location" >&2)
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]" 2> >(grep -v "^WARNING: Location" >&2)
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,docs]" 2> >(grep -v "^WARNING: Location" >&2)
 echo "$want" > "$stamp"

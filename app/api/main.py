@@ -4,6 +4,8 @@ At startup the app refuses an un-migrated database (`db.check_migrated`), so it 
 serves a schema it does not know; `sprout api` runs the same check first and exits with
 its message. Routes live under `/api/v1` (one router per resource, each requiring an API
 key); `/healthz`, `/readyz`, the OpenAPI document, `/docs` and the dashboard page are open.
+The documentation site, once built into `site/` (`sprout docs --build`), is served at
+`/docs/site/`, open as well.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
 from app.api import errors
@@ -47,6 +51,7 @@ from workers.celery_app import make_celery
 log = logging.getLogger("sprout.api")
 
 API_PREFIX = "/api/v1"
+DOCS_SITE = Path(__file__).resolve().parents[2] / "site"  # `sprout docs --build` writes it
 DESCRIPTION = """Grow seed tasks into a curated instruction-tuning dataset, and fine-tune a model on it.
 
 Authenticate with an API key (`sprout apikey create`): `Authorization: Bearer <key>`.
@@ -74,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (seed_sets, benchmark_sets, jobs, results, insights, exports, kinds, datasets, dataset_handoff,
                    destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
+    if (DOCS_SITE / "index.html").is_file():
+        app.mount("/docs/site", StaticFiles(directory=DOCS_SITE, html=True), name="docs-site")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -15,6 +15,7 @@ from app.cli import (
     dataset_handoff,
     datasets,
     dbcmd,
+    docs,
     export,
     filter,
     generate,
@@ -46,6 +47,7 @@ cli.add_typer(datasets.app, name="datasets")
 cli.add_typer(handoff.app, name="handoff")
 train.register(cli)
 service.register(cli)
+docs.register(cli)
 
 
 def _terminate(*_: object) -> None:

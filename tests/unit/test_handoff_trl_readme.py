@@ -1,4 +1,4 @@
-"""The README's TRL examples, run as written on a bundle (the tiny model in place of Gemma,
+"""The hand-off guide's TRL examples, run as written on a bundle (the tiny model in place of Gemma,
 and on a machine without a GPU, bf16 off):
 TRL must train on the chat format the preflight checked, turn markers included, with the
 loss on the answers and their turn terminator only."""
@@ -34,14 +34,15 @@ def _run(block: str, bundle: Path, model: Path, out: Path) -> dict:
     if not torch.cuda.is_available():  # TRL turns bf16 on by default, which a CPU-only machine refuses
         code = code.replace("SFTConfig(", "SFTConfig(use_cpu=True, bf16=False, ")
     namespace: dict = {}
-    exec(compile(code, "README example", "exec"), namespace)
+    exec(compile(code, "hand-off guide example", "exec"), namespace)
     return namespace
 
 
 def _examples() -> list[tuple[str, str]]:
-    readme = _trl_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert len(readme) >= 2  # the job hand-off and the dataset version hand-off
-    return [(f"readme-{i}", b) for i, b in enumerate(readme)]
+    pages = ("docs/guides/handoff.md", "docs/guides/dataset-versions-handoff.md")
+    found = [b for page in pages for b in _trl_blocks((ROOT / page).read_text(encoding="utf-8"))]
+    assert len(found) >= 2  # the job hand-off and the dataset version hand-off
+    return [(f"guide-{i}", b) for i, b in enumerate(found)]
 
 
 @pytest.fixture

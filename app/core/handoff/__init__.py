@@ -3,7 +3,7 @@
 Every piece works on a *row source* — an iterable of row dicts (`id`, `instruction`,
 `input`, `output`, optional `system` and provenance keys `method`, `job_id`, `lineage`,
 `scores`) — and a `HandoffMeta` describing where the rows came from. A job is one source
-(`sources.job_source`); a dataset version is meant to be another, with no change here.
+(`sources.job_source`); a dataset version is the other (`sources.dataset_version_source`).
 
     rows + meta ─► bundle.write_bundle ─► formats (one streamed pass, every format at once)
                                           + preflight (chat template, loss mask, max_length)
