@@ -396,40 +396,44 @@ class LLMClient:
         logprobs: dict[str, Any] | None = None
         chunks = 0
         first = True
-        while True:
-            limit = self.first_token_timeout_s if first else self.inactivity_timeout_s
-            try:
-                line = await asyncio.wait_for(anext(lines), limit)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                what = "no first token" if first else "no token"
-                raise _Overload(f"{ep.name}{path}: {what} for {limit:g} s") from None
-            if not line.startswith("data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                break
-            try:
-                event = json.loads(payload)
-            except ValueError:
-                raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
-            if not isinstance(event, dict):
-                continue
-            if event.get("error"):
-                raise _Overload(f"{ep.name}{path}: the server broke off: {str(event['error'])[:200]}")
-            first = False
-            usage = event.get("usage") or usage
-            timings = event.get("timings") or timings
-            for choice in event.get("choices") or []:
-                text = choice.get("text")
-                if text is None:
-                    text = (choice.get("delta") or {}).get("content")
-                if text:
-                    parts.append(text)
-                    chunks += 1
-                finish = choice.get("finish_reason") or finish
-                logprobs = merge_logprobs(logprobs, choice.get("logprobs"))
+        # one timer for the whole stream (a `wait_for` per line cost a task and a timer per
+        # token), moved on at most every `slack` seconds: a silence is cut after `limit`
+        # seconds, at most `slack` later; the stream is read to its end, so the connection
+        # goes back to the pool instead of being closed
+        loop = asyncio.get_running_loop()
+        limit = self.first_token_timeout_s
+        moved = loop.time()
+        try:
+            async with asyncio.timeout_at(moved + limit) as deadline:
+                async for line in lines:
+                    if (now := loop.time()) - moved > (slack := min(1.0, limit / 10)):
+                        moved = now
+                        deadline.reschedule(now + limit + slack)
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        continue
+                    event = self._event(payload, ep, path)
+                    if event is None:
+                        continue
+                    if first:
+                        first, limit, moved = False, self.inactivity_timeout_s, loop.time()
+                        deadline.reschedule(moved + limit + min(1.0, limit / 10))
+                    usage = event.get("usage") or usage
+                    timings = event.get("timings") or timings
+                    for choice in event.get("choices") or []:
+                        text = choice.get("text")
+                        if text is None:
+                            text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            parts.append(text)
+                            chunks += 1
+                        finish = choice.get("finish_reason") or finish
+                        logprobs = merge_logprobs(logprobs, choice.get("logprobs"))
+        except TimeoutError:
+            what = "no first token" if first else "no token"
+            raise _Overload(f"{ep.name}{path}: {what} for {limit:g} s") from None
         text = "".join(parts)
         if not usage:
             usage = {"prompt_tokens": int(timings.get("prompt_n") or 0) + int(timings.get("cache_n") or 0),
@@ -440,6 +444,19 @@ class LLMClient:
         if timings:
             out["timings"] = timings
         return out
+
+    @staticmethod
+    def _event(payload: str, ep: _Endpoint, path: str) -> dict[str, Any] | None:
+        """One streamed event, None for one that is not an object; a broken one raises."""
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
+        if not isinstance(event, dict):
+            return None
+        if event.get("error"):
+            raise _Overload(f"{ep.name}{path}: the server broke off: {str(event['error'])[:200]}")
+        return event
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         last_error = ""
