@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15]
+    .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
 
 `overhead`: one `sprout generate`-shaped run (Self-Instruct on `seeds/default.jsonl`,
 the service's defaults, SQLite in a temporary folder, `lifecycle.run_job` in-process, as
@@ -23,6 +24,16 @@ The configurations, back to back in one run on the same machine:
 Then the floor under both: the same streamed completions sent straight through
 `LLMClient` (no job), and through a bare `httpx.AsyncClient` (no Sprout at all).
 The machine may be shared: read medians and ratios, not single figures.
+
+`index`: the novelty index (`NoveltyIndex`, exact ROUGE-L) and the near-duplicate index
+(`NearDupIndex`, in memory) at pools of `--sizes` entries, each size in a fresh child
+process: time per add, time per check (median, p95, max over 300 candidates: variants of
+pool entries near the threshold and fresh instructions, from `novelty_filter.py`'s
+generator), and the resident memory the index and its texts take (RSS after building,
+less RSS before the data existed). Baseline in the same run: an exact brute force
+(rapidfuzz LCS against every entry, all cores) on a sample of the candidates, whose
+decisions and maximum scores must equal the index's (exit 1 otherwise). The near-duplicate
+index is fed whole examples (instruction, input, output) in batches, as a build seeds it.
 """
 
 from __future__ import annotations
@@ -220,6 +231,105 @@ def floor_child(args: argparse.Namespace) -> None:
     print(f"RESULT {asyncio.run(run())}", flush=True)
 
 
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def index_child(args: argparse.Namespace) -> None:
+    """One pool size of one index in this process; prints one JSON line."""
+    import gc
+
+    import numpy as np
+    from novelty_filter import BruteForce, build_data
+
+    from app.core.filters.dedup import NearDupIndex, example_text
+    from app.core.filters.novelty import NoveltyIndex
+
+    base = rss_mb()
+    pool, candidates = build_data(args.size, 300, seed=1)
+    out: dict[str, Any] = {"size": len(pool), "which": args.which}
+    if args.which == "novelty":
+        index = NoveltyIndex()
+        t0 = time.perf_counter()
+        for text in pool:
+            index.add(text)
+        out["add_us"] = 1e6 * (time.perf_counter() - t0) / len(pool)
+        gc.collect()
+        out["rss_mb"] = rss_mb() - base  # the texts and the index (the pool list is 8 bytes an entry)
+        sample = candidates[:: max(1, len(candidates) // args.brute)]
+        brute = BruteForce(pool)
+        del pool
+        times = []
+        results = {}
+        for i, text in enumerate(candidates):
+            t0 = time.perf_counter()
+            results[i] = index.check(text)
+            times.append(time.perf_counter() - t0)
+        brute_times, wrong = [], 0
+        for text in sample:
+            t0 = time.perf_counter()
+            scores = brute.scores(text)
+            brute_times.append(time.perf_counter() - t0)
+            got = results[candidates.index(text)]
+            best = float(scores.max()) if len(scores) else 0.0
+            wrong += (abs(best - got.max_rouge_l) > 1e-9) or ((best <= index.threshold) != got.novel)
+        out["brute_ms"] = 1000 * statistics.median(brute_times)
+        out["wrong"] = wrong
+        out["novel_share"] = sum(r.novel for r in results.values()) / len(results)
+    else:
+        docs = [(f"e{i}", example_text(text, "", text[::-1])) for i, text in enumerate(pool)]
+        del pool
+        index = NearDupIndex(threshold=0.9, num_perm=128)
+        t0 = time.perf_counter()
+        for start in range(0, len(docs), 1000):
+            index.check_and_add_many(docs[start:start + 1000])
+        out["add_us"] = 1e6 * (time.perf_counter() - t0) / len(docs)
+        del docs
+        gc.collect()
+        times = []
+        for i, text in enumerate(candidates):
+            t0 = time.perf_counter()
+            index.check_and_add(f"c{i}", example_text(text, "", text[::-1]))
+            times.append(time.perf_counter() - t0)
+        out["rss_mb"] = rss_mb() - base
+    times.sort()
+    out["check_ms"] = {"median": 1000 * statistics.median(times), "p95": 1000 * times[int(0.95 * len(times))],
+                       "max": 1000 * times[-1]}
+    print("RESULT " + json.dumps(out), flush=True)
+    del np
+
+
+def index(args: argparse.Namespace) -> None:
+    rows = []
+    plan = [("novelty", int(n)) for n in args.sizes.split(",") if n] + \
+           [("dedup", int(n)) for n in args.dedup_sizes.split(",") if n]
+    for which, size in plan:
+        cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise SystemExit(f"{which} at {size} failed:\n{proc.stderr[-3000:]}")
+        r = json.loads(line[7:])
+        rows.append(r)
+        c = r["check_ms"]
+        extra = (f"brute force {r['brute_ms']:.1f} ms ({r['brute_ms'] / c['median']:.0f}x), "
+                 f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel") if which == "novelty" else ""
+        print(f"  {which:7s} {r['size']:>9,} entries: add {r['add_us']:.1f} us, check median {c['median']:.3f} ms "
+              f"p95 {c['p95']:.3f} max {c['max']:.3f}, memory {r['rss_mb']:.0f} MB  {extra}", flush=True)
+    print()
+    print("| index | entries | add (us) | check median (ms) | p95 (ms) | max (ms) | memory (MB) | brute force (ms) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["check_ms"]
+        brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
+        print(f"| {r['which']} | {r['size']:,} | {r['add_us']:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
+              f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
+    if any(r.get("wrong") for r in rows):
+        raise SystemExit("the novelty index disagreed with the brute force")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -240,8 +350,16 @@ def main() -> None:
     f.add_argument("--client", required=True)
     f.add_argument("--requests", type=int, default=3000)
     f.add_argument("--in-flight", type=int, default=8)
+    i = sub.add_parser("index", help="the novelty and near-duplicate indexes at large pools")
+    i.add_argument("--sizes", default="100000,1000000")
+    i.add_argument("--dedup-sizes", default="100000,1000000")
+    i.add_argument("--brute", type=int, default=20, help="candidates checked against the brute force")
+    ic = sub.add_parser("_index")
+    ic.add_argument("--which", required=True)
+    ic.add_argument("--size", type=int, required=True)
+    ic.add_argument("--brute", type=int, default=20)
     args = ap.parse_args()
-    {"overhead": overhead, "_child": child, "_floor": floor_child}[args.cmd](args)
+    {"overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
 
 
 if __name__ == "__main__":
