@@ -11,6 +11,12 @@ instruction is novel:
 * an instances prompt (ends with "Task: ..."): one or two "Example N / Input / Output" blocks;
 * anything else (chat, judges, evolutions): a sentence of random words.
 
+With `copies` (for tests of the novelty guarantee), instructions are drawn from a bank of
+30 fixed ones with one word changed (two draws of the same one score ROUGE-L about 0.87),
+and each task's one instance has an output drawn from a bank of 40 fixed 120-word texts
+(two examples with the same output are near-duplicates), so requests sent in parallel
+keep making candidates that only a job-wide check can reject.
+
 Streamed answers (`"stream": true`) are server-sent events, one event per word (a word is
 counted as a token), with a final usage event, as vLLM and llama.cpp send them; unstreamed
 answers are one JSON body. The server is a plain asyncio protocol in its own process
@@ -41,18 +47,32 @@ def words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(VOCAB) for _ in range(n))
 
 
-def answer_text(prompt: str, rng: random.Random) -> str:
+_bank = random.Random(11)
+BASES = [f"{_bank.choice(VERBS)} the {' '.join(_bank.choice(VOCAB) for _ in range(6))}." for _ in range(30)]
+DOCS = [" ".join(_bank.choice(VOCAB) for _ in range(120)) for _ in range(40)]
+
+
+def near_copy(rng: random.Random) -> str:
+    words = rng.choice(BASES).split()
+    words[rng.randrange(2, len(words))] = rng.choice(VOCAB)
+    return " ".join(words)
+
+
+def answer_text(prompt: str, rng: random.Random, copies: bool = False) -> str:
     """What the fake says to a prompt (see the module docstring)."""
     tail = prompt[-200:]
     if tail.rstrip().endswith("Is it classification?"):
         return " No"
     if "\nTask:" in tail and not _NUMBERED_END.search(tail):
+        if copies:
+            return f"Example 1\nInput: none\nOutput: {rng.choice(DOCS)}\n"
         n = rng.randint(1, 2)
         return "".join(f"Example {i}\nInput: {words(rng, rng.randint(4, 9))}\n"
                        f"Output: {words(rng, rng.randint(5, 12))}\n" for i in range(1, n + 1))
     if m := _NUMBERED_END.search(tail):
         start = int(m.group(1))
-        items = [f"{rng.choice(VERBS)} the {words(rng, rng.randint(6, 12))}." for _ in range(8)]
+        items = [near_copy(rng) if copies else f"{rng.choice(VERBS)} the {words(rng, rng.randint(6, 12))}."
+                 for _ in range(8)]
         return " " + items[0] + "".join(f"\n{start + i}. {text}" for i, text in enumerate(items[1:], start=1))
     return words(rng, rng.randint(15, 40))
 
@@ -66,7 +86,8 @@ def cut(text: str, stop: list[str] | str | None) -> tuple[str, str]:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, latency_s: float, tokens_per_s: float):
+    def __init__(self, latency_s: float, tokens_per_s: float, copies: bool = False):
+        self.copies = copies
         self.latency_s = latency_s
         self.tokens_per_s = tokens_per_s
         self.buffer = b""
@@ -108,7 +129,7 @@ class _Protocol(asyncio.Protocol):
         chat = path.endswith("/chat/completions")
         prompt = body["messages"][-1]["content"] if chat else body.get("prompt", "")
         rng = random.Random(f"{body.get('seed')}:{prompt[-64:]}:{random.random()}")
-        text, finish = cut(answer_text(prompt, rng), body.get("stop"))
+        text, finish = cut(answer_text(prompt, rng, self.copies), body.get("stop"))
         pieces = re.findall(r"\s*\S+", text) or [text]
         usage = {"prompt_tokens": max(1, len(prompt) // 4), "completion_tokens": len(pieces),
                  "total_tokens": max(1, len(prompt) // 4) + len(pieces)}
@@ -144,10 +165,10 @@ class _Protocol(asyncio.Protocol):
             self.transport.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
 
-def serve(sock: socket.socket, latency_s: float, tokens_per_s: float) -> None:
+def serve(sock: socket.socket, latency_s: float, tokens_per_s: float, copies: bool = False) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Protocol(latency_s, tokens_per_s), sock=sock, backlog=1024)
+        server = await loop.create_server(lambda: _Protocol(latency_s, tokens_per_s, copies), sock=sock, backlog=1024)
         await server.serve_forever()
 
     asyncio.run(main())
@@ -156,8 +177,8 @@ def serve(sock: socket.socket, latency_s: float, tokens_per_s: float) -> None:
 class FakeServer:
     """The FAKE server in a child process: `with FakeServer(latency_s=0) as url: ...`."""
 
-    def __init__(self, latency_s: float = 0.0, tokens_per_s: float = 0.0):
-        self.latency_s, self.tokens_per_s = latency_s, tokens_per_s
+    def __init__(self, latency_s: float = 0.0, tokens_per_s: float = 0.0, copies: bool = False):
+        self.latency_s, self.tokens_per_s, self.copies = latency_s, tokens_per_s, copies
         self.process: multiprocessing.Process | None = None
 
     def __enter__(self) -> str:
@@ -167,7 +188,7 @@ class FakeServer:
         sock.listen(1024)
         port = sock.getsockname()[1]
         self.process = multiprocessing.get_context("fork").Process(
-            target=serve, args=(sock, self.latency_s, self.tokens_per_s), daemon=True)
+            target=serve, args=(sock, self.latency_s, self.tokens_per_s, self.copies), daemon=True)
         self.process.start()
         sock.close()
         deadline = time.monotonic() + 10
@@ -190,10 +211,11 @@ if __name__ == "__main__":
     ap.add_argument("--port", type=int, default=8199)
     ap.add_argument("--latency-s", type=float, default=0.0, help="wait before the first token")
     ap.add_argument("--tokens-per-s", type=float, default=0.0, help="per request; 0: all at once")
+    ap.add_argument("--copies", action="store_true", help="near-copies of a few instructions and outputs")
     args = ap.parse_args()
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", args.port))
     s.listen(1024)
     print(f"FAKE model server (not a model) on http://127.0.0.1:{args.port}/v1", flush=True)
-    serve(s, args.latency_s, args.tokens_per_s)
+    serve(s, args.latency_s, args.tokens_per_s, args.copies)

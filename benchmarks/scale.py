@@ -3,6 +3,7 @@
 Usage (from the repository root):
     .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15]
     .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
+    .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--redis-url URL]
 
 `overhead`: one `sprout generate`-shaped run (Self-Instruct on `seeds/default.jsonl`,
 the service's defaults, SQLite in a temporary folder, `lifecycle.run_job` in-process, as
@@ -34,6 +35,13 @@ less RSS before the data existed). Baseline in the same run: an exact brute forc
 (rapidfuzz LCS against every entry, all cores) on a sample of the candidates, whose
 decisions and maximum scores must equal the index's (exit 1 otherwise). The near-duplicate
 index is fed whole examples (instruction, input, output) in batches, as a build seeds it.
+
+`shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
+server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester
+processes (`shards` = N, each a fresh process, as Celery worker processes would be; the
+decider is this process). Printed: wall time, curated per second, CPU ms per curated example
+(this process and the requesters together), and the speed-up over the baseline. On a
+machine with C cores, more than about C busy processes only share the cores.
 """
 
 from __future__ import annotations
@@ -330,6 +338,72 @@ def index(args: argparse.Namespace) -> None:
         raise SystemExit("the novelty index disagreed with the brute force")
 
 
+def _requester(url: str, job_id: int, shard: int, config: Any, base_urls: list[str] | None) -> None:
+    from app.core.jobs.self_instruct import run_shard
+
+    run_shard(url, job_id, shard, config, base_urls)
+
+
+def shards_run(args: argparse.Namespace) -> None:
+    import multiprocessing as mp
+
+    from fake_llm_server import FakeServer
+
+    from app import db
+    from app.core import jobs, store
+    from app.core.jobs import lifecycle, shards
+    from app.core.seeds import load_seed_file
+    from app.db import session_scope
+    from app.settings import Settings
+
+    ctx = mp.get_context("spawn")
+    rows = []
+    with FakeServer() as fake:
+        for n in [0, *(int(x) for x in args.workers.split(","))]:
+            procs: list[Any] = []
+
+            def spawn(url: str, job: int, shard: int, config: Any, base_urls: list[str] | None,
+                      procs: list[Any] = procs) -> None:
+                p = ctx.Process(target=_requester, args=(url, job, shard, config, base_urls), daemon=True)
+                p.start()
+                procs.append(p)
+
+            shards.spawner = spawn
+            with tempfile.TemporaryDirectory(prefix="sprout-shards-") as tmp:
+                url = f"sqlite:///{Path(tmp) / 'sprout.db'}"
+                db.upgrade(url)
+                settings = Settings(data_dir=Path(tmp), database_url=url, redis_url=args.redis_url,
+                                    llm_base_urls=[fake], llm_model=None)
+                fmt, tasks = load_seed_file(SEEDS)
+                params = jobs.get("self_instruct").validate_params(
+                    {"target": args.target, "seed": 1, "shards": n}, settings.core_config().defaults)
+                with session_scope(url) as s:
+                    seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
+                    job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
+                shards.ShardChannel(args.redis_url, job_id).clear()
+                c0 = cpu_s() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime \
+                    + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
+                t0 = time.monotonic()
+                job = lifecycle.run_job(url, job_id, settings.core_config(), base_urls=[fake])
+                wall = time.monotonic() - t0
+                for p in procs:
+                    p.join(60)
+                ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = cpu_s() + ch.ru_utime + ch.ru_stime - c0
+                shards.ShardChannel(args.redis_url, job_id).clear()
+            curated = job.counters.get("accepted", 0)
+            label = "one worker, no shards" if n == 0 else f"{n} requester process{'es' if n > 1 else ''}"
+            rows.append((label, wall, curated, cpu, job.counters.get("llm_requests", 0)))
+            print(f"  {label}: {job.status}, {curated} curated in {wall:.1f} s, CPU {cpu:.1f} s", flush=True)
+    print()
+    print("| run | curated | requests | wall (s) | curated / s | CPU ms / curated | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    base = rows[0][2] / rows[0][1]
+    for label, wall, curated, cpu, requests in rows:
+        print(f"| {label} | {curated} | {requests} | {wall:.1f} | {curated / wall:.1f} | "
+              f"{1000 * cpu / max(1, curated):.1f} | {curated / wall / base:.2f}x |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -358,8 +432,12 @@ def main() -> None:
     ic.add_argument("--which", required=True)
     ic.add_argument("--size", type=int, required=True)
     ic.add_argument("--brute", type=int, default=20)
+    sh = sub.add_parser("shards", help="curated per second over 1, 2, 4 requester processes")
+    sh.add_argument("--target", type=int, default=400)
+    sh.add_argument("--workers", default="1,2,4")
+    sh.add_argument("--redis-url", default=os.environ.get("SPROUT_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = ap.parse_args()
-    {"overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
+    {"shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
 
 
 if __name__ == "__main__":
