@@ -39,7 +39,8 @@ index is fed whole examples (instruction, input, output) in batches, as a build 
 `shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
 server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester
 processes (`shards` = N, each a fresh process, as Celery worker processes would be; the
-decider is this process). Printed: wall time, curated per second, CPU ms per curated example
+decider is this process; the requesters are forked from a server process that has imported
+Sprout once, as warm Celery worker processes would be). Printed: wall time, curated per second, CPU ms per curated example
 (this process and the requesters together), and the speed-up over the baseline. On a
 machine with C cores, more than about C busy processes only share the cores.
 """
@@ -338,10 +339,15 @@ def index(args: argparse.Namespace) -> None:
         raise SystemExit("the novelty index disagreed with the brute force")
 
 
-def _requester(url: str, job_id: int, shard: int, config: Any, base_urls: list[str] | None) -> None:
+def _requester(url: str, job_id: int, shard: int, config: Any, base_urls: list[str] | None, cpu_dir: str) -> None:
+    """One requester process; its CPU time goes to a file (it is not this process's child)."""
     from app.core.jobs.self_instruct import run_shard
 
-    run_shard(url, job_id, shard, config, base_urls)
+    c0 = cpu_s()
+    try:
+        run_shard(url, job_id, shard, config, base_urls)
+    finally:
+        Path(cpu_dir, str(os.getpid())).write_text(str(cpu_s() - c0))
 
 
 def shards_run(args: argparse.Namespace) -> None:
@@ -356,20 +362,25 @@ def shards_run(args: argparse.Namespace) -> None:
     from app.db import session_scope
     from app.settings import Settings
 
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")  # requesters start as warm worker processes do: imports done once
+    ctx.set_forkserver_preload(["app.core.jobs.self_instruct", "app.core.jobs.shards"])
     rows = []
     with FakeServer() as fake:
         for n in [0, *(int(x) for x in args.workers.split(","))]:
             procs: list[Any] = []
+            where: dict[str, str] = {}
 
             def spawn(url: str, job: int, shard: int, config: Any, base_urls: list[str] | None,
-                      procs: list[Any] = procs) -> None:
-                p = ctx.Process(target=_requester, args=(url, job, shard, config, base_urls), daemon=True)
+                      procs: list[Any] = procs, where: dict[str, str] = where) -> None:
+                p = ctx.Process(target=_requester, args=(url, job, shard, config, base_urls, where["cpu"]),
+                                daemon=True)
                 p.start()
                 procs.append(p)
 
             shards.spawner = spawn
             with tempfile.TemporaryDirectory(prefix="sprout-shards-") as tmp:
+                cpu_dir = where["cpu"] = str(Path(tmp) / "cpu")
+                os.mkdir(cpu_dir)
                 url = f"sqlite:///{Path(tmp) / 'sprout.db'}"
                 db.upgrade(url)
                 settings = Settings(data_dir=Path(tmp), database_url=url, redis_url=args.redis_url,
@@ -381,15 +392,13 @@ def shards_run(args: argparse.Namespace) -> None:
                     seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
                     job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
                 shards.ShardChannel(args.redis_url, job_id).clear()
-                c0 = cpu_s() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime \
-                    + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
+                c0 = cpu_s()
                 t0 = time.monotonic()
                 job = lifecycle.run_job(url, job_id, settings.core_config(), base_urls=[fake])
                 wall = time.monotonic() - t0
                 for p in procs:
                     p.join(60)
-                ch = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu = cpu_s() + ch.ru_utime + ch.ru_stime - c0
+                cpu = cpu_s() - c0 + sum(float(f.read_text()) for f in Path(cpu_dir).iterdir())
                 shards.ShardChannel(args.redis_url, job_id).clear()
             curated = job.counters.get("accepted", 0)
             label = "one worker, no shards" if n == 0 else f"{n} requester process{'es' if n > 1 else ''}"

