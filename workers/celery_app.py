@@ -31,6 +31,7 @@ MAINTENANCE_QUEUE = "maintenance"
 JOB_QUEUES = tuple(jobs.queues())
 QUEUES = (*JOB_QUEUES, MAINTENANCE_QUEUE)
 RUN_JOB_TASK = "sprout.run_job"
+SHARD_TASK = "sprout.run_shard"  # one requester of a sharded job (app/core/jobs/shards.py)
 REAPER_TASK = "sprout.reap_stale_jobs"
 SCHEDULE_TASK = "sprout.fire_due_builds"
 HANDOFF_RETRY_TASK = "sprout.retry_handoff"  # hand-off: due deliveries and webhooks

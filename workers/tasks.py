@@ -16,12 +16,22 @@ from celery.signals import worker_process_shutdown, worker_ready
 
 from app.core import metrics, store
 from app.core.datasets.schedule import DEFAULT_GRACE
-from app.core.jobs import dataset_build, lifecycle
+from app.core.jobs import dataset_build, lifecycle, shards
+from app.core.jobs import self_instruct as self_instruct_kind
 from app.db import session_scope
 from app.models import utcnow
 from app.settings import get_settings
 from workers import handoff, reaper
-from workers.celery_app import HANDOFF_RETRY_TASK, REAPER_TASK, RUN_JOB_TASK, SCHEDULE_TASK, app, enqueue
+from workers.celery_app import (
+    GENERATION_QUEUE,
+    HANDOFF_RETRY_TASK,
+    REAPER_TASK,
+    RUN_JOB_TASK,
+    SCHEDULE_TASK,
+    SHARD_TASK,
+    app,
+    enqueue,
+)
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per LLM request drowns the worker log
@@ -39,6 +49,23 @@ def run_job(job_id: int) -> str:
     handoff.job_events(settings, job)  # hand-off: job_finished / training_finished webhooks
     handoff.enqueue_followups(app, settings, job)  # a build's version hand-off, a hand-off's training run
     return job.status
+
+
+@app.task(name=SHARD_TASK)
+def run_shard(job_id: int, shard: int, base_urls: list[str] | None = None) -> str:
+    """One requester of a sharded job (`app.core.jobs.shards`), until the job stops."""
+    settings = get_settings()
+    self_instruct_kind.run_shard(settings.resolved_database_url, job_id, shard, settings.core_config(), base_urls)
+    return "stopped"
+
+
+def _send_shard(url: str, job_id: int, shard: int, config: Any, base_urls: list[str] | None) -> None:
+    """A sharded job's decider starts its requesters as tasks on the generation queue, so
+    they run in other worker processes (on this machine or others)."""
+    app.send_task(SHARD_TASK, args=[job_id, shard, base_urls], queue=GENERATION_QUEUE)
+
+
+shards.spawner = _send_shard
 
 
 @app.task(name=REAPER_TASK)

@@ -113,6 +113,12 @@ class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
         default=100, ge=1, le=1_000_000,
         description="Stop when this many machine instructions are curated (accepted, with instances).",
     )
+    shards: int = Field(
+        default=0, ge=0, le=256,
+        description="Requesters that send the job's model requests in parallel (worker processes under Celery); "
+        "one decider keeps the novelty and near-duplicate guarantee over all of them (`app/core/jobs/shards.py`). "
+        "0: the job's own worker sends them.",
+    )
     # 1. instruction generation
     prompt_instructions: int = Field(
         default=8, ge=2, le=32, description="In-context instructions per generation prompt."

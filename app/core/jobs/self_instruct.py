@@ -6,16 +6,19 @@ from typing import Any
 
 from sqlmodel import Session
 
+import app.core.jobs.shards as shards
 from app.core import store
 from app.core.candidates import JobInputError, Method, StoredCandidate
+from app.core.config import CoreConfig
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
-from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
+from app.core.jobs.generation import curated_progress, dataset_inputs, llm_endpoints, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
 from app.core.params import SelfInstructParams
 from app.core.self_instruct import SelfInstruct
+from app.db import session_scope
 from app.models import Job, SeedSet
 
 KIND = "self_instruct"
@@ -47,14 +50,49 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
         raise JobInputError(f"a {KIND} job needs a seed set")
     step = dataset_inputs(session, job)  # a dataset build's step: every seed set, novel against the dataset
     seeds = step.seeds if step else store.seed_tasks(session, job.seed_set_id)
+    common = {"concurrency": ctx.config.llm.concurrency, "job_key": f"job{job.id}",
+              "near_duplicates": near_duplicate_index(params, job.id, ctx.config),
+              "known": step.known if step else (), "known_examples": step.known_examples if step else (),
+              "decontaminate": benchmark_index(session, params, ctx.config, job)}
     try:
-        return SelfInstruct(params, client, seeds, previous,
-                            concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
-                            near_duplicates=near_duplicate_index(params, job.id, ctx.config),
-                            known=step.known if step else (), known_examples=step.known_examples if step else (),
-                            decontaminate=benchmark_index(session, params, ctx.config, job))
+        if params.shards:  # the decider; the shards send the requests
+            job_id = int(job.id)
+            return shards.ShardedSelfInstruct(
+                params, client, seeds, previous, **common,
+                channel=shards.ShardChannel(ctx.config.redis_url, job_id), shards=params.shards,
+                start_shard=lambda shard: start_shard(ctx.url, job_id, shard, ctx.config, ctx.base_urls))
+        return SelfInstruct(params, client, seeds, previous, **common)
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
+
+
+def start_shard(url: str, job_id: int, shard: int, config: CoreConfig, base_urls: list[str] | None) -> None:
+    """Start one requester: as the shell says (a Celery task), else a thread of this process."""
+    if shards.spawner is not None:
+        shards.spawner(url, job_id, shard, config, base_urls)
+    else:
+        shards.thread_spawner(lambda: run_shard(url, job_id, shard, config, base_urls))
+
+
+def run_shard(url: str, job_id: int, shard: int, config: CoreConfig, base_urls: list[str] | None = None) -> None:
+    """One requester of a sharded job, until the job stops (`shards.run_requester`): the job's
+    seeds and filters, its own request seeds, no target and no near-duplicate index (the
+    decider's), the job's pool taken in as it grows."""
+    with session_scope(url) as session:
+        job = store.get_job(session, job_id)
+        params = SelfInstructParams.model_validate(job.params)
+        step = dataset_inputs(session, job)
+        seeds = step.seeds if step else store.seed_tasks(session, int(job.seed_set_id or 0))
+        decontaminate = benchmark_index(session, params, config, job)
+    mine = params.model_copy(update={"target": 10**9, "shards": 0,
+                                     "seed": None if params.seed is None else params.seed * 7919 + shard + 1})
+    channel = shards.ShardChannel(config.redis_url, job_id)
+    with llm_endpoints(config, base_urls) as urls:
+        client = LLMClient.from_config(config.llm, base_urls=urls)
+        engine = SelfInstruct(mine, client, seeds, (), concurrency=config.llm.concurrency,
+                              job_key=f"job{job_id}.shard{shard}", known=step.known if step else (),
+                              decontaminate=decontaminate)
+        shards.run_requester(engine, channel, shard)
 
 
 def run(ctx: JobContext) -> dict[str, Any]:

@@ -45,7 +45,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from app.core import metrics
 from app.core.config import LLMConfig
@@ -202,7 +204,7 @@ class LLMClient:
             timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
             headers=headers,
             limits=limits,
-            transport=self.transport,
+            transport=self.transport or _pooled_transport(most + 4),
         )
 
     @classmethod
@@ -396,40 +398,44 @@ class LLMClient:
         logprobs: dict[str, Any] | None = None
         chunks = 0
         first = True
-        while True:
-            limit = self.first_token_timeout_s if first else self.inactivity_timeout_s
-            try:
-                line = await asyncio.wait_for(anext(lines), limit)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                what = "no first token" if first else "no token"
-                raise _Overload(f"{ep.name}{path}: {what} for {limit:g} s") from None
-            if not line.startswith("data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                break
-            try:
-                event = json.loads(payload)
-            except ValueError:
-                raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
-            if not isinstance(event, dict):
-                continue
-            if event.get("error"):
-                raise _Overload(f"{ep.name}{path}: the server broke off: {str(event['error'])[:200]}")
-            first = False
-            usage = event.get("usage") or usage
-            timings = event.get("timings") or timings
-            for choice in event.get("choices") or []:
-                text = choice.get("text")
-                if text is None:
-                    text = (choice.get("delta") or {}).get("content")
-                if text:
-                    parts.append(text)
-                    chunks += 1
-                finish = choice.get("finish_reason") or finish
-                logprobs = merge_logprobs(logprobs, choice.get("logprobs"))
+        # one timer for the whole stream (a `wait_for` per line cost a task and a timer per
+        # token), moved on at most every `slack` seconds: a silence is cut after `limit`
+        # seconds, at most `slack` later; the stream is read to its end, so the connection
+        # goes back to the pool instead of being closed
+        loop = asyncio.get_running_loop()
+        limit = self.first_token_timeout_s
+        moved = loop.time()
+        try:
+            async with asyncio.timeout_at(moved + limit) as deadline:
+                async for line in lines:
+                    if (now := loop.time()) - moved > (slack := min(1.0, limit / 10)):
+                        moved = now
+                        deadline.reschedule(now + limit + slack)
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        continue
+                    event = self._event(payload, ep, path)
+                    if event is None:
+                        continue
+                    if first:
+                        first, limit, moved = False, self.inactivity_timeout_s, loop.time()
+                        deadline.reschedule(moved + limit + min(1.0, limit / 10))
+                    usage = event.get("usage") or usage
+                    timings = event.get("timings") or timings
+                    for choice in event.get("choices") or []:
+                        text = choice.get("text")
+                        if text is None:
+                            text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            parts.append(text)
+                            chunks += 1
+                        finish = choice.get("finish_reason") or finish
+                        logprobs = merge_logprobs(logprobs, choice.get("logprobs"))
+        except TimeoutError:
+            what = "no first token" if first else "no token"
+            raise _Overload(f"{ep.name}{path}: {what} for {limit:g} s") from None
         text = "".join(parts)
         if not usage:
             usage = {"prompt_tokens": int(timings.get("prompt_n") or 0) + int(timings.get("cache_n") or 0),
@@ -440,6 +446,19 @@ class LLMClient:
         if timings:
             out["timings"] = timings
         return out
+
+    @staticmethod
+    def _event(payload: str, ep: _Endpoint, path: str) -> dict[str, Any] | None:
+        """One streamed event, None for one that is not an object; a broken one raises."""
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
+        if not isinstance(event, dict):
+            return None
+        if event.get("error"):
+            raise _Overload(f"{ep.name}{path}: the server broke off: {str(event['error'])[:200]}")
+        return event
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         last_error = ""
@@ -516,6 +535,64 @@ class LLMClient:
             if unreachable == attempt:
                 raise LLMUnavailableError(f"no LLM server reachable at {', '.join(self.endpoints)} ({last_error})")
             raise LLMError(f"gave up after {attempt} attempts: {last_error}")
+
+
+class _AiohttpTransport(AiohttpTransport):
+    """httpx's interface over aiohttp's connection pool: httpcore's pool checks every
+    connection on each request (milliseconds of CPU a request at tens in flight); aiohttp's
+    costs about a quarter of that (`benchmarks/scale.py overhead`, the floor rows). httpx
+    has already made a URL's user and password the request's Authorization header (and
+    routes proxies from the environment through its own transports), so they are taken off
+    the URL aiohttp sees, which refuses both at once."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.userinfo:
+            request.url = request.url.copy_with(username=None, password=None)
+        try:
+            response = await super().handle_async_request(request)
+        except httpx.TransportError as exc:
+            raise _as_httpx(exc) from exc.__cause__
+        response.stream = _RemappedStream(response.stream)
+        return response
+
+
+class _RemappedStream(httpx.AsyncByteStream):
+    """A body whose aiohttp errors read as httpx's own (see `_as_httpx`)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __aiter__(self) -> Any:
+        try:
+            async for chunk in self.inner:
+                yield chunk
+        except httpx.TransportError as exc:
+            raise _as_httpx(exc) from exc.__cause__
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _as_httpx(exc: httpx.TransportError) -> httpx.TransportError:
+    """The httpx error httpcore would have raised for the aiohttp error under `exc` (the
+    adapter reads a dropped connection or a refused one as a connect timeout): a refused or
+    unresolvable server is `ConnectError`, a connect timeout `ConnectTimeout`, silence
+    `ReadTimeout`, a connection that broke `ReadError`."""
+    cause, message = exc.__cause__, str(exc)
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(cause, (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError)):
+        return httpx.ReadTimeout(message)
+    if isinstance(cause, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+        return httpx.ReadError(message)
+    return exc
+
+
+def _pooled_transport(connections: int) -> httpx.AsyncBaseTransport:
+    return _AiohttpTransport(client=lambda: aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections), trust_env=False))
 
 
 class _Unreachable(_Retryable):

@@ -1,0 +1,453 @@
+"""Scale: Sprout's own CPU per model request and per curated example, against a FAKE server.
+
+Usage (from the repository root):
+    .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15]
+    .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
+    .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--redis-url URL]
+
+`overhead`: one `sprout generate`-shaped run (Self-Instruct on `seeds/default.jsonl`,
+the service's defaults, SQLite in a temporary folder, `lifecycle.run_job` in-process, as
+`sprout generate` runs it) against `fake_llm_server.py` (a FAKE OpenAI-compatible server,
+named as such: it answers at once with random made-up words, so what is measured is
+Sprout's CPU, not a model's). Each run is a fresh child process; the CPU counted is the
+child's from just before `run_job` to just after it (start-up and imports left out).
+Printed per configuration: model requests, curated examples, CPU ms per request and per
+curated example, requests per CPU-second (the rate one worker process sustains when the
+model servers are not the limit), medians over `--repeats`, and the ratio to `before`.
+Then the top entries of a cProfile of one run of `before` and of `after`.
+
+The configurations, back to back in one run on the same machine:
+* `before`: the code as it was at `--before REV` (default: the last revision before this
+  benchmark's cuts), extracted with `git archive` into a temporary folder and imported from
+  there, with `sniffio` absent (httpcore looks it up ~12 times a request; each failed lookup
+  is reproduced as the same full path-finder scan, since the package is now installed);
+* `after`: the working tree as it is.
+Then the floor under both: the same streamed completions sent straight through
+`LLMClient` (no job), and through a bare `httpx.AsyncClient` (no Sprout at all).
+The machine may be shared: read medians and ratios, not single figures.
+
+`index`: the novelty index (`NoveltyIndex`, exact ROUGE-L) and the near-duplicate index
+(`NearDupIndex`, in memory) at pools of `--sizes` entries, each size in a fresh child
+process: time per add, time per check (median, p95, max over 300 candidates: variants of
+pool entries near the threshold and fresh instructions, from `novelty_filter.py`'s
+generator), and the resident memory the index and its texts take (RSS after building,
+less RSS before the data existed). Baseline in the same run: an exact brute force
+(rapidfuzz LCS against every entry, all cores) on a sample of the candidates, whose
+decisions and maximum scores must equal the index's (exit 1 otherwise). The near-duplicate
+index is fed whole examples (instruction, input, output) in batches, as a build seeds it.
+
+`shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
+server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester
+processes (`shards` = N, each a fresh process, as Celery worker processes would be; the
+decider is this process; the requesters are forked from a server process that has imported
+Sprout once, as warm Celery worker processes would be). Printed: wall time, curated per second, CPU ms per curated example
+(this process and the requesters together), and the speed-up over the baseline. On a
+machine with C cores, more than about C busy processes only share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.machinery
+import io
+import json
+import os
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+SEEDS = ROOT / "seeds" / "default.jsonl"
+BEFORE = "96353c22fcd9d6bb83a97386a9792e87c87a855b"  # the revision before the cuts measured here
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class _AbsentSniffio:
+    """`before` only: makes `import sniffio` fail after the same full scan of sys.path that
+    a missing package costs (what every request paid before sniffio was a dependency)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "sniffio":
+            return None
+        importlib.machinery.PathFinder.find_spec("sniffio_is_not_installed", None)
+        raise ModuleNotFoundError("No module named 'sniffio'", name="sniffio")
+
+
+def child(args: argparse.Namespace) -> None:
+    """One run in this (fresh) process, on the code in `args.code`; prints one JSON line."""
+    sys.path.insert(0, args.code)
+    if args.config == "before":
+        sys.meta_path.insert(0, _AbsentSniffio)
+        sys.modules.pop("sniffio", None)
+    from app import db
+    from app.core import jobs, store
+    from app.core.jobs import lifecycle
+    from app.core.seeds import load_seed_file
+    from app.db import session_scope
+    from app.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="sprout-scale-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'sprout.db'}"
+        db.upgrade(url)
+        settings = Settings(data_dir=Path(tmp), database_url=url, llm_base_urls=[args.url], llm_model=None)
+        fmt, tasks = load_seed_file(SEEDS)
+        params = jobs.get("self_instruct").validate_params({"target": args.target, "seed": 1},
+                                                           settings.core_config().defaults)
+        with session_scope(url) as s:
+            seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
+            job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
+        config = settings.core_config()
+        profiler = cProfile.Profile() if args.profile else None
+        c0, t0 = cpu_s(), time.monotonic()
+        if profiler:
+            profiler.enable()
+        job = lifecycle.run_job(url, job_id, config)
+        if profiler:
+            profiler.disable()
+        cpu, wall = cpu_s() - c0, time.monotonic() - t0
+    out: dict[str, Any] = {"status": job.status, "error": job.error, "cpu_s": cpu, "wall_s": wall,
+                           "requests": job.counters.get("llm_requests", 0), "curated": job.counters.get("accepted", 0)}
+    if profiler:
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).sort_stats(os.environ.get("SCALE_SORT", "tottime")).print_stats(args.profile)
+        out["profile"] = buf.getvalue()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """The tree of `rev` in `into` (for `before`)."""
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def run_child(config: str, url: str, target: int, code: Path = ROOT, profile: int = 0) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "_child", "--config", config, "--url", url, "--target", str(target),
+           "--profile", str(profile), "--code", str(code)]
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=code, timeout=1800)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{config} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def overhead(args: argparse.Namespace) -> None:
+    from fake_llm_server import FakeServer
+
+    configs = ["before", "after"]
+    rows: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    with FakeServer(latency_s=0.0) as url, tempfile.TemporaryDirectory(prefix="sprout-before-") as old:
+        code = {"before": checkout(args.before, Path(old)), "after": ROOT}
+        print(f"FAKE model server (instant, not a model) at {url}; target {args.target} curated per run")
+        for rep in range(args.repeats):
+            for config in configs:  # interleaved, so load from others falls on both alike
+                r = run_child(config, url, args.target, code[config])
+                if r["status"] != "succeeded":
+                    raise SystemExit(f"{config}: job {r['status']}: {r['error']}")
+                rows[config].append(r)
+                print(f"  run {rep + 1} {config:7s} requests {r['requests']:5d} curated {r['curated']:4d} "
+                      f"cpu {r['cpu_s']:6.2f} s  wall {r['wall_s']:6.2f} s", flush=True)
+        profiles = {c: run_child(c, url, args.target, code[c], profile=args.profile)["profile"] for c in configs} \
+            if args.profile else {}
+        floor = {(name, n): statistics.median(client_floor(url, name, args.floor_requests, n)
+                                              for _ in range(args.repeats))
+                 for name in ("LLMClient", "httpx") for n in (8, 32)}
+    print()
+    print("| configuration | requests | curated | CPU ms / request | CPU ms / curated | requests / CPU-s | vs before |")
+    print("|---|---|---|---|---|---|---|")
+    base = None
+    for config in configs:
+        rs = rows[config]
+        per_req = statistics.median(1000 * r["cpu_s"] / r["requests"] for r in rs)
+        per_cur = statistics.median(1000 * r["cpu_s"] / r["curated"] for r in rs)
+        base = base or per_req
+        print(f"| {config} | {statistics.median(r['requests'] for r in rs):.0f} | "
+              f"{statistics.median(r['curated'] for r in rs):.0f} | {per_req:.3f} | {per_cur:.3f} | "
+              f"{1000 / per_req:.0f} | {base / per_req:.2f}x |")
+    for (name, n), ms in floor.items():
+        print(f"| floor: {name} alone, {n} in flight | {args.floor_requests} | - | {ms:.3f} | - | "
+              f"{1000 / ms:.0f} | - |")
+    for config, text in profiles.items():
+        print(f"\n--- cProfile, {config} (top {args.profile} by own time) ---")
+        print(text[text.find("ncalls") - 100 if "ncalls" in text else 0:])
+
+
+def client_floor(url: str, name: str, n: int, in_flight: int) -> float:
+    """CPU ms per streamed completion sent `n` times, `in_flight` at once, in a fresh process:
+    through `LLMClient` (Sprout's client, no job) or a bare `httpx.AsyncClient`."""
+    cmd = [sys.executable, __file__, "_floor", "--url", url, "--client", name, "--requests", str(n),
+           "--in-flight", str(in_flight)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT, timeout=600)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return float(line[7:])
+    raise RuntimeError(f"floor {name} failed:\n{proc.stderr[-3000:]}")
+
+
+def floor_child(args: argparse.Namespace) -> None:
+    import asyncio
+
+    import httpx
+
+    from app.core.llm.client import LLMClient
+
+    body = {"model": "fake-model", "prompt": "1. Describe a cat.\n2.", "max_tokens": 64, "stop": ["\n\n"]}
+
+    async def run() -> float:
+        if args.client == "LLMClient":
+            client = LLMClient([args.url], model="fake-model", concurrency=args.in_flight,
+                               concurrency_max=args.in_flight, adaptive=False)
+            send = lambda: client.complete(body["prompt"], max_tokens=64, stop=["\n\n"])  # noqa: E731
+        else:
+            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=args.in_flight,
+                                                            max_keepalive_connections=args.in_flight))
+
+            async def send() -> None:
+                stream_body = {**body, "stream": True}
+                async with client.stream("POST", args.url + "/completions", json=stream_body) as resp:
+                    async for line in resp.aiter_lines():
+                        if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                            json.loads(line[5:])
+        semaphore = asyncio.Semaphore(args.in_flight)
+
+        async def one() -> None:
+            async with semaphore:
+                await send()
+        await asyncio.gather(*(one() for _ in range(50)))  # warm: connections made
+        c0 = cpu_s()
+        await asyncio.gather(*(one() for _ in range(args.requests)))
+        spent = cpu_s() - c0
+        await client.aclose()
+        return 1000 * spent / args.requests
+
+    print(f"RESULT {asyncio.run(run())}", flush=True)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def index_child(args: argparse.Namespace) -> None:
+    """One pool size of one index in this process; prints one JSON line."""
+    import gc
+
+    import numpy as np
+    from novelty_filter import BruteForce, build_data
+
+    from app.core.filters.dedup import NearDupIndex, example_text
+    from app.core.filters.novelty import NoveltyIndex
+
+    base = rss_mb()
+    pool, candidates = build_data(args.size, 300, seed=1)
+    out: dict[str, Any] = {"size": len(pool), "which": args.which}
+    if args.which == "novelty":
+        index = NoveltyIndex()
+        t0 = time.perf_counter()
+        for text in pool:
+            index.add(text)
+        out["add_us"] = 1e6 * (time.perf_counter() - t0) / len(pool)
+        gc.collect()
+        out["rss_mb"] = rss_mb() - base  # the texts and the index (the pool list is 8 bytes an entry)
+        sample = candidates[:: max(1, len(candidates) // args.brute)]
+        brute = BruteForce(pool)
+        del pool
+        times = []
+        results = {}
+        for i, text in enumerate(candidates):
+            t0 = time.perf_counter()
+            results[i] = index.check(text)
+            times.append(time.perf_counter() - t0)
+        brute_times, wrong = [], 0
+        for text in sample:
+            t0 = time.perf_counter()
+            scores = brute.scores(text)
+            brute_times.append(time.perf_counter() - t0)
+            got = results[candidates.index(text)]
+            best = float(scores.max()) if len(scores) else 0.0
+            wrong += (abs(best - got.max_rouge_l) > 1e-9) or ((best <= index.threshold) != got.novel)
+        out["brute_ms"] = 1000 * statistics.median(brute_times)
+        out["wrong"] = wrong
+        out["novel_share"] = sum(r.novel for r in results.values()) / len(results)
+    else:
+        docs = [(f"e{i}", example_text(text, "", text[::-1])) for i, text in enumerate(pool)]
+        del pool
+        index = NearDupIndex(threshold=0.9, num_perm=128)
+        t0 = time.perf_counter()
+        for start in range(0, len(docs), 1000):
+            index.check_and_add_many(docs[start:start + 1000])
+        out["add_us"] = 1e6 * (time.perf_counter() - t0) / len(docs)
+        del docs
+        gc.collect()
+        times = []
+        for i, text in enumerate(candidates):
+            t0 = time.perf_counter()
+            index.check_and_add(f"c{i}", example_text(text, "", text[::-1]))
+            times.append(time.perf_counter() - t0)
+        out["rss_mb"] = rss_mb() - base
+    times.sort()
+    out["check_ms"] = {"median": 1000 * statistics.median(times), "p95": 1000 * times[int(0.95 * len(times))],
+                       "max": 1000 * times[-1]}
+    print("RESULT " + json.dumps(out), flush=True)
+    del np
+
+
+def index(args: argparse.Namespace) -> None:
+    rows = []
+    plan = [("novelty", int(n)) for n in args.sizes.split(",") if n] + \
+           [("dedup", int(n)) for n in args.dedup_sizes.split(",") if n]
+    for which, size in plan:
+        cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise SystemExit(f"{which} at {size} failed:\n{proc.stderr[-3000:]}")
+        r = json.loads(line[7:])
+        rows.append(r)
+        c = r["check_ms"]
+        extra = (f"brute force {r['brute_ms']:.1f} ms ({r['brute_ms'] / c['median']:.0f}x), "
+                 f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel") if which == "novelty" else ""
+        print(f"  {which:7s} {r['size']:>9,} entries: add {r['add_us']:.1f} us, check median {c['median']:.3f} ms "
+              f"p95 {c['p95']:.3f} max {c['max']:.3f}, memory {r['rss_mb']:.0f} MB  {extra}", flush=True)
+    print()
+    print("| index | entries | add (us) | check median (ms) | p95 (ms) | max (ms) | memory (MB) | brute force (ms) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["check_ms"]
+        brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
+        print(f"| {r['which']} | {r['size']:,} | {r['add_us']:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
+              f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
+    if any(r.get("wrong") for r in rows):
+        raise SystemExit("the novelty index disagreed with the brute force")
+
+
+def _requester(url: str, job_id: int, shard: int, config: Any, base_urls: list[str] | None, cpu_dir: str) -> None:
+    """One requester process; its CPU time goes to a file (it is not this process's child)."""
+    from app.core.jobs.self_instruct import run_shard
+
+    c0 = cpu_s()
+    try:
+        run_shard(url, job_id, shard, config, base_urls)
+    finally:
+        Path(cpu_dir, str(os.getpid())).write_text(str(cpu_s() - c0))
+
+
+def shards_run(args: argparse.Namespace) -> None:
+    import multiprocessing as mp
+
+    from fake_llm_server import FakeServer
+
+    from app import db
+    from app.core import jobs, store
+    from app.core.jobs import lifecycle, shards
+    from app.core.seeds import load_seed_file
+    from app.db import session_scope
+    from app.settings import Settings
+
+    ctx = mp.get_context("forkserver")  # requesters start as warm worker processes do: imports done once
+    ctx.set_forkserver_preload(["app.core.jobs.self_instruct", "app.core.jobs.shards"])
+    rows = []
+    with FakeServer() as fake:
+        for n in [0, *(int(x) for x in args.workers.split(","))]:
+            procs: list[Any] = []
+            where: dict[str, str] = {}
+
+            def spawn(url: str, job: int, shard: int, config: Any, base_urls: list[str] | None,
+                      procs: list[Any] = procs, where: dict[str, str] = where) -> None:
+                p = ctx.Process(target=_requester, args=(url, job, shard, config, base_urls, where["cpu"]),
+                                daemon=True)
+                p.start()
+                procs.append(p)
+
+            shards.spawner = spawn
+            with tempfile.TemporaryDirectory(prefix="sprout-shards-") as tmp:
+                cpu_dir = where["cpu"] = str(Path(tmp) / "cpu")
+                os.mkdir(cpu_dir)
+                url = f"sqlite:///{Path(tmp) / 'sprout.db'}"
+                db.upgrade(url)
+                settings = Settings(data_dir=Path(tmp), database_url=url, redis_url=args.redis_url,
+                                    llm_base_urls=[fake], llm_model=None)
+                fmt, tasks = load_seed_file(SEEDS)
+                params = jobs.get("self_instruct").validate_params(
+                    {"target": args.target, "seed": 1, "shards": n}, settings.core_config().defaults)
+                with session_scope(url) as s:
+                    seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
+                    job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
+                shards.ShardChannel(args.redis_url, job_id).clear()
+                c0 = cpu_s()
+                t0 = time.monotonic()
+                job = lifecycle.run_job(url, job_id, settings.core_config(), base_urls=[fake])
+                wall = time.monotonic() - t0
+                for p in procs:
+                    p.join(60)
+                cpu = cpu_s() - c0 + sum(float(f.read_text()) for f in Path(cpu_dir).iterdir())
+                shards.ShardChannel(args.redis_url, job_id).clear()
+            curated = job.counters.get("accepted", 0)
+            label = "one worker, no shards" if n == 0 else f"{n} requester process{'es' if n > 1 else ''}"
+            rows.append((label, wall, curated, cpu, job.counters.get("llm_requests", 0)))
+            print(f"  {label}: {job.status}, {curated} curated in {wall:.1f} s, CPU {cpu:.1f} s", flush=True)
+    print()
+    print("| run | curated | requests | wall (s) | curated / s | CPU ms / curated | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    base = rows[0][2] / rows[0][1]
+    for label, wall, curated, cpu, requests in rows:
+        print(f"| {label} | {curated} | {requests} | {wall:.1f} | {curated / wall:.1f} | "
+              f"{1000 * cpu / max(1, curated):.1f} | {curated / wall / base:.2f}x |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    o = sub.add_parser("overhead", help="CPU per request and per curated example, before and after")
+    o.add_argument("--target", type=int, default=500)
+    o.add_argument("--repeats", type=int, default=3)
+    o.add_argument("--profile", type=int, default=15, help="profile entries to print (0: no profile)")
+    o.add_argument("--before", default=BEFORE, help="the revision `before` runs")
+    o.add_argument("--floor-requests", type=int, default=3000)
+    c = sub.add_parser("_child")
+    c.add_argument("--config", required=True)
+    c.add_argument("--url", required=True)
+    c.add_argument("--target", type=int, required=True)
+    c.add_argument("--profile", type=int, default=0)
+    c.add_argument("--code", default=str(ROOT))
+    f = sub.add_parser("_floor")
+    f.add_argument("--url", required=True)
+    f.add_argument("--client", required=True)
+    f.add_argument("--requests", type=int, default=3000)
+    f.add_argument("--in-flight", type=int, default=8)
+    i = sub.add_parser("index", help="the novelty and near-duplicate indexes at large pools")
+    i.add_argument("--sizes", default="100000,1000000")
+    i.add_argument("--dedup-sizes", default="100000,1000000")
+    i.add_argument("--brute", type=int, default=20, help="candidates checked against the brute force")
+    ic = sub.add_parser("_index")
+    ic.add_argument("--which", required=True)
+    ic.add_argument("--size", type=int, required=True)
+    ic.add_argument("--brute", type=int, default=20)
+    sh = sub.add_parser("shards", help="curated per second over 1, 2, 4 requester processes")
+    sh.add_argument("--target", type=int, default=400)
+    sh.add_argument("--workers", default="1,2,4")
+    sh.add_argument("--redis-url", default=os.environ.get("SPROUT_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    args = ap.parse_args()
+    {"shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
