@@ -161,6 +161,9 @@ class Instance(SQLModel, table=True):
     position: int
     input: str = Field(default="", sa_column=Column(Text, nullable=False))
     output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # a conversation's later turns after (input, output), `app.core.conversation`; [] for one exchange
+    turns: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                               server_default="[]"))
     fate: str = Field(max_length=16)  # a Fate value
     rule: Optional[str] = Field(default=None, max_length=64)
 
@@ -294,6 +297,9 @@ class DatasetExample(SQLModel, table=True):
     instruction: str = Field(sa_column=Column(Text, nullable=False))
     input: str = Field(default="", sa_column=Column(Text, nullable=False))
     output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # a conversation's later turns (`app.core.conversation`); [] for one exchange
+    turns: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                               server_default="[]"))
     method: str = Field(max_length=32)
     # provenance, as recorded at build time; no foreign keys: the example outlives the job
     # rows it came from, and a key would make deleting a job scan this table

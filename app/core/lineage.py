@@ -41,7 +41,7 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
         chosen = [r for r in chosen if r.parent_id is not None]
     chains = {r.id: _chain(r, by_id) for r in chosen}
     instances = session.exec(
-        select(Instance.instruction_id, Instance.input, Instance.output)
+        select(Instance.instruction_id, Instance.input, Instance.output, Instance.turns)
         .where(Instance.job_id == job_id, Instance.fate == Fate.accepted.value)
         .order_by(Instance.instruction_id, Instance.position)
     ).all()
@@ -51,8 +51,8 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
     out = []
     for r in chosen:
         for inst in by_instruction.get(r.id, []):
-            out.append({"id": r.id, "instruction": r.instruction, "input": inst.input, "output": inst.output,
-                        "lineage": chains[r.id]})
+            out.append(store.with_turns({"id": r.id, "instruction": r.instruction, "input": inst.input,
+                                         "output": inst.output, "lineage": chains[r.id]}, inst.turns))
     return out
 
 

@@ -268,6 +268,7 @@ def write_records(session: Session, job_id: int, records: list[CandidateRecord],
                     position=position,
                     input=inst.input,
                     output=inst.output,
+                    turns=list(getattr(inst, "turns", None) or []),
                     fate=Fate.accepted.value if inst.accepted and record.accepted else Fate.rejected.value,
                     rule=inst.rule,
                 )
@@ -317,7 +318,7 @@ def curated_examples(session: Session, job_id: int) -> list[dict[str, Any]]:
     """A job's curated data: one row per accepted instance of an accepted instruction.
 
     Rows carry `instruction`, `input`, `output`, and `id` (the instruction's row id) so
-    an exporter can add lineage or other columns.
+    an exporter can add lineage or other columns; a conversation also carries `turns`.
     """
     rows = session.exec(
         select(Instruction, Instance)
@@ -329,7 +330,13 @@ def curated_examples(session: Session, job_id: int) -> list[dict[str, Any]]:
         )
         .order_by(Instruction.seq, Instance.position)
     ).all()
-    return [{"id": ins.id, "instruction": ins.instruction, "input": inst.input, "output": inst.output} for ins, inst in rows]
+    return [with_turns({"id": ins.id, "instruction": ins.instruction, "input": inst.input, "output": inst.output},
+                       inst.turns) for ins, inst in rows]
+
+
+def with_turns(row: dict[str, Any], turns: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The row with its conversation's later turns, when it has any (a single-turn row stays as it was)."""
+    return {**row, "turns": list(turns)} if turns else row
 
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import records
+from app.core.conversation import TurnsError, check_turns
 from app.core.handoff.card import render_card
 from app.core.handoff.formats import FORMATS, FormatError, WrittenFile, open_writer, write_all
 from app.core.handoff.meta import HandoffMeta, RowStats
@@ -97,6 +98,13 @@ def _checked_rows(rows: Iterable[dict[str, Any]], meta: HandoffMeta, stats: RowS
         if not isinstance(row.get("input", ""), str):
             raise FormatError(f"row {index} (id {row.get('id')}): 'input' must be a string")
         row = {**row, "input": row.get("input") or ""}
+        try:
+            turns = check_turns(row.get("turns"), f"row {index} (id {row.get('id')}): turns")
+        except TurnsError as exc:
+            raise FormatError(str(exc)) from None
+        if turns:
+            stats.conversations += 1
+            stats.most_exchanges = max(stats.most_exchanges, 1 + len(turns) // 2)
         if meta.system and not row.get("system"):
             row["system"] = meta.system
         stats.rows += 1

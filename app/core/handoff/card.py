@@ -147,6 +147,12 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
     lines += ["## Counts", ""]
     lines += _table(("method", "rows"), [(m, n) for m, n in sorted(stats.by_method.items())] + [("total", stats.rows)])
     lines += [""]
+    if stats.conversations:
+        lines += [f"{stats.conversations} of the rows are multi-turn conversations (up to {stats.most_exchanges} "
+                  "user-assistant exchanges; the later turns in `turns`). `messages`, `sharegpt` and the Parquet "
+                  "`messages` column carry every turn; `prompt-completion` gives the conversation up to its last "
+                  "answer as the prompt and that answer as the completion; `alpaca` has no place for turns and "
+                  "holds only each conversation's first exchange.", ""]
     if meta.rejections:
         total = sum(meta.rejections.values())
         lines += ["Candidates rejected on the way, by rule:", ""]

@@ -8,6 +8,7 @@ import { fmtTime, go, isActive, usePoll } from "./util.js";
 import { errorText, Pager } from "./jobs.js";
 import { ChartBox, COLORS } from "./charts.js";
 import { ExampleScores } from "./scores.js";
+import { Turns } from "./turns.js";
 
 const PAGE = 25;
 const FORMATS = ["alpaca", "messages", "prompt-completion"];
@@ -250,6 +251,7 @@ function ExampleRow({ row, reason, canMark, onMark }) {
     <p class="text"><strong>${row.instruction}</strong></p>
     ${row.input && html`<pre class="text-box">${row.input}</pre>`}
     <pre class="text-box">${row.output}</pre>
+    <${Turns} turns=${row.turns} />
     ${canMark && html`<div class="inline-form">
       <label class="check"><input type="checkbox" class="discard" checked=${marked} onChange=${(e) => onMark(e.target.checked ? "" : null)} /> discard</label>
       ${marked && html`<label>reason <input class="discard-reason" value=${reason} placeholder="why it goes"
