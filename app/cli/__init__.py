@@ -15,6 +15,7 @@ from app.cli import (
     dataset_handoff,
     datasets,
     dbcmd,
+    diversity,
     export,
     filter,
     generate,
@@ -36,6 +37,7 @@ cli = typer.Typer(
 )
 generate.register(cli)
 export.register(cli)
+diversity.register(cli)
 score.register(cli)
 cli.add_typer(jobs.app, name="jobs")
 cli.add_typer(model.app, name="model")

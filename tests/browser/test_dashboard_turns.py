@@ -1,5 +1,6 @@
 """A multi-turn conversation in the dashboard's dataset rows, in a real browser: the first
-exchange, then every later turn with its role, at 390 and 1440 px."""
+exchange, then every later turn with its role; the version's diversity report beside its
+versions (figures and charts); at 390 and 1440 px."""
 
 import pytest
 
@@ -35,6 +36,15 @@ def test_a_conversations_turns_show_in_the_dataset_rows(pages, live_api, pg_url)
         session.commit()
     page = pages.open(f"{live_api.url}/dashboard#/datasets", key=key)
     page.click("[data-dataset=talks]")
+    page.wait_for_selector("#chart-diversity-rouge canvas")
+    page.wait_for_selector("#chart-diversity-verbs canvas")
+    assert page.inner_text("#diversity-figures [data-figure=rows]") == "2"
+    assert page.inner_text("#diversity-figures [data-figure=coverage]").startswith("1.000 · 2 verbs")
+    assert page.eval_on_selector_all("#diversity-groups tr[data-group=method]", "els => els.length") == 2
+    for width in (NARROW, WIDE):
+        page.set_viewport_size(width)
+        assert layout_problems(page) == []
+    screenshot(page, "dataset-diversity")
     page.click("#dtab-rows")
     page.wait_for_selector("#dataset-rows li .turns")
     rows = page.eval_on_selector_all("#dataset-rows li.example", "els => els.map(e => e.querySelectorAll('.turn').length)")

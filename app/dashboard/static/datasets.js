@@ -9,6 +9,7 @@ import { errorText, Pager } from "./jobs.js";
 import { ChartBox, COLORS } from "./charts.js";
 import { ExampleScores } from "./scores.js";
 import { Turns } from "./turns.js";
+import { Diversity } from "./diversity.js";
 
 const PAGE = 25;
 const FORMATS = ["alpaca", "messages", "prompt-completion"];
@@ -174,6 +175,7 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
           datasets: [{ label: "rows added", data: builds.map((v) => v.counts.added ?? 0), backgroundColor: COLORS.BLUE }] },
           options: { plugins: { legend: { display: false } } } }} />
     </div>
+    ${versions.length > 0 && html`<${Diversity} api=${api} path=${`${base}/versions/${versions[0].number}/diversity`} title=${`Diversity of v${versions[0].number}`} />`}
   </div>`;
 }
 
