@@ -33,8 +33,10 @@ from app.api.routes import (
     jobs,
     kinds,
     metrics,
+    persona_sets,
     results,
     seed_sets,
+    topic_trees,
     webhooks,
 )
 from app.api.schemas.common import ERROR_RESPONSES
@@ -72,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, benchmark_sets, jobs, results, insights, diversity, exports, kinds, datasets, dataset_handoff,
+    for module in (seed_sets, persona_sets, topic_trees, benchmark_sets, jobs, results, insights, diversity, exports, kinds, datasets, dataset_handoff,
                    destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

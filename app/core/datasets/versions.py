@@ -239,7 +239,7 @@ class NewExample:
             input=row.get("input", ""),
             output=row.get("output", ""),
             method=method,
-            lineage=list(row.get("lineage") or []),
+            lineage=lineage_with_origin(row),
             scores=dict(row.get("scores") or {}),
             source_job_id=source_job_id,
             source_instruction_id=row.get("id"),
@@ -250,6 +250,18 @@ class NewExample:
         """The content fields (`turns` only for a conversation, as `content.canonical_json` hashes it)."""
         return {name: getattr(self, name) for name in content.ROW_CONTENT_FIELDS
                 if name in content.CONTENT_FIELDS or getattr(self, name)}
+
+
+def lineage_with_origin(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A job row's lineage, with the persona or topic path it was written for (`store.origin`) kept
+    on its root entry (made when the row has no lineage), so they stay with the example."""
+    lineage = [dict(step) for step in row.get("lineage") or []]
+    origin = {k: row[k] for k in ("persona", "topic_path") if row.get(k)}
+    if origin:
+        if not lineage:
+            lineage = [{"instruction": row["instruction"], "operation": None, "round": 0}]
+        lineage[0].update(origin)
+    return lineage
 
 
 def checked_digest(ex: NewExample, where: str) -> str:
