@@ -59,10 +59,10 @@ def test_a_topic_tree_step_grows_a_tree_and_lands_in_a_version(api_settings, pro
         report = diversity_sources.version_report(session, versions.get_dataset_by_id(session, dataset_id), 1)
         # the grown tree is stored like any tree, and editable
         assert tree_row.made_by == "grown" and tree_row.grown_by_job_id == step.id
+        tree = topic_tree.check_tree(tree_row.tree)  # as grown (and a valid tree)
         store.replace_topic_tree(session, tree_row, {**tree_row.tree, "topic": "Gardening at home"})
-        assert tree_row.made_by == "edited"
-    tree = tree_row.tree
-    leaves = topic_tree.leaf_paths(topic_tree.check_tree(tree))
+        assert tree_row.made_by == "edited" and tree_row.tree["topic"] == "Gardening at home"
+    leaves = topic_tree.leaf_paths(tree)
     assert tree["children"], f"the model grew no subtopic of {ROOT!r}"
     assert all(len(path) == 2 and path[0] == ROOT for path in leaves)
     assert candidates and all(tuple(c.detail["topic_path"]) in {tuple(p) for p in leaves} for c in candidates)
