@@ -1,7 +1,8 @@
 """The `topic_tree` job kind: tasks written for each leaf of a topic tree (`app.core.topic_tree`).
 
 With `root`, the job first grows the tree on the model servers (once: a resumed job finds
-the tree it stored, `result.topic_tree_id`) and stores it, editable like any tree; with
+the tree it stored, `result.topic_tree_id`) and stores it, editable like any tree; the
+tree's tokens count in the job's counters, so its token budget covers them; with
 `topic_tree_id`, it uses a stored tree of the caller's. Each candidate stores its
 `topic_path`; as a dataset build's step it is novel against the dataset's content.
 """
@@ -83,7 +84,8 @@ def grow_once(ctx: JobContext) -> int | None:
         if grown is not None:
             return int(grown)
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
-        tree = asyncio.run(_grow(LLMClient.from_config(ctx.config.llm, base_urls=urls), params))
+        client = LLMClient.from_config(ctx.config.llm, base_urls=urls)
+        tree = asyncio.run(_grow(client, params))
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)
         row = TopicTree(name=(params.root or "")[:200], owner=job.owner, tree=tree, made_by="grown",
@@ -91,6 +93,8 @@ def grow_once(ctx: JobContext) -> int | None:
         session.add(row)
         session.flush()
         job.result = {**(job.result or {}), "topic_tree_id": row.id}
+        # the tree's requests are the job's: its tokens count in the counters (and the token budget)
+        job.counters = {**(job.counters or {}), **client.usage.added_to(job.counters or {})}
         session.add(job)
         return int(row.id)
 
