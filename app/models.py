@@ -60,6 +60,44 @@ class SeedSet(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class PersonaSet(SQLModel, table=True):
+    """A persona set (`app.core.personas`): the people a `persona` job writes tasks as."""
+
+    __tablename__ = "persona_sets"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    source_format: str = Field(max_length=32)
+    persona_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Persona(SQLModel, table=True):
+    """One persona of a set, at its position (the id a job records with what it wrote)."""
+
+    __tablename__ = "personas"
+    __table_args__ = (UniqueConstraint("persona_set_id", "position"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    persona_set_id: int = Field(foreign_key="persona_sets.id", index=True, ondelete="CASCADE")
+    position: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class TopicTree(SQLModel, table=True):
+    """A topic tree (`app.core.topic_tree`): nested `{"topic", "children"}`, grown by a `topic_tree`
+    job from `root` or uploaded, and replaced whole when edited."""
+
+    __tablename__ = "topic_trees"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    owner: Optional[str] = Field(default=None, max_length=200, index=True)
+    tree: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    made_by: str = Field(default="upload", max_length=16)  # upload | grown | edited
+    grown_by_job_id: Optional[int] = None  # the job that grew it (no foreign key: the tree outlives it)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class SeedTask(SQLModel, table=True):
     __tablename__ = "seed_tasks"
     __table_args__ = (UniqueConstraint("seed_set_id", "position"),)
@@ -161,6 +199,9 @@ class Instance(SQLModel, table=True):
     position: int
     input: str = Field(default="", sa_column=Column(Text, nullable=False))
     output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # a conversation's later turns after (input, output), `app.core.conversation`; [] for one exchange
+    turns: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                               server_default="[]"))
     fate: str = Field(max_length=16)  # a Fate value
     rule: Optional[str] = Field(default=None, max_length=64)
 
@@ -294,6 +335,9 @@ class DatasetExample(SQLModel, table=True):
     instruction: str = Field(sa_column=Column(Text, nullable=False))
     input: str = Field(default="", sa_column=Column(Text, nullable=False))
     output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # a conversation's later turns (`app.core.conversation`); [] for one exchange
+    turns: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                               server_default="[]"))
     method: str = Field(max_length=32)
     # provenance, as recorded at build time; no foreign keys: the example outlives the job
     # rows it came from, and a key would make deleting a job scan this table

@@ -30,14 +30,17 @@ from app.api.routes import (
     datasets,
     deliveries,
     destinations,
+    diversity,
     exports,
     health,
     insights,
     jobs,
     kinds,
     metrics,
+    persona_sets,
     results,
     seed_sets,
+    topic_trees,
     webhooks,
 )
 from app.api.schemas.common import ERROR_RESPONSES
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, benchmark_sets, jobs, results, insights, exports, kinds, datasets, dataset_handoff,
+    for module in (seed_sets, persona_sets, topic_trees, benchmark_sets, jobs, results, insights, diversity, exports, kinds, datasets, dataset_handoff,
                    destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     if (DOCS_SITE / "index.html").is_file():

@@ -15,6 +15,7 @@ from app.cli import (
     dataset_handoff,
     datasets,
     dbcmd,
+    diversity,
     docs,
     export,
     filter,
@@ -22,8 +23,10 @@ from app.cli import (
     handoff,
     jobs,
     model,
+    personas,
     score,
     service,
+    topics,
     train,
 )
 from app.cli.common import CliError, fail
@@ -37,11 +40,14 @@ cli = typer.Typer(
 )
 generate.register(cli)
 export.register(cli)
+diversity.register(cli)
 score.register(cli)
 cli.add_typer(jobs.app, name="jobs")
 cli.add_typer(model.app, name="model")
 cli.add_typer(dbcmd.app, name="db")
 cli.add_typer(filter.app, name="filter")
+cli.add_typer(personas.app, name="personas")
+cli.add_typer(topics.app, name="topics")
 dataset_handoff.register(datasets.app)
 cli.add_typer(datasets.app, name="datasets")
 cli.add_typer(handoff.app, name="handoff")

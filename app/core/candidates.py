@@ -41,6 +41,8 @@ class InstanceCandidate:
     input: str
     output: str
     rule: str | None = None  # None: accepted
+    # a conversation's later turns after (input, output): `app.core.conversation`; [] for one exchange
+    turns: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:

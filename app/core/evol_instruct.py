@@ -158,7 +158,7 @@ class EvolInstruct:
                 is_classification=task.is_classification,
                 instances=[InstanceCandidate(x.get("input", ""), x.get("output", "")) for x in task.instances],
                 round=0,
-                detail={"root": True, **({"name": task.name} if task.name else {})},
+                detail={"root": True, **({"name": task.name} if task.name else {}), **task.origin},
             )
             self._new_roots.append(record)
             self._add_lineage(i, record, root_text(task.instruction, task.instances))

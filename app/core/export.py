@@ -9,6 +9,12 @@
 * `sharegpt` — JSONL of `{"conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}`
   (plus `system` when a row has one), LLaMA-Factory's sharegpt format.
 
+A multi-turn row (`app.core.conversation`: the first exchange in the columns, the later
+turns in `turns`) keeps every turn in `messages`, `sharegpt` and Parquet's `messages`;
+`prompt-completion` gives the conversation up to the last answer as a message list and the
+last answer as the completion (TRL's conversational prompt-completion: only that answer
+carries loss); `alpaca` has no place for turns and takes the first exchange (the card says so).
+
 `to_record` is the single definition of every row shape, the Parquet columns
 (`PARQUET_COLUMNS`, written by `app.core.handoff.formats`; the judge's `quality`,
 `complexity` and `judge` as columns of their own) included. Rows may carry extra
@@ -26,11 +32,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from app.core import conversation
 from app.core.records import atomic_file
 
 FORMATS = ("alpaca", "messages", "prompt-completion", "sharegpt")  # one file each, JSON text
 SHAPES = (*FORMATS, "parquet")  # every row shape `to_record` knows
-_CORE = ("id", "instruction", "input", "output")
+_CORE = ("id", "instruction", "input", "output", "turns")  # `turns`: a conversation's later turns
 # the provenance keys a row may carry; Parquet stores them as columns (lineage and scores as JSON text)
 PROVENANCE = ("method", "job_id", "lineage", "scores")
 # the LLM judge's scores (`app.core.scoring`), also typed columns of their own in Parquet (null when unscored)
@@ -38,9 +45,8 @@ JUDGE_COLUMNS = ("quality", "complexity", "judge")
 PARQUET_COLUMNS = ("id", "instruction", "input", "output", "system", "messages", *PROVENANCE, *JUDGE_COLUMNS, "extra")
 
 
-def user_text(instruction: str, input_text: str) -> str:
-    """The user's turn: the instruction, then the input after a blank line when there is one."""
-    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
+user_text = conversation.user_text
+SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
 def _extras(row: dict[str, Any], *skip: str) -> dict[str, Any]:
@@ -59,15 +65,15 @@ def to_record(row: dict[str, Any], fmt: str) -> dict[str, Any]:
     prompt = user_text(row["instruction"], row["input"])
     system = _system(row)
     if fmt == "messages":
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["output"]}]
-        if system:
-            messages.insert(0, {"role": "system", "content": system})
-        return {"messages": messages, **_extras(row, "system")}
+        return {"messages": conversation.messages(row, system), **_extras(row, "system")}
     if fmt == "prompt-completion":
+        if conversation.turns_of(row):
+            messages = conversation.messages(row)
+            return {"prompt": messages[:-1], "completion": messages[-1:], **_extras(row)}
         return {"prompt": prompt, "completion": row["output"], **_extras(row)}
     if fmt == "sharegpt":
-        record: dict[str, Any] = {"conversations": [{"from": "human", "value": prompt},
-                                                    {"from": "gpt", "value": row["output"]}]}
+        record: dict[str, Any] = {"conversations": [{"from": SHAREGPT_FROM[m["role"]], "value": m["content"]}
+                                                    for m in conversation.messages(row)]}
         if system:
             record["system"] = system
         return {**record, **_extras(row, "system")}

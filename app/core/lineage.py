@@ -30,7 +30,7 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
     operation is None and its round 0)."""
     rows = session.exec(
         select(Instruction.id, Instruction.instruction, Instruction.parent_id, Instruction.operation,
-               Instruction.round, Instruction.fate)
+               Instruction.round, Instruction.fate, Instruction.detail)
         .where(Instruction.job_id == job_id)
         .order_by(Instruction.seq)
     ).all()
@@ -41,7 +41,7 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
         chosen = [r for r in chosen if r.parent_id is not None]
     chains = {r.id: _chain(r, by_id) for r in chosen}
     instances = session.exec(
-        select(Instance.instruction_id, Instance.input, Instance.output)
+        select(Instance.instruction_id, Instance.input, Instance.output, Instance.turns)
         .where(Instance.job_id == job_id, Instance.fate == Fate.accepted.value)
         .order_by(Instance.instruction_id, Instance.position)
     ).all()
@@ -51,9 +51,19 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
     out = []
     for r in chosen:
         for inst in by_instruction.get(r.id, []):
-            out.append({"id": r.id, "instruction": r.instruction, "input": inst.input, "output": inst.output,
-                        "lineage": chains[r.id]})
+            out.append(store.with_turns({"id": r.id, "instruction": r.instruction, "input": inst.input,
+                                         "output": inst.output, "lineage": chains[r.id],
+                                         **_root_origin(r, by_id)}, inst.turns))
     return out
+
+
+def _root_origin(row: Any, by_id: dict[int, Any]) -> dict[str, Any]:
+    """The persona or topic path the lineage's root was written for (`store.origin`), if any."""
+    seen: set[int] = set()
+    while row.parent_id is not None and row.parent_id in by_id and row.id not in seen:
+        seen.add(row.id)
+        row = by_id[row.parent_id]
+    return store.origin(row.detail)
 
 
 def _tips(accepted: list[Any]) -> list[Any]:

@@ -277,3 +277,138 @@ class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
         if not any(w > 0 for w in self.operations.values()):
             raise ValueError("at least one operation needs a positive weight")
         return self
+
+
+# Persona-driven generation's default task types (PersonaHub's instruction, math, knowledge
+# and tool-use prompts, reduced to what one short prompt can ask for)
+PERSONA_TASK_TYPES = (
+    "a question they would ask an assistant",
+    "a request for practical advice",
+    "a short writing task",
+    "a math word problem from their daily work",
+    "a request to explain a concept they need",
+    "a planning or organising task",
+)
+
+
+class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+    """Parameters of one persona-driven generation job (PersonaHub, Chan et al., 2024; Tulu 3's persona data).
+
+    Each persona of the set is crossed with task types (or with the seed set's tasks as
+    examples of a kind of task): the model writes the task that person would give, then
+    answers it. Personas are drawn without replacement (seeded order), and in a dataset's
+    builds the personas earlier builds used are left out while unused ones remain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: int = Field(default=100, ge=1, le=1_000_000, description="Stop when this many examples are curated.")
+    persona_set_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1,
+        description="The persona set to draw from (POST /api/v1/persona-sets); none: the set shipped in seeds/.",
+    )
+    task_types: list[str] = Field(
+        default_factory=lambda: list(PERSONA_TASK_TYPES), min_length=1, max_length=100,
+        description="Kinds of task crossed with the personas (ignored with cross_with_seed_tasks).",
+    )
+    cross_with_seed_tasks: bool = Field(
+        default=False,
+        description="Cross the personas with the job's seed tasks (each shown as an example of a kind of task) "
+        "instead of task_types; needs a seed set.",
+    )
+    tasks_per_persona: int = Field(default=1, ge=1, le=50, description="Tasks written as each persona.")
+    fresh_personas_across_builds: bool = Field(
+        default=True,
+        description="As a dataset build's step: leave out the personas the dataset's earlier builds used "
+        "(sampling without replacement across builds) while unused ones remain.",
+    )
+    # task requests
+    temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a task.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a task.")
+    max_tokens: int = Field(default=200, ge=8, le=8192, description="Token limit of a task; one that hits it fails "
+                            "as 'truncated_instruction'.")
+    # response requests
+    response_temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of an answer.")
+    response_top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of an answer.")
+    response_max_tokens: int = Field(default=768, ge=4, le=32768, description="Token limit of an answer; one that "
+                                     "hits it fails as 'truncated_response'.")
+    # filters (Self-Instruct's rules and novelty, Evol-Instruct's answer rules)
+    min_words: int = Field(default=4, ge=1, description="Fewer words than this: rejected.")
+    max_words: int = Field(default=150, ge=1, description="More words than this: rejected.")
+    blacklist: list[str] = Field(default_factory=lambda: list(PAPER_BLACKLIST),
+                                 description="Whole words (case-insensitive) that reject a task.")
+    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
+                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
+    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
+    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
+                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
+    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
+                                 description="An answer containing 'sorry' with fewer words than this fails.")
+    near_duplicate_threshold: float = Field(
+        default=0.9, ge=0, le=1,
+        description="Reject an example whose word-shingle Jaccard with a kept example is at least this (0: off).")
+    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    dedup_namespace: str | None = Field(default=None, max_length=200,
+                                        description="Name of a near-duplicate index shared with other jobs.")
+    seed: int | None = Field(default=None, description="Seeds the persona order and each request.")
+
+    @model_validator(mode="after")
+    def _check(self) -> PersonaParams:
+        if self.min_words > self.max_words:
+            raise ValueError("min_words must not exceed max_words")
+        if any(not t.strip() or len(t) > 500 for t in self.task_types):
+            raise ValueError("task_types: each a non-empty text of at most 500 characters")
+        return self
+
+
+class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+    """Parameters of one topic-tree job (Kiln's synthetic-data UI: topics, then data per topic).
+
+    Either a stored tree (`topic_tree_id`) or a root description (`root`) that the job grows
+    into a tree first (`depth` levels, `breadth` subtopics per node), stores, and then uses;
+    tasks are written for each leaf in turn (`tasks_per_leaf` each)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: int = Field(default=100, ge=1, le=1_000_000, description="Stop when this many examples are curated.")
+    topic_tree_id: int | None = Field(default=None, ge=1, le=2**31 - 1,
+                                      description="A stored tree (POST /api/v1/topic-trees) to write tasks for.")
+    root: str | None = Field(default=None, min_length=1, max_length=300,
+                             description="A root description to grow a new tree from (instead of topic_tree_id).")
+    depth: int = Field(default=2, ge=1, le=5, description="Levels grown below the root.")
+    breadth: int = Field(default=4, ge=1, le=20, description="Subtopics asked for per node.")
+    tasks_per_leaf: int = Field(default=3, ge=1, le=100, description="Tasks written for each leaf.")
+    tree_temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of the subtopics.")
+    # task requests
+    temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a task.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a task.")
+    max_tokens: int = Field(default=200, ge=8, le=8192, description="Token limit of a task; one that hits it fails "
+                            "as 'truncated_instruction'.")
+    response_temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of an answer.")
+    response_top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of an answer.")
+    response_max_tokens: int = Field(default=768, ge=4, le=32768, description="Token limit of an answer.")
+    min_words: int = Field(default=4, ge=1, description="Fewer words than this: rejected.")
+    max_words: int = Field(default=150, ge=1, description="More words than this: rejected.")
+    blacklist: list[str] = Field(default_factory=lambda: list(PAPER_BLACKLIST),
+                                 description="Whole words (case-insensitive) that reject a task.")
+    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
+                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
+    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
+    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
+                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
+    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
+                                 description="An answer containing 'sorry' with fewer words than this fails.")
+    near_duplicate_threshold: float = Field(
+        default=0.9, ge=0, le=1,
+        description="Reject an example whose word-shingle Jaccard with a kept example is at least this (0: off).")
+    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    dedup_namespace: str | None = Field(default=None, max_length=200,
+                                        description="Name of a near-duplicate index shared with other jobs.")
+    seed: int | None = Field(default=None, description="Seeds each request.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TopicTreeParams:
+        if (self.topic_tree_id is None) == (self.root is None or not self.root.strip()):
+            raise ValueError("give exactly one of topic_tree_id (a stored tree) or root (a description to grow)")
+        if self.min_words > self.max_words:
+            raise ValueError("min_words must not exceed max_words")
+        return self

@@ -34,6 +34,9 @@ class SeedTaskData:
     instances: list[dict[str, str]] = field(default_factory=list)
     is_classification: bool = False
     name: str | None = None
+    # where a machine instruction came from (`store.origin`: persona, topic path), kept by a method
+    # that starts from another job's rows (Evol-Instruct's roots)
+    origin: dict[str, Any] = field(default_factory=dict)
 
 
 def detect_format(filename: str | None, text: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
+from app.core import topic_tree
 from app.core.candidates import CandidateRecord, StoredCandidate
 from app.core.filters.decontaminate import BenchmarkItem
 from app.core.seeds import SeedTaskData
@@ -25,8 +26,11 @@ from app.models import (
     Instruction,
     Job,
     JobStatus,
+    Persona,
+    PersonaSet,
     SeedSet,
     SeedTask,
+    TopicTree,
     utcnow,
 )
 
@@ -59,6 +63,41 @@ def import_seed_set(session: Session, name: str, fmt: str, tasks: list[SeedTaskD
 def seed_tasks(session: Session, seed_set_id: int) -> list[SeedTaskData]:
     rows = session.exec(select(SeedTask).where(SeedTask.seed_set_id == seed_set_id).order_by(SeedTask.position)).all()
     return [SeedTaskData(r.instruction, list(r.instances), r.is_classification, r.name) for r in rows]
+
+
+# --- persona sets --------------------------------------------------------------------------
+def import_persona_set(session: Session, name: str, fmt: str, personas: list[str],
+                       owner: str | None = None) -> PersonaSet:
+    """Store a parsed persona file in one transaction (the caller commits)."""
+    persona_set = PersonaSet(name=name, owner=owner, source_format=fmt, persona_count=len(personas))
+    session.add(persona_set)
+    session.flush()
+    session.add_all(Persona(persona_set_id=persona_set.id, position=i, text=text) for i, text in enumerate(personas))
+    session.flush()
+    return persona_set
+
+
+def persona_texts(session: Session, persona_set_id: int) -> list[str]:
+    return list(session.exec(select(Persona.text).where(Persona.persona_set_id == persona_set_id)
+                             .order_by(Persona.position)).all())
+
+
+# --- topic trees ---------------------------------------------------------------------------
+def create_topic_tree(session: Session, name: str, tree: Any, owner: str | None = None) -> TopicTree:
+    """Store an uploaded tree, checked (`topic_tree.TopicTreeError` names the node at fault)."""
+    row = TopicTree(name=name, owner=owner, tree=topic_tree.check_tree(tree), made_by="upload")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def replace_topic_tree(session: Session, row: TopicTree, tree: Any) -> TopicTree:
+    """An edit: the tree replaced whole by a checked one; jobs that used it keep their rows' paths."""
+    row.tree = topic_tree.check_tree(tree)
+    row.made_by, row.updated_at = "edited", utcnow()
+    session.add(row)
+    session.flush()
+    return row
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -268,6 +307,7 @@ def write_records(session: Session, job_id: int, records: list[CandidateRecord],
                     position=position,
                     input=inst.input,
                     output=inst.output,
+                    turns=list(getattr(inst, "turns", None) or []),
                     fate=Fate.accepted.value if inst.accepted and record.accepted else Fate.rejected.value,
                     rule=inst.rule,
                 )
@@ -317,7 +357,8 @@ def curated_examples(session: Session, job_id: int) -> list[dict[str, Any]]:
     """A job's curated data: one row per accepted instance of an accepted instruction.
 
     Rows carry `instruction`, `input`, `output`, and `id` (the instruction's row id) so
-    an exporter can add lineage or other columns.
+    an exporter can add lineage or other columns; a conversation also carries `turns`, and an
+    instruction written as a persona or for a topic its `persona` or `topic_path`.
     """
     rows = session.exec(
         select(Instruction, Instance)
@@ -329,7 +370,22 @@ def curated_examples(session: Session, job_id: int) -> list[dict[str, Any]]:
         )
         .order_by(Instruction.seq, Instance.position)
     ).all()
-    return [{"id": ins.id, "instruction": ins.instruction, "input": inst.input, "output": inst.output} for ins, inst in rows]
+    return [with_turns({"id": ins.id, "instruction": ins.instruction, "input": inst.input, "output": inst.output,
+                        **origin(ins.detail)}, inst.turns) for ins, inst in rows]
+
+
+ORIGIN_KEYS = ("persona", "topic_path")
+
+
+def origin(detail: dict[str, Any] | None) -> dict[str, Any]:
+    """What a row says of where its instruction came from: the persona it was written as, the
+    topic path it was written for (the persona and topic-tree kinds record them)."""
+    return {k: detail[k] for k in ORIGIN_KEYS if detail and detail.get(k)}
+
+
+def with_turns(row: dict[str, Any], turns: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The row with its conversation's later turns, when it has any (a single-turn row stays as it was)."""
+    return {**row, "turns": list(turns)} if turns else row
 
 
 

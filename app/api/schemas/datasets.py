@@ -196,6 +196,10 @@ class ExampleOut(BaseModel):
     replaces_id: int | None = Field(description="A correction: the example it replaces.")
     added_in: int = Field(description="The version that added it.", examples=[2])
     position: int
+    turns: list[dict[str, Any]] = Field(
+        default_factory=list, description="A multi-turn conversation's later turns after (input, output), "
+        "alternating user and assistant messages; empty for one exchange.",
+        examples=[[{"role": "user", "content": "Shorter?"}, {"role": "assistant", "content": "Late, damaged."}]])
 
 
 class DiffRowOut(ExampleOut):

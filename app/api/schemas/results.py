@@ -40,6 +40,9 @@ class InstanceOut(BaseModel):
     position: int
     input: str
     output: str
+    turns: list[dict[str, Any]] = Field(
+        default_factory=list, description="A multi-turn conversation's later turns after (input, output), "
+        "alternating user and assistant messages; empty for one exchange.")
     fate: str = Field(examples=["accepted"])
     rule: str | None = Field(description="Why it was rejected (a filter rule), if it was.")
     scores: dict[str, ScoreOut] = Field(

@@ -1,7 +1,7 @@
 """A version's content hash: sha256 over its canonical rows, kept up to date in O(changed rows).
 
 Canonical row: the JSON of the example's content fields (`CONTENT_FIELDS`: instruction,
-input, output, method, lineage, scores) with sorted keys, no spaces, UTF-8, no NaN. Ids,
+input, output, method, lineage, scores, and `turns` when a conversation has later turns) with sorted keys, no spaces, UTF-8, no NaN. Ids,
 provenance and timestamps are not content, so the same rows hash the same on SQLite and
 PostgreSQL. Each row's `digest` = sha256(canonical row) is computed once, when the row is
 inserted, and stored next to it.
@@ -31,12 +31,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 CONTENT_FIELDS = ("instruction", "input", "output", "method", "lineage", "scores")
+# and a conversation's later turns, part of the content only when there are any: a
+# single-turn row hashes as it did before rows could hold conversations
+OPTIONAL_CONTENT_FIELDS = ("turns",)
+ROW_CONTENT_FIELDS = (*CONTENT_FIELDS, *OPTIONAL_CONTENT_FIELDS)
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 
 
 def canonical_json(row: Mapping[str, Any]) -> bytes:
-    """The canonical bytes of a row's content fields (a missing field is an error)."""
+    """The canonical bytes of a row's content fields (a missing field is an error; an empty
+    optional one is left out)."""
     content = {name: row[name] for name in CONTENT_FIELDS}
+    content.update({name: row[name] for name in OPTIONAL_CONTENT_FIELDS if row.get(name)})
     return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
         "utf-8"
     )

@@ -225,7 +225,7 @@ def correct_examples(
             instruction=row.instruction if c.instruction is None else c.instruction,
             input=row.input if c.input is None else c.input,
             output=row.output if c.output is None else c.output,
-            method=row.method, lineage=list(row.lineage), scores=dict(row.scores),
+            method=row.method, lineage=list(row.lineage), scores=dict(row.scores), turns=list(row.turns or []),
             source_job_id=row.source_job_id, source_instruction_id=row.source_instruction_id,
         )
         if (ex.instruction, ex.input, ex.output) == (row.instruction, row.input, row.output):

@@ -4,7 +4,8 @@ The rows come from `versions.version_pages` a page at a time and are rendered as
 `app.core.export.to_record` renders a job's export, so a dataset version and a job's
 export read the same in every format. JSONL formats are one record a line; `alpaca` is
 the JSON list `app.core.export.render` writes (indent 2), produced record by record.
-Each record carries the example's `method` and `lineage` besides the format's fields.
+Each record carries the example's `method` and `lineage` besides the format's fields; a
+conversation's later turns are in `messages` and `sharegpt` (alpaca takes the first exchange).
 A download's ETag is the version's content hash: the bytes depend only on the rows.
 """
 
@@ -27,7 +28,7 @@ from app.core.datasets.errors import DatasetError
 MEDIA_TYPES = {"alpaca": "application/json", "messages": "application/x-ndjson",
                "prompt-completion": "application/x-ndjson", "sharegpt": "application/x-ndjson"}
 EXTENSIONS = {"alpaca": "json", "messages": "jsonl", "prompt-completion": "jsonl", "sharegpt": "jsonl"}
-_ROW_FIELDS = ("instruction", "input", "output", "method", "lineage")
+_ROW_FIELDS = ("instruction", "input", "output", "method", "lineage", "turns")  # lineage, turns: stored text
 
 
 def check_format(fmt: str) -> str:
@@ -63,27 +64,44 @@ def _jsonl_line(fmt: str) -> Callable[[Sequence[Any]], str]:
     def tail(method: str, lineage: str) -> str:
         return f', "method": {enc(method)}, "lineage": {_lineage_text(lineage)}}}\n'
 
+    def general(r: Sequence[Any]) -> str:
+        return formats.record_text(formats.to_record(_decoded(r), fmt)) + "\n"
+
     if fmt == "messages":
         def line(r: Sequence[Any]) -> str:
+            if _has_turns(r):
+                return general(r)
             return (f'{{"messages": [{{"role": "user", "content": {enc(user(r[0], r[1]))}}}, '
                     f'{{"role": "assistant", "content": {enc(r[2])}}}]' + tail(r[3], r[4]))
     elif fmt == "prompt-completion":
         def line(r: Sequence[Any]) -> str:
+            if _has_turns(r):
+                return general(r)
             return f'{{"prompt": {enc(user(r[0], r[1]))}, "completion": {enc(r[2])}' + tail(r[3], r[4])
     elif fmt in formats.FORMATS and fmt != "alpaca":  # any other JSONL format: the general path
-        def line(r: Sequence[Any]) -> str:
-            row = dict(zip(_ROW_FIELDS, r))
-            row["lineage"] = json.loads(row["lineage"])
-            return formats.record_text(formats.to_record(row, fmt)) + "\n"
+        line = general
     else:
         raise ValueError(f"{fmt} is not a JSONL format")
     return line
 
 
-def _alpaca_item(r: Sequence[Any]) -> str:
+def _has_turns(r: Sequence[Any]) -> bool:
+    """A conversation (stored turns other than the empty list)."""
+    return r[5] is not None and r[5].strip() != "[]"
+
+
+def _decoded(r: Sequence[Any]) -> dict[str, Any]:
+    """A page's row as the dict `export.to_record` takes (lineage and turns decoded; no turns: left out)."""
     row = dict(zip(_ROW_FIELDS, r))
     row["lineage"] = json.loads(row["lineage"])
-    record = formats.to_record(row, "alpaca")
+    turns = json.loads(row.pop("turns") or "[]")
+    if turns:
+        row["turns"] = turns
+    return row
+
+
+def _alpaca_item(r: Sequence[Any]) -> str:
+    record = formats.to_record(_decoded(r), "alpaca")  # a conversation's first exchange
     return "\n".join("  " + text for text in json.dumps(record, ensure_ascii=False, indent=2).split("\n"))
 
 
@@ -93,7 +111,7 @@ def export_chunks(session: Session, dataset_id: int, number: int, fmt: str,
 
     Raises `VersionNotFound` or `DatasetError` (unknown format) before the first chunk."""
     check_format(fmt)
-    pages = v.version_pages(session, dataset_id, number, _ROW_FIELDS, page_size, raw_json=("lineage",))
+    pages = v.version_pages(session, dataset_id, number, _ROW_FIELDS, page_size, raw_json=("lineage", "turns"))
     return _alpaca_chunks(pages) if fmt == "alpaca" else _jsonl_chunks(pages, _jsonl_line(fmt))
 
 

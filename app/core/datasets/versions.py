@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Text, cast, func, insert, or_, tuple_
 from sqlmodel import Session, col, select
 
+from app.core.conversation import TurnsError, check_turns
 from app.core.datasets import content
 from app.core.datasets.card import render_card
 from app.core.datasets.errors import (
@@ -60,7 +61,7 @@ _INSERT_CHUNK = 5000
 # out: it tells of later versions, and a version must read the same forever
 ROW_FIELDS = (
     "id", "instruction", "input", "output", "method", "lineage", "scores", "source_job_id",
-    "source_instruction_id", "replaces_id", "added_in", "position",
+    "source_instruction_id", "replaces_id", "added_in", "position", "turns",
 )
 
 
@@ -217,7 +218,8 @@ def list_versions(session: Session, dataset_id: int) -> list[DatasetVersion]:
 @dataclass
 class NewExample:
     """One example a build adds. `method` is the job kind that made it (e.g. `self_instruct`);
-    `lineage` and `scores` are kept with the row (and are part of its content hash)."""
+    `lineage` and `scores` are kept with the row (and are part of its content hash), and so
+    are a conversation's later `turns` (`app.core.conversation`) when there are any."""
 
     instruction: str
     input: str
@@ -227,6 +229,7 @@ class NewExample:
     scores: dict[str, Any] = field(default_factory=dict)
     source_job_id: int | None = None
     source_instruction_id: int | None = None
+    turns: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], method: str, source_job_id: int | None = None) -> NewExample:
@@ -236,14 +239,29 @@ class NewExample:
             input=row.get("input", ""),
             output=row.get("output", ""),
             method=method,
-            lineage=list(row.get("lineage") or []),
+            lineage=lineage_with_origin(row),
             scores=dict(row.get("scores") or {}),
             source_job_id=source_job_id,
             source_instruction_id=row.get("id"),
+            turns=list(row.get("turns") or []),
         )
 
     def content(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in content.CONTENT_FIELDS}
+        """The content fields (`turns` only for a conversation, as `content.canonical_json` hashes it)."""
+        return {name: getattr(self, name) for name in content.ROW_CONTENT_FIELDS
+                if name in content.CONTENT_FIELDS or getattr(self, name)}
+
+
+def lineage_with_origin(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A job row's lineage, with the persona or topic path it was written for (`store.origin`) kept
+    on its root entry (made when the row has no lineage), so they stay with the example."""
+    lineage = [dict(step) for step in row.get("lineage") or []]
+    origin = {k: row[k] for k in ("persona", "topic_path") if row.get(k)}
+    if origin:
+        if not lineage:
+            lineage = [{"instruction": row["instruction"], "operation": None, "round": 0}]
+        lineage[0].update(origin)
+    return lineage
 
 
 def checked_digest(ex: NewExample, where: str) -> str:
@@ -256,6 +274,10 @@ def checked_digest(ex: NewExample, where: str) -> str:
         raise DatasetError(f"{where}.method: 1 to 32 characters")
     if not isinstance(ex.lineage, list) or not isinstance(ex.scores, dict):
         raise DatasetError(f"{where}: lineage must be a list and scores an object")
+    try:
+        ex.turns = check_turns(ex.turns, f"{where}.turns")
+    except TurnsError as exc:
+        raise DatasetError(str(exc)) from None
     try:
         return content.row_digest(ex.content())
     except (TypeError, ValueError) as exc:
@@ -298,7 +320,7 @@ def insert_examples(session: Session, dataset_id: int, number: int, rows: Sequen
         {
             "dataset_id": dataset_id, "instruction": ex.instruction, "input": ex.input, "output": ex.output,
             "method": ex.method, "source_job_id": ex.source_job_id, "source_instruction_id": ex.source_instruction_id,
-            "lineage": ex.lineage, "scores": ex.scores, "digest": digest, "added_in": number, "removed_in": None,
+            "lineage": ex.lineage, "scores": ex.scores, "turns": ex.turns, "digest": digest, "added_in": number, "removed_in": None,
             "replaces_id": replaces[i] if replaces else None, "position": i,
         }
         for i, (ex, digest) in enumerate(rows)
@@ -488,7 +510,7 @@ def content_hash(session: Session, dataset_id: int, number: int) -> str:
     segments: list[str] = []
     current: int | None = None
     digests: list[str] = []
-    for row in version_rows(session, dataset_id, number, fields=(*content.CONTENT_FIELDS, "added_in")):
+    for row in version_rows(session, dataset_id, number, fields=(*content.ROW_CONTENT_FIELDS, "added_in")):
         if row["added_in"] != current:
             if digests:
                 segments.append(content.segment_digest(digests))

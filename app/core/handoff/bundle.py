@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.core import records
+from app.core import diversity, records
+from app.core.conversation import TurnsError, check_turns
 from app.core.handoff.card import render_card
 from app.core.handoff.formats import FORMATS, FormatError, WrittenFile, open_writer, write_all
 from app.core.handoff.meta import HandoffMeta, RowStats
@@ -48,6 +49,8 @@ PREFLIGHT = "preflight.json"
 class BundleOptions:
     formats: tuple[str, ...] = FORMATS
     rows_per_shard: int = 100_000
+    # the card's diversity section: rows whose max ROUGE-L is looked up (a seeded sample beyond)
+    diversity_sample: int = 2000
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -85,7 +88,8 @@ def checksums(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _checked_rows(rows: Iterable[dict[str, Any]], meta: HandoffMeta, stats: RowStats) -> Iterator[dict[str, Any]]:
+def _checked_rows(rows: Iterable[dict[str, Any]], meta: HandoffMeta, stats: RowStats,
+                  instructions: dict[Any, dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
     """Rows validated (a clear error naming the row), given the meta's system prompt, and counted."""
     digest = hashlib.sha256()
     for index, row in enumerate(rows):
@@ -97,12 +101,22 @@ def _checked_rows(rows: Iterable[dict[str, Any]], meta: HandoffMeta, stats: RowS
         if not isinstance(row.get("input", ""), str):
             raise FormatError(f"row {index} (id {row.get('id')}): 'input' must be a string")
         row = {**row, "input": row.get("input") or ""}
+        try:
+            turns = check_turns(row.get("turns"), f"row {index} (id {row.get('id')}): turns")
+        except TurnsError as exc:
+            raise FormatError(str(exc)) from None
+        if turns:
+            stats.conversations += 1
+            stats.most_exchanges = max(stats.most_exchanges, 1 + len(turns) // 2)
         if meta.system and not row.get("system"):
             row["system"] = meta.system
         stats.rows += 1
         method = str(row.get("method") or "unknown")
         stats.by_method[method] = stats.by_method.get(method, 0) + 1
         digest.update((json.dumps(row, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+        if instructions is not None:  # once per instruction: a job's instances share their instruction's id
+            key = (row.get("job_id"), row.get("id")) if row.get("id") is not None else ("row", index)
+            instructions.setdefault(key, diversity.grouping_fields(row))
         yield row
     stats.sha256 = digest.hexdigest()
 
@@ -145,7 +159,10 @@ def write_bundle(rows: Iterable[dict[str, Any]], meta: HandoffMeta, target: str 
         writers: list[Any] = [open_writer(fmt, tmp, options.rows_per_shard) for fmt in options.formats]
         if preflight is not None:
             writers.append(_Checked(preflight))
-        files = [w for w in write_all(_checked_rows(rows, meta, stats), writers) if w.format != "preflight"]
+        instructions: dict[Any, dict[str, Any]] = {}
+        files = [w for w in write_all(_checked_rows(rows, meta, stats, instructions), writers)
+                 if w.format != "preflight"]
+        spread = diversity.report(instructions.values(), rouge_sample=options.diversity_sample)
         info = dataset_info(meta.name, files)
         _write_text(tmp / DATASET_INFO, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         axolotl = axolotl_config(files, preflight.terminator if preflight is not None else None)
@@ -155,7 +172,8 @@ def write_bundle(rows: Iterable[dict[str, Any]], meta: HandoffMeta, target: str 
         if report is not None:
             _write_text(tmp / PREFLIGHT, json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str) + "\n")
         sums = checksums(tmp)
-        _write_text(tmp / CARD, render_card(meta, stats, files, sums, report, has_axolotl=axolotl is not None))
+        _write_text(tmp / CARD, render_card(meta, stats, files, sums, report, has_axolotl=axolotl is not None,
+                                              diversity=spread))
         sums[CARD] = file_sha256(tmp / CARD)
         manifest = {
             "name": meta.name, "label": meta.label, "source": {"kind": meta.source_kind, "id": meta.source_id},

@@ -80,3 +80,5 @@ class RowStats:
     rows: int = 0
     by_method: dict[str, int] = field(default_factory=dict)
     sha256: str = ""
+    conversations: int = 0  # rows with later turns (multi-turn conversations)
+    most_exchanges: int = 0  # the longest conversation's user-assistant exchanges

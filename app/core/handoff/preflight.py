@@ -9,7 +9,9 @@ target tokenizer: Gemma's by default) and checked:
 * `rows`: the source has rows at all;
 * `empty_instruction`, `empty_output`: no blank prompt, no blank answer;
 * `renders`: the row is a valid conversation and the chat template renders it;
-* `assistant_mask`: at least one token of the answer carries loss;
+* `assistant_mask`: at least one token of the answer carries loss; for a multi-turn row
+  (`turns`), every assistant turn does, and no user token does (a template without
+  `{% generation %}` markers trains the last answer only: a warning);
 * `turn_terminator`: the token the chat template ends the assistant turn with
   (`<end_of_turn>` for Gemma) carries loss under TRL's mask and under axolotl's rules with
   the bundle's `axolotl.yaml` settings (`axolotl_rules`), or the model never learns to stop;
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core import conversation as turns_model
 from app.core import export
 from app.core.handoff.axolotl_rules import axolotl_labels, turn_terminator
 from app.core.handoff.formats import WrittenFile
@@ -144,6 +147,7 @@ class Preflight:
             self._problem("empty_output", "the output (the assistant turn) is empty", index, row_id)
             return
         try:
+            turns_model.check_turns(row.get("turns"))
             conversation = row_to_conversation(export.to_record(row, "messages"))
             ids, labels = tokenize_for_training(self.tokenizer, conversation, self.mode)
         except Exception as exc:  # a bad row or a template that cannot render it: either way, reported
@@ -157,6 +161,8 @@ class Preflight:
             return
         if self.terminator_id is not None:
             self._check_terminator(conversation, labels, index, row_id)
+        if turns_model.turns_of(row):
+            self._check_turns_mask(conversation, ids, labels, index, row_id)
         self.longest = max(self.longest, len(ids))
         limit = self.options.max_length
         kept = trained_tokens(labels, limit)
@@ -186,6 +192,23 @@ class Preflight:
         if missing:
             self._problem("turn_terminator", f"the turn terminator {self.terminator} carries no loss under "
                           + " nor ".join(missing) + ": the model would not learn to end its answer", index, row_id)
+
+    def _check_turns_mask(self, conversation: list[dict[str, str]], ids: list[int], labels: list[int],
+                          index: int, row_id: Any) -> None:
+        """A conversation: each assistant turn's text carries loss and no user turn's does."""
+        from app.core.training.masks import turn_coverage
+
+        if self.mode != "assistant":
+            self._problem("assistant_mask", f"{self.mode} loss mask: of this row's {len(conversation) // 2} answers, "
+                          "only the last carries loss (the chat template has no {% generation %} markers)",
+                          index, row_id, warning=True)
+            return
+        for turn, trained in turn_coverage(self.tokenizer, conversation, ids, labels):
+            role = conversation[turn]["role"]
+            if role == "assistant" and not trained:
+                self._problem("assistant_mask", f"message {turn} (an answer) carries no loss", index, row_id)
+            elif role != "assistant" and trained:
+                self._problem("assistant_mask", f"message {turn} ({role}) carries loss", index, row_id)
 
     def finish(self, files: Iterable[WrittenFile] = (), dataset_info: dict[str, Any] | None = None) -> PreflightReport:
         if self.rows == 0:

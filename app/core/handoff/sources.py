@@ -144,16 +144,18 @@ def export_rows(session: Session, job: Job, fmt: str, *, final_only: bool = Fals
 
 
 # --- a dataset version -----------------------------------------------------------------------
-VERSION_ROW_FIELDS = ("id", "instruction", "input", "output", "method", "lineage", "scores", "source_job_id")
+VERSION_ROW_FIELDS = ("id", "instruction", "input", "output", "method", "lineage", "scores", "source_job_id",
+                      "turns")
 
 
 def version_rows(session: Session, dataset_id: int, number: int) -> Iterator[dict[str, Any]]:
     """The version's rows in their stable order, streamed, with provenance (`job_id`: the job
     that made the example; `lineage` and `scores` as stored, empty ones left out)."""
     for row in ds_versions.version_rows(session, dataset_id, number, fields=VERSION_ROW_FIELDS):
-        yield {"id": row["id"], "instruction": row["instruction"], "input": row["input"], "output": row["output"],
-               "method": row["method"], "job_id": row["source_job_id"], "lineage": row["lineage"] or None,
-               "scores": row["scores"] or None}
+        yield store.with_turns(
+            {"id": row["id"], "instruction": row["instruction"], "input": row["input"], "output": row["output"],
+             "method": row["method"], "job_id": row["source_job_id"], "lineage": row["lineage"] or None,
+             "scores": row["scores"] or None}, row["turns"])
 
 
 def seed_sets_info(session: Session, seed_set_ids: Sequence[int]) -> SeedSetInfo | None:

@@ -21,9 +21,11 @@ line below.
 from app.core.jobs import (  # noqa: F401  (each registers its kind)
     dataset_build,
     evol_instruct,
+    persona,
     score,
     self_instruct,
     sft,
+    topic_tree,
     version_handoff,
 )
 from app.core.jobs.registry import JobKind, JobRequest, JobRequestError, Progress, get, names, queues, register

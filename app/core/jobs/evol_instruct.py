@@ -65,7 +65,7 @@ def source_pool(session: Session, job: Job) -> list[SeedTaskData]:
     if problem:
         raise JobInputError(problem)
     pool = [
-        SeedTaskData(c.instruction, list(c.instances), bool(c.is_classification))
+        SeedTaskData(c.instruction, list(c.instances), bool(c.is_classification), origin=store.origin(c.detail))
         for c in store.stored_candidates(session, source.id)
         if c.accepted
     ]

@@ -2,7 +2,8 @@
 
 Formats (detected per row, so a file in any of them needs no flag):
 - alpaca: `{"instruction", "input", "output"}` (a JSON list, or JSONL); extra keys such as
-  `lineage` are ignored, `system` becomes a system message;
+  `lineage` are ignored, `system` becomes a system message; a Sprout row's `turns` (a
+  conversation's later turns, `app.core.conversation`) follow the first answer;
 - messages: `{"messages": [{"role", "content"}, ...]}` (JSONL);
 - prompt-completion: `{"prompt", "completion"}` (JSONL), plain strings or message lists;
 - sharegpt: `{"conversations": [{"from": "human"|"gpt"|"system", "value"}, ...], "system"?}`
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.core import conversation as turns_model
 from app.core import records
 from app.core.export import user_text
 from app.core.records import RecordError
@@ -81,6 +83,7 @@ def row_to_conversation(row: Any) -> Conversation:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": user_prompt(instruction, input_text)})
         messages.append({"role": "assistant", "content": _string(row, "output")})
+        messages += turns_model.check_turns(row.get("turns"))
     elif fmt == "prompt-completion":
         prompt, completion = row["prompt"], row["completion"]
         if isinstance(prompt, str) and isinstance(completion, str):

@@ -41,3 +41,33 @@ def trained_tokens(labels: list[int], max_length: int | None = None) -> int:
     """Tokens with a loss among the first `max_length` (the trainer keeps the start)."""
     kept = labels if max_length is None else labels[:max_length]
     return sum(1 for t in kept if t != IGNORE)
+
+
+def message_spans(tokenizer: Any, conversation: Conversation, ids: list[int]) -> list[tuple[int, int]]:
+    """Each message's token span [start, end) in `ids` (the whole conversation rendered).
+
+    A message's span ends where the rendering of the conversation up to it stops sharing
+    tokens with the whole; a prefix the template cannot render alone (Gemma's template folds
+    a system message into the first user turn) joins the next message's span: (start, start).
+    """
+    from trl.data_utils import _tokenize, common_prefix_length
+
+    spans, start = [], 0
+    for k in range(1, len(conversation) + 1):
+        if k == len(conversation):
+            end = len(ids)
+        else:
+            try:
+                end = common_prefix_length(list(_tokenize(tokenizer, conversation[:k])["input_ids"]), ids)
+            except Exception:  # this prefix does not render alone
+                end = start
+        spans.append((start, max(start, end)))
+        start = max(start, end)
+    return spans
+
+
+def turn_coverage(tokenizer: Any, conversation: Conversation, ids: list[int],
+                  labels: list[int]) -> list[tuple[int, bool]]:
+    """(message index, whether any of its tokens carries loss) for every message."""
+    return [(k, any(label != IGNORE for label in labels[a:b]))
+            for k, (a, b) in enumerate(message_spans(tokenizer, conversation, ids))]

@@ -8,6 +8,8 @@ import { fmtTime, go, isActive, usePoll } from "./util.js";
 import { errorText, Pager } from "./jobs.js";
 import { ChartBox, COLORS } from "./charts.js";
 import { ExampleScores } from "./scores.js";
+import { Turns } from "./turns.js";
+import { Diversity } from "./diversity.js";
 
 const PAGE = 25;
 const FORMATS = ["alpaca", "messages", "prompt-completion"];
@@ -173,6 +175,7 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
           datasets: [{ label: "rows added", data: builds.map((v) => v.counts.added ?? 0), backgroundColor: COLORS.BLUE }] },
           options: { plugins: { legend: { display: false } } } }} />
     </div>
+    ${versions.length > 0 && html`<${Diversity} api=${api} path=${`${base}/versions/${versions[0].number}/diversity`} title=${`Diversity of v${versions[0].number}`} />`}
   </div>`;
 }
 
@@ -250,6 +253,7 @@ function ExampleRow({ row, reason, canMark, onMark }) {
     <p class="text"><strong>${row.instruction}</strong></p>
     ${row.input && html`<pre class="text-box">${row.input}</pre>`}
     <pre class="text-box">${row.output}</pre>
+    <${Turns} turns=${row.turns} />
     ${canMark && html`<div class="inline-form">
       <label class="check"><input type="checkbox" class="discard" checked=${marked} onChange=${(e) => onMark(e.target.checked ? "" : null)} /> discard</label>
       ${marked && html`<label>reason <input class="discard-reason" value=${reason} placeholder="why it goes"

@@ -4,6 +4,7 @@
 import { html, useEffect, useState } from "./preact-htm.module.js";
 import { evolves, fmtScore, fmtTime, lcsMarks } from "./util.js";
 import { InstanceScores } from "./scores.js";
+import { Turns } from "./turns.js";
 
 function Marked({ pieces }) {
   return pieces.map((p, i) => (p.mark ? html`<mark key=${i}>${p.text}</mark>` : p.text));
@@ -67,7 +68,7 @@ export function Evidence({ api, job, row, onError }) {
     <h4>Instances</h4>
     ${row.instances.length === 0 ? html`<p class="muted">No instance (the instruction was decided before its instances were asked for).</p>`
       : html`<div class="table-wrap"><table class="instances"><thead><tr><th>input</th><th>output</th><th>fate</th>${scored && html`<th>judge scores</th>`}</tr></thead><tbody>
-        ${row.instances.map((i) => html`<tr key=${i.id}><td><pre>${i.input || "–"}</pre></td><td><pre>${i.output || "–"}</pre></td>
+        ${row.instances.map((i) => html`<tr key=${i.id}><td><pre>${i.input || "–"}</pre></td><td><pre>${i.output || "–"}</pre><${Turns} turns=${i.turns} /></td>
           <td><span class=${"fate " + i.fate}>${i.fate}</span>${i.rule && html` <code class="rule">${i.rule}</code>`}</td>
           ${scored && html`<td class="scores-cell"><${InstanceScores} instance=${i} named=${true} /></td>`}</tr>`)}
       </tbody></table></div>`}

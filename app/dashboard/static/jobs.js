@@ -5,6 +5,7 @@ import { ApiError, download, Unreachable } from "./api.js";
 import { currentParams, duration, evolves, FINISHED, fmtBytes, fmtScore, fmtSeconds, fmtTime, go, isActive, judgesOnly, phase, producesRows, trains, usePoll } from "./util.js";
 import { Evidence } from "./evidence.js";
 import { binLabels, ChartBox, COLORS, timeLabel } from "./charts.js";
+import { Diversity } from "./diversity.js";
 import { Contamination, ModelServer, Stopped } from "./figures.js";
 import { InstanceScores, judging, JudgeSummary, ScoreForm } from "./scores.js";
 
@@ -418,6 +419,7 @@ function Charts({ api, job, pollMs, onError }) {
         config=${{ type: "bar", data: { labels: binLabels(words.edges, 0), datasets: [{ label: "examples", data: words.counts, backgroundColor: COLORS.AMBER }] },
           options: { plugins: { legend: { display: false } } } }} />
     </div>
+    ${!isActive(job) && producesRows(job) && html`<${Diversity} api=${api} path=${`/jobs/${job.id}/diversity`} title="Diversity of the curated instructions" />`}
   </div>`;
 }
 
