@@ -23,6 +23,7 @@ from app.api.routes import (
     benchmark_sets,
     dashboard,
     dataset_handoff,
+    dataset_reviews,
     datasets,
     deliveries,
     destinations,
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, benchmark_sets, jobs, results, insights, exports, kinds, datasets, dataset_handoff,
+    for module in (seed_sets, benchmark_sets, jobs, results, insights, exports, kinds, datasets, dataset_reviews, dataset_handoff,
                    destinations, deliveries, webhooks):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -50,8 +50,9 @@ from app.api.schemas.datasets import (
     VersionSummary,
 )
 from app.api.schemas.jobs import JobOut
+from app.api.schemas.reviews import review_out
 from app.core import jobs
-from app.core.datasets import deletion, diff, fires, pages, schedule, tags
+from app.core.datasets import deletion, diff, fires, pages, review, schedule, tags
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, correct_examples, remove_examples
@@ -89,7 +90,8 @@ def _detail(session: Session, dataset: Dataset) -> DatasetDetail:
     if dataset.schedule_cron is not None:
         summary = ScheduleSummary.of(dataset, schedule.upcoming(dataset, utcnow()))
     return DatasetDetail(**DatasetOut.fields_of(dataset, latest), recipe=dataset.recipe,
-                         tags=tags.list_tags(session, dataset.id), schedule=summary)
+                         tags=tags.list_tags(session, dataset.id), schedule=summary,
+                         builds_in_progress=deletion.builds_in_progress(session, dataset.id))
 
 
 def _version_out(session: Session, version: DatasetVersion) -> VersionOut:
@@ -223,7 +225,9 @@ def version_rows(name: NamePath, ref: RefPath, session: SessionDep, owner: Owner
     dataset = _dataset(session, owner, name)
     version = tags.resolve(session, dataset.id, ref)
     rows = pages.rows_page(session, version, offset, limit)
-    return Page(items=[ExampleOut(**r) for r in rows], total=version.row_count, limit=limit, offset=offset)
+    decided = review.pending_for(session, dataset.id, [r["id"] for r in rows])
+    return Page(items=[ExampleOut(**r, review=review_out(decided.get(r["id"]))) for r in rows],
+                total=version.row_count, limit=limit, offset=offset)
 
 
 def _etag_matches(header: str | None, content_hash: str) -> bool:
@@ -299,11 +303,13 @@ def get_diff(
     a, b = tags.resolve(session, dataset.id, from_), tags.resolve(session, dataset.id, to)
     change = diff.diff(session, a, b)
     rows = pages.diff_rows_page(session, change, offset, limit, side)
+    why = review.committed_for(session, dataset.id, [r["id"] for r in rows if r["change"] == "removed"])
     total = {"added": change.added, "removed": change.removed}.get(side or "", change.added + change.removed)
     return DiffOut(from_=change.a, to=change.b, added=change.added, removed=change.removed,
                    corrected=change.corrected, added_by_method=change.added_by_method,
                    removed_by_method=change.removed_by_method, content_changed=change.content_changed,
-                   rows=[DiffRowOut(**r) for r in rows], total=total, limit=limit, offset=offset)
+                   rows=[DiffRowOut(**r, review=review_out(why.get(r["id"]))) for r in rows], total=total,
+                   limit=limit, offset=offset)
 
 
 # --- tags -----------------------------------------------------------------------------------------
@@ -376,6 +382,10 @@ def resume_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Schedu
 def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep,
               celery: CeleryDep, body: BuildCreate | None = None) -> Any:
     dataset = _dataset(session, owner, name)
+    running = deletion.builds_in_progress(session, dataset.id)
+    if running and not (body is not None and body.dry_run):
+        raise HTTPException(409, f"build job {running[0]} of dataset {dataset.name!r} is already queued or running: "
+                                 "wait for it (or cancel it) before asking for another")
     if body is not None and body.dry_run:  # from the earlier builds, else a pilot; nothing is stored
         try:
             est = build_estimate.estimate_build(session, dataset, settings.core_config(), pilot=body.pilot)
