@@ -32,6 +32,7 @@ from app.api.routes import (
     insights,
     jobs,
     kinds,
+    me,
     metrics,
     results,
     seed_sets,
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     authenticated = [Depends(get_current_key)]
     for module in (seed_sets, benchmark_sets, jobs, results, insights, exports, kinds, datasets, dataset_reviews, dataset_handoff,
-                   destinations, deliveries, webhooks):
+                   destinations, deliveries, webhooks, me):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -110,3 +110,8 @@ def test_refusals(api, other_api, dataset):
     api.ok("put", f"{DS}/review/rows/{dataset[1]}", json={"status": "rejected"})
     stale = api.post(f"{DS}/review/commit", json={"expected_latest": 7})
     assert stale.status_code == 409
+
+
+def test_me_names_the_keys_owner(api, other_api):
+    assert api.ok("get", "/api/v1/me") == {"owner": "alice", "key_name": "alice-key"}
+    assert other_api.ok("get", "/api/v1/me")["owner"] == "bob"
