@@ -73,6 +73,9 @@ def test_a_review_commits_a_version_with_its_reasons_in_counts_card_and_diff(api
 
 
 def test_bulk_reject_over_a_judge_score_query(api, dataset):
+    preview = api.ok("post", f"{DS}/review/bulk", json={"query": {"score": "quality", "score_max": 2},
+                                                       "status": "rejected", "preview": True})
+    assert preview["marked"] == 4 and preview["preview"] and preview["progress"]["reviewed"] == 0
     out = api.ok("post", f"{DS}/review/bulk", json={"query": {"score": "quality", "score_max": 2},
                                                    "status": "rejected", "reason": "low quality"})
     assert out["marked"] == 4 and out["progress"]["rejected"] == 4

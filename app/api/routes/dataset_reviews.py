@@ -56,6 +56,9 @@ def unmark_row(name: NamePath, example_id: ExamplePath, session: SessionDep, own
 @router.post("/{name}/review/bulk", summary="Accept or reject every row of the latest version a query matches")
 def bulk(name: NamePath, body: BulkReview, session: SessionDep, owner: Owner) -> BulkOut:
     dataset = _dataset(session, owner, name)
+    if body.preview:
+        return BulkOut(marked=review.count_matching(session, dataset, body.query), preview=True,
+                       progress=ReviewProgress(**review.progress(session, dataset)))
     marked = review.mark_matching(session, dataset, body.query, body.status, owner, reason=body.reason)
     session.commit()
     return BulkOut(marked=marked, progress=ReviewProgress(**review.progress(session, dataset)))

@@ -55,6 +55,7 @@ class BulkReview(BaseModel):
     query: ExampleQuery
     status: Literal["accepted", "rejected"]
     reason: Text | None = Field(default=None, max_length=500)
+    preview: bool = Field(default=False, description="Only count the matching rows; nothing is written.")
 
 
 class ReviewProgress(BaseModel):
@@ -74,7 +75,8 @@ class ReviewState(ReviewProgress):
 
 
 class BulkOut(BaseModel):
-    marked: int = Field(description="Rows the query matched, now decided.")
+    marked: int = Field(description="Rows the query matched, now decided (or, previewed, that would be).")
+    preview: bool = False
     progress: ReviewProgress
 
 

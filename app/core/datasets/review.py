@@ -116,6 +116,11 @@ def mark_matching(session: Session, dataset: Dataset, query: ExampleQuery, statu
     return len(ids)
 
 
+def count_matching(session: Session, dataset: Dataset, query: ExampleQuery) -> int:
+    """How many rows of the latest version `query` matches (a bulk action's preview)."""
+    return sum(1 for _ in find_examples(session, dataset.id, _latest(session, dataset), query))
+
+
 def as_dict(row: ExampleReview) -> dict[str, Any]:
     return {"status": row.status, "reason": row.reason, "rating": row.rating, "output": row.output,
             "reviewer": row.reviewer, "reviewed_at": row.reviewed_at, "committed_in": row.committed_in}

@@ -9,7 +9,7 @@ import { Contamination, ModelServer, Stopped } from "./figures.js";
 import { InstanceScores, judging, JudgeSummary, ScoreForm } from "./scores.js";
 
 const PAGE = 25;
-const EXPORT_FORMATS = ["alpaca", "messages", "prompt-completion"];
+const EXPORT_FORMATS = ["alpaca", "messages", "prompt-completion", "sharegpt", "parquet"];  // every format POST /exports takes
 
 export function errorText(err) {
   if (err instanceof Unreachable) return "The API cannot be reached; the page retries by itself.";
