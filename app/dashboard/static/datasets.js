@@ -200,7 +200,7 @@ function BuildStatus({ api, build }) {
     ${isActive(build) && c.steps ? ` · step ${Math.max(1, c.step || 1)} of ${c.steps}` : ""}
     ${steps.length > 0 && html`<ol class="build-steps small" id="build-steps">${steps.map((id, i) => html`<li key=${id}>step ${i + 1}:
       <a href=${"#/jobs/" + id}>job ${id}</a></li>`)}</ol>`}
-    ${(build.result || {}).version && html` · made <a href=${`#/datasets/${enc(build.result.dataset)}/diff?to=${build.result.version}`}>v${build.result.version}</a>`}
+    ${(build.result || {}).version && html` · made <a href=${`#/datasets/${enc(build.result.dataset)}/diff?from=${Math.max(1, build.result.version - 1)}&to=${build.result.version}`}>v${build.result.version}</a>`}
   </div>`;
 }
 

@@ -263,7 +263,9 @@ function Overview({ api, job, onError, rows }) {
         <dt>worker</dt><dd>${job.worker || "–"} ${job.attempts > 1 ? html`<span class="muted">(attempt ${job.attempts})</span>` : ""}</dd>
         ${job.seed_set_id && html`<dt>seed set</dt><dd>${seedSet ? `${seedSet.name} (#${seedSet.id}, ${seedSet.task_count} tasks, ${seedSet.source_format})` : "#" + job.seed_set_id}</dd>`}
         ${job.source_job_id && html`<dt>source</dt><dd><a href=${"#/jobs/" + job.source_job_id}>job ${job.source_job_id}</a></dd>`}
-        ${job.params.dataset_id && html`<dt>dataset</dt><dd>#${job.params.dataset_id}</dd>`}
+        ${job.params.dataset_id && html`<${BuildLinks} job=${job} />`}
+        ${(job.result || {}).build && html`<dt>part of</dt><dd id="build-of-step">step ${job.result.build.step} of
+          <a href=${"#/jobs/" + job.result.build.build_job_id}>build job ${job.result.build.build_job_id}</a></dd>`}
       </dl>
     </div>
     ${rows && html`<${ModelServer} job=${job} lost=${llmFailed} lostRows=${llmRows} />`}
@@ -274,6 +276,17 @@ function Overview({ api, job, onError, rows }) {
       <dl class="params">${Object.entries(job.params || {}).map(([k, v]) => html`<dt>${k}</dt><dd><code>${JSON.stringify(v)}</code></dd>`)}</dl>
     </details>
   </div>`;
+}
+
+// a dataset build's page links its dataset, its step jobs and the version it made (each links back)
+function BuildLinks({ job }) {
+  const r = job.result || {};
+  const ds = r.dataset ? encodeURIComponent(r.dataset) : null;
+  return html`<dt>dataset</dt><dd id="build-dataset">${ds ? html`<a href=${"#/datasets/" + ds}>${r.dataset}</a>` : "#" + job.params.dataset_id}</dd>
+    <dt>steps</dt><dd id="build-step-jobs">${(r.steps || []).length ? (r.steps || []).map((id, i) => html`${i ? " → " : ""}<a key=${id} href=${"#/jobs/" + id}>job ${id}</a>`)
+      : html`<span class="muted">none yet</span>`}</dd>
+    <dt>version made</dt><dd id="build-version">${r.version && ds ? html`<a href=${`#/datasets/${ds}/diff?from=${Math.max(1, r.version - 1)}&to=${r.version}`}>v${r.version}</a>`
+      : html`<span class="muted">${FINISHED.has(job.status) ? "none" : "not yet"}</span>`}</dd>`;
 }
 
 // --- rows: filter, search, sort, page; evidence of each row ---------------------------------------

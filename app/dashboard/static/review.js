@@ -49,6 +49,7 @@ export function ReviewMode({ api, name, dataset, params, onError, onCommitted })
   const undo = useRef([]);
   const reasonRef = useRef(null);
   const editRef = useRef(null);
+  const keyHandler = useRef(null);
 
   const loadState = useCallback(() => api.get(`${base}/review`).then(setState).catch((err) => { onError(err); setMessage(errorText(err)); }), [name]);
   const loadPage = useCallback(async (n) => {
@@ -142,29 +143,31 @@ export function ReviewMode({ api, name, dataset, params, onError, onCommitted })
     if (mode === "reject" && reasonRef.current) reasonRef.current.focus();
     if (mode === "edit" && editRef.current) editRef.current.focus();
   }, [mode]);
+  // the handler is replaced at every render, before the DOM shows it: a key always acts on the row in view
+  keyHandler.current = function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || !row) return;
+    const t = e.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
+    const k = e.key;
+    let handled = true;
+    if (mode === "reject" && /^[1-6]$/.test(k)) reject(state.reasons[Number(k) - 1]);
+    else if (k === "Escape") setMode(null);
+    else if (k === "a") accept();
+    else if (k === "r") { setReason(""); setMode("reject"); }
+    else if (k === "e") { setDraft(row.review && row.review.output ? row.review.output : row.output); setMode("edit"); }
+    else if (/^[1-5]$/.test(k)) rate(Number(k));
+    else if (k === "j" || k === "ArrowRight") { setMode(null); setPos(Math.min(total - 1, pos + 1)); }
+    else if (k === "k" || k === "ArrowLeft") { setMode(null); setPos(Math.max(0, pos - 1)); }
+    else if (k === "u") undoLast();
+    else if (k === "c") commit();
+    else handled = false;
+    if (handled) e.preventDefault();
+  };
   useEffect(() => {
-    function onKey(e) {
-      if (e.ctrlKey || e.metaKey || e.altKey || !row) return;
-      const t = e.target;
-      if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
-      const k = e.key;
-      let handled = true;
-      if (mode === "reject" && /^[1-6]$/.test(k)) reject(state.reasons[Number(k) - 1]);
-      else if (k === "Escape") setMode(null);
-      else if (k === "a") accept();
-      else if (k === "r") { setReason(""); setMode("reject"); }
-      else if (k === "e") { setDraft(row.review && row.review.output ? row.review.output : row.output); setMode("edit"); }
-      else if (/^[1-5]$/.test(k)) rate(Number(k));
-      else if (k === "j" || k === "ArrowRight") { setMode(null); setPos(Math.min(total - 1, pos + 1)); }
-      else if (k === "k" || k === "ArrowLeft") { setMode(null); setPos(Math.max(0, pos - 1)); }
-      else if (k === "u") undoLast();
-      else if (k === "c") commit();
-      else handled = false;
-      if (handled) e.preventDefault();
-    }
-    document.addEventListener("keydown", onKey);
-    return () => document.removeEventListener("keydown", onKey);
-  });
+    const listener = (e) => keyHandler.current(e);
+    document.addEventListener("keydown", listener);
+    return () => document.removeEventListener("keydown", listener);
+  }, []);
 
   if (latest === null) return html`<p class="muted card">No version yet.</p>`;
   if (!state) return html`<p class="muted">Loading the review…</p>`;
