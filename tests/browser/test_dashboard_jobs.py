@@ -34,6 +34,8 @@ def start_job_from_form(page, target: str, seed: str) -> int:
     assert page.input_value("#job-kind") == "self_instruct"
     assert page.input_value("#param-target") == "100" and page.input_value("#param-max_tokens") == "1024"  # defaults
     page.fill("#param-target", target)
+    if not page.is_visible("#param-max_tokens"):  # folded with the other sampling settings
+        page.click("#group-sampling > summary")
     page.fill("#param-max_tokens", "320")
     page.fill("#param-seed", seed)
     page.click("#start-job")

@@ -212,6 +212,7 @@ def test_a_dataset_created_and_built_from_the_browser(pages, live_api, api_setti
     page.wait_for_selector("#build-status[data-status=succeeded]", timeout=FINISH_S)
     page.wait_for_selector("#build-steps a")
     text_is(page, "#build-status", "made v1")
+    page.click("#dtab-versions")
     page.wait_for_selector("#versions tr[data-version='1']")
     assert not page.is_disabled("#build-now")
     shots(page, "dataset-built")
