@@ -113,6 +113,12 @@ def test_a_user_curates_a_dataset_from_the_dashboard(pages, live_api, pg_url):
     text_is(page, "#schedule-paused", "active")
     assert layout_problems(page) == []
     screenshot(page, "dataset-schedule")
+    assert page.inner_text("#next-fires li").endswith("Europe/Paris")  # in the schedule's zone, named
+    page.click("#remove-schedule")
+    text_is(page, "#schedule-message", "Schedule removed")
+    page.wait_for_selector("#no-schedule")
+    page.click("[data-remove-tag=prod]")  # a tag removed
+    page.wait_for_selector("code[data-tag=prod]", state="detached")
 
     # build now: a dataset_build job is queued, with a link to it
     page.click("#dtab-versions")

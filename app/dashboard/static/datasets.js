@@ -38,8 +38,8 @@ function DatasetList({ api, owner, onError }) {
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${list && list.total === 0 && html`<section class="card empty" id="datasets-empty">
       <p>No dataset yet. A dataset is a named, versioned collection that grows by builds of a recipe (seed sets and
-        generation steps). <a href="#/datasets?create=1">Create one here</a>, or on the server with
-        <code>sprout datasets --owner ${owner || "OWNER"} create</code> (the datasets of this key's owner${owner ? `, ${owner},` : ""} show here);
+        generation steps). <a href="#/datasets?create=1">Create one here</a>, or on the server with${" "}
+        <code>sprout datasets --owner ${owner || "OWNER"} create</code>${" "}(the datasets of this key's owner${owner ? `, ${owner},` : ""} show here);
         its versions, reviews, diffs, tags and schedule then show here.</p></section>`}
     ${list && list.total > 0 && html`<div class="table-wrap card"><table id="datasets">
       <thead><tr><th>name</th><th>latest</th><th>rows</th><th>schedule</th><th>updated</th></tr></thead>
@@ -86,6 +86,16 @@ function Dataset({ api, name, route, pollMs, onError }) {
   }, [api, build && build.id]);
   usePoll(followBuild, pollMs, !!build && isActive(build), [build && build.id]);
 
+  async function removeTag(tag) {
+    setNotice("");
+    try {
+      await api.del(`${base}/tags/${enc(tag)}`);
+      load();
+    } catch (err) {
+      onError(err);
+      setNotice(errorText(err));
+    }
+  }
   async function buildNow() {
     setNotice("");
     try {
@@ -105,7 +115,8 @@ function Dataset({ api, name, route, pollMs, onError }) {
         <span class="muted">${latest ? `v${latest.number} · ${latest.row_count} rows` : "no version yet"}</span></div>
       ${dataset.description && html`<p>${dataset.description}</p>`}
       <p class="muted small">${dataset.license ? `license ${dataset.license} · ` : ""}tags:
-        ${Object.entries(dataset.tags).map(([t, n]) => html` <code class="tag" data-tag=${t}>${t} → v${n}</code>`)}</p>
+        ${Object.entries(dataset.tags).map(([t, n]) => html` <code class="tag" data-tag=${t}>${t} → v${n}</code>${t !== "latest" && html`<button type="button"
+          class="link small remove-tag" data-remove-tag=${t} aria-label=${`remove the tag ${t}`} onClick=${() => removeTag(t)}>×</button>`}`)}</p>
       <div class="actions">
         <button type="button" id="build-now" disabled=${build && isActive(build)} onClick=${buildNow}
           title=${build && isActive(build) ? "a build is already queued or running" : "run the recipe once: a new version"}>Build now</button>
@@ -287,6 +298,15 @@ function Diff({ api, name, versions, params, onError }) {
   </div>`;
 }
 
+// a fire time in the schedule's own zone, named (the browser's zone may differ)
+function inZone(iso, tz) {
+  try {
+    return new Date(iso).toLocaleString(undefined, { timeZone: tz, dateStyle: "medium", timeStyle: "short" }) + " " + tz;
+  } catch {
+    return fmtTime(iso) + " (your browser's time)";
+  }
+}
+
 // --- schedule ------------------------------------------------------------------------------------------
 function Schedule({ api, name, onError }) {
   const [schedule, setSchedule] = useState(null);
@@ -309,6 +329,17 @@ function Schedule({ api, name, onError }) {
       setMessage(errorText(err));
     }
   }
+  async function removeSchedule() {
+    setMessage("");
+    try {
+      await api.del(base);
+      await load();
+      setMessage("Schedule removed: builds run only when asked.");
+    } catch (err) {
+      onError(err);
+      setMessage(errorText(err));
+    }
+  }
   if (!schedule) return html`<p class="muted">Loading the schedule…</p>`;
   return html`<div class="schedule">
     <section class="card" id="schedule-state">
@@ -317,10 +348,10 @@ function Schedule({ api, name, onError }) {
           <dt>cron</dt><dd><code>${schedule.cron}</code> (${schedule.timezone})</dd>
           <dt>missed fires</dt><dd>${schedule.missed_fire_policy}</dd>
           <dt>state</dt><dd id="schedule-paused">${schedule.paused ? html`paused: ${schedule.pause_reason}` : "active"}</dd>
-          <dt>next fires</dt><dd><ol id="next-fires">${schedule.next_fires.map((t) => html`<li>${fmtTime(t)}</li>`)}</ol>
+          <dt>next fires</dt><dd><ol id="next-fires">${schedule.next_fires.map((t) => html`<li>${inZone(t, schedule.timezone)}</li>`)}</ol>
             ${schedule.next_fires.length === 0 && html`<span class="muted">none while paused</span>`}</dd>
         </dl>
-        <div class="actions">${schedule.paused
+        <div class="actions"><button type="button" class="danger" id="remove-schedule" onClick=${removeSchedule}>Remove the schedule</button>${schedule.paused
           ? html`<button type="button" id="resume-schedule" onClick=${() => call(api.post(`${base}/resume`), "Resumed.")}>Resume</button>`
           : html`<label class="inline-form">reason <input id="pause-reason" value=${reason} placeholder="paused by request" onInput=${(e) => setReason(e.target.value)} /></label>
             <button type="button" id="pause-schedule" onClick=${() => call(api.post(`${base}/pause`, reason.trim() ? { reason: reason.trim() } : undefined), "Paused.")}>Pause</button>`}</div>`

@@ -59,8 +59,8 @@ function EmptyState() {
       <li>pick a job kind (Self-Instruct to start from seeds), set its parameters (a small <code>target</code> is a quick first run) and start it.</li>
     </ol>
     <p><a class="button" href="#/new">Upload seeds and start a job</a></p>
-    <p class="muted">From a shell: <code>curl -H "Authorization: Bearer $KEY" -F file=@seeds/default.jsonl /api/v1/seed-sets</code>, then
-      <code>POST /api/v1/jobs</code> (see <a href="/docs">/docs</a>).</p>
+    <p class="muted">From a shell: <code>curl -H "Authorization: Bearer $KEY" -F file=@seeds/default.jsonl /api/v1/seed-sets</code>, then${" "}
+      <code>POST /api/v1/jobs</code>${" "}(see <a href="/docs">/docs</a>).</p>
   </section>`;
 }
 
@@ -156,7 +156,7 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
   const rows = producesRows(job, kinds);
   const tabs = rows ? TABS : TABS.slice(0, 1);
   const scoreKind = kinds && kinds.score;  // asked for by name: the API's kind for judge scores
-  const canScore = rows && scoreKind && FINISHED.has(job.status);
+  const canScore = rows && scoreKind && FINISHED.has(job.status) && ((job.progress || {}).done || 0) > 0;  // rows to score
   return html`<section class="detail" aria-label=${"job " + job.id} data-job=${job.id} data-status=${job.status}
       data-polling=${live ? "live" : "stopped"}>
     <a class="back" href="#/jobs">← All jobs</a>
