@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SRC=test-artifacts/screenshots
 DST=docs/screenshots
 NAMES="review-mode review-mode-390 review-bulk review-bulk-390 review-diff review-diff-390 dataset-create
-dataset-create-390 dataset-recipe dataset-recipe-390 dataset-built dataset-built-390 build-job build-job-390"
+dataset-create-390 dataset-recipe dataset-recipe-390 dataset-built dataset-built-390 build-job build-job-390 new-job-form new-job-form-390"
 mkdir -p "$DST"
 for name in $NAMES; do
   [ -f "$SRC/$name.png" ] || { echo "missing $SRC/$name.png: run the browser tests first" >&2; exit 1; }

@@ -224,6 +224,26 @@ def test_a_dataset_created_and_built_from_the_browser(pages, live_api, api_setti
     shots(page, "build-job")
     page.click("#build-step-jobs a")
     text_is(page, "#build-of-step", "step 1 of")
+    text_is(page, ".step-of", "step 1 of build")  # the job list says so too
     page.click("#build-of-step a")
     page.click("#build-dataset a")
     page.wait_for_selector("#versions tr[data-version='1']")
+
+
+def test_the_new_job_form_puts_the_essentials_first(pages, live_api, pg_url):
+    key = make_key(pg_url, "alice")
+    page = pages.open(f"{live_api.url}/dashboard#/new", key=key, viewport=NARROW)
+    page.wait_for_selector("#essentials #param-target")
+    kinds = page.eval_on_selector_all("#job-kind option", "els => els.map(e => e.value)")
+    assert "self_instruct" in kinds and "dataset_build" not in kinds and "version_handoff" not in kinds
+    label = page.inner_text("label[for=param-target]")
+    assert "Curated examples to make" in label and "target" in label  # words, with the setting's name beside
+    assert not page.is_visible("#param-max_tokens")  # folded with the sampling settings
+    groups = page.eval_on_selector_all("details.params-group", "els => els.map(e => e.id)")
+    assert groups[:2] == ["group-sampling", "group-filters"] and "group-other" not in groups[:-1]
+    start = page.eval_on_selector("#start-job", "e => e.getBoundingClientRect().top + window.scrollY")
+    assert start < 2000, f"Start job is {start}px down a 390px-wide page"
+    page.click("#group-sampling > summary")
+    assert page.is_visible("#param-max_tokens") and "max_tokens" in page.inner_text("label[for=param-max_tokens]")
+    page.click("#group-sampling > summary")
+    shots(page, "new-job-form")

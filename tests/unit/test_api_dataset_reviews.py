@@ -118,3 +118,15 @@ def test_refusals(api, other_api, dataset):
 def test_me_names_the_keys_owner(api, other_api):
     assert api.ok("get", "/api/v1/me") == {"owner": "alice", "key_name": "alice-key"}
     assert other_api.ok("get", "/api/v1/me")["owner"] == "bob"
+
+
+def test_deleting_a_review_version_makes_its_decisions_pending_again(api, dataset):
+    api.ok("put", f"{DS}/review/rows/{dataset[0]}", json={"status": "rejected", "reason": "wrong answer"})
+    api.ok("put", f"{DS}/review/rows/{dataset[1]}", json={"status": "edited", "output": "Better."})
+    api.ok("post", f"{DS}/review/commit", 201)
+    assert api.ok("get", f"{DS}/review")["reviewed"] == 0
+    api.ok("delete", f"{DS}/versions/2", 204)
+    again = api.ok("get", f"{DS}/review")
+    assert (again["version"], again["reviewed"], again["rejected"], again["edited"]) == (1, 2, 1, 1)
+    version = api.ok("post", f"{DS}/review/commit", 201)
+    assert version["number"] == 2 and version["counts"]["review"]["reasons"] == {"wrong answer": 1}

@@ -207,11 +207,9 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
 function BuildStatus({ api, build }) {
   const steps = ((build.result || {}).steps || []);
   const c = build.counters || {};
-  return html`<div class="notice" id="build-status" data-status=${build.status}>build <a href=${"#/jobs/" + build.id}>job ${build.id}</a>: ${build.status}
-    ${isActive(build) && c.steps ? ` · step ${Math.max(1, c.step || 1)} of ${c.steps}` : ""}
-    ${steps.length > 0 && html`<ol class="build-steps small" id="build-steps">${steps.map((id, i) => html`<li key=${id}>step ${i + 1}:
-      <a href=${"#/jobs/" + id}>job ${id}</a></li>`)}</ol>`}
-    ${(build.result || {}).version && html` · made <a href=${`#/datasets/${enc(build.result.dataset)}/diff?from=${Math.max(1, build.result.version - 1)}&to=${build.result.version}`}>v${build.result.version}</a>`}
+  const made = (build.result || {}).version;
+  return html`<div class="notice" id="build-status" data-status=${build.status}>build <a href=${"#/jobs/" + build.id}>job ${build.id}</a>: ${build.status}${isActive(build) && c.steps ? ` · step ${Math.max(1, c.step || 1)} of ${c.steps}` : ""}${made ? html` · made <a href=${`#/datasets/${enc(build.result.dataset)}/diff?from=${Math.max(1, made - 1)}&to=${made}`}>v${made}</a>` : ""}
+    ${steps.length > 0 && html`<ol class="build-steps small" id="build-steps">${steps.map((id, i) => html`<li key=${id}>step ${i + 1}: <a href=${"#/jobs/" + id}>job ${id}</a></li>`)}</ol>`}
   </div>`;
 }
 

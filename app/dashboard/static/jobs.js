@@ -40,7 +40,7 @@ function ListItem({ job, selected }) {
   const rejected = Object.values(c.rejected || {}).reduce((a, b) => a + b, 0);
   return html`<li class=${selected ? "selected" : ""}>
     <a href=${"#/jobs/" + job.id} aria-current=${selected ? "true" : null} class="job-link" data-job=${job.id}>
-      <span class="job-title"><strong>#${job.id}</strong> ${job.kind}</span>
+      <span class="job-title"><strong>#${job.id}</strong> ${job.kind}${(job.result || {}).build ? html` <span class="muted small step-of">step ${job.result.build.step} of build ${job.result.build.build_job_id}</span>` : ""}</span>
       <${StatusBadge} job=${job} />
       <${Progress} job=${job} />
       <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : judgesOnly(job) ? `${c.judge_unparseable ?? 0} unparseable` : `${rejected} rejected`}

@@ -81,7 +81,7 @@ export function RecipeEditor({ api, initial, errors, onChange }) {
     <fieldset class="field" id="recipe-steps"><legend>Steps, run in order <span class="setting">steps</span></legend>
       <ol class="steps">${form.steps.map((s, i) => html`<li key=${i} class="step" data-step=${i}>
         <div class="inline-form">
-          <label>kind <span class="setting">kind</span> <select class="step-kind" value=${s.kind} onChange=${(e) => setStep(i, { kind: e.target.value })}>
+          <label>Step ${i + 1}: job kind <span class="setting">kind</span> <select class="step-kind" value=${s.kind} onChange=${(e) => setStep(i, { kind: e.target.value })}>
             ${STEP_KINDS.map(([k, label]) => html`<option value=${k}>${label}</option>`)}</select></label>
           ${i === 0 ? html`<span class="muted small">takes the seed sets</span>`
             : html`<label>takes <span class="setting">source</span> <select class="step-source" value=${s.source} onChange=${(e) => setStep(i, { source: e.target.value })}>
@@ -148,7 +148,7 @@ export function CreateDataset({ api, owner, onError }) {
       setBusy(false);
     }
   }
-  const set = (change) => setDetails({ ...details, ...change });
+  const set = (change) => { setDetails({ ...details, ...change }); setErrors({}); setMessage(""); };  // a change clears the marks
   return html`<main class="datasets-page">
     <a href="#/datasets">← All datasets</a>
     <form class="card new-dataset" id="new-dataset" onSubmit=${submit} novalidate>
@@ -160,7 +160,7 @@ export function CreateDataset({ api, owner, onError }) {
         <${Err} errors=${errors} at="name" /></div>
       <div class="field"><label for="dataset-description">What it is for <span class="setting">description</span></label>
         <input id="dataset-description" value=${details.description} onInput=${(e) => set({ description: e.target.value })} /></div>
-      <${RecipeEditor} api=${api} errors=${errors} onChange=${setParsed} />
+      <${RecipeEditor} api=${api} errors=${errors} onChange=${(p) => { setParsed(p); setErrors({}); setMessage(""); }} />
       <details class="field-group"><summary>License and schedule</summary>
         <div class="field"><label for="dataset-license">License <span class="setting">license</span></label>
           <input id="dataset-license" value=${details.license} placeholder="apache-2.0" onInput=${(e) => set({ license: e.target.value })} /></div>
