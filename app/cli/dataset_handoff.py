@@ -9,7 +9,8 @@
                                                      its gated training run, in this process)
 
 A thin shell over `app.core.handoff`; destinations are those of `sprout handoff destinations`
-(no owner), as the CLI's datasets have none. The commands join the `sprout datasets` group.
+(no owner); the dataset is the acting owner's (`sprout datasets --owner`, else the local owner's).
+The commands join the `sprout datasets` group.
 """
 
 from __future__ import annotations

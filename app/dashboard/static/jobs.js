@@ -37,13 +37,15 @@ function Progress({ job }) {
 
 function ListItem({ job, selected }) {
   const c = job.counters || {};
-  const rejected = Object.values(c.rejected || {}).reduce((a, b) => a + b, 0);
+  // the surplus past the target (over_target) was not judged bad: it is not counted as rejected
+  const rejected = Object.entries(c.rejected || {}).reduce((a, [rule, n]) => a + (rule === "over_target" ? 0 : n), 0);
+  const surplus = (c.rejected || {}).over_target || 0;
   return html`<li class=${selected ? "selected" : ""}>
     <a href=${"#/jobs/" + job.id} aria-current=${selected ? "true" : null} class="job-link" data-job=${job.id}>
       <span class="job-title"><strong>#${job.id}</strong> ${job.kind}${(job.result || {}).build ? html` <span class="muted small step-of">step ${job.result.build.step} of build ${job.result.build.build_job_id}</span>` : ""}</span>
       <${StatusBadge} job=${job} />
       <${Progress} job=${job} />
-      <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : judgesOnly(job) ? `${c.judge_unparseable ?? 0} unparseable` : `${rejected} rejected`}
+      <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : judgesOnly(job) ? `${c.judge_unparseable ?? 0} unparseable` : `${rejected} rejected${surplus ? ` · ${surplus} over target` : ""}`}
         ${isActive(job) && job.progress.eta_s != null ? ` · ETA ${fmtSeconds(job.progress.eta_s)}` : ""}
         ${" · "}${fmtTime(job.created_at)}</span>
     </a>
