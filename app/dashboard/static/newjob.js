@@ -76,6 +76,8 @@ const WORDS = { target: "Curated examples to make", max_tokens: "Longest generat
   max_cost: "Cost budget", price_per_million_tokens: "Price per million tokens", price_per_gpu_hour: "Price per GPU-hour",
   judge_model: "Judge model", base_model: "Base model", epochs: "Epochs", max_steps: "Training steps (a cap)",
   score_with_judge: "Score the kept rows with a judge", min_words: "Fewest words in an instruction", max_words: "Most words in an instruction" };
+// `name` in a description from the API shown as code, not with its backticks
+const prose = (text) => String(text || "").split(/`([^`]+)`/).map((part, i) => (i % 2 ? html`<code key=${i}>${part}</code>` : part));
 export const words = (name) => WORDS[name] || (name.charAt(0).toUpperCase() + name.slice(1)).replace(/_/g, " ");
 
 function ParamField({ name, schema, value, error, onChange }) {
@@ -92,7 +94,7 @@ function ParamField({ name, schema, value, error, onChange }) {
   return html`<div class=${"field" + (error ? " invalid" : "") + (input === "boolean" ? " check" : "")} data-param=${name}>
     <label for=${id}>${words(name)} <span class="setting">${name}</span></label>
     ${control}
-    ${schema.description && html`<small class="muted">${schema.description}</small>`}
+    ${schema.description && html`<small class="muted">${prose(schema.description)}</small>`}
     ${error && html`<small class="error" role="alert">${error}</small>`}
   </div>`;
 }
@@ -229,7 +231,7 @@ export function NewJobPage({ api, route, onError }) {
       <div class="field"><label for="job-kind">Kind of job <span class="setting">kind</span></label>
         <select id="job-kind" value=${kind} onChange=${(e) => setKind(e.target.value)}>
           ${kinds.map((k) => html`<option value=${k.name}>${k.name}</option>`)}</select>
-        ${spec && html`<small class="muted">${spec.description} ${spec.queue ? `(queue: ${spec.queue})` : ""}</small>`}</div>
+        ${spec && html`<small class="muted">${prose(spec.description)} ${spec.queue ? `(queue: ${spec.queue})` : ""}</small>`}</div>
       ${spec && spec.sources.map((source) => html`<div class="field" key=${source}><label for=${"source-" + source}>${sourceLabel[source]}
           ${spec.sources.length > 1 ? html`<span class="muted"> (or ${spec.sources.filter((s) => s !== source).map((s) => sourceLabel[s]).join(", ")})</span>` : ""}</label>
         <select id=${"source-" + source} value=${sources[source]} onChange=${(e) => setSources({ ...sources, [source]: e.target.value })}>
