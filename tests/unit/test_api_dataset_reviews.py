@@ -130,3 +130,33 @@ def test_deleting_a_review_version_makes_its_decisions_pending_again(api, datase
     assert (again["version"], again["reviewed"], again["rejected"], again["edited"]) == (1, 2, 1, 1)
     version = api.ok("post", f"{DS}/review/commit", 201)
     assert version["number"] == 2 and version["counts"]["review"]["reasons"] == {"wrong answer": 1}
+
+
+def test_a_jobs_rows_reviewed_through_a_dataset_made_from_it(api, other_api, seed_set, pg_url):
+    from app.core.candidates import CandidateRecord, InstanceCandidate
+    from app.models import Job
+    from tests.service_fixtures import store_candidates
+    from tests.unit.test_api_datasets import recipe
+
+    job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "self_instruct", "seed_set_id": seed_set,
+                                                   "params": {"target": 2}})["id"]
+    store_candidates(pg_url, job, [
+        CandidateRecord("Write a haiku about rain.", True, in_pool=True, max_rouge_l=0.22,
+                        instances=[InstanceCandidate("", "Rain on the roof.")]),
+        CandidateRecord("Draw a map of the town.", False, rule="blacklisted_word"),
+        CandidateRecord("Convert a percentage to a fraction.", True, in_pool=True, max_rouge_l=0.61,
+                        instances=[InstanceCandidate("50%", "1/2")]),
+    ])
+    body = {"name": f"job-{job}", "recipe": recipe(seed_set), "from_job_id": job}
+    running = api.post(BASE, json=body)
+    assert running.status_code == 422 and "from_job_id" in running.text and "wait until it has finished" in running.text
+    with session_scope(pg_url) as s:
+        s.get(Job, job).status = "succeeded"
+    assert other_api.post(BASE, json=body).status_code == 422  # neither the seed set nor the job is theirs
+    made = api.ok("post", BASE, 201, json=body)
+    assert made["latest"]["number"] == 1 and made["latest"]["row_count"] == 2
+    rows = api.ok("get", f"{BASE}/job-{job}/versions/1/rows")["items"]
+    assert {r["instruction"] for r in rows} == {"Write a haiku about rain.", "Convert a percentage to a fraction."}
+    assert all(r["source_job_id"] == job for r in rows)
+    api.ok("put", f"{BASE}/job-{job}/review/rows/{rows[0]['id']}", json={"status": "rejected", "reason": "off topic"})
+    assert api.ok("post", f"{BASE}/job-{job}/review/commit", 201)["row_count"] == 1

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 
 from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
-from app.api.errors import LimitedJsonRoute
+from app.api.errors import LimitedJsonRoute, field_error
 from app.api.routes.jobs import _send
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.datasets import (
@@ -51,7 +51,7 @@ from app.api.schemas.datasets import (
 )
 from app.api.schemas.jobs import JobOut
 from app.api.schemas.reviews import review_out
-from app.core import jobs
+from app.core import jobs, lineage
 from app.core.datasets import deletion, diff, fires, pages, review, schedule, tags
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
@@ -60,11 +60,13 @@ from app.core.datasets.errors import DatasetError
 from app.core.handoff import training_gate
 from app.core.jobs import build_estimate, dataset_build, requests, version_handoff
 from app.core.llm.client import LLMError
+from app.core.scoring import storage as scoring_storage
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
 from workers.celery_app import enqueue
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=LimitedJsonRoute)
+FINISHED = (JobStatus.succeeded.value, JobStatus.cancelled.value, JobStatus.failed.value)
 
 NamePath = Annotated[str, PathParam(max_length=100, description="The dataset's name.", examples=["support-sft"])]
 RefPath = Annotated[str, PathParam(max_length=64, description="A version number, `latest`, or a tag.",
@@ -112,8 +114,27 @@ def create_dataset(body: DatasetCreate, session: SessionDep, owner: Owner, setti
     recipe = dataset_build.recipe_for(body.recipe, _defaults(settings))
     dataset = v.create_dataset(session, owner, body.name, recipe, description=body.description,
                                license=body.license)
+    if body.from_job_id is not None:
+        v.commit_version(session, dataset, _job_examples(session, owner, body.from_job_id),
+                         build_counts={"from_job": body.from_job_id})
     session.commit()
     return _detail(session, dataset)
+
+
+def _job_examples(session: Session, owner: str, job_id: int) -> list[v.NewExample]:
+    """A finished generation job's curated rows (with the judge's scores) as examples, for
+    version 1 of a dataset made to review them; a 422 on `from_job_id` otherwise."""
+    job = requests.owned_row(session, Job, job_id, owner, "from_job_id", "job")
+    if job.status not in FINISHED:
+        raise field_error(("body", "from_job_id"), f"job {job_id} is {job.status}: wait until it has finished")
+    try:
+        rows = lineage.export_rows(session, job)
+    except ValueError as exc:
+        raise field_error(("body", "from_job_id"), str(exc)) from None
+    rows = list(scoring_storage.with_scores(rows, scoring_storage.job_example_scores(session, job.id)))
+    if not rows:
+        raise field_error(("body", "from_job_id"), f"job {job_id} has no curated row to review")
+    return [v.NewExample.from_row(r, method=job.kind, source_job_id=job.id) for r in rows]
 
 
 @router.get("", summary="List your datasets, by name")

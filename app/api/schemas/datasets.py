@@ -60,6 +60,9 @@ class DatasetCreate(BaseModel):
     description: Text = Field(default="", max_length=10_000)
     license: Text | None = Field(default=None, min_length=1, max_length=100, examples=["apache-2.0"])
     recipe: RecipeBody = Field(description="Seed sets, generation steps, `grow_by`, export formats, size cap.")
+    from_job_id: Id | None = Field(
+        default=None, description="Version 1 holds this finished generation job's curated rows (with their judge "
+        "scores), e.g. to review a job's rows; without it the dataset has no version until its first build.")
 
 
 class DatasetUpdate(BaseModel):

@@ -159,6 +159,17 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
   const tabs = rows ? TABS : TABS.slice(0, 1);
   const scoreKind = kinds && kinds.score;  // asked for by name: the API's kind for judge scores
   const canScore = rows && scoreKind && FINISHED.has(job.status) && ((job.progress || {}).done || 0) > 0;  // rows to score
+  // review a job's rows: a dataset whose version 1 holds them (made once), opened in review mode
+  async function reviewRows() {
+    const name = `${job.kind.replace(/_/g, "-")}-job-${job.id}`;
+    try {
+      await api.post("/datasets", { name, description: `The curated rows of job ${job.id}, to review.`, from_job_id: job.id,
+        recipe: { seed_set_ids: [job.seed_set_id], steps: [{ kind: job.kind, params: {} }], grow_by: Math.max(1, job.progress.done || 1) } });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 409)) { onError(err); setNotice(errorText(err)); return; }  // 409: made before
+    }
+    go(["datasets", name, "review"]);
+  }
   return html`<section class="detail" aria-label=${"job " + job.id} data-job=${job.id} data-status=${job.status}
       data-polling=${live ? "live" : "stopped"}>
     <a class="back" href="#/jobs">← All jobs</a>
@@ -174,6 +185,8 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
         ${(job.status === "failed" || job.status === "cancelled") && html`<button type="button" id="retry-job" onClick=${() => act(`/jobs/${id}/retry`, "Queued again: it resumes from what it stored.")}>Retry</button>`}
         ${canScore && html`<button type="button" id="score-job" aria-expanded=${scoring ? "true" : "false"}
           onClick=${() => setScoring(!scoring)}>Score with a judge…</button>`}
+        ${canScore && job.seed_set_id && html`<button type="button" id="review-job" onClick=${reviewRows}
+          title="a dataset whose version 1 holds these rows, opened in review mode">Review these rows</button>`}
         ${FINISHED.has(job.status) && html`<button type="button" class="danger" id="delete-job" onClick=${() => setConfirming(true)}>Delete…</button>`}
       </div>
       ${canScore && scoring && html`<${ScoreForm} api=${api} job=${job} kind=${scoreKind} onError=${onError} onChanged=${onChanged}
