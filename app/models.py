@@ -258,6 +258,13 @@ class VersionKind(str, Enum):
     build = "build"
     removal = "removal"
     correction = "correction"
+    review = "review"  # a committed review: rejected rows removed, edited rows corrected
+
+
+class ReviewStatus(str, Enum):
+    accepted = "accepted"
+    rejected = "rejected"
+    edited = "edited"
 
 
 class MissedFirePolicy(str, Enum):
@@ -350,6 +357,30 @@ class DatasetExample(SQLModel, table=True):
     removed_in: int | None = None
     replaces_id: int | None = Field(default=None, foreign_key="dataset_examples.id", index=True)
     position: int
+
+
+class ExampleReview(SQLModel, table=True):
+    """A reviewer's decision on one example of a dataset: accepted, rejected (with its
+    reason), or edited (the new output; the example's own text stays the original), with
+    an optional 1-5 rating, who decided and when.
+
+    Pending while `committed_in` is null (one per example: the latest decision replaces
+    the earlier); committing the review makes version `committed_in` and keeps the rows,
+    so a version's diff and card can say why each row left.
+    """
+
+    __tablename__ = "example_reviews"
+    __table_args__ = (Index("ix_example_reviews_pending", "dataset_id", "committed_in"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", ondelete="CASCADE")
+    example_id: int = Field(foreign_key="dataset_examples.id", ondelete="CASCADE", index=True)
+    status: str = Field(max_length=16)  # a ReviewStatus value
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    rating: int | None = None
+    output: str | None = Field(default=None, sa_column=Column(Text))  # edited: the new output
+    reviewer: str = Field(max_length=200)
+    reviewed_at: datetime = Field(default_factory=utcnow)
+    committed_in: int | None = None
 
 
 class DatasetHashSegment(SQLModel, table=True):

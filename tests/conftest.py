@@ -98,7 +98,7 @@ def pg_url(pg_server_url) -> str:
                 "datasets, dataset_versions, dataset_examples, dataset_hash_segments, dataset_tags, "
                 "dataset_version_uses, schedule_fires, "
                 "destinations, deliveries, delivery_attempts, webhooks, webhook_deliveries, webhook_attempts, "
-                "dataset_destinations, dataset_training_runs, benchmark_sets, benchmark_items, example_scores, persona_sets, personas, topic_trees "
+                "dataset_destinations, dataset_training_runs, benchmark_sets, benchmark_items, example_scores, persona_sets, personas, topic_trees, example_reviews "
                 "RESTART IDENTITY CASCADE"
             )
         )

@@ -27,6 +27,7 @@ from app.api.routes import (
     benchmark_sets,
     dashboard,
     dataset_handoff,
+    dataset_reviews,
     datasets,
     deliveries,
     destinations,
@@ -36,6 +37,7 @@ from app.api.routes import (
     insights,
     jobs,
     kinds,
+    me,
     metrics,
     persona_sets,
     results,
@@ -79,8 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     authenticated = [Depends(get_current_key)]
-    for module in (seed_sets, persona_sets, topic_trees, benchmark_sets, jobs, results, insights, diversity, exports, kinds, datasets, dataset_handoff,
-                   destinations, deliveries, webhooks):
+    for module in (seed_sets, persona_sets, topic_trees, benchmark_sets, jobs, results, insights, diversity, exports, kinds,
+                   datasets, dataset_reviews, dataset_handoff, destinations, deliveries, webhooks, me):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=authenticated, responses=ERROR_RESPONSES)
     if (DOCS_SITE / "index.html").is_file():
         app.mount("/docs/site", StaticFiles(directory=DOCS_SITE, html=True), name="docs-site")

@@ -9,7 +9,8 @@
                                                      its gated training run, in this process)
 
 A thin shell over `app.core.handoff`; destinations are those of `sprout handoff destinations`
-(no owner), as the CLI's datasets have none. The commands join the `sprout datasets` group.
+(no owner); the dataset is the acting owner's (`sprout datasets --owner`, else the local owner's).
+The commands join the `sprout datasets` group.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import typer
 
 from app.cli.common import CliError, console, database_url, load_settings
-from app.cli.datasets import OWNER, _name_ref, _session
+from app.cli.datasets import _name_ref, _session, acting_owner
 from app.cli.followups import run_followups
 from app.cli.generate import parse_overrides
 from app.cli.handoff import MaxLengthOpt, TokenizerOpt, _destination, _preflight, _print_delivery, _print_report
@@ -54,7 +55,7 @@ def check_cmd(
     name, ref = _name_ref(target)
     preflight = _preflight(settings, tokenizer, max_length, allow_truncated)
     with _session(database_url(settings)) as session:
-        dataset = v.get_dataset(session, OWNER, name)
+        dataset = v.get_dataset(session, acting_owner(), name)
         version = tags.resolve(session, dataset.id, ref)
         for row in sources.version_rows(session, dataset.id, version.number):
             preflight.add(row)
@@ -86,7 +87,7 @@ def bundle_cmd(
         raise CliError(str(exc)) from None
     preflight = _preflight(settings, tokenizer, max_length, None) if check else None
     with _session(database_url(settings)) as session:
-        dataset = v.get_dataset(session, OWNER, name)
+        dataset = v.get_dataset(session, acting_owner(), name)
         rows, meta = sources.dataset_version_source(session, dataset, ref, system=system, **_card(settings))
         try:
             bundle = write_bundle(rows, meta, out, options, preflight)
@@ -119,7 +120,7 @@ def deliver_cmd(
     preflight = _preflight(settings, tokenizer, max_length, None)
     with _session(database_url(settings)) as session:
         destination = _destination(session, to)
-        dataset = v.get_dataset(session, OWNER, name)
+        dataset = v.get_dataset(session, acting_owner(), name)
         rows, meta = sources.dataset_version_source(session, dataset, ref, system=system, **_card(settings))
         delivery = deliveries.deliver(session, destination, rows, meta, preflight, settings.handoff_config(),
                                       Path(settings.data_dir), utcnow())
@@ -174,7 +175,7 @@ def handoff_cmd(
         raise CliError("give --to or --no-destinations, not both")
     tasks = dataset_settings.tasks_from_file(eval_file) if train and eval_file is not None else None
     with _session(url) as session:
-        dataset = v.get_dataset(session, OWNER, name)
+        dataset = v.get_dataset(session, acting_owner(), name)
         if to or no_destinations:
             ids = [_destination(session, d).id for d in to]
             dataset_settings.set_destinations(session, dataset, ids)
@@ -212,7 +213,7 @@ def print_settings(name: str, described: dict[str, Any]) -> None:
 
 def _handoff_now(url: str, settings: Any, name: str, ref: str) -> None:
     with _session(url) as session:
-        dataset = v.get_dataset(session, OWNER, name)
+        dataset = v.get_dataset(session, acting_owner(), name)
         version = tags.resolve(session, dataset.id, ref)
         job_id = version_handoff.queue(session, dataset, version, settings.core_config().defaults, force=True)
     run_followups(url, settings, [job_id])

@@ -1,8 +1,12 @@
 """`sprout datasets ...`: named, versioned, growing datasets from the command line.
 
-A thin shell over `app.core.datasets`, run by the operator: datasets made here belong to
-no API key owner (the local owner), and `build` runs one build in this process on the
-embedded defaults, with a progress bar, as `sprout generate` runs a job.
+A thin shell over `app.core.datasets`, run by the operator. Ownership: `--owner NAME` (or
+`SPROUT_OWNER`) acts as that owner, the owner of an API key (`sprout apikey list` shows
+them): the datasets made, the seed files imported and the builds run belong to that owner,
+so they show in the dashboard and the API of that owner's keys, and `--seed-set ID` takes
+that owner's seed sets (uploaded from the dashboard). Without it the commands act as the
+local owner: datasets only the command line sees. `build` runs one build in this process
+on the embedded defaults, with a progress bar, as `sprout generate` runs a job.
 
 A recipe is given by options or as a JSON file (`--recipe`, the API's `recipe` object):
 
@@ -46,7 +50,7 @@ from app.core.handoff import dataset_settings, training_gate
 from app.core.jobs import dataset_build, requests, version_handoff
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.db import session_scope
-from app.models import Dataset, DatasetVersion, JobStatus, utcnow
+from app.models import Dataset, DatasetVersion, JobStatus, SeedSet, utcnow
 
 app = typer.Typer(
     help="Datasets: named, versioned, growing. create | list | show | build | versions | diff | export | tag | "
@@ -54,7 +58,25 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-OWNER = None  # the operator: datasets made here belong to no API key
+_ACTING: dict[str, str | None] = {"owner": None}  # set by the group's --owner / SPROUT_OWNER
+
+
+def acting_owner() -> str | None:
+    """The owner the commands act as: an API key's owner, or None (the local, owner-less datasets)."""
+    return _ACTING["owner"]
+
+
+@app.callback()
+def _group(
+    owner: str | None = typer.Option(
+        None, "--owner", envvar="SPROUT_OWNER",
+        help="Act as this API key owner: the datasets, seed sets and builds are theirs and show in their dashboard. "
+        "Default: the local owner (command line only).",
+    ),
+) -> None:
+    if owner is not None and (not owner.strip() or len(owner.strip()) > 200):
+        raise CliError("--owner must be 1 to 200 characters (an API key's owner; see `sprout apikey list`)")
+    _ACTING["owner"] = owner.strip() if owner is not None else None
 _PAIR_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")
 
 
@@ -143,6 +165,17 @@ def _seed_files(paths: list[Path]) -> list[tuple[Path, str, list[Any]]]:
 
 
 # --- commands ----------------------------------------------------------------------------------------
+def _check_seed_set_owners(session: Session, ids: list[int]) -> None:
+    """The operator sees every seed set: one of another owner gets a hint (`--owner`), not just "no seed set"."""
+    acting = acting_owner()
+    for ident in ids:
+        row = session.get(SeedSet, ident) if 0 < ident < 2**31 else None
+        if row is not None and row.owner != acting:
+            whose = f"API key owner {row.owner!r}" if row.owner else "the local owner"
+            hint = f"pass --owner {row.owner}" if row.owner else "leave out --owner"
+            raise CliError(f"--seed-set {ident}: the seed set belongs to {whose}; {hint} to make the dataset theirs")
+
+
 @app.command("create")
 def create(
     name: str = typer.Argument(..., help="A unique name: letters, digits, '.', '_', '-'."),
@@ -176,12 +209,14 @@ def create(
     loaded = _seed_files(seeds)
     settings = load_settings()
     with _session(database_url(settings)) as session:  # one transaction: no seed set without its dataset
-        imported = [store.import_seed_set(session, path.name, fmt, tasks).id for path, fmt, tasks in loaded]
+        _check_seed_set_owners(session, seed_set)
+        imported = [store.import_seed_set(session, path.name, fmt, tasks, owner=acting_owner()).id
+                    for path, fmt, tasks in loaded]
         given = data.get("seed_set_ids", [])
         if isinstance(given, list):  # anything else is left for the recipe check to name
             data = {**data, "seed_set_ids": [*given, *seed_set, *imported]}
         recipe = dataset_build.recipe_for(data, settings.core_config().defaults)
-        dataset = v.create_dataset(session, OWNER, name, recipe, description=description, license=license)
+        dataset = v.create_dataset(session, acting_owner(), name, recipe, description=description, license=license)
         steps = " -> ".join(s.kind for s in recipe.steps)
     tasks = sum(len(t) for _, _, t in loaded)
     files = f", {tasks} seed tasks imported from {', '.join(p.name for p, _, _ in loaded)}" if loaded else ""
@@ -194,7 +229,7 @@ def create(
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every dataset, by name, with its latest version and schedule."""
     with _session() as session:
-        total, rows = pages.datasets_page(session, OWNER, 0, 10_000)
+        total, rows = pages.datasets_page(session, acting_owner(), 0, 10_000)
         latest = pages.latest_versions(session, [d.id for d in rows])
     if as_json:
         print(json.dumps([_dataset_dict(d, latest.get(d.id)) for d in rows], indent=2))
@@ -247,7 +282,7 @@ def show(name: str = typer.Argument(..., help="The dataset."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """One dataset: its recipe, latest version, tags and schedule."""
     with _session() as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         latest = v.latest_version(session, d.id)
         tagged = tags.list_tags(session, d.id)
         upcoming = schedule.upcoming(d, utcnow())
@@ -299,8 +334,8 @@ def build(name: str = typer.Argument(..., help="The dataset to build."),
         _print_build_estimate(url, settings, name, pilot)
         return
     with _session(url) as session:
-        d = v.get_dataset(session, OWNER, name)
-        request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": d.id}, owner=OWNER)
+        d = v.get_dataset(session, acting_owner(), name)
+        request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": d.id}, owner=acting_owner())
         try:
             job_id = requests.create_job(session, request, settings.core_config().defaults).id
         except ValidationError as exc:
@@ -315,7 +350,7 @@ def build(name: str = typer.Argument(..., help="The dataset to build."),
     result = job.result or {}
     number = result.get("version")
     with _session(url) as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         version = v.get_version(session, d.id, number) if number is not None else None
     _print_build(job_id, result, version, d)
     if result.get("handoff_error"):
@@ -330,7 +365,7 @@ def _print_build_estimate(url: str, settings: Any, name: str, pilot: bool) -> No
     from app.core.llm.client import LLMError
 
     with _session(url) as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         try:
             est = estimate_build(session, d, settings.core_config(), pilot=pilot)
         except LLMError as exc:
@@ -398,7 +433,7 @@ def versions_cmd(name: str = typer.Argument(..., help="The dataset."),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every version, newest first: what made it, its size and its hash."""
     with _session() as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         _, rows = pages.versions_page(session, d.id, 0, 100_000)
         tagged = pages.tags_by_version(session, d.id)
         trained = training_gate.latest_runs(session, [r.id for r in rows])
@@ -426,7 +461,7 @@ def diff_cmd(
 ) -> None:
     """What changed from version A to version B: counts, then the first rows added and removed."""
     with _session() as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         change = diff.diff(session, tags.resolve(session, d.id, a), tags.resolve(session, d.id, b))
         added = pages.diff_rows_page(session, change, 0, rows, "added")
         removed = pages.diff_rows_page(session, change, 0, rows, "removed")
@@ -455,7 +490,7 @@ def export_cmd(
     if fmt is not None and fmt not in formats.FORMATS:
         raise CliError(f"--format: unknown export format {fmt!r}; use one of {', '.join(formats.FORMATS)}")
     with _session() as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         version = tags.resolve(session, d.id, ref)
         fmt = fmt or v.recipe_of(d).export_formats[0]
         try:
@@ -477,7 +512,7 @@ def tag_cmd(
     if delete == (ref is not None):
         raise CliError("give the version to point the tag at, or --delete (not both)")
     with _session() as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         if delete:
             tags.delete_tag(session, d, tag)
         else:
@@ -500,7 +535,7 @@ def schedule_cmd(
     if sum([cron is not None, show_only, clear]) > 1:
         raise CliError("give one of --cron, --show, --clear")
     with _session() as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         if cron is not None:
             schedule.set_schedule(session, d, cron, tz, missed)
         elif clear:
@@ -531,7 +566,7 @@ def pause_cmd(name: str = typer.Argument(..., help="The dataset."),
               reason: str = typer.Option("paused by request", "--reason", help="Why (shown with the schedule).")) -> None:
     """Pause the schedule, keeping the reason."""
     with _session() as session:
-        d = schedule.pause(session, v.get_dataset(session, OWNER, name), reason)
+        d = schedule.pause(session, v.get_dataset(session, acting_owner(), name), reason)
     console.print(f"{d.name}: schedule paused ({reason})", highlight=False)
 
 
@@ -539,7 +574,7 @@ def pause_cmd(name: str = typer.Argument(..., help="The dataset."),
 def resume_cmd(name: str = typer.Argument(..., help="The dataset.")) -> None:
     """Resume the schedule; due times missed while paused are not built."""
     with _session() as session:
-        d = schedule.resume(session, v.get_dataset(session, OWNER, name))
+        d = schedule.resume(session, v.get_dataset(session, acting_owner(), name))
         upcoming = schedule.upcoming(d, utcnow())
     nxt = f"; next fire {_when(upcoming[0], d.schedule_timezone)}" if upcoming else ""
     console.print(f"{d.name}: schedule resumed{nxt}", highlight=False)
@@ -581,7 +616,7 @@ def remove_cmd(
     settings = load_settings()
     url = database_url(settings)
     with _session(url) as session:
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         version = remove_examples(session, d, example_ids=example_ids, query=query, expected_latest=expected_latest)
         removed, number, row_count, digest = version.counts["removed"], version.number, version.row_count, \
             version.content_hash
@@ -594,6 +629,6 @@ def remove_cmd(
     console.print(f"{name} version {number}: {removed} example(s) removed, {row_count} left; sha256:{digest}",
                   highlight=False)
     with _session(url) as session:  # the new version is handed off like a build's
-        d = v.get_dataset(session, OWNER, name)
+        d = v.get_dataset(session, acting_owner(), name)
         job_id = version_handoff.queue(session, d, v.get_version(session, d.id, number), settings.core_config().defaults)
     run_followups(url, settings, [job_id] if job_id is not None else [])

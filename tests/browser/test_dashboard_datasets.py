@@ -1,7 +1,7 @@
 """The dashboard's dataset pages in a real browser against the real datasets API
 (`/api/v1/datasets`): the list, a dataset's versions with counts, content hash and tags
-(moving `prod`), a version downloaded, the diff of two versions, two rows discarded (one
-with a reason) into a new version, the schedule set, paused and resumed with its next fire
+(moving `prod`), a version downloaded, the diff of two versions, the rows with their review
+status, a row rejected with a reason into a new version, the schedule set, paused and resumed with its next fire
 times, a build asked for; the layout at 390 and 1440 px, no console error.
 
 The versions are committed through the datasets core (`commit_version`, as a build does),
@@ -79,25 +79,23 @@ def test_a_user_curates_a_dataset_from_the_dashboard(pages, live_api, pg_url):
     assert page.input_value("#diff-from") == "1" and page.input_value("#diff-to") == "2"
     assert set(page.eval_on_selector_all("#diff-rows li", "els => els.map(e => e.dataset.change)")) == {"added"}
 
-    # review: discard two rows (one with a reason) into a new version
+    # the rows with their review status; one rejected with the mouse, the review committed
     page.click("#dtab-rows")
     page.wait_for_selector("#dataset-rows li")
-    ids = page.eval_on_selector_all("#dataset-rows li", "els => els.slice(0, 2).map(e => Number(e.dataset.example))")
-    page.check(f"[data-example='{ids[0]}'] .discard")
-    page.fill(f"[data-example='{ids[0]}'] .discard-reason", "the answer is wrong")
-    page.check(f"[data-example='{ids[1]}'] .discard")
-    tray = page.inner_text("#review-tray")
-    assert "2 rows marked to discard" in tray and "the answer is wrong" in tray
-    for width in (NARROW, WIDE):
-        page.set_viewport_size(width)
-        assert layout_problems(page) == []
-    screenshot(page, "dataset-review")
+    assert set(page.eval_on_selector_all("#dataset-rows li", "els => els.map(e => e.dataset.status)")) == {"unreviewed"}
+    page.click("#dtab-review")
+    first = int(page.wait_for_selector("#review-row").get_attribute("data-example"))
+    page.click("#reject-row")
+    page.click("[data-reason='wrong answer']")
+    page.wait_for_selector(f"#review-row:not([data-example='{first}'])")  # moved on to the next row
     page.click("#commit-review")
-    text_is(page, "#review-message", "Version 3: 38 rows (2 discarded)")
+    page.wait_for_function("location.hash.includes('/diff')")
+    text_is(page, "#diff-review", "wrong answer (1)")
+    text_is(page, "#diff-summary", "−1 removed")
     response = page.request.get(f"{live_api.url}/api/v1/datasets/{name}/versions/3/rows?limit=100",
                                 headers={"Authorization": f"Bearer {key}"})
     kept = [row["id"] for row in response.json()["items"]]
-    assert len(kept) == 38 and not set(ids) & set(kept)
+    assert len(kept) == 39 and first not in kept
 
     # the schedule: set, paused with a reason, resumed
     page.click("#dtab-schedule")
@@ -115,6 +113,12 @@ def test_a_user_curates_a_dataset_from_the_dashboard(pages, live_api, pg_url):
     text_is(page, "#schedule-paused", "active")
     assert layout_problems(page) == []
     screenshot(page, "dataset-schedule")
+    assert page.inner_text("#next-fires li").endswith("Europe/Paris")  # in the schedule's zone, named
+    page.click("#remove-schedule")
+    text_is(page, "#schedule-message", "Schedule removed")
+    page.wait_for_selector("#no-schedule")
+    page.click("[data-remove-tag=prod]")  # a tag removed
+    page.wait_for_selector("code[data-tag=prod]", state="detached")
 
     # build now: a dataset_build job is queued, with a link to it
     page.click("#dtab-versions")

@@ -34,6 +34,8 @@ def start_job_from_form(page, target: str, seed: str) -> int:
     assert page.input_value("#job-kind") == "self_instruct"
     assert page.input_value("#param-target") == "100" and page.input_value("#param-max_tokens") == "1024"  # defaults
     page.fill("#param-target", target)
+    if not page.is_visible("#param-max_tokens"):  # folded with the other sampling settings
+        page.click("#group-sampling > summary")
     page.fill("#param-max_tokens", "320")
     page.fill("#param-seed", seed)
     page.click("#start-job")
@@ -138,4 +140,11 @@ def test_a_user_runs_a_job_from_the_dashboard(pages, live_api, api_settings, pro
     assert other.input_value("#filter-rule") == rule
     assert set(other.eval_on_selector_all("#rows li.row", "els => els.map(e => e.dataset.rule)")) == {rule}
     assert f"Job {first}" in other.inner_text(".detail-head h2")
+
+    # the first job's rows, opened in review mode (a dataset whose version 1 holds them)
+    page.goto(f"{live_api.url}/dashboard#/jobs/{first}")
+    page.click("#review-job")
+    page.wait_for_function("location.hash.endsWith('/review')")
+    page.wait_for_selector("#review-row[data-status=unreviewed]")
+    assert f"Row 1 of {rows}" in page.inner_text("#review-row .title-line")
     assert worker.proc.poll() is None

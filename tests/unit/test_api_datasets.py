@@ -214,7 +214,7 @@ def test_versions_and_their_rows_over_http(api, seed_set, pg_url):
 
     with session_scope(pg_url) as s:
         ds = v.get_dataset(s, "alice", "support-sft")
-        expected = list(v.version_rows(s, ds.id, 2))
+        expected = [{**row, "review": None} for row in v.version_rows(s, ds.id, 2)]  # no review decision yet
     page1 = api.ok("get", f"{BASE}/support-sft/versions/2/rows", params={"limit": 4})
     page2 = api.ok("get", f"{BASE}/support-sft/versions/2/rows", params={"limit": 4, "offset": 4})
     page3 = api.ok("get", f"{BASE}/support-sft/versions/2/rows", params={"limit": 4, "offset": 8})
@@ -569,6 +569,11 @@ def test_build_now_creates_and_enqueues_a_build_job(api, other_api, seed_set, pg
     assert queued_tasks(redis_url, queue) == [("sprout.run_job", job["id"])]
     assert api.ok("get", f"/api/v1/jobs/{job['id']}")["id"] == job["id"]
     assert other_api.get(f"/api/v1/jobs/{job['id']}").status_code == 404
+    # one build at a time: a second is refused while the first is queued, and the dataset names it
+    again = api.post(f"{BASE}/support-sft/builds")
+    assert again.status_code == 409 and f"build job {job['id']}" in again.json()["detail"]
+    assert api.ok("get", f"{BASE}/support-sft")["builds_in_progress"] == [job["id"]]
+    assert queued_tasks(redis_url, queue) == [("sprout.run_job", job["id"])]
 
 
 # --- the OpenAPI document -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from app.core.datasets import versions as v
 from app.db import session_scope
 from app.models import Dataset, DatasetExample, DatasetTag, DatasetVersion, SeedSet, SeedTask
 from tests.dataset_fixtures import examples
+from tests.service_fixtures import api_settings, client  # noqa: F401
 
 runner = CliRunner()
 TABLES = (SeedSet, SeedTask, Dataset, DatasetVersion, DatasetExample, DatasetTag)
@@ -298,3 +299,27 @@ def test_schedule_show_pause_resume_clear(db, seeds):
     assert "support-sft: no schedule" in run("schedule", "support-sft", "--clear")
     assert "has no schedule to pause" in error_of("pause", "support-sft")
     assert "has no schedule to resume" in error_of("resume", "support-sft")
+
+
+def test_owner_makes_a_command_line_dataset_an_api_key_owners(db, seeds, client, pg_url):
+    """The ownership rule: `--owner` (or SPROUT_OWNER) acts as an API key's owner, whose seed
+    sets `--seed-set` may take and whose dashboard then shows the dataset; without it the
+    dataset is the local owner's, which no key sees."""
+    from tests.service_fixtures import Api, make_key
+
+    alice = Api(client, make_key(pg_url, "alice"))
+    uploaded = alice.ok("post", "/api/v1/seed-sets", 201, json={"name": "mine", "content": SEEDS})["id"]
+    refused = error_of("create", "local", "--seed-set", str(uploaded), "--grow-by", "5")
+    assert refused == (f"--seed-set {uploaded}: the seed set belongs to API key owner 'alice'; pass --owner alice "
+                       "to make the dataset theirs")
+    run("--owner", "alice", "create", "shared", "--seed-set", str(uploaded), "--seeds", str(seeds), "--grow-by", "5")
+    run("create", "local-only", "--seeds", str(seeds), "--grow-by", "5")
+    listed = alice.ok("get", "/api/v1/datasets")
+    assert [d["name"] for d in listed["items"]] == ["shared"]
+    recipe = alice.ok("get", "/api/v1/datasets/shared")["recipe"]
+    with session_scope(db) as s:
+        owners = {x.id: x.owner for x in s.exec(select(SeedSet)).all()}
+    assert [owners[i] for i in recipe["seed_set_ids"]] == ["alice", "alice"]  # the file imported is hers too
+    assert "shared" in run("--owner", "alice", "list") and "shared" not in run("list")
+    assert "local-only" in run("list")
+    assert error_of("--owner", " ", "list").startswith("--owner must be")

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 
 from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
-from app.api.errors import LimitedJsonRoute
+from app.api.errors import LimitedJsonRoute, field_error
 from app.api.routes.jobs import _send
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.datasets import (
@@ -50,8 +50,9 @@ from app.api.schemas.datasets import (
     VersionSummary,
 )
 from app.api.schemas.jobs import JobOut
-from app.core import jobs
-from app.core.datasets import deletion, diff, fires, pages, schedule, tags
+from app.api.schemas.reviews import review_out
+from app.core import jobs, lineage
+from app.core.datasets import deletion, diff, fires, pages, review, schedule, tags
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, correct_examples, remove_examples
@@ -59,11 +60,13 @@ from app.core.datasets.errors import DatasetError
 from app.core.handoff import training_gate
 from app.core.jobs import build_estimate, dataset_build, requests, version_handoff
 from app.core.llm.client import LLMError
+from app.core.scoring import storage as scoring_storage
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
 from workers.celery_app import enqueue
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=LimitedJsonRoute)
+FINISHED = (JobStatus.succeeded.value, JobStatus.cancelled.value, JobStatus.failed.value)
 
 NamePath = Annotated[str, PathParam(max_length=100, description="The dataset's name.", examples=["support-sft"])]
 RefPath = Annotated[str, PathParam(max_length=64, description="A version number, `latest`, or a tag.",
@@ -89,7 +92,8 @@ def _detail(session: Session, dataset: Dataset) -> DatasetDetail:
     if dataset.schedule_cron is not None:
         summary = ScheduleSummary.of(dataset, schedule.upcoming(dataset, utcnow()))
     return DatasetDetail(**DatasetOut.fields_of(dataset, latest), recipe=dataset.recipe,
-                         tags=tags.list_tags(session, dataset.id), schedule=summary)
+                         tags=tags.list_tags(session, dataset.id), schedule=summary,
+                         builds_in_progress=deletion.builds_in_progress(session, dataset.id))
 
 
 def _version_out(session: Session, version: DatasetVersion) -> VersionOut:
@@ -110,8 +114,27 @@ def create_dataset(body: DatasetCreate, session: SessionDep, owner: Owner, setti
     recipe = dataset_build.recipe_for(body.recipe, _defaults(settings))
     dataset = v.create_dataset(session, owner, body.name, recipe, description=body.description,
                                license=body.license)
+    if body.from_job_id is not None:
+        v.commit_version(session, dataset, _job_examples(session, owner, body.from_job_id),
+                         build_counts={"from_job": body.from_job_id})
     session.commit()
     return _detail(session, dataset)
+
+
+def _job_examples(session: Session, owner: str, job_id: int) -> list[v.NewExample]:
+    """A finished generation job's curated rows (with the judge's scores) as examples, for
+    version 1 of a dataset made to review them; a 422 on `from_job_id` otherwise."""
+    job = requests.owned_row(session, Job, job_id, owner, "from_job_id", "job")
+    if job.status not in FINISHED:
+        raise field_error(("body", "from_job_id"), f"job {job_id} is {job.status}: wait until it has finished")
+    try:
+        rows = lineage.export_rows(session, job)
+    except ValueError as exc:
+        raise field_error(("body", "from_job_id"), str(exc)) from None
+    rows = list(scoring_storage.with_scores(rows, scoring_storage.job_example_scores(session, job.id)))
+    if not rows:
+        raise field_error(("body", "from_job_id"), f"job {job_id} has no curated row to review")
+    return [v.NewExample.from_row(r, method=job.kind, source_job_id=job.id) for r in rows]
 
 
 @router.get("", summary="List your datasets, by name")
@@ -223,7 +246,9 @@ def version_rows(name: NamePath, ref: RefPath, session: SessionDep, owner: Owner
     dataset = _dataset(session, owner, name)
     version = tags.resolve(session, dataset.id, ref)
     rows = pages.rows_page(session, version, offset, limit)
-    return Page(items=[ExampleOut(**r) for r in rows], total=version.row_count, limit=limit, offset=offset)
+    decided = review.pending_for(session, dataset.id, [r["id"] for r in rows])
+    return Page(items=[ExampleOut(**r, review=review_out(decided.get(r["id"]))) for r in rows],
+                total=version.row_count, limit=limit, offset=offset)
 
 
 def _etag_matches(header: str | None, content_hash: str) -> bool:
@@ -299,11 +324,13 @@ def get_diff(
     a, b = tags.resolve(session, dataset.id, from_), tags.resolve(session, dataset.id, to)
     change = diff.diff(session, a, b)
     rows = pages.diff_rows_page(session, change, offset, limit, side)
+    why = review.committed_for(session, dataset.id, [r["id"] for r in rows if r["change"] == "removed"])
     total = {"added": change.added, "removed": change.removed}.get(side or "", change.added + change.removed)
     return DiffOut(from_=change.a, to=change.b, added=change.added, removed=change.removed,
                    corrected=change.corrected, added_by_method=change.added_by_method,
                    removed_by_method=change.removed_by_method, content_changed=change.content_changed,
-                   rows=[DiffRowOut(**r) for r in rows], total=total, limit=limit, offset=offset)
+                   rows=[DiffRowOut(**r, review=review_out(why.get(r["id"]))) for r in rows], total=total,
+                   limit=limit, offset=offset)
 
 
 # --- tags -----------------------------------------------------------------------------------------
@@ -376,6 +403,10 @@ def resume_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Schedu
 def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep,
               celery: CeleryDep, body: BuildCreate | None = None) -> Any:
     dataset = _dataset(session, owner, name)
+    running = deletion.builds_in_progress(session, dataset.id)
+    if running and not (body is not None and body.dry_run):
+        raise HTTPException(409, f"build job {running[0]} of dataset {dataset.name!r} is already queued or running: "
+                                 "wait for it (or cancel it) before asking for another")
     if body is not None and body.dry_run:  # from the earlier builds, else a pilot; nothing is stored
         try:
             est = build_estimate.estimate_build(session, dataset, settings.core_config(), pilot=body.pilot)

@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 
 from app.api.schemas.common import Id, JsonObject, Text
 from app.api.schemas.handoff import TrainingOut
+from app.api.schemas.reviews import ReviewOut
 from app.core.datasets.curation import ExampleQuery
 from app.models import Dataset, DatasetVersion, ScheduleFire
 
 RecipeBody = Annotated[JsonObject, WithJsonSchema({"allOf": [{"$ref": "#/components/schemas/Recipe"}]})]
-ExportFormat = Literal["alpaca", "messages", "prompt-completion"]  # app.core.export.FORMATS
+ExportFormat = Literal["alpaca", "messages", "prompt-completion", "sharegpt"]  # app.core.export.FORMATS
 DatasetName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
                                    examples=["support-sft"])]
 
@@ -59,6 +60,9 @@ class DatasetCreate(BaseModel):
     description: Text = Field(default="", max_length=10_000)
     license: Text | None = Field(default=None, min_length=1, max_length=100, examples=["apache-2.0"])
     recipe: RecipeBody = Field(description="Seed sets, generation steps, `grow_by`, export formats, size cap.")
+    from_job_id: Id | None = Field(
+        default=None, description="Version 1 holds this finished generation job's curated rows (with their judge "
+        "scores), e.g. to review a job's rows; without it the dataset has no version until its first build.")
 
 
 class DatasetUpdate(BaseModel):
@@ -178,6 +182,8 @@ class DatasetDetail(DatasetOut):
     recipe: dict[str, Any] = Field(examples=[RECIPE_EXAMPLE])
     tags: dict[str, int] = Field(description="Tag name -> version number.", examples=[{"latest": 2, "prod": 1}])
     schedule: ScheduleSummary | None = Field(description="None when no schedule is set.")
+    builds_in_progress: list[int] = Field(default_factory=list,
+                                          description="Ids of the dataset's build jobs queued or running.")
 
 
 # --- rows and diffs ---------------------------------------------------------------------------
@@ -200,6 +206,9 @@ class ExampleOut(BaseModel):
         default_factory=list, description="A multi-turn conversation's later turns after (input, output), "
         "alternating user and assistant messages; empty for one exchange.",
         examples=[[{"role": "user", "content": "Shorter?"}, {"role": "assistant", "content": "Late, damaged."}]])
+    review: ReviewOut | None = Field(
+        default=None, description="A version's rows: the pending review decision on the row, if any. A diff's "
+        "rows: the committed decision that removed (rejected) or replaced (edited) it.")
 
 
 class DiffRowOut(ExampleOut):

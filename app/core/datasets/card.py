@@ -62,5 +62,17 @@ def render_card(dataset: Dataset, version: DatasetVersion) -> str:
                   "", "| benchmark | items hit | hits |", "|---|---|---|",
                   *[f"| {name} | {b['items_hit']} | {b['hits']} |"
                     for name, b in sorted((contamination.get("benchmarks") or {}).items())], ""]
+    review = counts.get("review")
+    if review:  # a committed review: what the reviewers decided, and why rows left
+        lines += ["## Review", "",
+                  f"{review.get('accepted', 0)} accepted, {review.get('rejected', 0)} rejected, "
+                  f"{review.get('edited', 0)} edited, {review.get('rated', 0)} rated"
+                  + (f" (mean rating {review['rating_mean']} of 5)" if review.get("rating_mean") is not None else "")
+                  + f"; by {', '.join(review.get('reviewers') or []) or 'unknown'}"
+                  + (f", {review['first_reviewed_at']} to {review['last_reviewed_at']}" if review.get("first_reviewed_at")
+                     else "") + ".", ""]
+        if review.get("reasons"):
+            lines += ["| reason for rejecting | rows |", "|---|---|",
+                      *[f"| {reason.replace('|', '/')} | {n} |" for reason, n in review["reasons"].items()], ""]
     lines += ["## Recipe", "", "```json", json.dumps(dataset.recipe, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)

@@ -124,6 +124,11 @@ class Correction:
     input: str | None = None
 
 
+def live_rows(session: Session, dataset_id: int, ids: Sequence[int], number: int) -> dict[int, DatasetExample]:
+    """The rows `ids` of the latest version (`number`); `VersionNotFound` names any other."""
+    return _live_rows(session, dataset_id, ids, number)
+
+
 def _live_rows(session: Session, dataset_id: int, ids: Sequence[int], number: int) -> dict[int, DatasetExample]:
     """The rows `ids` of the latest version (`number`); VersionNotFound names any other."""
     found: dict[int, DatasetExample] = {}
@@ -196,6 +201,49 @@ def remove_examples(
         "query": query.model_dump(exclude_defaults=True) if query is not None else None,
     }
     return v.finish_version(session, change, VersionKind.removal, counts, change.parent.row_count - len(removed))
+
+
+def apply_review(
+    session: Session,
+    change: v.Change,
+    remove_ids: Sequence[int],
+    corrections: Sequence[Correction],
+    review_counts: dict[str, Any],
+) -> DatasetVersion:
+    """Version `change.number` from a review: the rows `remove_ids` removed and the
+    `corrections` applied (each a new row replacing the old, as `correct_examples` does),
+    with the review's own figures under `counts.review`. The caller checked the ids are
+    live and commits."""
+    parent = change.parent
+    dataset_id = change.dataset.id
+    ids = [c.example_id for c in corrections]
+    old = _live_rows(session, dataset_id, [*remove_ids, *ids], parent.number)
+    new_rows: list[tuple[v.NewExample, str]] = []
+    for i, c in enumerate(corrections):
+        row = old[c.example_id]
+        ex = v.NewExample(
+            instruction=row.instruction if c.instruction is None else c.instruction,
+            input=row.input if c.input is None else c.input,
+            output=row.output if c.output is None else c.output,
+            method=row.method, lineage=list(row.lineage), scores=dict(row.scores),
+            source_job_id=row.source_job_id, source_instruction_id=row.source_instruction_id,
+        )
+        new_rows.append((ex, v.checked_digest(ex, f"edited[{i}]")))
+    if new_rows:
+        v.insert_examples(session, dataset_id, change.number, new_rows, replaces=ids)
+    gone_ids = [*remove_ids, *ids]
+    _mark_removed(session, gone_ids, change.number)
+    v.rehash_segments(session, dataset_id, change.number, [old[i].added_in for i in gone_ids])
+    if new_rows:
+        v.add_segment(session, dataset_id, change.number, change.number, [d for _, d in new_rows])
+    gone = Counter(old[i].method for i in remove_ids)
+    counts = {
+        "added": len(new_rows), "removed": len(gone_ids), "corrected": len(new_rows),
+        "removed_by_method": dict(sorted(gone.items())),
+        "by_method": {k: n for k, n in sorted((v.method_counts(parent) - gone).items()) if n > 0},
+        "review": review_counts,
+    }
+    return v.finish_version(session, change, VersionKind.review, counts, parent.row_count - len(remove_ids))
 
 
 def correct_examples(

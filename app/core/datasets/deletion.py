@@ -31,6 +31,7 @@ from app.models import (
     DatasetTag,
     DatasetVersion,
     DatasetVersionUse,
+    ExampleReview,
     Job,
     JobStatus,
 )
@@ -79,6 +80,12 @@ def delete_version(session: Session, dataset: Dataset, number: int) -> None:
         update(DatasetExample)
         .where(DatasetExample.dataset_id == ds, DatasetExample.removed_in == number)
         .values(removed_in=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(  # a deleted review's decisions are pending again (those on its new rows went with them)
+        update(ExampleReview)
+        .where(ExampleReview.dataset_id == ds, ExampleReview.committed_in == number)
+        .values(committed_in=None)
         .execution_options(synchronize_session=False)
     )
     session.execute(

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from app.core.datasets.errors import RecipeError
 
 StepSource = Literal["seeds", "previous"]
-ExportFormat = Literal["alpaca", "messages", "prompt-completion"]  # app.core.export.FORMATS
+ExportFormat = Literal["alpaca", "messages", "prompt-completion", "sharegpt"]  # app.core.export.FORMATS
 
 
 class RecipeStep(BaseModel):

@@ -46,6 +46,7 @@ export function makeApi(base, getKey, onReach) {
     get: (path) => send("GET", path),
     post: (path, body) => send("POST", path, { body }),
     put: (path, body) => send("PUT", path, { body }),
+    patch: (path, body) => send("PATCH", path, { body }),
     del: (path) => send("DELETE", path),
     upload: (path, form) => send("POST", path, { form }),
     raw: (path) => send("GET", path, { raw: true }),

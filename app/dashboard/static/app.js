@@ -16,6 +16,8 @@ function KeyForm({ onKey, message }) {
   const [value, setValue] = useState("");
   const [error, setError] = useState(message || "");
   const [busy, setBusy] = useState(false);
+  const keyInput = useRef(null);
+  useEffect(() => { if (keyInput.current) keyInput.current.focus(); }, []);  // the one thing to do here
   async function submit(event) {
     event.preventDefault();
     const key = value.trim();
@@ -25,7 +27,7 @@ function KeyForm({ onKey, message }) {
     try {
       // the key is checked before it is kept: one request with it
       const response = await fetch(BASE + "/jobs?limit=1", { headers: { Authorization: "Bearer " + key } });
-      if (response.status === 401) setError("This key was refused (invalid or revoked). Make one with `sprout apikey create`.");
+      if (response.status === 401) setError("This key was refused (invalid or revoked). Make one on the server with: sprout apikey create --name me");
       else if (!response.ok) setError(`The API answered ${response.status}; try again shortly.`);
       else onKey(key);
     } catch (err) {
@@ -42,7 +44,7 @@ function KeyForm({ onKey, message }) {
       <label for="key">API key</label>
       <div class="row">
         <input id="key" name="key" type="password" autocomplete="off" placeholder="the key printed by sprout apikey create"
-          value=${value} onInput=${(e) => setValue(e.target.value)} />
+          ref=${keyInput} value=${value} onInput=${(e) => setValue(e.target.value)} />
         <button type="submit" disabled=${busy}>${busy ? "Checking…" : "Use key"}</button>
       </div>
       ${error && html`<p class="error" role="alert" id="key-error">${error}</p>`}

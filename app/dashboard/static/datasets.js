@@ -1,7 +1,8 @@
-// Datasets (the /api/v1/datasets routes): the list; a dataset's versions with counts, content
-// hash and tags (move `prod`), download, build now and charts; its rows (with the judge's
-// quality and complexity when scored), reviewed into a new version without the rows marked
-// as discarded; the diff of two versions; the schedule with its next fire times and history.
+// Datasets (the /api/v1/datasets routes): the list and a create form (recipe.js); a dataset's
+// versions with counts, content hash and tags (move `prod`), download in every format, build
+// now (refused while a build runs; a running build and its steps shown, after a reload too) and
+// charts; the review mode (review.js); its rows with their review status; the diff of two
+// versions with the reasons rows left; the recipe, seen and edited; the schedule.
 import { html, useCallback, useEffect, useState } from "./preact-htm.module.js";
 import { download, Unreachable } from "./api.js";
 import { fmtTime, go, isActive, usePoll } from "./util.js";
@@ -10,31 +11,38 @@ import { ChartBox, COLORS } from "./charts.js";
 import { ExampleScores } from "./scores.js";
 import { Turns } from "./turns.js";
 import { Diversity } from "./diversity.js";
+import { ReviewMode } from "./review.js";
+import { CreateDataset, RecipeView } from "./recipe.js";
 
 const PAGE = 25;
-const FORMATS = ["alpaca", "messages", "prompt-completion"];
-const EXT = { alpaca: "json", messages: "jsonl", "prompt-completion": "jsonl" };
+const FORMATS = ["alpaca", "messages", "prompt-completion", "sharegpt"];  // every format a version downloads in
+const EXT = { alpaca: "json", messages: "jsonl", "prompt-completion": "jsonl", sharegpt: "jsonl" };
 const enc = encodeURIComponent;
 
 export function DatasetsPage({ api, route, pollMs, onError }) {
   const name = route.parts[1];
+  const [owner, setOwner] = useState("");
+  useEffect(() => { api.get("/me").then((me) => setOwner(me.owner)).catch(onError); }, []);
+  if (!name && route.params.create) return html`<${CreateDataset} api=${api} owner=${owner} onError=${onError} />`;
   return name ? html`<${Dataset} key=${name} api=${api} name=${name} route=${route} pollMs=${pollMs} onError=${onError} />`
-    : html`<${DatasetList} api=${api} onError=${onError} />`;
+    : html`<${DatasetList} api=${api} owner=${owner} onError=${onError} />`;
 }
 
-function DatasetList({ api, onError }) {
+function DatasetList({ api, owner, onError }) {
   const [list, setList] = useState(null);
   const [error, setError] = useState("");
   useEffect(() => {
     api.get("/datasets?limit=200").then(setList).catch((err) => { onError(err); setError(errorText(err)); });
   }, []);
   return html`<main class="datasets-page">
-    <h2>Datasets ${list && html`<span class="muted">(${list.total})</span>`}</h2>
+    <div class="title-line"><h2>Datasets ${list && html`<span class="muted">(${list.total})</span>`}</h2>
+      <a class="button" id="new-dataset-link" href="#/datasets?create=1">New dataset</a></div>
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${list && list.total === 0 && html`<section class="card empty" id="datasets-empty">
       <p>No dataset yet. A dataset is a named, versioned collection that grows by builds of a recipe (seed sets and
-        generation steps). Create one with <code>sprout datasets create</code> or <code>POST /api/v1/datasets</code>
-        (see <a href="/docs">/docs</a>); its versions, diffs, tags and schedule then show here.</p></section>`}
+        generation steps). <a href="#/datasets?create=1">Create one here</a>, or on the server with${" "}
+        <code>sprout datasets --owner ${owner || "OWNER"} create</code>${" "}(the datasets of this key's owner${owner ? `, ${owner},` : ""} show here);
+        its versions, reviews, diffs, tags and schedule then show here.</p></section>`}
     ${list && list.total > 0 && html`<div class="table-wrap card"><table id="datasets">
       <thead><tr><th>name</th><th>latest</th><th>rows</th><th>schedule</th><th>updated</th></tr></thead>
       <tbody>${list.items.map((d) => html`<tr key=${d.id}>
@@ -45,7 +53,8 @@ function DatasetList({ api, onError }) {
   </main>`;
 }
 
-const TABS = [["versions", "Versions"], ["rows", "Review rows"], ["diff", "Diff"], ["schedule", "Schedule"]];
+const TABS = [["versions", "Versions"], ["review", "Review"], ["rows", "Rows"], ["diff", "Diff"], ["recipe", "Recipe"],
+  ["schedule", "Schedule"]];
 
 function Dataset({ api, name, route, pollMs, onError }) {
   const [dataset, setDataset] = useState(null);
@@ -67,7 +76,11 @@ function Dataset({ api, name, route, pollMs, onError }) {
     }
   }, [api, name]);
   useEffect(() => { load(); }, [name]);
-  // a build started here is followed until it finishes; then the versions are read again
+  // a build queued or running (started here, elsewhere, or before a reload) is followed until it finishes
+  useEffect(() => {
+    const running = dataset && dataset.builds_in_progress && dataset.builds_in_progress[0];
+    if (running && (!build || build.id !== running)) api.get(`/jobs/${running}`).then(setBuild).catch(onError);
+  }, [dataset && (dataset.builds_in_progress || []).join()]);
   const followBuild = useCallback(async () => {
     const job = await api.get(`/jobs/${build.id}`);
     setBuild(job);
@@ -75,6 +88,16 @@ function Dataset({ api, name, route, pollMs, onError }) {
   }, [api, build && build.id]);
   usePoll(followBuild, pollMs, !!build && isActive(build), [build && build.id]);
 
+  async function removeTag(tag) {
+    setNotice("");
+    try {
+      await api.del(`${base}/tags/${enc(tag)}`);
+      load();
+    } catch (err) {
+      onError(err);
+      setNotice(errorText(err));
+    }
+  }
   async function buildNow() {
     setNotice("");
     try {
@@ -94,10 +117,12 @@ function Dataset({ api, name, route, pollMs, onError }) {
         <span class="muted">${latest ? `v${latest.number} · ${latest.row_count} rows` : "no version yet"}</span></div>
       ${dataset.description && html`<p>${dataset.description}</p>`}
       <p class="muted small">${dataset.license ? `license ${dataset.license} · ` : ""}tags:
-        ${Object.entries(dataset.tags).map(([t, n]) => html` <code class="tag" data-tag=${t}>${t} → v${n}</code>`)}</p>
+        ${Object.entries(dataset.tags).map(([t, n]) => html` <code class="tag" data-tag=${t}>${t} → v${n}</code>${t !== "latest" && html`<button type="button"
+          class="link small remove-tag" data-remove-tag=${t} aria-label=${`remove the tag ${t}`} onClick=${() => removeTag(t)}>×</button>`}`)}</p>
       <div class="actions">
-        <button type="button" id="build-now" disabled=${build && isActive(build)} onClick=${buildNow}>Build now</button>
-        ${build && html`<span class="notice" id="build-status">build <a href=${"#/jobs/" + build.id}>job ${build.id}</a>: ${build.status}</span>`}
+        <button type="button" id="build-now" disabled=${build && isActive(build)} onClick=${buildNow}
+          title=${build && isActive(build) ? "a build is already queued or running" : "run the recipe once: a new version"}>Build now</button>
+        ${build && html`<${BuildStatus} api=${api} build=${build} />`}
       </div>
       ${notice && html`<p class="error" role="alert">${notice}</p>`}
     </section>
@@ -105,7 +130,9 @@ function Dataset({ api, name, route, pollMs, onError }) {
       ${TABS.map(([t, label]) => html`<a role="tab" id=${"dtab-" + t} aria-selected=${tab === t ? "true" : "false"} class=${tab === t ? "on" : ""}
         href=${`#/datasets/${enc(name)}/${t}`}>${label}</a>`)}
     </nav>
-    ${tab === "rows" ? html`<${Review} api=${api} name=${name} dataset=${dataset} params=${route.params} onError=${onError} onCommitted=${load} />`
+    ${tab === "review" ? html`<${ReviewMode} key=${dataset.latest ? dataset.latest.number : 0} api=${api} name=${name} dataset=${dataset} params=${route.params} onError=${onError} onCommitted=${load} />`
+      : tab === "rows" ? html`<${Rows} api=${api} name=${name} dataset=${dataset} params=${route.params} onError=${onError} />`
+      : tab === "recipe" ? html`<${RecipeView} api=${api} name=${name} dataset=${dataset} params=${route.params} onError=${onError} onSaved=${load} />`
       : tab === "diff" ? html`<${Diff} api=${api} name=${name} versions=${versions.items} params=${route.params} onError=${onError} />`
       : tab === "schedule" ? html`<${Schedule} api=${api} name=${name} onError=${onError} />`
       : html`<${Versions} api=${api} name=${name} dataset=${dataset} versions=${versions.items} onError=${onError} onChanged=${load} />`}
@@ -179,86 +206,57 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
   </div>`;
 }
 
-// --- review: mark rows as discarded (with a reason), then commit a version without them ------------
-function useMarks(name) {
-  const store = "sprout.discard." + name;
-  const [marks, setMarks] = useState(() => JSON.parse(localStorage.getItem(store) || "{}"));
-  const save = (next) => {
-    setMarks(next);
-    if (Object.keys(next).length) localStorage.setItem(store, JSON.stringify(next));
-    else localStorage.removeItem(store);
-  };
-  return [marks, save];
+// --- a running build: its status, and its step jobs with theirs ---------------------------------------
+function BuildStatus({ api, build }) {
+  const steps = ((build.result || {}).steps || []);
+  const c = build.counters || {};
+  const made = (build.result || {}).version;
+  return html`<div class="notice" id="build-status" data-status=${build.status}>build <a href=${"#/jobs/" + build.id}>job ${build.id}</a>: ${build.status}${isActive(build) && c.steps ? ` · step ${Math.max(1, c.step || 1)} of ${c.steps}` : ""}${made ? html` · made <a href=${`#/datasets/${enc(build.result.dataset)}/diff?from=${Math.max(1, made - 1)}&to=${made}`}>v${made}</a>` : ""}
+    ${steps.length > 0 && html`<ol class="build-steps small" id="build-steps">${steps.map((id, i) => html`<li key=${id}>step ${i + 1}: <a href=${"#/jobs/" + id}>job ${id}</a></li>`)}</ol>`}
+  </div>`;
 }
 
-function Review({ api, name, dataset, params, onError, onCommitted }) {
+// --- rows: a version's rows, with the review decision on each (decide them in the Review tab) -------
+function Rows({ api, name, dataset, params, onError }) {
   const latest = dataset.latest ? dataset.latest.number : null;
   const ref = params.v || (latest ? String(latest) : "latest");
   const number = Math.max(1, Number(params.page) || 1);
   const [page, setPage] = useState(null);
   const [error, setError] = useState("");
-  const [marks, setMarks] = useMarks(name);
-  const [message, setMessage] = useState("");
-  const [busy, setBusy] = useState(false);
   const onLatest = latest !== null && Number(ref) === latest;
   useEffect(() => {
     if (latest === null) return;
     api.get(`/datasets/${enc(name)}/versions/${enc(ref)}/rows?limit=${PAGE}&offset=${(number - 1) * PAGE}`)
       .then((p) => { setPage(p); setError(""); }).catch((err) => { onError(err); setError(errorText(err)); });
   }, [name, ref, number, latest]);
-  const marked = Object.entries(marks);
-  async function commit() {
-    setBusy(true);
-    setMessage("");
-    try {
-      const version = await api.post(`/datasets/${enc(name)}/versions`,
-        { remove: { ids: marked.map(([id]) => Number(id)) }, expected_latest: latest });
-      setMarks({});
-      setMessage(`Version ${version.number}: ${version.row_count} rows (${version.counts.removed ?? marked.length} discarded).`);
-      onCommitted();
-      go(["datasets", name, "rows"], { v: version.number });
-    } catch (err) {
-      onError(err);
-      setMessage(errorText(err));
-    } finally {
-      setBusy(false);
-    }
-  }
   if (latest === null) return html`<p class="muted card">No version yet.</p>`;
   const pages = page ? Math.max(1, Math.ceil(page.total / PAGE)) : 1;
-  return html`<div class="review">
-    <p class="muted">${onLatest ? `Rows of v${latest} (the latest). Mark the ones to discard, with a reason; they leave the dataset in a new version.`
-      : html`Rows of v${ref}. Only the latest version can be curated: <a href=${`#/datasets/${enc(name)}/rows`}>review v${latest}</a>.`}</p>
+  return html`<div class="rows-view">
+    <p class="muted">${onLatest ? html`Rows of v${latest} (the latest), with their review status. <a href=${`#/datasets/${enc(name)}/review`}>Review them</a> one at a time.`
+      : html`Rows of v${ref}. Only the latest version is reviewed: <a href=${`#/datasets/${enc(name)}/rows`}>rows of v${latest}</a>.`}</p>
     ${error && html`<p class="error" role="alert">${error}</p>`}
-    ${page && html`<p class="muted" id="review-summary">${page.total === 0 ? "No rows." : `Rows ${page.offset + 1}–${page.offset + page.items.length} of ${page.total}`}</p>
-      <ol class="rows" id="dataset-rows">${page.items.map((row) => html`<${ExampleRow} key=${row.id} row=${row} reason=${marks[row.id]}
-        canMark=${onLatest} onMark=${(reason) => { const next = { ...marks }; if (reason === null) delete next[row.id]; else next[row.id] = reason; setMarks(next); }} />`)}</ol>
+    ${page && html`<p class="muted" id="rows-summary">${page.total === 0 ? "No rows." : `Rows ${page.offset + 1}–${page.offset + page.items.length} of ${page.total}`}</p>
+      <ol class="rows" id="dataset-rows">${page.items.map((row, i) => html`<${ExampleRow} key=${row.id} row=${row}
+        reviewHref=${onLatest ? `#/datasets/${enc(name)}/review?row=${page.offset + i + 1}` : null} />`)}</ol>
       ${pages > 1 && html`<${Pager} number=${number} pages=${pages} onPage=${(n) => go(["datasets", name, "rows"], { ...params, page: n })} />`}`}
-    ${(marked.length > 0 || message) && html`<div class="review-tray" id="review-tray">
-      ${marked.length > 0 && html`<p><strong>${marked.length} row${marked.length > 1 ? "s" : ""} marked to discard</strong></p>
-        <ul class="small">${marked.map(([id, reason]) => html`<li key=${id}>#${id}: ${reason || html`<span class="muted">no reason given</span>`}</li>`)}</ul>
-        <div class="actions"><button type="button" id="commit-review" disabled=${busy || !onLatest} onClick=${commit}>Create a version without them</button>
-          <button type="button" class="link" onClick=${() => setMarks({})}>Clear the marks</button></div>`}
-      ${message && html`<p class="notice" role="status" id="review-message">${message}</p>`}
-    </div>`}
   </div>`;
 }
 
-function ExampleRow({ row, reason, canMark, onMark }) {
-  const marked = reason !== undefined;
-  return html`<li class=${"row example" + (marked ? " marked" : "")} data-example=${row.id}>
+function ReviewBadge({ review }) {
+  if (!review) return html`<span class="review-badge unreviewed">unreviewed</span>`;
+  return html`<span class=${"review-badge " + review.status} title=${`${review.reviewer}, ${fmtTime(review.reviewed_at)}`}>${review.status}${review.reason ? `: ${review.reason}` : ""}${review.rating ? ` · ${review.rating}/5` : ""}</span>`;
+}
+
+function ExampleRow({ row, reviewHref }) {
+  return html`<li class=${"row example" + (row.review ? " " + row.review.status : "")} data-example=${row.id} data-status=${row.review ? row.review.status : "unreviewed"}>
     <div><span class="seq">#${row.id}</span> <span class="muted small">${row.method} · added in v${row.added_in}</span>
       ${row.scores && row.scores.max_rouge_l != null && html` <span class="score">R-L ${Number(row.scores.max_rouge_l).toFixed(3)}</span>`}
-      <${ExampleScores} scores=${row.scores} /></div>
+      <${ExampleScores} scores=${row.scores} /> <${ReviewBadge} review=${row.review} />
+      ${reviewHref && html` <a class="small" href=${reviewHref}>review</a>`}</div>
     <p class="text"><strong>${row.instruction}</strong></p>
-    ${row.input && html`<pre class="text-box">${row.input}</pre>`}
-    <pre class="text-box">${row.output}</pre>
+    ${row.input && html`<div class="small muted">input</div><pre class="text-box">${row.input}</pre>`}
+    <div class="small muted">output</div><pre class="text-box">${row.output}</pre>
     <${Turns} turns=${row.turns} />
-    ${canMark && html`<div class="inline-form">
-      <label class="check"><input type="checkbox" class="discard" checked=${marked} onChange=${(e) => onMark(e.target.checked ? "" : null)} /> discard</label>
-      ${marked && html`<label>reason <input class="discard-reason" value=${reason} placeholder="why it goes"
-        onInput=${(e) => onMark(e.target.value)} /></label>`}
-    </div>`}
   </li>`;
 }
 
@@ -278,6 +276,7 @@ function Diff({ api, name, versions, params, onError }) {
   const set = (changes) => go(["datasets", name, "diff"], { from, to, ...changes, page: undefined });
   if (!numbers.length) return html`<p class="muted card">No version yet.</p>`;
   const pages = diff ? Math.max(1, Math.ceil(diff.total / PAGE)) : 1;
+  const review = ((versions.find((v) => String(v.number) === String(to)) || {}).counts || {}).review;
   return html`<div class="diff">
     <form class="card inline-form" onSubmit=${(e) => e.preventDefault()}>
       <label>from <select id="diff-from" value=${from} onChange=${(e) => set({ from: e.target.value })}>
@@ -288,11 +287,26 @@ function Diff({ api, name, versions, params, onError }) {
     ${error && html`<p class="error" role="alert">${error}</p>`}
     ${diff && html`<p id="diff-summary"><strong>v${diff.from} → v${diff.to}</strong>: +${diff.added} added, −${diff.removed} removed
       ${diff.corrected ? `, ${diff.corrected} corrected` : ""} · ${diff.content_changed ? "content changed" : "same content"}</p>
-      <ol class="rows" id="diff-rows">${diff.rows.map((r) => html`<li key=${r.change + r.id} class=${"row " + (r.change === "added" ? "accepted" : "rejected")} data-change=${r.change}>
+      ${review && html`<p class="small" id="diff-review">v${to}'s review: ${review.rejected} rejected, ${review.edited} edited, ${review.accepted} accepted
+        by ${(review.reviewers || []).join(", ")}${Object.keys(review.reasons || {}).length ? " · reasons: " + Object.entries(review.reasons).map(([k, n]) => `${k} (${n})`).join(", ") : ""}</p>`}
+      <ol class="rows" id="diff-rows">${diff.rows.map((r) => html`<li key=${r.change + r.id} class=${"row " + (r.change === "added" ? "accepted" : "rejected")} data-change=${r.change} data-example=${r.id}>
         <div class="example"><span class=${"fate " + (r.change === "added" ? "accepted" : "rejected")}>${r.change}</span> <span class="seq">#${r.id}</span>
-          <p class="text">${r.instruction}</p></div></li>`)}</ol>
+          ${r.replaces_id && html` <span class="muted small">edit of #${r.replaces_id}</span>`}
+          ${r.review && html` <span class=${"review-badge " + r.review.status}>${r.review.status === "edited" ? "edited (the original text)" : r.review.status}${r.review.reason ? `: ${r.review.reason}` : ""}</span>`}
+          <p class="text">${r.instruction}</p>
+          ${r.input && html`<div class="small muted">input</div><pre class="text-box">${r.input}</pre>`}
+          <div class="small muted">output</div><pre class="text-box">${r.output}</pre></div></li>`)}</ol>
       ${pages > 1 && html`<${Pager} number=${number} pages=${pages} onPage=${(n) => go(["datasets", name, "diff"], { from, to, page: n })} />`}`}
   </div>`;
+}
+
+// a fire time in the schedule's own zone, named (the browser's zone may differ)
+function inZone(iso, tz) {
+  try {
+    return new Date(iso).toLocaleString(undefined, { timeZone: tz, dateStyle: "medium", timeStyle: "short" }) + " " + tz;
+  } catch {
+    return fmtTime(iso) + " (your browser's time)";
+  }
 }
 
 // --- schedule ------------------------------------------------------------------------------------------
@@ -317,6 +331,17 @@ function Schedule({ api, name, onError }) {
       setMessage(errorText(err));
     }
   }
+  async function removeSchedule() {
+    setMessage("");
+    try {
+      await api.del(base);
+      await load();
+      setMessage("Schedule removed: builds run only when asked.");
+    } catch (err) {
+      onError(err);
+      setMessage(errorText(err));
+    }
+  }
   if (!schedule) return html`<p class="muted">Loading the schedule…</p>`;
   return html`<div class="schedule">
     <section class="card" id="schedule-state">
@@ -325,10 +350,10 @@ function Schedule({ api, name, onError }) {
           <dt>cron</dt><dd><code>${schedule.cron}</code> (${schedule.timezone})</dd>
           <dt>missed fires</dt><dd>${schedule.missed_fire_policy}</dd>
           <dt>state</dt><dd id="schedule-paused">${schedule.paused ? html`paused: ${schedule.pause_reason}` : "active"}</dd>
-          <dt>next fires</dt><dd><ol id="next-fires">${schedule.next_fires.map((t) => html`<li>${fmtTime(t)}</li>`)}</ol>
+          <dt>next fires</dt><dd><ol id="next-fires">${schedule.next_fires.map((t) => html`<li>${inZone(t, schedule.timezone)}</li>`)}</ol>
             ${schedule.next_fires.length === 0 && html`<span class="muted">none while paused</span>`}</dd>
         </dl>
-        <div class="actions">${schedule.paused
+        <div class="actions"><button type="button" class="danger" id="remove-schedule" onClick=${removeSchedule}>Remove the schedule</button>${schedule.paused
           ? html`<button type="button" id="resume-schedule" onClick=${() => call(api.post(`${base}/resume`), "Resumed.")}>Resume</button>`
           : html`<label class="inline-form">reason <input id="pause-reason" value=${reason} placeholder="paused by request" onInput=${(e) => setReason(e.target.value)} /></label>
             <button type="button" id="pause-schedule" onClick=${() => call(api.post(`${base}/pause`, reason.trim() ? { reason: reason.trim() } : undefined), "Paused.")}>Pause</button>`}</div>`

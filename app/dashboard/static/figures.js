@@ -68,7 +68,7 @@ export function ModelServer({ job, lost, lostRows }) {
         <dt>utilisation</dt><dd id="llm-utilisation">${fmtPercent(c.llm_utilisation)} <span class="muted">of the limit in flight (mean)</span></dd>`}
       ${"llm_concurrency" in c && html`<dt>limit</dt><dd><${Limits} limits=${c.llm_concurrency} /></dd>`}
       <dt>per accepted</dt><dd id="per-accepted">${s.perAccepted == null ? "–" : `${s.perAccepted.toFixed(1)} tokens`}${s.final ? "" : html` <span class="muted">(so far)</span>`}</dd>
-      ${s.cost !== null && html`<dt>cost</dt><dd id="cost">${s.cost.toFixed(4)}${s.costPerAccepted !== null ? ` · ${s.costPerAccepted.toFixed(6)} per accepted` : ""}</dd>`}
+      ${s.cost !== null && html`<dt title="in the currency of price_per_million_tokens / price_per_gpu_hour">cost (price's currency)</dt><dd id="cost">${s.cost.toFixed(4)}${s.costPerAccepted !== null ? ` · ${s.costPerAccepted.toFixed(6)} per accepted` : ""}</dd>`}
     </dl>
     ${errors.length > 0 && html`<h4>Last model-server errors <span class="muted small">(newest first)</span></h4><${LastErrors} errors=${errors} />`}
     ${lost > 0 && html`<h4>Rows lost to model-server errors</h4>

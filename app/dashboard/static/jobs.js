@@ -10,7 +10,7 @@ import { Contamination, ModelServer, Stopped } from "./figures.js";
 import { InstanceScores, judging, JudgeSummary, ScoreForm } from "./scores.js";
 
 const PAGE = 25;
-const EXPORT_FORMATS = ["alpaca", "messages", "prompt-completion"];
+const EXPORT_FORMATS = ["alpaca", "messages", "prompt-completion", "sharegpt", "parquet"];  // every format POST /exports takes
 
 export function errorText(err) {
   if (err instanceof Unreachable) return "The API cannot be reached; the page retries by itself.";
@@ -38,13 +38,15 @@ function Progress({ job }) {
 
 function ListItem({ job, selected }) {
   const c = job.counters || {};
-  const rejected = Object.values(c.rejected || {}).reduce((a, b) => a + b, 0);
+  // the surplus past the target (over_target) was not judged bad: it is not counted as rejected
+  const rejected = Object.entries(c.rejected || {}).reduce((a, [rule, n]) => a + (rule === "over_target" ? 0 : n), 0);
+  const surplus = (c.rejected || {}).over_target || 0;
   return html`<li class=${selected ? "selected" : ""}>
     <a href=${"#/jobs/" + job.id} aria-current=${selected ? "true" : null} class="job-link" data-job=${job.id}>
-      <span class="job-title"><strong>#${job.id}</strong> ${job.kind}</span>
+      <span class="job-title"><strong>#${job.id}</strong> ${job.kind}${(job.result || {}).build ? html` <span class="muted small step-of">step ${job.result.build.step} of build ${job.result.build.build_job_id}</span>` : ""}</span>
       <${StatusBadge} job=${job} />
       <${Progress} job=${job} />
-      <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : judgesOnly(job) ? `${c.judge_unparseable ?? 0} unparseable` : `${rejected} rejected`}
+      <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : judgesOnly(job) ? `${c.judge_unparseable ?? 0} unparseable` : `${rejected} rejected${surplus ? ` · ${surplus} over target` : ""}`}
         ${isActive(job) && job.progress.eta_s != null ? ` · ETA ${fmtSeconds(job.progress.eta_s)}` : ""}
         ${" · "}${fmtTime(job.created_at)}</span>
     </a>
@@ -60,8 +62,8 @@ function EmptyState() {
       <li>pick a job kind (Self-Instruct to start from seeds), set its parameters (a small <code>target</code> is a quick first run) and start it.</li>
     </ol>
     <p><a class="button" href="#/new">Upload seeds and start a job</a></p>
-    <p class="muted">From a shell: <code>curl -H "Authorization: Bearer $KEY" -F file=@seeds/default.jsonl /api/v1/seed-sets</code>, then
-      <code>POST /api/v1/jobs</code> (see <a href="/docs">/docs</a>).</p>
+    <p class="muted">From a shell: <code>curl -H "Authorization: Bearer $KEY" -F file=@seeds/default.jsonl /api/v1/seed-sets</code>, then${" "}
+      <code>POST /api/v1/jobs</code>${" "}(see <a href="/docs">/docs</a>).</p>
   </section>`;
 }
 
@@ -157,7 +159,18 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
   const rows = producesRows(job, kinds);
   const tabs = rows ? TABS : TABS.slice(0, 1);
   const scoreKind = kinds && kinds.score;  // asked for by name: the API's kind for judge scores
-  const canScore = rows && scoreKind && FINISHED.has(job.status);
+  const canScore = rows && scoreKind && FINISHED.has(job.status) && ((job.progress || {}).done || 0) > 0;  // rows to score
+  // review a job's rows: a dataset whose version 1 holds them (made once), opened in review mode
+  async function reviewRows() {
+    const name = `${job.kind.replace(/_/g, "-")}-job-${job.id}`;
+    try {
+      await api.post("/datasets", { name, description: `The curated rows of job ${job.id}, to review.`, from_job_id: job.id,
+        recipe: { seed_set_ids: [job.seed_set_id], steps: [{ kind: job.kind, params: {} }], grow_by: Math.max(1, job.progress.done || 1) } });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 409)) { onError(err); setNotice(errorText(err)); return; }  // 409: made before
+    }
+    go(["datasets", name, "review"]);
+  }
   return html`<section class="detail" aria-label=${"job " + job.id} data-job=${job.id} data-status=${job.status}
       data-polling=${live ? "live" : "stopped"}>
     <a class="back" href="#/jobs">← All jobs</a>
@@ -173,6 +186,8 @@ function JobDetail({ api, id, route, pollMs, onError, onChanged, kinds }) {
         ${(job.status === "failed" || job.status === "cancelled") && html`<button type="button" id="retry-job" onClick=${() => act(`/jobs/${id}/retry`, "Queued again: it resumes from what it stored.")}>Retry</button>`}
         ${canScore && html`<button type="button" id="score-job" aria-expanded=${scoring ? "true" : "false"}
           onClick=${() => setScoring(!scoring)}>Score with a judge…</button>`}
+        ${canScore && job.seed_set_id && html`<button type="button" id="review-job" onClick=${reviewRows}
+          title="a dataset whose version 1 holds these rows, opened in review mode">Review these rows</button>`}
         ${FINISHED.has(job.status) && html`<button type="button" class="danger" id="delete-job" onClick=${() => setConfirming(true)}>Delete…</button>`}
       </div>
       ${canScore && scoring && html`<${ScoreForm} api=${api} job=${job} kind=${scoreKind} onError=${onError} onChanged=${onChanged}
@@ -264,7 +279,9 @@ function Overview({ api, job, onError, rows }) {
         <dt>worker</dt><dd>${job.worker || "–"} ${job.attempts > 1 ? html`<span class="muted">(attempt ${job.attempts})</span>` : ""}</dd>
         ${job.seed_set_id && html`<dt>seed set</dt><dd>${seedSet ? `${seedSet.name} (#${seedSet.id}, ${seedSet.task_count} tasks, ${seedSet.source_format})` : "#" + job.seed_set_id}</dd>`}
         ${job.source_job_id && html`<dt>source</dt><dd><a href=${"#/jobs/" + job.source_job_id}>job ${job.source_job_id}</a></dd>`}
-        ${job.params.dataset_id && html`<dt>dataset</dt><dd>#${job.params.dataset_id}</dd>`}
+        ${job.params.dataset_id && html`<${BuildLinks} job=${job} />`}
+        ${(job.result || {}).build && html`<dt>part of</dt><dd id="build-of-step">step ${job.result.build.step} of
+          <a href=${"#/jobs/" + job.result.build.build_job_id}>build job ${job.result.build.build_job_id}</a></dd>`}
       </dl>
     </div>
     ${rows && html`<${ModelServer} job=${job} lost=${llmFailed} lostRows=${llmRows} />`}
@@ -275,6 +292,17 @@ function Overview({ api, job, onError, rows }) {
       <dl class="params">${Object.entries(job.params || {}).map(([k, v]) => html`<dt>${k}</dt><dd><code>${JSON.stringify(v)}</code></dd>`)}</dl>
     </details>
   </div>`;
+}
+
+// a dataset build's page links its dataset, its step jobs and the version it made (each links back)
+function BuildLinks({ job }) {
+  const r = job.result || {};
+  const ds = r.dataset ? encodeURIComponent(r.dataset) : null;
+  return html`<dt>dataset</dt><dd id="build-dataset">${ds ? html`<a href=${"#/datasets/" + ds}>${r.dataset}</a>` : "#" + job.params.dataset_id}</dd>
+    <dt>steps</dt><dd id="build-step-jobs">${(r.steps || []).length ? (r.steps || []).map((id, i) => html`${i ? " → " : ""}<a key=${id} href=${"#/jobs/" + id}>job ${id}</a>`)
+      : html`<span class="muted">none yet</span>`}</dd>
+    <dt>version made</dt><dd id="build-version">${r.version && ds ? html`<a href=${`#/datasets/${ds}/diff?from=${Math.max(1, r.version - 1)}&to=${r.version}`}>v${r.version}</a>`
+      : html`<span class="muted">${FINISHED.has(job.status) ? "none" : "not yet"}</span>`}</dd>`;
 }
 
 // --- rows: filter, search, sort, page; evidence of each row ---------------------------------------

@@ -1,6 +1,9 @@
 // A new job: upload a seed file (a refused file shows the API's message with its line),
 // then a form built from the chosen kind's parameter schema (GET /kinds) with this
 // service's defaults filled in. Only the parameters that differ from the defaults are sent.
+// The essentials come first (kind, seeds, how many examples); the rest is grouped and folded,
+// each label in words with the setting's name beside it. Kinds the service makes by itself
+// (a dataset's build, a version's hand-off) are not offered: a dataset page builds.
 import { html, useEffect, useState } from "./preact-htm.module.js";
 import { go } from "./util.js";
 import { errorText } from "./jobs.js";
@@ -54,6 +57,29 @@ function fromText(text, t, input) {
   return text;
 }
 
+// made by the service itself (Build now on a dataset page; a new version), never from this form
+const INTERNAL = new Set(["dataset_build", "version_handoff"]);
+// what a new user sets first, by kind; everything else is folded into GROUPS
+const ESSENTIALS = { self_instruct: ["target"], evol_instruct: ["rounds", "max_pool"], score: ["judge_model", "aspects", "only_accepted"],
+  sft: ["base_model", "method", "epochs", "max_steps", "dataset", "dataset_version"] };
+const GROUPS = [
+  ["sampling", "Generation: sampling and prompts", /^(temperature|top_p|presence_penalty|frequency_penalty|max_tokens|stop_|response_|instance_|classify_max_tokens|max_instances|seed$|prompt_|judge_max_tokens|judge_unparseable|operations|max_pool|rounds)/],
+  ["filters", "Filters: what is kept", /^(min_words|max_words|blacklist|rouge_l|similar_top_k|mean_similarity|near_duplicate|dedup|max_parent|sorry)/],
+  ["budget", "Budget and cost", /^(max_total_tokens|price_|gpus$|max_cost)/],
+  ["judge", "Scoring with a judge", /^(score_with_judge|score_aspects)/],
+  ["decontamination", "Decontamination against benchmarks", /^decontaminate/],
+  ["other", "Other settings", /./],
+];
+const WORDS = { target: "Curated examples to make", max_tokens: "Longest generation (tokens)", seed: "Random seed",
+  temperature: "Sampling temperature", top_p: "Nucleus sampling (top p)", rounds: "Evolution rounds", max_pool: "Instructions to evolve",
+  rouge_l_threshold: "Too similar from ROUGE-L", near_duplicate_threshold: "Near duplicate from Jaccard", max_total_tokens: "Token budget",
+  max_cost: "Cost budget", price_per_million_tokens: "Price per million tokens", price_per_gpu_hour: "Price per GPU-hour",
+  judge_model: "Judge model", base_model: "Base model", epochs: "Epochs", max_steps: "Training steps (a cap)",
+  score_with_judge: "Score the kept rows with a judge", min_words: "Fewest words in an instruction", max_words: "Most words in an instruction" };
+// `name` in a description from the API shown as code, not with its backticks
+const prose = (text) => String(text || "").split(/`([^`]+)`/).map((part, i) => (i % 2 ? html`<code key=${i}>${part}</code>` : part));
+export const words = (name) => WORDS[name] || (name.charAt(0).toUpperCase() + name.slice(1)).replace(/_/g, " ");
+
 function ParamField({ name, schema, value, error, onChange }) {
   const t = fieldType(schema);
   const input = kindOfInput(t);
@@ -66,9 +92,9 @@ function ParamField({ name, schema, value, error, onChange }) {
   else control = html`<input id=${id} type=${input === "number" ? "number" : "text"} step="any" value=${value}
     placeholder=${t.nullable ? "(none)" : ""} onInput=${(e) => onChange(e.target.value)} />`;
   return html`<div class=${"field" + (error ? " invalid" : "") + (input === "boolean" ? " check" : "")} data-param=${name}>
-    <label for=${id}>${name}</label>
+    <label for=${id}>${words(name)} <span class="setting">${name}</span></label>
     ${control}
-    ${schema.description && html`<small class="muted">${schema.description}</small>`}
+    ${schema.description && html`<small class="muted">${prose(schema.description)}</small>`}
     ${error && html`<small class="error" role="alert">${error}</small>`}
   </div>`;
 }
@@ -128,8 +154,9 @@ export function NewJobPage({ api, route, onError }) {
   const loadSeedSets = () => api.get("/seed-sets?limit=200").then((p) => setSeedSets(p.items)).catch(onError);
   useEffect(() => {
     api.get("/kinds").then((k) => {
-      setKinds(k.items);
-      if (!k.items.some((x) => x.name === kind) && k.items.length) setKind(k.items[0].name);
+      const offered = k.items.filter((x) => !INTERNAL.has(x.name));
+      setKinds(offered);
+      if (!offered.some((x) => x.name === kind) && offered.length) setKind(offered[0].name);
     }).catch((err) => { onError(err); setMessage(errorText(err)); });
     loadSeedSets();
     api.get("/jobs?limit=200").then((p) => setJobs(p.items)).catch(onError);
@@ -201,19 +228,27 @@ export function NewJobPage({ api, route, onError }) {
     <form class="card" id="job-form" onSubmit=${submit}>
       <h3>2. Start a job</h3>
       ${!kinds ? html`<p class="muted">Loading the job kinds…</p>` : html`
-      <div class="field"><label for="job-kind">kind</label>
+      <div class="field"><label for="job-kind">Kind of job <span class="setting">kind</span></label>
         <select id="job-kind" value=${kind} onChange=${(e) => setKind(e.target.value)}>
           ${kinds.map((k) => html`<option value=${k.name}>${k.name}</option>`)}</select>
-        ${spec && html`<small class="muted">${spec.description} ${spec.queue ? `(queue: ${spec.queue})` : ""}</small>`}</div>
+        ${spec && html`<small class="muted">${prose(spec.description)} ${spec.queue ? `(queue: ${spec.queue})` : ""}</small>`}</div>
       ${spec && spec.sources.map((source) => html`<div class="field" key=${source}><label for=${"source-" + source}>${sourceLabel[source]}
           ${spec.sources.length > 1 ? html`<span class="muted"> (or ${spec.sources.filter((s) => s !== source).map((s) => sourceLabel[s]).join(", ")})</span>` : ""}</label>
         <select id=${"source-" + source} value=${sources[source]} onChange=${(e) => setSources({ ...sources, [source]: e.target.value })}>
           <option value="">(none)</option>
           ${sourceOptions[source].map(([id, label]) => html`<option value=${String(id)}>${label}</option>`)}</select></div>`)}
-      <fieldset class="params-form"><legend>parameters <span class="muted small">(this service's defaults filled in)</span></legend>
-        ${Object.entries(props).map(([name, schema]) => html`<${ParamField} key=${kind + name} name=${name} schema=${schema}
-          value=${values[name] ?? ""} error=${errors[name]} onChange=${(v) => setValues({ ...values, [name]: v })} />`)}
-      </fieldset>
+      ${(() => {
+        const field = ([name, schema]) => html`<${ParamField} key=${kind + name} name=${name} schema=${schema}
+          value=${values[name] ?? ""} error=${errors[name]} onChange=${(v) => setValues({ ...values, [name]: v })} />`;
+        const essential = ESSENTIALS[kind] || [];
+        const rest = Object.entries(props).filter(([n]) => !essential.includes(n));
+        const grouped = GROUPS.map(([id, title, pattern]) => [id, title, rest.filter(([n]) => pattern.test(n) && !GROUPS.slice(0, GROUPS.findIndex((g) => g[0] === id)).some((g) => g[2].test(n)))]);
+        return html`<fieldset class="params-form" id="essentials"><legend>Essentials <span class="muted small">(this service's defaults filled in)</span></legend>
+            ${Object.entries(props).filter(([n]) => essential.includes(n)).map(field)}
+          </fieldset>
+          ${grouped.filter(([, , list]) => list.length).map(([id, title, list]) => html`<details class="field-group params-group" id=${"group-" + id} key=${kind + id}
+            open=${list.some(([n]) => errors[n])}><summary>${title} <span class="muted small">(${list.length})</span></summary>${list.map(field)}</details>`)}`;
+      })()}
       <div class="actions">
         <button type="submit" id="start-job" disabled=${busy}>${busy ? "Starting…" : "Start job"}</button>
         <button type="button" class="link" id="reset-params" onClick=${resetForm}>Reset to defaults</button>

@@ -82,7 +82,7 @@ function Aspect({ aspect, a }) {
   return html`<div class="aspect-summary" data-aspect=${aspect}>
     <h4>${aspect}</h4>
     <dl>
-      <dt>mean / median</dt><dd class="mean-median">${a.mean == null ? "–" : a.mean.toFixed(2)} / ${a.median == null ? "–" : a.median.toFixed(2)}</dd>
+      <dt title="of the scores 1-6 (each the judge's expected digit when log-probabilities are returned, so not a whole number); the bars count the digit it answered">mean / median</dt><dd class="mean-median">${a.mean == null ? "–" : a.mean.toFixed(2)} / ${a.median == null ? "–" : a.median.toFixed(2)}</dd>
       <dt>scored</dt><dd class="scored">${a.scored}</dd>
       <dt>unparseable</dt><dd class="unparseable">${a.unparseable}</dd>
       ${a.errors > 0 && html`<dt>failed</dt><dd class="errors">${a.errors}</dd>`}

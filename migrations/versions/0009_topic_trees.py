@@ -1,15 +1,15 @@
 """topic trees: nested topics grown from a root description or uploaded, editable
 
-Revision ID: 0009_turns_topic_trees
-Revises: 0008_turns_persona_sets
+Revision ID: 0009_topic_trees
+Revises: 0008_persona_sets
 Create Date: 2026-12-06 08:10:00.000000
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0009_turns_topic_trees'
-down_revision = "0008_turns_persona_sets"
+revision = '0009_topic_trees'
+down_revision = "0008_persona_sets"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """conversation turns: a row's later turns after its first exchange, on instances and dataset examples
 
-Revision ID: 0007_turns_conversation_turns
+Revision ID: 0007_conversation_turns
 Revises: 0006_example_scores
 Create Date: 2026-12-06 07:30:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007_turns_conversation_turns'
+revision = '0007_conversation_turns'
 down_revision = "0006_example_scores"
 branch_labels = None
 depends_on = None

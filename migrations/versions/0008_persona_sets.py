@@ -1,15 +1,15 @@
 """persona sets: the people a persona job writes tasks as
 
-Revision ID: 0008_turns_persona_sets
-Revises: 0007_turns_conversation_turns
+Revision ID: 0008_persona_sets
+Revises: 0007_conversation_turns
 Create Date: 2026-12-06 08:00:00.000000
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0008_turns_persona_sets'
-down_revision = "0007_turns_conversation_turns"
+revision = '0008_persona_sets'
+down_revision = "0007_conversation_turns"
 branch_labels = None
 depends_on = None
 
