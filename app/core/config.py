@@ -34,6 +34,10 @@ class LLMConfig:
     stream: bool = True
     first_token_timeout_s: float = 120.0
     inactivity_timeout_s: float = 30.0
+    # "auto" (ask the server: `app.core.llm.dialects`), "completions" or "chat"
+    dialect: str = "auto"
+    # JSON-schema replies (`response_format`) for instances and judge scores on the chat API
+    structured_outputs: bool = True
 
 
 @dataclass(frozen=True)

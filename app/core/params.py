@@ -223,6 +223,11 @@ class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
         default=1024, ge=4, le=32768,
         description="Token limit of a response; a response that hits it fails as 'truncated_response'.",
     )
+    chat_max_tokens: int = Field(
+        default=2048, ge=16, le=32768,
+        description="Token limit of a rewrite and of a response on the chat API (WizardLM's code: 2048; "
+        "an instruct model answers in its own turn and stops by itself).",
+    )
     # elimination
     judge_max_tokens: int = Field(default=4, ge=1, le=64, description="Token limit of the judge's Equal / Not Equal answer (temperature 0).")
     judge_unparseable: Literal["keep", "reject"] = Field(
