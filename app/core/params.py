@@ -104,7 +104,31 @@ class JudgeStepParams(BaseModel):
         return self
 
 
-class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+class RoleParams(BaseModel):
+    """Which model serves each role of a generation job. The generator (new instructions,
+    evolutions) is the job's model servers; the responder (classification, instances,
+    responses) is the generator unless set here, so one model can generate and another
+    answer. A dataset recipe step sets them like any other parameter."""
+
+    dialect: Literal["auto", "completions", "chat"] | None = Field(
+        default=None, description="The generator's dialect (None: the service's `SPROUT_LLM_DIALECT`).",
+    )
+    responder_base_urls: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="The responder's OpenAI-compatible endpoints (empty: the generator's, or the embedded "
+        "model named by `responder_model`).",
+    )
+    responder_model: str | None = Field(
+        default=None, max_length=200,
+        description="The responder's model: a model id on its endpoints, or an embedded model "
+        "(`gemma-3-270m`, `smollm2-135m-instruct`) started for the job when no endpoint is given.",
+    )
+    responder_dialect: Literal["auto", "completions", "chat"] | None = Field(
+        default=None, description="The responder's dialect (None: the generator's).",
+    )
+
+
+class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
     """Parameters of one Self-Instruct job (defaults: the paper's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -189,7 +213,7 @@ EVOL_OPERATIONS = (
 )
 
 
-class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
     """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
 
     Sampling values follow the reference code (temperature 1, top_p 0.95); the token

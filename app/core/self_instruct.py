@@ -283,7 +283,7 @@ class SelfInstruct:
             prompt = prompts.render("self_instruct_classify", instruction=instruction).rstrip()
             return Request("completions", prompt=prompt, params={**sampling, "stop": ["\n"], "seed": seed})
 
-        reply = await self.responder.ask(request)
+        reply = await self.responder.ask(request, role="responder")
         answer = parse_yes_no(reply.text)
         return bool(answer), reply.text.strip()
 
@@ -315,7 +315,8 @@ class SelfInstruct:
     async def _complete_task(self, record: CandidateRecord) -> CandidateRecord:
         try:
             is_clf, answer = await self.classify(record.instruction)
-            reply = await self.responder.ask(self._instances_request(record.instruction, is_clf, self._request_seed()))
+            reply = await self.responder.ask(self._instances_request(record.instruction, is_clf, self._request_seed()),
+                                             role="responder")
         except LLMUnavailableError:
             raise
         except LLMError as exc:

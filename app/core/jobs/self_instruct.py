@@ -52,7 +52,8 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
                             known=step.known if step else (), known_examples=step.known_examples if step else (),
-                            decontaminate=benchmark_index(session, params, ctx.config, job))
+                            decontaminate=benchmark_index(session, params, ctx.config, job),
+                            responder=ctx.extra.get("responder"), structured=ctx.config.llm.structured_outputs)
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 

@@ -132,6 +132,13 @@ class Usage:
                  "message": message[:ERROR_MESSAGE_CHARS]}
         self.last_errors = [*self.last_errors[-(LAST_ERRORS - 1):], entry]
 
+    def merge(self, other: Usage) -> Usage:
+        """A new Usage: both counted together (the last errors of both, newest last)."""
+        out = Usage(**{k: getattr(self, k) + getattr(other, k) for k in
+                       ("requests", "errors", "retries", "prompt_tokens", "completion_tokens", "cached_prompt_tokens")})
+        out.last_errors = sorted([*self.last_errors, *other.last_errors], key=lambda e: e["at"])[-LAST_ERRORS:]
+        return out
+
     def added_to(self, before: dict[str, Any]) -> dict[str, Any]:
         """The job's LLM counters: what its earlier attempts recorded (`before`, the stored
         counters when this attempt began) plus this client's. Counts add up; the last errors
@@ -201,6 +208,7 @@ class LLMClient:
         dialects.check_dialect(self.dialect)
         self._dialect: Dialect | None = None if self.dialect == "auto" else self.dialect  # type: ignore[assignment]
         self._dialect_lock = asyncio.Lock()
+        self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
         n = len(self.base_urls)
         # the configured concurrency is for all endpoints together; each adapts on its own
         starts = [self.concurrency // n + (1 if i < self.concurrency % n else 0) for i in range(n)]
@@ -327,10 +335,30 @@ class LLMClient:
         except (httpx.HTTPError, ValueError):
             return None
 
-    async def ask(self, build: Callable[[Dialect], Request]) -> Completion:
+    async def ask(self, build: Callable[[Dialect], Request], role: str = "generator") -> Completion:
         """One step's request, built by `build` for the client's dialect and sent through it.
         In `auto`, a chat-model answer from `/completions` switches the client to `chat`
-        and the step is built again and sent through the chat API."""
+        and the step is built again and sent through the chat API.
+
+        `role` (generator, responder, judge): the step's tokens and failure are counted in
+        `role_usage[role]` too, so a job shows what each role spent."""
+        counted = self.role_usage.setdefault(role, Usage())
+        counted.requests += 1
+        try:
+            completion = await self._ask(build)
+        except LLMError as exc:
+            counted.error(self.endpoints[0], str(exc))
+            metrics.LLM_ROLE_STEPS.labels(role, "error").inc()
+            raise
+        counted.prompt_tokens += completion.prompt_tokens
+        counted.completion_tokens += completion.completion_tokens
+        counted.cached_prompt_tokens += completion.cached_tokens
+        metrics.LLM_ROLE_STEPS.labels(role, "ok").inc()
+        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt").inc(completion.prompt_tokens)
+        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion").inc(completion.completion_tokens)
+        return completion
+
+    async def _ask(self, build: Callable[[Dialect], Request]) -> Completion:
         dialect = await self.resolve_dialect()
         request = build(dialect)
         if request.dialect == "chat":
@@ -345,7 +373,7 @@ class LLMClient:
             if self.dialect != "auto":
                 raise
             self._dialect = "chat"  # remembered: every later step goes through the chat API
-            return await self.ask(build)
+            return await self._ask(build)
 
     async def complete(self, prompt: str, **params: Any) -> Completion:
         """POST /completions for one prompt; `params` are OpenAI sampling fields."""
