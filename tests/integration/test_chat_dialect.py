@@ -78,7 +78,7 @@ def test_evol_instruct_through_the_chat_api(pg_url, chat_llm_base_url, reference
     assert all(r.operation for r in evolutions)
     roles = job.counters["roles"]
     assert roles["generator"]["dialect"] == "chat"
-    assert roles["generator"]["requests"] >= 4
+    assert roles["generator"]["llm_requests"] >= 4
     for r in evolutions:
         assert r.fate in ("accepted", "rejected")
         assert not r.instruction.lower().startswith(("#rewritten prompt", "#created prompt"))
