@@ -151,3 +151,28 @@ def test_a_chat_list_reply_is_read_line_by_line():
 def test_evol_chat_sampling_defaults_are_wizardlms():
     p = EvolInstructParams()
     assert (p.temperature, p.top_p, p.chat_max_tokens) == (1.0, 0.95, 2048)
+
+
+def _judge(content):
+    from app.core.scoring.judge import Judge
+
+    body = json.dumps({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+
+    async def go(srv):
+        async with LLMClient([srv.url], model="judge-m", max_retries=0, outage_budget_s=0) as client:
+            return await Judge(client, api="chat", structured=True, logprobs=False).score_many(
+                [{"instruction": "Name a colour.", "input": "", "output": "Blue."}])
+
+    with FaultyLLMServer(default=(200, body)) as srv:
+        [scores] = asyncio.run(go(srv))
+    return scores, srv.requests[-1][1]
+
+
+def test_the_chat_judge_asks_for_json_and_keeps_a_reply_that_breaks_it():
+    scores, sent = _judge('{"score": 5}')
+    assert scores["quality"].parsed == 5 and scores["quality"].status == "ok"
+    assert sent["response_format"]["json_schema"]["schema"]["properties"]["score"]["enum"] == [1, 2, 3, 4, 5, 6]
+    assert sent["messages"][0]["content"].startswith("Rate ")
+    scores, _ = _judge("Score: 5")  # not the JSON asked for: refused, never guessed
+    assert scores["quality"].status == "unparseable" and scores["quality"].raw == "Score: 5"
