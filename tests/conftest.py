@@ -144,7 +144,7 @@ def chat_llm_base_url(tmp_path_factory) -> str:
     from the GGUF), one server per test session."""
     from app.core.llm.embedded import CHAT_MODEL_ALIAS, EmbeddedServer
 
-    server = EmbeddedServer(data_dir=tmp_path_factory.mktemp("chat-llm"), model=CHAT_MODEL_ALIAS, parallel=4)
+    server = EmbeddedServer(data_dir=tmp_path_factory.mktemp("chat-llm"), model=CHAT_MODEL_ALIAS, parallel=4, threads=1)
     url = server.start()
     yield url
     server.stop()

@@ -49,7 +49,7 @@ def rows(url, job_id):
 
 
 def test_self_instruct_through_the_chat_api(pg_url, chat_llm_base_url, reference_seeds):
-    settings, job_id = make_job(pg_url, reference_seeds, target=3, seed=3)
+    settings, job_id = make_job(pg_url, reference_seeds, target=3, seed=3, max_tokens=256)
     job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[chat_llm_base_url])
     assert job.status == JobStatus.succeeded.value, job.error
     job, ins, inst = rows(pg_url, job_id)
