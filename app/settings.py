@@ -171,6 +171,23 @@ class Settings(BaseSettings):
         description="How prompts reach the model servers: `completions` (few-shot text), `chat` (messages), or "
         "`auto`: llama.cpp's `/props`, else `completions` until a server answers that it serves a chat model only.",
     )
+    responder_base_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OpenAI-compatible endpoints of the responder role (classification, instances, responses), "
+        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model). A job's "
+        "`responder_base_urls` overrides it.",
+    )
+    responder_model: str | None = Field(
+        default=None,
+        description="The responder's model: a model id on its endpoints, or an embedded model name "
+        "(`smollm2-135m-instruct`, `gemma-3-270m`) started for each job. Default: the generator's.",
+    )
+    responder_api_key: str | None = Field(
+        default=None, description="Bearer token of the responder's servers (default: `SPROUT_LLM_API_KEY`).",
+    )
+    responder_dialect: Literal["auto", "completions", "chat"] | None = Field(
+        default=None, description="The responder's dialect (default: `SPROUT_LLM_DIALECT`).",
+    )
     llm_structured_outputs: bool = Field(
         default=True,
         description="On the chat API, ask for instances and judge scores as JSON (`response_format` with a schema); "
@@ -247,7 +264,7 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
     )
 
-    @field_validator("llm_base_urls", "judge_base_urls", mode="before")
+    @field_validator("llm_base_urls", "judge_base_urls", "responder_base_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -299,7 +316,15 @@ class Settings(BaseSettings):
             defaults=defaults,
             handoff=self.handoff_config(),
             judge=self.judge_config(llm),
+            responder=self.responder_config(llm),
         )
+
+    def responder_config(self, llm: LLMConfig) -> LLMConfig | None:
+        """The responder role's servers, when any `SPROUT_RESPONDER_*` says so; else None (the generator's)."""
+        if not (self.responder_base_urls or self.responder_model or self.responder_api_key or self.responder_dialect):
+            return None
+        return replace(llm, base_urls=tuple(self.responder_base_urls), model=self.responder_model or llm.model,
+                       api_key=self.responder_api_key or llm.api_key, dialect=self.responder_dialect or llm.dialect)
 
     def judge_config(self, llm: LLMConfig) -> JudgeConfig:
         """The judge's server: its own endpoints and model, else the generator's (`llm`)."""

@@ -90,6 +90,9 @@ class CoreConfig:
     handoff: HandoffConfig = field(default_factory=HandoffConfig)
     # the LLM judge of `score` jobs and of generation jobs that score their examples
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    # the responder role (classification, instances, responses): None, the generator's; empty
+    # `base_urls`: the generator's endpoints (or an embedded model named by `model`)
+    responder: LLMConfig | None = None
 
     @property
     def model_cache_dir(self) -> Path:

@@ -161,3 +161,34 @@ def test_structured_replies_that_break_the_schema_are_kept_as_unparseable(pg_url
     assert unparseable and all(r.fate == "rejected" for r in unparseable)
     assert all(r.detail["reply"] == '{"instances": [{"input": "x", "output": ' for r in unparseable)
     assert job.counters["rejected"].get("unparseable") == len(unparseable)
+
+
+def test_a_dataset_build_generates_with_one_model_and_answers_with_another(pg_url, llm_base_url):
+    """The recipe's step names the embedded chat model as its responder: the build starts it
+    for the step, next to the Gemma base model that generates; each role's tokens apart."""
+    from app.core.datasets import recipe as recipes
+    from app.core.datasets import versions
+    from app.core.jobs import dataset_build
+    from app.models import Job
+
+    step = {"kind": "self_instruct", "params": {"max_tokens": 320, "seed": 11,
+                                                "responder_model": "smollm2-135m-instruct"}}
+    fmt, tasks = load_seed_file(SEEDS)
+    with session_scope(pg_url) as session:
+        seed_set = store.import_seed_set(session, "default.jsonl", fmt, tasks)
+        recipe = recipes.parse_recipe({"seed_set_ids": [seed_set.id], "steps": [step], "grow_by": 2},
+                                      dataset_build.step_validator())
+        dataset_id = versions.create_dataset(session, None, "two-roles", recipe).id
+        job_id = jobs.requests.create_job(session, jobs.JobRequest("dataset_build", {"dataset_id": dataset_id})).id
+    settings = Settings(database_url=pg_url, job_flush_s=0.5, embedded_threads=1, embedded_parallel=4)
+    built = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[llm_base_url])
+    assert built.status == "succeeded", built.error
+    assert built.result["version"] == 1 and built.result["added"] > 0
+    with session_scope(pg_url) as session:
+        step_job = session.get(Job, built.result["steps"][0])
+        roles = step_job.counters["roles"]
+    assert roles["generator"]["dialect"] == "completions" and roles["responder"]["dialect"] == "chat"
+    for role in ("generator", "responder"):
+        assert roles[role]["prompt_tokens"] > 0 and roles[role]["completion_tokens"] > 0, role
+    assert (roles["generator"]["completion_tokens"] + roles["responder"]["completion_tokens"]
+            == step_job.counters["completion_tokens"])

@@ -176,3 +176,22 @@ def test_the_chat_judge_asks_for_json_and_keeps_a_reply_that_breaks_it():
     assert sent["messages"][0]["content"].startswith("Rate ")
     scores, _ = _judge("Score: 5")  # not the JSON asked for: refused, never guessed
     assert scores["quality"].status == "unparseable" and scores["quality"].raw == "Score: 5"
+
+
+def test_roles_default_to_the_generators_settings_and_take_their_own():
+    from app.core.jobs.generation import role_llm
+    from app.settings import Settings
+
+    plain = Settings(llm_model="gen", llm_api_key="k").core_config()
+    assert plain.responder is None
+    params = SelfInstructParams()
+    assert role_llm(plain, params, "responder") == role_llm(plain, params, "generator") == plain.llm
+    own = Settings(llm_model="gen", llm_api_key="k", responder_model="resp", responder_dialect="chat",
+                   responder_base_urls="http://a:1/v1, http://b:2/v1").core_config()
+    assert own.responder.base_urls == ("http://a:1/v1", "http://b:2/v1") and own.responder.api_key == "k"
+    responder = role_llm(own, params, "responder")
+    assert (responder.model, responder.dialect) == ("resp", "chat")
+    job = SelfInstructParams(dialect="completions", responder_model="smollm2", responder_dialect="auto")
+    assert role_llm(own, job, "generator").dialect == "completions"
+    assert (role_llm(own, job, "responder").model, role_llm(own, job, "responder").dialect) == (
+        "smollm2-135m-instruct", "auto")

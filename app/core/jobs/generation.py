@@ -87,10 +87,13 @@ def llm_endpoints(config: CoreConfig, base_urls: list[str] | None = None) -> Ite
 
 @contextlib.contextmanager
 def responder_endpoints(config: CoreConfig, params: Any, external: bool) -> Iterator[list[str] | None]:
-    """The responder's endpoints: its own, or an embedded model of its own started for the
-    duration (a `responder_model` naming one that the generator is not); None: the generator's."""
+    """The responder's endpoints: the job's, the configured ones (`config.responder`), or an
+    embedded model of its own started for the duration (a responder model naming one that
+    the generator is not); None: the generator's."""
     urls = list(getattr(params, "responder_base_urls", None) or [])
-    name = getattr(params, "responder_model", None)
+    if not urls and not getattr(params, "responder_model", None) and config.responder is not None:
+        urls = list(config.responder.base_urls)
+    name = _responder_model(config, params)
     if urls:
         yield urls
         return
@@ -103,14 +106,21 @@ def responder_endpoints(config: CoreConfig, params: Any, external: bool) -> Iter
     yield None
 
 
+def _responder_model(config: CoreConfig, params: Any) -> str | None:
+    return getattr(params, "responder_model", None) or (config.responder.model if config.responder else None)
+
+
 def role_llm(config: CoreConfig, params: Any, role: str) -> LLMConfig:
-    """A role's client configuration: the service's, with the job's dialect and model."""
+    """A role's client configuration: the service's (the responder's own when configured),
+    with the job's dialect and model."""
     llm = config.llm
     dialect = getattr(params, "dialect", None)
     if dialect:
         llm = replace(llm, dialect=dialect)
     if role == "responder":
-        name = getattr(params, "responder_model", None)
+        if config.responder is not None:
+            llm = replace(llm, api_key=config.responder.api_key, dialect=config.responder.dialect)
+        name = _responder_model(config, params)
         if name:
             model = embedded_alias(name) if name.strip().lower() in EMBEDDED_MODELS else name
             llm = replace(llm, model=model)
