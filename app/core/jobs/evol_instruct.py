@@ -102,7 +102,7 @@ def build(session: Session, job: Job, params: EvolInstructParams, client: LLMCli
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
                             decontaminate=benchmark_index(session, params, ctx.config, job),
                             known=step.known if step else (), known_examples=step.known_examples if step else (),
-                            responder=ctx.extra.get("responder"))
+                            responder=getattr(ctx, "extra", {}).get("responder"))
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 

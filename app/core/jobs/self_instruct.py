@@ -53,7 +53,7 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
                             known=step.known if step else (), known_examples=step.known_examples if step else (),
                             decontaminate=benchmark_index(session, params, ctx.config, job),
-                            responder=ctx.extra.get("responder"), structured=ctx.config.llm.structured_outputs)
+                            responder=getattr(ctx, "extra", {}).get("responder"), structured=ctx.config.llm.structured_outputs)
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 
