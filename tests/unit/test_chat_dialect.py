@@ -195,3 +195,35 @@ def test_roles_default_to_the_generators_settings_and_take_their_own():
     assert role_llm(own, job, "generator").dialect == "completions"
     assert (role_llm(own, job, "responder").model, role_llm(own, job, "responder").dialect) == (
         "smollm2-135m-instruct", "auto")
+
+
+def test_generate_names_an_unknown_embedded_model_in_one_line(sqlite_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.cli.common import CliError
+
+    monkeypatch.setenv("SPROUT_DATABASE_URL", sqlite_url)
+    result = CliRunner().invoke(cli, ["generate", "--model", "llama-70b", "--target", "1"])
+    assert result.exit_code != 0 and isinstance(result.exception, CliError)
+    assert str(result.exception).startswith("--model: unknown embedded model 'llama-70b'; known: gemma-3-270m")
+
+
+def test_the_summary_shows_a_line_per_role():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from app.cli.generate import summary_table
+
+    job = SimpleNamespace(id=1, kind="self_instruct", status="succeeded", result={}, started_at=None, finished_at=None, counters={
+        "generated": 3, "accepted": 1, "roles": {
+            "generator": {"dialect": "completions", "llm_requests": 2, "llm_errors": 0, "prompt_tokens": 90,
+                          "completion_tokens": 40},
+            "responder": {"dialect": "chat", "llm_requests": 2, "llm_errors": 1, "prompt_tokens": 50,
+                          "completion_tokens": 30}}})
+    console = Console(width=200, record=True)
+    console.print(summary_table(job))
+    text = console.export_text()
+    assert "generator (completions): steps (errors), tokens" in text and "2 (0), 90 / 40" in text
+    assert "responder (chat): steps (errors), tokens" in text and "2 (1), 50 / 30" in text
