@@ -6,7 +6,8 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/dialects.py --target 5 --model gemma-3-270m   # the base model, both ways
 
 What it does: starts the embedded model (SmolLM2 135M Instruct by default) once, then runs
-one Self-Instruct job per dialect (`dialect=chat`, `dialect=completions`; same seed tasks
+one Self-Instruct job per variant (`chat`: the chat API with JSON instances, the default;
+`chat-text`: the chat API with instances as text; `completions`; same seed tasks
 from `seeds/default.jsonl`, same target, same seed; SQLite in a temporary folder; runs
 alternate, so a shared machine's load falls on both alike) through Sprout's normal job
 path, and prints, per dialect:
@@ -40,16 +41,20 @@ from app.db import session_scope
 from app.settings import Settings
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
-DIALECTS = ("chat", "completions")
+# column -> (dialect, structured outputs): the chat API with JSON instances (the default), the
+# chat API with instances as text ("Example 1 / Input: / Output:"), the completions API
+VARIANTS = {"chat": ("chat", True), "chat-text": ("chat", False), "completions": ("completions", False)}
 
 
-def run_job(base_url: str, dialect: str, target: int, seed: int, concurrency: int) -> dict[str, Any]:
+def run_job(base_url: str, dialect: str, target: int, seed: int, concurrency: int,
+            structured: bool = True) -> dict[str, Any]:
     """One Self-Instruct job through `dialect`; its figures and curated examples."""
     with tempfile.TemporaryDirectory(prefix="sprout-dialects-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'sprout.db'}"
         db.upgrade(url)
         settings = Settings(data_dir=Path(tmp), database_url=url, llm_base_urls=[], llm_model=None,
-                            llm_concurrency=concurrency, llm_timeout_s=600, job_batch_size=4, job_flush_s=0.5)
+                            llm_concurrency=concurrency, llm_timeout_s=600, job_batch_size=4, job_flush_s=0.5,
+                            llm_structured_outputs=structured)
         fmt, tasks = load_seed_file(SEEDS)
         params = jobs.get("self_instruct").validate_params({"target": target, "seed": seed, "dialect": dialect},
                                                            settings.core_config().defaults)
@@ -117,16 +122,22 @@ def main() -> int:
     ap.add_argument("--model", default=CHAT_MODEL_ALIAS, help="the embedded model (default: the chat model)")
     ap.add_argument("--threads", type=int, default=0, help="the server's CPU threads (0: all cores)")
     ap.add_argument("--model-cache", type=Path, default=Path.home() / ".cache" / "sprout")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"columns, of {', '.join(VARIANTS)}")
     args = ap.parse_args()
-    results: dict[str, list[dict[str, Any]]] = {d: [] for d in DIALECTS}
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in chosen}
     server = EmbeddedServer(data_dir=args.model_cache, model=embedded_alias(args.model), parallel=args.concurrency,
                             threads=args.threads)
     with server as url:
         for r in range(args.repeat):
-            for dialect in DIALECTS:
-                run = run_job(url, dialect, args.target, args.seed, args.concurrency)
-                results[dialect].append(run)
-                print(f"run {r + 1} {dialect}: {run['status']} {run['accepted']} curated of {run['generated']} "
+            for variant in chosen:
+                dialect, structured = VARIANTS[variant]
+                run = run_job(url, dialect, args.target, args.seed, args.concurrency, structured)
+                results[variant].append(run)
+                print(f"run {r + 1} {variant}: {run['status']} {run['accepted']} curated of {run['generated']} "
                       f"in {run['wall_s']:.0f} s", flush=True)
     report(results, embedded_alias(args.model), args.target, args.seed)
     return 0
