@@ -264,6 +264,13 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
     )
 
+    @field_validator("embedded_model")
+    @classmethod
+    def _known_embedded_model(cls, value: str) -> str:
+        from app.core.llm.embedded import embedded_alias
+
+        return embedded_alias(value)  # a ValueError naming the known models
+
     @field_validator("llm_base_urls", "judge_base_urls", "responder_base_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
