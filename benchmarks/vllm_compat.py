@@ -22,6 +22,13 @@ What it does, all through Sprout's normal code paths:
    alternating between the engines (an idle server costs no CPU, and a shared machine's
    load then falls on both alike), then a side-by-side table (medians with `--repeat`).
 
+6. With `--dialects`: the same job through each dialect (`dialect=completions`: the
+   few-shot prompts as text; `dialect=chat`: the chat prompt files as messages, through the
+   server's chat template), and each one's prefix-cache hit rate: cached prompt tokens /
+   prompt tokens (vLLM reports cached tokens when started with
+   `--enable-prefix-caching --enable-prompt-tokens-details`).
+       .venv/bin/python benchmarks/vllm_compat.py --base-url URL --no-embedded --dialects
+
 Exits 0 when every vLLM check passes (the embedded run is the baseline: its failures are
 reported, and fail the run too).
 """
@@ -159,14 +166,18 @@ async def resolve_and_chat(base_url: str) -> dict[str, Any]:
 
 
 # --- 4. a real job -------------------------------------------------------------------------
-def run_one_job(base_url: str, target: int, seed: int, concurrency: int, checks: Checks) -> dict[str, Any]:
+def run_one_job(base_url: str, target: int, seed: int, concurrency: int, checks: Checks,
+                dialect: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sprout-vllm-compat-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'sprout.db'}"
         db.upgrade(url)
         settings = Settings(data_dir=Path(tmp), database_url=url, llm_base_urls=[], llm_model=None,
                             llm_concurrency=concurrency, llm_timeout_s=300, job_batch_size=4, job_flush_s=0.5)
         fmt, tasks = load_seed_file(SEEDS)
-        params = jobs.get("self_instruct").validate_params({"target": target, "seed": seed}, settings.core_config().defaults)
+        wanted: dict[str, Any] = {"target": target, "seed": seed}
+        if dialect:
+            wanted["dialect"] = dialect
+        params = jobs.get("self_instruct").validate_params(wanted, settings.core_config().defaults)
         with session_scope(url) as s:
             seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
             job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
@@ -209,6 +220,8 @@ def run_one_job(base_url: str, target: int, seed: int, concurrency: int, checks:
     return {
         "requests": c["llm_requests"], "errors": c["llm_errors"], "retries": c["llm_retries"],
         "prompt_tokens": c["prompt_tokens"], "completion_tokens": c["completion_tokens"],
+        "cached_prompt_tokens": c.get("cached_prompt_tokens", 0),
+        "dialects": {role: used.get("dialect") for role, used in (c.get("roles") or {}).items()},
         "generated": c["generated"], "accepted": c["accepted"], "instances": c["instances"],
         "rejected": dict(c["rejected"]), "wall_s": wall,
         "completion_tok_s": c["completion_tokens"] / wall if wall else 0.0,
@@ -297,6 +310,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="requests in flight (both engines)")
     ap.add_argument("--expect-model", default=EXPECTED_MODEL, help="the name /models should list first")
     ap.add_argument("--no-embedded", action="store_true", help="skip the embedded llama.cpp comparison")
+    ap.add_argument("--dialects", action="store_true",
+                    help="also run the job through each dialect and report its prefix-cache hit rate")
     ap.add_argument("--model-cache", type=Path, default=Path.home() / ".cache" / "sprout",
                     help="where the bundled GGUF is (or is written)")
     args = ap.parse_args()
@@ -326,6 +341,17 @@ def main() -> int:
         table(infos, args.repeat)
         a, b = (infos[k]["chat"]["prompt_tokens"] for k in infos)
         print(f"(equal chat prompt tokens: both servers rendered the same Gemma template, one BOS: {a} vs {b})")
+    if args.dialects:
+        dialect_checks = Checks("vLLM dialects")
+        checks["vLLM dialects"] = dialect_checks
+        print("\n=== prefix-cache hit rate per dialect (vLLM)")
+        print("| dialect | curated | prompt tokens | cached | hit rate | dialect used |")
+        print("|---|---|---|---|---|---|")
+        for dialect in ("completions", "chat"):
+            info = run_one_job(urls["vLLM"], args.target, args.seed, args.concurrency, dialect_checks, dialect=dialect)
+            rate = info["cached_prompt_tokens"] / info["prompt_tokens"] if info["prompt_tokens"] else 0.0
+            print(f"| {dialect} | {info['accepted']} | {info['prompt_tokens']} | {info['cached_prompt_tokens']} "
+                  f"| {rate:.1%} | {info['dialects']} |")
     all_checks = list(checks.values())
 
     print("\n=== checks")

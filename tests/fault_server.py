@@ -2,7 +2,9 @@
 
 `FaultyLLMServer` is a stand-in for an LLM server that answers from a script of (status,
 body) pairs — 500s, 429s, garbage, slow replies — so the client's retries, backoff and
-error messages can be checked. `OutageProxy` sits in front of a real model server and can
+error messages can be checked. It has no `/props` (a dialect probe, recorded in `probes`,
+gets a 404 and consumes no scripted answer). `ChatOnlyProxy` fronts a real model server
+and answers `/completions` with a hosted API's chat-model error. `OutageProxy` sits in front of a real model server and can
 be taken down and brought back on the same port, as a restarting server would. Tests of
 what the model produces use the real embedded model, never a stand-in.
 """
@@ -37,6 +39,7 @@ class FaultyLLMServer:
         self.delay_s = delay_s
         self.respond = respond
         self.requests: list[tuple[str, dict | None]] = []
+        self.probes: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,10 +49,14 @@ class FaultyLLMServer:
             def _answer(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"null") if length else None
-                outer.requests.append((self.path, body))
+                chosen = outer.respond(self.path, body) if outer.respond else None
+                if chosen is None and self.path.endswith("/props"):  # the dialect probe: not scripted
+                    outer.probes.append(self.path)
+                    chosen = (404, json.dumps({"error": "not found"}))
+                else:
+                    outer.requests.append((self.path, body))
                 if outer.delay_s:
                     time.sleep(outer.delay_s)
-                chosen = outer.respond(self.path, body) if outer.respond else None
                 status, payload = chosen or (outer.script.pop(0) if outer.script else outer.default)
                 if payload is None:
                     payload = json.dumps({"data": [{"id": "fault-model"}]}) if self.path.endswith("/models") else completion_body()
@@ -280,5 +287,41 @@ class OverloadingLLMServer(_FaultHTTPServer):
                 "choices": [{"text": "ok", "index": 0, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 3, "completion_tokens": completion_tokens},
             })
+
+        self._serve(answer)
+
+
+CHAT_MODEL_ERROR = {"error": {
+    "message": "This is a chat model and not supported in the v1/completions endpoint. "
+               "Did you mean to use v1/chat/completions?",
+    "type": "invalid_request_error", "param": "model", "code": None}}
+
+
+class ChatOnlyProxy(_FaultHTTPServer):
+    """Fault injector: a hosted API's behaviour in front of a real model server. It answers
+    `/v1/completions` with the chat-model error (HTTP 404, OpenAI's body), has no `/props`,
+    and forwards everything else (`/models`, `/chat/completions`) to `target_url`, asking the
+    real server for a plain JSON answer. `paths` records what each request asked for."""
+
+    def __init__(self, target_url: str):
+        import httpx
+
+        target = target_url.rstrip("/")
+        self.paths: list[str] = []
+
+        def answer(handler, body):
+            path = handler.path
+            self.paths.append(path)
+            if path.endswith("/props"):
+                return _send_json(handler, 404, {"error": {"message": "not found"}})
+            if path.endswith("/completions") and not path.endswith("/chat/completions"):
+                return _send_json(handler, 404, CHAT_MODEL_ERROR)
+            suffix = path.removeprefix("/v1")
+            if body is None:
+                r = httpx.get(target + suffix, timeout=60)
+            else:
+                body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+                r = httpx.post(target + suffix, json=body, timeout=600)
+            return _send_json(handler, r.status_code, r.json())
 
         self._serve(answer)

@@ -72,6 +72,10 @@ def summary_table(job) -> Table:
         table.add_row(f"  operation {op}", f"{fates.get('accepted', 0)} kept / {fates.get('rejected', 0)} failed")
     table.add_row("LLM requests (errors)", f"{c.get('llm_requests', 0)} ({c.get('llm_errors', 0)})")
     table.add_row("tokens (prompt / completion)", f"{c.get('prompt_tokens', 0)} / {c.get('completion_tokens', 0)}")
+    for role, used in sorted((c.get("roles") or {}).items()):
+        table.add_row(f"  {role} ({used.get('dialect', '?')}): steps (errors), tokens",
+                      f"{used.get('llm_requests', 0)} ({used.get('llm_errors', 0)}), "
+                      f"{used.get('prompt_tokens', 0)} / {used.get('completion_tokens', 0)}")
     if c.get("cached_prompt_tokens"):
         table.add_row("  prompt tokens from the server's cache", str(c["cached_prompt_tokens"]))
     if "llm_busy_share" in c:
@@ -164,6 +168,10 @@ def register(cli: typer.Typer) -> None:
                                       "print the tokens (and cost, when priced) expected to reach the target; stores nothing."),
         benchmark: list[Path] = typer.Option([], "--benchmark", help="Decontaminate against this benchmark file "
                                              "(any seed format; repeatable): stored as a benchmark set for the job."),
+        model: str | None = typer.Option(None, "--model", help="The embedded model to start when no model server is "
+                                         "set: gemma-3-270m (base, the default) or smollm2-135m-instruct (chat)."),
+        responder: str | None = typer.Option(None, "--responder", help="The responder's model (instances, responses): "
+                                             "an embedded model name, started alongside, or a model id on the servers."),
     ) -> None:
         """Run a generation job here and now (Self-Instruct, or Evol-Instruct), and print what it produced."""
         kind = METHODS.get(method.strip().lower().replace("_", "-"))
@@ -176,7 +184,16 @@ def register(cli: typer.Typer) -> None:
         if out is not None and fmt not in ("alpaca", "messages", "prompt-completion"):
             raise CliError(f"unknown format {fmt!r}; use alpaca, messages or prompt-completion")
         settings = load_settings()
+        if model is not None:
+            from app.core.llm.embedded import EMBEDDED_MODELS
+
+            if model.strip().lower() not in EMBEDDED_MODELS:
+                raise CliError(f"--model: unknown embedded model {model!r}; known: {', '.join(EMBEDDED_MODELS)} "
+                               "(a model on your own servers: SPROUT_LLM_BASE_URLS and SPROUT_LLM_MODEL)")
+            settings = settings.model_copy(update={"embedded_model": model.strip().lower()})
         overrides = parse_overrides(param)
+        if responder is not None:
+            overrides["responder_model"] = responder
         if kind == "self_instruct":
             overrides["target"] = target if target is not None else overrides.get("target", 100)
         elif rounds is not None:

@@ -15,12 +15,17 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on."),
     parallel: int = typer.Option(None, help="Requests decoded together (default: SPROUT_EMBEDDED_PARALLEL)."),
 ) -> None:
-    """Serve the embedded model over an OpenAI-compatible API until interrupted."""
-    from app.core.llm.embedded import bundled_model_path
+    """Serve the embedded model (`SPROUT_EMBEDDED_MODEL`) over an OpenAI-compatible API until interrupted."""
+    from app.cli.common import CliError
+    from app.core.llm.embedded import CHAT_MODEL_ALIAS, EmbeddedServerError, embedded_alias, model_file
     from app.core.llm.embedded import serve as run_server
 
     settings = load_settings()
-    model = settings.embedded_model_path or bundled_model_path(settings.data_dir)
+    try:
+        alias = embedded_alias(settings.embedded_model)
+        model = settings.embedded_model_path or model_file(alias, settings.data_dir)
+    except (ValueError, EmbeddedServerError) as exc:
+        raise CliError(f"SPROUT_EMBEDDED_MODEL: {exc}") from None
     console.print(f"model: {model}")
     run_server(
         model,
@@ -30,6 +35,8 @@ def serve(
         settings.embedded_threads,
         settings.embedded_ctx_per_slot,
         prompt_cache=settings.embedded_prompt_cache,
+        alias=alias,
+        own_template=alias == CHAT_MODEL_ALIAS,
     )
 
 

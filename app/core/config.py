@@ -34,6 +34,10 @@ class LLMConfig:
     stream: bool = True
     first_token_timeout_s: float = 120.0
     inactivity_timeout_s: float = 30.0
+    # "auto" (ask the server: `app.core.llm.dialects`), "completions" or "chat"
+    dialect: str = "auto"
+    # JSON-schema replies (`response_format`) for instances and judge scores on the chat API
+    structured_outputs: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class EmbeddedConfig:
     ctx_per_slot: int = 4096
     model_path: Path | None = None
     prompt_cache: bool = True
+    model: str = "gemma-3-270m"  # or "smollm2-135m-instruct", the embedded chat model
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class CoreConfig:
     handoff: HandoffConfig = field(default_factory=HandoffConfig)
     # the LLM judge of `score` jobs and of generation jobs that score their examples
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    # the responder role (classification, instances, responses): None, the generator's; empty
+    # `base_urls`: the generator's endpoints (or an embedded model named by `model`)
+    responder: LLMConfig | None = None
 
     @property
     def model_cache_dir(self) -> Path:

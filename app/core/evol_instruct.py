@@ -26,6 +26,13 @@ Every evolution is stored (accepted or not) with its parent, operation and round
 are barriers: round r+1 starts when every lineage has had its round-r evolution, as in
 the paper, where each round's output is the next round's input.
 
+Dialects: through `completions` each step is a few-shot continuation; through `chat` the
+rewrite is WizardLM's own user prompt for the operation after "You are a helpful
+assistant." (temperature 1, top_p 0.95, `chat_max_tokens` 2048, as its code calls the
+chat API), the judge the paper's elimination prompt, and the response the evolved
+instruction itself as the user turn. The rewrite is asked of `client` (the generator
+role), the response of `responder`.
+
 Why ROUGE-L skips the ancestors: an in-depth rewrite keeps most of its parent's words by
 design (it may add only 10 to 20), so it would nearly always score above 0.7 against its
 own parent; whether it adds anything is the judge's question (rule 1). Against every
@@ -40,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -51,6 +59,7 @@ from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.novelty import NoveltyIndex, NoveltyResult
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
+from app.core.llm.dialects import Dialect, Request
 from app.core.params import EvolInstructParams
 from app.core.seeds import SeedTaskData
 
@@ -59,6 +68,8 @@ from app.core.seeds import SeedTaskData
 REWRITE_STOP = ["\n\n", "\n#"]
 RESPONSE_STOP = ["\n\n", "\n#"]
 JUDGE_STOP = ["\n"]
+# a chat model may repeat the prompt's label before its rewrite: "#Rewritten Prompt#:"
+_LEADING_LABEL = re.compile(r"^\s*#*\s*(?:the\s+)?(?:rewritten|created)\s+prompt\s*#*\s*:?\s*", re.IGNORECASE)
 
 
 def root_text(instruction: str, instances: Sequence[dict[str, str]] | Sequence[InstanceCandidate]) -> str:
@@ -104,6 +115,7 @@ class EvolInstruct:
         decontaminate: Checker | None = None,
         known: Iterable[str] = (),
         known_examples: Iterable[tuple[str, str]] = (),
+        responder: LLMClient | None = None,
     ):
         """`known` and `known_examples` are what the data already holds beyond this job (a
         dataset's instructions, and its examples as (key, text) for the near-duplicate
@@ -116,6 +128,7 @@ class EvolInstruct:
             raise ValueError("Evol-Instruct needs at least one instruction to evolve")
         self.p = params
         self.client = client
+        self.responder = responder or client  # answers the evolved instructions
         self.concurrency = concurrency
         self.near_duplicates = near_duplicates
         self.decontaminate = decontaminate  # benchmark items no evolution may reproduce
@@ -280,16 +293,23 @@ class EvolInstruct:
         return _Outcome(lineage, record)
 
     async def _rewrite(self, record: CandidateRecord, lineage: Lineage) -> None:
-        prompt = prompts.render(f"evol_{record.operation}", instruction=lineage.tip_text).rstrip()
-        reply = await self.client.complete(
-            prompt,
-            max_tokens=self.p.max_tokens,
-            temperature=self.p.temperature,
-            top_p=self.p.top_p,
-            stop=REWRITE_STOP,
-            seed=self._request_seed(record.round, lineage.index, "rewrite"),
-        )
-        record.instruction = text = reply.text.strip()
+        seed = self._request_seed(record.round, lineage.index, "rewrite")
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                user = prompts.messages(f"chat_evol_{record.operation}", instruction=lineage.tip_text)
+                return Request("chat", messages=user, params=dict(
+                    max_tokens=self.p.chat_max_tokens, temperature=self.p.temperature, top_p=self.p.top_p, seed=seed))
+            prompt = prompts.render(f"evol_{record.operation}", instruction=lineage.tip_text).rstrip()
+            return Request("completions", prompt=prompt, params=dict(
+                max_tokens=self.p.max_tokens, temperature=self.p.temperature, top_p=self.p.top_p,
+                stop=REWRITE_STOP, seed=seed))
+
+        reply = await self.client.ask(request)
+        text = reply.text.strip()
+        if reply.dialect == "chat":
+            text = _LEADING_LABEL.sub("", text, count=1).strip()
+        record.instruction = text
         if reply.finish_reason == "length":
             record.rule = "truncated_evolution"
         elif not text:
@@ -304,15 +324,18 @@ class EvolInstruct:
             record.rule = self._novelty(record, lineage)
 
     async def _judge(self, record: CandidateRecord, lineage: Lineage) -> None:
-        prompt = prompts.render("evol_judge", parent=_one_line(lineage.tip_text), child=_one_line(record.instruction))
-        reply = await self.client.complete(
-            prompt.rstrip(),
-            max_tokens=self.p.judge_max_tokens,
-            temperature=0,
-            top_p=1,
-            stop=JUDGE_STOP,
-            seed=self._request_seed(record.round, lineage.index, "judge"),
-        )
+        parent, child = _one_line(lineage.tip_text), _one_line(record.instruction)
+        params = dict(max_tokens=self.p.judge_max_tokens, temperature=0, top_p=1, stop=JUDGE_STOP,
+                      seed=self._request_seed(record.round, lineage.index, "judge"))
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                return Request("chat", messages=prompts.messages("chat_evol_judge", parent=parent, child=child),
+                               params=params)
+            prompt = prompts.render("evol_judge", parent=parent, child=child)
+            return Request("completions", prompt=prompt.rstrip(), params=params)
+
+        reply = await self.client.ask(request)
         verdict = evol_rules.parse_judge(reply.text)
         record.detail["judge_answer"] = reply.text.strip()[:200]
         if verdict is None:
@@ -326,15 +349,19 @@ class EvolInstruct:
             record.detail["judge"] = "not_equal"
 
     async def _respond(self, record: CandidateRecord, lineage: Lineage) -> None:
-        prompt = prompts.render("evol_response", instruction=record.instruction).rstrip()
-        reply = await self.client.complete(
-            prompt,
-            max_tokens=self.p.response_max_tokens,
-            temperature=self.p.response_temperature,
-            top_p=self.p.response_top_p,
-            stop=RESPONSE_STOP,
-            seed=self._request_seed(record.round, lineage.index, "response"),
-        )
+        seed = self._request_seed(record.round, lineage.index, "response")
+        sampling = dict(temperature=self.p.response_temperature, top_p=self.p.response_top_p)
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                user = prompts.messages("chat_evol_response", instruction=record.instruction)
+                return Request("chat", messages=user,
+                               params=dict(max_tokens=self.p.chat_max_tokens, **sampling, seed=seed))
+            prompt = prompts.render("evol_response", instruction=record.instruction).rstrip()
+            return Request("completions", prompt=prompt, params=dict(
+                max_tokens=self.p.response_max_tokens, **sampling, stop=RESPONSE_STOP, seed=seed))
+
+        reply = await self.responder.ask(request, role="responder")
         response = reply.text.strip()
         record.instances = [InstanceCandidate("", response)]
         if reply.finish_reason == "length":

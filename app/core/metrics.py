@@ -29,6 +29,13 @@ LLM_LATENCY = Histogram(
 LLM_TOKENS = Counter(
     "sprout_llm_tokens", "Tokens by endpoint and kind (prompt, completion, cached_prompt).", ["endpoint", "kind"],
 )
+LLM_ROLE_TOKENS = Counter(
+    "sprout_llm_role_tokens", "Tokens of answered steps by role (generator, responder, judge) and dialect.",
+    ["role", "dialect", "kind"],
+)
+LLM_ROLE_STEPS = Counter(
+    "sprout_llm_role_steps", "Steps asked of the model servers by role and outcome.", ["role", "outcome"],
+)
 LLM_IN_FLIGHT = Gauge(
     "sprout_llm_in_flight", "LLM requests in flight, by endpoint.", ["endpoint"], multiprocess_mode="livesum",
 )

@@ -104,7 +104,31 @@ class JudgeStepParams(BaseModel):
         return self
 
 
-class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+class RoleParams(BaseModel):
+    """Which model serves each role of a generation job. The generator (new instructions,
+    evolutions) is the job's model servers; the responder (classification, instances,
+    responses) is the generator unless set here, so one model can generate and another
+    answer. A dataset recipe step sets them like any other parameter."""
+
+    dialect: Literal["auto", "completions", "chat"] | None = Field(
+        default=None, description="The generator's dialect (None: the service's `SPROUT_LLM_DIALECT`).",
+    )
+    responder_base_urls: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="The responder's OpenAI-compatible endpoints (empty: the generator's, or the embedded "
+        "model named by `responder_model`).",
+    )
+    responder_model: str | None = Field(
+        default=None, max_length=200,
+        description="The responder's model: a model id on its endpoints, or an embedded model "
+        "(`gemma-3-270m`, `smollm2-135m-instruct`) started for the job when no endpoint is given.",
+    )
+    responder_dialect: Literal["auto", "completions", "chat"] | None = Field(
+        default=None, description="The responder's dialect (None: the generator's).",
+    )
+
+
+class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
     """Parameters of one Self-Instruct job (defaults: the paper's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -181,6 +205,10 @@ class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
             raise ValueError("min_words must not exceed max_words")
         if self.stop_at_item <= self.prompt_instructions + 1:
             raise ValueError("stop_at_item must leave room for at least one new item")
+        if self.shards and (self.responder_base_urls or self.responder_model or self.responder_dialect):
+            # the requesters run in other processes, each with the generator's client only
+            raise ValueError("shards: a sharded job answers with its generator; leave responder_base_urls, "
+                             "responder_model and responder_dialect unset, or shards at 0")
         return self
 
 
@@ -195,7 +223,7 @@ EVOL_OPERATIONS = (
 )
 
 
-class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
     """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
 
     Sampling values follow the reference code (temperature 1, top_p 0.95); the token
@@ -228,6 +256,11 @@ class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams):
     response_max_tokens: int = Field(
         default=1024, ge=4, le=32768,
         description="Token limit of a response; a response that hits it fails as 'truncated_response'.",
+    )
+    chat_max_tokens: int = Field(
+        default=2048, ge=16, le=32768,
+        description="Token limit of a rewrite and of a response on the chat API (WizardLM's code: 2048; "
+        "an instruct model answers in its own turn and stops by itself).",
     )
     # elimination
     judge_max_tokens: int = Field(default=4, ge=1, le=64, description="Token limit of the judge's Equal / Not Equal answer (temperature 0).")

@@ -33,6 +33,21 @@ def parse_instruction_list(continuation: str, first_number: int) -> list[str]:
     return [item for item in items if item]
 
 
+_NUMBERED_LINE = re.compile(r"^\s*(?:\d+\s*[.)]|[-*\u2022])\s+(.*\S)\s*$")
+
+
+def parse_numbered_reply(reply: str) -> list[str]:
+    """The items of a chat model's list reply ("9. ...", "10) ...", "- ..." lines): its own
+    turn, not a continuation, so items are read line by line and anything around the list
+    (an intro, a closing remark) is left out."""
+    items = []
+    for line in reply.splitlines():
+        match = _NUMBERED_LINE.match(line)
+        if match:
+            items.append(_SPACES.sub(" ", match.group(1)).strip().strip("*").strip())
+    return [item for item in items if item]
+
+
 def parse_yes_no(text: str) -> bool | None:
     """True for a reply starting "Yes", False for "No", None for anything else."""
     match = re.match(r"\s*([A-Za-z]+)", text)

@@ -15,6 +15,12 @@ per-task requests (3, 4) of accepted instructions are started as soon as they ar
 accepted, so the server is never idle while the pool grows. Filtering runs on the event
 loop between awaits, in the order responses arrive, so the pool is never raced.
 
+Dialects: the client's dialect (`app.core.llm.dialects`) picks the prompts. `completions`
+sends the paper's few-shot continuations as they are; `chat` sends the `chat_*` prompt
+files as messages (the in-context tasks and the request in the user turn) and, with
+`structured` on, asks for instances as JSON (`app.core.structured`): a reply that does not
+parse rejects the task as `unparseable`, its text kept.
+
 Departures from the reference code, following the paper: the reference code
 `capitalize()`s every instruction (lower-casing the rest of it); Sprout keeps the text
 as generated. Each request is sent alone with its own seed rather than as `n` choices,
@@ -26,20 +32,23 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from app.core import prompts
+from app.core import structured as json_replies
 from app.core.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import filter_instances, instruction_rule
 from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableError
+from app.core.llm.dialects import Dialect, Request
 from app.core.params import SelfInstructParams
 from app.core.parsing import (
     numbered_list,
     parse_input_first,
     parse_instruction_list,
+    parse_numbered_reply,
     parse_output_first,
     parse_yes_no,
 )
@@ -61,11 +70,17 @@ class SelfInstruct:
         known: Iterable[str] = (),
         known_examples: Iterable[tuple[str, str]] = (),
         decontaminate: Checker | None = None,
+        responder: LLMClient | None = None,
+        structured: bool = True,
     ):
         """`known` and `known_examples` are what the data already holds beyond this job
         (a dataset's instructions, and its examples as (key, text) for the near-duplicate
         index): a candidate too close to any of them is rejected like one too close to the
-        pool, but they are never shown to the model as demonstrations."""
+        pool, but they are never shown to the model as demonstrations.
+
+        `client` generates instructions (the generator role); `responder` (default: the
+        same) classifies them and writes their instances. `structured`: JSON instances on
+        the chat API."""
         if len(seeds) < params.prompt_instructions - params.prompt_machine_instructions:
             raise ValueError(
                 f"Self-Instruct needs at least {params.prompt_instructions - params.prompt_machine_instructions} "
@@ -73,6 +88,8 @@ class SelfInstruct:
             )
         self.p = params
         self.client = client
+        self.responder = responder or client
+        self.structured = structured
         self.seeds = [s.instruction for s in seeds]
         self.concurrency = concurrency
         self.near_duplicates = near_duplicates
@@ -193,26 +210,32 @@ class SelfInstruct:
 
     async def _generate(self) -> tuple[Completion, int]:
         examples = self.prompt_instructions()
-        prompt = prompts.render("self_instruct_generate", tasks=numbered_list(examples)).rstrip()
         n = self.p.stop_at_item
-        stop = [f"\n{n}.", f"\n{n} ."]
-        if self.p.stop_on_blank_line:
-            stop.append("\n\n")
-        completion = await self.client.complete(
-            prompt,
-            max_tokens=self.p.max_tokens,
-            temperature=self.p.temperature,
-            top_p=self.p.top_p,
-            presence_penalty=self.p.presence_penalty,
-            frequency_penalty=self.p.frequency_penalty,
-            stop=stop,
-            seed=self._request_seed(),
-        )
+        seed = self._request_seed()
+        sampling = dict(max_tokens=self.p.max_tokens, temperature=self.p.temperature, top_p=self.p.top_p,
+                        presence_penalty=self.p.presence_penalty, frequency_penalty=self.p.frequency_penalty)
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                first = len(examples) + 1
+                user = prompts.messages("chat_self_instruct_generate", tasks=numbered_list(examples).rsplit("\n", 1)[0],
+                                        count=str(max(1, n - first)), first=str(first))
+                return Request("chat", messages=user, params={**sampling, "stop": [f"\n{n}.", f"\n{n})"], "seed": seed})
+            prompt = prompts.render("self_instruct_generate", tasks=numbered_list(examples)).rstrip()
+            stop = [f"\n{n}.", f"\n{n} ."]
+            if self.p.stop_on_blank_line:
+                stop.append("\n\n")
+            return Request("completions", prompt=prompt, params={**sampling, "stop": stop, "seed": seed})
+
+        completion = await self.client.ask(request)
         return completion, len(examples) + 1
 
     # --- 2. filters ----------------------------------------------------------------------
     def _filter(self, completion: Completion, first_number: int) -> list[CandidateRecord]:
-        texts = parse_instruction_list(completion.text, first_number)
+        if completion.dialect == "chat":
+            texts = parse_numbered_reply(completion.text)
+        else:
+            texts = parse_instruction_list(completion.text, first_number)
         if completion.finish_reason == "length":
             return [CandidateRecord(t, accepted=False, rule="truncated_response") for t in texts]
         records = []
@@ -250,28 +273,50 @@ class SelfInstruct:
 
     # --- 3-5. classification, instances, instance filters --------------------------------
     async def classify(self, instruction: str) -> tuple[bool, str]:
-        prompt = prompts.render("self_instruct_classify", instruction=instruction).rstrip()
-        reply = await self.client.complete(
-            prompt, max_tokens=self.p.classify_max_tokens, temperature=0, top_p=1, stop=["\n"], seed=self._request_seed()
-        )
+        seed = self._request_seed()
+        sampling = dict(max_tokens=self.p.classify_max_tokens, temperature=0, top_p=1)
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                return Request("chat", messages=prompts.messages("chat_self_instruct_classify", instruction=instruction),
+                               params={**sampling, "seed": seed})
+            prompt = prompts.render("self_instruct_classify", instruction=instruction).rstrip()
+            return Request("completions", prompt=prompt, params={**sampling, "stop": ["\n"], "seed": seed})
+
+        reply = await self.responder.ask(request, role="responder")
         answer = parse_yes_no(reply.text)
         return bool(answer), reply.text.strip()
+
+    def _instances_request(self, instruction: str, is_clf: bool, seed: int | None) -> Callable[[Dialect], Request]:
+        sampling = dict(max_tokens=self.p.instance_max_tokens, temperature=self.p.instance_temperature, top_p=1)
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                name = "chat_self_instruct_instances_" + ("output_first" if is_clf else "input_first")
+                if self.structured:
+                    first, second = ("output", "input") if is_clf else ("input", "output")
+                    form = prompts.render("chat_format_json", first=first, second=second)
+                    schema = json_replies.instances_schema(is_clf, self.p.max_instances)
+                else:
+                    form = prompts.load("chat_format_" + ("output_first" if is_clf else "input_first"))
+                    schema = None
+                user = prompts.messages(name, instruction=instruction, count=str(self.p.max_instances), format=form)
+                return Request("chat", messages=user, params={**sampling, "seed": seed}, schema=schema,
+                               schema_name="instances")
+            template = "self_instruct_instances_output_first" if is_clf else "self_instruct_instances_input_first"
+            prompt = prompts.render(template, instruction=instruction)
+            # The demos end each task's examples with a blank line; without that stop a
+            # small model at temperature 0 repeats "Example 1" until max_tokens.
+            stop = ["\n\n", "\nTask:", f"Example {self.p.max_instances + 1}"]
+            return Request("completions", prompt=prompt, params={**sampling, "stop": stop, "seed": seed})
+
+        return request
 
     async def _complete_task(self, record: CandidateRecord) -> CandidateRecord:
         try:
             is_clf, answer = await self.classify(record.instruction)
-            template = "self_instruct_instances_output_first" if is_clf else "self_instruct_instances_input_first"
-            prompt = prompts.render(template, instruction=record.instruction)
-            reply = await self.client.complete(
-                prompt,
-                max_tokens=self.p.instance_max_tokens,
-                temperature=self.p.instance_temperature,
-                top_p=1,
-                # The demos end each task's examples with a blank line; without that stop a
-                # small model at temperature 0 repeats "Example 1" until max_tokens.
-                stop=["\n\n", "\nTask:", f"Example {self.p.max_instances + 1}"],
-                seed=self._request_seed(),
-            )
+            reply = await self.responder.ask(self._instances_request(record.instruction, is_clf, self._request_seed()),
+                                             role="responder")
         except LLMUnavailableError:
             raise
         except LLMError as exc:
@@ -280,7 +325,17 @@ class SelfInstruct:
             return record
         record.is_classification = is_clf
         record.detail["classification_answer"] = answer
-        instances = parse_output_first(reply.text) if is_clf else parse_input_first(reply.text)
+        if reply.dialect == "chat" and self.structured and reply.finish_reason != "length":
+            parsed = json_replies.parse_instances(reply.text)
+            if parsed is None:
+                record.accepted, record.rule = False, json_replies.UNPARSEABLE
+                record.detail["reply"] = reply.text[:json_replies.REPLY_CHARS]
+                return record
+            instances = parsed
+        elif is_clf:
+            instances = parse_output_first(reply.text)
+        else:
+            instances = parse_input_first(reply.text)
         task_rule = filter_instances(instances, reply.finish_reason == "length", self.p.max_instances)
         if task_rule is None and self.decontaminate is not None:  # benchmark decontamination of the instances
             record.instances = instances

@@ -27,6 +27,8 @@ INSTRUCTION_RULES = {
     "conflicting_instances": "two instances share an input but differ in output",
     "near_duplicate": "every instance near-duplicates an example already in the dataset (MinHash)",
     "llm_error": "the model server failed on this task's classification or instances",
+    "unparseable": "the instances were asked for as JSON (chat API, structured outputs) and the reply does not "
+    "follow the schema; its text is kept in the row's detail",
     "contaminated": "reproduces a benchmark item: shared word 8-grams cover more than half of it, or an exact match "
     "(decontaminate_against)",
     "over_target": "passed the filters after the job had reached its target; not part of the dataset",

@@ -101,7 +101,8 @@ def build(session: Session, job: Job, params: EvolInstructParams, client: LLMCli
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
                             near_duplicates=near_duplicate_index(params, job.id, ctx.config),
                             decontaminate=benchmark_index(session, params, ctx.config, job),
-                            known=step.known if step else (), known_examples=step.known_examples if step else ())
+                            known=step.known if step else (), known_examples=step.known_examples if step else (),
+                            responder=getattr(ctx, "extra", {}).get("responder"))
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 

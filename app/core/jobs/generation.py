@@ -11,6 +11,10 @@ engine (`Build`); `run_method` does the rest for all of them:
   `jobs.flush_s` seconds, in one transaction with the counters and the heartbeat
   (`store.commit_batch`), which refuses a worker that lost its claim; `(job_id, seq)` is
   unique, so nothing is stored twice;
+* **roles**: the generator is the job's model servers (in the job's `dialect`); a
+  responder of its own (`responder_base_urls`, `responder_model`, an embedded model
+  started for the job) answers the classification, instance and response steps. The
+  counters hold the tokens and errors of both together and per role (`roles`);
 * **cancel**: when the heartbeat sees a cancel request, the engine is stopped, what it
   decided so far is committed, and the job ends `cancelled`.
 """
@@ -22,7 +26,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlmodel import Session
@@ -30,15 +34,15 @@ from sqlmodel import Session
 from app.core import metrics, store
 from app.core.budget import Budget
 from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
-from app.core.config import CoreConfig
+from app.core.config import CoreConfig, LLMConfig
 from app.core.datasets import seeding, versions
 from app.core.filters.dedup import DedupError, NearDupIndex
 from app.core.jobs.decontamination import checked_against, contamination_report
 from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import Progress
-from app.core.llm.client import LLMClient
-from app.core.llm.embedded import EmbeddedServer
+from app.core.llm.client import LLMClient, Usage
+from app.core.llm.embedded import EMBEDDED_MODELS, EmbeddedServer, embedded_alias
 from app.core.seeds import SeedTaskData
 from app.models import Job
 
@@ -81,6 +85,68 @@ def llm_endpoints(config: CoreConfig, base_urls: list[str] | None = None) -> Ite
         yield [url]
 
 
+@contextlib.contextmanager
+def responder_endpoints(config: CoreConfig, params: Any, external: bool) -> Iterator[list[str] | None]:
+    """The responder's endpoints: the job's, the configured ones (`config.responder`), or an
+    embedded model of its own started for the duration (a responder model naming one that
+    the generator is not); None: the generator's."""
+    urls = list(getattr(params, "responder_base_urls", None) or [])
+    if not urls and not getattr(params, "responder_model", None) and config.responder is not None:
+        urls = list(config.responder.base_urls)
+    name = _responder_model(config, params)
+    if urls:
+        yield urls
+        return
+    # `external`: the generator is a model server of the caller's, not the embedded model
+    if name and name.strip().lower() in EMBEDDED_MODELS and (
+            external or embedded_alias(name) != embedded_alias(config.embedded.model)):
+        with EmbeddedServer.from_config(replace(config.embedded, model=name, model_path=None)) as url:
+            yield [url]
+        return
+    yield None
+
+
+def _responder_model(config: CoreConfig, params: Any) -> str | None:
+    return getattr(params, "responder_model", None) or (config.responder.model if config.responder else None)
+
+
+def role_llm(config: CoreConfig, params: Any, role: str) -> LLMConfig:
+    """A role's client configuration: the service's (the responder's own when configured),
+    with the job's dialect and model."""
+    llm = config.llm
+    dialect = getattr(params, "dialect", None)
+    if dialect:
+        llm = replace(llm, dialect=dialect)
+    if role == "responder":
+        if config.responder is not None:
+            llm = replace(llm, api_key=config.responder.api_key, dialect=config.responder.dialect)
+        name = _responder_model(config, params)
+        if name:
+            model = embedded_alias(name) if name.strip().lower() in EMBEDDED_MODELS else name
+            llm = replace(llm, model=model)
+        if getattr(params, "responder_dialect", None):
+            llm = replace(llm, dialect=params.responder_dialect)
+    return llm
+
+
+def role_counters(clients: list[LLMClient], before: dict[str, Any]) -> dict[str, Any]:
+    """Each role's tokens, steps and errors over the job's attempts, with the dialect used."""
+    roles: dict[str, Usage] = {}
+    dialect: dict[str, str] = {}
+    for client in clients:
+        for role, usage in client.role_usage.items():
+            roles[role] = roles[role].merge(usage) if role in roles else usage
+            if client.dialect_in_use:
+                dialect[role] = client.dialect_in_use
+    out = {role: {k: v for k, v in usage.added_to(before.get(role) or {}).items() if k != "llm_last_errors"}
+           for role, usage in roles.items()}
+    for role, counted in (before or {}).items():
+        out.setdefault(role, counted)
+    for role, name in dialect.items():
+        out[role]["dialect"] = name
+    return out
+
+
 def near_duplicate_index(params: Any, job_id: int, config: CoreConfig) -> NearDupIndex | None:
     """The job's MinHash index: its own, or a named one shared with other jobs; in Redis
     when `SPROUT_DEDUP_REDIS` is on (every worker sees it), else in this process."""
@@ -107,8 +173,9 @@ def run_method(ctx: JobContext, build: Build, made: Callable[[dict[str, Any]], i
     curated examples (`judging`), on the judge's endpoints or on the servers that
     generated them."""
     judged: dict[str, Any] | None = None
-    with llm_endpoints(ctx.config, ctx.base_urls) as urls:
-        accepted = asyncio.run(_drive(ctx, build, urls, made))
+    with llm_endpoints(ctx.config, ctx.base_urls) as urls, \
+            responder_endpoints(ctx.config, ctx.params, bool(ctx.base_urls or ctx.config.llm.base_urls)) as responder_urls:
+        accepted = asyncio.run(_drive(ctx, build, urls, made, responder_urls))
         if getattr(ctx.params, "score_with_judge", False) and not ctx.heartbeat.stop_requested:
             judged = _judge(ctx, urls)
     result = {"curated": accepted, **ctx.extra.get("spending", {})}  # tokens per accepted example; budget stop
@@ -131,13 +198,18 @@ def _judge(ctx: JobContext, generator_urls: list[str]) -> dict[str, Any]:
 
 
 async def _drive(ctx: JobContext, build: Build, urls: list[str],
-                 made: Callable[[dict[str, Any]], int] | None = None) -> int:
+                 made: Callable[[dict[str, Any]], int] | None = None, responder_urls: list[str] | None = None) -> int:
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)
         previous = store.stored_candidates(session, ctx.job_id)
         counters = {**store.empty_counters(), **job.counters}
         seq = store.next_seq(session, ctx.job_id)
-        client = LLMClient.from_config(ctx.config.llm, base_urls=urls)
+        client = LLMClient.from_config(role_llm(ctx.config, ctx.params, "generator"), base_urls=urls)
+        responder_llm = role_llm(ctx.config, ctx.params, "responder")
+        responder = None
+        if responder_urls or responder_llm != role_llm(ctx.config, ctx.params, "generator"):
+            responder = LLMClient.from_config(responder_llm, base_urls=responder_urls or urls)
+        ctx.extra["responder"] = responder
         method = build(session, job, ctx.params, client, previous, ctx)
         job_kind = job.kind
     before = copy.deepcopy(counters)  # what earlier attempts of the job recorded
@@ -152,8 +224,10 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
         # GPU-hour bills) add up over a job's attempts, and the last errors carry over; the
         # concurrency limit per endpoint and the utilisation are this attempt's (they
         # describe the run as it is)
-        return {**client.usage.added_to(before), "llm_wall_s": round(base_wall + time.monotonic() - started, 3),
-                **client.gauges()}
+        clients = [client, responder] if responder is not None else [client]
+        total = client.usage if responder is None else client.usage.merge(responder.usage)
+        return {**total.added_to(before), "llm_wall_s": round(base_wall + time.monotonic() - started, 3),
+                **client.gauges(), "roles": role_counters(clients, before.get("roles") or {})}
 
     # the heartbeat persists what is committed plus the live LLM usage
     ctx.heartbeat.counters = lambda: {**state["committed"], **usage()}
@@ -211,6 +285,9 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
                 flush()  # what was decided before a stop is kept
     finally:
         await client.aclose()
+        if responder is not None:
+            await responder.aclose()
+        ctx.extra.pop("responder", None)
     stopped = {"stopped": ctx.extra["stopped"]} if "stopped" in ctx.extra else {}
     final = {**counters, **usage()}
     ctx.extra["spending"] = {**budget.spending(final, made(final) if made else None), **stopped}

@@ -70,7 +70,7 @@ async def _score(ctx: JobContext, scoring: Scoring, urls: list[str], base: dict[
         client.model = scoring.judge_model
     try:
         judge = Judge(client, api=scoring.api or judge_config.api, logprobs=judge_config.logprobs,  # type: ignore[arg-type]
-                      concurrency=scoring.concurrency or llm.concurrency)
+                      concurrency=scoring.concurrency or llm.concurrency, structured=llm.structured_outputs)
         name = await judge.name()
         with ctx.session() as session:
             every = storage.examples_of(session, scoring.examples_job_id, only_accepted=scoring.only_accepted)

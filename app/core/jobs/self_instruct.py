@@ -11,7 +11,14 @@ from app.core import store
 from app.core.candidates import JobInputError, Method, StoredCandidate
 from app.core.config import CoreConfig
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
-from app.core.jobs.generation import curated_progress, dataset_inputs, llm_endpoints, near_duplicate_index, run_method
+from app.core.jobs.generation import (
+    curated_progress,
+    dataset_inputs,
+    llm_endpoints,
+    near_duplicate_index,
+    role_llm,
+    run_method,
+)
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
@@ -53,7 +60,8 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
     common = {"concurrency": ctx.config.llm.concurrency, "job_key": f"job{job.id}",
               "near_duplicates": near_duplicate_index(params, job.id, ctx.config),
               "known": step.known if step else (), "known_examples": step.known_examples if step else (),
-              "decontaminate": benchmark_index(session, params, ctx.config, job)}
+              "decontaminate": benchmark_index(session, params, ctx.config, job),
+              "structured": ctx.config.llm.structured_outputs}
     try:
         if params.shards:  # the decider; the shards send the requests
             job_id = int(job.id)
@@ -61,7 +69,8 @@ def build(session: Session, job: Job, params: SelfInstructParams, client: LLMCli
                 params, client, seeds, previous, **common,
                 channel=shards.ShardChannel(ctx.config.redis_url, job_id), shards=params.shards,
                 start_shard=lambda shard: start_shard(ctx.url, job_id, shard, ctx.config, ctx.base_urls))
-        return SelfInstruct(params, client, seeds, previous, **common)
+        return SelfInstruct(params, client, seeds, previous, **common,
+                            responder=getattr(ctx, "extra", {}).get("responder"))
     except ValueError as exc:
         raise JobInputError(str(exc)) from None
 
@@ -88,10 +97,10 @@ def run_shard(url: str, job_id: int, shard: int, config: CoreConfig, base_urls: 
                                      "seed": None if params.seed is None else params.seed * 7919 + shard + 1})
     channel = shards.ShardChannel(config.redis_url, job_id)
     with llm_endpoints(config, base_urls) as urls:
-        client = LLMClient.from_config(config.llm, base_urls=urls)
+        client = LLMClient.from_config(role_llm(config, params, "generator"), base_urls=urls)
         engine = SelfInstruct(mine, client, seeds, (), concurrency=config.llm.concurrency,
                               job_key=f"job{job_id}.shard{shard}", known=step.known if step else (),
-                              decontaminate=decontaminate)
+                              decontaminate=decontaminate, structured=config.llm.structured_outputs)
         shards.run_requester(engine, channel, shard)
 
 

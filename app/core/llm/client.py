@@ -30,6 +30,12 @@ Endpoints are named in messages, metrics and the job's counters through `urls.re
 (`LAST_ERRORS`, with their time and endpoint) so a job can show why its requests failed,
 not only how many did.
 
+Dialects (`dialects.py`): `ask` takes a step's request builder and sends it through the
+client's dialect, `completions` or `chat`; in `auto` the dialect is decided once (llama.cpp's
+`/props`, Sprout's known embedded models) and a `/completions` answer that the model is a
+chat model switches the client to `chat` for good. A forced `completions` meeting that
+answer raises `ChatModelOnlyError` (a job fails at once, naming the endpoint).
+
 Token log-probabilities, when a caller asks for them (`logprobs`, `top_logprobs`: the
 judge's expected score), come back in `Completion.logprobs`, streamed or not.
 """
@@ -40,6 +46,7 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +58,9 @@ from httpx_aiohttp import AiohttpTransport
 
 from app.core import metrics
 from app.core.config import LLMConfig
+from app.core.llm import dialects
 from app.core.llm.adaptive import AIMDLimit, Utilisation
+from app.core.llm.dialects import Dialect, Request
 from app.core.urls import redact
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -74,6 +83,12 @@ class LLMOutageError(LLMUnavailableError):
     does not fail (the jobs layer pauses it and the reaper sends it again)."""
 
 
+class ChatModelOnlyError(LLMUnavailableError):
+    """`/completions` answered that the model is served through the chat API only. In
+    `auto` the client switches to `chat`; a forced `completions` cannot go on, so the job
+    fails at once (an `LLMUnavailableError` is never one candidate's failure)."""
+
+
 @dataclass
 class Completion:
     text: str
@@ -85,6 +100,7 @@ class Completion:
     # streamed pieces joined: `{"content": [...]}` (chat, llama.cpp) or `{"tokens", "token_logprobs",
     # "top_logprobs"}` (legacy completions, vLLM); None when the server sent none
     logprobs: dict[str, Any] | None = None
+    dialect: str = "completions"  # the API that answered: "completions" or "chat"
 
 
 @dataclass
@@ -117,6 +133,13 @@ class Usage:
         entry = {"at": (at or datetime.now(UTC)).isoformat(timespec="seconds"), "endpoint": endpoint,
                  "message": message[:ERROR_MESSAGE_CHARS]}
         self.last_errors = [*self.last_errors[-(LAST_ERRORS - 1):], entry]
+
+    def merge(self, other: Usage) -> Usage:
+        """A new Usage: both counted together (the last errors of both, newest last)."""
+        out = Usage(**{k: getattr(self, k) + getattr(other, k) for k in
+                       ("requests", "errors", "retries", "prompt_tokens", "completion_tokens", "cached_prompt_tokens")})
+        out.last_errors = sorted([*self.last_errors, *other.last_errors], key=lambda e: e["at"])[-LAST_ERRORS:]
+        return out
 
     def added_to(self, before: dict[str, Any]) -> dict[str, Any]:
         """The job's LLM counters: what its earlier attempts recorded (`before`, the stored
@@ -178,10 +201,16 @@ class LLMClient:
     stream: bool = True
     first_token_timeout_s: float = 120.0
     inactivity_timeout_s: float = 30.0
+    # "completions" (the prompts as text), "chat" (messages), or "auto" (decided once: `dialects`)
+    dialect: str = "completions"
 
     def __post_init__(self) -> None:
         if not self.base_urls:
             raise ValueError("LLMClient needs at least one base URL")
+        dialects.check_dialect(self.dialect)
+        self._dialect: Dialect | None = None if self.dialect == "auto" else self.dialect  # type: ignore[assignment]
+        self._dialect_lock = asyncio.Lock()
+        self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
         n = len(self.base_urls)
         # the configured concurrency is for all endpoints together; each adapts on its own
         starts = [self.concurrency // n + (1 if i < self.concurrency % n else 0) for i in range(n)]
@@ -225,6 +254,7 @@ class LLMClient:
             stream=config.stream,
             first_token_timeout_s=config.first_token_timeout_s,
             inactivity_timeout_s=config.inactivity_timeout_s,
+            dialect=config.dialect,
         )
 
     async def __aenter__(self) -> LLMClient:
@@ -278,6 +308,75 @@ class LLMClient:
             raise LLMError("the server's /models answer has no model id; set SPROUT_LLM_MODEL")
         return self.model
 
+    @property
+    def dialect_in_use(self) -> str | None:
+        """The dialect decided (None: `auto`, not asked yet)."""
+        return self._dialect
+
+    async def resolve_dialect(self) -> Dialect:
+        """The dialect requests go through; in `auto`, asked once (see `dialects`)."""
+        if self._dialect is not None:
+            return self._dialect
+        async with self._dialect_lock:
+            if self._dialect is None:
+                found: Dialect | None = None
+                for ep in self._endpoints:
+                    found = dialects.from_props(await self._props(ep))
+                    if found:
+                        break
+                if found is None and self.model in dialects.KNOWN_MODELS:
+                    found = dialects.KNOWN_MODELS[self.model]
+                self._dialect = found or "completions"
+        return self._dialect
+
+    async def _props(self, ep: _Endpoint) -> Any:
+        """llama.cpp's `/props` (server root), or None: never raises, never counted."""
+        try:
+            r = await self._http.get(ep.base_url.removesuffix("/v1") + "/props", timeout=5.0)
+            return r.json() if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def ask(self, build: Callable[[Dialect], Request], role: str = "generator") -> Completion:
+        """One step's request, built by `build` for the client's dialect and sent through it.
+        In `auto`, a chat-model answer from `/completions` switches the client to `chat`
+        and the step is built again and sent through the chat API.
+
+        `role` (generator, responder, judge): the step's tokens and failure are counted in
+        `role_usage[role]` too, so a job shows what each role spent."""
+        counted = self.role_usage.setdefault(role, Usage())
+        counted.requests += 1
+        try:
+            completion = await self._ask(build)
+        except LLMError as exc:
+            counted.error(self.endpoints[0], str(exc))
+            metrics.LLM_ROLE_STEPS.labels(role, "error").inc()
+            raise
+        counted.prompt_tokens += completion.prompt_tokens
+        counted.completion_tokens += completion.completion_tokens
+        counted.cached_prompt_tokens += completion.cached_tokens
+        metrics.LLM_ROLE_STEPS.labels(role, "ok").inc()
+        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt").inc(completion.prompt_tokens)
+        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion").inc(completion.completion_tokens)
+        return completion
+
+    async def _ask(self, build: Callable[[Dialect], Request]) -> Completion:
+        dialect = await self.resolve_dialect()
+        request = build(dialect)
+        if request.dialect == "chat":
+            if request.messages is None:
+                raise ValueError("a chat request needs messages")
+            return await self.chat(request.messages, **request.chat_params())
+        if request.prompt is None:
+            raise ValueError("a completions request needs a prompt")
+        try:
+            return await self.complete(request.prompt, **request.params)
+        except ChatModelOnlyError:
+            if self.dialect != "auto":
+                raise
+            self._dialect = "chat"  # remembered: every later step goes through the chat API
+            return await self._ask(build)
+
     async def complete(self, prompt: str, **params: Any) -> Completion:
         """POST /completions for one prompt; `params` are OpenAI sampling fields."""
         body = {"model": await self.resolve_model(), "prompt": prompt, **_clean(params)}
@@ -293,7 +392,7 @@ class LLMClient:
         choice = _first_choice(data)
         message = choice.get("message") or {}
         return self._account(data, Completion(message.get("content") or "", choice.get("finish_reason"),
-                                              logprobs=_logprobs_of(choice)))
+                                              logprobs=_logprobs_of(choice), dialect="chat"))
 
     async def health(self) -> dict[str, str]:
         """Each endpoint's state: "ok" or why not; never raises."""
@@ -603,6 +702,11 @@ def _check_status(resp: httpx.Response, ep: _Endpoint, path: str) -> None:
     if resp.status_code == 200:
         return
     message = f"{ep.name}{path}: HTTP {resp.status_code} {_snippet(resp)}"
+    if path == "/completions" and resp.status_code < 500 and dialects.is_chat_model_error(resp.text):
+        raise ChatModelOnlyError(
+            f"{ep.name}{path} serves a chat model only (the server answered HTTP {resp.status_code}: "
+            f"{_snippet(resp)}); this model server's dialect is `completions`: set it to `chat` or `auto`"
+        )
     if resp.status_code in OVERLOAD_STATUS:
         raise _Overload(message)
     if resp.status_code in RETRY_STATUS:

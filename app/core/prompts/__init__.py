@@ -9,6 +9,11 @@ per request (the instruction) last, so the first `len(fixed_prefix(name))` chara
 byte-identical across a job's requests and a server with prefix caching (llama.cpp's
 prompt cache, vLLM's `--enable-prefix-caching`) computes them once. Self-Instruct's
 generation prompt keeps the paper's shape: its in-context tasks vary with every request.
+
+Chat prompts (`chat_*.txt`) are the user turns of the same steps for an instruct model
+spoken to through the chat API (`app.core.llm.dialects`): the request in plain words, no
+few-shot continuation, after the system turn `chat_system.txt` ("You are a helpful
+assistant.", as WizardLM's Evol-Instruct code sends). `messages` builds the two turns.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ def render(name: str, **values: str) -> str:
         return values[match.group(1)]
 
     return _PLACEHOLDER.sub(sub, template)
+
+
+def messages(name: str, **values: str) -> list[dict[str, str]]:
+    """The chat turns of one step: the system turn, then the rendered user turn."""
+    return [{"role": "system", "content": load("chat_system").strip()},
+            {"role": "user", "content": render(name, **values).strip()}]
 
 
 def fixed_prefix(name: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from app.core import prompts
+from app.core import prompts, structured
 from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableError
 from app.core.scoring.answers import expected_score, parse_score
 
@@ -76,6 +76,15 @@ def prompt_for(aspect: str, instruction: str, input: str, output: str) -> str:
     raise ValueError(f"unknown aspect {aspect!r}; known: {', '.join(ASPECTS)}")
 
 
+def messages_for(aspect: str, instruction: str, input: str, output: str) -> list[dict[str, str]]:
+    """The judge's chat turn for one aspect (`chat_judge_*`): the scale in plain words and
+    the example, no demonstrations (an instruct judge follows the request)."""
+    if aspect not in ASPECTS:
+        raise ValueError(f"unknown aspect {aspect!r}; known: {', '.join(ASPECTS)}")
+    example = render_example(instruction, input, output if aspect == "quality" else None)
+    return [{"role": "user", "content": prompts.render(f"chat_judge_{aspect}", example=example).strip()}]
+
+
 @dataclass
 class Judge:
     """Scores examples with the model behind `client`.
@@ -90,6 +99,8 @@ class Judge:
     top_logprobs: int = 10
     max_tokens: int = 4
     concurrency: int | None = None
+    # on the chat API, ask for {"score": N} by JSON schema (`response_format`) and parse it strictly
+    structured: bool = False
 
     def __post_init__(self) -> None:
         if self.api not in ("completions", "chat"):
@@ -100,17 +111,22 @@ class Judge:
         """The judge's model name, stored with every score."""
         return await self.client.resolve_model()
 
-    async def _send(self, prompt: str, logprobs: bool) -> Completion:
+    async def _send(self, prompt: str | list[dict[str, str]], logprobs: bool) -> Completion:
         params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": 0}
         if logprobs and self.api == "completions":
             params["logprobs"] = self.top_logprobs
         elif logprobs:
             params.update(logprobs=True, top_logprobs=self.top_logprobs)
         if self.api == "completions":
-            return await self.client.complete(prompt, **params)
-        return await self.client.chat([{"role": "user", "content": prompt}], **params)
+            return await self.client.complete(prompt, **params)  # type: ignore[arg-type]
+        if self.structured:
+            params["max_tokens"] = max(self.max_tokens, 16)  # room for {"score": N}
+            params["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "score", "schema": structured.score_schema(), "strict": True}}
+        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        return await self.client.chat(messages, **params)
 
-    async def _ask(self, prompt: str) -> Completion:
+    async def _ask(self, prompt: str | list[dict[str, str]]) -> Completion:
         want = self.logprobs and not self._logprobs_refused
         try:
             return await self._send(prompt, want)
@@ -132,14 +148,15 @@ class Judge:
 
     async def score_aspect(self, aspect: str, instruction: str, input: str, output: str) -> JudgeScore:
         judge = await self.name()
-        prompt = prompt_for(aspect, instruction, input, output)
+        prompt: str | list[dict[str, str]] = (messages_for(aspect, instruction, input, output) if self.api == "chat"
+                                               else prompt_for(aspect, instruction, input, output))
         try:
             answer = await self._ask(prompt)
         except LLMUnavailableError:
             raise  # the server is away: the job pauses, nothing is stored
         except LLMError as exc:  # this example's request failed for good (e.g. too long for the context)
             return JudgeScore(aspect, None, None, str(exc)[:500], ERROR, False, judge)
-        parsed = parse_score(answer.text)
+        parsed = structured.parse_score(answer.text) if self.api == "chat" and self.structured else parse_score(answer.text)
         if parsed is None:
             return JudgeScore(aspect, None, None, answer.text, UNPARSEABLE, False, judge)
         expected = expected_score(answer.logprobs)

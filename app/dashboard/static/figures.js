@@ -63,6 +63,8 @@ export function ModelServer({ job, lost, lostRows }) {
       <dt>requests</dt><dd id="llm-requests">${c.llm_requests ?? 0}</dd>
       <dt>errors</dt><dd id="llm-errors">${c.llm_errors ?? 0} <span class="muted">(${c.llm_retries ?? 0} retries)</span></dd>
       <dt>tokens</dt><dd id="llm-tokens">${c.prompt_tokens ?? 0} prompt · ${c.completion_tokens ?? 0} completion</dd>
+      ${Object.entries(c.roles || {}).sort(([a], [b]) => a.localeCompare(b)).map(([role, r]) => html`<dt key=${role}>${role}</dt>
+        <dd class="llm-role" id=${`llm-role-${role}`}>${r.dialect || "?"} · ${r.llm_requests ?? 0} steps (${r.llm_errors ?? 0} errors) · ${r.prompt_tokens ?? 0} prompt · ${r.completion_tokens ?? 0} completion tokens</dd>`)}
       <dt>from cache</dt><dd id="llm-cached">${cached} prompt tokens${c.prompt_tokens ? ` (${fmtPercent(cached / c.prompt_tokens)} of prompt tokens)` : ""}</dd>
       ${"llm_busy_share" in c && html`<dt>busy</dt><dd id="llm-busy">${fmtPercent(c.llm_busy_share)} <span class="muted">of the time, a request in flight</span></dd>
         <dt>utilisation</dt><dd id="llm-utilisation">${fmtPercent(c.llm_utilisation)} <span class="muted">of the limit in flight (mean)</span></dd>`}
