@@ -108,6 +108,14 @@ def test_the_panel_follows_a_running_job_then_shows_its_result(pages, live_api, 
     page.wait_for_selector(".detail[data-status=succeeded]")
     assert not page.is_visible("#llm-live")
     assert page.inner_text("#per-accepted") == "5200.0 tokens" and page.inner_text("#cost") == "0.0031 · 0.001040 per accepted"
+    # one "tokens per accepted" figure, named as the CLI summary names it, on the Charts tab too
+    assert page.inner_text("#llm dt:has(+ #per-accepted)") == "tokens per accepted example"
+    page.click("#tab-charts")
+    page.wait_for_function("document.querySelector('#charts-summary')?.textContent.endsWith("
+                           "' · tokens per accepted example: 5200.0')")
+    assert "per curated" not in page.inner_text("#charts")
+    page.click("#tab-overview")
+    page.wait_for_selector("#contamination")
     stopped = page.inner_text("#stopped")
     assert "token budget reached" in stopped and "max_total_tokens 15000" in stopped
     assert page.inner_text("#contamination-hit") == "2"
