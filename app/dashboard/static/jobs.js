@@ -280,7 +280,7 @@ function Overview({ api, job, onError, rows }) {
         ${job.seed_set_id && html`<dt>seed set</dt><dd>${seedSet ? `${seedSet.name} (#${seedSet.id}, ${seedSet.task_count} tasks, ${seedSet.source_format})` : "#" + job.seed_set_id}</dd>`}
         ${job.source_job_id && html`<dt>source</dt><dd><a href=${"#/jobs/" + job.source_job_id}>job ${job.source_job_id}</a></dd>`}
         ${job.params.dataset_id && html`<${BuildLinks} job=${job} />`}
-        ${(job.result || {}).build && html`<dt>part of</dt><dd id="build-of-step">step ${job.result.build.step} of
+        ${(job.result || {}).build && html`<dt>part of</dt><dd id="build-of-step">step ${job.result.build.step} of${" "}
           <a href=${"#/jobs/" + job.result.build.build_job_id}>build job ${job.result.build.build_job_id}</a></dd>`}
       </dl>
     </div>
