@@ -31,7 +31,7 @@ from app.core import records
 from app.core.candidates import JobInputError
 from app.core.datasets import errors as ds_errors
 from app.core.jobs.registry import JobRequestError
-from app.core.seeds import SeedFormatError
+from app.core.seeds import SeedFormatError, line_of
 from app.core.store import NotFound
 
 log = logging.getLogger("sprout.api")
@@ -168,7 +168,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SeedFormatError)
     async def _seed_format(_: Request, exc: SeedFormatError) -> JSONResponse:
-        return _json(422, f"seed file: {exc}")
+        """Every bad line of the file (the first `MAX_REPORTED_PROBLEMS`), each with its line;
+        `error_count` counts them all."""
+        field = getattr(exc, "field", "file")
+        errors = [{"loc": ["body", field], "msg": problem, "type": "value_error", "line": line_of(problem)}
+                  for problem in exc.problems]
+        return _json(422, f"seed file: {exc}", errors=errors, error_count=exc.total)
 
     @app.exception_handler(JobRequestError)
     async def _job_request(_: Request, exc: JobRequestError) -> JSONResponse:

@@ -10,6 +10,7 @@ words, texts of at most `MAX_TEXT_CHARS` characters, and ids (when given) unique
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,39 @@ MAX_INSTRUCTION_WORDS = 1_000  # a prompt shows several seeds; a longer one is n
 MAX_TEXT_CHARS = 100_000  # any one instruction, input or output
 
 
+MAX_REPORTED_PROBLEMS = 20  # a file's bad lines named at once; the rest are counted
+
+
 class SeedFormatError(RecordError):
-    """A seed file that cannot be read; the message names the line and the field."""
+    """A seed file that cannot be read; the message names the line and the field.
+
+    A file with several bad lines is refused with all of them (`problems`, the first
+    `MAX_REPORTED_PROBLEMS`; `total` counts every one), so a user fixes the file in one
+    pass rather than one line per upload. The message is the first problem, with the count
+    of the others.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None, total: int | None = None):
+        self.problems = list(problems) if problems else [message]
+        self.total = total if total is not None else len(self.problems)
+        more = self.total - 1
+        super().__init__(message if more <= 0 else f"{message} (and {more:,} more bad line{'s' if more > 1 else ''})")
+
+
+def line_of(problem: str) -> int | None:
+    """The line a problem names ("line 12: ..."), if it names one."""
+    match = _LINE.match(problem)
+    return int(match.group(1)) if match else None
+
+
+_LINE = re.compile(r"line (\d+)\b")
+
+
+def _refuse_all(problems: list[str]) -> None:
+    """Raise one error naming every collected problem (up to the cap) in line order, if any."""
+    if problems:
+        problems = sorted(problems, key=lambda p: line_of(p) or 0)  # stable: JSON errors and field errors merged
+        raise SeedFormatError(problems[0], problems[:MAX_REPORTED_PROBLEMS], len(problems))
 
 
 @dataclass
@@ -74,8 +106,9 @@ def parse_seeds(text: str, fmt: str | None = None, filename: str | None = None) 
         if fmt == "csv":
             tasks = _parse_csv(text)
         else:
-            items = records.jsonl_items(text) if fmt == "self-instruct" else _alpaca_items(text)
-            tasks = tasks_from_objects((item.where, item.value) for item in items)
+            problems: list[str] = []
+            items = records.jsonl_items(text, problems) if fmt == "self-instruct" else _alpaca_items(text)
+            tasks = tasks_from_objects(((item.where, item.value) for item in items), problems)
     except SeedFormatError:
         raise
     except RecordError as exc:
@@ -85,12 +118,19 @@ def parse_seeds(text: str, fmt: str | None = None, filename: str | None = None) 
     return fmt, tasks
 
 
-def tasks_from_objects(objects: Iterable[tuple[str, Any]]) -> list[SeedTaskData]:
-    """Seed tasks from (where, JSON object) pairs, checked one by one and for unique ids."""
-    tasks, ids = [], {}
+def tasks_from_objects(objects: Iterable[tuple[str, Any]], problems: list[str] | None = None) -> list[SeedTaskData]:
+    """Seed tasks from (where, JSON object) pairs, checked one by one and for unique ids.
+
+    Every bad object is named (after `problems` already found, e.g. lines that are not JSON)
+    before the whole list is refused."""
+    tasks, ids, problems = [], {}, list(problems or [])
     for where, obj in objects:
-        tasks.append(_task_from_object(obj, where))
-        _check_unique_id(ids, obj.get("id"), where)
+        try:
+            tasks.append(_task_from_object(obj, where))
+            _check_unique_id(ids, obj.get("id"), where)
+        except SeedFormatError as exc:
+            problems.append(str(exc))
+    _refuse_all(problems)
     return tasks
 
 
@@ -177,24 +217,26 @@ def _parse_csv(text: str) -> list[SeedTaskData]:
         raise SeedFormatError(
             f"line 1: the CSV header must name an 'instruction' column (found: {', '.join(header) or 'nothing'})"
         )
-    tasks, ids = [], {}
+    tasks, ids, problems = [], {}, []
     for row in rows:
-        where, values = row.where, row.value
-        instruction = _instruction(_str_field(values, "instruction", where, True), where)
-        clf_raw = values.get("is_classification", "").strip().lower()
-        if clf_raw not in _TRUE | _FALSE:
-            raise SeedFormatError(f"{where}: field 'is_classification' must be true or false, got {clf_raw[:20]!r}")
-        instances = []
-        output = _str_field(values, "output", where, False)
-        if output.strip():
-            instances.append({"input": _alpaca_input(_str_field(values, "input", where, False)), "output": output})
-        _check_unique_id(ids, values.get("id", "").strip() or None, where)
-        tasks.append(
-            SeedTaskData(
-                instruction=instruction,
-                instances=instances,
-                is_classification=clf_raw in _TRUE,
-                name=_str_field(values, "name", where, False) or None,
-            )
-        )
+        try:
+            tasks.append(_csv_task(row, ids))
+        except SeedFormatError as exc:
+            problems.append(str(exc))
+    _refuse_all(problems)
     return tasks
+
+
+def _csv_task(row: records.Item, ids: dict[Any, str]) -> SeedTaskData:
+    where, values = row.where, row.value
+    instruction = _instruction(_str_field(values, "instruction", where, True), where)
+    clf_raw = values.get("is_classification", "").strip().lower()
+    if clf_raw not in _TRUE | _FALSE:
+        raise SeedFormatError(f"{where}: field 'is_classification' must be true or false, got {clf_raw[:20]!r}")
+    instances = []
+    output = _str_field(values, "output", where, False)
+    if output.strip():
+        instances.append({"input": _alpaca_input(_str_field(values, "input", where, False)), "output": output})
+    _check_unique_id(ids, values.get("id", "").strip() or None, where)
+    return SeedTaskData(instruction=instruction, instances=instances, is_classification=clf_raw in _TRUE,
+                        name=_str_field(values, "name", where, False) or None)

@@ -57,6 +57,7 @@ def test_the_empty_state_and_the_key_gate_fit_a_phone(pages, live_api, pg_url):
 # --- jobs made of stored rows (the real store code, made-up content; no worker runs them) ---------
 SIMILAR = "Write a short poem about the sea at night."
 TOO_SIMILAR = "Write a short poem about the sea in the morning."
+OVER_TARGET = "Task number 58: list 58 facts about rivers."  # joined the pool, then dropped as surplus
 
 
 def wait_text(page, selector, text):
@@ -96,11 +97,12 @@ def set_job(pg_url, job_id, **fields):
 
 
 def many_rows():
-    rows = [CandidateRecord(f"Task number {i}: list {i} facts about rivers.", True, in_pool=True, max_rouge_l=0.1 + i / 200,
+    rows = [CandidateRecord(f"Task number {i}: list {i} facts about rivers.", i != 58, in_pool=True,
+                            rule="over_target" if i == 58 else None, max_rouge_l=0.1 + i / 200,
                             instances=[InstanceCandidate("", f"Fact {i}.")]) for i in range(59)]
     rows.insert(3, CandidateRecord(TOO_SIMILAR, False, rule="too_similar", max_rouge_l=0.83,
                                    most_similar=[{"instruction": SIMILAR, "rouge_l": 0.83},
-                                                 {"instruction": "Write a poem.", "rouge_l": 0.4}]))
+                                                 {"instruction": OVER_TARGET, "rouge_l": 0.4}]))
     return rows
 
 
@@ -116,6 +118,9 @@ def test_evidence_of_a_too_similar_row_paging_search_sort_and_an_evolution_tree(
     assert marked == ["Write", "a", "short", "poem", "about", "the", "sea"]  # the common subsequence, both sides
     assert page.eval_on_selector_all("[data-side=pool] mark", "els => els.map(e => e.textContent)") == marked
     assert page.inner_text("[data-side=pool]") == SIMILAR
+    # a pool row that ended outside the dataset says so (a seed or kept row says nothing)
+    assert page.text_content(".more-similar .pool-fate") == "(#60, dropped later as over_target)"
+    assert page.query_selector_all("#similar .side-by-side .pool-fate") == []
     for width in (WIDE, NARROW):
         page.set_viewport_size(width)
         assert layout_problems(page) == []

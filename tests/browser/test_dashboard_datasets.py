@@ -56,6 +56,14 @@ def test_a_user_curates_a_dataset_from_the_dashboard(pages, live_api, pg_url):
     for width in (WIDE, NARROW):
         page.set_viewport_size(width)
         assert layout_problems(page) == []
+    # at 390 px each version stacks: Download and the tags in view, no sideways scroll inside the table
+    assert page.evaluate("""() => {
+      const wrap = document.querySelector('.versions-wrap');
+      const inView = (e) => { const r = e.getBoundingClientRect(); return r.left >= 0 && r.right <= innerWidth && r.width > 0; };
+      return wrap.scrollWidth <= wrap.clientWidth
+        && [...document.querySelectorAll('#versions .download-version, #versions .tags-cell')].every(inView);
+    }""")
+    assert page.inner_text("#versions tr[data-version='2'] .download-version") == "Download"
     screenshot(page, "dataset-versions-390")
     page.set_viewport_size(WIDE)
     screenshot(page, "dataset-versions")

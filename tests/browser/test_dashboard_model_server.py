@@ -24,6 +24,18 @@ from tests.service_fixtures import api_settings, make_key, processes, service_en
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 360, "height": 780}
+# the words of the matched elements that the layout splits over two lines (each word: one line box)
+WORDS_BROKEN = """(selector) => [...document.querySelectorAll(selector)].flatMap((el) => {
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT), broken = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const m of node.textContent.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+      if (new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size > 1) broken.push(m[0]);
+    }
+  }
+  return broken;
+})"""
 FINISH_S = 600_000  # ms: a hang guard for a job on a loaded 2-core machine, not a timing assertion
 
 
@@ -108,6 +120,14 @@ def test_the_panel_follows_a_running_job_then_shows_its_result(pages, live_api, 
     page.wait_for_selector(".detail[data-status=succeeded]")
     assert not page.is_visible("#llm-live")
     assert page.inner_text("#per-accepted") == "5200.0 tokens" and page.inner_text("#cost") == "0.0031 · 0.001040 per accepted"
+    # one "tokens per accepted" figure, named as the CLI summary names it, on the Charts tab too
+    assert page.inner_text("#llm dt:has(+ #per-accepted)") == "tokens per accepted example"
+    page.click("#tab-charts")
+    page.wait_for_function("document.querySelector('#charts-summary')?.textContent.endsWith("
+                           "' · tokens per accepted example: 5200.0')")
+    assert "per curated" not in page.inner_text("#charts")
+    page.click("#tab-overview")
+    page.wait_for_selector("#contamination")
     stopped = page.inner_text("#stopped")
     assert "token budget reached" in stopped and "max_total_tokens 15000" in stopped
     assert page.inner_text("#contamination-hit") == "2"
@@ -130,6 +150,7 @@ def test_the_panel_follows_a_running_job_then_shows_its_result(pages, live_api, 
     assert page.is_visible("#contamination details.items code") and page.inner_text("#contamination details.items li") == "gsm-17 ×2"
     page.set_viewport_size(PHONE)
     assert layout_problems(page) == []
+    assert page.evaluate(WORDS_BROKEN, "#contamination th, #contamination td") == []  # no "hi ts"
     screenshot(page, "job-figures-360")
     page.set_viewport_size(WIDE)
     screenshot(page, "job-figures")

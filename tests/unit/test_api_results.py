@@ -60,6 +60,23 @@ def test_instructions_filtered_paged_and_searched(api, job):
     assert api.get("/api/v1/jobs/4242/instructions").status_code == 404
 
 
+def test_too_similar_evidence_names_the_fate_its_pool_row_ended_with(api, job, pg_url):
+    over = "List three uses of a paperclip."
+    store_candidates(pg_url, job, [
+        CandidateRecord(over, False, rule="over_target", in_pool=True),
+        CandidateRecord("List three uses for a paperclip.", False, rule="too_similar", max_rouge_l=0.93,
+                        most_similar=[{"instruction": over, "rouge_l": 0.93},
+                                      {"instruction": "Write a haiku about rain.", "rouge_l": 0.1},
+                                      {"instruction": "Seed task number 2 asks for something.", "rouge_l": 0.05}]),
+    ])
+    row = api.ok("get", f"/api/v1/jobs/{job}/instructions?q=uses%20for")["items"][0]
+    dropped, kept, seed = row["most_similar"]
+    assert (dropped["instruction"], dropped["fate"], dropped["rule"], dropped["seq"]) == (
+        over, "rejected", "over_target", 6)
+    assert (kept["fate"], kept["rule"], kept["seq"]) == ("accepted", None, 1)
+    assert seed == {"instruction": "Seed task number 2 asks for something.", "rouge_l": 0.05}  # not a job row
+
+
 def test_instances_filtered_and_searched(api, job):
     everything = api.ok("get", f"/api/v1/jobs/{job}/instances")
     assert everything["total"] == 4

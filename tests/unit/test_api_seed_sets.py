@@ -120,6 +120,22 @@ def test_bad_uploads_are_refused_with_the_place_at_fault(api, kwargs, status, fr
     assert count(api) == 0  # nothing half-stored
 
 
+@pytest.mark.parametrize("multipart", [True, False])
+def test_every_bad_line_is_in_the_422_with_its_line_and_the_count(api, multipart):
+    lines = [JSONL.strip(), '{"instruction": ""}', "not json", JSONL.strip()] + ['{"instruction": ""}'] * 25
+    text = "\n".join(lines) + "\n"
+    kwargs = {"files": {"file": ("s.jsonl", text.encode())}} if multipart else {"json": {"name": "x", "content": text}}
+    response = api.post("/api/v1/seed-sets", **kwargs)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["detail"] == "seed file: line 2: field 'instruction' is empty (and 26 more bad lines)"
+    assert body["error_count"] == 27 and len(body["errors"]) == 20
+    assert [e["line"] for e in body["errors"]] == [2, 3] + list(range(5, 23))
+    assert body["errors"][1]["msg"].startswith("line 3: not valid JSON")
+    assert {tuple(e["loc"]) for e in body["errors"]} == {("body", "file" if multipart else "content")}
+    assert count(api) == 0
+
+
 def test_list_pages_and_delete(api):
     ids = [api.ok("post", "/api/v1/seed-sets", 201, json={"name": f"s{i}", "content": JSONL})["id"] for i in range(5)]
     first = api.ok("get", "/api/v1/seed-sets?limit=2")

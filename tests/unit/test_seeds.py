@@ -70,6 +70,34 @@ def test_malformed_files_name_the_line_and_field(text, fmt, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize("fmt", ["self-instruct", "alpaca", "csv"])
+def test_every_bad_line_is_named_in_line_order_up_to_the_cap(fmt):
+    good, empty = "Name a river in Europe.", ""
+    texts = [good, empty, good, empty] + [empty] * 30  # bad: the 2nd, 4th and 30 more
+    if fmt == "self-instruct":
+        text = "".join(json.dumps({"instruction": t}) + "\n" for t in texts[:2]) + "not json\n" + \
+            "".join(json.dumps({"instruction": t}) + "\n" for t in texts[3:])
+        first = ["line 2: field 'instruction' is empty", "line 3: not valid JSON", "line 4: field 'instruction' is empty"]
+    elif fmt == "alpaca":
+        text = "[\n" + ",\n".join(json.dumps({"instruction": t, "output": "x"}) for t in texts) + "\n]"
+        first = ["line 3, item 2: field 'instruction' is empty", "line 5, item 4: field 'instruction' is empty"]
+    else:
+        text = "instruction,output\n" + "".join(f"{t},x\n" for t in texts)
+        first = ["line 3: field 'instruction' is empty", "line 5: field 'instruction' is empty"]
+    with pytest.raises(SeedFormatError) as err:
+        parse_seeds(text, fmt=fmt)
+    problems = err.value.problems
+    assert len(problems) == 20 and err.value.total == (33 if fmt == "self-instruct" else 32)
+    assert [p[:len(f)] for p, f in zip(problems, first)] == first
+    assert str(err.value).startswith(first[0]) and f"(and {err.value.total - 1} more bad lines)" in str(err.value)
+
+
+def test_one_bad_line_reads_as_before():
+    with pytest.raises(SeedFormatError) as err:
+        parse_seeds('{"instruction": "Name a river."}\n{"instruction": ""}\n', fmt="self-instruct")
+    assert str(err.value) == "line 2: field 'instruction' is empty" and err.value.total == 1
+
+
 def test_missing_and_non_utf8_files(tmp_path):
     with pytest.raises(SeedFormatError, match="no such file"):
         load_seed_file(tmp_path / "nope.jsonl")

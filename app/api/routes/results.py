@@ -73,6 +73,32 @@ def _instances_of(session: Session, ids: list[int], judge: str | None) -> dict[i
     return out
 
 
+def _with_pool_fates(session: Session, job_id: int, rows: list[Instruction]) -> list[dict]:
+    """Each row's `most_similar` entries with the fate that pool row ended with.
+
+    A `too_similar` rejection names the pool rows it was measured against; a pool row can
+    still end outside the dataset (e.g. `over_target`, or its instances all rejected), and
+    the evidence must say so rather than point at a row that is not in the dataset. An entry
+    that matches none of the job's rows (a seed) is left as it is.
+    """
+    texts = {e.get("instruction") for r in rows for e in r.most_similar} - {None}
+    found: dict[str, Instruction] = {}
+    if texts:
+        matches = session.exec(select(Instruction).where(Instruction.job_id == job_id,
+                                                         Instruction.instruction.in_(texts))
+                               .order_by(Instruction.in_pool.desc(), Instruction.seq)).all()
+        for m in matches:
+            found.setdefault(m.instruction, m)
+    out = []
+    for r in rows:
+        similar = []
+        for e in r.most_similar:
+            m = found.get(e.get("instruction"))
+            similar.append({**e, "id": m.id, "seq": m.seq, "fate": m.fate, "rule": m.rule} if m else dict(e))
+        out.append(similar)
+    return out
+
+
 @router.get("/instructions", summary="The job's candidate instructions, with fate, rule and instances")
 def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
                       q: SearchQ = None, sort: SortQ = "seq", limit: LimitQ = 50,
@@ -92,7 +118,9 @@ def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: F
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit)).all()
     instances = _instances_of(session, [r.id for r in rows], judge)
-    items = [InstructionOut(**r.model_dump(), instances=instances.get(r.id, [])) for r in rows]
+    similar = _with_pool_fates(session, job_id, rows)
+    items = [InstructionOut(**{**r.model_dump(), "most_similar": s}, instances=instances.get(r.id, []))
+             for r, s in zip(rows, similar)]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 

@@ -148,7 +148,11 @@ async def create_seed_set(request: Request, session: SessionDep, owner: Owner) -
         name, fmt, text, filename = body.name, body.format, body.content or "", None
     else:
         raise HTTPException(415, f"unsupported content type {content_type!r}: send multipart/form-data or JSON")
-    fmt_name, tasks = await run_in_threadpool(parse_seeds, text, fmt, filename)
+    try:
+        fmt_name, tasks = await run_in_threadpool(parse_seeds, text, fmt, filename)
+    except SeedFormatError as exc:
+        exc.field = "file" if filename is not None or content_type == "multipart/form-data" else "content"
+        raise
     return await run_in_threadpool(_store, session, name, fmt_name, tasks, owner)
 
 

@@ -62,12 +62,16 @@ class FieldError(BaseModel):
     loc: list[str | int] = Field(examples=[["body", "params", "target"]])
     msg: str = Field(examples=["Input should be less than or equal to 1000000"])
     type: str = Field(examples=["less_than_equal"])
+    line: int | None = Field(None, description="The line of an uploaded file at fault (a seed file's bad lines: "
+                             "each one, the first 20).")
 
 
 class ValidationErrorBody(ErrorBody):
     """A 422: `detail` sums up `errors`, one per bad field."""
 
     errors: list[FieldError]
+    error_count: int | None = Field(None, description="All the problems found, where `errors` names only the first "
+                                    "ones (a seed file with many bad lines).")
 
 
 ERROR_RESPONSES: dict[int | str, dict] = {

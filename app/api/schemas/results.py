@@ -63,7 +63,10 @@ class InstructionOut(BaseModel):
     rule: str | None = Field(examples=["too_similar"], description="The rejection rule, if rejected.")
     max_rouge_l: float | None
     mean_rouge_l: float | None
-    most_similar: list[dict[str, Any]]
+    most_similar: list[dict[str, Any]] = Field(
+        description="The most similar pool instructions when it was decided ({instruction, rouge_l}), the "
+        "closest first; one that is a row of this job also carries that row's id, seq and the fate and rule "
+        "it ended with (e.g. rejected, over_target: it joined the pool but was dropped later).")
     in_pool: bool
     is_classification: bool | None
     parent_id: int | None

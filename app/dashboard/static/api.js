@@ -1,10 +1,11 @@
 // Talking to /api/v1: one fetch wrapper that adds the key, turns error bodies into
 // ApiError (status, detail, per-field errors) and tells the page whether the API answered.
 export class ApiError extends Error {
-  constructor(status, detail, errors = []) {
+  constructor(status, detail, errors = [], errorCount = null) {
     super(detail);
     this.status = status;
     this.errors = errors;
+    this.errorCount = errorCount ?? errors.length;  // a seed file's bad lines: all of them, `errors` the first
   }
 }
 
@@ -36,7 +37,7 @@ export function makeApi(base, getKey, onReach) {
     if (!response.ok) {
       const data = await response.json().catch(() => ({}));
       throw new ApiError(response.status, data.detail || response.statusText || "error " + response.status,
-        data.errors || []);
+        data.errors || [], data.error_count);
     }
     if (raw) return response;
     if (response.status === 204) return null;

@@ -177,15 +177,15 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
         ${FORMATS.map((f) => html`<option value=${f}>${f}</option>`)}</select></label>
       ${message && html`<p class="notice" role="status" id="versions-message">${message}</p>`}
     </form>
-    <div class="table-wrap card"><table class="versions" id="versions">
+    <div class="table-wrap card versions-wrap"><table class="versions stack-narrow" id="versions">
       <thead><tr><th>version</th><th>made by</th><th>created</th><th>rows</th><th>added / removed</th><th>content hash</th><th>tags</th><th></th></tr></thead>
       <tbody>${versions.map((v) => html`<tr key=${v.number} data-version=${v.number}>
-        <td>v${v.number}</td>
-        <td>${v.kind}${v.build_job_id ? html` <a href=${"#/jobs/" + v.build_job_id}>job ${v.build_job_id}</a>` : ""}</td>
-        <td>${fmtTime(v.created_at)}</td><td>${v.row_count}</td>
-        <td>+${v.counts.added ?? 0} / −${v.counts.removed ?? 0}${v.counts.corrected ? ` (${v.counts.corrected} corrected)` : ""}</td>
-        <td class="hash" title=${v.content_hash}>${v.content_hash.slice(0, 12)}…</td>
-        <td>${v.tags.map((t) => html`<code class="tag">${t}</code> `)}</td>
+        <td data-label="version">v${v.number}</td>
+        <td data-label="made by">${v.kind}${v.build_job_id ? html` <a href=${"#/jobs/" + v.build_job_id}>job ${v.build_job_id}</a>` : ""}</td>
+        <td data-label="created">${fmtTime(v.created_at)}</td><td data-label="rows">${v.row_count}</td>
+        <td data-label="added / removed">+${v.counts.added ?? 0} / −${v.counts.removed ?? 0}${v.counts.corrected ? ` (${v.counts.corrected} corrected)` : ""}</td>
+        <td data-label="content hash" class="hash" title=${v.content_hash}>${v.content_hash.slice(0, 12)}…</td>
+        <td data-label="tags" class="tags-cell">${v.tags.map((t) => html`<code class="tag">${t}</code> `)}</td>
         <td class="actions-cell"><button type="button" class="small download-version" data-version=${v.number} onClick=${() => fetchVersion(v.number)}>Download</button>
           <a href=${`#/datasets/${enc(name)}/rows?v=${v.number}`}>rows</a>
           ${v.parent && html` <a href=${`#/datasets/${enc(name)}/diff?from=${v.parent}&to=${v.number}`}>diff</a>`}</td>

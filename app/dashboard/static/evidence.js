@@ -10,6 +10,14 @@ function Marked({ pieces }) {
   return pieces.map((p, i) => (p.mark ? html`<mark key=${i}>${p.text}</mark>` : p.text));
 }
 
+// What became of a pool row after it was measured against: it joined the pool, but a pool
+// row can still end outside the dataset (over_target surplus, its instances all rejected).
+function PoolFate({ entry }) {
+  if (!entry.fate || entry.fate === "accepted") return null;
+  const how = entry.rule ? `dropped later as ${entry.rule}` : `ended ${entry.fate}`;
+  return html` <span class="pool-fate muted small" data-fate=${entry.fate}>(#${entry.seq}, ${how})</span>`;
+}
+
 function Similar({ row }) {
   const top = row.most_similar[0];
   const other = row.instruction;
@@ -18,10 +26,10 @@ function Similar({ row }) {
     <h4>Most similar instruction in the pool <span class="muted small">ROUGE-L ${fmtScore(top.rouge_l)} · ${marks.shared} shared words marked</span></h4>
     <div class="side-by-side">
       <div><div class="muted small">this row</div><p class="text-box" data-side="row"><${Marked} pieces=${marks.a} /></p></div>
-      <div><div class="muted small">already in the pool</div><p class="text-box" data-side="pool"><${Marked} pieces=${marks.b} /></p></div>
+      <div><div class="muted small">already in the pool<${PoolFate} entry=${top} /></div><p class="text-box" data-side="pool"><${Marked} pieces=${marks.b} /></p></div>
     </div>
     ${row.most_similar.length > 1 && html`<details><summary>${row.most_similar.length - 1} more similar</summary>
-      <ol class="more-similar">${row.most_similar.slice(1).map((s, i) => html`<li key=${i}><span class="score">${fmtScore(s.rouge_l)}</span> ${s.instruction}</li>`)}</ol>
+      <ol class="more-similar">${row.most_similar.slice(1).map((s, i) => html`<li key=${i}><span class="score">${fmtScore(s.rouge_l)}</span> ${s.instruction}<${PoolFate} entry=${s} /></li>`)}</ol>
     </details>`}
   </div>`;
 }

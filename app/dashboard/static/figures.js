@@ -6,6 +6,10 @@
 import { html } from "./preact-htm.module.js";
 import { fmtPercent, fmtTime, isActive } from "./util.js";
 
+// One name for one figure: the tokens of every model request (prompt + completion, every
+// role) over the accepted examples, as the CLI summary's "tokens per accepted example".
+export const TOKENS_PER_ACCEPTED = "tokens per accepted example";
+
 const tokens = (c) => (c.prompt_tokens || 0) + (c.completion_tokens || 0);
 
 // Tokens and cost per accepted example: the job's result once it has ended (the jobs layer
@@ -69,7 +73,7 @@ export function ModelServer({ job, lost, lostRows }) {
       ${"llm_busy_share" in c && html`<dt>busy</dt><dd id="llm-busy">${fmtPercent(c.llm_busy_share)} <span class="muted">of the time, a request in flight</span></dd>
         <dt>utilisation</dt><dd id="llm-utilisation">${fmtPercent(c.llm_utilisation)} <span class="muted">of the limit in flight (mean)</span></dd>`}
       ${"llm_concurrency" in c && html`<dt>limit</dt><dd><${Limits} limits=${c.llm_concurrency} /></dd>`}
-      <dt>per accepted</dt><dd id="per-accepted">${s.perAccepted == null ? "–" : `${s.perAccepted.toFixed(1)} tokens`}${s.final ? "" : html` <span class="muted">(so far)</span>`}</dd>
+      <dt title="prompt + completion tokens of every model request, over the accepted examples">${TOKENS_PER_ACCEPTED}</dt><dd id="per-accepted">${s.perAccepted == null ? "–" : `${s.perAccepted.toFixed(1)} tokens`}${s.final ? "" : html` <span class="muted">(so far)</span>`}</dd>
       ${s.cost !== null && html`<dt title="in the currency of price_per_million_tokens / price_per_gpu_hour">cost (price's currency)</dt><dd id="cost">${s.cost.toFixed(4)}${s.costPerAccepted !== null ? ` · ${s.costPerAccepted.toFixed(6)} per accepted` : ""}</dd>`}
     </dl>
     ${errors.length > 0 && html`<h4>Last model-server errors <span class="muted small">(newest first)</span></h4><${LastErrors} errors=${errors} />`}

@@ -6,7 +6,7 @@ import { currentParams, duration, evolves, FINISHED, fmtBytes, fmtScore, fmtSeco
 import { Evidence } from "./evidence.js";
 import { binLabels, ChartBox, COLORS, timeLabel } from "./charts.js";
 import { Diversity } from "./diversity.js";
-import { Contamination, ModelServer, Stopped } from "./figures.js";
+import { Contamination, ModelServer, Stopped, TOKENS_PER_ACCEPTED, spending } from "./figures.js";
 import { InstanceScores, judging, JudgeSummary, ScoreForm } from "./scores.js";
 
 const PAGE = 25;
@@ -280,7 +280,7 @@ function Overview({ api, job, onError, rows }) {
         ${job.seed_set_id && html`<dt>seed set</dt><dd>${seedSet ? `${seedSet.name} (#${seedSet.id}, ${seedSet.task_count} tasks, ${seedSet.source_format})` : "#" + job.seed_set_id}</dd>`}
         ${job.source_job_id && html`<dt>source</dt><dd><a href=${"#/jobs/" + job.source_job_id}>job ${job.source_job_id}</a></dd>`}
         ${job.params.dataset_id && html`<${BuildLinks} job=${job} />`}
-        ${(job.result || {}).build && html`<dt>part of</dt><dd id="build-of-step">step ${job.result.build.step} of
+        ${(job.result || {}).build && html`<dt>part of</dt><dd id="build-of-step">step ${job.result.build.step} of${" "}
           <a href=${"#/jobs/" + job.result.build.build_job_id}>build job ${job.result.build.build_job_id}</a></dd>`}
       </dl>
     </div>
@@ -426,8 +426,9 @@ function Charts({ api, job, pollMs, onError }) {
   const rouge = stats.max_rouge_l_accepted;
   const words = stats.example_words;
   const t = stats.tokens;
+  const per = spending(job);  // the one figure, as the Model server panel and the CLI summary show it
   return html`<div class="charts" id="charts">
-    <p class="muted">${stats.rows} candidate rows${t.per_curated_example != null ? ` · ${t.per_curated_example} model tokens spent per curated example (${t.prompt} prompt + ${t.completion} completion)` : ""}</p>
+    <p class="muted" id="charts-summary">${stats.rows} candidate rows · ${t.prompt} prompt + ${t.completion} completion tokens${per.perAccepted != null ? ` · ${TOKENS_PER_ACCEPTED}: ${per.perAccepted.toFixed(1)}` : ""}</p>
     <div class="chart-grid">
       <${ChartBox} id="chart-timeline" title="Accepted and rejected over time" note="cumulative"
         empty=${timeline.length ? "" : "No rows yet."}

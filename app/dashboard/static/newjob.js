@@ -118,7 +118,7 @@ function Upload({ api, onUploaded, onError }) {
       setResult({ ok: `Seed set ${made.id} “${made.name}”: ${made.task_count} tasks (${made.source_format}).` });
     } catch (err) {
       onError(err);
-      setResult({ error: errorText(err), errors: err.errors || [] });
+      setResult({ error: errorText(err), errors: err.errors || [], count: err.errorCount || 0 });
     } finally {
       setBusy(false);
     }
@@ -135,7 +135,8 @@ function Upload({ api, onUploaded, onError }) {
     <button type="submit" id="upload" disabled=${busy}>${busy ? "Uploading…" : "Upload"}</button>
     ${result && result.ok && html`<p class="notice" role="status" id="upload-result">${result.ok}</p>`}
     ${result && result.error && html`<div class="error" role="alert" id="upload-error"><p>${withLines(result.error)}</p>
-      ${result.errors.length > 1 && html`<ul>${result.errors.map((e) => html`<li>${e.loc.join(".")}: ${e.msg}</li>`)}</ul>`}</div>`}
+      ${result.errors.length > 1 && html`${result.errors[0].line != null && html`<p class="small" id="upload-error-count">${result.count} bad lines${result.count > result.errors.length ? `; the first ${result.errors.length}:` : ":"}</p>`}
+        <ul id="upload-errors">${result.errors.map((e, i) => html`<li key=${i}>${e.line != null ? withLines(e.msg) : `${e.loc.join(".")}: ${e.msg}`}</li>`)}</ul>`}</div>`}
   </form>`;
 }
 
