@@ -92,7 +92,8 @@ def test_shards_in_worker_processes_keep_the_job_wide_guarantee(pg_url, redis_ur
     import threading
 
     killer = threading.Thread(target=kill_shard_zero, daemon=True)
-    with fake.FakeServer(copies=True, latency_s=0.2) as url:  # answers that take a while: the shards interleave
+    with fake.FakeServer(copies=True, latency_s=1.0) as url:  # answers that take a while: the shards interleave, and
+        # the job outlasts the silence (`shards.BEAT_TTL_S`) after which the killed shard is started again
         killer.start()
         job = lifecycle.run_job(pg_url, job_id, settings.core_config(), base_urls=[url])
         killer.join(5)
