@@ -7,7 +7,8 @@ OpenAI server accepts; server-specific extras go through `extra`.
 
 Retries ride out an outage. A request that fails on a connection error, a timeout, a 429
 or a 5xx is retried `max_retries` times, and, while no request of this client has been
-answered since it first failed (every endpoint is down, or restarting), for as long as
+answered since its last attempt was sent (every endpoint is down, or restarting; an answer
+to a request already in flight when the server went away does not count), for as long as
 `outage_budget_s` lasts, with the delay capped at `backoff_max_s`. Then it raises
 `LLMOutageError`, which names the endpoints and the last error: the job is paused and
 retried later rather than failed. A request that keeps failing while others are answered
@@ -622,7 +623,10 @@ class LLMClient:
             metrics.LLM_REQUESTS.labels(ep.name, outcome).inc()
             now = time.monotonic()
             first_failure = now if first_failure is None else first_failure
-            down = self._last_answer < first_failure  # no request of this client answered since
+            # no request of this client answered since this attempt was sent: an answer that
+            # came in just after the first failure (a request already in flight when the server
+            # went away) does not make a server that stopped answering look alive
+            down = self._last_answer < sent
             if attempt <= self.max_retries or (down and now - first_failure < self.outage_budget_s):
                 continue
             if down:
