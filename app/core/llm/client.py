@@ -53,9 +53,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from app.core import metrics
 from app.core.config import LLMConfig
@@ -234,7 +232,7 @@ class LLMClient:
             timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
             headers=headers,
             limits=limits,
-            transport=self.transport or _pooled_transport(most + 4),
+            transport=self.transport,
         )
 
     @classmethod
@@ -638,64 +636,6 @@ class LLMClient:
             if unreachable == attempt:
                 raise LLMUnavailableError(f"no LLM server reachable at {', '.join(self.endpoints)} ({last_error})")
             raise LLMError(f"gave up after {attempt} attempts: {last_error}")
-
-
-class _AiohttpTransport(AiohttpTransport):
-    """httpx's interface over aiohttp's connection pool: httpcore's pool checks every
-    connection on each request (milliseconds of CPU a request at tens in flight); aiohttp's
-    costs about a quarter of that (`benchmarks/scale.py overhead`, the floor rows). httpx
-    has already made a URL's user and password the request's Authorization header (and
-    routes proxies from the environment through its own transports), so they are taken off
-    the URL aiohttp sees, which refuses both at once."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.userinfo:
-            request.url = request.url.copy_with(username=None, password=None)
-        try:
-            response = await super().handle_async_request(request)
-        except httpx.TransportError as exc:
-            raise _as_httpx(exc) from exc.__cause__
-        response.stream = _RemappedStream(response.stream)
-        return response
-
-
-class _RemappedStream(httpx.AsyncByteStream):
-    """A body whose aiohttp errors read as httpx's own (see `_as_httpx`)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __aiter__(self) -> Any:
-        try:
-            async for chunk in self.inner:
-                yield chunk
-        except httpx.TransportError as exc:
-            raise _as_httpx(exc) from exc.__cause__
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-def _as_httpx(exc: httpx.TransportError) -> httpx.TransportError:
-    """The httpx error httpcore would have raised for the aiohttp error under `exc` (the
-    adapter reads a dropped connection or a refused one as a connect timeout): a refused or
-    unresolvable server is `ConnectError`, a connect timeout `ConnectTimeout`, silence
-    `ReadTimeout`, a connection that broke `ReadError`."""
-    cause, message = exc.__cause__, str(exc)
-    if isinstance(cause, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(message)
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(message)
-    if isinstance(cause, (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError)):
-        return httpx.ReadTimeout(message)
-    if isinstance(cause, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
-        return httpx.ReadError(message)
-    return exc
-
-
-def _pooled_transport(connections: int) -> httpx.AsyncBaseTransport:
-    return _AiohttpTransport(client=lambda: aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections), trust_env=False))
 
 
 class _Unreachable(_Retryable):
