@@ -272,3 +272,67 @@ def test_a_jobs_counters_carry_the_errors_of_its_earlier_attempts():
     assert [e["message"] for e in kept[:2]] == ["old 2", "old 3"]
     assert all("HTTP 502" in e["message"] and e["endpoint"] == srv.url for e in kept[2:]) and len(kept) == 5
     assert usage.added_to({})["llm_last_errors"] == usage.last_errors  # a first attempt
+
+
+class _DropsKeptAliveConnections:
+    """A fault injector on loopback: it answers each connection's first request with a
+    kept-alive completion, then closes that connection without a byte of answer when a
+    second request comes on it (a server dropping an idle connection as it is reused)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _request(conn, buffer=b""):
+        while b"\r\n\r\n" not in buffer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            buffer += chunk
+        head, rest = buffer.split(b"\r\n\r\n", 1)
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0)
+        while len(rest) < length:
+            rest += conn.recv(65536)
+        return rest
+
+    def _one(self, conn):
+        with conn:
+            if self._request(conn) is None:
+                return
+            body = completion_body("kept").encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            self._request(conn)  # the next request on this connection: closed unanswered
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_sent_again_not_failed():
+    server = _DropsKeptAliveConnections()
+    try:
+        async def go():
+            async with client([server.url], backoff_s=5.0) as c:
+                first = await c.complete("one", max_tokens=5)
+                second = await c.complete("two", max_tokens=5)  # goes out on the kept-alive connection
+                return first, second, c.usage
+        first, second, usage = run(go())
+    finally:
+        server.close()
+    assert first.text == second.text == "kept"
+    assert usage.errors == 0 and usage.retries == 0 and usage.requests == 2
+    assert server.connections == 2  # the second request went again, on a new connection

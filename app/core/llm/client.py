@@ -65,6 +65,8 @@ from app.core.urls import redact
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # answers that say the server is overloaded: they cut the endpoint's adaptive limit
 OVERLOAD_STATUS = {408, 429, 500, 502, 503, 504}
+# httpcore's words for a connection closed before any byte of the answer came back
+STALE_CONNECTION = "without sending a response"
 LAST_ERRORS = 5  # failed attempts whose messages a job keeps (the newest)
 ERROR_MESSAGE_CHARS = 300
 
@@ -460,7 +462,20 @@ class LLMClient:
             self._slots.notify_all()
 
     async def _send(self, ep: _Endpoint, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        """One attempt at one endpoint: the answer, or `_Overload`/`_Retryable`/`LLMError`."""
+        """One attempt at one endpoint: the answer, or `_Overload`/`_Retryable`/`LLMError`.
+
+        A kept-alive connection the server closed just before the request went out (closed
+        without a byte of answer: seen with the embedded llama.cpp server under load, a few
+        requests in fifty) is sent again at once on a new connection, as HTTP clients do; it is
+        no failure of the server's."""
+        try:
+            return await self._send_once(ep, method, path, body)
+        except httpx.RemoteProtocolError as exc:
+            if STALE_CONNECTION not in str(exc):
+                raise
+        return await self._send_once(ep, method, path, body)
+
+    async def _send_once(self, ep: _Endpoint, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         url = ep.base_url + path
         if not (self.stream and method == "POST" and body is not None):
             try:
