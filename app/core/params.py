@@ -324,7 +324,41 @@ PERSONA_TASK_TYPES = (
 )
 
 
-class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+class PlannedRequestParams(BaseModel):
+    """What the planned methods (persona, topic_tree) share: the decoding of a task and of its
+    answer, and the filters every candidate goes through (Self-Instruct's rules and novelty,
+    Evol-Instruct's answer rules, near-duplicates)."""
+
+    temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a task.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a task.")
+    max_tokens: int = Field(default=200, ge=8, le=8192, description="Token limit of a task; one that hits it fails "
+                            "as 'truncated_instruction'.")
+    # response requests
+    response_temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of an answer.")
+    response_top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of an answer.")
+    response_max_tokens: int = Field(default=768, ge=4, le=32768, description="Token limit of an answer; one that "
+                                     "hits it fails as 'truncated_response'.")
+    # filters (Self-Instruct's rules and novelty, Evol-Instruct's answer rules)
+    min_words: int = Field(default=4, ge=1, description="Fewer words than this: rejected.")
+    max_words: int = Field(default=150, ge=1, description="More words than this: rejected.")
+    blacklist: list[str] = Field(default_factory=lambda: list(PAPER_BLACKLIST),
+                                 description="Whole words (case-insensitive) that reject a task.")
+    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
+                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
+    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
+    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
+                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
+    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
+                                 description="An answer containing 'sorry' with fewer words than this fails.")
+    near_duplicate_threshold: float = Field(
+        default=0.9, ge=0, le=1,
+        description="Reject an example whose word-shingle Jaccard with a kept example is at least this (0: off).")
+    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    dedup_namespace: str | None = Field(default=None, max_length=200,
+                                        description="Name of a near-duplicate index shared with other jobs.")
+
+
+class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams, PlannedRequestParams):
     """Parameters of one persona-driven generation job (PersonaHub, Chan et al., 2024; Tulu 3's persona data).
 
     Each persona of the set is crossed with task types (or with the seed set's tasks as
@@ -354,34 +388,6 @@ class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams):
         description="As a dataset build's step: leave out the personas the dataset's earlier builds used "
         "(sampling without replacement across builds) while unused ones remain.",
     )
-    # task requests
-    temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a task.")
-    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a task.")
-    max_tokens: int = Field(default=200, ge=8, le=8192, description="Token limit of a task; one that hits it fails "
-                            "as 'truncated_instruction'.")
-    # response requests
-    response_temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of an answer.")
-    response_top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of an answer.")
-    response_max_tokens: int = Field(default=768, ge=4, le=32768, description="Token limit of an answer; one that "
-                                     "hits it fails as 'truncated_response'.")
-    # filters (Self-Instruct's rules and novelty, Evol-Instruct's answer rules)
-    min_words: int = Field(default=4, ge=1, description="Fewer words than this: rejected.")
-    max_words: int = Field(default=150, ge=1, description="More words than this: rejected.")
-    blacklist: list[str] = Field(default_factory=lambda: list(PAPER_BLACKLIST),
-                                 description="Whole words (case-insensitive) that reject a task.")
-    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
-                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
-    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
-    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
-                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
-    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
-                                 description="An answer containing 'sorry' with fewer words than this fails.")
-    near_duplicate_threshold: float = Field(
-        default=0.9, ge=0, le=1,
-        description="Reject an example whose word-shingle Jaccard with a kept example is at least this (0: off).")
-    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
-    dedup_namespace: str | None = Field(default=None, max_length=200,
-                                        description="Name of a near-duplicate index shared with other jobs.")
     seed: int | None = Field(default=None, description="Seeds the persona order and each request.")
 
     @model_validator(mode="after")
@@ -393,7 +399,7 @@ class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams):
         return self
 
 
-class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams):
+class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams, PlannedRequestParams):
     """Parameters of one topic-tree job (Kiln's synthetic-data UI: topics, then data per topic).
 
     Either a stored tree (`topic_tree_id`) or a root description (`root`) that the job grows
@@ -411,31 +417,6 @@ class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams):
     breadth: int = Field(default=4, ge=1, le=20, description="Subtopics asked for per node.")
     tasks_per_leaf: int = Field(default=3, ge=1, le=100, description="Tasks written for each leaf.")
     tree_temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of the subtopics.")
-    # task requests
-    temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a task.")
-    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a task.")
-    max_tokens: int = Field(default=200, ge=8, le=8192, description="Token limit of a task; one that hits it fails "
-                            "as 'truncated_instruction'.")
-    response_temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of an answer.")
-    response_top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of an answer.")
-    response_max_tokens: int = Field(default=768, ge=4, le=32768, description="Token limit of an answer.")
-    min_words: int = Field(default=4, ge=1, description="Fewer words than this: rejected.")
-    max_words: int = Field(default=150, ge=1, description="More words than this: rejected.")
-    blacklist: list[str] = Field(default_factory=lambda: list(PAPER_BLACKLIST),
-                                 description="Whole words (case-insensitive) that reject a task.")
-    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
-                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
-    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
-    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
-                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
-    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
-                                 description="An answer containing 'sorry' with fewer words than this fails.")
-    near_duplicate_threshold: float = Field(
-        default=0.9, ge=0, le=1,
-        description="Reject an example whose word-shingle Jaccard with a kept example is at least this (0: off).")
-    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
-    dedup_namespace: str | None = Field(default=None, max_length=200,
-                                        description="Name of a near-duplicate index shared with other jobs.")
     seed: int | None = Field(default=None, description="Seeds each request.")
 
     @model_validator(mode="after")
