@@ -125,8 +125,13 @@ def embedded_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def llm_base_url(embedded_model_path, tmp_path_factory) -> str:
-    """The real embedded model (Gemma 3 270M on xllamacpp), one server per test session."""
+    """The real embedded model (Gemma 3 270M on xllamacpp), one server per test session
+    (or one already running, named by `SPROUT_TEST_LLM_URL`, shared by several sessions)."""
     from app.core.llm.embedded import EmbeddedServer
+
+    if os.environ.get("SPROUT_TEST_LLM_URL"):
+        yield os.environ["SPROUT_TEST_LLM_URL"]
+        return
 
     server = EmbeddedServer(
         data_dir=tmp_path_factory.mktemp("llm"),
@@ -141,8 +146,12 @@ def llm_base_url(embedded_model_path, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def chat_llm_base_url(tmp_path_factory) -> str:
     """The real embedded chat model (SmolLM2 135M Instruct on xllamacpp, its ChatML template
-    from the GGUF), one server per test session."""
+    from the GGUF), one server per test session (or `SPROUT_TEST_CHAT_LLM_URL`'s)."""
     from app.core.llm.embedded import CHAT_MODEL_ALIAS, EmbeddedServer
+
+    if os.environ.get("SPROUT_TEST_CHAT_LLM_URL"):
+        yield os.environ["SPROUT_TEST_CHAT_LLM_URL"]
+        return
 
     server = EmbeddedServer(data_dir=tmp_path_factory.mktemp("chat-llm"), model=CHAT_MODEL_ALIAS, parallel=4, threads=1)
     url = server.start()
