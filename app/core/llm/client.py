@@ -330,6 +330,15 @@ class LLMClient:
                 self._dialect = found or "completions"
         return self._dialect
 
+    async def props(self) -> dict[str, Any] | None:
+        """The first endpoint's llama.cpp `/props` that answers (its chat template, its special
+        tokens), or None (vLLM and hosted APIs have none); never raises, never counted."""
+        for ep in self._endpoints:
+            found = await self._props(ep)
+            if isinstance(found, dict):
+                return found
+        return None
+
     async def _props(self, ep: _Endpoint) -> Any:
         """llama.cpp's `/props` (server root), or None: never raises, never counted."""
         try:
