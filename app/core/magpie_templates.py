@@ -8,7 +8,7 @@ rendered in the template, then the same user prefix.
 Known families (`FAMILIES`): ChatML `<|im_start|>user\\n`; Llama 3
 `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\n`; Gemma
 `<bos><start_of_turn>user\\n`; Qwen 2 and 2.5 (ChatML with their default system turn) and
-Qwen 3 (ChatML, none). Any other model: its template text (llama.cpp's `/props`
+Qwen 3 (ChatML, none); SmolLM2 (ChatML with its default system turn). Any other model: its template text (llama.cpp's `/props`
 `chat_template`) rendered with jinja2, as Hugging Face renders it, with a sentinel user
 message, and cut before the sentinel (`from_chat_template`); or a prefix given as it is.
 
@@ -106,6 +106,8 @@ FAMILIES: dict[str, PreQuery] = {
     "qwen2": _chatml("qwen2", "You are a helpful assistant."),
     "qwen2.5": _chatml("qwen2.5", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."),
     "qwen3": _chatml("qwen3"),
+    # Sprout's embedded chat model (SmolLM2 Instruct): ChatML with its template's default system turn
+    "smollm2": _chatml("smollm2", "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
 }
 
 # a model id's family, when nothing better is known (the first pattern that matches)
@@ -115,6 +117,7 @@ _NAME_FAMILIES = (
     (re.compile(r"qwen[-_ ]?2|qwen[-_ ]?1\.5"), "qwen2"),
     (re.compile(r"llama[-_ ]?3"), "llama3"),
     (re.compile(r"gemma"), "gemma"),
+    (re.compile(r"smollm2"), "smollm2"),
 )
 
 
@@ -127,7 +130,7 @@ def family(name: str) -> PreQuery:
 
 
 def from_model_name(model: str | None) -> PreQuery | None:
-    """The family a model id names (Llama 3, Gemma, Qwen), or None."""
+    """The family a model id names (Llama 3, Gemma, Qwen, SmolLM2), or None."""
     low = (model or "").lower()
     for pattern, name in _NAME_FAMILIES:
         if pattern.search(low):

@@ -446,10 +446,10 @@ class MagpieParams(DecontaminationParams, BudgetParams, JudgeStepParams, RolePar
         description="Stop after this many decided candidates even short of the target (default: 20 x target).",
     )
     n_turns: int = Field(default=1, ge=1, le=10, description="User-assistant exchanges per conversation.")
-    template: Literal["auto", "chatml", "llama3", "gemma", "qwen2", "qwen2.5", "qwen3"] = Field(
+    template: Literal["auto", "chatml", "llama3", "gemma", "qwen2", "qwen2.5", "qwen3", "smollm2"] = Field(
         default="auto",
         description="The responder model's chat template family; auto: from the server's template text "
-        "(llama.cpp /props), else from the model id (Llama 3, Gemma, Qwen).",
+        "(llama.cpp /props), else from the model id (Llama 3, Gemma, Qwen, SmolLM2).",
     )
     pre_query_template: str | None = Field(
         default=None, min_length=1, max_length=4000,
