@@ -81,6 +81,8 @@ def test_a_magpie_then_evol_recipe_builds_a_version_with_a_real_worker(api_setti
     assert all("<|im_start|>" not in c.instruction and "<|im_end|>" not in c.instruction for c in candidates)
     roles = magpie_job.counters["roles"]
     assert roles["generator"]["completion_tokens"] > 0 and roles["responder"]["completion_tokens"] > 0
+    # the query goes raw through the completions endpoint, the answer through the chat API
+    assert roles["generator"]["dialect"] == "completions" and roles["responder"]["dialect"] == "chat"
     # the version holds rows grown from the magpie queries
     assert rows and all(r["lineage"] and r["lineage"][0]["instruction"] in queries for r in rows if r["lineage"])
     assert {r["method"] for r in rows} <= {"magpie", "evol_instruct"}
