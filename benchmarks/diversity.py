@@ -1,9 +1,10 @@
-"""Benchmark: Self-Instruct, persona and topic-tree jobs side by side, on one token budget and one model.
+"""Benchmark: Self-Instruct, persona, topic-tree and Magpie jobs side by side, on one token budget.
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/diversity.py                       # 20,000 tokens per method
     .venv/bin/python benchmarks/diversity.py --tokens 50000 --methods self_instruct,persona
     .venv/bin/python benchmarks/diversity.py --url http://host:8000/v1   # a running server instead
+    .venv/bin/python benchmarks/diversity.py --methods magpie --chat-url http://host:8001/v1
 
 Each method runs as a real job (`lifecycle.run_job`, SQLite in a temporary folder) against
 the same model server (the embedded model unless `--url`), with the same seed set
@@ -15,6 +16,11 @@ by rule, and the diversity report of the curated instructions (`app.core.diversi
 distinct-1/2, mean and p90 of each instruction's max ROUGE-L to the rest (within the
 method's own data), and verb-noun coverage with the distinct verbs. `--json FILE` writes
 everything.
+
+Magpie needs an aligned (instruct) model with raw completions access, so it runs on the
+embedded chat model (SmolLM2 135M Instruct) unless `--chat-url` names another server; the
+other methods run on `--url` (the embedded Gemma 3 270M base model). Same budget, same
+response limit; the model differs, and the table says which.
 """
 
 from __future__ import annotations
@@ -33,19 +39,21 @@ sys.path.insert(0, str(ROOT))
 from app import db
 from app.core import diversity_sources, jobs, store
 from app.core.jobs import lifecycle
-from app.core.llm.embedded import EmbeddedServer, bundled_model_path
+from app.core.llm.embedded import CHAT_MODEL_ALIAS, EmbeddedServer, bundled_model_path
 from app.core.seeds import load_seed_file
 from app.db import session_scope
 from app.settings import Settings
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
-METHODS = ("self_instruct", "persona", "topic_tree")
+METHODS = ("self_instruct", "persona", "topic_tree", "magpie")
+CHAT_METHODS = ("magpie",)  # run on the chat (instruct) model
 # the same response limits for every method, so a budget buys comparable examples
 PARAMS: dict[str, dict[str, Any]] = {
     "self_instruct": {"max_tokens": 320, "instance_max_tokens": 256},
     "persona": {"max_tokens": 120, "response_max_tokens": 256},
     "topic_tree": {"root": "Everyday tasks people ask an assistant for", "depth": 2, "breadth": 4,
                    "tasks_per_leaf": 4, "max_tokens": 120, "response_max_tokens": 256},
+    "magpie": {"max_tokens": 120, "response_max_tokens": 256},
 }
 
 
@@ -94,25 +102,30 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--url", default=None, help="An OpenAI-compatible server to use instead of the embedded model.")
+    ap.add_argument("--chat-url", default=None,
+                    help="An instruct model's server for Magpie (raw completions) instead of the embedded chat model.")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     results = []
     with tempfile.TemporaryDirectory(prefix="sprout-diversity-") as tmp_dir:
         tmp = Path(tmp_dir)
-        server = None
-        base_url = args.url
-        if base_url is None:
-            model = bundled_model_path(Path.home() / ".cache" / "sprout")  # the GGUF, assembled once
-            server = EmbeddedServer(data_dir=tmp, model_path=model, parallel=4)
-            base_url = server.start()
+        servers = []
+        base_url, chat_url = args.url, args.chat_url
         try:
+            if base_url is None and any(m not in CHAT_METHODS for m in methods):
+                model = bundled_model_path(Path.home() / ".cache" / "sprout")  # the GGUF, assembled once
+                servers.append(EmbeddedServer(data_dir=tmp, model_path=model, parallel=4))
+                base_url = servers[-1].start()
+            if chat_url is None and any(m in CHAT_METHODS for m in methods):
+                servers.append(EmbeddedServer(data_dir=tmp, model=CHAT_MODEL_ALIAS, parallel=4))
+                chat_url = servers[-1].start()
             for method in methods:
-                result = run(method, base_url, args.tokens, args.seed, tmp)
+                result = run(method, chat_url if method in CHAT_METHODS else base_url, args.tokens, args.seed, tmp)
                 results.append(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "diversity"}), flush=True)
         finally:
-            if server is not None:
+            for server in servers:
                 server.stop()
     print()
     print("| method | curated | tokens | curated per 10K tokens | acceptance | distinct-1 | distinct-2 "

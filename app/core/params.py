@@ -426,3 +426,77 @@ class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams, Plan
         if self.min_words > self.max_words:
             raise ValueError("min_words must not exceed max_words")
         return self
+
+
+class MagpieParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
+    """Parameters of one Magpie job (Xu et al., 2024; distilabel's `MagpieGenerator`).
+
+    The model that answers (the responder's; the job's model servers unless a responder is
+    set) writes each query from its own chat template's pre-query text, sent raw through
+    the completions endpoint, and answers it through the chat API. Query sampling is
+    Magpie's (temperature 1, top_p 1); answers are greedy by default, as magpie-align's
+    response script. No seed tasks are needed: a seed set, or a dataset's content in a
+    build, is only what the queries must be novel against."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: int = Field(default=100, ge=1, le=1_000_000, description="Stop when this many conversations are curated.")
+    max_candidates: int | None = Field(
+        default=None, ge=1, le=10_000_000,
+        description="Stop after this many decided candidates even short of the target (default: 20 x target).",
+    )
+    n_turns: int = Field(default=1, ge=1, le=10, description="User-assistant exchanges per conversation.")
+    template: Literal["auto", "chatml", "llama3", "gemma", "qwen2", "qwen2.5", "qwen3", "smollm2"] = Field(
+        default="auto",
+        description="The responder model's chat template family; auto: from the server's template text "
+        "(llama.cpp /props), else from the model id (Llama 3, Gemma, Qwen, SmolLM2).",
+    )
+    pre_query_template: str | None = Field(
+        default=None, min_length=1, max_length=4000,
+        description="The pre-query text itself (instead of template), e.g. '<|im_start|>user\\n'; later turns "
+        "render in its family's format when it ends with a ChatML, Llama 3 or Gemma user prefix.",
+    )
+    end_of_turn: list[str] = Field(
+        default_factory=list, max_length=8,
+        description="Strings that end a query (default: the template's end-of-turn tokens).",
+    )
+    language: Literal["en", "fr", "es", "de", "it", "pt", "nl", "any"] = Field(
+        default="en", description="Reject queries in another language (a script and function-word heuristic); "
+        "any: no check.",
+    )
+    temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a query (Magpie: 1).")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling of a query (Magpie: 1).")
+    max_tokens: int = Field(default=256, ge=8, le=8192,
+                            description="Token limit of a query; one that hits it fails as 'truncated_query'.")
+    response_temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of an answer.")
+    response_top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling of an answer.")
+    response_max_tokens: int = Field(default=1024, ge=4, le=32768,
+                                     description="Token limit of an answer; one that hits it fails as "
+                                     "'truncated_response'.")
+    min_words: int = Field(default=3, ge=1, description="A first query of fewer words: rejected ('too_short').")
+    max_words: int = Field(default=300, ge=1, description="A query of more words: rejected ('too_long').")
+    blacklist: list[str] = Field(default_factory=list, description="Whole words that reject a query (none by default).")
+    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
+                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
+    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
+    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
+                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
+    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
+                                 description="An answer containing 'sorry' with fewer words than this fails.")
+    near_duplicate_threshold: float = Field(
+        default=0.9, ge=0, le=1,
+        description="Reject a conversation whose word-shingle Jaccard with a kept one is at least this (0: off).")
+    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    dedup_namespace: str | None = Field(default=None, max_length=200,
+                                        description="Name of a near-duplicate index shared with other jobs.")
+    seed: int | None = Field(default=None, description="Seeds each request.")
+
+    @model_validator(mode="after")
+    def _check(self) -> MagpieParams:
+        if self.min_words > self.max_words:
+            raise ValueError("min_words must not exceed max_words")
+        if self.pre_query_template is not None and self.template != "auto":
+            raise ValueError("give template or pre_query_template, not both")
+        if any(not s for s in self.end_of_turn):
+            raise ValueError("end_of_turn: each a non-empty string")
+        return self

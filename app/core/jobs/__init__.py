@@ -11,6 +11,7 @@ commits). One module per kind registers it:
 * `sft.py` — supervised fine-tuning on a job's curated data, an export or a dataset version;
 * `dataset_build.py` — a dataset's recipe run as step jobs, committing its next version;
 * `version_handoff.py` — a new version's webhook, deliveries and gated training run;
+* `magpie.py` — Magpie: queries an aligned model writes from its own chat template;
 * `score.py` — an LLM judge's quality and complexity scores for a finished job's examples
   (`judging.py`: the scoring driver it shares with the generation kinds' `score_with_judge`).
 
@@ -21,6 +22,7 @@ line below.
 from app.core.jobs import (  # noqa: F401  (each registers its kind)
     dataset_build,
     evol_instruct,
+    magpie,
     persona,
     score,
     self_instruct,

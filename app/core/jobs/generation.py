@@ -136,8 +136,9 @@ def role_counters(clients: list[LLMClient], before: dict[str, Any]) -> dict[str,
     for client in clients:
         for role, usage in client.role_usage.items():
             roles[role] = roles[role].merge(usage) if role in roles else usage
-            if client.dialect_in_use:
-                dialect[role] = client.dialect_in_use
+            used = getattr(client, "role_dialects", {}).get(role) or client.dialect_in_use
+            if used:
+                dialect[role] = used
     out = {role: {k: v for k, v in usage.added_to(before.get(role) or {}).items() if k != "llm_last_errors"}
            for role, usage in roles.items()}
     for role, counted in (before or {}).items():

@@ -212,6 +212,7 @@ class LLMClient:
         self._dialect: Dialect | None = None if self.dialect == "auto" else self.dialect  # type: ignore[assignment]
         self._dialect_lock = asyncio.Lock()
         self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
+        self.role_dialects: dict[str, str] = {}  # the API that last answered each role's step
         n = len(self.base_urls)
         # the configured concurrency is for all endpoints together; each adapts on its own
         starts = [self.concurrency // n + (1 if i < self.concurrency % n else 0) for i in range(n)]
@@ -330,6 +331,15 @@ class LLMClient:
                 self._dialect = found or "completions"
         return self._dialect
 
+    async def props(self) -> dict[str, Any] | None:
+        """The first endpoint's llama.cpp `/props` that answers (its chat template, its special
+        tokens), or None (vLLM and hosted APIs have none); never raises, never counted."""
+        for ep in self._endpoints:
+            found = await self._props(ep)
+            if isinstance(found, dict):
+                return found
+        return None
+
     async def _props(self, ep: _Endpoint) -> Any:
         """llama.cpp's `/props` (server root), or None: never raises, never counted."""
         try:
@@ -356,6 +366,7 @@ class LLMClient:
         counted.prompt_tokens += completion.prompt_tokens
         counted.completion_tokens += completion.completion_tokens
         counted.cached_prompt_tokens += completion.cached_tokens
+        self.role_dialects[role] = completion.dialect  # a step may use another API than the client's dialect
         metrics.LLM_ROLE_STEPS.labels(role, "ok").inc()
         metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt").inc(completion.prompt_tokens)
         metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion").inc(completion.completion_tokens)
