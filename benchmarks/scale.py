@@ -26,14 +26,18 @@ Then the floor under both: the same streamed completions sent straight through
 `LLMClient` (no job), and through a bare `httpx.AsyncClient` (no Sprout at all).
 The machine may be shared: read medians and ratios, not single figures.
 
-`index`: the novelty index (`NoveltyIndex`, exact ROUGE-L) and the near-duplicate index
-(`NearDupIndex`, in memory) at pools of `--sizes` entries, each size in a fresh child
-process: time per add, time per check (median, p95, max over 300 candidates: variants of
+`index`: the novelty index (`NoveltyIndex`, exact ROUGE-L decisions) and the near-duplicate
+index (`NearDupIndex`, in memory) at pools of `--sizes` entries, each size in a fresh child
+process: time per add, time per check (the novelty index's two modes on the same index,
+interleaved: the prefix filter a job uses at large pools, and the full bound it used before,
+still exact below the threshold) (median, p95, max over 300 candidates: variants of
 pool entries near the threshold and fresh instructions, from `novelty_filter.py`'s
 generator), and the resident memory the index and its texts take (RSS after building,
 less RSS before the data existed). Baseline in the same run: an exact brute force
 (rapidfuzz LCS against every entry, all cores) on a sample of the candidates, whose
-decisions and maximum scores must equal the index's (exit 1 otherwise). The near-duplicate
+decisions must equal both modes' and maximum scores the full bound's, or the prefix
+filter's when above the threshold; the two modes must decide every candidate alike
+(exit 1 otherwise). The near-duplicate
 index is fed whole examples (instruction, input, output) in batches, as a build seeds it.
 
 `shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
@@ -269,23 +273,39 @@ def index_child(args: argparse.Namespace) -> None:
         sample = candidates[:: max(1, len(candidates) // args.brute)]
         brute = BruteForce(pool)
         del pool
-        times = []
-        results = {}
+        # Both modes on the same index, interleaved per candidate: `full` (the bound over
+        # every entry sharing a token, exact below the threshold too: the index before the
+        # prefix filter) and `prefix` (what a job's index does past `exact_pool_limit`).
+        modes = {"full": True, "prefix": False}
+        times: dict[str, list[float]] = {mode: [] for mode in modes}
+        results: dict[str, dict[int, Any]] = {mode: {} for mode in modes}
         for i, text in enumerate(candidates):
-            t0 = time.perf_counter()
-            results[i] = index.check(text)
-            times.append(time.perf_counter() - t0)
+            for mode, exact in (modes.items() if i % 2 else reversed(modes.items())):
+                index.exact_below_threshold = exact
+                t0 = time.perf_counter()
+                results[mode][i] = index.check(text)
+                times[mode].append(time.perf_counter() - t0)
         brute_times, wrong = [], 0
         for text in sample:
             t0 = time.perf_counter()
             scores = brute.scores(text)
             brute_times.append(time.perf_counter() - t0)
-            got = results[candidates.index(text)]
             best = float(scores.max()) if len(scores) else 0.0
-            wrong += (abs(best - got.max_rouge_l) > 1e-9) or ((best <= index.threshold) != got.novel)
+            full, prefix = (results[mode][candidates.index(text)] for mode in modes)
+            wrong += abs(best - full.max_rouge_l) > 1e-9 or (best <= index.threshold) != full.novel
+            wrong += (best <= index.threshold) != prefix.novel or (not prefix.novel and best != prefix.max_rouge_l)
+        # Every candidate: the two modes decide alike, with the same maximum when rejected.
+        wrong += sum(results["full"][i].novel != results["prefix"][i].novel
+                     or (not results["full"][i].novel and results["full"][i].max_rouge_l != results["prefix"][i].max_rouge_l)
+                     for i in results["full"])
         out["brute_ms"] = 1000 * statistics.median(brute_times)
         out["wrong"] = wrong
-        out["novel_share"] = sum(r.novel for r in results.values()) / len(results)
+        out["novel_share"] = sum(r.novel for r in results["prefix"].values()) / len(candidates)
+        for mode in modes:
+            ts = sorted(times[mode])
+            out[f"check_ms_{mode}"] = {"median": 1000 * statistics.median(ts), "p95": 1000 * ts[int(0.95 * len(ts))],
+                                       "max": 1000 * ts[-1]}
+        times = times["prefix"]
     else:
         docs = [(f"e{i}", example_text(text, "", text[::-1])) for i, text in enumerate(pool)]
         del pool
@@ -323,18 +343,24 @@ def index(args: argparse.Namespace) -> None:
         r = json.loads(line[7:])
         rows.append(r)
         c = r["check_ms"]
-        extra = (f"brute force {r['brute_ms']:.1f} ms ({r['brute_ms'] / c['median']:.0f}x), "
-                 f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel") if which == "novelty" else ""
+        extra = ""
+        if which == "novelty":
+            f = r["check_ms_full"]
+            extra = (f"(full bound: median {f['median']:.3f} ms p95 {f['p95']:.3f}, "
+                     f"{f['median'] / c['median']:.1f}x the prefix filter's); brute force {r['brute_ms']:.1f} ms, "
+                     f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel")
         print(f"  {which:7s} {r['size']:>9,} entries: add {r['add_us']:.1f} us, check median {c['median']:.3f} ms "
               f"p95 {c['p95']:.3f} max {c['max']:.3f}, memory {r['rss_mb']:.0f} MB  {extra}", flush=True)
     print()
     print("| index | entries | add (us) | check median (ms) | p95 (ms) | max (ms) | memory (MB) | brute force (ms) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        c = r["check_ms"]
-        brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
-        print(f"| {r['which']} | {r['size']:,} | {r['add_us']:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
-              f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
+        name = {"novelty": "novelty, prefix filter", "dedup": "near-duplicates"}[r["which"]]
+        for label, c in ([(name, r["check_ms"])] + ([("novelty, full bound", r["check_ms_full"])]
+                                                   if "check_ms_full" in r else [])):
+            brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
+            print(f"| {label} | {r['size']:,} | {r['add_us']:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
+                  f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
     if any(r.get("wrong") for r in rows):
         raise SystemExit("the novelty index disagreed with the brute force")
 
