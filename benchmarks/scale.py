@@ -38,7 +38,9 @@ less RSS before the data existed). Baseline in the same run: an exact brute forc
 decisions must equal both modes' and maximum scores the full bound's, or the prefix
 filter's when above the threshold; the two modes must decide every candidate alike
 (exit 1 otherwise). The near-duplicate
-index is fed whole examples (instruction, input, output) in batches, as a build seeds it.
+index is fed whole examples (instruction, input, output) in batches, as a build seeds it;
+its `before` is the module of `--dedup-before` (datasketch's in-memory tables), imported
+from git, at `--dedup-before-sizes`.
 
 `shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
 server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester
@@ -73,6 +75,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
 BEFORE = "96353c22fcd9d6bb83a97386a9792e87c87a855b"  # the revision before the cuts measured here
+DEDUP_BEFORE = "642b6ff"  # the last revision whose in-memory near-duplicate index was datasketch's
 
 
 def cpu_s() -> float:
@@ -309,6 +312,18 @@ def index_child(args: argparse.Namespace) -> None:
     else:
         docs = [(f"e{i}", example_text(text, "", text[::-1])) for i, text in enumerate(pool)]
         del pool
+        if args.which == "dedup_before":  # the module as it was, imported from that revision
+            import importlib.util
+
+            source = subprocess.run(["git", "show", f"{args.dedup_before}:app/core/filters/dedup.py"], cwd=ROOT,
+                                    capture_output=True, text=True, check=True).stdout
+            path = Path(tempfile.mkdtemp()) / "dedup_before.py"
+            path.write_text(source)
+            spec = importlib.util.spec_from_file_location("dedup_before", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["dedup_before"] = module
+            spec.loader.exec_module(module)
+            NearDupIndex = module.NearDupIndex
         index = NearDupIndex(threshold=0.9, num_perm=128)
         t0 = time.perf_counter()
         for start in range(0, len(docs), 1000):
@@ -332,9 +347,11 @@ def index_child(args: argparse.Namespace) -> None:
 def index(args: argparse.Namespace) -> None:
     rows = []
     plan = [("novelty", int(n)) for n in args.sizes.split(",") if n] + \
+           [("dedup_before", int(n)) for n in args.dedup_before_sizes.split(",") if n] + \
            [("dedup", int(n)) for n in args.dedup_sizes.split(",") if n]
     for which, size in plan:
-        cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute)]
+        cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute),
+               "--dedup-before", args.dedup_before]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -355,7 +372,8 @@ def index(args: argparse.Namespace) -> None:
     print("| index | entries | add (us) | check median (ms) | p95 (ms) | max (ms) | memory (MB) | brute force (ms) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        name = {"novelty": "novelty, prefix filter", "dedup": "near-duplicates"}[r["which"]]
+        name = {"novelty": "novelty, prefix filter", "dedup": "near-duplicates, numpy tables",
+                "dedup_before": "near-duplicates, datasketch's dicts (before)"}[r["which"]]
         for label, c in ([(name, r["check_ms"])] + ([("novelty, full bound", r["check_ms_full"])]
                                                    if "check_ms_full" in r else [])):
             brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
@@ -462,11 +480,14 @@ def main() -> None:
     i = sub.add_parser("index", help="the novelty and near-duplicate indexes at large pools")
     i.add_argument("--sizes", default="100000,1000000")
     i.add_argument("--dedup-sizes", default="100000,1000000")
+    i.add_argument("--dedup-before-sizes", default="100000", help="sizes for the datasketch tables (about 5 KB each)")
+    i.add_argument("--dedup-before", default=DEDUP_BEFORE, help="the revision whose dedup.py `before` imports")
     i.add_argument("--brute", type=int, default=20, help="candidates checked against the brute force")
     ic = sub.add_parser("_index")
     ic.add_argument("--which", required=True)
     ic.add_argument("--size", type=int, required=True)
     ic.add_argument("--brute", type=int, default=20)
+    ic.add_argument("--dedup-before", default=DEDUP_BEFORE)
     sh = sub.add_parser("shards", help="curated per second over 1, 2, 4 requester processes")
     sh.add_argument("--target", type=int, default=400)
     sh.add_argument("--workers", default="1,2,4")
