@@ -457,6 +457,118 @@ def shards_run(args: argparse.Namespace) -> None:
               f"{1000 * cpu / max(1, curated):.1f} | {curated / wall / base:.2f}x |")
 
 
+def paging(args: argparse.Namespace) -> None:
+    """A job of `--rows` instructions (one instance each) in a PostgreSQL database of its
+    own; a page at its start and at its end, by offset and by `after`, through the API."""
+    import random
+    import uuid
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import create_engine, text
+
+    from app import db
+    from app.api import keys
+    from app.api.main import create_app
+    from app.core import store
+    from app.core.seeds import load_seed_file
+    from app.settings import Settings
+
+    admin = create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+    name = f"sprout_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        db.upgrade(url)
+        fmt, tasks = load_seed_file(SEEDS)
+        with db.session_scope(url) as session:
+            key = keys.create_key(session, "bench", "bench")[1]
+            seed_set = store.import_seed_set(session, "bench", fmt, tasks, owner="bench")
+            job = store.create_job(session, "self_instruct", {"target": args.rows}, seed_set_id=seed_set.id,
+                                   owner="bench").id
+        n, rng = args.rows, random.Random(1)
+        t0 = time.perf_counter()
+        engine = create_engine(url)
+        with engine.begin() as conn:  # COPY through psycopg's own connection
+            raw = conn.connection.driver_connection
+            with raw.cursor().copy("COPY instructions (job_id, seq, instruction, fate, rule, max_rouge_l, "
+                                   "most_similar, in_pool, round, detail, created_at) FROM STDIN") as copy:
+                for seq in range(1, n + 1):
+                    accepted = rng.random() < 0.45
+                    copy.write_row((job, seq, f"Candidate instruction number {seq}, about {rng.random():.6f}.",
+                                    "accepted" if accepted else "rejected", None if accepted else "too_similar",
+                                    None if seq % 50 == 0 else round(rng.random(), 4), "[]", accepted, 0, "{}",
+                                    "2026-01-01T00:00:00"))
+            conn.execute(text("INSERT INTO instances (instruction_id, job_id, position, input, output, turns, fate) "
+                              "SELECT id, job_id, 0, '', 'An output for ' || seq, '[]', fate FROM instructions "
+                              "WHERE job_id = :job"), {"job": job})
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("VACUUM ANALYZE instructions"))
+            conn.execute(text("VACUUM ANALYZE instances"))
+        print(f"  {n:,} instructions and instances stored in {time.perf_counter() - t0:.1f} s", flush=True)
+        engine.dispose()
+        db.dispose_engines()
+        settings = Settings(database_url=url, redis_url=args.redis_url, data_dir=Path(tempfile.mkdtemp()) / "data")
+        headers = {"Authorization": f"Bearer {key}"}
+        base = f"/api/v1/jobs/{job}"
+        with TestClient(create_app(settings)) as client:
+            def get(path: str) -> dict[str, Any]:
+                response = client.get(path, headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
+                return response.json()
+
+            # the keys of the row just before the last page, as the page before it would give them
+            last = get(f"{base}/instructions?sort=seq&limit=1&offset={n - 51}")["items"][0]
+            last_score = get(f"{base}/instructions?sort=-max_rouge_l&limit=1&offset={n - 51}")["items"][0]
+            score_key = f"{last_score['max_rouge_l'] if last_score['max_rouge_l'] is not None else 'null'}:{last_score['seq']}"
+            cases = [
+                ("instructions, first page", f"{base}/instructions?limit=50"),
+                ("instructions, last page by offset", f"{base}/instructions?limit=50&offset={n - 50}"),
+                ("instructions, last page by after", f"{base}/instructions?limit=50&after={last['seq']}"),
+                ("instructions accepted, last page by offset",
+                 f"{base}/instructions?fate=accepted&limit=50&offset={int(0.45 * n) - 200}"),
+                ("instructions accepted, a late page by after",
+                 f"{base}/instructions?fate=accepted&limit=50&after={n - 400}"),
+                ("instructions by -max_rouge_l, last page by offset",
+                 f"{base}/instructions?sort=-max_rouge_l&limit=50&offset={n - 50}"),
+                ("instructions by -max_rouge_l, last page by after",
+                 f"{base}/instructions?sort=-max_rouge_l&limit=50&after={score_key}"),
+                ("instances, last page by offset", f"{base}/instances?limit=50&offset={n - 50}"),
+                ("instances, last page by after",
+                 f"{base}/instances?limit=50&after={n - 50}:0"),
+            ]
+            times: dict[str, list[float]] = {label: [] for label, _ in cases}
+            pages: dict[str, list[int]] = {}
+            for _ in range(args.repeats):
+                for label, path in cases:
+                    t0 = time.perf_counter()
+                    page = get(path)
+                    times[label].append(time.perf_counter() - t0)
+                    pages[label] = [item["id"] for item in page["items"]]
+            for what in ("instructions", "instructions by -max_rouge_l", "instances"):  # the same last page
+                by_offset, by_after = pages[f"{what}, last page by offset"], pages[f"{what}, last page by after"]
+                if by_offset != by_after or len(by_after) != 50:
+                    raise SystemExit(f"{what}: the last page by after differs from the one by offset")
+        with create_engine(url).connect() as conn:
+            t0 = time.perf_counter()
+            for _ in range(args.repeats):
+                conn.execute(text("SELECT count(*) FROM instructions WHERE job_id = :job"), {"job": job}).one()
+            count_ms = 1000 * (time.perf_counter() - t0) / args.repeats
+        print()
+        print(f"| request ({n:,}-row job, 50 a page) | median (ms) |")
+        print("|---|---|")
+        for label, _ in cases:
+            print(f"| {label} | {1000 * statistics.median(times[label]):.1f} |")
+        print(f"| (of which `total`: SELECT count(*) of the job's rows) | {count_ms:.1f} |")
+    finally:
+        db.dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -492,8 +604,15 @@ def main() -> None:
     sh.add_argument("--target", type=int, default=400)
     sh.add_argument("--workers", default="1,2,4")
     sh.add_argument("--redis-url", default=os.environ.get("SPROUT_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    pg = sub.add_parser("paging", help="a page of a 1M-row job's results, by offset and by after")
+    pg.add_argument("--rows", type=int, default=1_000_000)
+    pg.add_argument("--repeats", type=int, default=5)
+    pg.add_argument("--pg-admin-url", default=os.environ.get(
+        "SPROUT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"))
+    pg.add_argument("--redis-url", default=os.environ.get("SPROUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                    help="The API's broker (nothing is enqueued).")
     args = ap.parse_args()
-    {"shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
+    {"paging": paging, "shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
 
 
 if __name__ == "__main__":

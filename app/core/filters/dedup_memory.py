@@ -105,11 +105,13 @@ class HashMultimap:
     def get(self, hashes: np.ndarray) -> list[int]:
         """Every document stored under any of `hashes` (a document once per hash it holds)."""
         out: list[int] = []
-        if len(self._hashes):
-            lo = np.searchsorted(self._hashes, hashes, "left")
-            hi = np.searchsorted(self._hashes, hashes, "right")
-            for a, b in zip(lo.tolist(), hi.tolist()):
-                if b > a:
+        stored = self._hashes
+        if len(stored):
+            lo = np.searchsorted(stored, hashes, "left")
+            found = stored[np.minimum(lo, len(stored) - 1)] == hashes
+            if found.any():  # most lookups find nothing: the end of a run only where one starts
+                hit = hashes[found]
+                for a, b in zip(lo[found].tolist(), np.searchsorted(stored, hit, "right").tolist()):
                     out.extend(self._docs[a:b].tolist())
         recent = self._recent
         for h in hashes.tolist():
