@@ -563,9 +563,12 @@ def paging(args: argparse.Namespace) -> None:
         print(f"| (of which `total`: SELECT count(*) of the job's rows) | {count_ms:.1f} |")
     finally:
         db.dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        if args.keep_db:
+            print(f"  kept: {url}")
+        else:
+            with admin.connect() as conn:
+                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
 
@@ -607,6 +610,7 @@ def main() -> None:
     pg = sub.add_parser("paging", help="a page of a 1M-row job's results, by offset and by after")
     pg.add_argument("--rows", type=int, default=1_000_000)
     pg.add_argument("--repeats", type=int, default=5)
+    pg.add_argument("--keep-db", action="store_true", help="leave the database (its URL is printed)")
     pg.add_argument("--pg-admin-url", default=os.environ.get(
         "SPROUT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"))
     pg.add_argument("--redis-url", default=os.environ.get("SPROUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -172,27 +172,31 @@ def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: Fate
                    q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0, after: AfterQ = None,
                    min_quality: MinQualityQ = None, judge: JudgeQ = None) -> Page[InstanceWithInstruction]:
     owned(session, Job, job_id, owner, "job")
-    query = select(Instance, Instruction.instruction, Instruction.seq) \
-        .join(Instruction, Instance.instruction_id == Instruction.id) \
-        .where(Instance.job_id == job_id)
+    on_instances = [Instance.job_id == job_id]  # filters on the instances alone
     if fate is not None:
-        query = query.where(Instance.fate == fate.value)
+        on_instances.append(Instance.fate == fate.value)
     if rule is not None:
-        query = query.where(Instance.rule == rule)
+        on_instances.append(Instance.rule == rule)
+    if min_quality is not None:
+        on_instances.append(storage.score_at_least(Instance.id, "quality", min_quality, judge))
+    query = select(Instance, Instruction.instruction, Instruction.seq) \
+        .join(Instruction, Instance.instruction_id == Instruction.id).where(*on_instances)
     if q:
         pattern = _like(q)
         query = query.where(Instance.input.ilike(pattern, escape="\\") | Instance.output.ilike(pattern, escape="\\")
                             | Instruction.instruction.ilike(pattern, escape="\\"))
-    if min_quality is not None:
-        query = query.where(storage.score_at_least(Instance.id, "quality", min_quality, judge))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    else:  # the join changes no count: counted on the instances alone, much cheaper at a million
+        total = session.exec(select(func.count()).select_from(Instance).where(*on_instances)).one()
     if after is not None:
         _no_offset_with(after, offset)
         try:
             seq, position = (int(part) for part in after.split(":"))
         except ValueError:
             raise field_error(["query", "after"], f"not an instance key (use a page's next_after): {after!r}") from None
-        query = query.where((Instruction.seq > seq) | ((Instruction.seq == seq) & (Instance.position > position)))
+        # `seq >= ` first, on the instructions' (job_id, seq) index, so the database starts there
+        query = query.where(Instruction.job_id == job_id, Instruction.seq >= seq,
+                            (Instruction.seq > seq) | (Instance.position > position))
     rows = session.exec(query.order_by(Instruction.seq, Instance.position).offset(offset).limit(limit + 1)).all()
     more, rows = len(rows) > limit, rows[:limit]
     scores = _scores(session, [inst.id for inst, _, _ in rows], judge)
