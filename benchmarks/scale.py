@@ -4,6 +4,7 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15]
     .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
     .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--redis-url URL]
+    .venv/bin/python benchmarks/scale.py paging [--rows 1000000] [--repeats 5] [--keep-db]
 
 `overhead`: one `sprout generate`-shaped run (Self-Instruct on `seeds/default.jsonl`,
 the service's defaults, SQLite in a temporary folder, `lifecycle.run_job` in-process, as
@@ -41,6 +42,13 @@ filter's when above the threshold; the two modes must decide every candidate ali
 index is fed whole examples (instruction, input, output) in batches, as a build seeds it;
 its `before` is the module of `--dedup-before` (datasketch's in-memory tables), imported
 from git, at `--dedup-before-sizes`.
+
+`paging`: a job of `--rows` instructions (one instance each), stored by COPY in a PostgreSQL
+database of its own (dropped after), and a page of 50 at its start and at its end through
+the API (in-process), by `offset` and by `after` (keyset), for the instructions in `seq`
+order, the accepted ones, the `-max_rouge_l` order and the instances; medians of
+`--repeats`, and what the page's `total` (a count of the job's rows) costs alone. The last
+page by `after` must equal the last page by offset (exit 1 otherwise).
 
 `shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
 server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester

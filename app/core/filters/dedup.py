@@ -20,7 +20,7 @@ index. So every reported pair has Jaccard >= threshold, and a pair at Jaccard J 
 with probability 1 - (1 - J**rows)**bands.
 
 Without Redis the index lives in numpy arrays (`dedup_memory.CompactTables`, a few
-hundred bytes a document instead of datasketch's dicts and sets, about 5 KB).
+hundred bytes to a kilobyte a document instead of datasketch's dicts and sets, about 5 KB).
 With a Redis URL the LSH tables (datasketch's Redis storage), the exact-hash table and
 the shingle sets live in Redis under one namespace, so every worker process shares one
 index; a Redis lock around each check-and-insert makes it atomic, so two workers adding

@@ -1,4 +1,4 @@
-"""The near-duplicate index of one process in numpy arrays: a few hundred bytes a document.
+"""The near-duplicate index of one process in numpy arrays: under a kilobyte a document.
 
 datasketch's in-memory `MinHashLSH` keeps, for every document and band, a bytes key, a set
 and two dict entries, and the exact check needs every document's shingle set beside it:
