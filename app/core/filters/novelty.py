@@ -18,16 +18,18 @@ accepted and rejected candidates alike, while only a few LCS are computed.
 
 At a large pool the common words' posting lists hold most of the pool, so that bincount
 alone costs tens of milliseconds at a million entries. Past `exact_pool_limit` entries
-(unless `exact_below_threshold` says otherwise), a check therefore first applies the prefix filter of set-similarity joins: F >= t
-needs LCS >= L = ceil(t·m/(2-t)), hence a token overlap of at least L, so an entry must
-share one of the candidate's m-L+1 rarest (token, occurrence) keys (those the pool has
-fewest entries for; a token the pool never saw is the rarest of all, with none). Only
-the posting lists of those keys are read; each probed entry's overlap is bounded by the
-probed keys it holds plus the keys left unprobed, and entries whose length cannot reach
-t (m·t/(2-t) <= n <= m·(2-t)/t) are dropped before any LCS. Every entry scoring t or more
-is found, so every decision, and the maximum and the top-k whenever they are above the
-threshold, are those of the full scan; below it, they are the best among the entries
-probed (each score itself exact).
+(unless `exact_below_threshold` says otherwise), a check therefore applies the prefix
+filter of set-similarity joins instead: F >= t needs LCS >= L = ceil(t·m/(2-t)), hence a
+token overlap of at least L, so an entry must share one of the candidate's m-L+1 rarest
+(token, occurrence) keys (those the pool has fewest entries for; a token the pool never
+saw is the rarest of all, with none). Only the lists of those keys (and of any other
+short ones) are read; entries whose length cannot reach t (m·t/(2-t) <= n <= m·(2-t)/t)
+or whose probed keys plus the unprobed ones fall short of L are dropped; the long lists
+left, sorted by construction, are binary-searched for the survivors only, which gives
+their exact overlap; then LCS as above. Every entry scoring t or more is found, so every
+decision, and the maximum and the top-k whenever they are above the threshold, are those
+of the full scan; below it, they are the best among the entries probed (each score
+itself exact).
 
 Tokens are stored as integer ids, and each entry's id sequence as a `str` whose
 characters are the ids (one code point per token), because rapidfuzz computes the LCS of
