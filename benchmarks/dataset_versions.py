@@ -29,7 +29,10 @@ Figures, each against a baseline measured in this run:
 2. Streamed export of the latest version (`--size` rows) in the messages format, in a
    fresh child process: rows/s and the child's peak RSS, against the same rows read in one
    query into a list and rendered at once by `app.core.export.render` (how a job's export
-   is written), also in a fresh child. Targets: >= 50K rows/s, peak < 500 MB.
+   is written), also in a fresh child; and the stream of a version of a fifth of the rows,
+   whose peak RSS against the full version's shows memory against rows (1.0 = constant).
+   Targets: >= 50K rows/s, peak < 500 MB. Then a diff of the first version and the latest:
+   its counts, and its added rows streamed, in a fresh child, with its peak RSS.
 3. Seeding a build's novelty index (`NoveltyIndex`) from the dataset's `--size`
    instructions streamed out of the database (`seeding.novelty_texts`), against filling
    it from the same texts already in memory. Target: < 10 s.
@@ -115,7 +118,7 @@ def fresh_postgres() -> tuple[str, Callable[[], None]]:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
     def drop() -> None:
-        db.get_engine.cache_clear()
+        db.dispose_engines()
         with admin.connect() as conn:
             conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -173,6 +176,21 @@ def child_export(url: str, dataset_id: int, number: int, mode: str) -> None:
                       "start_mb": rss_start}))
 
 
+def child_diff(url: str, dataset_id: int, a: int, b: int) -> None:
+    """The counts of the diff from version a to b, then its added rows streamed (and dropped)."""
+    from app.core.datasets import diff as version_diff
+
+    rss_start = peak_rss_mb()
+    start = time.perf_counter()
+    with Session(db.get_engine(url)) as s:
+        counts = version_diff.diff_numbers(s, dataset_id, a, b)
+        counted_s = time.perf_counter() - start
+        rows = sum(1 for _ in version_diff.diff_rows(s, v.get_version(s, dataset_id, a),
+                                                     v.get_version(s, dataset_id, b), "added"))
+    print(json.dumps({"rows": rows, "added": counts.added, "counts_seconds": counted_s,
+                      "seconds": time.perf_counter() - start, "peak_mb": peak_rss_mb(), "start_mb": rss_start}))
+
+
 def run_child(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -188,10 +206,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed commits per size (median)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--child-export", nargs=4, metavar=("URL", "DATASET", "VERSION", "MODE"), help=argparse.SUPPRESS)
+    ap.add_argument("--list-max", type=int, default=300_000,
+                    help="rows the list baseline renders at most (past it: the version of a fifth of the rows)")
+    ap.add_argument("--child-diff", nargs=4, metavar=("URL", "DATASET", "A", "B"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_export:
         url, ds_id, number, mode = args.child_export
         child_export(url, int(ds_id), int(number), mode)
+        return
+    if args.child_diff:
+        url, ds_id, a, b = args.child_diff
+        child_diff(url, int(ds_id), int(a), int(b))
         return
 
     cleanup = None
@@ -282,21 +307,36 @@ def main() -> None:
             del index, index2, texts_from_db  # before the export children start
 
         # 2. streamed export in fresh processes ----------------------------------------------------
-        db.get_engine.cache_clear()
+        db.dispose_engines()
         stream = run_child(["--child-export", url, str(big_id), str(number), "stream"])
-        base = run_child(["--child-export", url, str(big_id), str(number), "list"])
-        assert stream["rows"] == base["rows"] == rows_big and stream["chars"] == base["chars"]
+        fifth = max(1, number // 5)  # a version of about a fifth of the rows: memory against rows
+        stream_fifth = run_child(["--child-export", url, str(big_id), str(fifth), "stream"])
+        diffed = run_child(["--child-diff", url, str(big_id), "1", str(number)])
+        assert diffed["rows"] == diffed["added"] == rows_big - FILL_CHUNK, diffed
+        # The list baseline holds every row: past --list-max rows it renders the fifth instead.
+        listed = number if rows_big <= args.list_max else fifth
+        base = run_child(["--child-export", url, str(big_id), str(listed), "list"])
+        same = stream if listed == number else stream_fifth
+        assert same["rows"] == base["rows"] and same["chars"] == base["chars"] and stream["rows"] == rows_big
         rate, base_rate = stream["rows"] / stream["seconds"], base["rows"] / base["seconds"]
         print(f"\n  2. export of version {number} ({rows_big:,} rows, messages JSONL, "
               f"{stream['chars'] / 1e6:,.0f} M characters), each in a fresh process "
               "(rows/s of wall time; in brackets, of the exporting process's own CPU time):")
-        print(f"     baseline, one list rendered at once:  {base_rate:>9,.0f} rows/s "
+        print(f"     baseline, one list rendered at once{'' if listed == number else f' (version {listed})'}:  {base_rate:>9,.0f} rows/s "
               f"({base['rows'] / base['cpu_seconds']:>7,.0f})   peak RSS {base['peak_mb']:6.0f} MB")
         print(f"     streamed (keyset pages):              {rate:>9,.0f} rows/s "
               f"({stream['rows'] / stream['cpu_seconds']:>7,.0f})   peak RSS {stream['peak_mb']:6.0f} MB "
               f"(after imports, before the export: {stream['start_mb']:.0f} MB)")
+        print(f"     streamed, version {fifth} ({stream_fifth['rows']:,} rows):  "
+              f"{stream_fifth['rows'] / stream_fifth['seconds']:>9,.0f} rows/s            "
+              f"peak RSS {stream_fifth['peak_mb']:6.0f} MB (memory against rows: "
+              f"{stream['peak_mb'] / stream_fifth['peak_mb']:.2f}x for {stream['rows'] / stream_fifth['rows']:.1f}x the rows)")
         print(f"     targets: >= 50,000 rows/s {'met' if rate >= 50_000 else 'NOT met'}; "
               f"peak < 500 MB {'met' if stream['peak_mb'] < 500 else 'NOT met'}")
+        print(f"\n  2b. diff of version 1 and version {number} in a fresh process: counts in "
+              f"{diffed['counts_seconds'] * 1000:,.0f} ms; its {diffed['rows']:,} added rows streamed in "
+              f"{diffed['seconds']:.1f} s ({diffed['rows'] / diffed['seconds']:,.0f} rows/s), "
+              f"peak RSS {diffed['peak_mb']:.0f} MB")
 
         print(f"\n  3. seeding a build's novelty index with {n_texts:,} instructions (seeds + live examples; "
               "in brackets, this process's CPU time):")
@@ -314,7 +354,7 @@ def main() -> None:
                     conn.execute(text("DELETE FROM datasets WHERE owner = :o AND name = :n"), {"o": OWNER, "n": name})
                     conn.execute(text("DELETE FROM seed_sets WHERE owner = :o AND name = :n"), {"o": OWNER, "n": name})
         if tmpdir is not None:
-            db.get_engine.cache_clear()
+            db.dispose_engines()
             tmpdir.cleanup()
 
 

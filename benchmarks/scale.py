@@ -4,6 +4,7 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15]
     .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
     .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--redis-url URL]
+    .venv/bin/python benchmarks/scale.py paging [--rows 1000000] [--repeats 5] [--keep-db]
 
 `overhead`: one `sprout generate`-shaped run (Self-Instruct on `seeds/default.jsonl`,
 the service's defaults, SQLite in a temporary folder, `lifecycle.run_job` in-process, as
@@ -26,15 +27,28 @@ Then the floor under both: the same streamed completions sent straight through
 `LLMClient` (no job), and through a bare `httpx.AsyncClient` (no Sprout at all).
 The machine may be shared: read medians and ratios, not single figures.
 
-`index`: the novelty index (`NoveltyIndex`, exact ROUGE-L) and the near-duplicate index
-(`NearDupIndex`, in memory) at pools of `--sizes` entries, each size in a fresh child
-process: time per add, time per check (median, p95, max over 300 candidates: variants of
+`index`: the novelty index (`NoveltyIndex`, exact ROUGE-L decisions) and the near-duplicate
+index (`NearDupIndex`, in memory) at pools of `--sizes` entries, each size in a fresh child
+process: time per add, time per check (the novelty index's two modes on the same index,
+interleaved: the prefix filter a job uses at large pools, and the full bound it used before,
+still exact below the threshold) (median, p95, max over 300 candidates: variants of
 pool entries near the threshold and fresh instructions, from `novelty_filter.py`'s
 generator), and the resident memory the index and its texts take (RSS after building,
 less RSS before the data existed). Baseline in the same run: an exact brute force
 (rapidfuzz LCS against every entry, all cores) on a sample of the candidates, whose
-decisions and maximum scores must equal the index's (exit 1 otherwise). The near-duplicate
-index is fed whole examples (instruction, input, output) in batches, as a build seeds it.
+decisions must equal both modes' and maximum scores the full bound's, or the prefix
+filter's when above the threshold; the two modes must decide every candidate alike
+(exit 1 otherwise). The near-duplicate
+index is fed whole examples (instruction, input, output) in batches, as a build seeds it;
+its `before` is the module of `--dedup-before` (datasketch's in-memory tables), imported
+from git, at `--dedup-before-sizes`.
+
+`paging`: a job of `--rows` instructions (one instance each), stored by COPY in a PostgreSQL
+database of its own (dropped after), and a page of 50 at its start and at its end through
+the API (in-process), by `offset` and by `after` (keyset), for the instructions in `seq`
+order, the accepted ones, the `-max_rouge_l` order and the instances; medians of
+`--repeats`, and what the page's `total` (a count of the job's rows) costs alone. The last
+page by `after` must equal the last page by offset (exit 1 otherwise).
 
 `shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
 server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester
@@ -69,6 +83,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
 BEFORE = "96353c22fcd9d6bb83a97386a9792e87c87a855b"  # the revision before the cuts measured here
+DEDUP_BEFORE = "642b6ff"  # the last revision whose in-memory near-duplicate index was datasketch's
 
 
 def cpu_s() -> float:
@@ -269,26 +284,54 @@ def index_child(args: argparse.Namespace) -> None:
         sample = candidates[:: max(1, len(candidates) // args.brute)]
         brute = BruteForce(pool)
         del pool
-        times = []
-        results = {}
+        # Both modes on the same index, interleaved per candidate: `full` (the bound over
+        # every entry sharing a token, exact below the threshold too: the index before the
+        # prefix filter) and `prefix` (what a job's index does past `exact_pool_limit`).
+        modes = {"full": True, "prefix": False}
+        times: dict[str, list[float]] = {mode: [] for mode in modes}
+        results: dict[str, dict[int, Any]] = {mode: {} for mode in modes}
         for i, text in enumerate(candidates):
-            t0 = time.perf_counter()
-            results[i] = index.check(text)
-            times.append(time.perf_counter() - t0)
+            for mode, exact in (modes.items() if i % 2 else reversed(modes.items())):
+                index.exact_below_threshold = exact
+                t0 = time.perf_counter()
+                results[mode][i] = index.check(text)
+                times[mode].append(time.perf_counter() - t0)
         brute_times, wrong = [], 0
         for text in sample:
             t0 = time.perf_counter()
             scores = brute.scores(text)
             brute_times.append(time.perf_counter() - t0)
-            got = results[candidates.index(text)]
             best = float(scores.max()) if len(scores) else 0.0
-            wrong += (abs(best - got.max_rouge_l) > 1e-9) or ((best <= index.threshold) != got.novel)
+            full, prefix = (results[mode][candidates.index(text)] for mode in modes)
+            wrong += abs(best - full.max_rouge_l) > 1e-9 or (best <= index.threshold) != full.novel
+            wrong += (best <= index.threshold) != prefix.novel or (not prefix.novel and best != prefix.max_rouge_l)
+        # Every candidate: the two modes decide alike, with the same maximum when rejected.
+        wrong += sum(results["full"][i].novel != results["prefix"][i].novel
+                     or (not results["full"][i].novel and results["full"][i].max_rouge_l != results["prefix"][i].max_rouge_l)
+                     for i in results["full"])
         out["brute_ms"] = 1000 * statistics.median(brute_times)
         out["wrong"] = wrong
-        out["novel_share"] = sum(r.novel for r in results.values()) / len(results)
+        out["novel_share"] = sum(r.novel for r in results["prefix"].values()) / len(candidates)
+        for mode in modes:
+            ts = sorted(times[mode])
+            out[f"check_ms_{mode}"] = {"median": 1000 * statistics.median(ts), "p95": 1000 * ts[int(0.95 * len(ts))],
+                                       "max": 1000 * ts[-1]}
+        times = times["prefix"]
     else:
         docs = [(f"e{i}", example_text(text, "", text[::-1])) for i, text in enumerate(pool)]
         del pool
+        if args.which == "dedup_before":  # the module as it was, imported from that revision
+            import importlib.util
+
+            source = subprocess.run(["git", "show", f"{args.dedup_before}:app/core/filters/dedup.py"], cwd=ROOT,
+                                    capture_output=True, text=True, check=True).stdout
+            path = Path(tempfile.mkdtemp()) / "dedup_before.py"
+            path.write_text(source)
+            spec = importlib.util.spec_from_file_location("dedup_before", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["dedup_before"] = module
+            spec.loader.exec_module(module)
+            NearDupIndex = module.NearDupIndex
         index = NearDupIndex(threshold=0.9, num_perm=128)
         t0 = time.perf_counter()
         for start in range(0, len(docs), 1000):
@@ -312,9 +355,11 @@ def index_child(args: argparse.Namespace) -> None:
 def index(args: argparse.Namespace) -> None:
     rows = []
     plan = [("novelty", int(n)) for n in args.sizes.split(",") if n] + \
+           [("dedup_before", int(n)) for n in args.dedup_before_sizes.split(",") if n] + \
            [("dedup", int(n)) for n in args.dedup_sizes.split(",") if n]
     for which, size in plan:
-        cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute)]
+        cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute),
+               "--dedup-before", args.dedup_before]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -323,18 +368,25 @@ def index(args: argparse.Namespace) -> None:
         r = json.loads(line[7:])
         rows.append(r)
         c = r["check_ms"]
-        extra = (f"brute force {r['brute_ms']:.1f} ms ({r['brute_ms'] / c['median']:.0f}x), "
-                 f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel") if which == "novelty" else ""
+        extra = ""
+        if which == "novelty":
+            f = r["check_ms_full"]
+            extra = (f"(full bound: median {f['median']:.3f} ms p95 {f['p95']:.3f}, "
+                     f"{f['median'] / c['median']:.1f}x the prefix filter's); brute force {r['brute_ms']:.1f} ms, "
+                     f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel")
         print(f"  {which:7s} {r['size']:>9,} entries: add {r['add_us']:.1f} us, check median {c['median']:.3f} ms "
               f"p95 {c['p95']:.3f} max {c['max']:.3f}, memory {r['rss_mb']:.0f} MB  {extra}", flush=True)
     print()
     print("| index | entries | add (us) | check median (ms) | p95 (ms) | max (ms) | memory (MB) | brute force (ms) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        c = r["check_ms"]
-        brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
-        print(f"| {r['which']} | {r['size']:,} | {r['add_us']:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
-              f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
+        name = {"novelty": "novelty, prefix filter", "dedup": "near-duplicates, numpy tables",
+                "dedup_before": "near-duplicates, datasketch's dicts (before)"}[r["which"]]
+        for label, c in ([(name, r["check_ms"])] + ([("novelty, full bound", r["check_ms_full"])]
+                                                   if "check_ms_full" in r else [])):
+            brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
+            print(f"| {label} | {r['size']:,} | {r['add_us']:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
+                  f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
     if any(r.get("wrong") for r in rows):
         raise SystemExit("the novelty index disagreed with the brute force")
 
@@ -413,6 +465,121 @@ def shards_run(args: argparse.Namespace) -> None:
               f"{1000 * cpu / max(1, curated):.1f} | {curated / wall / base:.2f}x |")
 
 
+def paging(args: argparse.Namespace) -> None:
+    """A job of `--rows` instructions (one instance each) in a PostgreSQL database of its
+    own; a page at its start and at its end, by offset and by `after`, through the API."""
+    import random
+    import uuid
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import create_engine, text
+
+    from app import db
+    from app.api import keys
+    from app.api.main import create_app
+    from app.core import store
+    from app.core.seeds import load_seed_file
+    from app.settings import Settings
+
+    admin = create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+    name = f"sprout_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        db.upgrade(url)
+        fmt, tasks = load_seed_file(SEEDS)
+        with db.session_scope(url) as session:
+            key = keys.create_key(session, "bench", "bench")[1]
+            seed_set = store.import_seed_set(session, "bench", fmt, tasks, owner="bench")
+            job = store.create_job(session, "self_instruct", {"target": args.rows}, seed_set_id=seed_set.id,
+                                   owner="bench").id
+        n, rng = args.rows, random.Random(1)
+        t0 = time.perf_counter()
+        engine = create_engine(url)
+        with engine.begin() as conn:  # COPY through psycopg's own connection
+            raw = conn.connection.driver_connection
+            with raw.cursor().copy("COPY instructions (job_id, seq, instruction, fate, rule, max_rouge_l, "
+                                   "most_similar, in_pool, round, detail, created_at) FROM STDIN") as copy:
+                for seq in range(1, n + 1):
+                    accepted = rng.random() < 0.45
+                    copy.write_row((job, seq, f"Candidate instruction number {seq}, about {rng.random():.6f}.",
+                                    "accepted" if accepted else "rejected", None if accepted else "too_similar",
+                                    None if seq % 50 == 0 else round(rng.random(), 4), "[]", accepted, 0, "{}",
+                                    "2026-01-01T00:00:00"))
+            conn.execute(text("INSERT INTO instances (instruction_id, job_id, position, input, output, turns, fate) "
+                              "SELECT id, job_id, 0, '', 'An output for ' || seq, '[]', fate FROM instructions "
+                              "WHERE job_id = :job"), {"job": job})
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("VACUUM ANALYZE instructions"))
+            conn.execute(text("VACUUM ANALYZE instances"))
+        print(f"  {n:,} instructions and instances stored in {time.perf_counter() - t0:.1f} s", flush=True)
+        engine.dispose()
+        db.dispose_engines()
+        settings = Settings(database_url=url, redis_url=args.redis_url, data_dir=Path(tempfile.mkdtemp()) / "data")
+        headers = {"Authorization": f"Bearer {key}"}
+        base = f"/api/v1/jobs/{job}"
+        with TestClient(create_app(settings)) as client:
+            def get(path: str) -> dict[str, Any]:
+                response = client.get(path, headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
+                return response.json()
+
+            # the keys of the row just before the last page, as the page before it would give them
+            last = get(f"{base}/instructions?sort=seq&limit=1&offset={n - 51}")["items"][0]
+            last_score = get(f"{base}/instructions?sort=-max_rouge_l&limit=1&offset={n - 51}")["items"][0]
+            score_key = f"{last_score['max_rouge_l'] if last_score['max_rouge_l'] is not None else 'null'}:{last_score['seq']}"
+            cases = [
+                ("instructions, first page", f"{base}/instructions?limit=50"),
+                ("instructions, last page by offset", f"{base}/instructions?limit=50&offset={n - 50}"),
+                ("instructions, last page by after", f"{base}/instructions?limit=50&after={last['seq']}"),
+                ("instructions accepted, last page by offset",
+                 f"{base}/instructions?fate=accepted&limit=50&offset={int(0.45 * n) - 200}"),
+                ("instructions accepted, a late page by after",
+                 f"{base}/instructions?fate=accepted&limit=50&after={n - 400}"),
+                ("instructions by -max_rouge_l, last page by offset",
+                 f"{base}/instructions?sort=-max_rouge_l&limit=50&offset={n - 50}"),
+                ("instructions by -max_rouge_l, last page by after",
+                 f"{base}/instructions?sort=-max_rouge_l&limit=50&after={score_key}"),
+                ("instances, last page by offset", f"{base}/instances?limit=50&offset={n - 50}"),
+                ("instances, last page by after",
+                 f"{base}/instances?limit=50&after={n - 50}:0"),
+            ]
+            times: dict[str, list[float]] = {label: [] for label, _ in cases}
+            pages: dict[str, list[int]] = {}
+            for _ in range(args.repeats):
+                for label, path in cases:
+                    t0 = time.perf_counter()
+                    page = get(path)
+                    times[label].append(time.perf_counter() - t0)
+                    pages[label] = [item["id"] for item in page["items"]]
+            for what in ("instructions", "instructions by -max_rouge_l", "instances"):  # the same last page
+                by_offset, by_after = pages[f"{what}, last page by offset"], pages[f"{what}, last page by after"]
+                if by_offset != by_after or len(by_after) != 50:
+                    raise SystemExit(f"{what}: the last page by after differs from the one by offset")
+        with create_engine(url).connect() as conn:
+            t0 = time.perf_counter()
+            for _ in range(args.repeats):
+                conn.execute(text("SELECT count(*) FROM instructions WHERE job_id = :job"), {"job": job}).one()
+            count_ms = 1000 * (time.perf_counter() - t0) / args.repeats
+        print()
+        print(f"| request ({n:,}-row job, 50 a page) | median (ms) |")
+        print("|---|---|")
+        for label, _ in cases:
+            print(f"| {label} | {1000 * statistics.median(times[label]):.1f} |")
+        print(f"| (of which `total`: SELECT count(*) of the job's rows) | {count_ms:.1f} |")
+    finally:
+        db.dispose_engines()
+        if args.keep_db:
+            print(f"  kept: {url}")
+        else:
+            with admin.connect() as conn:
+                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -436,17 +603,28 @@ def main() -> None:
     i = sub.add_parser("index", help="the novelty and near-duplicate indexes at large pools")
     i.add_argument("--sizes", default="100000,1000000")
     i.add_argument("--dedup-sizes", default="100000,1000000")
+    i.add_argument("--dedup-before-sizes", default="100000", help="sizes for the datasketch tables (about 5 KB each)")
+    i.add_argument("--dedup-before", default=DEDUP_BEFORE, help="the revision whose dedup.py `before` imports")
     i.add_argument("--brute", type=int, default=20, help="candidates checked against the brute force")
     ic = sub.add_parser("_index")
     ic.add_argument("--which", required=True)
     ic.add_argument("--size", type=int, required=True)
     ic.add_argument("--brute", type=int, default=20)
+    ic.add_argument("--dedup-before", default=DEDUP_BEFORE)
     sh = sub.add_parser("shards", help="curated per second over 1, 2, 4 requester processes")
     sh.add_argument("--target", type=int, default=400)
     sh.add_argument("--workers", default="1,2,4")
     sh.add_argument("--redis-url", default=os.environ.get("SPROUT_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    pg = sub.add_parser("paging", help="a page of a 1M-row job's results, by offset and by after")
+    pg.add_argument("--rows", type=int, default=1_000_000)
+    pg.add_argument("--repeats", type=int, default=5)
+    pg.add_argument("--keep-db", action="store_true", help="leave the database (its URL is printed)")
+    pg.add_argument("--pg-admin-url", default=os.environ.get(
+        "SPROUT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"))
+    pg.add_argument("--redis-url", default=os.environ.get("SPROUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                    help="The API's broker (nothing is enqueued).")
     args = ap.parse_args()
-    {"shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
+    {"paging": paging, "shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
 
 
 if __name__ == "__main__":

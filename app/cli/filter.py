@@ -107,7 +107,7 @@ def novelty(
         raise CliError(f"--top-k must be at least 0, got {top_k}")
     pool_texts = _read_instructions(pool)
     texts = _read_instructions(candidates)
-    index = NoveltyIndex(threshold=threshold, top_k=top_k, mean_sample=0)
+    index = NoveltyIndex(threshold=threshold, top_k=top_k, mean_sample=0, exact_below_threshold=True)
     for text in pool_texts:
         index.add(text)
     rows = []

@@ -57,7 +57,7 @@ def max_rouge_to_rest(texts: Sequence[str], sample: Sequence[int] | None = None)
 
     Exact: the novelty index's top-2 lookup, with the text's own entry left out (an identical
     copy elsewhere in the set still scores 1.0)."""
-    index = NoveltyIndex(threshold=1.0, top_k=2, mean_sample=0)
+    index = NoveltyIndex(threshold=1.0, top_k=2, mean_sample=0, exact_below_threshold=True)
     index.add_many(texts)
     out = []
     for i in (range(len(texts)) if sample is None else sample):

@@ -131,13 +131,20 @@ def test_evidence_of_a_too_similar_row_paging_search_sort_and_an_evolution_tree(
     # search, sort and page through every row; the URL keeps each
     page.click("text=Clear filters")
     wait_text(page, "#rows-summary", "Rows 1–25 of 60")
-    page.click("#page-next")
+    with page.expect_request(lambda r: "/instructions?" in r.url) as asked:  # Next pages by key
+        page.click("#page-next")
+    assert "after=25" in asked.value.url and "offset" not in asked.value.url
     wait_text(page, "#rows-summary", "Rows 26–50 of 60")
+    assert "#26" in page.inner_text("#rows li.row .seq")
     assert "page=2" in page.url
-    page.reload()
+    with page.expect_request(lambda r: "/instructions?" in r.url) as asked:  # no key known: by offset
+        page.reload()
+    assert "offset=25" in asked.value.url
     wait_text(page, "#rows-summary", "Rows 26–50 of 60")
-    page.fill("#page-number", "3")
-    page.press("#page-number", "Enter")
+    with page.expect_request(lambda r: "/instructions?" in r.url) as asked:  # the page after it: by key
+        page.fill("#page-number", "3")
+        page.press("#page-number", "Enter")
+    assert "after=50" in asked.value.url
     wait_text(page, "#rows-summary", "Rows 51–60 of 60")
     page.fill("#search", "number 42:")
     page.press("#search", "Enter")

@@ -158,3 +158,51 @@ def test_an_evol_instruct_export_over_http_is_the_cli_export_byte_for_byte(api, 
     plain = api.ok("post", "/api/v1/jobs", 201, json={"kind": "self_instruct", "seed_set_id": seed_set})["id"]
     refused = api.post("/api/v1/exports", json={"job_id": plain, "final_only": True})
     assert refused.status_code == 422 and refused.json()["errors"][0]["loc"] == ["body", "final_only"]
+
+
+def walk(api, path: str, limit: int) -> list[dict]:
+    """Every page of `path` by `after=next_after`, asserting each page's size."""
+    got: list[dict] = []
+    after = None
+    while True:
+        page = api.ok("get", path + f"&limit={limit}" + (f"&after={after}" if after else ""))
+        got += page["items"]
+        after = page["next_after"]
+        if after is None:
+            return got
+        assert len(page["items"]) == limit
+
+
+@pytest.mark.parametrize("sort", ["seq", "-seq", "max_rouge_l", "-max_rouge_l"])
+def test_keyset_pages_have_no_duplicates_and_no_gaps(api, job, pg_url, sort):
+    """Paging by `after` gives exactly the one-request listing, in order, whatever the sort
+    (scores tied and missing included), filter and page size; for instances too."""
+    rng = __import__("random").Random(sort)
+    store_candidates(pg_url, job, [
+        CandidateRecord(f"Task {i}.", rng.random() < 0.5, rule=None, in_pool=True,
+                        max_rouge_l=rng.choice([None, 0.25, 0.5, round(rng.random(), 3)]),
+                        instances=[InstanceCandidate(f"in {i}.{k}", f"out {i}.{k}") for k in range(rng.randint(0, 3))])
+        for i in range(60)])
+    for query in (f"sort={sort}", f"sort={sort}&fate=accepted", f"sort={sort}&q=task%201"):
+        whole = api.ok("get", f"/api/v1/jobs/{job}/instructions?{query}&limit=500")
+        assert whole["next_after"] is None and len(whole["items"]) == whole["total"]
+        for limit in (1, 7, 13):
+            paged = walk(api, f"/api/v1/jobs/{job}/instructions?{query}", limit)
+            assert [i["id"] for i in paged] == [i["id"] for i in whole["items"]], (query, limit)
+    whole = api.ok("get", f"/api/v1/jobs/{job}/instances?fate=accepted&limit=500")["items"]
+    assert len(whole) > 30
+    assert [i["id"] for i in walk(api, f"/api/v1/jobs/{job}/instances?fate=accepted", 4)] == [i["id"] for i in whole]
+
+
+def test_keyset_paging_goes_on_past_rows_added_meanwhile_and_refuses_bad_keys(api, job, pg_url):
+    first = api.ok("get", f"/api/v1/jobs/{job}/instructions?limit=3")
+    assert [i["seq"] for i in first["items"]] == [1, 2, 3] and first["next_after"] == "3"
+    store_candidates(pg_url, job, [CandidateRecord("A late task.", True, in_pool=True)])
+    rest = walk(api, f"/api/v1/jobs/{job}/instructions?sort=seq&after={first['next_after']}", 2)
+    assert [i["seq"] for i in rest] == [4, 5, 6]
+    for query in ("after=x", "sort=max_rouge_l&after=0.5", "sort=max_rouge_l&after=nan:3", "after=3&offset=2",
+                  "after=" + "9" * 65):
+        response = api.get(f"/api/v1/jobs/{job}/instructions?{query}")
+        assert response.status_code == 422 and ("after" in response.text or "offset" in response.text), query
+    response = api.get(f"/api/v1/jobs/{job}/instances?after=1")
+    assert response.status_code == 422 and "instance key" in response.text

@@ -1,4 +1,5 @@
-"""Near-duplicate index in memory: exact and near copies found, distinct documents kept."""
+"""Near-duplicate index in memory: exact and near copies found, distinct documents kept, the
+compact tables deciding like datasketch's."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import random
 
 import numpy as np
 import pytest
-from datasketch import MinHash
+from datasketch import MinHash, MinHashLSH
 
+from app.core.filters import dedup_memory
 from app.core.filters.dedup import (
     DedupError,
     NearDupIndex,
@@ -140,3 +142,71 @@ def test_bad_parameters():
         NearDupIndex(threshold=0)
     with pytest.raises(ValueError):
         NearDupIndex(num_perm=4)
+
+
+# --- the in-memory tables against datasketch's ---------------------------------------------
+def test_hash_multimap_returns_every_document_across_merges(monkeypatch):
+    """Lookups equal a dict of lists's, before and after merges, with repeated hashes."""
+    monkeypatch.setattr(dedup_memory, "_MERGE_MIN", 50)
+    rng = random.Random(4)
+    table = dedup_memory.HashMultimap()
+    reference: dict[int, list[int]] = {}
+    hashes = [rng.getrandbits(64) for _ in range(300)] + [0, 2**64 - 1]
+    for doc in range(2000):
+        mine = rng.sample(hashes, 3)
+        table.add(mine, doc)
+        for h in mine:
+            reference.setdefault(h, []).append(doc)
+        if doc % 97 == 0:
+            probe = rng.sample(hashes, 5) + [12345]
+            got = table.get(np.array(probe, dtype=np.uint64))
+            assert sorted(got) == sorted(d for h in probe for d in reference.get(h, []))
+    assert len(table) == 6000 and len(table._recent) < len(reference)  # merged at least once
+
+
+def test_in_memory_tables_decide_like_datasketchs_lsh(monkeypatch):
+    """A stream of originals, near copies, exact copies and clusters through the compact
+    tables (merging every 64 entries) and through datasketch's MinHashLSH with the exact
+    Jaccard check: the same match, or none, for every document."""
+    monkeypatch.setattr(dedup_memory, "_MERGE_MIN", 64)
+    rng = random.Random(5)
+    texts: list[str] = []
+    for _ in range(400):
+        r = rng.random()
+        if r < 0.5 or not texts:
+            texts.append(document(rng, rng.randint(5, 90)))
+        elif r < 0.8:  # a near copy: one or two words edited
+            words = rng.choice(texts).split()
+            for _ in range(rng.randint(1, 2)):
+                words[rng.randrange(len(words))] = f"w{rng.randrange(50)}"
+            texts.append(" ".join(words))
+        else:
+            texts.append("  " + rng.choice(texts))
+    index = NearDupIndex(threshold=0.8)
+    got = index.match_and_add_many([(f"k{i}", t) for i, t in enumerate(texts)])
+
+    hasher = ShingleHasher()
+    lsh = MinHashLSH(num_perm=128, params=(index.bands, index.rows))
+    stored: dict[str, np.ndarray] = {}
+    exact: dict[str, str] = {}
+    expected: list[tuple[str, bool, float] | None] = []
+    for i, (text, shingles, signature) in enumerate(
+            zip(texts, hasher.shingle_sets(texts), hasher.signatures(hasher.shingle_sets(texts)))):
+        norm = " ".join(text.split())
+        if norm in exact:
+            expected.append((exact[norm], True, 1.0))
+            continue
+        sims = [(jaccard(shingles, stored[k]), k) for k in lsh.query(hasher.lean(signature))]
+        sims = [(s, k) for s, k in sims if s >= 0.8]
+        if sims:
+            s = max(s for s, _ in sims)
+            best = min(k for s2, k in sims if s2 == s)
+            expected.append((best, False, s))
+            continue
+        expected.append(None)
+        lsh.insert(f"k{i}", hasher.lean(signature))
+        stored[f"k{i}"] = shingles
+        exact[norm] = f"k{i}"
+    assert [(m.key, m.exact, m.jaccard) if m else None for m in got] == expected
+    assert sum(m is not None and not m.exact for m in got) > 40 and sum(m is None for m in got) > 100
+    assert len(index) == sum(m is None for m in got)

@@ -1,5 +1,9 @@
 """The novelty index agrees exactly with rouge-score, and finds the exact top-k.
 
+With `exact_below_threshold` every score is the full scan's; without it (a job's index,
+pruned by the prefix filter) every decision is, and the maximum and top-k above the
+threshold.
+
 Cases are generated near the 0.7 threshold (word swaps, insertions, deletions and
 replacements of real seed instructions), plus the awkward inputs: empty strings,
 punctuation only, non-ASCII text and repeated tokens.
@@ -13,6 +17,7 @@ import random
 import pytest
 from rouge_score import rouge_scorer
 
+from app.core.filters import novelty
 from app.core.filters.novelty import NoveltyIndex
 from app.core.filters.rouge import rouge_l, tokenize
 
@@ -90,7 +95,7 @@ def test_pairwise_scores_equal_rouge_score(seeds, scorer):
 
 def test_index_matches_rouge_score_on_near_threshold_cases(seeds, scorer):
     pool = seeds[:120] + make_cases(seeds, 80, seed=3) + ODD
-    index = NoveltyIndex()
+    index = NoveltyIndex(exact_below_threshold=True)
     for text in pool:
         index.add(text)
     candidates = make_cases(seeds, 250, seed=4) + ODD
@@ -117,19 +122,21 @@ def test_scores_exactly_at_the_threshold_decide_like_rouge_score(scorer):
         prediction = words[:lcs] + [f"x{i}" for i in range(n - lcs)]
         cases.append((" ".join(target), " ".join(prediction)))
     for target, prediction in cases:
-        index = NoveltyIndex()
-        index.add(prediction)
-        expected = scorer.score(target, prediction)["rougeL"].fmeasure
-        result = index.check(target)
-        assert result.max_rouge_l == expected
-        assert result.novel == (expected <= 0.7)
+        for exact in (True, False):
+            index = NoveltyIndex(exact_below_threshold=exact)
+            index.add(prediction)
+            expected = scorer.score(target, prediction)["rougeL"].fmeasure
+            result = index.check(target)
+            assert result.novel == (expected <= 0.7)
+            if exact or not result.novel:
+                assert result.max_rouge_l == expected
 
 
 def test_top_k_is_exact_on_a_larger_pool(seeds):
     """Against a brute force over 3,000 entries (rouge.py, checked above)."""
     pool = make_cases(seeds, 3000, seed=5)
     tokens = [tokenize(t) for t in pool]
-    index = NoveltyIndex(top_k=25)
+    index = NoveltyIndex(top_k=25, exact_below_threshold=True)
     for text in pool:
         index.add(text)
     for text in make_cases(seeds, 150, seed=6) + ["Write a poem", "the"]:
@@ -138,6 +145,76 @@ def test_top_k_is_exact_on_a_larger_pool(seeds):
         result = index.check(text)
         assert result.max_rouge_l == max(scores)
         assert [s for _, s in result.most_similar] == sorted((s for s in scores if s > 0), reverse=True)[:25]
+
+
+@pytest.fixture(scope="module")
+def scanned(seeds, scorer) -> tuple[list[str], list[tuple[str, list[float]]]]:
+    """A pool, and candidates each with rouge-score's F against every pool entry: edited
+    seeds, pool entries themselves, odd inputs, and words shuffled or reversed (token
+    overlap without a long common subsequence, what the overlap bound cannot tell)."""
+    rng = random.Random(12)
+    pool = seeds[:100] + make_cases(seeds, 400, seed=10) + ODD
+    pool += [" ".join(rng.choice(pool).split()[::-1]) for _ in range(50)]
+    candidates = make_cases(seeds, 120, seed=11) + rng.sample(pool, 30) + ODD
+    candidates += [" ".join(rng.sample(words, len(words))) for words in (c.split() for c in candidates[:40])]
+    return pool, [(text, brute_force(pool, text, scorer)) for text in candidates]
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9, 1.0])
+@pytest.mark.parametrize("extra_probe", [0, 4096])
+def test_the_pruned_index_decides_like_a_full_scan(scanned, threshold, extra_probe, monkeypatch):
+    """The prefix filter (a job's index) against rouge-score over every pool entry: the same
+    decision, the same maximum and top-k above the threshold, and every score it gives exact.
+
+    `extra_probe` 0 reads only the prefix's lists and finds the other overlaps by binary
+    search; 4096 reads every list of this small pool."""
+    monkeypatch.setattr(novelty, "_EXTRA_PROBE", extra_probe)
+    pool, cases = scanned
+    index = NoveltyIndex(threshold=threshold, top_k=5, exact_below_threshold=False)
+    index.add_many(pool)
+    decided = {True: 0, False: 0}
+    for text, scores in cases:
+        best = max(scores)
+        result = index.check(text)
+        assert result.novel == (best <= threshold), text
+        by_text: dict[str, set[float]] = {}
+        for entry, score in zip(pool, scores):
+            by_text.setdefault(entry, set()).add(score)
+        assert all(score in by_text[entry] for entry, score in result.most_similar)
+        above = sorted((s for s in scores if s > threshold), reverse=True)[:5]
+        assert [s for _, s in result.most_similar if s > threshold] == above, text
+        if not result.novel:
+            assert result.max_rouge_l == best
+        else:
+            assert result.max_rouge_l <= best
+        decided[result.novel] += 1
+    assert decided[True] > 10
+    assert decided[False] > 10 or threshold == 1.0  # nothing scores above 1.0
+
+
+def test_a_job_index_scores_below_the_threshold_exactly_until_its_pool_is_large(scanned):
+    """The default: the full bound up to `exact_pool_limit` entries, the prefix filter past it."""
+    pool, cases = scanned
+    index = NoveltyIndex(top_k=3)
+    index.exact_pool_limit = len(pool)
+    index.add_many(pool)
+    pruned = NoveltyIndex(top_k=3, exact_below_threshold=False)
+    pruned.add_many(pool)
+    below = [(text, max(scores)) for text, scores in cases if 0 < max(scores) <= 0.7]
+    assert all(index.check(text).max_rouge_l == best for text, best in below)
+    assert any(pruned.check(text).max_rouge_l < best for text, best in below)
+    index.add("one more entry")  # past the limit: pruned like `pruned`
+    pruned.add("one more entry")
+    assert [index.check(t).max_rouge_l for t, _ in below] == [pruned.check(t).max_rouge_l for t, _ in below]
+
+
+def test_unknown_tokens_alone_can_rule_out_every_entry():
+    """A candidate with more unseen tokens than it may miss is novel without reading a list."""
+    index = NoveltyIndex(mean_sample=0, exact_below_threshold=False)
+    index.add_many(["write a poem about the sea", "write a story about the sea"])
+    result = index.check("write zzz yyy xxx www vvv")
+    assert result.novel and result.max_rouge_l == 0.0 and result.most_similar == []
+    assert not index.check("write a poem about the sea now").novel
 
 
 def test_accepted_candidates_join_the_pool():
@@ -192,9 +269,9 @@ def test_mean_is_exact_on_small_pools_and_a_close_estimate_on_large_ones(seeds):
 def test_vocabularies_beyond_the_code_space_fall_back_to_lists(seeds, scorer):
     """Token ids past `_char_limit` switch the index to int lists; results are unchanged."""
     pool = seeds[:60] + ODD
-    narrow = NoveltyIndex()
+    narrow = NoveltyIndex(exact_below_threshold=True)
     narrow._char_limit = 50  # the real limit is 0x110000 tokens; this crosses it early
-    wide = NoveltyIndex()
+    wide = NoveltyIndex(exact_below_threshold=True)
     for text in pool:
         narrow.add(text)
         wide.add(text)

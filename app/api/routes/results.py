@@ -5,10 +5,15 @@ and the judges that scored the job (what a `judge=` can name).
 `q` is a case-insensitive substring match (ILIKE; SQLite and PostgreSQL alike), with `%`
 and `_` taken literally. Instructions are in decision order (`seq`) unless `sort` asks for
 the most or least similar first (rows without a score last).
+
+Both lists page by `offset`, or by keyset: each page's `next_after` names its last row's
+sort key, and `after=` that value starts the next page just past it through the index,
+where an `offset` deep into a million-row job makes the database walk every row before it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Annotated, Literal
 
@@ -17,7 +22,7 @@ from sqlalchemy import exists, func
 from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
-from app.api.errors import LimitedJsonRoute
+from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page, Text
 from app.api.schemas.results import (
     InstanceOut,
@@ -37,6 +42,8 @@ RuleQ = Annotated[str | None, Query(max_length=64, description="Only rejections 
 SearchQ = Annotated[Text | None, Query(max_length=500, description="Case-insensitive text search.")]
 LimitQ = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 OffsetQ = Annotated[int, Query(ge=0, le=2**31)]
+AfterQ = Annotated[str | None, Query(max_length=64, description="Start just past this row: a page's `next_after` "
+                                    "(keyset paging; with the same `sort`, and `offset` left at 0).")]
 MinQualityQ = Annotated[float | None, Query(ge=0, le=6, description="Only examples whose LLM-judge quality score "
                                             "(1-6) is at least this (the `judge=` judge's, else the latest).")]
 JudgeQ = Annotated[str | None, Query(min_length=1, max_length=200,
@@ -49,6 +56,32 @@ ORDER = {
     "max_rouge_l": (Instruction.max_rouge_l.asc().nulls_last(), Instruction.seq),
     "-max_rouge_l": (Instruction.max_rouge_l.desc().nulls_last(), Instruction.seq),
 }
+
+
+def _after_instructions(query, sort: str, after: str):
+    """`query` restricted to the rows that come after the key `after` in `sort`'s order."""
+    try:
+        if sort in ("seq", "-seq"):
+            seq = int(after)
+            return query.where(Instruction.seq > seq if sort == "seq" else Instruction.seq < seq)
+        value, seq_text = after.rsplit(":", 1)
+        seq = int(seq_text)
+        score = None if value == "null" else float(value)
+        if score is not None and not math.isfinite(score):
+            raise ValueError(value)
+    except ValueError:
+        raise field_error(["query", "after"], f"not a key of sort={sort} (use a page's next_after): {after!r}") from None
+    if score is None:  # past every scored row: the unscored ones, by seq
+        return query.where(Instruction.max_rouge_l.is_(None), Instruction.seq > seq)
+    beyond = Instruction.max_rouge_l > score if sort == "max_rouge_l" else Instruction.max_rouge_l < score
+    return query.where(beyond | ((Instruction.max_rouge_l == score) & (Instruction.seq > seq))
+                       | Instruction.max_rouge_l.is_(None))
+
+
+def _key_of(row: Instruction, sort: str) -> str:
+    if sort in ("seq", "-seq"):
+        return str(row.seq)
+    return f"{'null' if row.max_rouge_l is None else repr(float(row.max_rouge_l))}:{row.seq}"
 
 
 def _like(q: str) -> str:
@@ -102,7 +135,7 @@ def _with_pool_fates(session: Session, job_id: int, rows: list[Instruction]) -> 
 @router.get("/instructions", summary="The job's candidate instructions, with fate, rule and instances")
 def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
                       q: SearchQ = None, sort: SortQ = "seq", limit: LimitQ = 50,
-                      offset: OffsetQ = 0, min_quality: MinQualityQ = None,
+                      offset: OffsetQ = 0, after: AfterQ = None, min_quality: MinQualityQ = None,
                       judge: JudgeQ = None) -> Page[InstructionOut]:
     owned(session, Job, job_id, owner, "job")
     query = select(Instruction).where(Instruction.job_id == job_id)
@@ -116,37 +149,61 @@ def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: F
         query = query.where(exists().where(Instance.instruction_id == Instruction.id,
                                            storage.score_at_least(Instance.id, "quality", min_quality, judge)))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit)).all()
+    if after is not None:
+        _no_offset_with(after, offset)
+        query = _after_instructions(query, sort, after)
+    rows = session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit + 1)).all()
+    more, rows = len(rows) > limit, rows[:limit]
     instances = _instances_of(session, [r.id for r in rows], judge)
     similar = _with_pool_fates(session, job_id, rows)
     items = [InstructionOut(**{**r.model_dump(), "most_similar": s}, instances=instances.get(r.id, []))
              for r, s in zip(rows, similar)]
-    return Page(items=items, total=total, limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset,
+                next_after=_key_of(rows[-1], sort) if more else None)
+
+
+def _no_offset_with(after: str, offset: int) -> None:
+    if offset:
+        raise field_error(["query", "offset"], f"give offset or after, not both (offset={offset}, after={after!r})")
 
 
 @router.get("/instances", summary="The job's instances (input/output pairs), with fate and rule")
 def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
-                   q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0, min_quality: MinQualityQ = None,
-                   judge: JudgeQ = None) -> Page[InstanceWithInstruction]:
+                   q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0, after: AfterQ = None,
+                   min_quality: MinQualityQ = None, judge: JudgeQ = None) -> Page[InstanceWithInstruction]:
     owned(session, Job, job_id, owner, "job")
-    query = select(Instance, Instruction.instruction).join(Instruction, Instance.instruction_id == Instruction.id) \
-        .where(Instance.job_id == job_id)
+    on_instances = [Instance.job_id == job_id]  # filters on the instances alone
     if fate is not None:
-        query = query.where(Instance.fate == fate.value)
+        on_instances.append(Instance.fate == fate.value)
     if rule is not None:
-        query = query.where(Instance.rule == rule)
+        on_instances.append(Instance.rule == rule)
+    if min_quality is not None:
+        on_instances.append(storage.score_at_least(Instance.id, "quality", min_quality, judge))
+    query = select(Instance, Instruction.instruction, Instruction.seq) \
+        .join(Instruction, Instance.instruction_id == Instruction.id).where(*on_instances)
     if q:
         pattern = _like(q)
         query = query.where(Instance.input.ilike(pattern, escape="\\") | Instance.output.ilike(pattern, escape="\\")
                             | Instruction.instruction.ilike(pattern, escape="\\"))
-    if min_quality is not None:
-        query = query.where(storage.score_at_least(Instance.id, "quality", min_quality, judge))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Instruction.seq, Instance.position).offset(offset).limit(limit)).all()
-    scores = _scores(session, [inst.id for inst, _ in rows], judge)
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    else:  # the join changes no count: counted on the instances alone, much cheaper at a million
+        total = session.exec(select(func.count()).select_from(Instance).where(*on_instances)).one()
+    if after is not None:
+        _no_offset_with(after, offset)
+        try:
+            seq, position = (int(part) for part in after.split(":"))
+        except ValueError:
+            raise field_error(["query", "after"], f"not an instance key (use a page's next_after): {after!r}") from None
+        # `seq >= ` first, on the instructions' (job_id, seq) index, so the database starts there
+        query = query.where(Instruction.job_id == job_id, Instruction.seq >= seq,
+                            (Instruction.seq > seq) | (Instance.position > position))
+    rows = session.exec(query.order_by(Instruction.seq, Instance.position).offset(offset).limit(limit + 1)).all()
+    more, rows = len(rows) > limit, rows[:limit]
+    scores = _scores(session, [inst.id for inst, _, _ in rows], judge)
     items = [InstanceWithInstruction(**inst.model_dump(), instruction=text, scores=scores.get(inst.id, {}))
-             for inst, text in rows]
-    return Page(items=items, total=total, limit=limit, offset=offset)
+             for inst, text, _ in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset,
+                next_after=f"{rows[-1][2]}:{rows[-1][0].position}" if more else None)
 
 
 @router.get("/judges", summary="The LLM judges that scored the job's examples, the latest first")

@@ -44,12 +44,15 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
 
 
 class Page(BaseModel, Generic[T]):
-    """One page of a list; ask for the next with `offset=offset+limit` while it is below `total`."""
+    """One page of a list; ask for the next with `offset=offset+limit` while it is below `total`
+    (or, where a list gives one, with `after=next_after`, which costs the same on every page)."""
 
     items: list[T]
     total: int = Field(description="Items matching the filters, all pages together.")
     limit: int
     offset: int
+    next_after: str | None = Field(default=None, description="Where the next page starts (keyset paging, "
+                                   "on lists that offer `after`); null on the last page.")
 
 
 class ErrorBody(BaseModel):

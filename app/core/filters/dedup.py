@@ -19,6 +19,8 @@ with the exact Jaccard similarity of the two shingle sets, which are stored next
 index. So every reported pair has Jaccard >= threshold, and a pair at Jaccard J is found
 with probability 1 - (1 - J**rows)**bands.
 
+Without Redis the index lives in numpy arrays (`dedup_memory.CompactTables`, a few
+hundred bytes to a kilobyte a document instead of datasketch's dicts and sets, about 5 KB).
 With a Redis URL the LSH tables (datasketch's Redis storage), the exact-hash table and
 the shingle sets live in Redis under one namespace, so every worker process shares one
 index; a Redis lock around each check-and-insert makes it atomic, so two workers adding
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from app.core.filters.dedup_memory import CompactTables
 from app.core.urls import redact
 
 SHINGLE_SIZE = 3
@@ -186,37 +188,6 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # --- where the index lives -----------------------------------------------------------------
-class _MemoryTables:
-    """Exact hashes and shingle sets of one process."""
-
-    def __init__(self) -> None:
-        self.exact: dict[bytes, str] = {}
-        self.shingles: dict[str, np.ndarray] = {}
-        self._lock = threading.RLock()
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        with self._lock:
-            yield
-
-    def get_exact(self, digest: bytes) -> str | None:
-        return self.exact.get(digest)
-
-    def add(self, key: str, digest: bytes, shingles: np.ndarray) -> None:
-        self.exact.setdefault(digest, key)
-        self.shingles[key] = shingles
-
-    def get_shingles(self, keys: list[str]) -> list[np.ndarray | None]:
-        return [self.shingles.get(k) for k in keys]
-
-    def size(self) -> int:
-        return len(self.shingles)
-
-    def clear(self) -> None:
-        self.exact.clear()
-        self.shingles.clear()
-
-
 class _RedisTables:
     """Exact hashes, shingle sets and the lock, in Redis hashes under `prefix`."""
 
@@ -329,7 +300,7 @@ class NearDupIndex:
         self._hasher = ShingleHasher(num_perm, shingle_size)
         # Parameters are part of the prefix: an index built with others is another index.
         self.prefix = f"{namespace}:j{threshold:g}:p{num_perm}:b{self.bands}x{self.rows}:n{shingle_size}:"
-        storage: dict[str, Any] = {"type": "dict"}
+        self._lsh: MinHashLSH | None = None
         if redis_url:
             import redis
 
@@ -340,10 +311,11 @@ class NearDupIndex:
             except redis.RedisError as exc:
                 raise DedupError(f"cannot reach Redis at {redact(redis_url)}: {exc}") from None
             storage = {"type": "redis", "basename": f"{self.prefix}lsh".encode(), "redis": kwargs}
-            self._tables: _MemoryTables | _RedisTables = _RedisTables(client, self.prefix, lock_timeout)
+            self._tables: CompactTables | _RedisTables = _RedisTables(client, self.prefix, lock_timeout)
+            self._lsh = MinHashLSH(num_perm=num_perm, params=(self.bands, self.rows), storage_config=storage,
+                                   prepickle=False)
         else:
-            self._tables = _MemoryTables()
-        self._lsh = MinHashLSH(num_perm=num_perm, params=(self.bands, self.rows), storage_config=storage, prepickle=False)
+            self._tables = CompactTables(self.bands, self.rows)
 
     def __len__(self) -> int:
         """How many documents the index holds (the kept ones)."""
@@ -373,28 +345,53 @@ class NearDupIndex:
             digests = [_exact_digest(t) for t in texts]
             sets = self._hasher.shingle_sets(texts)
             signatures = self._hasher.signatures(sets)
+            if isinstance(self._tables, CompactTables):
+                bands = self._tables.band_hashes(signatures)
+                with self._tables.locked():
+                    for i in range(len(chunk)):
+                        results.append(self._match_and_add_compact(chunk[i][0], digests[i], sets[i], bands[i]))
+                continue
             for sub in range(0, len(chunk), _LOCKED_BATCH):
                 with self._tables.locked():
                     for i in range(sub, min(sub + _LOCKED_BATCH, len(chunk))):
                         results.append(self._match_and_add(chunk[i][0], digests[i], sets[i], signatures[i]))
         return results
 
+    def _match_and_add_compact(self, key: str, digest: bytes, shingles: np.ndarray, bands: np.ndarray) -> DupMatch | None:
+        """`_match_and_add` on the in-memory tables: the same decisions, other storage."""
+        tables = self._tables
+        assert isinstance(tables, CompactTables)
+        earlier = tables.get_exact(digest)
+        if earlier is not None:
+            return None if earlier == key else DupMatch(earlier, True, 1.0)
+        best = self._best(shingles, tables.candidates(bands))
+        if best is not None:
+            return best
+        if tables.has_key(key):
+            raise DedupError(f"key {key!r} is already in the near-duplicate index with another text")
+        tables.add(key, digest, shingles, bands)
+        return None
+
+    def _best(self, shingles: np.ndarray, candidates: Iterable[tuple[str, np.ndarray | None]]) -> DupMatch | None:
+        """The most similar candidate at or above the threshold (ties: the smallest key)."""
+        best: DupMatch | None = None
+        for cand, cand_set in candidates:
+            if cand_set is None:
+                continue
+            sim = jaccard(shingles, cand_set)
+            if sim >= self.threshold and (best is None or sim > best.jaccard or (sim == best.jaccard and cand < best.key)):
+                best = DupMatch(cand, False, sim)
+        return best
+
     def _match_and_add(self, key: str, digest: bytes, shingles: np.ndarray, signature: np.ndarray) -> DupMatch | None:
         earlier = self._tables.get_exact(digest)
         if earlier is not None:
             return None if earlier == key else DupMatch(earlier, True, 1.0)
+        assert isinstance(self._tables, _RedisTables) and self._lsh is not None
         minhash = self._hasher.lean(signature)
         candidates = [k.decode("utf-8") for k in self._lsh.query(minhash)]
         if candidates:
-            best: DupMatch | None = None
-            for cand, cand_set in zip(candidates, self._tables.get_shingles(candidates)):
-                if cand_set is None:
-                    continue
-                sim = jaccard(shingles, cand_set)
-                if sim >= self.threshold and (
-                    best is None or sim > best.jaccard or (sim == best.jaccard and cand < best.key)
-                ):
-                    best = DupMatch(cand, False, sim)
+            best = self._best(shingles, zip(candidates, self._tables.get_shingles(candidates)))
             if best is not None:
                 return best
         try:
@@ -406,11 +403,7 @@ class NearDupIndex:
 
     def clear(self) -> None:
         """Forget every document (in Redis: delete every key under this index's prefix)."""
-        if isinstance(self._tables, _RedisTables):
-            self._tables.clear()
-        else:
-            self._tables.clear()
-            self._lsh = MinHashLSH(num_perm=self.num_perm, params=(self.bands, self.rows), prepickle=False)
+        self._tables.clear()
 
 
 __all__ = [

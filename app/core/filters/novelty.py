@@ -16,6 +16,21 @@ as no unscored entry's bound can reach the current k-th best score. Entries shar
 token score 0. The maximum and the top-k are therefore exact over the whole pool, for
 accepted and rejected candidates alike, while only a few LCS are computed.
 
+At a large pool the common words' posting lists hold most of the pool, so that bincount
+alone costs tens of milliseconds at a million entries. Past `exact_pool_limit` entries
+(unless `exact_below_threshold` says otherwise), a check therefore applies the prefix
+filter of set-similarity joins instead: F >= t needs LCS >= L = ceil(t·m/(2-t)), hence a
+token overlap of at least L, so an entry must share one of the candidate's m-L+1 rarest
+(token, occurrence) keys (those the pool has fewest entries for; a token the pool never
+saw is the rarest of all, with none). Only the lists of those keys (and of any other
+short ones) are read; entries whose length cannot reach t (m·t/(2-t) <= n <= m·(2-t)/t)
+or whose probed keys plus the unprobed ones fall short of L are dropped; the long lists
+left, sorted by construction, are binary-searched for the survivors only, which gives
+their exact overlap; then LCS as above. Every entry scoring t or more is found, so every
+decision, and the maximum and the top-k whenever they are above the threshold, are those
+of the full scan; below it, they are the best among the entries probed (each score
+itself exact).
+
 Tokens are stored as integer ids, and each entry's id sequence as a `str` whose
 characters are the ids (one code point per token), because rapidfuzz computes the LCS of
 two strings several times faster than that of two lists. A vocabulary larger than the
@@ -24,6 +39,7 @@ Unicode code space (about 1.1M distinct tokens) switches every entry to lists of
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +55,7 @@ from app.core.filters.rouge import f_from_lcs_array, tokenize
 _EPS = 1e-9
 _OCC_SHIFT = 32  # posting key = occurrence << 32 | token id
 _FIRST_ROUND = 64  # entries scored in the first round; each later round is 4x larger
+_EXTRA_PROBE = 4096  # a key beyond the prefix is read while its list is at most this long
 
 
 @dataclass
@@ -71,9 +88,15 @@ class _IntColumn:
 class NoveltyIndex:
     """Pool of instructions with exact ROUGE-L lookups (rouge-score semantics, no stemmer).
 
-    `check(text)` returns the exact maximum ROUGE-L F of `text` against the whole pool,
-    the exact top `top_k` entries by score (ties in any order; entries scoring 0 are
-    left out), and `novel = max <= threshold`. `mean_rouge_l` is an *estimate*: the mean
+    `check(text)` returns `novel = max <= threshold`, exactly as a scan of the whole
+    pool decides it, the maximum ROUGE-L F of `text` against the pool and the top `top_k`
+    entries by score (ties in any order; entries scoring 0 are left out). With
+    `exact_below_threshold=True` the maximum and the top-k are exact over the whole pool
+    (a diversity report's nearest neighbours); with False, they are exact above the
+    threshold, and below it the best among the entries sharing enough of the candidate's
+    rarest tokens (see the module docstring). None (the default, a job's index) is True
+    while the pool holds at most `exact_pool_limit` entries, where the full bound costs
+    about a millisecond, and False beyond, where it would cost tens. `mean_rouge_l` is an *estimate*: the mean
     score over a uniform random sample of `mean_sample` entries drawn afresh on each
     check (exact when the pool has no more entries than that; None when `mean_sample`
     is 0 or the pool is empty), because an exact mean would need the full scan the index
@@ -84,9 +107,13 @@ class NoveltyIndex:
 
     #: Token ids below this are stored as code points; tests lower it to cover lists.
     _char_limit = 0x110000
+    #: Pool size up to which `exact_below_threshold=None` scores below the threshold exactly.
+    exact_pool_limit = 50_000
 
-    def __init__(self, threshold: float = 0.7, top_k: int = 10, mean_sample: int = 1000, seed: int = 0):
+    def __init__(self, threshold: float = 0.7, top_k: int = 10, mean_sample: int = 1000, seed: int = 0,
+                 exact_below_threshold: bool | None = None):
         self.threshold = threshold
+        self.exact_below_threshold = exact_below_threshold
         self.top_k = top_k
         self.mean_sample = mean_sample
         self._rng = np.random.default_rng(seed)
@@ -167,25 +194,78 @@ class NoveltyIndex:
         postings = [p for p in map(self._postings.get, keys) if p is not None]
         lengths = self._lengths.view()
         if not postings:  # shares no token with any entry: every score is 0
-            return NoveltyResult(0.0, [], self._mean(None, None, m, lengths), True)
-        overlap = np.bincount(np.concatenate(postings), minlength=size)
+            return NoveltyResult(0.0, [], self._mean(None, m), True)
         query = self._encode(known)
-        top_idx, top_f = self._top(query, m, overlap, lengths, max(self.top_k, 1))
+        t = self.threshold
+        exact = self.exact_below_threshold
+        if exact is None:
+            exact = size <= self.exact_pool_limit
+        if exact or not 0 < t <= 1:
+            overlap = np.bincount(np.concatenate(postings), minlength=size)
+            remaining = np.flatnonzero(overlap)
+            bound = 2.0 * overlap[remaining] / (m + lengths[remaining])
+        else:
+            remaining, bound = self._prefix_candidates(postings, m, t, lengths)
+        top_idx, top_f = self._top(query, m, remaining, bound, lengths, max(self.top_k, 1))
         best = float(top_f[0]) if len(top_f) else 0.0
-        shown = min(self.top_k, len(top_idx))
+        shown = min(self.top_k, int(np.count_nonzero(top_f > 0)))
         return NoveltyResult(
             max_rouge_l=best,
             most_similar=[(self._texts[i], float(f)) for i, f in zip(top_idx[:shown].tolist(), top_f[:shown])],
-            mean_rouge_l=self._mean(query, overlap, m, lengths),
-            novel=best <= self.threshold,
+            mean_rouge_l=self._mean(query, m),
+            novel=best <= t,
         )
 
-    def _top(
-        self, query: str | list[int], m: int, overlap: np.ndarray, lengths: np.ndarray, k: int
+    def _prefix_candidates(
+        self, postings: list[array], m: int, t: float, lengths: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k (entry ids, scores, best first) among entries sharing a token."""
-        remaining = np.flatnonzero(overlap)
-        bound = 2.0 * overlap[remaining] / (m + lengths[remaining])
+        """Every entry that could score `t` or more, with an upper bound on its F.
+
+        `postings` holds one list per known (token, occurrence) key of the candidate; the
+        m - len(postings) unknown tokens are keys with empty lists, the rarest of all."""
+        need = max(1, math.ceil(t * m / (2 - t) - _EPS))  # the least LCS (and overlap) for F >= t
+        longest = math.floor(m * (2 - t) / t + _EPS)  # the longest entry that can reach t
+        probe = m - need + 1  # keys an entry reaching `need` must share one of
+        unknown = m - len(postings)
+        if probe <= unknown:  # more unknown tokens than can be missed: nothing reaches t
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        postings = sorted(postings, key=len)
+        take = probe - unknown
+        # Further short lists are cheap to read and tighten every probed entry's bound.
+        while take < len(postings) and len(postings[take]) <= _EXTRA_PROBE:
+            take += 1
+        probed = np.concatenate(postings[:take]) if take > 1 else np.frombuffer(postings[0], dtype=np.int32)
+        if len(probed) > len(lengths) // 16:  # a count per pool entry beats sorting this many
+            counts = np.bincount(probed, minlength=len(lengths))
+            entries = np.flatnonzero(counts)
+            held = counts[entries]
+        else:
+            entries, held = np.unique(probed, return_counts=True)
+        n = lengths[entries]
+        unprobed = len(postings) - take  # known keys not read: an entry may hold all of them
+        keep = (held + unprobed >= need) & (n >= need) & (n <= longest)
+        entries, held = entries[keep], held[keep]
+        # The long lists left are sorted (entries are appended in id order): a binary search
+        # per entry left gives its exact overlap, dropping those that cannot reach `need`.
+        for left, posting in zip(range(unprobed - 1, -1, -1), postings[take:]):
+            if not entries.size:
+                break
+            ids = np.frombuffer(posting, dtype=np.int32)
+            at = np.minimum(np.searchsorted(ids, entries), len(ids) - 1)
+            held = held + (ids[at] == entries)
+            keep = held + left >= need
+            entries, held = entries[keep], held[keep]
+        n = lengths[entries]
+        bound = 2.0 * np.minimum(np.minimum(held, m), n) / (m + n)
+        keep = bound >= t - _EPS
+        return entries[keep].astype(np.int64), bound[keep]
+
+    def _top(
+        self, query: str | list[int], m: int, remaining: np.ndarray, bound: np.ndarray, lengths: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k (entry ids, scores, best first) among `remaining`, given each one's
+        upper bound on its score: entries are scored best bound first, in growing rounds,
+        until no bound left can reach the k-th best score."""
         top_idx = np.empty(0, dtype=np.int64)
         top_f = np.empty(0, dtype=np.float64)
         batch = _FIRST_ROUND
@@ -218,20 +298,15 @@ class NoveltyIndex:
         lcs = process.cdist([query], choices, scorer=LCSseq.similarity, dtype=np.int32)[0]
         return f_from_lcs_array(lcs, m, lengths[entries])
 
-    def _mean(
-        self, query: str | list[int] | None, overlap: np.ndarray | None, m: int, lengths: np.ndarray
-    ) -> float | None:
+    def _mean(self, query: str | list[int] | None, m: int) -> float | None:
         """Mean score over a random sample of `mean_sample` entries (all when fewer)."""
-        size = len(lengths)
+        size = len(self._texts)
         if not self.mean_sample or size == 0:
             return None
+        if query is None or m == 0 or not len(query):
+            return 0.0
         if size <= self.mean_sample:
             sample = np.arange(size)
         else:
             sample = self._rng.choice(size, self.mean_sample, replace=False, shuffle=False)
-        if query is None or overlap is None or m == 0:
-            return 0.0
-        touched = sample[overlap[sample] > 0]
-        if not touched.size:
-            return 0.0
-        return float(self._scores(query, m, touched, lengths).sum() / sample.size)
+        return float(self._scores(query, m, sample, self._lengths.view()).sum() / sample.size)
