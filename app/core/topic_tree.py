@@ -161,3 +161,57 @@ class PlannedTopicTask:
 def plan(paths: Sequence[Sequence[str]], tasks_per_leaf: int) -> list[PlannedTopicTask]:
     """Every leaf once, then every leaf a second time, ...: a small target still covers the tree."""
     return [PlannedTopicTask(tuple(path), n) for n in range(tasks_per_leaf) for path in paths]
+
+
+# --- edits of one node (the API's, the CLI's and the dashboard's), each checked whole ---------
+EDIT_OPS = ("rename", "add_child", "delete")
+
+
+def _find(tree: dict[str, Any], path: Sequence[str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The node at `path` (topics from the root, the root's included) and its parent."""
+    if not path:
+        raise TopicTreeError("path: name at least the root topic")
+    if path[0] != tree["topic"]:
+        raise TopicTreeError(f"path[0]: the root topic is {tree['topic']!r}, not {path[0]!r}")
+    parent, node = None, tree
+    for i, topic in enumerate(path[1:], start=1):
+        child = next((c for c in node["children"] if c["topic"] == topic), None)
+        if child is None:
+            raise TopicTreeError(f"path[{i}]: {' > '.join(path[:i])!r} has no subtopic {topic!r}")
+        parent, node = node, child
+    return parent, node
+
+
+def edit(tree: Any, op: str, path: Sequence[str], topic: str | None = None) -> dict[str, Any]:
+    """A copy of `tree` with one edit: `rename` the node at `path` to `topic`, `add_child`
+    `topic` under it, or `delete` it with its subtree (not the root). The result is checked
+    whole (`check_tree`); a `TopicTreeError` says what is wrong, naming `path` or `topic`."""
+    if op not in EDIT_OPS:
+        raise TopicTreeError(f"op: one of {', '.join(EDIT_OPS)}, not {op!r}")
+    copy = check_tree(tree)
+    parent, node = _find(copy, list(path))
+    if op == "delete":
+        if parent is None:
+            raise TopicTreeError("path: the root cannot be deleted (delete the tree, or rename the root)")
+        parent["children"].remove(node)
+        return check_tree(copy)
+    if topic is None or not topic.strip():
+        raise TopicTreeError(f"topic: {op} needs a non-empty topic")
+    clean = " ".join(topic.split())
+    siblings = parent["children"] if op == "rename" and parent is not None else node["children"]
+    if any(c["topic"].lower() == clean.lower() and c is not node for c in siblings):
+        raise TopicTreeError(f"topic: {' > '.join(path[:-1] if op == 'rename' else path) or 'the root'!r} "
+                             f"already has a subtopic {clean!r}")
+    if op == "rename":
+        node["topic"] = clean
+    else:
+        node["children"].append({"topic": clean, "children": []})
+    try:
+        return check_tree(copy)
+    except TopicTreeError as exc:
+        raise TopicTreeError(f"topic: {exc}") from None
+
+
+def parse_path(text: str) -> list[str]:
+    """A path written as the CLI and the leaf lists show it: topics joined by " > "."""
+    return [" ".join(part.split()) for part in text.split(">") if part.strip()]
