@@ -178,7 +178,7 @@ class PlannedGeneration:
             if task is None:
                 record = CandidateRecord(text[:json_replies.REPLY_CHARS], accepted=False, detail=detail,
                                          rule=json_replies.UNPARSEABLE)
-                record.detail["reply"] = text[:json_replies.REPLY_CHARS]
+                record.detail["reply"] = reply.text[:json_replies.REPLY_CHARS]
                 return record
             text = task
         record = CandidateRecord(text, accepted=False, detail=detail)
