@@ -83,10 +83,14 @@ def parse_task(text: str) -> str | None:
     return task.strip() if isinstance(task, str) and task.strip() else None
 
 
+SUBTOPIC_CHARS = 80  # a subtopic is a few words; the bound keeps a rambling model from using up max_tokens
+
+
 def subtopics_schema(max_items: int) -> dict[str, Any]:
     """{"subtopics": [name, ...]}: the children of one node of a topic tree."""
     return {"type": "object",
-            "properties": {"subtopics": {"type": "array", "items": {"type": "string", "minLength": 1},
+            "properties": {"subtopics": {"type": "array", "items": {"type": "string", "minLength": 1,
+                                                                  "maxLength": SUBTOPIC_CHARS},
                                          "minItems": 1, "maxItems": max_items}},
             "required": ["subtopics"], "additionalProperties": False}
 

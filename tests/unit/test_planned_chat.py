@@ -88,7 +88,7 @@ def test_a_tree_grows_through_the_chat_api_with_structured_subtopics():
             return None
         user = body["messages"][-1]["content"]
         assert body["response_format"]["json_schema"]["schema"]["properties"]["subtopics"]["maxItems"] == 2
-        if user.startswith("Here is a topic, after the broader topics it belongs to: Garden >"):
+        if user.startswith("Topic: Garden >"):
             return 200, chat_reply("not json")  # this node stays a leaf
         return 200, chat_reply('{"subtopics": ["Roses", "garden", "Compost", "Lawns"]}')
 
