@@ -95,9 +95,9 @@ def _run(model: type[BaseModel], *args: str) -> dict[str, Any]:
 
 
 def test_a_changed_model_default_is_the_options_default():
-    line = next(l for l in _help(_toy_app(Toy, [])).splitlines() if "--steps" in l)
+    line = next(row for row in _help(_toy_app(Toy, [])).splitlines() if "--steps" in row)
     assert "[default: 5]" in line and "How many steps; see `--mode`." in line
-    line = next(l for l in _help(_toy_app(ToyChanged, [])).splitlines() if "--steps" in l)
+    line = next(row for row in _help(_toy_app(ToyChanged, [])).splitlines() if "--steps" in row)
     assert "[default: 7]" in line
 
 
