@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+
+from app.cli.common import CliError
 
 _SCALARS = (int, float, str, Path)
 _CTX = "params_options_context"  # the click context Typer passes in: it says which options were given
@@ -79,6 +81,8 @@ def _option(field: str, info: FieldInfo, names: Sequence[str], fields: Mapping[s
     lists = [a for a in args if typing.get_origin(a) is list]
     if lists and default is not None and not isinstance(default, list):
         default = [default]
+    if lists:
+        common["help"] = help_text[:-1] + " (repeatable)." if help_text.endswith(".") else help_text + " (repeatable)"
     if lists and all(a in _SCALARS or typing.get_origin(a) is list for a in args):
         (item,) = typing.get_args(lists[0]) or (str,)
         item_choices = _literal_values([item])
@@ -111,24 +115,43 @@ def _given(field: str, info: FieldInfo, value: Any) -> Any:
     return value
 
 
+def _built(model: type[BaseModel], given: dict[str, Any], fields: Mapping[str, str]) -> BaseModel:
+    """The model from the options given; a bad value is one line that names its option."""
+    try:
+        return model(**given)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            where = [str(p) for p in err["loc"]]
+            if where and where[0] in fields:
+                where[0] = fields[where[0]]
+            parts.append(f"{'.'.join(where) or 'value'}: {err['msg']}")
+        raise CliError("; ".join(parts)) from None
+
+
 def params_options(
     model: type[BaseModel],
     *,
     into: str,
     names: Mapping[str, Sequence[str]] | None = None,
     exclude: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    build: bool = False,
     panel: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Adds an option per field of `model` to a Typer command; the ones given arrive as a dict in `into`.
 
     `names`: a field's option names when not (only) `--field-name`, e.g. `{"learning_rate": ["--lr"]}`.
-    `exclude`: fields the command sets itself. `panel`: the `--help` panel the options are listed under.
+    `exclude`: fields the command sets itself; `only`: the fields that get an option (default: all).
+    `build`: `into` receives the model built from the options given (a bad value: one CLI line
+    naming the option) instead of the dict. `panel`: the `--help` panel the options are listed under.
     """
     names = dict(names or {})
-    unknown = (set(names) | set(exclude)) - set(model.model_fields)
+    unknown = (set(names) | set(exclude) | set(only or ())) - set(model.model_fields)
     if unknown:
         raise ValueError(f"{model.__name__} has no field {sorted(unknown)}")
-    fields = {f: names.get(f, [option_name(f)])[0] for f in model.model_fields if f not in exclude}
+    chosen = [f for f in (only if only is not None else model.model_fields) if f not in exclude]
+    fields = {f: names.get(f, [option_name(f)])[0] for f in chosen}
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(func, eval_str=True)
@@ -155,7 +178,7 @@ def params_options(
                 source = ctx.get_parameter_source(field)
                 if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
                     given[field] = _given(field, model.model_fields[field], value)
-            return func(**kwargs, **{into: given})
+            return func(**kwargs, **{into: _built(model, given, fields) if build else given})
 
         context = inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
         parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated + [context]

@@ -41,7 +41,7 @@ def test_every_train_param_is_an_option_with_the_models_default():
         if option.multiple and default is not None and not isinstance(default, list):
             default = [default]
         assert option.default == default, field
-        assert option.help and option.help.split("`")[0] in (info.description or ""), field
+        assert option.help and option.help.replace(" (repeatable)", "").split("`")[0] in (info.description or ""), field
 
 
 def test_train_help_shows_the_models_defaults_and_keeps_todays_names():
@@ -162,3 +162,24 @@ def test_train_layers_options_over_the_config_file_and_the_settings(tmp_path, fr
     assert "gradient_accumulation_steps" in _train_error(tmp_path, "--grad-accum", "0")
     assert "torch_threads" in _train_error(tmp_path, "--threads", "-1")
     assert "gradient_checkpointing" in _train_error(tmp_path, "--gradient-checkpointing", "sometimes")
+
+
+def test_filter_options_come_from_the_methods_params(tmp_path):
+    from app.core.params import DecontaminationParams, SelfInstructParams
+
+    text = _help(cli, "filter", "decontaminate")
+    line = next(row for row in text.splitlines() if "--threshold " in row)
+    assert f"[default: {DecontaminationParams.model_fields['decontaminate_threshold'].default}]" in line
+    assert "(repeatable)" in next(row for row in text.splitlines() if "--field " in row)
+    line = next(row for row in _help(cli, "filter", "novelty").splitlines() if "--threshold " in row)
+    assert f"[default: {SelfInstructParams.model_fields['rouge_l_threshold'].default}]" in line
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "Write a poem."}\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["filter", "decontaminate", "--benchmark", str(data), "--input", str(data),
+                                      "--out", str(tmp_path / "o.jsonl"), "--n", "0"])
+    assert isinstance(result.exception, CliError)
+    assert str(result.exception) == "--n: Input should be greater than or equal to 1"
+    result = CliRunner().invoke(cli, ["filter", "novelty", "--pool", str(data), "--candidates", str(data),
+                                      "--out", str(tmp_path / "o.jsonl"), "--top-k", "-1"])
+    assert str(result.exception) == "--top-k: Input should be greater than or equal to 0"
