@@ -6,7 +6,8 @@ annotation, its help the field's description and its default the model's (so `--
 it). The command receives only the options the user gave (click's parameter source, not the
 value, tells), as a dict under `into`, and layers it over its other sources (settings, a
 config file) before building the model, which validates every value (so a bad value fails
-the same way from an option, a file or the API).
+the same way from an option, a file or the API). With `build=True` it receives the model
+itself, built from the options given, and a bad value is one CLI line naming its option.
 
 Mapping: bool -> `--x/--no-x`; a `Literal` -> its values, shown as choices and checked by the
 model; `bool | Literal[...]` -> the literal values plus true/false; `list[...]` -> a repeatable
@@ -73,7 +74,7 @@ def _option(field: str, info: FieldInfo, names: Sequence[str], fields: Mapping[s
     default = _default(info)
     common: dict[str, Any] = {"help": help_text}
     if args == [bool]:
-        decls = [f"{n}/--no-{n[2:]}" for n in names]
+        decls = [f"{n}/--no-{n[2:]}" if n.startswith("--") else n for n in names]
         return bool | None, typer.Option(default, *decls, **common)
     choices = _literal_values(args)
     if choices is not None:
