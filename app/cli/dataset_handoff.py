@@ -34,6 +34,10 @@ from app.core.handoff.formats import FORMATS
 from app.core.jobs import version_handoff
 from app.models import utcnow
 
+# the gate's defaults, written once in `GateSettings`
+GATE_TAG = dataset_settings.GateSettings.model_fields["tag"].default
+DEFAULT_TOLERANCES = ", ".join(f"{metric}={value:g}" for metric, value in gate.DEFAULT_TOLERANCE.items())
+
 TargetArg = typer.Argument(..., help="NAME or NAME@REF (a version number, latest or a tag; default latest).")
 
 
@@ -151,9 +155,9 @@ def handoff_cmd(
                                       "the result (replaces the training settings), or stop training."),
     param: list[str] = typer.Option([], "--param", "-p", help="With --train: a trainer parameter, key=value "
                                     "(repeat), e.g. base_model=PATH, max_steps=200."),
-    gate_tag: str = typer.Option("prod", "--gate-tag", help="With --train: the tag a run that is not worse moves."),
+    gate_tag: str = typer.Option(GATE_TAG, "--gate-tag", help="With --train: the tag a run that is not worse moves."),
     tolerance: list[str] = typer.Option([], "--tolerance", help="With --train: metric=value, e.g. "
-                                        "eval_loss_after=0.05 (defaults: eval_loss_after=0.05, rouge_l_after=0.01)."),
+                                        f"eval_loss_after=0.05 (defaults: {DEFAULT_TOLERANCES})."),
     eval_file: Path | None = typer.Option(None, "--eval-file", help="With --train: the evaluation tasks every run "
                                           "is scored on (a seed file); default: the recipe's seed sets' instances."),
     now: bool = typer.Option(False, "--now", help="Hand the version NAME@REF off here and now: its webhook, its "
@@ -169,7 +173,7 @@ def handoff_cmd(
         return
     if sep:
         raise CliError("NAME@REF goes with --now; the settings are the dataset's (give NAME)")
-    if not train and (param or tolerance or eval_file is not None or gate_tag != "prod"):
+    if not train and (param or tolerance or eval_file is not None or gate_tag != GATE_TAG):
         raise CliError("--param, --gate-tag, --tolerance and --eval-file go with --train")
     if to and no_destinations:
         raise CliError("give --to or --no-destinations, not both")

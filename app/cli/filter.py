@@ -16,7 +16,9 @@ from typing import IO, Any
 import typer
 
 from app.cli.common import CliError, console
+from app.cli.params_options import params_options
 from app.core import records
+from app.core.params import DecontaminationParams, SelfInstructParams
 from app.core.records import RecordError
 
 app = typer.Typer(help="Run Sprout's filters on any dataset.", no_args_is_help=True)
@@ -86,12 +88,13 @@ def _check_threshold(value: float) -> None:
 
 # --- novelty -------------------------------------------------------------------------------
 @app.command("novelty")
+@params_options(SelfInstructParams, into="params", build=True, only=["rouge_l_threshold", "similar_top_k"],
+                names={"rouge_l_threshold": ["--threshold"], "similar_top_k": ["--top-k"]})
 def novelty(
     pool: Path = typer.Option(..., "--pool", help="Instructions already in the pool: JSONL with 'instruction', a JSON list, or plain text (one a line)."),
     candidates: Path = typer.Option(..., "--candidates", help="Instructions to check, in order; same formats as --pool."),
     out: Path = typer.Option(..., "--out", help="JSONL, one line per candidate in input order."),
-    threshold: float = typer.Option(0.7, "--threshold", help="Reject a candidate whose ROUGE-L F against any pool entry is above this."),
-    top_k: int = typer.Option(10, "--top-k", help="How many most similar pool entries to list per candidate."),
+    params: SelfInstructParams | None = None,
 ) -> None:
     """ROUGE-L novelty (Self-Instruct's rule): check candidates against a pool.
 
@@ -102,9 +105,8 @@ def novelty(
     """
     from app.core.filters.novelty import NoveltyIndex
 
-    _check_threshold(threshold)
-    if top_k < 0:
-        raise CliError(f"--top-k must be at least 0, got {top_k}")
+    assert params is not None  # set from the options
+    threshold, top_k = params.rouge_l_threshold, params.similar_top_k
     pool_texts = _read_instructions(pool)
     texts = _read_instructions(candidates)
     index = NoveltyIndex(threshold=threshold, top_k=top_k, mean_sample=0, exact_below_threshold=True)
@@ -239,27 +241,27 @@ def dedup(
 
 # --- decontaminate ---------------------------------------------------------------------------
 @app.command("decontaminate")
+@params_options(DecontaminationParams, into="params", build=True,
+                only=["decontaminate_n", "decontaminate_threshold", "decontaminate_fields", "decontaminate_strict"],
+                names={"decontaminate_n": ["--n"], "decontaminate_threshold": ["--threshold"],
+                       "decontaminate_fields": ["--field"], "decontaminate_strict": ["--strict"]})
 def decontaminate(
     benchmark: list[Path] = typer.Option(..., "--benchmark", help="A benchmark file (repeatable): any seed format (Self-Instruct JSONL, Alpaca JSON, CSV), or JSONL with --prompt-field / --output-field."),
     input: Path = typer.Option(..., "--input", help="Examples: JSONL rows or a JSON list (Alpaca) with 'instruction' and optional 'input', 'output'."),
     out: Path = typer.Option(..., "--out", help="The clean examples, in the input's format and order."),
     report: Path | None = typer.Option(None, "--report", help="JSON report: each contaminated example with the benchmark item hit, and items hit by benchmark."),
-    n: int = typer.Option(8, "--n", help="Word n-gram length."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Contaminated when shared n-grams cover more than this fraction of a benchmark item's tokens."),
-    fields: list[str] = typer.Option(["prompt", "output"], "--field", help="Compared field (repeatable): prompt (instruction + input) and/or output."),
-    strict: bool = typer.Option(False, "--strict", help="Reject on any shared n-gram (open-r1's rule)."),
     prompt_fields: list[str] = typer.Option([], "--prompt-field", help="JSONL benchmarks: field(s) joined as an item's prompt (repeatable)."),
     output_field: str | None = typer.Option(None, "--output-field", help="JSONL benchmarks: the field holding an item's output."),
+    params: DecontaminationParams | None = None,
 ) -> None:
     """Remove examples that reproduce a benchmark item (open-instruct's 8-gram rule, or exact match)."""
     from app.core.benchmarks import parse_benchmark
     from app.core.filters.decontaminate import DecontaminationIndex, prompt_text
     from app.core.filters.decontaminate import report as summarize
 
-    if n < 1:
-        raise CliError(f"--n must be at least 1, got {n}")
-    if not 0.0 <= threshold < 1.0:
-        raise CliError(f"--threshold must be in [0, 1), got {threshold}")
+    assert params is not None  # set from the options
+    n, threshold, fields = params.decontaminate_n, params.decontaminate_threshold, params.decontaminate_fields
+    strict = params.decontaminate_strict
     try:
         index = DecontaminationIndex(n=n, threshold=threshold, fields=fields, strict=strict,
                                       short_exact=("prompt",))  # as jobs do: a short answer is no evidence

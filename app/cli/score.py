@@ -15,25 +15,24 @@ from pydantic import ValidationError
 
 from app.cli.common import CliError, console, database_url, describe_validation_error, load_settings
 from app.cli.judge_summary import score_table
+from app.cli.params_options import params_options
 from app.core.jobs import JobRequest, requests
-from app.core.jobs.score import KIND
+from app.core.jobs.score import KIND, ScoreParams
 from app.core.llm.client import normalize_base_url
 from app.db import session_scope
 
 
 def register(cli: typer.Typer) -> None:
     @cli.command("score")
+    @params_options(ScoreParams, into="options", only=["judge_model", "aspects", "api", "concurrency", "rescore"],
+                    names={"aspects": ["--aspects", "-a"]})
     def score_cmd(
         job_id: int = typer.Argument(..., help="The finished generation job whose examples to score."),
         judge_url: list[str] = typer.Option(
             [], "--judge-url", help="The judge's OpenAI-compatible endpoint (repeatable). Default: SPROUT_JUDGE_BASE_URLS, "
             "else the generator's servers, else the embedded model."),
-        judge_model: str | None = typer.Option(None, "--judge-model", help="The judge's model name on that server."),
-        aspects: list[str] = typer.Option([], "--aspects", "-a", help="quality and/or complexity (repeatable; "
-                                          "default both)."),
-        api: str | None = typer.Option(None, "--api", help="completions (default) or chat."),
         every: bool = typer.Option(False, "--all", help="Score every instance the job stored, rejected ones too."),
-        rescore: bool = typer.Option(False, "--rescore", help="Ask again for examples this judge scored before."),
+        options: dict[str, Any] | None = None,
     ) -> None:
         """Score a finished job's examples with an LLM judge (1-6 quality and complexity, Deita-style)."""
         from app.cli.generate import run_with_progress
@@ -50,13 +49,11 @@ def register(cli: typer.Typer) -> None:
             config = replace(config, judge=replace(config.judge, llm=replace(config.judge.llm, base_urls=urls,
                                                                               model=settings.judge_model,
                                                                               api_key=settings.judge_api_key)))
-        params: dict[str, Any] = {"only_accepted": not every, "rescore": rescore}
-        if judge_model:
-            params["judge_model"] = judge_model
-        if aspects:
-            params["aspects"] = [a.strip().lower() for a in aspects]
-        if api:
-            params["api"] = api.strip().lower()
+        params: dict[str, Any] = {"only_accepted": not every, **(options or {})}
+        if "aspects" in params:
+            params["aspects"] = [a.strip().lower() for a in params["aspects"]]
+        if "api" in params:
+            params["api"] = params["api"].strip().lower()
         with session_scope(url) as session:
             try:
                 job = requests.create_job(session, JobRequest(KIND, params, source_job_id=job_id), config.defaults)

@@ -17,6 +17,8 @@ import typer
 from pydantic import ValidationError
 
 from app.cli.common import CliError, console, describe_validation_error, load_settings
+from app.cli.params_options import params_options
+from app.core.training.config import TrainParams
 
 STAGES = {
     "load_data": "reading the data",
@@ -34,46 +36,34 @@ def register(cli: typer.Typer) -> None:
     cli.command("train")(train)
 
 
+@params_options(
+    TrainParams,
+    into="overrides",
+    names={
+        "learning_rate": ["--lr", "--learning-rate"],
+        "gradient_accumulation_steps": ["--grad-accum", "--gradient-accumulation-steps"],
+        "torch_threads": ["--threads", "--torch-threads"],
+    },
+    panel="Training settings",
+)
 def train(
     data: Path = typer.Option(..., "--data", help="Export file: alpaca JSON, messages JSONL or prompt-completion JSONL."),
     out: Path = typer.Option(..., "--out", help="Run folder (adapter or model, report.md, metrics.json, checkpoints)."),
-    base_model: str = typer.Option(None, "--base-model", help="'default' (embedded Gemma 3 270M), a model folder or a .gguf."),
-    method: str = typer.Option(None, "--method", help="lora or full."),
     config: Path = typer.Option(None, "--config", help="JSON or TOML file of training settings; options override it."),
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop after N optimizer steps (overrides --epochs)."),
-    epochs: float = typer.Option(None, "--epochs", help="Passes over the data (default 3)."),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 2e-4 LoRA, 2e-5 full)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Sequences per device per step (default 8)."),
-    grad_accum: int = typer.Option(None, "--grad-accum", help="Gradient accumulation steps (default 1)."),
-    max_length: int = typer.Option(None, "--max-length", help="Tokens per sequence (default 1024)."),
-    packing: bool = typer.Option(None, "--packing/--no-packing", help="Pack examples into full sequences."),
-    precision: str = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
-    lora_r: int = typer.Option(None, "--lora-r", help="LoRA rank (default 16)."),
-    lora_alpha: int = typer.Option(None, "--lora-alpha", help="LoRA alpha (default 32)."),
-    merge_lora: bool = typer.Option(None, "--merge-lora/--no-merge-lora", help="Also save the merged model."),
-    eval_fraction: float = typer.Option(None, "--eval-fraction", help="Rows held out for the loss (default 0.1)."),
-    eval_tasks: Path = typer.Option(None, "--eval-tasks", help="Seed file whose instances test instruction following."),
-    eval_max_tasks: int = typer.Option(None, "--eval-max-tasks", help="Tasks answered before and after (default 20)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the split, the data order and the adapter init."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    overrides: dict[str, Any] | None = None,
 ) -> None:
-    """Fine-tune a model on a dataset and write a run folder with a before/after report."""
-    from app.core.training import TrainingError, TrainParams, run_training
+    """Fine-tune a model on a dataset and write a run folder with a before/after report.
+
+    A training setting not given as an option comes from the --config file, else from the
+    SPROUT_TRAIN__* settings, else it is the default shown.
+    """
+    from app.core.training import TrainingError, run_training
 
     settings = load_settings()
     # defaults: SPROUT_TRAIN__* settings, then the --config file, then the options
     values = {**settings.train.model_dump(exclude_unset=True), **(_config_file(config) if config else {})}
-    options = {
-        "base_model": base_model, "method": method, "max_steps": max_steps, "epochs": epochs,
-        "learning_rate": lr, "batch_size": batch_size, "gradient_accumulation_steps": grad_accum,
-        "max_length": max_length, "packing": packing, "precision": precision, "lora_r": lora_r,
-        "lora_alpha": lora_alpha, "merge_lora": merge_lora, "eval_fraction": eval_fraction,
-        "eval_tasks": eval_tasks, "eval_max_tasks": eval_max_tasks, "seed": seed,
-        "resume": resume or None, "torch_threads": threads,
-    }
-    values.update({k: v for k, v in options.items() if v is not None})
+    values.update(overrides or {})
     values.setdefault("model_cache_dir", Path(settings.data_dir) / "hf-models")
     try:
         params = TrainParams(**values)

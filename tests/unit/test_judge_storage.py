@@ -240,7 +240,8 @@ def test_the_score_command_names_a_bad_job_in_one_line(sqlite_url, monkeypatch):
     for args, fragment in ((["score", "4242"], "no job with id 4242"),
                            (["score", str(running)], "still running"),
                            (["score", str(running), "--judge-url", "nope"], "--judge-url"),
-                           (["score", str(running), "--aspects", "fluency"], "aspects")):
+                           (["score", str(running), "--aspects", "fluency"], "aspects"),
+                           (["score", str(running), "--concurrency", "0"], "concurrency: Input should be greater")):
         result = CliRunner().invoke(cli, args)
         assert isinstance(result.exception, CliError), (args, result.output)
         assert fragment in str(result.exception), (args, str(result.exception))
