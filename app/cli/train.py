@@ -63,7 +63,12 @@ def train(
     settings = load_settings()
     # defaults: SPROUT_TRAIN__* settings, then the --config file, then the options
     values = {**settings.train.model_dump(exclude_unset=True), **(_config_file(config) if config else {})}
-    values.update(overrides or {})
+    overrides = dict(overrides or {})
+    modules = overrides.get("lora_target_modules")
+    if isinstance(modules, str) and modules != "all-linear":
+        # one --lora-target-modules names one module; PEFT would read a bare string as a pattern
+        overrides["lora_target_modules"] = [modules]
+    values.update(overrides)
     values.setdefault("model_cache_dir", Path(settings.data_dir) / "hf-models")
     try:
         params = TrainParams(**values)

@@ -183,3 +183,21 @@ def test_filter_options_come_from_the_methods_params(tmp_path):
     result = CliRunner().invoke(cli, ["filter", "novelty", "--pool", str(data), "--candidates", str(data),
                                       "--out", str(tmp_path / "o.jsonl"), "--top-k", "-1"])
     assert str(result.exception) == "--top-k: Input should be greater than or equal to 0"
+
+
+@pytest.mark.parametrize(("given", "passed"), [
+    ([], "all-linear"),
+    (["q_proj"], ["q_proj"]),  # one name is a module, not PEFT's pattern
+    (["q_proj", "v_proj"], ["q_proj", "v_proj"]),
+])
+def test_train_lora_target_modules_reach_the_trainer_as_names(tmp_path, fresh_settings, monkeypatch, given, passed):
+    import app.core.training as training
+
+    seen: list[TrainParams] = []
+    monkeypatch.setattr(training, "run_training", lambda params, data, out, progress: seen.append(params) or {})
+    data = tmp_path / "data.json"
+    data.write_text("[]", encoding="utf-8")
+    args = [arg for name in given for arg in ("--lora-target-modules", name)]
+    result = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "o"), "--json", *args])
+    assert result.exit_code == 0, result.output
+    assert seen[0].lora_target_modules == passed
