@@ -53,7 +53,7 @@ def estimate_build(session: Session, dataset: Dataset, config: CoreConfig, base_
     kinds = [s.kind for s in recipe.steps]
     params = [registry.get(s.kind).validate_params(step_params(s.kind, s.params, target), config.defaults)
               for s in recipe.steps]
-    budgets = [Budget.of(p) for p in params]
+    budgets = [Budget.of(p, config.prices) for p in params]
     history = build_history(session, dataset.id, kinds)
     if history:
         return from_history(target, history, budgets)
