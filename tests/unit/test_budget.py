@@ -174,3 +174,23 @@ def test_tokens_no_role_counted_cost_the_generators_price():
     budget = Budget(price_per_million_tokens=1.0, role_prices={"responder": 3.0})
     roles = {"responder": {"prompt_tokens": 1_000_000}}
     assert budget.cost(3_000_000, roles=roles) == 3.0 + 2.0
+
+
+def test_a_priced_roles_steps_move_the_cost_metric():
+    from app.core import metrics
+    from app.core.llm.client import Completion, LLMClient
+
+    client = LLMClient(["http://127.0.0.1:9/v1"])
+    client.role_prices = {"judge": 4.0}
+
+    def cost(role):
+        return metrics.registry().get_sample_value("sprout_llm_role_cost_total", {"role": role}) or 0.0
+
+    judge, generator = cost("judge"), cost("generator")
+    client.count_step("judge", Completion("4", "stop", prompt_tokens=200_000, completion_tokens=50_000))
+    client.count_step("generator", Completion("x", "stop", prompt_tokens=1_000, completion_tokens=1_000))
+    assert cost("judge") - judge == pytest.approx(1.0)
+    assert cost("generator") == generator  # unpriced: nothing added
+    assert client.role_usage["judge"].prompt_tokens == 200_000
+    client.count_step("judge", error="HTTP 500")
+    assert client.role_usage["judge"].requests == 2
