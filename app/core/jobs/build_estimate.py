@@ -136,10 +136,11 @@ def from_history(target: int, history: list[dict[str, Any]], budgets: Sequence[B
 
 
 def _build_cost(build: dict[str, Any], budgets: Sequence[Budget]) -> float | None:
-    """An earlier build's cost at today's prices: each step at its own."""
+    """An earlier build's cost at today's prices: each step at its own, each role at its own
+    (when the build recorded its steps' roles)."""
     total = 0.0
     for step, budget in zip(build["steps"], budgets):
-        cost = budget.cost(step["prompt_tokens"] + step["completion_tokens"], step["seconds"])
+        cost = budget.cost(step["prompt_tokens"] + step["completion_tokens"], step["seconds"], step.get("roles"))
         if cost is None:
             return None
         total += cost
