@@ -190,6 +190,21 @@ class Settings(BaseSettings):
     responder_dialect: Literal["auto", "completions", "chat"] | None = Field(
         default=None, description="The responder's dialect (default: `SPROUT_LLM_DIALECT`).",
     )
+    llm_price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6,
+        description="The generator's price of a million tokens (prompt + completion), and every role's without its "
+        "own: a job's costs and `max_cost`; a job's `price_per_million_tokens` overrides it.",
+    )
+    responder_price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6,
+        description="The responder's price of a million tokens (default: the generator's); a job's "
+        "`responder_price_per_million_tokens` overrides it.",
+    )
+    judge_price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6,
+        description="The judge's price of a million tokens (Evol-Instruct's elimination judge, `score_with_judge`, "
+        "`score` jobs; default: the generator's); a job's `judge_price_per_million_tokens` overrides it.",
+    )
     llm_structured_outputs: bool = Field(
         default=True,
         description="On the chat API, ask for instances and judge scores as JSON (`response_format` with a schema); "
@@ -341,6 +356,9 @@ class Settings(BaseSettings):
             handoff=self.handoff_config(),
             judge=self.judge_config(llm),
             responder=self.responder_config(llm),
+            prices={"generator": self.llm_price_per_million_tokens,
+                    "responder": self.responder_price_per_million_tokens,
+                    "judge": self.judge_price_per_million_tokens},
         )
 
     def responder_config(self, llm: LLMConfig) -> LLMConfig | None:

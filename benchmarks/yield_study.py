@@ -20,6 +20,13 @@ every stage whose output is there (delete a stage's folder to run it again):
    set (`decontaminate_against`): a candidate that reproduces a test item is rejected as
    `contaminated`. `--target` curated instructions (each with up to 5 instances: the rows).
    A rerun after a crash resumes the same job (same worker name).
+2b. generate_chat: the same job through the chat path, for arm (d): the generator is the
+   embedded Gemma base model through `completions` (the chat model, asked for new tasks, copies
+   the ones it is shown: docs/guides/chat-models.md), the responder (classification, instances)
+   the embedded chat model SmolLM2 135M Instruct through `chat`, instances as text (under a
+   JSON schema the 135M model writes placeholders); same seeds, target, seed and
+   decontamination; in `generate_chat/`. `--generator-url` / `--responder-url` point the roles
+   at servers already running (default: each embedded model started for the job).
 3. score: a `score` job on the generation job (the path of `sprout score`): the judge
    (`app.core.scoring.judge.Judge`, here the embedded model) rates every curated row for
    quality and complexity (1-6); the rows with their scores in `score/scored.json`.
@@ -27,8 +34,8 @@ every stage whose output is there (delete a stage's folder to run it again):
    same optimizer steps x batch size, i.e. the same number of sequences; trained tokens
    differ with the rows' lengths and are reported): (a) the 117 seed tasks' instances,
    (b) Sprout's curated rows, (c) Sprout's rows kept by judge quality (the top half by
-   quality, ties broken by complexity, then by the row's sha256). The base model is
-   measured once, in run (a) (`eval_before`); every run measures its tuned model on the
+   quality, ties broken by complexity, then by the row's sha256), (d) the chat path's rows.
+   The base model is measured once, in the first run of the folder (`eval_before`); every run measures its tuned model on the
    held-out tasks: ROUGE-L F of greedy answers and the loss on the reference answers.
    An interrupted run starts again from scratch.
 5. table: `results.json` (every figure) and `table.md` (printed): per run the examples, the
@@ -55,8 +62,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SEED_TASKS = ROOT.parent / "shared" / "reference" / "self_instruct_seed_tasks.jsonl"
-STAGES = ("split", "generate", "score", "train", "table")
-ARMS = ("seed", "sprout", "judged")
+STAGES = ("split", "generate", "generate_chat", "score", "train", "table")
+ARMS = ("seed", "sprout", "judged", "chat")
 WORKER = "yield-study"  # a fixed worker name: a rerun takes the interrupted job back at once
 
 
@@ -117,15 +124,15 @@ def stage_split(out: Path, seed_file: Path) -> dict[str, Any]:
 
 
 # --- 2. generate ---------------------------------------------------------------------------
-def generation_settings(out: Path) -> Any:
+def generation_settings(out: Path, name: str = "generate", structured: bool = True) -> Any:
     from app.core.llm.embedded import bundled_model_path
     from app.settings import Settings
 
-    folder = out / "generate"
+    folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     model = Path(os.environ.get("SPROUT_EMBEDDED_MODEL_PATH") or bundled_model_path(Path.home() / ".cache" / "sprout"))
     return Settings(data_dir=folder, database_url=f"sqlite:///{folder / 'sprout.db'}", llm_base_urls=[],
-                    llm_model=None, embedded_model_path=model, job_stale_s=5.0)
+                    llm_model=None, embedded_model_path=model, job_stale_s=5.0, llm_structured_outputs=structured)
 
 
 def _cancel_after(url: str, job_id: int, seconds: float) -> threading.Timer:
@@ -144,7 +151,18 @@ def _cancel_after(url: str, job_id: int, seconds: float) -> threading.Timer:
     return timer
 
 
-def stage_generate(out: Path, target: int, seed: int, minutes: float | None = None) -> dict[str, Any]:
+def chat_path_params(args: argparse.Namespace) -> dict[str, Any]:
+    """Arm (d)'s job parameters: Gemma generates through `completions`, the chat model answers through `chat`."""
+    params: dict[str, Any] = {"dialect": "completions", "responder_model": args.responder_model,
+                              "responder_dialect": "chat"}
+    if args.responder_url:
+        params["responder_base_urls"] = [args.responder_url]
+    return params
+
+
+def stage_generate(out: Path, target: int, seed: int, minutes: float | None = None, *, name: str = "generate",
+                   extra: dict[str, Any] | None = None, base_url: str | None = None,
+                   structured: bool = True) -> dict[str, Any]:
     from app import db
     from app.core import jobs, store
     from app.core.benchmarks import parse_benchmark
@@ -152,11 +170,11 @@ def stage_generate(out: Path, target: int, seed: int, minutes: float | None = No
     from app.core.seeds import load_seed_file
     from app.db import session_scope
 
-    folder = out / "generate"
+    folder = out / name
     done = folder / "generate.json"
     if done.is_file():
         return read_json(done)
-    settings = generation_settings(out)
+    settings = generation_settings(out, name, structured)
     url = settings.resolved_database_url
     db.ensure_database(url)
     id_file = folder / "job_id"
@@ -173,7 +191,7 @@ def stage_generate(out: Path, target: int, seed: int, minutes: float | None = No
             seed_set = store.import_seed_set(session, "train_tasks.jsonl", fmt, tasks)
             bench = store.import_benchmark_set(session, "heldout", bench_fmt, items)
             params = jobs.get("self_instruct").validate_params(
-                {"target": target, "seed": seed, "decontaminate_against": [bench.id]}, defaults)
+                {"target": target, "seed": seed, "decontaminate_against": [bench.id], **(extra or {})}, defaults)
             job = requests.create_job(session, jobs.JobRequest("self_instruct", params.model_dump(mode="json"),
                                                                seed_set_id=seed_set.id), defaults)
             job_id = job.id
@@ -186,12 +204,13 @@ def stage_generate(out: Path, target: int, seed: int, minutes: float | None = No
         if time.monotonic() - last[0] >= 30:
             last[0] = time.monotonic()
             rejected = ", ".join(f"{k} {v}" for k, v in sorted(counters.get("rejected", {}).items(), key=lambda kv: -kv[1]))
-            log(f"generate: accepted {counters.get('accepted', 0)}/{target}, generated {counters.get('generated', 0)}, "
+            log(f"{name}: accepted {counters.get('accepted', 0)}/{target}, generated {counters.get('generated', 0)}, "
                 f"instances {counters.get('instances', 0)}; rejected: {rejected or 'none'}")
 
     started = time.monotonic()
     timer = _cancel_after(url, job_id, minutes * 60) if minutes else None
-    job = lifecycle.run_job(url, job_id, settings.core_config(), worker=WORKER, progress=progress)
+    job = lifecycle.run_job(url, job_id, settings.core_config(), worker=WORKER, progress=progress,
+                            base_urls=[base_url] if base_url else None)
     if timer:
         timer.cancel()
     if job.status not in ("succeeded", "cancelled"):  # cancelled: stopped on time, its rows are kept
@@ -210,6 +229,7 @@ def stage_generate(out: Path, target: int, seed: int, minutes: float | None = No
         "prompt_tokens": counters.get("prompt_tokens", 0), "completion_tokens": counters.get("completion_tokens", 0),
         "contamination": result.get("contamination"),
         "contaminated_rejected": counters.get("rejected", {}).get("contaminated", 0),
+        "params": extra or {}, "structured_outputs": structured, "roles": counters.get("roles", {}),
     }
     write_json(done, summary)
     log(f"generate: {summary['curated_instructions']} instructions, {len(rows)} rows; "
@@ -296,12 +316,21 @@ def arm_rows(out: Path, arm: str) -> list[dict[str, str]]:
     fields = ("instruction", "input", "output")
     if arm == "seed":
         return read_json(out / "split" / "seed_rows.json")
-    if arm == "sprout":
-        return [{k: r[k] for k in fields} for r in read_json(out / "generate" / "curated.json")]
+    if arm in ("sprout", "chat"):
+        name = "generate" if arm == "sprout" else "generate_chat"
+        return [{k: r[k] for k in fields} for r in read_json(out / name / "curated.json")]
     return [{k: r[k] for k in fields} for r in judged_top_half(read_json(out / "score" / "scored.json"))]
 
 
-def train_params(out: Path, args: argparse.Namespace, arm: str) -> Any:
+def base_arm(out: Path, arms: Sequence[str]) -> str | None:
+    """The run that measures the base model: the one of the folder that did, else the first to run."""
+    for arm in ARMS:
+        if (out / "train" / arm / "eval_before.json").is_file():
+            return arm
+    return arms[0] if arms else None
+
+
+def train_params(out: Path, args: argparse.Namespace, arm: str, measure_base: bool = False) -> Any:
     from app.core.training import TrainParams
 
     held_out = out / "split" / "heldout.json"
@@ -310,7 +339,7 @@ def train_params(out: Path, args: argparse.Namespace, arm: str) -> Any:
         max_length=args.max_length, seed=args.train_seed, held_out_file=held_out, eval_tasks=held_out,
         eval_max_tasks=10_000, eval_max_new_tokens=args.max_new_tokens, eval_batch_size=args.eval_batch_size,
         torch_threads=args.threads, logging_steps=1, save_steps=100_000, report_samples=5,
-        eval_before=arm == "seed",  # the base model is measured once, in the first run
+        eval_before=measure_base,  # the base model is measured once, in the first run of the folder
     )
 
 
@@ -320,6 +349,7 @@ def stage_train(out: Path, args: argparse.Namespace, arms: Sequence[str]) -> dic
     from app.core.training import run_training
 
     results = {}
+    measured_in = base_arm(out, arms)
     for arm in arms:
         folder = out / "train" / arm
         if (folder / "metrics.json").is_file():
@@ -331,7 +361,7 @@ def stage_train(out: Path, args: argparse.Namespace, arms: Sequence[str]) -> dic
         rows = arm_rows(out, arm)
         data = out / "train" / f"{arm}_rows.json"
         write_json(data, rows)
-        params = train_params(out, args, arm)
+        params = train_params(out, args, arm, measure_base=arm == measured_in)
         log(f"train: {arm}: {len(rows)} rows, {params.max_steps} steps x batch {params.batch_size}")
         def progress(info: dict[str, Any], arm: str = arm, last: list[str] = [""]) -> None:  # noqa: B006
             line = f"{info['stage']} {info.get('step') or 0}/{info.get('max_steps') or '?'}"
@@ -363,16 +393,21 @@ def paired_bootstrap(base: Sequence[float], tuned: Sequence[float], resamples: i
 
 
 LABELS = {"base": "base model (Gemma 3 270M, no tuning)", "seed": "(a) the 117 seed tasks alone",
-          "sprout": "(b) Sprout's curated data", "judged": "(c) Sprout's data, judge top half by quality"}
+          "sprout": "(b) Sprout's curated data", "judged": "(c) Sprout's data, judge top half by quality",
+          "chat": "(d) the chat path: Gemma generates, SmolLM2 Instruct answers"}
 
 
 def stage_table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     split = read_json(out / "split" / "split.json")
-    generated = read_json(out / "generate" / "generate.json")
+    generations = {name: read_json(out / name / "generate.json") for name in ("generate", "generate_chat")
+                   if (out / name / "generate.json").is_file()}
     scored = read_json(out / "score" / "score.json") if (out / "score" / "score.json").is_file() else None
-    base_samples = read_samples(out / "train" / "seed" / "samples.jsonl")
+    measured_in = base_arm(out, [a for a in ARMS if (out / "train" / a / "metrics.json").is_file()])
+    if measured_in is None:
+        raise SystemExit("table: no training run in the folder yet")
+    base_samples = read_samples(out / "train" / measured_in / "samples.jsonl")
     base_by_prompt = {s["prompt"]: s for s in base_samples}
-    seed_metrics = read_json(out / "train" / "seed" / "metrics.json")
+    seed_metrics = read_json(out / "train" / measured_in / "metrics.json")
     rows: list[dict[str, Any]] = [{
         "run": "base", "examples": None, "train_tokens": None, "steps": None, "batch_size": None,
         "train_seconds": None, "eval_loss": seed_metrics["eval_loss_before"], "rouge_l": seed_metrics["rouge_l_before"],
@@ -401,7 +436,8 @@ def stage_table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
             "answer_words": sum(len(s["tuned"].split()) for s in samples) / len(samples),
             "data_output_words": sum(len(r["output"].split()) for r in data) / len(data),
         })
-    results = {"split": split, "generate": generated, "score": scored, "runs": rows,
+    results = {"split": split, "generate": generations.get("generate"),
+               "generate_chat": generations.get("generate_chat"), "score": scored, "runs": rows,
                "settings": {k: getattr(args, k) for k in ("steps", "batch_size", "max_length", "max_new_tokens",
                                                           "eval_batch_size", "threads", "train_seed", "target",
                                                           "base_model")}}
@@ -434,13 +470,19 @@ def render_table(results: dict[str, Any]) -> str:
     base = results["runs"][0]
     lines += ["", f"Held-out test: {base['eval_tasks']} tasks, their references {base['reference_words']:.1f} words "
               "long on average; answers are greedy and cut at the evaluation's token bound."]
-    g = results["generate"]
-    hit = (g.get("contamination") or {}).get("benchmarks", {})
-    items_hit = sum(b["items_hit"] for b in hit.values())
-    lines += ["", f"Generation: job {g['job_id']} ({g.get('status', '?')}), {g['curated_instructions']} curated instructions, "
-              f"{g['rows']} rows, {g['generated']} candidate instructions in {_f(g['seconds'], 0)} s; rejected as "
-              f"contaminated by the held-out tasks: {g['rejected'].get('contaminated', 0)} instructions and "
-              f"{g['instances_rejected'].get('contaminated', 0)} instances ({items_hit} of the held-out items hit)."]
+    for key, label in (("generate", "Generation"), ("generate_chat", "Generation, chat path (d)")):
+        g = results.get(key)
+        if not g:
+            continue
+        hit = (g.get("contamination") or {}).get("benchmarks", {})
+        items_hit = sum(b["items_hit"] for b in hit.values())
+        lines += ["", f"{label}: job {g['job_id']} ({g.get('status', '?')}), {g['curated_instructions']} curated "
+                  f"instructions, {g['rows']} rows, {g['generated']} candidate instructions in {_f(g['seconds'], 0)} s; "
+                  f"rejected as contaminated by the held-out tasks: {g['rejected'].get('contaminated', 0)} instructions "
+                  f"and {g['instances_rejected'].get('contaminated', 0)} instances ({items_hit} of the held-out items hit)."]
+        for role, figures in sorted((g.get("roles") or {}).items()):
+            lines.append(f"- {role}: {figures.get('dialect', '?')}, {_f(figures.get('prompt_tokens'))} prompt and "
+                         f"{_f(figures.get('completion_tokens'))} completion tokens")
     score = results.get("score")
     if score and score.get("result"):
         judged = score["result"]
@@ -460,6 +502,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--generate-minutes", type=float, default=None,
                     help="stop the generation job after this long (what it curated is kept)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the generation job")
+    ap.add_argument("--generator-url", default=None,
+                    help="arm (d)'s generator: an OpenAI-compatible endpoint serving the base model "
+                         "(default: the embedded Gemma started for the job)")
+    ap.add_argument("--responder-url", default=None,
+                    help="arm (d)'s responder: an endpoint serving the chat model (default: the embedded one started)")
+    ap.add_argument("--responder-model", default="smollm2-135m-instruct", help="arm (d)'s responder model")
+    ap.add_argument("--responder-structured", action="store_true",
+                    help="arm (d): instances as JSON under a schema (off: as text; the 135M chat model fills a "
+                         "schema with placeholders)")
     ap.add_argument("--steps", type=int, default=12, help="optimizer steps of every run")
     ap.add_argument("--batch-size", type=int, default=8, help="sequences per step of every run")
     ap.add_argument("--max-length", type=int, default=384, help="tokens per training sequence")
@@ -488,6 +539,10 @@ def main() -> None:
         log(f"split: {split['train_tasks']} seed tasks, {split['held_out_tasks']} held out")
     if "generate" in stages:
         stage_generate(out, args.target, args.seed, args.generate_minutes)
+    if "generate_chat" in stages:
+        stage_generate(out, args.target, args.seed, args.generate_minutes, name="generate_chat",
+                       extra=chat_path_params(args), base_url=args.generator_url,
+                       structured=args.responder_structured)
     if "score" in stages:
         stage_score(out)
     if "train" in stages:

@@ -73,9 +73,11 @@ def summary_table(job) -> Table:
     table.add_row("LLM requests (errors)", f"{c.get('llm_requests', 0)} ({c.get('llm_errors', 0)})")
     table.add_row("tokens (prompt / completion)", f"{c.get('prompt_tokens', 0)} / {c.get('completion_tokens', 0)}")
     for role, used in sorted((c.get("roles") or {}).items()):
-        table.add_row(f"  {role} ({used.get('dialect', '?')}): steps (errors), tokens",
+        priced = used.get("cost") is not None
+        table.add_row(f"  {role} ({used.get('dialect', '?')}): steps (errors), tokens" + (", cost" if priced else ""),
                       f"{used.get('llm_requests', 0)} ({used.get('llm_errors', 0)}), "
-                      f"{used.get('prompt_tokens', 0)} / {used.get('completion_tokens', 0)}")
+                      f"{used.get('prompt_tokens', 0)} / {used.get('completion_tokens', 0)}"
+                      + (f", {used['cost']:.4f}" if priced else ""))
     if c.get("cached_prompt_tokens"):
         table.add_row("  prompt tokens from the server's cache", str(c["cached_prompt_tokens"]))
     if "llm_busy_share" in c:

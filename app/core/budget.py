@@ -8,7 +8,13 @@ ends `succeeded` with `result.stopped` saying the budget was reached.
 
 Two prices, one at a time:
 
-* `price_per_million_tokens`: what an API bills; cost = tokens x price / 1e6.
+* `price_per_million_tokens`: what an API bills; cost = tokens x price / 1e6. Each role
+  (generator, responder, judge) can have its own: the job's `responder_price_per_million_tokens`
+  / `judge_price_per_million_tokens`, else the service's `SPROUT_<ROLE>_PRICE_PER_MILLION_TOKENS`
+  (`prices`), else the generator's (`price_per_million_tokens`, else `SPROUT_LLM_PRICE_...`).
+  With the job's counters per role (`counters.roles`), a cost is the sum of each role's
+  tokens at its price (a role with no price costs nothing: a local model), and each role's
+  cost is in its counters (`roles.<role>.cost`).
 * `price_per_gpu_hour` (x `gpus`): what a rented model server bills, by the hour. Tokens
   become hours through a measured rate: a running job's own tokens over its wall time on
   the model servers (`llm_wall_s`, summed over its attempts), so its cost is simply that
@@ -18,13 +24,14 @@ Two prices, one at a time:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 TOKEN_BUDGET_REACHED = "token budget reached"
 COST_BUDGET_REACHED = "cost budget reached"
 PER_MILLION_TOKENS = "per_million_tokens"
 PER_GPU_HOUR = "per_gpu_hour"
+ROLES = ("generator", "responder", "judge")
 
 
 @dataclass(frozen=True)
@@ -34,29 +41,76 @@ class Budget:
     price_per_million_tokens: float | None = None
     price_per_gpu_hour: float | None = None
     gpus: int = 1
+    # the responder's and the judge's own prices per million tokens (absent: the generator's)
+    role_prices: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, params: Any) -> Budget:
+    def of(cls, params: Any, prices: dict[str, float | None] | None = None) -> Budget:
+        """The job's budget; `prices`: the service's price per million tokens of each role
+        (`generator`, `responder`, `judge`), under the job's own."""
+        prices = {role: price for role, price in (prices or {}).items() if price is not None}
+        per_gpu_hour = getattr(params, "price_per_gpu_hour", None)
+        generator = getattr(params, "price_per_million_tokens", None)
+        if generator is None and per_gpu_hour is None:
+            generator = prices.get("generator")
+        own = {}
+        if per_gpu_hour is None:  # a GPU-hour price is the whole job's: the servers' time, not tokens
+            for role in ("responder", "judge"):
+                price = getattr(params, f"{role}_price_per_million_tokens", None)
+                price = prices.get(role) if price is None else price
+                if price is not None:
+                    own[role] = price
         return cls(getattr(params, "max_total_tokens", None), getattr(params, "max_cost", None),
-                   getattr(params, "price_per_million_tokens", None), getattr(params, "price_per_gpu_hour", None),
-                   getattr(params, "gpus", None) or 1)
+                   generator, per_gpu_hour, getattr(params, "gpus", None) or 1, own)
 
     @property
     def rate(self) -> str | None:
         """Which price costs are computed at: `per_million_tokens`, `per_gpu_hour`, or None (unpriced)."""
-        if self.price_per_million_tokens is not None:
+        if self.price_per_million_tokens is not None or self.role_prices:
             return PER_MILLION_TOKENS
         return PER_GPU_HOUR if self.price_per_gpu_hour is not None else None
+
+    def price_of(self, role: str) -> float | None:
+        """A role's price per million tokens: its own, else the generator's."""
+        return self.role_prices.get(role, self.price_per_million_tokens)
+
+    def token_prices(self) -> dict[str, float]:
+        """Each priced role's price per million tokens (for a client's cost metric); empty when
+        not priced per token."""
+        if self.rate != PER_MILLION_TOKENS:
+            return {}
+        return {role: price for role in ROLES if (price := self.price_of(role)) is not None}
+
+    def role_costs(self, roles: dict[str, Any] | None) -> dict[str, float]:
+        """Each priced role's cost from its tokens (`counters.roles`); empty when not priced per token."""
+        if self.rate != PER_MILLION_TOKENS:
+            return {}
+        out = {}
+        for role, used in (roles or {}).items():
+            price = self.price_of(role)
+            if price is not None:
+                out[role] = round(total_tokens(used) * price / 1e6, 6)
+        return out
+
+    def with_role_costs(self, roles: dict[str, Any]) -> dict[str, Any]:
+        """`counters.roles` with each priced role's `cost`."""
+        costs = self.role_costs(roles)
+        return {role: {**used, "cost": costs[role]} if role in costs else used for role, used in roles.items()}
 
     @property
     def capped(self) -> bool:
         return self.max_total_tokens is not None or (self.max_cost is not None and self.rate is not None)
 
-    def cost(self, tokens: int, seconds: float | None = None) -> float | None:
+    def cost(self, tokens: int, seconds: float | None = None, roles: dict[str, Any] | None = None) -> float | None:
         """The cost of `tokens` spent in `seconds` of wall time on the model servers; None when
-        unpriced, or priced by the hour with no time measured."""
-        if self.price_per_million_tokens is not None:
-            return tokens * self.price_per_million_tokens / 1e6
+        unpriced, or priced by the hour with no time measured. With the job's `roles`, each
+        role's tokens at its price, and the tokens no role counted at the generator's."""
+        if self.rate == PER_MILLION_TOKENS:
+            if not roles:
+                return tokens * (self.price_of("generator") or 0.0) / 1e6
+            counted = sum(total_tokens(used) for used in roles.values())
+            rest = max(0, tokens - counted) * (self.price_per_million_tokens or 0.0) / 1e6
+            return sum(self.role_costs(roles).values()) + rest
         if self.price_per_gpu_hour is not None and seconds is not None:
             return seconds / 3600 * self.gpus * self.price_per_gpu_hour
         return None
@@ -72,7 +126,7 @@ class Budget:
         tokens = total_tokens(usage)
         if self.max_total_tokens is not None and tokens >= self.max_total_tokens:
             return TOKEN_BUDGET_REACHED
-        cost = self.cost(tokens, usage.get("llm_wall_s"))
+        cost = self.cost(tokens, usage.get("llm_wall_s"), usage.get("roles"))
         if self.max_cost is not None and cost is not None and cost >= self.max_cost:
             return COST_BUDGET_REACHED
         return None
@@ -89,11 +143,14 @@ class Budget:
         if seconds:
             out["llm_wall_s"] = round(seconds, 3)
             out["tokens_per_second"] = round(tokens / seconds, 2)
-        cost = self.cost(tokens, seconds)
+        cost = self.cost(tokens, seconds, counters.get("roles"))
         if cost is not None:
             out["cost"] = round(cost, 6)
             out["cost_per_accepted"] = round(cost / accepted, 6) if accepted else None
             out["cost_rate"] = self.rate
+            by_role = self.role_costs(counters.get("roles"))
+            if by_role:
+                out["cost_by_role"] = by_role
         return out
 
 

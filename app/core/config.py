@@ -93,6 +93,8 @@ class CoreConfig:
     # the responder role (classification, instances, responses): None, the generator's; empty
     # `base_urls`: the generator's endpoints (or an embedded model named by `model`)
     responder: LLMConfig | None = None
+    # each role's price per million tokens (generator, responder, judge; None: unpriced), under a job's own
+    prices: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def model_cache_dir(self) -> Path:

@@ -335,7 +335,7 @@ class EvolInstruct:
             prompt = prompts.render("evol_judge", parent=parent, child=child)
             return Request("completions", prompt=prompt.rstrip(), params=params)
 
-        reply = await self.client.ask(request)
+        reply = await self.client.ask(request, role="judge")  # the elimination judge: the judge role's tokens
         verdict = evol_rules.parse_judge(reply.text)
         record.detail["judge_answer"] = reply.text.strip()[:200]
         if verdict is None:

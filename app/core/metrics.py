@@ -33,6 +33,10 @@ LLM_ROLE_TOKENS = Counter(
     "sprout_llm_role_tokens", "Tokens of answered steps by role (generator, responder, judge) and dialect.",
     ["role", "dialect", "kind"],
 )
+LLM_ROLE_COST = Counter(
+    "sprout_llm_role_cost", "Cost of answered steps by role, at each role's price per million tokens "
+    "(in the price's currency; unpriced roles add nothing).", ["role"],
+)
 LLM_ROLE_STEPS = Counter(
     "sprout_llm_role_steps", "Steps asked of the model servers by role and outcome.", ["role", "outcome"],
 )

@@ -58,7 +58,16 @@ class BudgetParams(BaseModel):
         "what it accepted is kept and result.stopped says why.",
     )
     price_per_million_tokens: float | None = Field(
-        default=None, ge=0, le=1e6, description="Price of a million tokens (prompt + completion), for costs and max_cost.",
+        default=None, ge=0, le=1e6, description="Price of a million tokens (prompt + completion), for costs and max_cost: "
+        "the generator's, and every role's that has none of its own (default: SPROUT_LLM_PRICE_PER_MILLION_TOKENS).",
+    )
+    responder_price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6, description="The responder's price of a million tokens (default: "
+        "SPROUT_RESPONDER_PRICE_PER_MILLION_TOKENS, else the generator's); 0 for a model that costs nothing.",
+    )
+    judge_price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6, description="The judge's price of a million tokens (Evol-Instruct's elimination judge, "
+        "score_with_judge; default: SPROUT_JUDGE_PRICE_PER_MILLION_TOKENS, else the generator's).",
     )
     price_per_gpu_hour: float | None = Field(
         default=None, ge=0, le=1e6,
@@ -74,10 +83,12 @@ class BudgetParams(BaseModel):
 
     @model_validator(mode="after")
     def _priced(self) -> BudgetParams:
-        if self.price_per_million_tokens is not None and self.price_per_gpu_hour is not None:
-            raise ValueError("set price_per_million_tokens or price_per_gpu_hour, not both")
-        if self.max_cost is not None and self.price_per_million_tokens is None and self.price_per_gpu_hour is None:
-            raise ValueError("max_cost needs price_per_million_tokens or price_per_gpu_hour")
+        per_token = [name for name in ("price_per_million_tokens", "responder_price_per_million_tokens",
+                                       "judge_price_per_million_tokens") if getattr(self, name) is not None]
+        if per_token and self.price_per_gpu_hour is not None:
+            raise ValueError(f"set {per_token[0]} or price_per_gpu_hour, not both")
+        if self.max_cost is not None and not per_token and self.price_per_gpu_hour is None:
+            raise ValueError("max_cost needs price_per_million_tokens or price_per_gpu_hour (or a role's price per million tokens)")
         return self
 
 

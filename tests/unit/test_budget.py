@@ -125,3 +125,72 @@ def test_a_builds_pilot_adds_up_its_steps():
     nothing = extrapolate(10, [], {"prompt_tokens": 10, "completion_tokens": 0}, Budget())
     partial = combine(10, [first, nothing])
     assert partial.expected_total_tokens is None and partial.note.startswith("step 2: the pilot accepted nothing")
+
+
+def test_each_role_is_priced_apart_and_a_role_without_a_price_takes_the_generators():
+    from app.core.params import SelfInstructParams
+
+    params = SelfInstructParams(price_per_million_tokens=2.0, responder_price_per_million_tokens=0.0)
+    budget = Budget.of(params, {"generator": 9.0, "responder": 9.0, "judge": 5.0})
+    assert budget.price_of("generator") == 2.0  # the job's own over the service's
+    assert budget.price_of("responder") == 0.0  # 0 is a price (a local model), not "unset"
+    assert budget.price_of("judge") == 5.0  # the service's judge price
+    roles = {"generator": {"prompt_tokens": 400_000, "completion_tokens": 100_000},
+             "responder": {"prompt_tokens": 1_000_000, "completion_tokens": 0},
+             "judge": {"prompt_tokens": 100_000, "completion_tokens": 100_000}}
+    assert budget.role_costs(roles) == {"generator": 1.0, "responder": 0.0, "judge": 1.0}
+    spent = budget.spending({"prompt_tokens": 1_500_000, "completion_tokens": 200_000, "accepted": 4, "roles": roles})
+    assert spent["cost"] == 2.0 and spent["cost_per_accepted"] == 0.5
+    assert spent["cost_by_role"] == {"generator": 1.0, "responder": 0.0, "judge": 1.0}
+    assert budget.with_role_costs(roles)["judge"]["cost"] == 1.0
+    # the cost budget counts each role at its price
+    assert Budget.of(SelfInstructParams(price_per_million_tokens=2.0, responder_price_per_million_tokens=0.0,
+                                        judge_price_per_million_tokens=5.0, max_cost=2.0)).reached(
+        {"prompt_tokens": 1_500_000, "completion_tokens": 200_000, "roles": roles}) == COST_BUDGET_REACHED
+
+
+def test_a_role_price_alone_prices_the_job_and_the_service_prices_fill_in():
+    from app.core.params import SelfInstructParams
+
+    only_responder = Budget.of(SelfInstructParams(responder_price_per_million_tokens=1.0))
+    assert only_responder.rate == PER_MILLION_TOKENS and only_responder.price_of("generator") is None
+    roles = {"generator": {"prompt_tokens": 500_000}, "responder": {"prompt_tokens": 500_000}}
+    assert only_responder.cost(1_000_000, roles=roles) == 0.5  # the unpriced generator costs nothing
+    assert Budget.of(SelfInstructParams(), {"generator": None, "responder": None}).rate is None
+    assert Budget.of(SelfInstructParams(), {"generator": 1.0}).cost(1_000_000) == 1.0
+
+
+def test_role_prices_and_a_gpu_hour_price_are_refused_together():
+    from pydantic import ValidationError
+
+    from app.core.params import SelfInstructParams
+
+    with pytest.raises(ValidationError, match="judge_price_per_million_tokens or price_per_gpu_hour"):
+        SelfInstructParams(judge_price_per_million_tokens=1.0, price_per_gpu_hour=2.0)
+    SelfInstructParams(responder_price_per_million_tokens=1.0, max_cost=3.0)  # a role's price is enough for max_cost
+
+
+def test_tokens_no_role_counted_cost_the_generators_price():
+    budget = Budget(price_per_million_tokens=1.0, role_prices={"responder": 3.0})
+    roles = {"responder": {"prompt_tokens": 1_000_000}}
+    assert budget.cost(3_000_000, roles=roles) == 3.0 + 2.0
+
+
+def test_a_priced_roles_steps_move_the_cost_metric():
+    from app.core import metrics
+    from app.core.llm.client import Completion, LLMClient
+
+    client = LLMClient(["http://127.0.0.1:9/v1"])
+    client.role_prices = {"judge": 4.0}
+
+    def cost(role):
+        return metrics.registry().get_sample_value("sprout_llm_role_cost_total", {"role": role}) or 0.0
+
+    judge, generator = cost("judge"), cost("generator")
+    client.count_step("judge", Completion("4", "stop", prompt_tokens=200_000, completion_tokens=50_000))
+    client.count_step("generator", Completion("x", "stop", prompt_tokens=1_000, completion_tokens=1_000))
+    assert cost("judge") - judge == pytest.approx(1.0)
+    assert cost("generator") == generator  # unpriced: nothing added
+    assert client.role_usage["judge"].prompt_tokens == 200_000
+    client.count_step("judge", error="HTTP 500")
+    assert client.role_usage["judge"].requests == 2

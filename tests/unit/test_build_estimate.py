@@ -75,6 +75,26 @@ def test_a_price_per_gpu_hour_costs_each_earlier_steps_time(sqlite_url):
     assert est.expected_total_tokens == 6000 and est.tokens_per_second == 20.0
 
 
+def test_an_earlier_builds_roles_are_priced_each_at_its_own(sqlite_url):
+    with session_scope(sqlite_url) as session:
+        dataset = make_dataset(session, owner=None, grow_by=10, steps=[{"kind": "self_instruct", "params": {
+            "price_per_million_tokens": 2.0, "responder_price_per_million_tokens": 0.0}}])
+        fake_build(session, dataset, [("self_instruct", 6000, 4000, 40.0)], added=10)
+        step = session.exec(select(Job).where(Job.kind == "self_instruct")).one()
+        step.counters = {**step.counters, "roles": {  # what the job counted per role: 4,000 tokens and 6,000
+            "generator": {"prompt_tokens": 3000, "completion_tokens": 1000},
+            "responder": {"prompt_tokens": 3000, "completion_tokens": 3000}}}
+        session.add(step)
+        session.flush()
+        latest = v.latest_version(session, dataset.id)
+        latest.counts = {**latest.counts, "build": _build_counts(session, [step.id])}
+        session.add(latest)
+        session.flush()
+        est = estimate_build(session, dataset, CONFIG, pilot=False)
+    # the generator's 4,000 tokens at 2.0 per million (0.008), the responder's 6,000 free, for 10 added
+    assert est.expected_cost == pytest.approx(0.008) and est.cost_rate == PER_MILLION_TOKENS
+
+
 def test_builds_under_another_recipe_and_beyond_the_limit_are_left_out(sqlite_url):
     with session_scope(sqlite_url) as session:
         dataset = make_dataset(session, owner=None)

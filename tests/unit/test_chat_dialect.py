@@ -227,3 +227,29 @@ def test_the_summary_shows_a_line_per_role():
     text = console.export_text()
     assert "generator (completions): steps (errors), tokens" in text and "2 (0), 90 / 40" in text
     assert "responder (chat): steps (errors), tokens" in text and "2 (1), 50 / 30" in text
+
+
+def test_the_summary_shows_each_priced_roles_cost():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from app.cli.generate import summary_table
+
+    job = SimpleNamespace(id=1, kind="self_instruct", status="succeeded", result={}, started_at=None, finished_at=None, counters={
+        "roles": {"generator": {"dialect": "chat", "llm_requests": 2, "llm_errors": 0, "prompt_tokens": 90,
+                                "completion_tokens": 40, "cost": 0.0013},
+                  "judge": {"dialect": "chat", "llm_requests": 1, "llm_errors": 0, "prompt_tokens": 10,
+                            "completion_tokens": 2}}})
+    console = Console(width=200, record=True)
+    console.print(summary_table(job))
+    text = console.export_text()
+    assert "generator (chat): steps (errors), tokens, cost" in text and "2 (0), 90 / 40, 0.0013" in text
+    assert "judge (chat): steps (errors), tokens " in text and "1 (0), 10 / 2 " in text  # unpriced: no cost
+
+
+def test_role_prices_come_from_the_settings():
+    from app.settings import Settings
+
+    config = Settings(llm_price_per_million_tokens=0.5, judge_price_per_million_tokens=3.0).core_config()
+    assert config.prices == {"generator": 0.5, "responder": None, "judge": 3.0}

@@ -90,9 +90,19 @@ def test_paired_bootstrap_of_the_score_difference():
     assert mean == pytest.approx(0.5) and 0.3 < low < 0.5 < high < 0.7
 
 
-def test_three_runs_and_the_table_on_a_tiny_model(tiny_model_dir, tmp_path):
+def write_chat_generation(folder, rows):
+    study.write_json(folder / "generate_chat" / "curated.json", rows)
+    study.write_json(folder / "generate_chat" / "generate.json", {
+        "job_id": 3, "status": "cancelled", "curated_instructions": 2, "rows": len(rows), "generated": 5,
+        "rejected": {}, "instances_rejected": {}, "seconds": 30.0, "contamination": None,
+        "roles": {"generator": {"dialect": "completions", "prompt_tokens": 100, "completion_tokens": 40},
+                  "responder": {"dialect": "chat", "prompt_tokens": 300, "completion_tokens": 200}}})
+
+
+def test_four_runs_and_the_table_on_a_tiny_model(tiny_model_dir, tmp_path):
     """The train and table stages from the stages' files, on the trainer's tiny random model:
-    one budget for the three runs, the base measured once, the judge's half trained on."""
+    one budget for the four runs, the base measured once, the judge's half trained on, the
+    chat path's rows in run (d)."""
     study.stage_split(tmp_path, REFERENCE)
     curated = [{"id": i // 2, "instruction": row["instruction"], "input": row["input"], "output": row["output"]}
                for i, row in enumerate(TOY_ROWS)]
@@ -101,6 +111,7 @@ def test_three_runs_and_the_table_on_a_tiny_model(tiny_model_dir, tmp_path):
         "job_id": 1, "status": "succeeded", "curated_instructions": 4, "rows": len(curated), "generated": 9,
         "rejected": {"contaminated": 1}, "instances_rejected": {"contaminated": 2}, "seconds": 12.0,
         "contamination": {"benchmarks": {"heldout (#1)": {"items_hit": 2, "hits": 3}}}})
+    write_chat_generation(tmp_path, curated[:6])
     qualities = [5.0, 1.0, 4.5, 2.0, None, 3.0, 6.0, 4.0]
     study.write_json(tmp_path / "score" / "scored.json",
                      [{**row, "quality": q, "complexity": 3.0} for row, q in zip(curated, qualities)])
@@ -111,25 +122,44 @@ def test_three_runs_and_the_table_on_a_tiny_model(tiny_model_dir, tmp_path):
 
     metrics = study.stage_train(tmp_path, args, study.ARMS)
 
-    assert {arm: m["train_rows"] for arm, m in metrics.items()} == {"seed": 117, "sprout": 8, "judged": 4}
+    assert {arm: m["train_rows"] for arm, m in metrics.items()} == {"seed": 117, "sprout": 8, "judged": 4, "chat": 6}
     judged = json.loads((tmp_path / "train" / "judged_rows.json").read_text())
     assert [r["output"] for r in judged] == [TOY_ROWS[i]["output"] for i in (0, 2, 6, 7)]  # quality 5, 4.5, 6, 4
     for m in metrics.values():
         assert m["steps"] == 2 and m["eval_tasks"] == 58 and m["held_out_rows"] == 58 and m["train_tokens"] > 0
     assert isinstance(metrics["seed"]["eval_loss_before"], float)  # the base, measured in the first run only
     assert metrics["sprout"]["eval_loss_before"] is None and metrics["judged"]["rouge_l_before"] is None
+    assert metrics["chat"]["eval_loss_before"] is None
     stamp = (tmp_path / "train" / "seed" / "metrics.json").stat().st_mtime_ns
     assert study.stage_train(tmp_path, args, study.ARMS) == metrics  # a rerun reuses the finished runs
     assert (tmp_path / "train" / "seed" / "metrics.json").stat().st_mtime_ns == stamp
 
     results = study.stage_table(tmp_path, args)
     runs = {r["run"]: r for r in results["runs"]}
-    assert list(runs) == ["base", "seed", "sprout", "judged"]
+    assert list(runs) == ["base", "seed", "sprout", "judged", "chat"]
     assert runs["base"]["eval_loss"] == metrics["seed"]["eval_loss_before"]
     for arm in study.ARMS:
         assert runs[arm]["rouge_l"] == metrics[arm]["rouge_l_after"]
         assert runs[arm]["tasks_better"] + runs[arm]["tasks_worse"] <= 58
     assert json.loads((tmp_path / "results.json").read_text())["runs"] == json.loads(json.dumps(results["runs"]))
     table = (tmp_path / "table.md").read_text()
-    assert sum(line.startswith("| ") for line in table.splitlines()) == 5 and "| 2 x 2 |" in table and "contaminated by the held-out tasks: 1 instructions and 2 instances (2 of the held-out items hit)" in table
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 6 and "| 2 x 2 |" in table and "contaminated by the held-out tasks: 1 instructions and 2 instances (2 of the held-out items hit)" in table
     assert "Judge (gemma): quality mean 3.6, median 4.0; complexity mean 3.0, median 3.0." in table
+    assert "| (d) the chat path: Gemma generates, SmolLM2 Instruct answers | 6 |" in table
+    assert "Generation, chat path (d): job 3 (cancelled), 2 curated instructions, 6 rows" in table
+    assert "- responder: chat, 300 prompt and 200 completion tokens" in table
+
+
+def test_run_d_alone_measures_the_base_in_its_own_folder(tiny_model_dir, tmp_path):
+    """A folder with only run (d) (the study rerun for it): the base is measured there, once."""
+    study.stage_split(tmp_path, REFERENCE)
+    write_chat_generation(tmp_path, [{"id": i, **row} for i, row in enumerate(TOY_ROWS[:4])])
+    args = study.parse_args(["--out", str(tmp_path), "--base-model", str(tiny_model_dir), "--steps", "1",
+                             "--batch-size", "2", "--max-length", "64", "--max-new-tokens", "2", "--threads", "1",
+                             "--arms", "chat"])
+    metrics = study.stage_train(tmp_path, args, args.arm_list)
+    assert isinstance(metrics["chat"]["eval_loss_before"], float)
+    results = study.stage_table(tmp_path, args)
+    assert [r["run"] for r in results["runs"]] == ["base", "chat"]
+    assert results["runs"][0]["eval_loss"] == metrics["chat"]["eval_loss_before"]
+    assert results["generate"] is None and results["generate_chat"]["rows"] == 4

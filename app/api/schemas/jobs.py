@@ -65,10 +65,13 @@ class JobOut(BaseModel):
         "llm_requests, llm_errors, llm_retries, prompt_tokens, completion_tokens, cached_prompt_tokens, "
         "llm_last_errors (the last five failed requests: at, endpoint, message), llm_concurrency (limit per "
         "endpoint), llm_utilisation, llm_busy_share, llm_wall_s (wall time on the model servers, what a price "
-        "per GPU-hour bills). "
+        "per GPU-hour bills), roles (per role: generator, responder, judge: llm_requests, llm_errors, "
+        "prompt_tokens, completion_tokens, dialect, and cost at the role's price when priced per token). "
         "Training: stage, step, max_steps, loss, eta_s."
     )
-    result: dict[str, Any]
+    result: dict[str, Any] = Field(description="The kind's result; a generation job's holds total_tokens, "
+                                   "tokens_per_accepted, and when priced cost, cost_per_accepted, cost_rate and "
+                                   "cost_by_role (each priced role's cost).")
     error: str | None
     cancel_requested: bool
     attempts: int

@@ -53,7 +53,7 @@ def estimate_build(session: Session, dataset: Dataset, config: CoreConfig, base_
     kinds = [s.kind for s in recipe.steps]
     params = [registry.get(s.kind).validate_params(step_params(s.kind, s.params, target), config.defaults)
               for s in recipe.steps]
-    budgets = [Budget.of(p) for p in params]
+    budgets = [Budget.of(p, config.prices) for p in params]
     history = build_history(session, dataset.id, kinds)
     if history:
         return from_history(target, history, budgets)
@@ -136,10 +136,11 @@ def from_history(target: int, history: list[dict[str, Any]], budgets: Sequence[B
 
 
 def _build_cost(build: dict[str, Any], budgets: Sequence[Budget]) -> float | None:
-    """An earlier build's cost at today's prices: each step at its own."""
+    """An earlier build's cost at today's prices: each step at its own, each role at its own
+    (when the build recorded its steps' roles)."""
     total = 0.0
     for step, budget in zip(build["steps"], budgets):
-        cost = budget.cost(step["prompt_tokens"] + step["completion_tokens"], step["seconds"])
+        cost = budget.cost(step["prompt_tokens"] + step["completion_tokens"], step["seconds"], step.get("roles"))
         if cost is None:
             return None
         total += cost

@@ -317,14 +317,18 @@ def _build_counts(session: Session, step_ids: list[int]) -> dict[str, Any]:
 
 
 def step_spending(job: Job) -> dict[str, Any]:
-    """What one step job spent: its tokens, and its wall time on the model servers (a job made
-    before that counter: from its start to its end)."""
+    """What one step job spent: its tokens (in all and per role, so a later estimate prices
+    each role at its own), and its wall time on the model servers (a job made before that
+    counter: from its start to its end)."""
     counters = job.counters or {}
     seconds = counters.get("llm_wall_s")
     if seconds is None and job.started_at is not None and job.finished_at is not None:
         seconds = round((job.finished_at - job.started_at).total_seconds(), 3)
     return {"job_id": job.id, "kind": job.kind, "prompt_tokens": int(counters.get("prompt_tokens") or 0),
-            "completion_tokens": int(counters.get("completion_tokens") or 0), "seconds": seconds}
+            "completion_tokens": int(counters.get("completion_tokens") or 0), "seconds": seconds,
+            "roles": {role: {"prompt_tokens": int(used.get("prompt_tokens") or 0),
+                             "completion_tokens": int(used.get("completion_tokens") or 0)}
+                      for role, used in (counters.get("roles") or {}).items()}}
 
 
 def progress(job: Job) -> Progress:

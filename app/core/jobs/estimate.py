@@ -89,7 +89,7 @@ def estimate_self_instruct(params: SelfInstructParams, seeds: list[SeedTaskData]
     pilot_params = params.model_copy(update={"target": min(pilot, params.target), **_PILOT_OVERRIDES})
     with llm_endpoints(config, base_urls) as urls:
         marks, usage, seconds = asyncio.run(_pilot(pilot_params, seeds, config, urls))
-    return extrapolate(params.target, marks, usage, Budget.of(params), seconds)
+    return extrapolate(params.target, marks, usage, Budget.of(params, config.prices), seconds)
 
 
 async def _pilot(params: SelfInstructParams, seeds: list[SeedTaskData], config: CoreConfig,
@@ -176,7 +176,7 @@ def estimate_evol_instruct(params: EvolInstructParams, pool: list[SeedTaskData],
     with llm_endpoints(config, base_urls) as urls:
         spent, accepted, usage, seconds = asyncio.run(_evol_pilot(pilot_params, sample, config, urls))
     return extrapolate_lineages(size, params.rounds, [spent[i] for i in range(len(sample))], accepted, usage,
-                                Budget.of(params), seconds)
+                                Budget.of(params, config.prices), seconds)
 
 
 async def _evol_pilot(params: EvolInstructParams, sample: list[SeedTaskData], config: CoreConfig,

@@ -180,6 +180,9 @@ def run_method(ctx: JobContext, build: Build, made: Callable[[dict[str, Any]], i
         if getattr(ctx.params, "score_with_judge", False) and not ctx.heartbeat.stop_requested:
             judged = _judge(ctx, urls)
     result = {"curated": accepted, **ctx.extra.get("spending", {})}  # tokens per accepted example; budget stop
+    if judged is not None and "cost" in result:  # the judge's tokens (roles.judge) cost too
+        final = ctx.heartbeat.counters() or {}
+        result.update(Budget.of(ctx.params, ctx.config.prices).spending(final, ctx.extra.get("made")))
     if judged is not None:
         result["judge_scores"] = judged
     with ctx.session() as session:
@@ -218,7 +221,10 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
     state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
     batch: list[CandidateRecord] = []
     jobs = ctx.config.jobs
-    budget = Budget.of(ctx.params)
+    budget = Budget.of(ctx.params, ctx.config.prices)
+    for each in (client, responder):
+        if each is not None:
+            each.role_prices = budget.token_prices()
 
     def usage() -> dict[str, Any]:
         # token and request counts and the wall time on the model servers (what a price per
@@ -228,7 +234,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
         clients = [client, responder] if responder is not None else [client]
         total = client.usage if responder is None else client.usage.merge(responder.usage)
         return {**total.added_to(before), "llm_wall_s": round(base_wall + time.monotonic() - started, 3),
-                **client.gauges(), "roles": role_counters(clients, before.get("roles") or {})}
+                **client.gauges(), "roles": budget.with_role_costs(role_counters(clients, before.get("roles") or {}))}
 
     # the heartbeat persists what is committed plus the live LLM usage
     ctx.heartbeat.counters = lambda: {**state["committed"], **usage()}
@@ -291,7 +297,8 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
         ctx.extra.pop("responder", None)
     stopped = {"stopped": ctx.extra["stopped"]} if "stopped" in ctx.extra else {}
     final = {**counters, **usage()}
-    ctx.extra["spending"] = {**budget.spending(final, made(final) if made else None), **stopped}
+    ctx.extra["made"] = made(final) if made else None
+    ctx.extra["spending"] = {**budget.spending(final, ctx.extra["made"]), **stopped}
     return int(counters.get("accepted", 0))
 
 

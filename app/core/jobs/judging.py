@@ -8,7 +8,9 @@ of a generation job (`score_with_judge`): one driver, so both resume, commit and
   job taken over after a crash asks only for the rest;
 * **commit** — scores are stored a batch at a time in one transaction with the job's
   counters and heartbeat, which fails for a worker that lost its claim;
-* **stop** — a cancel is honoured between batches (`JobStopped`).
+* **stop** — a cancel is honoured between batches (`JobStopped`);
+* **counting** — the judge's tokens are the `judge` role's (`counters.roles.judge`, with its
+  cost at the judge's price), added to what earlier steps and attempts counted there.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core import store
+from app.core.budget import Budget
 from app.core.config import CoreConfig
 from app.core.jobs.lifecycle import JobContext, JobStopped
 from app.core.llm.client import LLMClient
@@ -80,11 +83,19 @@ async def _score(ctx: JobContext, scoring: Scoring, urls: list[str], base: dict[
                                      scoring_job_id=ctx.job_id if scoring.rescore else None)
         todo = [e for e in every if e.instance_id not in done]
         live = _Live(name, len(every), len(done), before)
+        budget = Budget.of(ctx.params, ctx.config.prices)
+        client.role_prices = budget.token_prices()
+        judged_before = dict((base.get("roles") or {}).get("judge") or {})
 
         def counters() -> dict[str, Any]:
+            roles = dict(base.get("roles") or {})
+            if "judge" in client.role_usage:
+                roles["judge"] = {**{k: v for k, v in client.role_usage["judge"].added_to(judged_before).items()
+                                     if k != "llm_last_errors"}, "dialect": judge.api}
             return {**base, **live.counters(), **{f"judge_{k}": v for k, v in client.usage.as_dict().items()
                                                   if k in ("llm_requests", "llm_errors", "prompt_tokens",
-                                                           "completion_tokens")}}
+                                                           "completion_tokens")},
+                    "roles": budget.with_role_costs(roles)}
 
         ctx.heartbeat.counters = counters
         chunk = max(ctx.config.jobs.batch_size, 4 * (scoring.concurrency or llm.concurrency))

@@ -213,6 +213,7 @@ class LLMClient:
         self._dialect_lock = asyncio.Lock()
         self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
         self.role_dialects: dict[str, str] = {}  # the API that last answered each role's step
+        self.role_prices: dict[str, float] = {}  # role -> price per million tokens, for the cost metric
         n = len(self.base_urls)
         # the configured concurrency is for all endpoints together; each adapts on its own
         starts = [self.concurrency // n + (1 if i < self.concurrency % n else 0) for i in range(n)]
@@ -355,14 +356,24 @@ class LLMClient:
 
         `role` (generator, responder, judge): the step's tokens and failure are counted in
         `role_usage[role]` too, so a job shows what each role spent."""
-        counted = self.role_usage.setdefault(role, Usage())
-        counted.requests += 1
         try:
             completion = await self._ask(build)
         except LLMError as exc:
-            counted.error(self.endpoints[0], str(exc))
-            metrics.LLM_ROLE_STEPS.labels(role, "error").inc()
+            self.count_step(role, error=str(exc))
             raise
+        self.count_step(role, completion)
+        return completion
+
+    def count_step(self, role: str, completion: Completion | None = None, error: str | None = None) -> None:
+        """One step of `role` in `role_usage` and the metrics: its tokens (and, at the role's
+        price in `role_prices`, its cost), or its failure. `ask` counts its own; a caller that
+        sends through `complete`/`chat` itself (the LLM judge) counts here."""
+        counted = self.role_usage.setdefault(role, Usage())
+        counted.requests += 1
+        if completion is None:
+            counted.error(self.endpoints[0], error or "failed")
+            metrics.LLM_ROLE_STEPS.labels(role, "error").inc()
+            return
         counted.prompt_tokens += completion.prompt_tokens
         counted.completion_tokens += completion.completion_tokens
         counted.cached_prompt_tokens += completion.cached_tokens
@@ -370,7 +381,9 @@ class LLMClient:
         metrics.LLM_ROLE_STEPS.labels(role, "ok").inc()
         metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt").inc(completion.prompt_tokens)
         metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion").inc(completion.completion_tokens)
-        return completion
+        price = self.role_prices.get(role)
+        if price:
+            metrics.LLM_ROLE_COST.labels(role).inc((completion.prompt_tokens + completion.completion_tokens) * price / 1e6)
 
     async def _ask(self, build: Callable[[Dialect], Request]) -> Completion:
         dialect = await self.resolve_dialect()

@@ -127,6 +127,16 @@ class Judge:
         return await self.client.chat(messages, **params)
 
     async def _ask(self, prompt: str | list[dict[str, str]]) -> Completion:
+        """One answer, counted as a `judge` step on the client (its tokens, cost and failures per role)."""
+        try:
+            answer = await self._answer(prompt)
+        except LLMError as exc:
+            self.client.count_step("judge", error=str(exc))
+            raise
+        self.client.count_step("judge", answer)
+        return answer
+
+    async def _answer(self, prompt: str | list[dict[str, str]]) -> Completion:
         want = self.logprobs and not self._logprobs_refused
         try:
             return await self._send(prompt, want)

@@ -22,7 +22,9 @@ export function spending(job) {
       costPerAccepted: r.cost_per_accepted ?? null };
   }
   const total = tokens(c), accepted = c.accepted || 0, price = (job.params || {}).price_per_million_tokens;
-  const cost = price == null ? null : (total * price) / 1e6;
+  // each role's cost at its price (counters.roles.<role>.cost), else every token at the job's price
+  const roleCosts = Object.values(c.roles || {}).map((r) => r.cost).filter((x) => x != null);
+  const cost = roleCosts.length ? roleCosts.reduce((a, b) => a + b, 0) : price == null ? null : (total * price) / 1e6;
   return { final: !isActive(job), total, perAccepted: accepted ? total / accepted : null, cost,
     costPerAccepted: cost !== null && accepted ? cost / accepted : null };
 }
@@ -68,7 +70,7 @@ export function ModelServer({ job, lost, lostRows }) {
       <dt>errors</dt><dd id="llm-errors">${c.llm_errors ?? 0} <span class="muted">(${c.llm_retries ?? 0} retries)</span></dd>
       <dt>tokens</dt><dd id="llm-tokens">${c.prompt_tokens ?? 0} prompt · ${c.completion_tokens ?? 0} completion</dd>
       ${Object.entries(c.roles || {}).sort(([a], [b]) => a.localeCompare(b)).map(([role, r]) => html`<dt key=${role}>${role}</dt>
-        <dd class="llm-role" id=${`llm-role-${role}`}>${r.dialect || "?"} · ${r.llm_requests ?? 0} steps (${r.llm_errors ?? 0} errors) · ${r.prompt_tokens ?? 0} prompt · ${r.completion_tokens ?? 0} completion tokens</dd>`)}
+        <dd class="llm-role" id=${`llm-role-${role}`}>${r.dialect || "?"} · ${r.llm_requests ?? 0} steps (${r.llm_errors ?? 0} errors) · ${r.prompt_tokens ?? 0} prompt · ${r.completion_tokens ?? 0} completion tokens${r.cost != null ? ` · cost ${r.cost.toFixed(4)}` : ""}</dd>`)}
       <dt>from cache</dt><dd id="llm-cached">${cached} prompt tokens${c.prompt_tokens ? ` (${fmtPercent(cached / c.prompt_tokens)} of prompt tokens)` : ""}</dd>
       ${"llm_busy_share" in c && html`<dt>busy</dt><dd id="llm-busy">${fmtPercent(c.llm_busy_share)} <span class="muted">of the time, a request in flight</span></dd>
         <dt>utilisation</dt><dd id="llm-utilisation">${fmtPercent(c.llm_utilisation)} <span class="muted">of the limit in flight (mean)</span></dd>`}
