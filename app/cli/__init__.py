@@ -30,6 +30,7 @@ from app.cli import (
     train,
 )
 from app.cli.common import CliError, fail
+from app.core.errors import SproutError
 
 cli = typer.Typer(
     name="sprout",
@@ -65,6 +66,8 @@ def main() -> None:
     try:
         cli()
     except CliError as exc:
+        fail(str(exc))
+    except SproutError as exc:  # any core error a command did not word itself: one line, never a traceback
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", code=130)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core import prompts
+from app.core.errors import InvalidInput
 from app.core.llm.client import LLMClient
 from app.core.parsing import parse_instruction_list
 
@@ -27,7 +28,7 @@ MAX_TOPIC_CHARS = 300
 SUBTOPIC_STOP = ["\n\n"]
 
 
-class TopicTreeError(ValueError):
+class TopicTreeError(InvalidInput):
     """A tree that is not one; names the node at fault."""
 
 

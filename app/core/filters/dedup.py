@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from app.core.errors import Unavailable
 from app.core.urls import redact
 
 SHINGLE_SIZE = 3
@@ -51,7 +52,7 @@ _LOCKED_BATCH = 256  # documents handled per Redis lock acquisition
 _WORD_CACHE_MAX = 1_000_000
 
 
-class DedupError(Exception):
+class DedupError(Unavailable):
     """The shared index cannot be used (Redis unreachable, lock not obtained, bad key)."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
+from app.core.errors import Conflict
 from app.core.handoff import webhooks
 from app.core.handoff.bundle import MANIFEST, Bundle, BundleOptions, read_manifest, write_bundle
 from app.core.handoff.config import HandoffConfig
@@ -139,7 +140,7 @@ def attempt(session: Session, delivery_id: int, config: HandoffConfig, now: date
     return delivery
 
 
-class CannotRetry(ValueError):
+class CannotRetry(Conflict, ValueError):
     """A delivery that a retry cannot help: done, blocked, running, or its bundle gone."""
 
 
