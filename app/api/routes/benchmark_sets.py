@@ -22,7 +22,7 @@ from app.api.routes.seed_sets import _decode, _read_limited
 from app.api.schemas.benchmark_sets import BenchmarkItemOut, BenchmarkSetCreate, BenchmarkSetOut, ContaminationReport
 from app.api.schemas.common import MAX_PAGE, Page
 from app.core import store
-from app.core.benchmarks import BenchmarkFormatError, parse_benchmark
+from app.core.benchmark_sets import BenchmarkFormatError, parse_benchmark
 from app.core.filters.decontaminate import report
 from app.core.jobs.decontamination import checked_against
 from app.core.seeds import MAX_SEED_BYTES

@@ -27,7 +27,6 @@ from sqlmodel import Session, col, select
 
 from app.core.conversation import TurnsError, check_turns
 from app.core.datasets import content
-from app.core.datasets.card import render_card
 from app.core.datasets.errors import (
     DatasetError,
     DatasetNotFound,
@@ -38,6 +37,7 @@ from app.core.datasets.errors import (
     VersionNotFound,
 )
 from app.core.datasets.recipe import Recipe
+from app.core.datasets.version_card import render_card
 from app.models import (
     Dataset,
     DatasetExample,
