@@ -1,7 +1,8 @@
 """The `sprout` command: a thin Typer shell over the domain core and its jobs layer.
 
 Each sub-command group lives in its own module; errors the user can fix are printed as
-one line (`CliError`) with a non-zero exit, never as a traceback.
+one line (`CliError`, or any core error: `app.core.errors.SproutError`) with a non-zero
+exit, never as a traceback.
 """
 
 from __future__ import annotations

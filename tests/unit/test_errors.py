@@ -98,3 +98,22 @@ def test_a_seed_file_error_lists_every_bad_line():
     body = _app(exc).get("/boom").json()
     assert body["error_count"] == 2 and body["detail"].startswith("seed file: line 2")
     assert [e["loc"] for e in body["errors"]] == [["body", "file"], ["body", "file"]]
+
+
+def test_the_cli_prints_a_core_error_it_did_not_word_as_one_line(monkeypatch, capsys):
+    """`sprout`'s entry point: a core error that leaves a command is one line and exit 1."""
+    import app.cli as cli_module
+
+    @cli_module.cli.command("raise-not-found-for-test", hidden=True)
+    def _raise() -> None:
+        raise store.NotFound("no job with id 41")
+
+    monkeypatch.setattr("sys.argv", ["sprout", "raise-not-found-for-test"])
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_module.main()
+    finally:
+        cli_module.cli.registered_commands.pop()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "no job with id 41" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
