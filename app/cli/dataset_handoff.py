@@ -223,7 +223,7 @@ def _handoff_now(url: str, settings: Any, name: str, ref: str) -> None:
         dataset = v.get_dataset(session, acting_owner(), name)
         version = tags.resolve(session, dataset.id, ref)
         job_id = version_handoff.queue(session, dataset, version, settings.core_config().defaults, force=True)
-    run_followups(url, settings, [job_id])
+    run_followups(url, settings, job_ids=[job_id])
 
 
 def register(app: typer.Typer) -> None:

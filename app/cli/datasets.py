@@ -344,7 +344,7 @@ def build(name: str = typer.Argument(..., help="The dataset to build."),
     if result.get("handoff_error"):
         console.print(f"the version's hand-off could not be queued: {result['handoff_error']} "
                       f"(sprout datasets handoff {name}@{number} --now)", highlight=False)
-    run_followups(url, settings, result.get("followups") or [])  # the version's hand-off, then its training
+    run_followups(url, settings, job)  # the version's hand-off, then its training
 
 
 def _print_build_estimate(url: str, settings: Any, name: str, pilot: bool) -> None:
@@ -619,4 +619,4 @@ def remove_cmd(
     with dataset_session(url) as session:  # the new version is handed off like a build's
         d = v.get_dataset(session, acting_owner(), name)
         job_id = version_handoff.queue(session, d, v.get_version(session, d.id, number), settings.core_config().defaults)
-    run_followups(url, settings, [job_id] if job_id is not None else [])
+    run_followups(url, settings, job_ids=[job_id] if job_id is not None else [])

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 
-from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
+from app.api.deps import DispatcherDep, Owner, SessionDep, SettingsDep
 from app.api.errors import LimitedJsonRoute
 from app.api.routes.datasets import CONFLICT, NamePath, _dataset, _defaults, _version_out, queue_handoff
 from app.api.schemas.common import MAX_ID
@@ -74,10 +74,10 @@ def forget(name: NamePath, session: SessionDep, owner: Owner) -> Response:
 @router.post("/{name}/review/commit", status_code=201, responses=CONFLICT,
              summary="Commit the review: a new version without the rejected rows, with the edits; card and diff "
                      "carry the counts and reasons")
-def commit(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep, celery: CeleryDep,
+def commit(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep, dispatcher: DispatcherDep,
            body: ReviewCommit | None = None) -> VersionOut:
     dataset = _dataset(session, owner, name)
     version = review.commit_review(session, dataset, expected_latest=(body or ReviewCommit()).expected_latest)
     session.commit()
-    queue_handoff(session, celery, dataset, version, _defaults(settings))
+    queue_handoff(session, dispatcher, dataset, version, _defaults(settings))
     return _version_out(session, version)

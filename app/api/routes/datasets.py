@@ -24,7 +24,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 
-from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
+from app.api.deps import DispatcherDep, Owner, SessionDep, SettingsDep
 from app.api.errors import LimitedJsonRoute, field_error
 from app.api.routes.jobs import _send
 from app.api.schemas.common import MAX_PAGE, Page
@@ -58,12 +58,12 @@ from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, correct_examples, remove_examples
 from app.core.datasets.errors import DatasetError
 from app.core.handoff import training_gate
-from app.core.jobs import build_estimate, dataset_build, requests, version_handoff
+from app.core.jobs import build_estimate, dataset_build, dispatch, requests, version_handoff
+from app.core.jobs.dispatch import Dispatcher, DispatchUnavailable
 from app.core.llm.client import LLMError
 from app.core.scoring import storage as scoring_storage
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
-from workers.celery_app import enqueue
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=LimitedJsonRoute)
 FINISHED = (JobStatus.succeeded.value, JobStatus.cancelled.value, JobStatus.failed.value)
@@ -186,7 +186,7 @@ def list_versions(name: NamePath, session: SessionDep, owner: Owner, limit: Limi
 @router.post("/{name}/versions", status_code=201, responses=CONFLICT,
              summary="Curate: a new version without some examples, or with some corrected (then handed off)")
 def curate(name: NamePath, body: CurationCreate, session: SessionDep, owner: Owner, settings: SettingsDep,
-           celery: CeleryDep) -> VersionOut:
+           dispatcher: DispatcherDep) -> VersionOut:
     dataset = _dataset(session, owner, name)
     if body.remove is not None:
         version = remove_examples(session, dataset, example_ids=body.remove.ids, query=body.remove.query,
@@ -199,30 +199,20 @@ def curate(name: NamePath, body: CurationCreate, session: SessionDep, owner: Own
         except DatasetError as exc:  # the core counts `corrections[i]`; the body calls them `correct[i]`
             raise type(exc)(str(exc).replace("corrections[", "correct[", 1)) from None
     session.commit()
-    queue_handoff(session, celery, dataset, version, _defaults(settings))
+    queue_handoff(session, dispatcher, dataset, version, _defaults(settings))
     return _version_out(session, version)
 
 
-def queue_handoff(session: Session, celery: Any, dataset: Dataset, version: DatasetVersion,
+def queue_handoff(session: Session, dispatcher: Dispatcher, dataset: Dataset, version: DatasetVersion,
                   defaults: dict[str, dict[str, Any]], force: bool = False) -> Any:
-    """The version's `version_handoff` job, made and enqueued (after the version's commit); a
-    broker that is away marks it failed (retry it with `POST /jobs/{id}/retry`) without
-    undoing the version; `force` (asked for by the caller): then a 503."""
-    job_id = version_handoff.queue(session, dataset, version, defaults, force=force)
-    if job_id is None:
-        return None
-    session.commit()
-    job = session.get(Job, job_id)
-    if job.status == JobStatus.queued.value:
-        try:
-            enqueue(celery, job.id, job.kind)
-        except Exception as exc:  # kombu / redis connection errors
-            job.status, job.error = JobStatus.failed.value, f"could not be enqueued: the broker is unreachable ({exc})"
-            session.commit()
-            if force:
-                raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
-                                    headers={"Retry-After": "5"}) from None
-    return job
+    """The version's `version_handoff` job, made and submitted (`dispatch.hand_off_version`: a
+    broker that is away marks it failed, retry it with `POST /jobs/{id}/retry`, without
+    undoing the version); `force` (asked for by the caller): then a 503."""
+    try:
+        return dispatch.hand_off_version(session, dataset, version, defaults, dispatcher, force=force)
+    except DispatchUnavailable:
+        raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
+                            headers={"Retry-After": "5"}) from None
 
 
 @router.get("/{name}/versions/{ref}", summary="One version (a number, `latest` or a tag) with its card")
@@ -401,7 +391,7 @@ def resume_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Schedu
              summary="Build a new version now (a `dataset_build` job, enqueued), or estimate what it will spend",
              responses={200: {"description": "dry_run: the estimate; nothing is stored or enqueued."}})
 def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep,
-              celery: CeleryDep, body: BuildCreate | None = None) -> Any:
+              dispatcher: DispatcherDep, body: BuildCreate | None = None) -> Any:
     dataset = _dataset(session, owner, name)
     running = deletion.builds_in_progress(session, dataset.id)
     if running and not (body is not None and body.dry_run):
@@ -418,5 +408,5 @@ def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: Setti
                               data_root=Path(settings.data_dir))
     job = requests.create_job(session, request, _defaults(settings))
     session.commit()
-    _send(session, celery, job, undo="delete")
+    _send(session, dispatcher, job, undo="delete")
     return JobOut.of(job)
