@@ -149,3 +149,15 @@ def test_the_api_imports_nothing_from_the_workers_even_through_other_modules():
             if target is not None and target not in seen:
                 todo.append((target, str(path.relative_to(ROOT))))
     assert len(seen) > 20 and not reached, reached
+
+
+def test_no_api_or_cli_module_imports_a_siblings_private_helper():
+    """Helpers two route (or command) modules share live in a public module."""
+    hits = []
+    for top in ("api", "cli"):
+        for path in (ROOT / "app" / top).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"app.{top}"):
+                    hits += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                             if a.name.startswith("_")]
+    assert not hits, hits

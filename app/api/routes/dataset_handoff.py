@@ -26,9 +26,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
+from app.api.datasets_shared import queue_handoff
 from app.api.deps import DispatcherDep, Owner, SessionDep, SettingsDep
 from app.api.errors import LimitedJsonRoute, request_error
-from app.api.routes.datasets import queue_handoff
 from app.api.routes.deliveries import preflight_for
 from app.api.schemas.handoff import DatasetHandoffOut, DatasetHandoffSet, DestinationOut
 from app.api.schemas.jobs import JobOut

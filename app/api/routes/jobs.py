@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from app.api import job_requests
 from app.api.deps import DispatcherDep, IdPath, Owner, SessionDep, SettingsDep, in_session, owned
@@ -23,26 +23,10 @@ from app.api.errors import LimitedJsonRoute
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.jobs import JobCreate, JobOut
 from app.core import store
-from app.core.jobs.dispatch import Dispatcher, DispatchUnavailable
 from app.models import Export, Job, JobStatus
 
 log = logging.getLogger("sprout.api")
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=LimitedJsonRoute)
-
-
-def _send(session: Session, dispatcher: Dispatcher, job: Job, undo: str) -> None:
-    """Submit `job`; if the broker is down, undo (delete, or mark failed) and answer 503."""
-    try:
-        dispatcher.submit(int(job.id), job.kind)
-    except DispatchUnavailable as exc:
-        log.error("cannot enqueue job %s: %s", job.id, exc)
-        if undo == "delete":
-            session.delete(job)
-        else:
-            job.status, job.error = JobStatus.failed.value, "could not be enqueued: the broker is unreachable"
-        session.commit()
-        raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
-                            headers={"Retry-After": "5"}) from None
 
 
 @router.post("", status_code=201, summary="Create a job and enqueue it (or, with dry_run, estimate its tokens)",
@@ -53,7 +37,7 @@ def create_job(body: JobCreate, session: SessionDep, owner: Owner, settings: Set
         return JSONResponse(job_requests.estimate(session, body, owner, settings))
     job = job_requests.create(session, body, owner, settings)
     session.commit()
-    _send(session, dispatcher, job, undo="delete")
+    job_requests.submit(session, dispatcher, job, undo="delete")
     return JobOut.of(job)
 
 
@@ -103,7 +87,7 @@ def retry_job(job_id: IdPath, session: SessionDep, owner: Owner, dispatcher: Dis
         raise HTTPException(409, f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
     store.reset_for_retry(job)
     session.commit()
-    _send(session, dispatcher, job, undo="fail")
+    job_requests.submit(session, dispatcher, job, undo="fail")
     return JobOut.of(job)
 
 
