@@ -79,16 +79,16 @@ def submit_followups(url: str, job: Job, dispatcher: Dispatcher) -> list[int]:
     if job.status != JobStatus.succeeded.value or not ids:
         return []
     with session_scope(url) as session:
-        waiting = [(row.id, row.kind) for row in (session.get(Job, i) for i in ids)
-                   if row is not None and row.status == JobStatus.queued.value]
+        rows = {int(i): session.get(Job, i) for i in ids}
+        waiting = [(i, row.kind) for i, row in rows.items() if row is not None and row.status == JobStatus.queued.value]
     sent = []
     for job_id, kind in waiting:
         try:
-            dispatcher.submit(int(job_id), kind)
+            dispatcher.submit(job_id, kind)
         except DispatchUnavailable:
             log.exception("job %s: its follow-up job %s could not be submitted", job.id, job_id)
             continue
-        sent.append(int(job_id))
+        sent.append(job_id)
     return sent
 
 
@@ -103,9 +103,13 @@ class InProcessDispatcher:
     def __init__(self, url: str, config: CoreConfig, *, run: Callable[[Job], Job] | None = None,
                  on_start: Callable[[Job], None] | None = None, on_end: Callable[[Job], None] | None = None):
         self.url, self.config = url, config
-        self._run = run or (lambda job: lifecycle.run_job(url, int(job.id), config))
+        self._run = run or self._run_here
         self._on_start, self._on_end = on_start, on_end
         self.done: list[Job] = []
+
+    def _run_here(self, job: Job) -> Job:
+        assert job.id is not None
+        return lifecycle.run_job(self.url, job.id, self.config)
 
     def submit(self, job_id: int, kind: str) -> None:
         with session_scope(self.url) as session:
@@ -135,7 +139,7 @@ def hand_off_version(session: Session, dataset: Dataset, version: DatasetVersion
     job = session.get(Job, job_id)
     if job is not None and job.status == JobStatus.queued.value:
         try:
-            dispatcher.submit(int(job.id), job.kind)
+            dispatcher.submit(job_id, job.kind)
         except DispatchUnavailable as exc:
             job.status, job.error = JobStatus.failed.value, f"could not be enqueued: the broker is unreachable ({exc})"
             session.commit()
