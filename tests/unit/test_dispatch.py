@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class ChainParams(BaseModel):
     depth: int = Field(0, ge=0, le=5)  # how many follow-ups after this one, one after the other
-    fail: str = Field("", description="'recorded': the follow-up raises and is recorded; 'fatal': it fails the job")
+    fail: str = Field("", description="'recorded': the follow-up raises and is recorded; 'fatal': it fails the job; "
+                                      "'taken': another worker takes the job over before it finishes")
 
 
 def _chain_run(ctx: lifecycle.JobContext):
@@ -42,6 +43,9 @@ def _chain_run(ctx: lifecycle.JobContext):
         def refused(session, out):
             raise JobInputError("the follow-up cannot be made")
         return Outcome(result, [FollowUp(refused)])
+    if params.fail == "taken":
+        with ctx.session() as session:
+            store.get_job(session, ctx.job_id).worker = "another-host:1"
     if params.depth == 0:
         return result
 
@@ -96,6 +100,14 @@ def test_a_cancelled_job_makes_no_follow_up(chain_kind, sqlite_url):
         store.request_cancel(store.get_job(session, job_id))
     ended = dispatch.run_job(sqlite_url, job_id, CoreConfig(), dispatch.NoDispatcher())
     assert ended.status == "cancelled"
+    with session_scope(sqlite_url) as session:
+        assert [j.id for j in session.exec(select(Job))] == [job_id]
+
+
+def test_a_job_whose_claim_was_taken_over_makes_no_follow_up(chain_kind, sqlite_url):
+    job_id = _job(sqlite_url, {"depth": 1, "fail": "taken"})
+    ended = lifecycle.run_job(sqlite_url, job_id, CoreConfig())
+    assert ended.status == "running" and ended.worker == "another-host:1"  # its new holder's to finish
     with session_scope(sqlite_url) as session:
         assert [j.id for j in session.exec(select(Job))] == [job_id]
 
