@@ -165,7 +165,7 @@ def stage_generate(out: Path, target: int, seed: int, minutes: float | None = No
                    structured: bool = True) -> dict[str, Any]:
     from app import db
     from app.core import jobs, store
-    from app.core.benchmarks import parse_benchmark
+    from app.core.benchmark_sets import parse_benchmark
     from app.core.jobs import lifecycle, requests
     from app.core.seeds import load_seed_file
     from app.db import session_scope

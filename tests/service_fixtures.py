@@ -59,7 +59,7 @@ def api_settings(pg_url, redis_url, tmp_path):
 def client(api_settings):
     from fastapi.testclient import TestClient
 
-    from app.api.main import create_app
+    from app.asgi import create_app
 
     with TestClient(create_app(api_settings)) as test_client:
         yield test_client

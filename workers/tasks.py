@@ -16,7 +16,7 @@ from celery.signals import worker_process_shutdown, worker_ready
 
 from app.core import metrics, store
 from app.core.datasets.schedule import DEFAULT_GRACE
-from app.core.jobs import dataset_build, lifecycle, shards
+from app.core.jobs import dataset_build, dispatch, shards
 from app.core.jobs import self_instruct as self_instruct_kind
 from app.db import session_scope
 from app.models import utcnow
@@ -30,24 +30,24 @@ from workers.celery_app import (
     SCHEDULE_TASK,
     SHARD_TASK,
     app,
-    enqueue,
 )
+from workers.dispatch import CeleryDispatcher
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per LLM request drowns the worker log
+dispatcher = CeleryDispatcher(app)
 
 
 @app.task(name=RUN_JOB_TASK)
 def run_job(job_id: int) -> str:
-    """Run (or resume) the job `job_id`, whatever its kind (the registry knows how)."""
+    """Run (or resume) the job `job_id`, whatever its kind (the registry knows how); the jobs
+    layer announces its end and this worker's dispatcher enqueues its follow-up jobs."""
     settings = get_settings()
     try:
-        job = lifecycle.run_job(settings.resolved_database_url, job_id, settings.core_config())
+        job = dispatch.run_job(settings.resolved_database_url, job_id, settings.core_config(), dispatcher)
     except store.NotFound:
         log.warning("job %s no longer exists; nothing to do", job_id)
         return "gone"
-    handoff.job_events(settings, job)  # hand-off: job_finished / training_finished webhooks
-    handoff.enqueue_followups(app, settings, job)  # a build's version hand-off, a hand-off's training run
     return job.status
 
 
@@ -83,7 +83,7 @@ def fire_due_builds() -> list[int]:
     with session_scope(settings.resolved_database_url) as session:
         started = dataset_build.fire_due_builds(session, utcnow(), settings.core_config().defaults, grace)
     for job_id in started:
-        enqueue(app, job_id, dataset_build.KIND)
+        dispatcher.submit(job_id, dataset_build.KIND)
         log.info("scheduled build: job %s", job_id)
     return started
 

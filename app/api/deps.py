@@ -1,5 +1,9 @@
 """What routes ask for, declared once as `Annotated` aliases: settings, a database session,
-the caller's API key and owner, the Celery app, and owned-resource lookups.
+the caller's API key and owner, the job dispatcher, and owned-resource lookups.
+
+The dispatcher (`app.core.jobs.dispatch.Dispatcher`: where a new job is sent to run) is made
+by the factory the app is created with (`create_app(settings, dispatcher=...)`; the served
+app's is the Celery one, `app/asgi.py`), so the API imports no worker code.
 
 Authentication is a bearer API key (`sprout apikey create`); its `owner` scopes every seed
 set, job and export. Another owner's resource answers 404, as if it did not exist, so ids
@@ -28,7 +32,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from celery import Celery
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, SQLModel
@@ -36,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import db
 from app.api import keys
+from app.core.jobs.dispatch import Dispatcher
 from app.models import ApiKey
 from app.settings import Settings
 
@@ -123,11 +127,11 @@ async def in_session(session: Session, work: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(run)
 
 
-async def get_celery(request: Request) -> Celery:
-    return request.app.state.celery
+async def get_dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher
 
 
-CeleryDep = Annotated[Celery, Depends(get_celery)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
 def _unauthorized(message: str) -> HTTPException:

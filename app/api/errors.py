@@ -2,8 +2,9 @@
 
 Every error body is `{"detail": "<what is wrong, and where>"}`; every 422 adds (as documented,
 `ValidationErrorBody`) `errors`, a list of `{"loc", "msg", "type"}` (without echoing the input, which may be a
-50 MB file). Errors the core raises for bad input map to 4xx here, so routes can let them
-through; anything else is logged with its traceback and answered with a bare 500.
+50 MB file). The core's errors (`app.core.errors`) map by their root, one handler each: not
+found 404, conflict 409, invalid input 422 (naming its field), unavailable 503; routes let
+them through. Anything else is logged with its traceback and answered with a bare 500.
 
 Request bodies are parsed as JSON by `app/core/records.py`, with its limits on nesting and
 integer size (`LimitedJsonRoute`, the route class of every router): a body nested 100,000
@@ -28,11 +29,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.core import records
-from app.core.candidates import JobInputError
 from app.core.datasets import errors as ds_errors
-from app.core.jobs.registry import JobRequestError
+from app.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.core.seeds import SeedFormatError, line_of
-from app.core.store import NotFound
 
 log = logging.getLogger("sprout.api")
 
@@ -85,6 +84,25 @@ def dataset_error_fields(exc: ds_errors.DatasetError) -> list[dict[str, Any]]:
     if match is None:
         return []
     return [{"loc": ["body", *path_loc(match.group(1))], "msg": match.group(2), "type": "value_error"}]
+
+
+def input_fields(exc: InvalidInput) -> list[dict[str, Any]]:
+    """The body fields an `InvalidInput` names: a datasets-core error's (see `dataset_error_fields`),
+    else its `field` (with its `kind` as the type, when it has one); [] when it names none."""
+    if isinstance(exc, ds_errors.DatasetError):
+        return dataset_error_fields(exc)
+    if exc.field is None:
+        return []
+    return [{"loc": ["body", *exc.field.split(".")], "msg": str(exc), "type": getattr(exc, "kind", "value_error")}]
+
+
+def _seed_file(exc: SeedFormatError) -> JSONResponse:
+    """Every bad line of a seed file (the first `MAX_REPORTED_PROBLEMS`), each with its line;
+    `error_count` counts them all."""
+    field = exc.field or "file"
+    errors = [{"loc": ["body", field], "msg": problem, "type": "value_error", "line": line_of(problem)}
+              for problem in exc.problems]
+    return _json(422, f"seed file: {exc}", errors=errors, error_count=exc.total)
 
 
 def _json(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -162,40 +180,29 @@ def install(app: FastAPI) -> None:
             headers = {**(headers or {}), "Allow": allow}
         return _json(exc.status_code, str(exc.detail), headers=headers)
 
+    # The core's errors: one handler per root of `app.core.errors` (a class with two roots names
+    # its root first, so the lookup by class finds that one).
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _json(404, str(exc))
 
-    @app.exception_handler(SeedFormatError)
-    async def _seed_format(_: Request, exc: SeedFormatError) -> JSONResponse:
-        """Every bad line of the file (the first `MAX_REPORTED_PROBLEMS`), each with its line;
-        `error_count` counts them all."""
-        field = getattr(exc, "field", "file")
-        errors = [{"loc": ["body", field], "msg": problem, "type": "value_error", "line": line_of(problem)}
-                  for problem in exc.problems]
-        return _json(422, f"seed file: {exc}", errors=errors, error_count=exc.total)
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _json(409, str(exc))
 
-    @app.exception_handler(JobRequestError)
-    async def _job_request(_: Request, exc: JobRequestError) -> JSONResponse:
-        errors = [{"loc": ["body", *exc.field.split(".")], "msg": str(exc), "type": exc.kind}]
-        return _json(422, summary(errors), errors=errors)
-
-    @app.exception_handler(JobInputError)
-    async def _job_input(_: Request, exc: JobInputError) -> JSONResponse:
-        return _json(422, str(exc))
-
-    @app.exception_handler(ds_errors.DatasetError)
-    async def _dataset(_: Request, exc: ds_errors.DatasetError) -> JSONResponse:
-        """Datasets: not found -> 404; a conflict with stored state -> 409; any other -> 422 naming the field."""
-        if isinstance(exc, ds_errors.DatasetNotFound | ds_errors.VersionNotFound):
-            return _json(404, str(exc))
-        if isinstance(exc, ds_errors.DuplicateDataset | ds_errors.VersionConflict | ds_errors.VersionInUse
-                      | ds_errors.DatasetBusy):
-            return _json(409, str(exc))
-        fields = dataset_error_fields(exc)
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        if isinstance(exc, SeedFormatError):
+            return _seed_file(exc)
+        fields = input_fields(exc)
         if fields:
             return _json(422, summary(fields), errors=fields)
         return _json(422, str(exc))
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        log.warning("a service the request needs is unavailable: %s", exc)
+        return _json(503, str(exc), headers={"Retry-After": "30"})
 
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:

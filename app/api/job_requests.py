@@ -1,4 +1,5 @@
-"""Turn a `JobCreate` body into a stored job through the core's one request path.
+"""Turn a `JobCreate` body into a stored job through the core's one request path, and
+submit a stored job to the app's dispatcher (`submit`: every route that starts a job).
 
 The kinds, their parameter validation and the checks of what a request references all
 live in the job registry (`app.core.jobs`); this shell adds only what HTTP needs: the
@@ -9,6 +10,7 @@ shape of a bad parameter. A `JobRequestError` becomes a 422 on its field
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import HTTPException
@@ -19,9 +21,12 @@ from app.api.errors import field_error, request_error
 from app.api.schemas.jobs import JobCreate
 from app.core import jobs
 from app.core.jobs import requests
+from app.core.jobs.dispatch import Dispatcher, DispatchUnavailable
 from app.core.llm.client import LLMError
-from app.models import Export, Job
+from app.models import Export, Job, JobStatus
 from app.settings import Settings
+
+log = logging.getLogger("sprout.api")
 
 
 def create(session: Session, body: JobCreate, owner: str, settings: Settings) -> Job:
@@ -67,3 +72,18 @@ def estimate(session: Session, body: JobCreate, owner: str, settings: Settings) 
         raise HTTPException(503, f"the model servers did not answer the pilot: {exc}",
                             headers={"Retry-After": "30"}) from None
     return {"dry_run": True, "kind": body.kind, "estimate": result.as_dict()}
+
+
+def submit(session: Session, dispatcher: Dispatcher, job: Job, undo: str) -> None:
+    """Submit `job`; if the broker is down, undo (delete, or mark failed) and answer 503."""
+    try:
+        dispatcher.submit(int(job.id), job.kind)
+    except DispatchUnavailable as exc:
+        log.error("cannot enqueue job %s: %s", job.id, exc)
+        if undo == "delete":
+            session.delete(job)
+        else:
+            job.status, job.error = JobStatus.failed.value, "could not be enqueued: the broker is unreachable"
+        session.commit()
+        raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
+                            headers={"Retry-After": "5"}) from None

@@ -1,4 +1,5 @@
-"""The API's app factory: `create_app(settings)`; `uvicorn --factory app.api.main:create_app`.
+"""The API's app factory: `create_app(settings, dispatcher)`; served as `app/asgi.py`'s
+(`uvicorn --factory app.asgi:create_app`), which gives it the Celery dispatcher.
 
 At startup the app refuses an un-migrated database (`db.check_migrated`), so it never
 serves a schema it does not know; `sprout api` runs the same check first and exits with
@@ -11,7 +12,7 @@ The documentation site, once built into `site/` (`sprout docs --build`), is serv
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,9 @@ from app.api.schemas.common import ERROR_RESPONSES
 from app.api.schemas.datasets import RECIPE_EXAMPLE
 from app.api.schemas.seed_sets import SeedSetCreate
 from app.core.datasets.recipe import Recipe
+from app.core.jobs.dispatch import Dispatcher, NoDispatcher
 from app.db import check_migrated
 from app.settings import Settings, settings_or_exit
-from workers.celery_app import make_celery
 
 log = logging.getLogger("sprout.api")
 
@@ -63,7 +64,10 @@ Authenticate with an API key (`sprout apikey create`): `Authorization: Bearer <k
 Errors are `{"detail": "..."}` naming what is wrong and where (validation errors add `errors`)."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None,
+               dispatcher: Callable[[Settings], Dispatcher] | None = None) -> FastAPI:
+    """The app; `dispatcher(settings)` makes where new jobs are sent (without one, every job
+    is refused with a 503: enough for the OpenAPI document and the docs)."""
     settings = settings or settings_or_exit()
 
     @asynccontextmanager
@@ -74,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Sprout", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.celery = make_celery(settings)
+    app.state.dispatcher = dispatcher(settings) if dispatcher is not None else NoDispatcher()
     errors.install(app)
 
     app.include_router(health.router)

@@ -1,7 +1,8 @@
 """The `sprout` command: a thin Typer shell over the domain core and its jobs layer.
 
 Each sub-command group lives in its own module; errors the user can fix are printed as
-one line (`CliError`) with a non-zero exit, never as a traceback.
+one line (`CliError`, or any core error: `app.core.errors.SproutError`) with a non-zero
+exit, never as a traceback.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from app.cli import (
     train,
 )
 from app.cli.common import CliError, fail
+from app.core.errors import SproutError
 
 cli = typer.Typer(
     name="sprout",
@@ -65,6 +67,8 @@ def main() -> None:
     try:
         cli()
     except CliError as exc:
+        fail(str(exc))
+    except SproutError as exc:  # any core error a command did not word itself: one line, never a traceback
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", code=130)

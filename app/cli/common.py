@@ -1,11 +1,14 @@
-"""What every CLI module shares: one-line errors, settings, and the database handle."""
+"""What every CLI module shares: one-line errors, settings, the database handle, and dataset references."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pydantic import ValidationError
 from rich.console import Console
+from sqlmodel import Session
 
 console = Console()
 err_console = Console(stderr=True)
@@ -61,3 +64,24 @@ def database_url(settings=None, migrate: bool = True) -> str:
             raise CliError(f"cannot open the database at {redact(url)}: {exc.orig}") from None
     return url
 
+
+
+@contextmanager
+def dataset_session(url: str | None = None) -> Iterator[Session]:
+    """A transaction; a datasets-core error rolls it back and becomes one CLI line."""
+    from app.core.datasets.errors import DatasetError
+    from app.db import session_scope
+
+    try:
+        with session_scope(url or database_url()) as session:
+            yield session
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+
+
+def name_ref(value: str) -> tuple[str, str]:
+    """"support-sft@prod" -> ("support-sft", "prod"); no "@" means the latest version."""
+    from app.core.datasets.versions import LATEST_TAG
+
+    name, sep, ref = value.partition("@")
+    return name, (ref if sep and ref else LATEST_TAG)

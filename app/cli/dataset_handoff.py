@@ -21,11 +21,18 @@ from typing import Any
 
 import typer
 
-from app.cli.common import CliError, console, database_url, load_settings
-from app.cli.datasets import _name_ref, _session, acting_owner
+from app.cli.common import CliError, console, database_url, dataset_session, load_settings, name_ref
+from app.cli.datasets import acting_owner
 from app.cli.followups import run_followups
 from app.cli.generate import parse_overrides
-from app.cli.handoff import MaxLengthOpt, TokenizerOpt, _destination, _preflight, _print_delivery, _print_report
+from app.cli.handoff_shared import (
+    MaxLengthOpt,
+    TokenizerOpt,
+    build_preflight,
+    find_destination,
+    print_delivery,
+    print_report,
+)
 from app.core.datasets import tags
 from app.core.datasets import versions as v
 from app.core.handoff import dataset_settings, deliveries, gate, sources
@@ -56,9 +63,9 @@ def check_cmd(
 ) -> None:
     """Run the preflight check on a version: chat template, loss mask, max_length, empty fields."""
     settings = load_settings()
-    name, ref = _name_ref(target)
-    preflight = _preflight(settings, tokenizer, max_length, allow_truncated)
-    with _session(database_url(settings)) as session:
+    name, ref = name_ref(target)
+    preflight = build_preflight(settings, tokenizer, max_length, allow_truncated)
+    with dataset_session(database_url(settings)) as session:
         dataset = v.get_dataset(session, acting_owner(), name)
         version = tags.resolve(session, dataset.id, ref)
         for row in sources.version_rows(session, dataset.id, version.number):
@@ -66,7 +73,7 @@ def check_cmd(
     report = preflight.finish()
     if not as_json:
         console.print(f"{name} version {version.number} ({version.row_count} rows)", highlight=False)
-    _print_report(report, as_json)
+    print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -84,13 +91,13 @@ def bundle_cmd(
     """Write a version's hand-off bundle: every format, dataset_info.json, axolotl.yaml, preflight.json, README.md."""
     settings = load_settings()
     config = settings.handoff_config()
-    name, ref = _name_ref(target)
+    name, ref = name_ref(target)
     try:
         options = BundleOptions(formats=tuple(fmt or config.formats), rows_per_shard=config.rows_per_shard)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    preflight = _preflight(settings, tokenizer, max_length, None) if check else None
-    with _session(database_url(settings)) as session:
+    preflight = build_preflight(settings, tokenizer, max_length, None) if check else None
+    with dataset_session(database_url(settings)) as session:
         dataset = v.get_dataset(session, acting_owner(), name)
         rows, meta = sources.dataset_version_source(session, dataset, ref, system=system, **_card(settings))
         try:
@@ -120,15 +127,15 @@ def deliver_cmd(
 ) -> None:
     """Bundle a version, check it, and deliver it (a folder gets <name>/v<N>; `latest` moves forward)."""
     settings = load_settings()
-    name, ref = _name_ref(target)
-    preflight = _preflight(settings, tokenizer, max_length, None)
-    with _session(database_url(settings)) as session:
-        destination = _destination(session, to)
+    name, ref = name_ref(target)
+    preflight = build_preflight(settings, tokenizer, max_length, None)
+    with dataset_session(database_url(settings)) as session:
+        destination = find_destination(session, to)
         dataset = v.get_dataset(session, acting_owner(), name)
         rows, meta = sources.dataset_version_source(session, dataset, ref, system=system, **_card(settings))
         delivery = deliveries.deliver(session, destination, rows, meta, preflight, settings.handoff_config(),
                                       Path(settings.data_dir), utcnow())
-    _print_delivery(delivery)
+    print_delivery(delivery)
     if delivery.status in (deliveries.BLOCKED, deliveries.FAILED):
         raise CliError(f"delivery {delivery.id} {delivery.status}: {delivery.last_error}")
 
@@ -178,10 +185,10 @@ def handoff_cmd(
     if to and no_destinations:
         raise CliError("give --to or --no-destinations, not both")
     tasks = dataset_settings.tasks_from_file(eval_file) if train and eval_file is not None else None
-    with _session(url) as session:
+    with dataset_session(url) as session:
         dataset = v.get_dataset(session, acting_owner(), name)
         if to or no_destinations:
-            ids = [_destination(session, d).id for d in to]
+            ids = [find_destination(session, d).id for d in to]
             dataset_settings.set_destinations(session, dataset, ids)
         if train is False:
             dataset_settings.clear_training(session, dataset)
@@ -216,11 +223,11 @@ def print_settings(name: str, described: dict[str, Any]) -> None:
 
 
 def _handoff_now(url: str, settings: Any, name: str, ref: str) -> None:
-    with _session(url) as session:
+    with dataset_session(url) as session:
         dataset = v.get_dataset(session, acting_owner(), name)
         version = tags.resolve(session, dataset.id, ref)
         job_id = version_handoff.queue(session, dataset, version, settings.core_config().defaults, force=True)
-    run_followups(url, settings, [job_id])
+    run_followups(url, settings, job_ids=[job_id])
 
 
 def register(app: typer.Typer) -> None:

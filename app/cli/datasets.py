@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,15 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlmodel import Session
 
-from app.cli.common import CliError, console, database_url, describe_validation_error, load_settings
+from app.cli.common import (
+    CliError,
+    console,
+    database_url,
+    dataset_session,
+    describe_validation_error,
+    load_settings,
+    name_ref,
+)
 from app.cli.followups import run_followups
 from app.core import export as formats
 from app.core import jobs, store
@@ -45,11 +51,9 @@ from app.core.datasets import diff, fires, pages, schedule, tags
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import QUERY_RULES, ExampleQuery, remove_examples
-from app.core.datasets.errors import DatasetError
 from app.core.handoff import dataset_settings, training_gate
 from app.core.jobs import dataset_build, requests, version_handoff
 from app.core.seeds import SeedFormatError, load_seed_file
-from app.db import session_scope
 from app.models import Dataset, DatasetVersion, JobStatus, SeedSet, utcnow
 
 app = typer.Typer(
@@ -80,16 +84,6 @@ def _group(
 _PAIR_SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")
 
 
-@contextmanager
-def _session(url: str | None = None) -> Iterator[Session]:
-    """A transaction; a datasets-core error rolls it back and becomes one CLI line."""
-    try:
-        with session_scope(url or database_url()) as session:
-            yield session
-    except DatasetError as exc:
-        raise CliError(str(exc)) from None
-
-
 def _when(moment: datetime | None, tz: str | None = None) -> str:
     if moment is None:
         return "-"
@@ -98,12 +92,6 @@ def _when(moment: datetime | None, tz: str | None = None) -> str:
     if tz and tz != "UTC":
         return f"{moment.astimezone(ZoneInfo(tz)).strftime('%Y-%m-%d %H:%M %Z')} ({moment.strftime('%H:%M')} UTC)"
     return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _name_ref(value: str) -> tuple[str, str]:
-    """"support-sft@prod" -> ("support-sft", "prod"); no "@" means the latest version."""
-    name, sep, ref = value.partition("@")
-    return name, (ref if sep and ref else v.LATEST_TAG)
 
 
 # --- recipes from options -----------------------------------------------------------------------------
@@ -208,7 +196,7 @@ def create(
         raise CliError("give the seeds: --seeds FILE (or --seed-set ID)")
     loaded = _seed_files(seeds)
     settings = load_settings()
-    with _session(database_url(settings)) as session:  # one transaction: no seed set without its dataset
+    with dataset_session(database_url(settings)) as session:  # one transaction: no seed set without its dataset
         _check_seed_set_owners(session, seed_set)
         imported = [store.import_seed_set(session, path.name, fmt, tasks, owner=acting_owner()).id
                     for path, fmt, tasks in loaded]
@@ -228,7 +216,7 @@ def create(
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every dataset, by name, with its latest version and schedule."""
-    with _session() as session:
+    with dataset_session() as session:
         total, rows = pages.datasets_page(session, acting_owner(), 0, 10_000)
         latest = pages.latest_versions(session, [d.id for d in rows])
     if as_json:
@@ -281,7 +269,7 @@ def _version_dict(version: DatasetVersion, with_card: bool = False) -> dict[str,
 def show(name: str = typer.Argument(..., help="The dataset."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """One dataset: its recipe, latest version, tags and schedule."""
-    with _session() as session:
+    with dataset_session() as session:
         d = v.get_dataset(session, acting_owner(), name)
         latest = v.latest_version(session, d.id)
         tagged = tags.list_tags(session, d.id)
@@ -333,7 +321,7 @@ def build(name: str = typer.Argument(..., help="The dataset to build."),
     if estimate:
         _print_build_estimate(url, settings, name, pilot)
         return
-    with _session(url) as session:
+    with dataset_session(url) as session:
         d = v.get_dataset(session, acting_owner(), name)
         request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": d.id}, owner=acting_owner())
         try:
@@ -349,14 +337,14 @@ def build(name: str = typer.Argument(..., help="The dataset to build."),
         raise CliError(f"build job {job_id} {job.status}: {job.error or 'no version was committed'}")
     result = job.result or {}
     number = result.get("version")
-    with _session(url) as session:
+    with dataset_session(url) as session:
         d = v.get_dataset(session, acting_owner(), name)
         version = v.get_version(session, d.id, number) if number is not None else None
     _print_build(job_id, result, version, d)
     if result.get("handoff_error"):
         console.print(f"the version's hand-off could not be queued: {result['handoff_error']} "
                       f"(sprout datasets handoff {name}@{number} --now)", highlight=False)
-    run_followups(url, settings, result.get("followups") or [])  # the version's hand-off, then its training
+    run_followups(url, settings, job)  # the version's hand-off, then its training
 
 
 def _print_build_estimate(url: str, settings: Any, name: str, pilot: bool) -> None:
@@ -364,7 +352,7 @@ def _print_build_estimate(url: str, settings: Any, name: str, pilot: bool) -> No
     from app.core.jobs.build_estimate import estimate_build
     from app.core.llm.client import LLMError
 
-    with _session(url) as session:
+    with dataset_session(url) as session:
         d = v.get_dataset(session, acting_owner(), name)
         try:
             est = estimate_build(session, d, settings.core_config(), pilot=pilot)
@@ -432,7 +420,7 @@ def _print_build(job_id: int, result: dict[str, Any], version: DatasetVersion | 
 def versions_cmd(name: str = typer.Argument(..., help="The dataset."),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every version, newest first: what made it, its size and its hash."""
-    with _session() as session:
+    with dataset_session() as session:
         d = v.get_dataset(session, acting_owner(), name)
         _, rows = pages.versions_page(session, d.id, 0, 100_000)
         tagged = pages.tags_by_version(session, d.id)
@@ -460,7 +448,7 @@ def diff_cmd(
     rows: int = typer.Option(5, "--rows", min=0, help="Rows of each side to print."),
 ) -> None:
     """What changed from version A to version B: counts, then the first rows added and removed."""
-    with _session() as session:
+    with dataset_session() as session:
         d = v.get_dataset(session, acting_owner(), name)
         change = diff.diff(session, tags.resolve(session, d.id, a), tags.resolve(session, d.id, b))
         added = pages.diff_rows_page(session, change, 0, rows, "added")
@@ -486,10 +474,10 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="File to write (atomically)."),
 ) -> None:
     """Write one version in an export format, streamed (constant memory)."""
-    name, ref = _name_ref(target)
+    name, ref = name_ref(target)
     if fmt is not None and fmt not in formats.FORMATS:
         raise CliError(f"--format: unknown export format {fmt!r}; use one of {', '.join(formats.FORMATS)}")
-    with _session() as session:
+    with dataset_session() as session:
         d = v.get_dataset(session, acting_owner(), name)
         version = tags.resolve(session, d.id, ref)
         fmt = fmt or v.recipe_of(d).export_formats[0]
@@ -511,7 +499,7 @@ def tag_cmd(
     """Point a tag at a version (moving prod back is the rollback), or delete it."""
     if delete == (ref is not None):
         raise CliError("give the version to point the tag at, or --delete (not both)")
-    with _session() as session:
+    with dataset_session() as session:
         d = v.get_dataset(session, acting_owner(), name)
         if delete:
             tags.delete_tag(session, d, tag)
@@ -534,7 +522,7 @@ def schedule_cmd(
     """Build the dataset on a schedule (`sprout beat` fires it), or show or clear the schedule."""
     if sum([cron is not None, show_only, clear]) > 1:
         raise CliError("give one of --cron, --show, --clear")
-    with _session() as session:
+    with dataset_session() as session:
         d = v.get_dataset(session, acting_owner(), name)
         if cron is not None:
             schedule.set_schedule(session, d, cron, tz, missed)
@@ -565,7 +553,7 @@ def _print_schedule(d: Dataset, upcoming: list[datetime], fired: list[Any]) -> N
 def pause_cmd(name: str = typer.Argument(..., help="The dataset."),
               reason: str = typer.Option("paused by request", "--reason", help="Why (shown with the schedule).")) -> None:
     """Pause the schedule, keeping the reason."""
-    with _session() as session:
+    with dataset_session() as session:
         d = schedule.pause(session, v.get_dataset(session, acting_owner(), name), reason)
     console.print(f"{d.name}: schedule paused ({reason})", highlight=False)
 
@@ -573,7 +561,7 @@ def pause_cmd(name: str = typer.Argument(..., help="The dataset."),
 @app.command("resume")
 def resume_cmd(name: str = typer.Argument(..., help="The dataset.")) -> None:
     """Resume the schedule; due times missed while paused are not built."""
-    with _session() as session:
+    with dataset_session() as session:
         d = schedule.resume(session, v.get_dataset(session, acting_owner(), name))
         upcoming = schedule.upcoming(d, utcnow())
     nxt = f"; next fire {_when(upcoming[0], d.schedule_timezone)}" if upcoming else ""
@@ -615,7 +603,7 @@ def remove_cmd(
                            ) from None
     settings = load_settings()
     url = database_url(settings)
-    with _session(url) as session:
+    with dataset_session(url) as session:
         d = v.get_dataset(session, acting_owner(), name)
         version = remove_examples(session, d, example_ids=example_ids, query=query, expected_latest=expected_latest)
         removed, number, row_count, digest = version.counts["removed"], version.number, version.row_count, \
@@ -628,7 +616,7 @@ def remove_cmd(
         return
     console.print(f"{name} version {number}: {removed} example(s) removed, {row_count} left; sha256:{digest}",
                   highlight=False)
-    with _session(url) as session:  # the new version is handed off like a build's
+    with dataset_session(url) as session:  # the new version is handed off like a build's
         d = v.get_dataset(session, acting_owner(), name)
         job_id = version_handoff.queue(session, d, v.get_version(session, d.id, number), settings.core_config().defaults)
-    run_followups(url, settings, [job_id] if job_id is not None else [])
+    run_followups(url, settings, job_ids=[job_id] if job_id is not None else [])

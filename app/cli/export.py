@@ -25,7 +25,7 @@ def export_job(url: str, job_id: int, fmt: str, out: Path, final_only: bool = Fa
     with session_scope(url) as session:
         try:
             job = store.get_job(session, job_id)
-            rows = sources.export_rows(session, job, fmt, final_only=final_only, include_roots=include_roots)
+            rows = sources.rows_for_format(session, job, fmt, final_only=final_only, include_roots=include_roots)
         except store.NotFound as exc:
             raise CliError(str(exc)) from None
         except ValueError as exc:

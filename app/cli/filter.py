@@ -255,7 +255,7 @@ def decontaminate(
     params: DecontaminationParams | None = None,
 ) -> None:
     """Remove examples that reproduce a benchmark item (open-instruct's 8-gram rule, or exact match)."""
-    from app.core.benchmarks import parse_benchmark
+    from app.core.benchmark_sets import parse_benchmark
     from app.core.filters.decontaminate import DecontaminationIndex, prompt_text
     from app.core.filters.decontaminate import report as summarize
 

@@ -1,10 +1,10 @@
-"""Jobs a finished job queued after it, run here and now: what a worker would do next.
+"""The CLI's dispatcher: follow-up jobs run here and now, each with a progress bar.
 
-A build that commits a version queues its `version_handoff` job; a hand-off queues the
-version's gated training run (`job.result["followups"]`). Workers enqueue them
-(`workers.handoff.enqueue_followups`); the CLI, which has no worker, runs them in-process
-one after the other with a progress bar, and sends their `job_finished` /
-`training_finished` webhooks as a worker does.
+A build that commits a version makes its `version_handoff` job; a hand-off makes the
+version's gated training run (the jobs layer makes them as the job succeeds,
+`app.core.jobs.outcome`). Workers enqueue them; the CLI, which has no worker, hands them to
+the core's `InProcessDispatcher`, which runs them one after the other (and theirs in turn);
+this module only draws and prints. Their `job_finished` webhooks are the jobs layer's.
 """
 
 from __future__ import annotations
@@ -13,37 +13,32 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.cli.common import console
-from app.core import store
-from app.core.handoff import webhooks
-from app.db import session_scope
-from app.models import Job, JobStatus, utcnow
+from app.core.jobs import dispatch
+from app.models import Job, JobStatus
 
 
-def run_followups(url: str, settings: Any, job_ids: Sequence[int]) -> list[Job]:
-    """Run each queued follow-up job and, in turn, its own follow-ups; returns them all."""
+def dispatcher(url: str, settings: Any) -> dispatch.InProcessDispatcher:
+    """An in-process dispatcher that shows each job's progress and prints how it ended."""
     from app.cli.generate import run_with_progress
 
-    done: list[Job] = []
+    def run(job: Job) -> Job:
+        return run_with_progress(url, int(job.id), settings, label=job.kind)
+
+    def start(job: Job) -> None:
+        console.print(f"job {job.id}: {job.kind}", highlight=False)
+
+    return dispatch.InProcessDispatcher(url, settings.core_config(), run=run, on_start=start, on_end=print_outcome)
+
+
+def run_followups(url: str, settings: Any, job: Job | None = None, job_ids: Sequence[int] = ()) -> list[Job]:
+    """Run `job`'s follow-ups (it ran already), or the queued jobs `job_ids`, and, in turn,
+    their own follow-ups; returns every job run."""
+    runner = dispatcher(url, settings)
+    if job is not None:
+        dispatch.submit_followups(url, job, runner)
     for job_id in job_ids:
-        with session_scope(url) as session:
-            job = store.get_job(session, job_id)
-        if job.status != JobStatus.queued.value:
-            continue
-        console.print(f"job {job_id}: {job.kind}", highlight=False)
-        job = run_with_progress(url, job_id, settings, label=job.kind)
-        _send_events(url, settings, job)
-        print_outcome(job)
-        done.append(job)
-        if job.status == JobStatus.succeeded.value:
-            done += run_followups(url, settings, (job.result or {}).get("followups") or [])
-    return done
-
-
-def _send_events(url: str, settings: Any, job: Job) -> None:
-    now = utcnow()
-    with session_scope(url) as session:
-        emitted = webhooks.emit_job_finished(session, job, now)
-        webhooks.send_now(session, emitted, settings.handoff_config(), now)
+        runner.submit(job_id, "")  # the in-process dispatcher reads the kind from the row
+    return runner.done
 
 
 def print_outcome(job: Job) -> None:

@@ -301,7 +301,7 @@ def estimate_table(est: Any) -> Table:
 
 def _load_benchmark(path: Path) -> tuple[str, str, list[Any]]:
     from app.core import records
-    from app.core.benchmarks import parse_benchmark
+    from app.core.benchmark_sets import parse_benchmark
 
     try:
         fmt, items = parse_benchmark(records.read_text(path), path.name, filename=path.name)

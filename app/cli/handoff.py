@@ -24,11 +24,18 @@ from rich.table import Table
 from sqlmodel import select
 
 from app.cli.common import CliError, console, database_url, load_settings
+from app.cli.handoff_shared import (
+    MaxLengthOpt,
+    TokenizerOpt,
+    build_preflight,
+    find_destination,
+    print_delivery,
+    print_report,
+)
 from app.core import store
 from app.core.handoff import deliveries, destinations, gate, retry, sources, webhooks
 from app.core.handoff.bundle import BundleOptions, write_bundle
 from app.core.handoff.formats import FORMATS
-from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.db import session_scope
 from app.models import Delivery, Destination, Job, JobStatus, Webhook, utcnow
 
@@ -39,26 +46,6 @@ webhooks_app = typer.Typer(help="Signed webhooks: version_created, delivery_done
                            no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
 
-TokenizerOpt = typer.Option(None, "--tokenizer", help="Tokenizer folder, GGUF or 'default' whose chat template the "
-                            "check renders (default: SPROUT_HANDOFF__TOKENIZER, else SPROUT_TRAIN__BASE_MODEL).")
-MaxLengthOpt = typer.Option(None, "--max-length", min=16, help="Token limit (default: SPROUT_HANDOFF__MAX_LENGTH, "
-                            "else SPROUT_TRAIN__MAX_LENGTH).")
-
-
-def _preflight(settings: Any, tokenizer: str | None, max_length: int | None, allow_truncated: bool | None) -> Preflight:
-    from app.core.training.base_model import load_tokenizer
-
-    config = settings.handoff_config()
-    spec = tokenizer or str(config.tokenizer)
-    try:
-        loaded = load_tokenizer(spec, settings.core_config().model_cache_dir)
-    except ValueError as exc:
-        raise CliError(f"cannot load the tokenizer for the check: {exc}") from None
-    options = PreflightOptions(max_length=max_length or config.max_length or settings.train.max_length,
-                               allow_truncated=config.allow_truncated if allow_truncated is None else allow_truncated)
-    return Preflight(loaded, options, template=spec)
-
-
 def _source(session: Any, settings: Any, job_id: int, final_only: bool, roots: bool, name: str | None = None,
             system: str | None = None) -> tuple[list[dict[str, Any]], Any]:
     config = settings.handoff_config()
@@ -68,21 +55,6 @@ def _source(session: Any, settings: Any, job_id: int, final_only: bool, roots: b
                                   model=settings.llm_model)
     except (store.NotFound, ValueError) as exc:
         raise CliError(str(exc)) from None
-
-
-def _print_report(report: Any, as_json: bool) -> None:
-    if as_json:
-        console.print_json(json.dumps(report.as_dict(), default=str))
-        return
-    table = Table("check", "result", "rows")
-    for check in report.checks:
-        table.add_row(check.name, "pass" if check.ok else "[red]FAIL[/]", str(check.failures or check.warnings or ""))
-    console.print(table)
-    for problem in report.problems[:20]:
-        console.print(f"  {problem}", highlight=False)
-    if len(report.problems) > 20:
-        console.print(f"  ... {len(report.problems) - 20} more listed in the report")
-    console.print(report.summary(), highlight=False)
 
 
 @app.command("check")
@@ -100,11 +72,11 @@ def check_cmd(
     settings = load_settings()
     with session_scope(database_url(settings)) as session:
         rows, _ = _source(session, settings, job_id, final_only, roots)
-    preflight = _preflight(settings, tokenizer, max_length, allow_truncated)
+    preflight = build_preflight(settings, tokenizer, max_length, allow_truncated)
     for row in rows:
         preflight.add(row)
     report = preflight.finish()
-    _print_report(report, as_json)
+    print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -131,7 +103,7 @@ def bundle_cmd(
         raise CliError(str(exc)) from None
     with session_scope(database_url(settings)) as session:
         rows, meta = _source(session, settings, job_id, final_only, roots, name=name, system=system)
-    preflight = _preflight(settings, tokenizer, max_length, None) if check else None
+    preflight = build_preflight(settings, tokenizer, max_length, None) if check else None
     try:
         bundle = write_bundle(rows, meta, out, options, preflight)
     except FileExistsError as exc:
@@ -168,7 +140,7 @@ def destination_add(
     except ValueError as exc:
         raise CliError(str(exc)) from None
     with session_scope(database_url()) as session:
-        if _destination(session, name, required=False) is not None:
+        if find_destination(session, name, required=False) is not None:
             raise CliError(f"a destination named {name!r} exists already")
         session.add(Destination(owner=None, name=name, kind=kind, config=config))
     console.print(f"destination {name}: {kind} {config}", highlight=False)
@@ -189,15 +161,8 @@ def destination_list() -> None:
 def destination_remove(name: str = typer.Argument(...)) -> None:
     """Remove a destination (and its delivery records)."""
     with session_scope(database_url()) as session:
-        session.delete(_destination(session, name))
+        session.delete(find_destination(session, name))
     console.print(f"removed destination {name}")
-
-
-def _destination(session: Any, name: str, required: bool = True) -> Destination | None:
-    row = session.exec(select(Destination).where(Destination.owner.is_(None), Destination.name == name)).first()
-    if row is None and required:
-        raise CliError(f"no destination named {name!r} (add one with `sprout handoff destinations add`)")
-    return row
 
 
 @app.command("deliver")
@@ -214,9 +179,9 @@ def deliver_cmd(
     """Bundle a job, check it, and deliver it; a failed attempt is retried later by `sprout beat`."""
     settings = load_settings()
     url = database_url(settings)
-    preflight = _preflight(settings, tokenizer, max_length, None)
+    preflight = build_preflight(settings, tokenizer, max_length, None)
     with session_scope(url) as session:
-        destination = _destination(session, to)
+        destination = find_destination(session, to)
         job = session.get(Job, job_id)
         if job is None:
             raise CliError(f"no job with id {job_id}")
@@ -225,22 +190,9 @@ def deliver_cmd(
         rows, meta = _source(session, settings, job_id, final_only, roots, name=name, system=system)
         delivery = deliveries.deliver(session, destination, rows, meta, preflight, settings.handoff_config(),
                                       Path(settings.data_dir), utcnow())
-    _print_delivery(delivery)
+    print_delivery(delivery)
     if delivery.status in (deliveries.BLOCKED, deliveries.FAILED):
         raise CliError(f"delivery {delivery.id} {delivery.status}: {delivery.last_error}")
-
-
-def _print_delivery(delivery: Delivery) -> None:
-    where = delivery.location or "-"
-    line = f"delivery {delivery.id}: {delivery.status} ({delivery.rows} rows, {delivery.label}) -> {where}"
-    if delivery.status == deliveries.PENDING and delivery.next_attempt_at:
-        line += f"; attempt {delivery.attempts} failed ({delivery.last_error}); next try at " \
-                f"{delivery.next_attempt_at.isoformat(timespec='seconds')}"
-    console.print(line, highlight=False)
-    if delivery.status == deliveries.BLOCKED:
-        for problem in (delivery.preflight or {}).get("problems", [])[:10]:
-            console.print(f"  {problem['check']}: row {problem['index']} (id {problem['id']}): {problem['reason']}",
-                          highlight=False)
 
 
 @app.command("deliveries")

@@ -33,7 +33,7 @@ def api(
 
     settings = load_settings()
     database_url(settings)  # refuses an un-migrated database with its message
-    uvicorn.run("app.api.main:create_app", factory=True, host=host or settings.api_host,
+    uvicorn.run("app.asgi:create_app", factory=True, host=host or settings.api_host,
                 port=port or settings.api_port, workers=workers, log_level=log_level)
 
 

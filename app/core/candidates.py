@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from app.core.errors import InvalidInput
 from app.core.llm.client import LLMError
 
 
-class JobInputError(ValueError):
+class JobInputError(InvalidInput):
     """The job cannot run as specified (no seed set, too few seeds, a bad source, ...)."""
 
 

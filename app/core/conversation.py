@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.errors import InvalidInput
+
 ROLES = ("user", "assistant")
 
 
-class TurnsError(ValueError):
+class TurnsError(InvalidInput):
     """`turns` is not a list of alternating user and assistant messages; names the item at fault."""
 
 

@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.core.errors import InvalidInput
+
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 100
 
 
-class RecordError(ValueError):
+class RecordError(InvalidInput):
     """A record file or field that cannot be read; the message names the line (and field)."""
 
 

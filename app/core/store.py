@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from app.core import topic_tree
 from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core.errors import Conflict, NotFound
 from app.core.filters.decontaminate import BenchmarkItem
 from app.core.seeds import SeedTaskData
 from app.models import (
@@ -33,10 +34,6 @@ from app.models import (
     TopicTree,
     utcnow,
 )
-
-
-class NotFound(LookupError):
-    pass
 
 
 # --- seed sets ---------------------------------------------------------------------------
@@ -174,7 +171,7 @@ def reset_for_retry(job: Job) -> None:
 
 
 # --- the lifecycle's SQL: claim, heartbeat, batch commit, finish ------------------------------
-class LostClaim(RuntimeError):
+class LostClaim(Conflict, RuntimeError):
     """Another worker took this job over (this one was presumed dead)."""
 
 

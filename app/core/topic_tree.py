@@ -22,6 +22,7 @@ from typing import Any
 
 from app.core import prompts
 from app.core import structured as json_replies
+from app.core.errors import InvalidInput
 from app.core.llm.client import LLMClient
 from app.core.llm.dialects import Dialect, Request
 from app.core.parsing import parse_instruction_list, parse_numbered_reply
@@ -32,7 +33,7 @@ MAX_TOPIC_CHARS = 300
 SUBTOPIC_STOP = ["\n\n"]
 
 
-class TopicTreeError(ValueError):
+class TopicTreeError(InvalidInput):
     """A tree that is not one; names the node at fault."""
 
 

@@ -45,7 +45,7 @@ class LiveApi:
     def start(self) -> None:
         import uvicorn
 
-        from app.api.main import create_app
+        from app.asgi import create_app
 
         config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on")

@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import select
 
 from app.core import jobs, store
-from app.core.benchmarks import parse_benchmark
+from app.core.benchmark_sets import parse_benchmark
 from app.core.filters.decontaminate import prompt_text, reference_check
 from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES
 from app.core.jobs import lifecycle

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 def test_dry_run_answers_an_estimate_and_stores_no_job(pg_url, redis_url, llm_base_url, tmp_path, reference_seeds):
     from fastapi.testclient import TestClient
 
-    from app.api.main import create_app
+    from app.asgi import create_app
 
     settings = Settings(database_url=pg_url, redis_url=redis_url, data_dir=tmp_path / "data",
                         llm_base_urls=[llm_base_url], llm_concurrency=4)

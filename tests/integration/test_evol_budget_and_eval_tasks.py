@@ -37,7 +37,7 @@ SMALL = {"rounds": 2, "seed": 3, "max_tokens": 96, "response_max_tokens": 96}
 def test_evol_dry_run_then_a_job_stopped_by_its_gpu_hour_cost(pg_url, redis_url, llm_base_url, tmp_path):
     from fastapi.testclient import TestClient
 
-    from app.api.main import create_app
+    from app.asgi import create_app
 
     settings = Settings(database_url=pg_url, redis_url=redis_url, data_dir=tmp_path / "data",
                         llm_base_urls=[llm_base_url], llm_concurrency=4, job_batch_size=4, job_flush_s=0.5)

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from app.core import jobs
 from app.core.candidates import CandidateRecord, InstanceCandidate
-from app.core.handoff import deliveries, sources, webhooks
+from app.core.handoff import deliveries, retry_queue, sources, webhooks
 from app.core.handoff.config import HandoffConfig
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.core.handoff.retry import retry_due
@@ -173,10 +173,10 @@ def test_an_attempt_is_claimed_once(pg_url, tiny_tokenizer, tmp_path):
     delivery = deliver(pg_url, job_id, dest, tiny_tokenizer, tmp_path, now, config)
     later = now + timedelta(seconds=31)
     with session_scope(pg_url) as a, session_scope(pg_url) as b:
-        assert deliveries._claim(a, delivery.id, later, config)
-        assert not deliveries._claim(b, delivery.id, later, config)  # held by the first
+        assert retry_queue.claim(a, Delivery, delivery.id, later, config)
+        assert not retry_queue.claim(b, Delivery, delivery.id, later, config)  # held by the first
         # a claim whose process died is taken over after claim_timeout_s
-        assert deliveries._claim(b, delivery.id, later + timedelta(seconds=config.claim_timeout_s + 1), config)
+        assert retry_queue.claim(b, Delivery, delivery.id, later + timedelta(seconds=config.claim_timeout_s + 1), config)
 
 
 # --- webhooks ----------------------------------------------------------------------------------

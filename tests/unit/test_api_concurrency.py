@@ -10,7 +10,7 @@ import asyncio
 
 import httpx
 
-from app.api.main import create_app
+from app.asgi import create_app
 from app.core import store
 from app.core.params import SelfInstructParams
 from app.core.seeds import SeedTaskData

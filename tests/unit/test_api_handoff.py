@@ -63,7 +63,7 @@ def test_parquet_and_sharegpt_exports(api, pg_url, tmp_path):
     sharegpt = api.ok("post", "/api/v1/exports", 201, json={"job_id": job, "format": "sharegpt"})
     text = api.get(sharegpt["download_url"]).text
     with session_scope(pg_url) as session:
-        assert text == export.render(sources.export_rows(session, store.get_job(session, job), "sharegpt"), "sharegpt")
+        assert text == export.render(sources.rows_for_format(session, store.get_job(session, job), "sharegpt"), "sharegpt")
     assert json.loads(text.splitlines()[1])["conversations"][0] == {"from": "human",
                                                                     "value": "Convert 50% to a fraction.\n\n50%"}
     refused = api.post("/api/v1/jobs", json={"kind": "sft", "export_id": made["id"]})

@@ -218,7 +218,7 @@ def test_an_sft_job_goes_to_the_training_queue(api, seed_set, pg_url, redis_url)
 def test_an_unreachable_broker_is_503_and_leaves_no_job(pg_url, seed_set, api, tmp_path):
     from fastapi.testclient import TestClient
 
-    from app.api.main import create_app
+    from app.asgi import create_app
     from app.settings import Settings
 
     settings = Settings(database_url=pg_url, redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path / "d",

@@ -96,7 +96,7 @@ def test_exports_in_every_format(api, job, pg_url, api_settings, fmt):
     downloaded = api.get(created["download_url"])
     assert downloaded.status_code == 200, downloaded.text
     with session_scope(pg_url) as session:
-        expected = export.render(sources.export_rows(session, store.get_job(session, job), fmt), fmt)
+        expected = export.render(sources.rows_for_format(session, store.get_job(session, job), fmt), fmt)
         if fmt != "sharegpt":  # the formats that always were: the job's curated rows as they are
             assert expected == export.render(store.curated_examples(session, job), fmt)
     assert downloaded.text == expected and created["bytes"] == len(expected.encode())

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from app.api.main import create_app
+from app.asgi import create_app
 from app.cli import cli
 from app.db import DatabaseNotMigrated
 from app.settings import Settings

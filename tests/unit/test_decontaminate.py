@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from app.core.benchmarks import BenchmarkFormatError, parse_benchmark
+from app.core.benchmark_sets import BenchmarkFormatError, parse_benchmark
 from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.filters.decontaminate import (
     BenchmarkItem,

@@ -36,7 +36,7 @@ def test_cli_reference_names_every_command():
 
 
 def test_rest_reference_names_every_route():
-    from app.api.main import create_app
+    from app.asgi import create_app
     from app.settings import Settings
 
     page = (REFERENCE / "rest.md").read_text()

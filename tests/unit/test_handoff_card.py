@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import yaml
 
 from app.core.handoff.bundle import BundleOptions, read_manifest, write_bundle
-from app.core.handoff.card import size_category
+from app.core.handoff.hub_card import size_category
 from app.core.handoff.meta import HandoffMeta, ModelInfo, SeedSetInfo
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from tests.handoff_fixtures import ROWS, tiny_model_dir, tiny_tokenizer  # noqa: F401

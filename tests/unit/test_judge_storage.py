@@ -219,7 +219,7 @@ def test_parquet_has_the_judge_columns_with_nulls_when_unscored(sqlite_url, tmp_
         storage.save(s, job_id, None, [(a, both(4.25, 2.5, "j")),
                                        (b, {"quality": js("quality", None, "j", "unparseable"),
                                             "complexity": js("complexity", 3.0, "j")})])
-        rows = sources.export_rows(s, s.get(Job, job_id), "parquet")
+        rows = sources.rows_for_format(s, s.get(Job, job_id), "parquet")
     written = formats.write_parquet_folder(rows, tmp_path / "out")
     assert written.rows == 3
     table = pq.read_table(next((tmp_path / "out").rglob("*.parquet")))

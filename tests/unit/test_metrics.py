@@ -55,7 +55,7 @@ def test_metrics_parse_and_move_with_llm_requests(client, pg_url):
 def test_metrics_can_be_turned_off(pg_url, redis_url, tmp_path):
     from fastapi.testclient import TestClient
 
-    from app.api.main import create_app
+    from app.asgi import create_app
 
     settings = Settings(database_url=pg_url, redis_url=redis_url, data_dir=tmp_path, metrics_enabled=False)
     with TestClient(create_app(settings)) as c:

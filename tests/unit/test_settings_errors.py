@@ -80,6 +80,6 @@ def test_a_bad_value_of_any_setting_is_one_line(tmp_path, variable):
 def test_the_api_and_the_worker_refuse_to_start_in_one_line(tmp_path):
     env = _env(tmp_path, SPROUT_LLM_CONCURRENCY="many")
     for argv in ([str(SPROUT), "api", "--port", "0"], [str(SPROUT), "worker"], [str(SPROUT), "beat"],
-                 [sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory", "--port", "0"],
+                 [sys.executable, "-m", "uvicorn", "app.asgi:create_app", "--factory", "--port", "0"],
                  [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "solo"]):
         _one_line_error(_run(argv, env), "SPROUT_LLM_CONCURRENCY: ")

@@ -18,11 +18,11 @@ from starlette.datastructures import UploadFile
 
 from app.api.deps import IdPath, Owner, SessionDep, SettingsDep, owned
 from app.api.errors import LimitedJsonRoute, field_error, parse_json_body, request_error
-from app.api.routes.seed_sets import _decode, _read_limited
 from app.api.schemas.benchmark_sets import BenchmarkItemOut, BenchmarkSetCreate, BenchmarkSetOut, ContaminationReport
 from app.api.schemas.common import MAX_PAGE, Page
+from app.api.uploads import decode_text, read_limited
 from app.core import store
-from app.core.benchmarks import BenchmarkFormatError, parse_benchmark
+from app.core.benchmark_sets import BenchmarkFormatError, parse_benchmark
 from app.core.filters.decontaminate import report
 from app.core.jobs.decontamination import checked_against
 from app.core.seeds import MAX_SEED_BYTES
@@ -40,7 +40,7 @@ async def _from_multipart(request: Request) -> tuple[BenchmarkSetCreate, str | N
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise field_error(("body", "file"), "a benchmark file is required (multipart field 'file')", "missing")
-    text = _decode(await upload.read(MAX_SEED_BYTES + 1), ("body", "file"))
+    text = decode_text(await upload.read(MAX_SEED_BYTES + 1), ("body", "file"), MAX_SEED_BYTES)
     body = {"name": (form.get("name") or upload.filename or "benchmark"), "content": text,
             "format": form.get("format") or None, "prompt_fields": form.getlist("prompt_field"),
             "output_field": form.get("output_field") or None}
@@ -70,7 +70,7 @@ async def create_benchmark_set(request: Request, session: SessionDep, owner: Own
     if content_type == "multipart/form-data":
         body, filename = await _from_multipart(request)
     elif content_type in ("application/json", ""):
-        payload = parse_json_body(await _read_limited(request, 2 * MAX_SEED_BYTES))
+        payload = parse_json_body(await read_limited(request, 2 * MAX_SEED_BYTES))
         try:
             body, filename = BenchmarkSetCreate.model_validate(payload), None
         except ValidationError as exc:

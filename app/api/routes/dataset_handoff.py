@@ -26,9 +26,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
-from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
+from app.api.datasets_shared import queue_handoff
+from app.api.deps import DispatcherDep, Owner, SessionDep, SettingsDep
 from app.api.errors import LimitedJsonRoute, request_error
-from app.api.routes.datasets import queue_handoff
 from app.api.routes.deliveries import preflight_for
 from app.api.schemas.handoff import DatasetHandoffOut, DatasetHandoffSet, DestinationOut
 from app.api.schemas.jobs import JobOut
@@ -146,7 +146,7 @@ def download_bundle(
 @router.post("/{name}/versions/{ref}/handoff", status_code=202,
              summary="Hand the version off again now: webhook, deliveries, gated training (a version_handoff job)")
 def handoff_version(name: NamePath, ref: RefPath, session: SessionDep, owner: Owner, settings: SettingsDep,
-                    celery: CeleryDep) -> JobOut:
+                    dispatcher: DispatcherDep) -> JobOut:
     dataset = v.get_dataset(session, owner, name)
     version = tags.resolve(session, dataset.id, ref)
-    return JobOut.of(queue_handoff(session, celery, dataset, version, settings.core_config().defaults, force=True))
+    return JobOut.of(queue_handoff(session, dispatcher, dataset, version, settings.core_config().defaults, force=True))

@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 
-from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
+from app.api.datasets_shared import CONFLICT, NamePath, dataset_of, defaults_of, queue_handoff, version_out
+from app.api.deps import DispatcherDep, Owner, SessionDep, SettingsDep
 from app.api.errors import LimitedJsonRoute
-from app.api.routes.datasets import CONFLICT, NamePath, _dataset, _defaults, _version_out, queue_handoff
 from app.api.schemas.common import MAX_ID
 from app.api.schemas.datasets import VersionOut
 from app.api.schemas.reviews import (
@@ -33,13 +33,13 @@ ExamplePath = Annotated[int, PathParam(ge=1, le=MAX_ID, description="The example
 
 @router.get("/{name}/review", summary="The review of the latest version: progress and the reasons offered")
 def get_review(name: NamePath, session: SessionDep, owner: Owner) -> ReviewState:
-    return ReviewState(**review.progress(session, _dataset(session, owner, name)), reasons=list(review.REASONS))
+    return ReviewState(**review.progress(session, dataset_of(session, owner, name)), reasons=list(review.REASONS))
 
 
 @router.put("/{name}/review/rows/{example_id}", summary="Accept, reject (with a reason), edit or rate one row")
 def mark_row(name: NamePath, example_id: ExamplePath, body: ReviewMark, session: SessionDep,
              owner: Owner) -> ReviewOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     row = review.mark(session, dataset, example_id, body.status, owner, reason=body.reason, rating=body.rating,
                       output=body.output)
     session.commit()
@@ -48,14 +48,14 @@ def mark_row(name: NamePath, example_id: ExamplePath, body: ReviewMark, session:
 
 @router.delete("/{name}/review/rows/{example_id}", status_code=204, summary="Undo: forget the decision on a row")
 def unmark_row(name: NamePath, example_id: ExamplePath, session: SessionDep, owner: Owner) -> Response:
-    review.unmark(session, _dataset(session, owner, name), example_id)
+    review.unmark(session, dataset_of(session, owner, name), example_id)
     session.commit()
     return Response(status_code=204)
 
 
 @router.post("/{name}/review/bulk", summary="Accept or reject every row of the latest version a query matches")
 def bulk(name: NamePath, body: BulkReview, session: SessionDep, owner: Owner) -> BulkOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     if body.preview:
         return BulkOut(marked=review.count_matching(session, dataset, body.query), preview=True,
                        progress=ReviewProgress(**review.progress(session, dataset)))
@@ -66,7 +66,7 @@ def bulk(name: NamePath, body: BulkReview, session: SessionDep, owner: Owner) ->
 
 @router.delete("/{name}/review", status_code=204, summary="Forget every pending decision (start again)")
 def forget(name: NamePath, session: SessionDep, owner: Owner) -> Response:
-    review.forget_pending(session, _dataset(session, owner, name))
+    review.forget_pending(session, dataset_of(session, owner, name))
     session.commit()
     return Response(status_code=204)
 
@@ -74,10 +74,10 @@ def forget(name: NamePath, session: SessionDep, owner: Owner) -> Response:
 @router.post("/{name}/review/commit", status_code=201, responses=CONFLICT,
              summary="Commit the review: a new version without the rejected rows, with the edits; card and diff "
                      "carry the counts and reasons")
-def commit(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep, celery: CeleryDep,
+def commit(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep, dispatcher: DispatcherDep,
            body: ReviewCommit | None = None) -> VersionOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     version = review.commit_review(session, dataset, expected_latest=(body or ReviewCommit()).expected_latest)
     session.commit()
-    queue_handoff(session, celery, dataset, version, _defaults(settings))
-    return _version_out(session, version)
+    queue_handoff(session, dispatcher, dataset, version, defaults_of(settings))
+    return version_out(session, version)

@@ -3,7 +3,7 @@
 A thin shell over `app.core.datasets`: create, list, read, change and delete datasets;
 read versions (with their gated training run), their rows and diffs; tags (moving `prod` back is the rollback); curation
 (a new version without some examples, or with some corrected; handed off like a build's,
-`queue_handoff`); the build schedule; a build now; and the download of any version in any export format, streamed, with the
+`datasets_shared.queue_handoff`); the build schedule; a build now; and the download of any version in any export format, streamed, with the
 version's content hash as its ETag (a poller gets 304 while nothing changed).
 
 Another owner's dataset answers 404, as if it did not exist. The core's errors map to
@@ -24,9 +24,18 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 
-from app.api.deps import CeleryDep, Owner, SessionDep, SettingsDep
+from app.api.datasets_shared import (
+    CONFLICT,
+    NamePath,
+    RefPath,
+    dataset_of,
+    defaults_of,
+    queue_handoff,
+    version_out,
+)
+from app.api.deps import DispatcherDep, Owner, SessionDep, SettingsDep
 from app.api.errors import LimitedJsonRoute, field_error
-from app.api.routes.jobs import _send
+from app.api.job_requests import submit
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.datasets import (
     BuildCreate,
@@ -58,32 +67,23 @@ from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, correct_examples, remove_examples
 from app.core.datasets.errors import DatasetError
 from app.core.handoff import training_gate
-from app.core.jobs import build_estimate, dataset_build, requests, version_handoff
+from app.core.jobs import build_estimate, dataset_build, requests
 from app.core.llm.client import LLMError
 from app.core.scoring import storage as scoring_storage
 from app.db import session_scope
-from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
-from workers.celery_app import enqueue
+from app.models import Dataset, Job, JobStatus, utcnow
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=LimitedJsonRoute)
 FINISHED = (JobStatus.succeeded.value, JobStatus.cancelled.value, JobStatus.failed.value)
 
-NamePath = Annotated[str, PathParam(max_length=100, description="The dataset's name.", examples=["support-sft"])]
-RefPath = Annotated[str, PathParam(max_length=64, description="A version number, `latest`, or a tag.",
-                                   examples=["latest"])]
 TagPath = Annotated[str, PathParam(max_length=64, description="A tag name (not `latest`, not a number).",
                                    examples=["prod"])]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Offset = Annotated[int, Query(ge=0, le=2**31)]
-CONFLICT = {409: {"description": "The change conflicts with stored state (see `detail`)."}}
 DOWNLOAD_EXAMPLE = (
     '{"messages": [{"role": "user", "content": "Summarise the complaint.\\n\\nMy order arrived late."}, '
     '{"role": "assistant", "content": "The order was late."}], "method": "self_instruct", "lineage": []}\n'
 )
-
-
-def _dataset(session: Session, owner: str, name: str) -> Dataset:
-    return v.get_dataset(session, owner, name)
 
 
 def _detail(session: Session, dataset: Dataset) -> DatasetDetail:
@@ -96,22 +96,11 @@ def _detail(session: Session, dataset: Dataset) -> DatasetDetail:
                          builds_in_progress=deletion.builds_in_progress(session, dataset.id))
 
 
-def _version_out(session: Session, version: DatasetVersion) -> VersionOut:
-    handoff_job = version_handoff.find(session, version.dataset_id, version.number)
-    return VersionOut.of(version, pages.tags_by_version(session, version.dataset_id).get(version.number, []),
-                         training=training_gate.latest_runs(session, [version.id]).get(version.id),
-                         handoff_job_id=handoff_job.id if handoff_job is not None else None)
-
-
-def _defaults(settings: Any) -> dict[str, dict[str, Any]]:
-    return settings.core_config().defaults
-
-
 # --- datasets -------------------------------------------------------------------------------------
 @router.post("", status_code=201, summary="Create a dataset (no version until its first build)",
              responses={409: {"description": "You already have a dataset of that name."}})
 def create_dataset(body: DatasetCreate, session: SessionDep, owner: Owner, settings: SettingsDep) -> DatasetDetail:
-    recipe = dataset_build.recipe_for(body.recipe, _defaults(settings))
+    recipe = dataset_build.recipe_for(body.recipe, defaults_of(settings))
     dataset = v.create_dataset(session, owner, body.name, recipe, description=body.description,
                                license=body.license)
     if body.from_job_id is not None:
@@ -147,17 +136,17 @@ def list_datasets(session: SessionDep, owner: Owner, limit: Limit = 50, offset: 
 
 @router.get("/{name}", summary="A dataset with its latest version, tags and schedule")
 def get_dataset(name: NamePath, session: SessionDep, owner: Owner) -> DatasetDetail:
-    return _detail(session, _dataset(session, owner, name))
+    return _detail(session, dataset_of(session, owner, name))
 
 
 @router.patch("/{name}", summary="Change a dataset's description, license or recipe")
 def update_dataset(name: NamePath, body: DatasetUpdate, session: SessionDep, owner: Owner,
                    settings: SettingsDep) -> DatasetDetail:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     given = body.model_fields_set
     changes: dict[str, Any] = {k: getattr(body, k) for k in ("description", "license") if k in given}
     if "recipe" in given:
-        changes["recipe"] = dataset_build.recipe_for(body.recipe, _defaults(settings))
+        changes["recipe"] = dataset_build.recipe_for(body.recipe, defaults_of(settings))
     v.update_dataset(session, dataset, **changes)
     session.commit()
     return _detail(session, dataset)
@@ -166,7 +155,7 @@ def update_dataset(name: NamePath, body: DatasetUpdate, session: SessionDep, own
 @router.delete("/{name}", status_code=204, responses=CONFLICT,
                summary="Delete a dataset with all its versions (refused if a training run used one)")
 def delete_dataset(name: NamePath, session: SessionDep, owner: Owner) -> Response:
-    deletion.delete_dataset(session, _dataset(session, owner, name))
+    deletion.delete_dataset(session, dataset_of(session, owner, name))
     session.commit()
     return Response(status_code=204)
 
@@ -175,7 +164,7 @@ def delete_dataset(name: NamePath, session: SessionDep, owner: Owner) -> Respons
 @router.get("/{name}/versions", summary="A dataset's versions, newest first")
 def list_versions(name: NamePath, session: SessionDep, owner: Owner, limit: Limit = 50,
                   offset: Offset = 0) -> Page[VersionSummary]:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     total, rows = pages.versions_page(session, dataset.id, offset, limit)
     tagged = pages.tags_by_version(session, dataset.id)
     trained = training_gate.latest_runs(session, [r.id for r in rows])
@@ -186,8 +175,8 @@ def list_versions(name: NamePath, session: SessionDep, owner: Owner, limit: Limi
 @router.post("/{name}/versions", status_code=201, responses=CONFLICT,
              summary="Curate: a new version without some examples, or with some corrected (then handed off)")
 def curate(name: NamePath, body: CurationCreate, session: SessionDep, owner: Owner, settings: SettingsDep,
-           celery: CeleryDep) -> VersionOut:
-    dataset = _dataset(session, owner, name)
+           dispatcher: DispatcherDep) -> VersionOut:
+    dataset = dataset_of(session, owner, name)
     if body.remove is not None:
         version = remove_examples(session, dataset, example_ids=body.remove.ids, query=body.remove.query,
                                   expected_latest=body.expected_latest)
@@ -199,42 +188,20 @@ def curate(name: NamePath, body: CurationCreate, session: SessionDep, owner: Own
         except DatasetError as exc:  # the core counts `corrections[i]`; the body calls them `correct[i]`
             raise type(exc)(str(exc).replace("corrections[", "correct[", 1)) from None
     session.commit()
-    queue_handoff(session, celery, dataset, version, _defaults(settings))
-    return _version_out(session, version)
-
-
-def queue_handoff(session: Session, celery: Any, dataset: Dataset, version: DatasetVersion,
-                  defaults: dict[str, dict[str, Any]], force: bool = False) -> Any:
-    """The version's `version_handoff` job, made and enqueued (after the version's commit); a
-    broker that is away marks it failed (retry it with `POST /jobs/{id}/retry`) without
-    undoing the version; `force` (asked for by the caller): then a 503."""
-    job_id = version_handoff.queue(session, dataset, version, defaults, force=force)
-    if job_id is None:
-        return None
-    session.commit()
-    job = session.get(Job, job_id)
-    if job.status == JobStatus.queued.value:
-        try:
-            enqueue(celery, job.id, job.kind)
-        except Exception as exc:  # kombu / redis connection errors
-            job.status, job.error = JobStatus.failed.value, f"could not be enqueued: the broker is unreachable ({exc})"
-            session.commit()
-            if force:
-                raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
-                                    headers={"Retry-After": "5"}) from None
-    return job
+    queue_handoff(session, dispatcher, dataset, version, defaults_of(settings))
+    return version_out(session, version)
 
 
 @router.get("/{name}/versions/{ref}", summary="One version (a number, `latest` or a tag) with its card")
 def get_version(name: NamePath, ref: RefPath, session: SessionDep, owner: Owner) -> VersionOut:
-    dataset = _dataset(session, owner, name)
-    return _version_out(session, tags.resolve(session, dataset.id, ref))
+    dataset = dataset_of(session, owner, name)
+    return version_out(session, tags.resolve(session, dataset.id, ref))
 
 
 @router.delete("/{name}/versions/{ref}", status_code=204, responses=CONFLICT,
                summary="Delete the latest version (refused if a training run used it or a tag points at it)")
 def delete_version(name: NamePath, ref: RefPath, session: SessionDep, owner: Owner) -> Response:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     deletion.delete_version(session, dataset, tags.resolve(session, dataset.id, ref).number)
     session.commit()
     return Response(status_code=204)
@@ -243,7 +210,7 @@ def delete_version(name: NamePath, ref: RefPath, session: SessionDep, owner: Own
 @router.get("/{name}/versions/{ref}/rows", summary="A version's rows, a page at a time, in their stable order")
 def version_rows(name: NamePath, ref: RefPath, session: SessionDep, owner: Owner, limit: Limit = 50,
                  offset: Offset = 0) -> Page[ExampleOut]:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     version = tags.resolve(session, dataset.id, ref)
     rows = pages.rows_page(session, version, offset, limit)
     decided = review.pending_for(session, dataset.id, [r["id"] for r in rows])
@@ -294,7 +261,7 @@ def download(
     format: ExportFormat | None = Query(None, description="Default: the recipe's first export format."),
     if_none_match: str | None = Header(None, description="An ETag you have: 304 when it is still current."),
 ) -> Response:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     version = tags.resolve(session, dataset.id, ref)
     fmt = format or v.recipe_of(dataset).export_formats[0]
     headers = {"ETag": f'"{version.content_hash}"', "X-Dataset-Version": str(version.number)}
@@ -320,7 +287,7 @@ def get_diff(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> DiffOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     a, b = tags.resolve(session, dataset.id, from_), tags.resolve(session, dataset.id, to)
     change = diff.diff(session, a, b)
     rows = pages.diff_rows_page(session, change, offset, limit, side)
@@ -336,7 +303,7 @@ def get_diff(
 # --- tags -----------------------------------------------------------------------------------------
 @router.put("/{name}/tags/{tag}", summary="Point a tag at a version (moving `prod` back is the rollback)")
 def set_tag(name: NamePath, tag: TagPath, body: TagSet, session: SessionDep, owner: Owner) -> TagOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     tags.set_tag(session, dataset, tag, body.version)
     session.commit()
     now = tags.list_tags(session, dataset.id)
@@ -345,7 +312,7 @@ def set_tag(name: NamePath, tag: TagPath, body: TagSet, session: SessionDep, own
 
 @router.delete("/{name}/tags/{tag}", status_code=204, summary="Delete a tag (not `latest`)")
 def delete_tag(name: NamePath, tag: TagPath, session: SessionDep, owner: Owner) -> Response:
-    tags.delete_tag(session, _dataset(session, owner, name), tag)
+    tags.delete_tag(session, dataset_of(session, owner, name), tag)
     session.commit()
     return Response(status_code=204)
 
@@ -361,12 +328,12 @@ def _schedule_out(session: Session, dataset: Dataset, history: int = 50) -> Sche
 def get_schedule(name: NamePath, session: SessionDep, owner: Owner,
                  history: int = Query(50, ge=0, le=MAX_PAGE, description="Fires to show, latest first.")
                  ) -> ScheduleOut:
-    return _schedule_out(session, _dataset(session, owner, name), history)
+    return _schedule_out(session, dataset_of(session, owner, name), history)
 
 
 @router.put("/{name}/schedule", summary="Set (or replace) the build schedule; due times start now")
 def set_schedule(name: NamePath, body: ScheduleSet, session: SessionDep, owner: Owner) -> ScheduleOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     schedule.set_schedule(session, dataset, body.cron, body.timezone, body.missed_fire_policy)
     session.commit()
     return _schedule_out(session, dataset)
@@ -374,7 +341,7 @@ def set_schedule(name: NamePath, body: ScheduleSet, session: SessionDep, owner: 
 
 @router.delete("/{name}/schedule", status_code=204, summary="Remove the schedule (its fire history stays)")
 def clear_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Response:
-    schedule.clear_schedule(session, _dataset(session, owner, name))
+    schedule.clear_schedule(session, dataset_of(session, owner, name))
     session.commit()
     return Response(status_code=204)
 
@@ -382,7 +349,7 @@ def clear_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Respons
 @router.post("/{name}/schedule/pause", summary="Pause the schedule, keeping the reason")
 def pause_schedule(name: NamePath, session: SessionDep, owner: Owner,
                    body: SchedulePause | None = None) -> ScheduleOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     schedule.pause(session, dataset, (body or SchedulePause()).reason)
     session.commit()
     return _schedule_out(session, dataset)
@@ -390,7 +357,7 @@ def pause_schedule(name: NamePath, session: SessionDep, owner: Owner,
 
 @router.post("/{name}/schedule/resume", summary="Resume the schedule; due times missed while paused are not built")
 def resume_schedule(name: NamePath, session: SessionDep, owner: Owner) -> ScheduleOut:
-    dataset = _dataset(session, owner, name)
+    dataset = dataset_of(session, owner, name)
     schedule.resume(session, dataset)
     session.commit()
     return _schedule_out(session, dataset)
@@ -401,8 +368,8 @@ def resume_schedule(name: NamePath, session: SessionDep, owner: Owner) -> Schedu
              summary="Build a new version now (a `dataset_build` job, enqueued), or estimate what it will spend",
              responses={200: {"description": "dry_run: the estimate; nothing is stored or enqueued."}})
 def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: SettingsDep,
-              celery: CeleryDep, body: BuildCreate | None = None) -> Any:
-    dataset = _dataset(session, owner, name)
+              dispatcher: DispatcherDep, body: BuildCreate | None = None) -> Any:
+    dataset = dataset_of(session, owner, name)
     running = deletion.builds_in_progress(session, dataset.id)
     if running and not (body is not None and body.dry_run):
         raise HTTPException(409, f"build job {running[0]} of dataset {dataset.name!r} is already queued or running: "
@@ -416,7 +383,7 @@ def build_now(name: NamePath, session: SessionDep, owner: Owner, settings: Setti
         return JSONResponse({"dry_run": True, "dataset": dataset.name, "estimate": est.as_dict()})
     request = jobs.JobRequest(kind=dataset_build.KIND, params={"dataset_id": dataset.id}, owner=owner,
                               data_root=Path(settings.data_dir))
-    job = requests.create_job(session, request, _defaults(settings))
+    job = requests.create_job(session, request, defaults_of(settings))
     session.commit()
-    _send(session, celery, job, undo="delete")
+    submit(session, dispatcher, job, undo="delete")
     return JobOut.of(job)

@@ -23,7 +23,6 @@ from app.api.deps import IdPath, Owner, SessionDep, SettingsDep, owned
 from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.handoff import AttemptOut, DeliveryCreate, DeliveryOut
-from app.core import store
 from app.core.datasets import versions as ds_versions
 from app.core.datasets.errors import DatasetError
 from app.core.handoff import deliveries, sources
@@ -122,10 +121,5 @@ def get_delivery(delivery_id: IdPath, session: SessionDep, owner: Owner) -> Deli
 @router.post("/{delivery_id}/retry", summary="Try a pending or failed delivery again now")
 def retry_delivery(delivery_id: IdPath, session: SessionDep, owner: Owner, settings: SettingsDep) -> DeliveryOut:
     row = owned(session, Delivery, delivery_id, owner, "delivery")
-    try:
-        delivery = deliveries.retry_now(session, row.id, settings.handoff_config(), utcnow())
-    except deliveries.CannotRetry as exc:
-        raise HTTPException(409, str(exc)) from None
-    except store.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    delivery = deliveries.retry_now(session, row.id, settings.handoff_config(), utcnow())  # CannotRetry: a 409
     return out(session, delivery)

@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.api.datasets_shared import NamePath, RefPath
 from app.api.deps import IdPath, Owner, SessionDep, owned
-from app.api.routes.datasets import NamePath, RefPath
 from app.api.schemas.diversity import DiversityReport
 from app.core import diversity_sources
 from app.core.datasets import tags

@@ -1,6 +1,6 @@
 """Exports: a job's curated data written in a trainer's format, listed, downloaded.
 
-The rows come from `handoff.sources.export_rows` (`lineage.export_rows` plus provenance
+The rows come from `handoff.sources.rows_for_format` (`lineage.export_rows` plus provenance
 for sharegpt and parquet), the function `sprout export` calls, so an
 Evol-Instruct job exported over HTTP carries the same `lineage` column and honours the
 same options (final-only, no-roots) as on the command line.
@@ -56,7 +56,7 @@ def _create(body: ExportCreate, session, owner: str, settings) -> ExportOut:
     if job is None or job.owner != owner:
         raise field_error(("body", "job_id"), f"no job with id {body.job_id}")
     # the same rows as `sprout export` for the same options (lineage, final-only, no-roots)
-    rows = sources.export_rows(session, job, body.format, final_only=body.final_only, include_roots=body.include_roots)
+    rows = sources.rows_for_format(session, job, body.format, final_only=body.final_only, include_roots=body.include_roots)
     options = {"final_only": body.final_only, "include_roots": body.include_roots}
     row = Export(job_id=job.id, owner=owner, format=body.format, path="", options=options)
     session.add(row)

@@ -12,49 +12,32 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from app.api import job_requests
-from app.api.deps import CeleryDep, IdPath, Owner, SessionDep, SettingsDep, in_session, owned
+from app.api.deps import DispatcherDep, IdPath, Owner, SessionDep, SettingsDep, in_session, owned
 from app.api.errors import LimitedJsonRoute
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.jobs import JobCreate, JobOut
 from app.core import store
 from app.models import Export, Job, JobStatus
-from workers.celery_app import enqueue
 
 log = logging.getLogger("sprout.api")
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=LimitedJsonRoute)
 
 
-def _send(session: Session, celery: Celery, job: Job, undo: str) -> None:
-    """Enqueue `job`; if the broker is down, undo (delete, or mark failed) and answer 503."""
-    try:
-        enqueue(celery, job.id, job.kind)
-    except Exception as exc:  # kombu / redis connection errors
-        log.error("cannot enqueue job %s: %s", job.id, exc)
-        if undo == "delete":
-            session.delete(job)
-        else:
-            job.status, job.error = JobStatus.failed.value, "could not be enqueued: the broker is unreachable"
-        session.commit()
-        raise HTTPException(503, "the job queue (Redis) is unreachable; try again shortly",
-                            headers={"Retry-After": "5"}) from None
-
-
 @router.post("", status_code=201, summary="Create a job and enqueue it (or, with dry_run, estimate its tokens)",
              response_model=JobOut, responses={200: {"description": "dry_run: the estimate; nothing is stored."}})
 def create_job(body: JobCreate, session: SessionDep, owner: Owner, settings: SettingsDep,
-               celery: CeleryDep) -> Any:
+               dispatcher: DispatcherDep) -> Any:
     if body.dry_run:  # a pilot of a few real requests; nothing is stored or enqueued
         return JSONResponse(job_requests.estimate(session, body, owner, settings))
     job = job_requests.create(session, body, owner, settings)
     session.commit()
-    _send(session, celery, job, undo="delete")
+    job_requests.submit(session, dispatcher, job, undo="delete")
     return JobOut.of(job)
 
 
@@ -98,13 +81,13 @@ def cancel_job(job_id: IdPath, session: SessionDep, owner: Owner) -> JobOut:
 
 @router.post("/{job_id}/retry", status_code=202, summary="Re-run a failed or cancelled job from where it stopped",
              responses={409: {"description": "The job is not failed or cancelled."}})
-def retry_job(job_id: IdPath, session: SessionDep, owner: Owner, celery: CeleryDep) -> JobOut:
+def retry_job(job_id: IdPath, session: SessionDep, owner: Owner, dispatcher: DispatcherDep) -> JobOut:
     job = owned(session, Job, job_id, owner, "job")
     if job.status not in (JobStatus.failed.value, JobStatus.cancelled.value):
         raise HTTPException(409, f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
     store.reset_for_retry(job)
     session.commit()
-    _send(session, celery, job, undo="fail")
+    job_requests.submit(session, dispatcher, job, undo="fail")
     return JobOut.of(job)
 
 

@@ -19,6 +19,7 @@ from app.api.deps import IdPath, Owner, SessionDep, owned
 from app.api.errors import LimitedJsonRoute, field_error, parse_json_body, request_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.seed_sets import SeedSetCreate, SeedSetDetail, SeedSetOut, SeedTaskOut
+from app.api.uploads import decode_text, read_limited
 from app.core import store
 from app.core.seeds import FORMATS, MAX_SEED_BYTES, SeedFormatError, SeedTaskData, parse_seeds, tasks_from_objects
 from app.models import Job, SeedSet, SeedTask
@@ -58,25 +59,12 @@ def _out(seed_set: SeedSet) -> SeedSetOut:
     return SeedSetOut.model_validate(seed_set.model_dump())
 
 
-def _decode(raw: bytes, loc: tuple[str, ...], limit: int | None = None) -> str:
-    limit = limit or MAX_SEED_BYTES
-    if len(raw) > limit:
-        raise HTTPException(413, f"{'.'.join(loc)}: larger than {limit // (1024 * 1024)} MB")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise field_error(loc, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if "\x00" in text:
-        raise field_error(loc, f"contains a NUL character (at character {text.index(chr(0))})")
-    return text
-
-
 async def _from_multipart(request: Request) -> tuple[str, str | None, str, str | None]:
     form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_SEED_BYTES + 1)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise field_error(("body", "file"), "a seed file is required (multipart field 'file')", "missing")
-    text = _decode(await upload.read(MAX_SEED_BYTES + 1), ("body", "file"))
+    text = decode_text(await upload.read(MAX_SEED_BYTES + 1), ("body", "file"), MAX_SEED_BYTES)
     name, fmt = form.get("name") or upload.filename or "seeds", form.get("format") or None
     if not isinstance(name, str) or not isinstance(fmt, (str, type(None))):
         raise field_error(("body",), "'name' and 'format' must be text fields")
@@ -90,24 +78,9 @@ async def _from_multipart(request: Request) -> tuple[str, str | None, str, str |
     return data.name, data.format, text, upload.filename
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes `limit` (declared or streamed)."""
-    too_big = HTTPException(413, f"body larger than {limit // (1024 * 1024)} MB")
-    length = request.headers.get("content-length", "0")
-    if length.isdigit() and int(length) > limit:
-        raise too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _from_json(request: Request) -> SeedSetCreate:
     limit = 2 * MAX_SEED_BYTES  # JSON escapes make a file's text longer
-    payload = parse_json_body(await _read_limited(request, limit))  # within the JSON limits, or a 422
+    payload = parse_json_body(await read_limited(request, limit))  # within the JSON limits, or a 422
     try:
         return SeedSetCreate.model_validate(payload)
     except ValidationError as exc:

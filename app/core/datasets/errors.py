@@ -7,20 +7,22 @@ as one CLI line; nothing is written when one is raised.
 
 from __future__ import annotations
 
+from app.core.errors import Conflict, InvalidInput, NotFound
 
-class DatasetError(ValueError):
+
+class DatasetError(InvalidInput):
     """Base class: bad input about a dataset, its versions, tags or schedule."""
 
 
-class DatasetNotFound(DatasetError, LookupError):
+class DatasetNotFound(NotFound, DatasetError):
     """No such dataset (for this owner)."""
 
 
-class VersionNotFound(DatasetError, LookupError):
+class VersionNotFound(NotFound, DatasetError):
     """No such version, tag or example in the dataset."""
 
 
-class DuplicateDataset(DatasetError):
+class DuplicateDataset(Conflict, DatasetError):
     """The owner already has a dataset of that name."""
 
 
@@ -28,7 +30,7 @@ class InvalidName(DatasetError):
     """A dataset or tag name that cannot be used."""
 
 
-class VersionConflict(DatasetError):
+class VersionConflict(Conflict, DatasetError):
     """The change was prepared against a version that is no longer the latest (versions are linear)."""
 
 
@@ -36,11 +38,11 @@ class EmptyChange(DatasetError):
     """A commit, removal or correction that would change nothing."""
 
 
-class VersionInUse(DatasetError):
+class VersionInUse(Conflict, DatasetError):
     """A version that cannot be deleted: not the latest, used by a training run, or tagged."""
 
 
-class DatasetBusy(DatasetError):
+class DatasetBusy(Conflict, DatasetError):
     """A change that must wait: a build of the dataset is queued or running."""
 
 

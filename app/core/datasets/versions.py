@@ -31,7 +31,6 @@ from sqlmodel import Session, col, select
 from app.core import diversity
 from app.core.conversation import TurnsError, check_turns
 from app.core.datasets import content
-from app.core.datasets.card import render_card
 from app.core.datasets.errors import (
     DatasetError,
     DatasetNotFound,
@@ -42,6 +41,7 @@ from app.core.datasets.errors import (
     VersionNotFound,
 )
 from app.core.datasets.recipe import Recipe
+from app.core.datasets.version_card import render_card
 from app.models import (
     Dataset,
     DatasetExample,

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from app.core.errors import Unavailable
 from app.core.filters.dedup_memory import CompactTables
 from app.core.urls import redact
 
@@ -53,7 +54,7 @@ _LOCKED_BATCH = 256  # documents handled per Redis lock acquisition
 _WORD_CACHE_MAX = 1_000_000
 
 
-class DedupError(Exception):
+class DedupError(Unavailable):
     """The shared index cannot be used (Redis unreachable, lock not obtained, bad key)."""
 
 

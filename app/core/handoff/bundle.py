@@ -32,8 +32,8 @@ from typing import Any
 
 from app.core import diversity, records
 from app.core.conversation import TurnsError, check_turns
-from app.core.handoff.card import render_card
 from app.core.handoff.formats import FORMATS, FormatError, WrittenFile, open_writer, write_all
+from app.core.handoff.hub_card import render_card
 from app.core.handoff.meta import HandoffMeta, RowStats
 from app.core.handoff.preflight import Preflight, PreflightReport
 from app.core.handoff.trainer_configs import axolotl_config, dataset_info

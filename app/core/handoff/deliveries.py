@@ -4,7 +4,7 @@
 folder, records a `Delivery`, and makes the first attempt. A bundle that failed its
 check is recorded `blocked`, with the report, and never sent. Each attempt is a
 `DeliveryAttempt` row; a failure that may pass later (the Hub unreachable, a full disk)
-sets `next_attempt_at` by exponential backoff and `retry.retry_due` tries again; one that
+sets `next_attempt_at` by exponential backoff (`retry_queue`, shared with webhooks) and `retry.retry_due` tries again; one that
 cannot (a taken label, a refused token), or the last allowed attempt, marks it `failed`.
 The bundle waits in the work folder until the delivery is done, so nothing is lost while
 a destination is away. An attempt is claimed by a conditional UPDATE, so two processes
@@ -17,23 +17,24 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
-from app.core.handoff import webhooks
+from app.core.errors import Conflict
+from app.core.handoff import retry_queue, webhooks
 from app.core.handoff.bundle import MANIFEST, Bundle, BundleOptions, read_manifest, write_bundle
 from app.core.handoff.config import HandoffConfig
 from app.core.handoff.destinations import DeliveryError, build
 from app.core.handoff.meta import HandoffMeta
 from app.core.handoff.preflight import Preflight
+from app.core.handoff.retry_queue import DONE, FAILED, PENDING, RUNNING
 from app.core.store import NotFound
 from app.models import Delivery, DeliveryAttempt, Destination
 
-PENDING, RUNNING, DONE, FAILED, BLOCKED = "pending", "running", "done", "failed", "blocked"
+BLOCKED = "blocked"  # checked and refused by the preflight: never queued
 STATUSES = (PENDING, RUNNING, DONE, FAILED, BLOCKED)
 
 
@@ -78,25 +79,12 @@ def deliver(session: Session, destination: Destination, rows: Iterable[dict[str,
     return attempt(session, delivery.id, config, now) or delivery
 
 
-def _claim(session: Session, delivery_id: int, now: datetime, config: HandoffConfig, force: bool = False) -> bool:
-    stale = now - timedelta(seconds=config.claim_timeout_s)
-    due = or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
-    waiting = Delivery.status == PENDING if force else and_(Delivery.status == PENDING, due)
-    result = session.execute(
-        update(Delivery).where(Delivery.id == delivery_id)
-        .where(or_(waiting, and_(Delivery.status == RUNNING, Delivery.claimed_at < stale)))
-        .values(status=RUNNING, claimed_at=now, attempts=Delivery.attempts + 1)
-    )
-    session.commit()
-    return result.rowcount == 1
-
-
 def attempt(session: Session, delivery_id: int, config: HandoffConfig, now: datetime,
             force: bool = False) -> Delivery | None:
     """Try one delivery if it is due (`force`: pending, due or not); None when it is not
     due or another process holds it. Records the attempt, schedules the next one or ends
     the delivery; a done delivery emits `delivery_done` and sends it. Commits."""
-    if not _claim(session, delivery_id, now, config, force):
+    if not retry_queue.claim(session, Delivery, delivery_id, now, config, force):
         return None
     delivery = session.get(Delivery, delivery_id)
     session.refresh(delivery)
@@ -118,19 +106,15 @@ def attempt(session: Session, delivery_id: int, config: HandoffConfig, now: date
         error, retryable = f"destination {destination.id}: {exc}", False
     session.add(DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now,
                                 finished_at=now, ok=error is None, error=error))
-    delivery.claimed_at = None
+    retry_queue.settle(delivery, error, now, config, retryable)
+    delivery.last_error = error
     emitted = []
-    if error is None:
-        delivery.status, delivery.location, delivery.finished_at = DONE, location, now
-        delivery.next_attempt_at, delivery.last_error = None, None
+    if delivery.status == DONE:
+        delivery.location, delivery.finished_at = location, now
         emitted = webhooks.emit(session, "delivery_done", describe(delivery, destination), owner=delivery.owner,
                                 now=now, source_kind=delivery.source_kind, source_id=delivery.source_id)
-    elif not retryable or delivery.attempts >= config.max_attempts:
-        delivery.status, delivery.next_attempt_at, delivery.last_error = FAILED, None, error
+    elif delivery.status == FAILED:
         delivery.finished_at = now
-    else:
-        delivery.status, delivery.last_error = PENDING, error
-        delivery.next_attempt_at = config.next_attempt_at(now, delivery.attempts)
     session.add(delivery)
     session.commit()
     if delivery.status == DONE:
@@ -139,7 +123,7 @@ def attempt(session: Session, delivery_id: int, config: HandoffConfig, now: date
     return delivery
 
 
-class CannotRetry(ValueError):
+class CannotRetry(Conflict, ValueError):
     """A delivery that a retry cannot help: done, blocked, running, or its bundle gone."""
 
 
@@ -174,13 +158,7 @@ def describe(delivery: Delivery, destination: Destination | None) -> dict[str, A
 
 
 def due_ids(session: Session, now: datetime, config: HandoffConfig, limit: int = 100) -> list[int]:
-    stale = now - timedelta(seconds=config.claim_timeout_s)
-    return list(session.exec(
-        select(Delivery.id)
-        .where(or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
-                   and_(Delivery.status == RUNNING, Delivery.claimed_at < stale)))
-        .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
-    ).all())
+    return retry_queue.due_ids(session, Delivery, now, config, limit)
 
 
 def attempts_of(session: Session, delivery_id: int) -> list[DeliveryAttempt]:

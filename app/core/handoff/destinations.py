@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.core import records
+from app.core.errors import Unavailable
 from app.core.handoff.bundle import read_manifest
 
 KINDS = ("folder", "hub")
@@ -38,7 +39,7 @@ LATEST_JSON = "latest.json"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
-class DeliveryError(Exception):
+class DeliveryError(Unavailable):
     def __init__(self, message: str, retryable: bool = True):
         super().__init__(message)
         self.retryable = retryable

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.core import export, records
+from app.core.errors import InvalidInput
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion", "parquet")
 FILE_NAMES = {
@@ -44,7 +45,7 @@ PARQUET_DIR = "data"
 ROW_GROUP_ROWS = 1000
 
 
-class FormatError(ValueError):
+class FormatError(InvalidInput):
     """A row cannot be written in a format (names the row)."""
 
 

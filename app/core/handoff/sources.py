@@ -133,8 +133,8 @@ def job_source(session: Session, job_id: int, *, owner: str | None = None, final
 PROVENANCE_FORMATS = ("sharegpt", "parquet")
 
 
-def export_rows(session: Session, job: Job, fmt: str, *, final_only: bool = False,
-                include_roots: bool = True) -> list[dict[str, Any]]:
+def rows_for_format(session: Session, job: Job, fmt: str, *, final_only: bool = False,
+                    include_roots: bool = True) -> list[dict[str, Any]]:
     """What `sprout export` and `POST /api/v1/exports` write for `fmt`, the same through both
     doors: sharegpt and parquet rows carry provenance (`job_rows`); alpaca, messages and
     prompt-completion keep the rows they always had (`lineage.export_rows`)."""

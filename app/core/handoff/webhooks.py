@@ -15,7 +15,8 @@ carries `created_at`, so a receiver can also refuse old replays.
 A 2xx answer is success; anything else (an error status, a timeout, a refused
 connection) is retried after `HandoffConfig.backoff(attempts)` until `max_attempts`,
 then the delivery is marked failed. A delivery is claimed by a conditional UPDATE before
-it is sent, so two processes retrying at once never send it twice at the same time.
+it is sent, so two processes retrying at once never send it twice at the same time (the
+queue, shared with deliveries: `retry_queue`).
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
+from app.core.handoff import retry_queue
 from app.core.handoff.config import HandoffConfig
+from app.core.handoff.retry_queue import DONE, PENDING
 from app.models import Webhook, WebhookAttempt, WebhookDelivery
 
 EVENTS = ("version_created", "delivery_done", "training_finished", "job_finished")
@@ -43,7 +45,6 @@ SIGNATURE_HEADER = "X-Sprout-Signature"
 EVENT_HEADER = "X-Sprout-Event"
 DELIVERY_HEADER = "X-Sprout-Delivery"
 USER_AGENT = "Sprout-Webhook/1"
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -99,25 +100,11 @@ def emit(session: Session, event: str, data: dict[str, Any], *, owner: str | Non
     return out
 
 
-def _claim(session: Session, delivery_id: int, now: datetime, config: HandoffConfig) -> bool:
-    stale = now - timedelta(seconds=config.claim_timeout_s)
-    result = session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
-        .where(or_(and_(WebhookDelivery.status == PENDING,
-                        or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now)),
-                   and_(WebhookDelivery.status == RUNNING, WebhookDelivery.claimed_at < stale)))
-        .values(status=RUNNING, claimed_at=now, attempts=WebhookDelivery.attempts + 1)
-    )
-    session.commit()
-    return result.rowcount == 1
-
-
 def send(session: Session, delivery_id: int, config: HandoffConfig, now: datetime,
          client: httpx.Client | None = None) -> WebhookDelivery | None:
     """Try one webhook delivery now if it is due (or its last try died); returns it, or None
     when it was not due or another process holds it. Commits."""
-    if not _claim(session, delivery_id, now, config):
+    if not retry_queue.claim(session, WebhookDelivery, delivery_id, now, config):
         return None
     delivery = session.get(WebhookDelivery, delivery_id)
     session.refresh(delivery)
@@ -143,26 +130,16 @@ def send(session: Session, delivery_id: int, config: HandoffConfig, now: datetim
     session.add(WebhookAttempt(webhook_delivery_id=delivery.id, number=delivery.attempts, started_at=now,
                                duration_ms=duration_ms, status_code=status_code, error=error))
     delivery.last_status_code, delivery.last_error = status_code, error
-    if error is None:
-        delivery.status, delivery.delivered_at, delivery.next_attempt_at = DONE, now, None
-    elif delivery.attempts >= config.max_attempts:
-        delivery.status, delivery.next_attempt_at = FAILED, None
-    else:
-        delivery.status, delivery.next_attempt_at = PENDING, config.next_attempt_at(now, delivery.attempts)
-    delivery.claimed_at = None
+    retry_queue.settle(delivery, error, now, config)
+    if delivery.status == DONE:
+        delivery.delivered_at = now
     session.add(delivery)
     session.commit()
     return delivery
 
 
 def due_ids(session: Session, now: datetime, config: HandoffConfig, limit: int = 100) -> list[int]:
-    stale = now - timedelta(seconds=config.claim_timeout_s)
-    return list(session.exec(
-        select(WebhookDelivery.id)
-        .where(or_(and_(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now),
-                   and_(WebhookDelivery.status == RUNNING, WebhookDelivery.claimed_at < stale)))
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
-    ).all())
+    return retry_queue.due_ids(session, WebhookDelivery, now, config, limit)
 
 
 def send_due(session: Session, now: datetime, config: HandoffConfig, limit: int = 100) -> list[WebhookDelivery]:

@@ -2,7 +2,10 @@
 
 Start here. `registry.py` holds the job kinds (`JobKind`: parameters, queue, checks, run
 function, progress measure); `lifecycle.py` claims, heartbeats, cancels and finishes a job
-of any kind; `requests.py` turns a request from any shell into a stored job;
+of any kind, making a succeeded job's follow-up jobs (`outcome.py`) as it finishes;
+`dispatch.py` is what follows a job's end (its webhooks, its follow-ups sent to a
+dispatcher: Celery in the workers and the API, in-process in the CLI); `requests.py` turns
+a request from any shell into a stored job;
 `generation.py` is what the generation kinds share (model servers, resume, batched
 commits). One module per kind registers it:
 

@@ -34,6 +34,7 @@ from app.core.datasets.recipe import Recipe, RecipeStep, StepValidator, parse_re
 from app.core.datasets.schedule import DEFAULT_GRACE
 from app.core.filters.decontaminate import merge_reports
 from app.core.jobs.lifecycle import JobContext, JobStopped, run_job
+from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import (
     GENERATION_QUEUE,
     JobKind,
@@ -109,7 +110,7 @@ def _dataset(session: Session, dataset_id: int, owner: str | None) -> Any:
     return dataset
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> dict[str, Any] | Outcome:
     params: DatasetBuildParams = ctx.params  # type: ignore[assignment]
     live: dict[str, Any] = ctx.extra.setdefault("live", {"step": 0, "steps": 0, "accepted": 0, "target": None})
     ctx.heartbeat.counters = lambda: dict(live)
@@ -128,7 +129,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             live.update(step=i + 1, accepted=0)
             last = _run_step(ctx, recipe, i, step, target, previous=last)
         result = _commit(ctx, recipe, base, target, last)
-        return {**result, **_hand_off(ctx, result)}
+        return _hand_off(ctx, params.dataset_id, result)
     except JobStopped:
         if not ctx.heartbeat.lost:
             _fire_done(ctx, built=False, reason="the build was cancelled")
@@ -244,22 +245,22 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
 
 
 # --- hand-off: after the version's transaction, never inside it (app.core.jobs.version_handoff) ----
-def _hand_off(ctx: JobContext, result: dict[str, Any]) -> dict[str, Any]:
-    """Queue the `version_handoff` job of the version this build committed (once, a resumed
-    build finds it); the shell enqueues `followups`. A failure here is recorded, and the
-    build (whose version is committed) still succeeds."""
+def _hand_off(ctx: JobContext, dataset_id: int, result: dict[str, Any]) -> Outcome:
+    """The build's result, and its follow-up: the `version_handoff` job of the version it
+    committed, made by the lifecycle as the build succeeds (once: a resumed build finds it).
+    A failure there is recorded (`handoff_error`), and the build (whose version is committed)
+    still succeeds."""
     from app.core.jobs.version_handoff import queue
 
     if result.get("version") is None:
-        return {}
-    try:
-        with ctx.session() as session:
-            dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
-            version = versions.get_version(session, dataset.id, result["version"])
-            job_id = queue(session, dataset, version, ctx.config.defaults)
-    except Exception as exc:  # the version stands; its hand-off can be asked for again
-        return {"handoff_error": f"{type(exc).__name__}: {exc}"}
-    return {"followups": [job_id]} if job_id is not None else {}
+        return Outcome(result)
+    number, defaults = result["version"], ctx.config.defaults
+
+    def make(session: Session, _: dict[str, Any]) -> int | None:
+        dataset = versions.get_dataset_by_id(session, dataset_id)
+        return queue(session, dataset, versions.get_version(session, dataset.id, number), defaults)
+
+    return Outcome(result, [FollowUp(make, recorded_as="handoff_error")])
 
 
 def _finish_empty(ctx: JobContext, reason: str) -> dict[str, Any]:

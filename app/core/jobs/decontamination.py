@@ -23,7 +23,7 @@ from typing import Any
 from sqlmodel import Session
 
 from app.core import records, store
-from app.core.benchmarks import parse_benchmark
+from app.core.benchmark_sets import parse_benchmark
 from app.core.candidates import JobInputError
 from app.core.config import CoreConfig
 from app.core.filters import decontaminate

@@ -12,10 +12,14 @@ behaves the same everywhere. The SQL row is the source of truth:
 * **commit** — a kind writes its results through `store` calls that check that this
   worker still holds the job (`store.commit_batch`), so a worker that lost its claim
   cannot write;
-* **finish** — succeeded (with the kind's result), cancelled, failed with a message the
-  user can act on, or paused: a model server that stays away longer than the outage
+* **finish** — succeeded (with the kind's result, and the follow-up jobs its `Outcome`
+  asks for, made in the same transaction: `outcome.py`), cancelled, failed with a message
+  the user can act on, or paused: a model server that stays away longer than the outage
   budget puts the job back in the queue (`store.pause_job`), and the reaper sends it
   again, so a short outage costs time, not the job.
+
+What follows a job's end (its `job_finished` webhooks, its follow-ups sent to run) is
+`dispatch.run_job`'s, around this one; a build's step jobs call this one alone.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pydantic import BaseModel
 from app.core import store
 from app.core.candidates import JobInputError
 from app.core.config import CoreConfig
+from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import get as get_kind
 from app.core.llm.client import LLMError, LLMOutageError
 from app.db import session_scope
@@ -147,10 +152,14 @@ def run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None = N
             params = kind.params_model.model_validate(job.params)
         ctx = JobContext(url, job, params, config, worker, beat, base_urls=base_urls, progress=progress)
         beat.start()
-        result = kind.run(ctx)
+        outcome = kind.run(ctx)
         beat.stop()
-        _end(url, job_id, worker, beat, JobStatus.cancelled if beat.cancelled else JobStatus.succeeded,
-             result=result)
+        if not isinstance(outcome, Outcome):
+            outcome = Outcome(outcome or {})
+        if beat.cancelled:
+            _end(url, job_id, worker, beat, JobStatus.cancelled, result=outcome.result)
+        else:  # a follow-up that fails the job raises JobInputError: failed below, nothing made
+            _succeed(url, job_id, worker, beat, outcome.result, outcome.followups)
     except JobStopped:
         beat.stop()
         if beat.cancelled and not beat.lost:
@@ -178,6 +187,32 @@ def run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None = N
         raise
     with session_scope(url) as session:
         return store.get_job(session, job_id)
+
+
+def _succeed(url: str, job_id: int, worker: str, beat: Heartbeat, result: dict[str, Any],
+             followups: list[FollowUp]) -> None:
+    """Succeeded, with the follow-up jobs made in the same transaction (none if the claim was lost)."""
+    result = dict(result)
+    with beat.lock, session_scope(url) as session:
+        if not store.finish_job(session, job_id, worker, JobStatus.succeeded, result=result,
+                                counters=beat.counters()):
+            return
+        made = []
+        for followup in followups:
+            try:
+                with session.begin_nested():
+                    job_id_made = followup.create(session, result)
+            except Exception as exc:
+                if followup.recorded_as is None:
+                    raise
+                result[followup.recorded_as] = f"{type(exc).__name__}: {exc}"
+                continue
+            if job_id_made is not None:
+                made.append(job_id_made)
+        if made:
+            result["followups"] = made
+        job = session.get(Job, job_id)
+        job.result = {**(job.result or {}), **result}
 
 
 def _end(url: str, job_id: int, worker: str, beat: Heartbeat, status: JobStatus, *, error: str | None = None,

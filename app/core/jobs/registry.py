@@ -7,7 +7,8 @@ A `JobKind` says everything the rest of Sprout needs to know about one kind of j
 * `check` validates what a request references (seed set, source job, export) before a
   job row exists, raising `JobRequestError` naming the field;
 * `run` does the work for the lifecycle (`app.core.jobs.lifecycle`), which claims,
-  heartbeats, commits and finishes every kind the same way;
+  heartbeats, commits and finishes every kind the same way; it returns the job's result,
+  or an `Outcome` that adds the follow-up jobs to make when it succeeds (`outcome.py`);
 * `progress` says how far a job is (`done` of `target`), for the API and the CLI;
 * `produces_examples`: its rows are curated examples (generation kinds), so it can be
   exported, evolved, trained on, or be a step of a dataset's recipe;
@@ -33,6 +34,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from app.core.candidates import JobInputError
+from app.core.jobs.outcome import Outcome
 from app.models import Job
 
 GENERATION_QUEUE = "generation"
@@ -77,7 +79,7 @@ class JobKind:
     name: str
     params_model: type[BaseModel]
     queue: str
-    run: Callable[[Any], dict[str, Any] | None]  # (lifecycle.JobContext) -> the job's result
+    run: Callable[[Any], dict[str, Any] | Outcome | None]  # (lifecycle.JobContext) -> the job's result
     check: Callable[[Session, JobRequest, Any], dict[str, Any]]  # -> extra `store.create_job` arguments
     progress: Callable[[Job], Progress]
     description: str = ""

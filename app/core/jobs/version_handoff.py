@@ -7,7 +7,8 @@
 3. when the dataset names training settings and the check passed, a training job on the
    version (the `sft` kind, on the training queue) with the dataset's fixed evaluation
    tasks, recorded as a gated run (`handoff.training_gate`); it decides the gate when it
-   ends. Its id is in `result["followups"]` for the shell to enqueue.
+   ends. The job returns it as its follow-up (`outcome.FollowUp`): the lifecycle makes it
+   as this job succeeds, and a dispatcher sends it to run.
 
 Why a job of its own, queued after the version's transaction (`queue`, called by the
 `dataset_build` kind once its version is committed, and by the curation doors), rather
@@ -34,6 +35,7 @@ from app.core.datasets.errors import DatasetError
 from app.core.handoff import dataset_settings, deliveries, on_version, training_gate
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.core.jobs.lifecycle import JobContext
+from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, Progress, register
 from app.core.jobs.requests import create_job
 from app.core.jobs.sft import KIND as TRAINING_KIND
@@ -111,7 +113,7 @@ def _preflight_factory(ctx: JobContext) -> Any:
     return lambda: Preflight(tokenizer, options, template=spec)
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> dict[str, Any] | Outcome:
     params: VersionHandoffParams = ctx.params  # type: ignore[assignment]
     config = ctx.config.handoff
     live: dict[str, Any] = {"stage": "announce", "deliveries": 0, "destinations": 0}
@@ -159,11 +161,16 @@ def run(ctx: JobContext) -> dict[str, Any]:
         result["training"] = {"skipped": f"the version failed its preflight check ({result['preflight']['summary']})"}
         return result
     live["stage"] = "queue training"
-    with ctx.session() as session:
-        job = start_training(session, dataset, version, training, ctx.config.defaults)
-    result["training"] = {"job_id": job.id, "gate_tag": training.gate.tag, "eval_sha256": training.eval.sha256}
-    result["followups"] = [job.id] if job.status == JobStatus.queued.value else []
-    return result
+    dataset_id, number, defaults = dataset.id, version.number, ctx.config.defaults
+
+    def make(session: Session, out: dict[str, Any]) -> int | None:
+        """The gated training run, made as this job succeeds (a JobInputError fails it)."""
+        ds = ds_versions.get_dataset_by_id(session, dataset_id)
+        job = start_training(session, ds, ds_versions.get_version(session, ds.id, number), training, defaults)
+        out["training"] = {"job_id": job.id, "gate_tag": training.gate.tag, "eval_sha256": training.eval.sha256}
+        return int(job.id) if job.status == JobStatus.queued.value else None
+
+    return Outcome(result, [FollowUp(make)])
 
 
 def start_training(session: Session, dataset: Dataset, version: DatasetVersion,

@@ -57,6 +57,7 @@ import httpx
 
 from app.core import metrics
 from app.core.config import LLMConfig
+from app.core.errors import Unavailable
 from app.core.llm import dialects
 from app.core.llm.adaptive import AIMDLimit, Utilisation
 from app.core.llm.dialects import Dialect, Request
@@ -71,7 +72,7 @@ LAST_ERRORS = 5  # failed attempts whose messages a job keeps (the newest)
 ERROR_MESSAGE_CHARS = 300
 
 
-class LLMError(RuntimeError):
+class LLMError(Unavailable, RuntimeError):
     """A request that failed for good (after retries, or a 4xx that no retry fixes)."""
 
 

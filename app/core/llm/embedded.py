@@ -31,6 +31,7 @@ from typing import NoReturn
 import httpx
 
 from app.core.config import EmbeddedConfig
+from app.core.errors import Unavailable
 from app.core.prompts import gemma_chat_template
 
 MODEL_ALIAS = "gemma-3-270m"
@@ -43,7 +44,7 @@ EMBEDDED_MODELS = {MODEL_ALIAS: MODEL_ALIAS, "gemma": MODEL_ALIAS,
                    CHAT_MODEL_ALIAS: CHAT_MODEL_ALIAS, "smollm2": CHAT_MODEL_ALIAS}
 
 
-class EmbeddedServerError(RuntimeError):
+class EmbeddedServerError(Unavailable, RuntimeError):
     pass
 
 

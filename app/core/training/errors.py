@@ -5,8 +5,10 @@ All are ValueErrors, so a caller that only knows "bad input" still catches them.
 
 from __future__ import annotations
 
+from app.core.errors import InvalidInput
 
-class TrainingError(ValueError):
+
+class TrainingError(InvalidInput):
     """A run that cannot start as asked (e.g. a run folder that already holds another run)."""
 
 
