@@ -31,10 +31,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from app.core.errors import InvalidInput
+
 SENTINEL = "\u2063MAGPIE-QUERY\u2063"  # a user message no template holds: where the query will go
 
 
-class TemplateError(ValueError):
+class TemplateError(InvalidInput):
     """A pre-query template cannot be made from what was given; says what to set instead."""
 
 
