@@ -1,7 +1,9 @@
-"""`sprout topics`: topic trees for the topic_tree job kind: import, show, edit (replace whole).
+"""`sprout topics`: topic trees for the topic_tree job kind: import, show, edit (replace whole),
+and one node at a time: rename, add, delete.
 
 The operator's trees (no API key owner), for `sprout jobs run topic_tree -p topic_tree_id=N`
-(or `-p root="..."` to grow one).
+(or `-p root="..."` to grow one). A node is named by its path as `show` prints it:
+topics from the root joined by " > ".
 """
 
 from __future__ import annotations
@@ -77,3 +79,35 @@ def edit(tree_id: int = typer.Argument(...),
         except topic_tree.TopicTreeError as exc:
             raise CliError(f"{path}: {exc}") from None
         console.print(f"topic tree {row.id}: {len(topic_tree.leaf_paths(row.tree))} leaves")
+
+
+def _edit_node(tree_id: int, op: str, path: str, topic: str | None) -> None:
+    with session_scope(database_url(load_settings())) as session:
+        row = _row(session, tree_id)
+        try:
+            store.replace_topic_tree(session, row, topic_tree.edit(row.tree, op, topic_tree.parse_path(path), topic))
+        except topic_tree.TopicTreeError as exc:
+            raise CliError(f"topic tree {tree_id}: {exc}") from None
+        console.print(f"topic tree {row.id}: {topic_tree.count_nodes(row.tree)} topics, "
+                      f"{len(topic_tree.leaf_paths(row.tree))} leaves")
+
+
+@app.command("rename")
+def rename(tree_id: int = typer.Argument(...), path: str = typer.Argument(..., help='The node: "Root > Topic".'),
+           topic: str = typer.Argument(..., help="Its new name.")) -> None:
+    """Rename one node (its subtree stays)."""
+    _edit_node(tree_id, "rename", path, topic)
+
+
+@app.command("add")
+def add(tree_id: int = typer.Argument(...), path: str = typer.Argument(..., help='The parent: "Root > Topic".'),
+        topic: str = typer.Argument(..., help="The new subtopic.")) -> None:
+    """Add a subtopic under one node."""
+    _edit_node(tree_id, "add_child", path, topic)
+
+
+@app.command("delete")
+def delete(tree_id: int = typer.Argument(...), path: str = typer.Argument(..., help='The node: "Root > Topic".')
+           ) -> None:
+    """Delete one node with its subtree (not the root)."""
+    _edit_node(tree_id, "delete", path, None)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +192,32 @@ def report(rows: Iterable[Mapping[str, Any]], *, rouge_sample: int = 5000, seed:
             for name, ids in largest
         }
     return result
+
+
+VERSION_FIELDS = ("instruction", "method", "source_job_id", "source_instruction_id", "lineage")
+
+
+def version_items(rows: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """A dataset version's rows (`VERSION_FIELDS`) as the report reads them, each instruction once:
+    rows from the same source instruction (a Self-Instruct task's several instances) count
+    once; a row made outside a job counts on its own."""
+    seen: set[tuple[Any, Any]] = set()
+    for row in rows:
+        job, ident = row.get("source_job_id"), row.get("source_instruction_id")
+        if job is not None and ident is not None:
+            if (job, ident) in seen:
+                continue
+            seen.add((job, ident))
+        yield grouping_fields(row)
+
+
+def stored_form(report_: Mapping[str, Any]) -> dict[str, Any]:
+    """The report as a version keeps it (`counts["diversity"]`): the groups' figures without
+    their verb lists, so a version's counts stay small; the overall figures whole."""
+    by = {key: {name: {**s, "verb_noun": {k: v for k, v in s["verb_noun"].items() if k != "top_verbs"}}
+                for name, s in groups.items()}
+          for key, groups in report_["by"].items()}
+    return {"overall": report_["overall"], "by": by, "notes": report_.get("notes", {})}
 
 
 def text_lines(report_: Mapping[str, Any]) -> list[str]:

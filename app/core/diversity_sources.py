@@ -16,8 +16,6 @@ from sqlmodel import Session
 from app.core import diversity, lineage
 from app.core.datasets import versions as ds_versions
 
-VERSION_FIELDS = ("id", "instruction", "method", "source_job_id", "source_instruction_id", "lineage")
-
 
 def _once(rows: Iterable[Mapping[str, Any]], key: Any) -> Iterator[Mapping[str, Any]]:
     seen: set[Any] = set()
@@ -41,16 +39,6 @@ def job_report(session: Session, job: Any, **options: Any) -> dict[str, Any]:
 
 def version_report(session: Session, dataset: Any, number: int, **options: Any) -> dict[str, Any]:
     """The report over a dataset version's instructions. Raises `VersionNotFound`."""
-    rows = ds_versions.version_rows(session, dataset.id, number, fields=VERSION_FIELDS)
-
-    def key(row: Mapping[str, Any]) -> Any:
-        if row.get("source_job_id") is None or row.get("source_instruction_id") is None:
-            return None
-        return row["source_job_id"], row["source_instruction_id"]
-
-    report = diversity.report(_once((diversity.grouping_fields(r) | _keys(r) for r in rows), key), **options)
+    rows = ds_versions.version_rows(session, dataset.id, number, fields=diversity.VERSION_FIELDS)
+    report = diversity.report(diversity.version_items(rows), **options)
     return {"source": {"kind": "dataset_version", "dataset": dataset.name, "version": number}, **report}
-
-
-def _keys(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"source_job_id": row.get("source_job_id"), "source_instruction_id": row.get("source_instruction_id")}

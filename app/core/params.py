@@ -324,10 +324,11 @@ PERSONA_TASK_TYPES = (
 )
 
 
-class PlannedRequestParams(BaseModel):
-    """What the planned methods (persona, topic_tree) share: the decoding of a task and of its
-    answer, and the filters every candidate goes through (Self-Instruct's rules and novelty,
-    Evol-Instruct's answer rules, near-duplicates)."""
+class PlannedRequestParams(RoleParams):
+    """What the planned methods (persona, topic_tree) share: the roles and dialects (a base
+    model through completions, an instruct model through chat), the decoding of a task and of
+    its answer, and the filters every candidate goes through (Self-Instruct's rules and
+    novelty, Evol-Instruct's answer rules, near-duplicates)."""
 
     temperature: float = Field(default=1.0, ge=0, le=2, description="Sampling temperature of a task.")
     top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling of a task.")

@@ -2,8 +2,9 @@
 
 For each persona, drawn without replacement in a seeded order, and each of its
 `tasks_per_persona` kinds of task (the `task_types`, or the seed set's tasks shown as an
-example of a kind), the model is asked, in a completion prompt of worked examples
-(`prompts/persona_generate.txt`), for the task that person would give; the engine
+example of a kind), the model is asked for the task that person would give: a base model in
+a completion prompt of worked examples (`prompts/persona_generate.txt`), an instruct model
+through the chat API (`prompts/chat_persona_generate.txt`); the engine
 (`planned.PlannedGeneration`) answers and filters it like every method. Each candidate
 stores its persona and kind of task in `detail`, rejected or not.
 """
@@ -33,6 +34,10 @@ class PlannedTask:
 
     def prompt(self) -> str:
         return prompts.render("persona_generate", persona=self.persona, task=self.task).rstrip()
+
+    def messages(self, structured: bool) -> list[dict[str, str]]:
+        return prompts.messages("chat_persona_generate", persona=self.persona, task=self.task.rstrip("."),
+                                format=prompts.load("chat_format_task_json" if structured else "chat_format_task"))
 
     def detail(self) -> dict[str, Any]:
         """What the candidate stores of where it came from (and what a resumed job skips)."""
@@ -80,6 +85,8 @@ class PersonaGeneration(PlannedGeneration):
         decontaminate: Checker | None = None,
         exclude_personas: Iterable[str] = (),
         persona_set_id: int | None = None,
+        responder: LLMClient | None = None,
+        structured: bool = True,
     ):
         """`pool`: instructions a candidate must be novel against besides this job's (seed tasks,
         a dataset's content); `exclude_personas`: personas not to draw (earlier builds used them)."""
@@ -90,4 +97,5 @@ class PersonaGeneration(PlannedGeneration):
         super().__init__(params, client, plan(personas, tasks, params.tasks_per_persona, params.seed,
                                               exclude_personas),
                          previous, concurrency, near_duplicates, job_key, pool, known_examples, decontaminate,
-                         {"persona_set_id": persona_set_id} if persona_set_id is not None else None)
+                         {"persona_set_id": persona_set_id} if persona_set_id is not None else None,
+                         responder=responder, structured=structured)

@@ -1,8 +1,13 @@
 """The engine of the planned methods (personas, topic trees): one prompt per planned item, then
 the answer and Sprout's filters.
 
-Each planned item (`prompt()`, `detail()`) asks the model, through `LLMClient.complete` like
-every method, for one task; the task is answered with Evol-Instruct's response prompt. Every
+Each planned item (`prompt()`, `messages()`, `detail()`) asks the generator for one task; the
+task is answered by the responder (the generator unless the job names another model) with
+Evol-Instruct's response prompt. Dialects (`app.core.llm.dialects`): `completions` sends the
+item's few-shot continuation (`prompt()`); `chat` sends its `chat_*` prompt file as messages
+(`messages()`), and, with `structured` on, asks for the task as JSON (`{"task": ...}`,
+`app.core.structured`): a reply that does not parse is rejected as `unparseable`, its text
+kept. A chat reply without JSON loses a leading "Task:" label and wrapping quotes. Every
 candidate goes through the filters in the same order as the other methods: the heuristic
 rules (Self-Instruct's), benchmark decontamination, ROUGE-L novelty against the pool (seeds,
 the dataset's content in a build, and what this job accepted; a survivor joins the pool at
@@ -16,11 +21,13 @@ item whose detail an earlier attempt stored is not asked again.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from app.core import evol_rules, prompts
+from app.core import structured as json_replies
 from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate, TooManyFailures
 from app.core.evol_instruct import RESPONSE_STOP
 from app.core.filters.decontaminate import Checker, screen
@@ -28,14 +35,27 @@ from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import instruction_rule
 from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
+from app.core.llm.dialects import Dialect, Request
 
 TASK_STOP = ["\n#", "\n\n"]
+# what a chat model puts before or around the one task it was asked for
+_TASK_LABEL = re.compile(r"^\s*(?:\*\*|#+\s*)?(?:the\s+)?task\s*(?:\*\*)?\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
+_QUOTES = ('"', "\u201c", "\u201d", "'")
+
+
+def clean_chat_task(text: str) -> str:
+    """A chat reply's task without a leading "Task:" label and the quotes around it."""
+    text = _TASK_LABEL.sub("", text.strip(), count=1).strip()
+    if len(text) > 1 and text[0] in _QUOTES and text[-1] in _QUOTES:
+        text = text[1:-1].strip()
+    return text
 
 
 class PlannedGeneration:
     """The engine shared by the planned methods (personas, topic trees): each planned item is one
-    prompt for a task, answered and filtered (see the module docstring). `items` have `prompt()`
-    and `detail()`; an item whose detail an earlier attempt stored is not asked again."""
+    request for a task, answered and filtered (see the module docstring). `items` have `prompt()`
+    (completions), `messages(structured)` (chat) and `detail()`; an item whose detail an earlier
+    attempt stored is not asked again. `responder` (default: `client`) answers the tasks."""
 
     def __init__(
         self,
@@ -50,9 +70,13 @@ class PlannedGeneration:
         known_examples: Iterable[tuple[str, str]] = (),
         decontaminate: Checker | None = None,
         extra_detail: dict[str, Any] | None = None,
+        responder: LLMClient | None = None,
+        structured: bool = True,
     ):
         self.p = params
         self.client = client
+        self.responder = responder or client
+        self.structured = structured
         self.concurrency = concurrency
         self.near_duplicates = near_duplicates
         self.decontaminate = decontaminate
@@ -137,11 +161,27 @@ class PlannedGeneration:
         return None if self.p.seed is None else (self.p.seed * 1_000_003 + self.requests) % (2**31)
 
     async def _one(self, item: Any, state: dict[str, Any]) -> CandidateRecord:
-        reply = await self.client.complete(item.prompt(), max_tokens=self.p.max_tokens,
-                                           temperature=self.p.temperature, top_p=self.p.top_p, stop=TASK_STOP,
-                                           seed=self._seed())
+        seed = self._seed()
+        sampling = dict(max_tokens=self.p.max_tokens, temperature=self.p.temperature, top_p=self.p.top_p, seed=seed)
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                return Request("chat", messages=item.messages(self.structured), params=sampling,
+                               schema=json_replies.task_schema() if self.structured else None, schema_name="task")
+            return Request("completions", prompt=item.prompt(), params={**sampling, "stop": TASK_STOP})
+
+        reply = await self.client.ask(request)
         detail: dict[str, Any] = {**item.detail(), **self.extra_detail}
-        record = CandidateRecord(reply.text.strip(), accepted=False, detail=detail)
+        text = reply.text.strip()
+        if reply.dialect == "chat" and reply.finish_reason != "length":
+            task = json_replies.parse_task(text) if self.structured else clean_chat_task(text)
+            if task is None:
+                record = CandidateRecord(text[:json_replies.REPLY_CHARS], accepted=False, detail=detail,
+                                         rule=json_replies.UNPARSEABLE)
+                record.detail["reply"] = reply.text[:json_replies.REPLY_CHARS]
+                return record
+            text = task
+        record = CandidateRecord(text, accepted=False, detail=detail)
         if reply.finish_reason == "length":
             record.rule = "truncated_instruction"
             return record
@@ -170,10 +210,18 @@ class PlannedGeneration:
         return record
 
     async def _answer(self, record: CandidateRecord) -> None:
-        prompt = prompts.render("evol_response", instruction=record.instruction).rstrip()
-        reply = await self.client.complete(prompt, max_tokens=self.p.response_max_tokens,
-                                           temperature=self.p.response_temperature, top_p=self.p.response_top_p,
-                                           stop=RESPONSE_STOP, seed=self._seed())
+        seed = self._seed()
+        sampling = dict(max_tokens=self.p.response_max_tokens, temperature=self.p.response_temperature,
+                        top_p=self.p.response_top_p, seed=seed)
+
+        def request(dialect: Dialect) -> Request:
+            if dialect == "chat":
+                return Request("chat", messages=prompts.messages("chat_evol_response", instruction=record.instruction),
+                               params=sampling)
+            prompt = prompts.render("evol_response", instruction=record.instruction).rstrip()
+            return Request("completions", prompt=prompt, params={**sampling, "stop": RESPONSE_STOP})
+
+        reply = await self.responder.ask(request, role="responder")
         response = reply.text.strip()
         record.instances = [InstanceCandidate("", response)]
         if reply.finish_reason == "length":

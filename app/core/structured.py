@@ -68,3 +68,33 @@ def parse_score(text: str, scale: range = range(1, 7)) -> int | None:
     if isinstance(score, bool) or not isinstance(score, int) or score not in scale:
         return None
     return score
+
+
+def task_schema() -> dict[str, Any]:
+    """{"task": text}: one task written by a planned method (a persona's, a topic's)."""
+    return {"type": "object", "properties": {"task": {"type": "string", "minLength": 1}},
+            "required": ["task"], "additionalProperties": False}
+
+
+def parse_task(text: str) -> str | None:
+    """The task of a JSON reply, or None when it does not follow the schema."""
+    data = _load(text)
+    task = data.get("task") if isinstance(data, dict) else None
+    return task.strip() if isinstance(task, str) and task.strip() else None
+
+
+def subtopics_schema(max_items: int) -> dict[str, Any]:
+    """{"subtopics": [name, ...]}: the children of one node of a topic tree."""
+    return {"type": "object",
+            "properties": {"subtopics": {"type": "array", "items": {"type": "string", "minLength": 1},
+                                         "minItems": 1, "maxItems": max_items}},
+            "required": ["subtopics"], "additionalProperties": False}
+
+
+def parse_subtopics(text: str) -> list[str] | None:
+    """The subtopics of a JSON reply, or None when it does not follow the schema."""
+    data = _load(text)
+    items = data.get("subtopics") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
+        return None
+    return [t for t in items if t.strip()]

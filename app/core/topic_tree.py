@@ -4,11 +4,14 @@ tasks written for each leaf.
 A tree is `{"topic": "...", "children": [...]}`, nested; it is stored, and can be replaced
 whole by an edited one (`check_tree` names the node at fault: `children[2].children[0].topic`).
 `grow` asks the model for `breadth` subtopics of each node, level by level, to `depth` levels
-below the root (`prompts/topic_subtopics.txt`, a numbered list the model continues).
+below the root: a base model continues a numbered list (`prompts/topic_subtopics.txt`), an
+instruct model is asked through the chat API (`prompts/chat_topic_subtopics.txt`), for JSON
+(`{"subtopics": [...]}`) with `structured` on, else for a numbered list.
 `leaf_paths` lists every path from the root to a leaf; `plan` crosses them with
 `tasks_per_leaf`, and the engine (`planned.PlannedGeneration`) asks for a task per
-(path, n) with `prompts/topic_generate.txt`, answers and filters it like every method. Each
-candidate stores its `topic_path`.
+(path, n) with `prompts/topic_generate.txt` (`chat_topic_generate.txt` on the chat API),
+answers and filters it like every method. Each candidate stores its `topic_path`.
+`rename`, `add_child` and `delete` edit one node of a tree, addressed by its path of topics.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core import prompts
+from app.core import structured as json_replies
 from app.core.llm.client import LLMClient
-from app.core.parsing import parse_instruction_list
+from app.core.llm.dialects import Dialect, Request
+from app.core.parsing import parse_instruction_list, parse_numbered_reply
 
 MAX_DEPTH = 5
 MAX_NODES = 5000
@@ -84,7 +89,7 @@ def count_nodes(tree: dict[str, Any]) -> int:
 
 
 async def grow(client: LLMClient, root: str, depth: int, breadth: int, *, temperature: float = 0.7,
-               max_tokens: int = 200, seed: int | None = None) -> dict[str, Any]:
+               max_tokens: int = 200, seed: int | None = None, structured: bool = True) -> dict[str, Any]:
     """A tree grown by the model from `root`: `breadth` subtopics per node, `depth` levels deep.
 
     A node whose answer gives no usable subtopic stays a leaf; repeats of a sibling or of an
@@ -96,11 +101,11 @@ async def grow(client: LLMClient, root: str, depth: int, breadth: int, *, temper
         next_level: list[tuple[dict[str, Any], list[str]]] = []
         for node, path in level:
             asked += 1
-            prompt = prompts.render("topic_subtopics", path=" > ".join(path), breadth=str(breadth)).rstrip()
-            reply = await client.complete(prompt, max_tokens=max_tokens, temperature=temperature, top_p=0.95,
-                                          stop=SUBTOPIC_STOP, seed=None if seed is None else seed + asked)
+            reply = await client.ask(_subtopics_request(path, breadth, structured, dict(
+                max_tokens=max_tokens, temperature=temperature, top_p=0.95,
+                seed=None if seed is None else seed + asked)))
             seen = {p.lower() for p in path}
-            for text in parse_instruction_list(reply.text, 1):
+            for text in _subtopics(reply.text, reply.dialect == "chat", structured):
                 topic = " ".join(text.strip(" .;:-*").split())[:MAX_TOPIC_CHARS]
                 if not topic or topic.lower() in seen or len(node["children"]) >= breadth:
                     continue
@@ -110,6 +115,29 @@ async def grow(client: LLMClient, root: str, depth: int, breadth: int, *, temper
                 next_level.append((child, [*path, topic]))
         level = next_level
     return tree
+
+
+def _subtopics_request(path: list[str], breadth: int, structured: bool, sampling: dict[str, Any]):
+    def request(dialect: Dialect) -> Request:
+        if dialect == "chat":
+            form = prompts.load("chat_format_subtopics_json" if structured else "chat_format_subtopics")
+            return Request("chat", messages=prompts.messages("chat_topic_subtopics", path=" > ".join(path),
+                                                             breadth=str(breadth), format=form),
+                           params=sampling, schema=json_replies.subtopics_schema(breadth) if structured else None,
+                           schema_name="subtopics")
+        prompt = prompts.render("topic_subtopics", path=" > ".join(path), breadth=str(breadth)).rstrip()
+        return Request("completions", prompt=prompt, params={**sampling, "stop": SUBTOPIC_STOP})
+
+    return request
+
+
+def _subtopics(text: str, chat: bool, structured: bool) -> list[str]:
+    """The subtopic names of one reply (none when a structured reply does not parse)."""
+    if not chat:
+        return parse_instruction_list(text, 1)
+    if structured:
+        return json_replies.parse_subtopics(text) or []
+    return parse_numbered_reply(text)
 
 
 @dataclass(frozen=True)
@@ -122,6 +150,10 @@ class PlannedTopicTask:
     def prompt(self) -> str:
         return prompts.render("topic_generate", path=" > ".join(self.path)).rstrip()
 
+    def messages(self, structured: bool) -> list[dict[str, str]]:
+        return prompts.messages("chat_topic_generate", path=" > ".join(self.path),
+                                format=prompts.load("chat_format_task_json" if structured else "chat_format_task"))
+
     def detail(self) -> dict[str, Any]:
         return {"topic_path": list(self.path), "topic_task": self.n}
 
@@ -129,3 +161,57 @@ class PlannedTopicTask:
 def plan(paths: Sequence[Sequence[str]], tasks_per_leaf: int) -> list[PlannedTopicTask]:
     """Every leaf once, then every leaf a second time, ...: a small target still covers the tree."""
     return [PlannedTopicTask(tuple(path), n) for n in range(tasks_per_leaf) for path in paths]
+
+
+# --- edits of one node (the API's, the CLI's and the dashboard's), each checked whole ---------
+EDIT_OPS = ("rename", "add_child", "delete")
+
+
+def _find(tree: dict[str, Any], path: Sequence[str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The node at `path` (topics from the root, the root's included) and its parent."""
+    if not path:
+        raise TopicTreeError("path: name at least the root topic")
+    if path[0] != tree["topic"]:
+        raise TopicTreeError(f"path[0]: the root topic is {tree['topic']!r}, not {path[0]!r}")
+    parent, node = None, tree
+    for i, topic in enumerate(path[1:], start=1):
+        child = next((c for c in node["children"] if c["topic"] == topic), None)
+        if child is None:
+            raise TopicTreeError(f"path[{i}]: {' > '.join(path[:i])!r} has no subtopic {topic!r}")
+        parent, node = node, child
+    return parent, node
+
+
+def edit(tree: Any, op: str, path: Sequence[str], topic: str | None = None) -> dict[str, Any]:
+    """A copy of `tree` with one edit: `rename` the node at `path` to `topic`, `add_child`
+    `topic` under it, or `delete` it with its subtree (not the root). The result is checked
+    whole (`check_tree`); a `TopicTreeError` says what is wrong, naming `path` or `topic`."""
+    if op not in EDIT_OPS:
+        raise TopicTreeError(f"op: one of {', '.join(EDIT_OPS)}, not {op!r}")
+    copy = check_tree(tree)
+    parent, node = _find(copy, list(path))
+    if op == "delete":
+        if parent is None:
+            raise TopicTreeError("path: the root cannot be deleted (delete the tree, or rename the root)")
+        parent["children"].remove(node)
+        return check_tree(copy)
+    if topic is None or not topic.strip():
+        raise TopicTreeError(f"topic: {op} needs a non-empty topic")
+    clean = " ".join(topic.split())
+    siblings = parent["children"] if op == "rename" and parent is not None else node["children"]
+    if any(c["topic"].lower() == clean.lower() and c is not node for c in siblings):
+        raise TopicTreeError(f"topic: {' > '.join(path[:-1] if op == 'rename' else path) or 'the root'!r} "
+                             f"already has a subtopic {clean!r}")
+    if op == "rename":
+        node["topic"] = clean
+    else:
+        node["children"].append({"topic": clean, "children": []})
+    try:
+        return check_tree(copy)
+    except TopicTreeError as exc:
+        raise TopicTreeError(f"topic: {exc}") from None
+
+
+def parse_path(text: str) -> list[str]:
+    """A path written as the CLI and the leaf lists show it: topics joined by " > "."""
+    return [" ".join(part.split()) for part in text.split(">") if part.strip()]

@@ -37,6 +37,8 @@ def test_a_conversations_turns_show_in_the_dataset_rows(pages, live_api, pg_url)
     page = pages.open(f"{live_api.url}/dashboard#/datasets", key=key)
     page.click("[data-dataset=talks]")
     page.wait_for_selector("#chart-diversity-rouge canvas")
+    # the diversity the commit stored shows in the version's row of the versions table
+    assert page.inner_text("#versions tr[data-version='1'] .diversity-cell").startswith("d-2 1.000 · ROUGE-L ")
     page.wait_for_selector("#chart-diversity-verbs canvas")
     assert page.inner_text("#diversity-figures [data-figure=rows]") == "2"
     assert page.inner_text("#diversity-figures [data-figure=coverage]").startswith("1.000 · 2 verbs")

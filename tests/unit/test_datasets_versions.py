@@ -285,3 +285,34 @@ def test_two_workers_committing_one_build_make_one_version(pg_url):
     with session_for(pg_url) as s:
         assert v.latest_number(s, ds_id) == 1
         assert s.exec(select(func.count()).select_from(DatasetExample)).one() == 3
+
+
+def test_a_commit_stores_the_versions_diversity_by_method_persona_and_topic_in_its_card(db_url):
+    from app.core.datasets import curation
+
+    people = ["A nurse on night shifts.", "A beekeeper who sells honey."]
+    made = [
+        v.NewExample(f"Write a short note number {i} about {topic}.", "", "ok", "persona" if i < 4 else "topic_tree",
+                     lineage=[{"persona": people[i % 2]} if i < 4 else {"topic_path": ["Garden", topic]}])
+        for i, topic in enumerate(["bees", "honey", "shifts", "sleep", "roses", "compost"])
+    ]
+    with session_for(db_url) as s:
+        ds = make_dataset(s)
+        first = v.commit_version(s, ds, made, build_job_id=make_job(s))
+        s.commit()
+        spread = first.counts["diversity"]
+        assert spread["overall"]["rows"] == 6
+        assert spread["by"]["method"]["persona"]["rows"] == 4 and spread["by"]["method"]["topic_tree"]["rows"] == 2
+        assert {name: g["rows"] for name, g in spread["by"]["persona"].items()} == {people[0]: 2, people[1]: 2}
+        assert set(spread["by"]["topic"]) == {"Garden > roses", "Garden > compost"}
+        assert "top_verbs" not in spread["by"]["persona"][people[0]]["verb_noun"]  # groups are kept small
+        assert spread["overall"]["verb_noun"]["top_verbs"][0]["verb"] == "write"
+        card = first.card
+        assert "## Diversity" in card and "Over 6 instructions" in card
+        assert f"| persona | {people[0]} | 2 |" in card and "| topic | Garden > compost | 1 |" in card
+        # a later version's report is its own: removing rows recomputes it
+        ids = [r["id"] for r in v.version_rows(s, ds.id, 1) if r["method"] == "topic_tree"]
+        second = curation.remove_examples(s, ds, example_ids=ids)
+        s.commit()
+        assert second.counts["diversity"]["overall"]["rows"] == 4 and "topic" not in second.counts["diversity"]["by"]
+        assert "Over 4 instructions" in second.card and "| topic |" not in second.card

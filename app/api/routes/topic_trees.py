@@ -1,14 +1,16 @@
-"""Topic trees: upload one, list, read (with its leaf paths), and edit (replace the tree whole).
+"""Topic trees: upload one, list, read (with its leaf paths), and edit: replace the tree whole,
+or one node at a time (rename it, add a child under it, delete it with its subtree).
 
 A tree is nested `{"topic", "children"}`; a `topic_tree` job grows one from a root
 description and stores it here too. An edit is checked whole first: an error names the node
-(`tree.children[2].topic`), and nothing is changed.
+(`tree.children[2].topic`) or the field (`path`, `topic`) at fault, and nothing is changed.
+A job starts from an edited tree through `POST /jobs` with `params.topic_tree_id`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +38,16 @@ class TopicTreeCreate(BaseModel):
 class TopicTreeEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tree: dict[str, Any] = Field(examples=[TREE_EXAMPLE], description="The whole edited tree.")
+
+
+class TopicTreeNodeEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    op: Literal["rename", "add_child", "delete"] = Field(
+        description="rename the node at `path` to `topic`; add_child `topic` under it; delete it with its subtree.")
+    path: list[Text] = Field(min_length=1, max_length=topic_tree.MAX_DEPTH + 1, examples=[["Cooking", "Baking"]],
+                             description="The node's topics from the root (the root's included).")
+    topic: Text | None = Field(default=None, max_length=topic_tree.MAX_TOPIC_CHARS,
+                               description="The new name (rename) or the new child (add_child).")
 
 
 class TopicTreeOut(BaseModel):
@@ -94,5 +106,18 @@ def edit_topic_tree(tree_id: IdPath, body: TopicTreeEdit, session: SessionDep, o
         store.replace_topic_tree(session, row, body.tree)
     except topic_tree.TopicTreeError as exc:
         raise field_error(("body", "tree"), str(exc)) from None
+    session.commit()
+    return _detail(row)
+
+
+@router.post("/{tree_id}/edits", summary="Edit one node of a topic tree: rename it, add a child, delete a subtree")
+def edit_topic_tree_node(tree_id: IdPath, body: TopicTreeNodeEdit, session: SessionDep, owner: Owner
+                         ) -> TopicTreeDetail:
+    row = owned(session, TopicTree, tree_id, owner, "topic tree")
+    try:
+        store.replace_topic_tree(session, row, topic_tree.edit(row.tree, body.op, body.path, body.topic))
+    except topic_tree.TopicTreeError as exc:
+        field = str(exc).split(":", 1)[0].split("[", 1)[0]
+        raise field_error(("body", field if field in ("path", "topic", "op") else "tree"), str(exc)) from None
     session.commit()
     return _detail(row)

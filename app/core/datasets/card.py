@@ -1,7 +1,8 @@
 """The dataset card stored with each version: a short Markdown file with YAML front matter.
 
-Written once, at commit, from the dataset and the version's own figures, so a download
-of any version can ship the card that describes exactly that version.
+Written once, at commit, from the dataset and the version's own figures (its diversity report
+by method, persona and topic among them, `counts["diversity"]`), so a download of any
+version can ship the card that describes exactly that version.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.core import diversity_card
 from app.models import Dataset, DatasetVersion
 
 
@@ -74,5 +76,7 @@ def render_card(dataset: Dataset, version: DatasetVersion) -> str:
         if review.get("reasons"):
             lines += ["| reason for rejecting | rows |", "|---|---|",
                       *[f"| {reason.replace('|', '/')} | {n} |" for reason, n in review["reasons"].items()], ""]
+    if counts.get("diversity"):  # computed at commit over the version's instructions
+        lines += diversity_card.section(counts["diversity"])
     lines += ["## Recipe", "", "```json", json.dumps(dataset.recipe, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)

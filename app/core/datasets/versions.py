@@ -6,7 +6,10 @@ caller's transaction; the rows of earlier versions are not read or touched, so a
 costs O(new rows + versions) whatever the dataset's size. Rows of version v are those
 with `added_in <= v` and (`removed_in` null or `> v`), read in the stable order
 (`added_in`, `position`) a page at a time (keyset pagination on the unique index), so a
-reader of any size holds one page in memory and no long-lived cursor.
+reader of any size holds one page in memory and no long-lived cursor. One part of a commit
+reads the whole version: its diversity report (`version_diversity`, stored in
+`counts["diversity"]` and printed in the card), one pass over the rows' instruction fields,
+with the ROUGE-L lookups made for a seeded sample of `DIVERSITY_ROUGE_SAMPLE` rows.
 
 Writers lock the dataset row (`SELECT ... FOR UPDATE` on PostgreSQL) and number the new
 version after the latest one; `expected_latest` lets a build refuse to commit on top of a
@@ -25,6 +28,7 @@ from typing import Any
 from sqlalchemy import Text, cast, func, insert, or_, tuple_
 from sqlmodel import Session, col, select
 
+from app.core import diversity
 from app.core.conversation import TurnsError, check_turns
 from app.core.datasets import content
 from app.core.datasets.card import render_card
@@ -54,6 +58,7 @@ LATEST_TAG = "latest"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_DESCRIPTION = 10_000
 PAGE_SIZE = 2000
+DIVERSITY_ROUGE_SAMPLE = 1000  # rows whose max ROUGE-L to the rest a commit looks up (each against all)
 MAX_NUMBER = 2**31 - 1  # version numbers and ids are SQL integers
 _INSERT_CHUNK = 5000
 
@@ -366,11 +371,24 @@ def live_hash(session: Session, dataset_id: int) -> str:
     return content.combine_segments(digests)
 
 
+def version_diversity(session: Session, dataset_id: int, number: int) -> dict[str, Any] | None:
+    """Version `number`'s diversity report as stored with it (`diversity.stored_form`), from its
+    rows as they are in this transaction; None for a version without rows. The version row
+    need not exist yet (a commit computes it before writing the row)."""
+    rows = stream_rows(session, dataset_id, live_at(number), fields=diversity.VERSION_FIELDS)
+    report = diversity.report(diversity.version_items(rows), rouge_sample=DIVERSITY_ROUGE_SAMPLE)
+    return diversity.stored_form(report) if report["overall"]["rows"] else None
+
+
 def finish_version(session: Session, change: Change, kind: VersionKind, counts: dict[str, Any],
                    row_count: int, build_job_id: int | None = None) -> DatasetVersion:
-    """Write the version row (hash, card), move `latest`, touch the dataset; all flushed, not committed."""
+    """Write the version row (hash, diversity, card), move `latest`, touch the dataset; all
+    flushed, not committed."""
     session.flush()
     dataset = change.dataset
+    spread = version_diversity(session, dataset.id, change.number)
+    if spread is not None:
+        counts = {**counts, "diversity": spread}
     version = DatasetVersion(
         dataset_id=dataset.id, number=change.number, parent_id=change.parent.id if change.parent else None,
         build_job_id=build_job_id, kind=kind.value, created_at=utcnow(), row_count=row_count, counts=counts,

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from app.core import diversity_card
 from app.core.handoff.formats import PARQUET_DIR, WrittenFile
 from app.core.handoff.meta import HandoffMeta, RowStats
 from app.core.handoff.preflight import PreflightReport
@@ -162,7 +163,7 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
                         + [("total", total)]) + [""]
 
     if diversity and diversity["overall"]["rows"]:
-        lines += _diversity(diversity)
+        lines += diversity_card.section(diversity)
     lines += ["## Files", ""]
     file_rows = []
     for written in files:
@@ -192,43 +193,6 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
         lines += _training(meta.training)
     lines += _loading(meta, files, has_axolotl)
     return "\n".join(lines) + "\n"
-
-
-def _figure(value: Any) -> str | None:
-    return None if value is None else f"{value:.3f}"
-
-
-def _diversity(report: dict[str, Any]) -> list[str]:
-    """The diversity report (`app.core.diversity`): the figures, the ROUGE-L histogram, the top verbs, by group."""
-    overall = report["overall"]
-    rouge, vn = overall["max_rouge_l"], overall["verb_noun"]
-    sample = f" (a seeded sample of {rouge['rows_scored']}, each against all)" if rouge["sampled"] else ""
-    lines = ["## Diversity", "",
-             f"Over {overall['rows']} instructions (each counted once). Max ROUGE-L: each instruction's highest "
-             f"ROUGE-L F to every other instruction here{sample}. Verb-noun: the root verb and its direct object, "
-             "by a heuristic for imperative instructions.", ""]
-    lines += _table(("distinct-1", "distinct-2", "max ROUGE-L mean", "median", "p90", "verb-noun coverage",
-                     "verbs", "verb-noun pairs"),
-                    [(_figure(overall["distinct_1"]), _figure(overall["distinct_2"]), _figure(rouge["mean"]),
-                      _figure(rouge["median"]), _figure(rouge["p90"]), _figure(vn["coverage"]), vn["distinct_verbs"],
-                      vn["distinct_pairs"])]) + [""]
-    hist = rouge["histogram"]
-    lines += _table(("max ROUGE-L", "instructions"),
-                    [(f"{a:.1f}–{b:.1f}", n) for a, b, n in zip(hist["edges"], hist["edges"][1:], hist["counts"])])
-    lines += [""]
-    if vn["top_verbs"]:
-        lines += ["Top root verbs and their most common objects:", ""]
-        lines += _table(("verb", "instructions", "objects"),
-                        [(v["verb"], v["count"], ", ".join(f"{n['noun']} ({n['count']})" for n in v["nouns"]) or None)
-                         for v in vn["top_verbs"][:10]]) + [""]
-    groups = [(key, name, s) for key, named in report["by"].items() for name, s in named.items()]
-    if groups:
-        lines += _table(("by", "group", "instructions", "distinct-1", "distinct-2", "max ROUGE-L mean",
-                         "verb-noun coverage"),
-                        [(key, name, s["rows"], _figure(s["distinct_1"]), _figure(s["distinct_2"]),
-                          _figure(s["max_rouge_l"]["mean"]), _figure(s["verb_noun"]["coverage"]))
-                         for key, name, s in groups]) + [""]
-    return lines
 
 
 def _training(run: dict[str, Any]) -> list[str]:

@@ -89,6 +89,7 @@ def build(session: Session, job: Job, params: PersonaParams, client: LLMClient,
             known_examples=step.known_examples if step else (),
             decontaminate=benchmark_index(session, params, ctx.config, job),
             exclude_personas=exclude, persona_set_id=params.persona_set_id,
+            responder=ctx.extra.get("responder"), structured=ctx.config.llm.structured_outputs,
         )
     except ValueError as exc:
         raise JobInputError(str(exc)) from None

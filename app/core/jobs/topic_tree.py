@@ -1,6 +1,8 @@
 """The `topic_tree` job kind: tasks written for each leaf of a topic tree (`app.core.topic_tree`).
 
-With `root`, the job first grows the tree on the model servers (once: a resumed job finds
+The generator's dialect (`dialect`: auto, chat, completions) picks the prompts of the tree and
+of the tasks; the responder answers. With `root`, the job first grows the tree on the model
+servers (once: a resumed job finds
 the tree it stored, `result.topic_tree_id`) and stores it, editable like any tree; the
 tree's tokens count in the job's counters, so its token budget covers them; with
 `topic_tree_id`, it uses a stored tree of the caller's. Each candidate stores its
@@ -17,7 +19,14 @@ from sqlmodel import Session
 from app.core import store, topic_tree
 from app.core.candidates import JobInputError, Method, StoredCandidate
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
-from app.core.jobs.generation import curated_progress, dataset_inputs, llm_endpoints, near_duplicate_index, run_method
+from app.core.jobs.generation import (
+    curated_progress,
+    dataset_inputs,
+    llm_endpoints,
+    near_duplicate_index,
+    role_llm,
+    run_method,
+)
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
@@ -62,13 +71,14 @@ def build(session: Session, job: Job, params: TopicTreeParams, client: LLMClient
         pool=[s.instruction for s in seeds] + (step.known if step else []),
         known_examples=step.known_examples if step else (),
         decontaminate=benchmark_index(session, params, ctx.config, job), extra_detail={"topic_tree_id": tree_id},
+        responder=ctx.extra.get("responder"), structured=ctx.config.llm.structured_outputs,
     )
 
 
-async def _grow(client: LLMClient, params: TopicTreeParams) -> dict[str, Any]:
+async def _grow(client: LLMClient, params: TopicTreeParams, structured: bool) -> dict[str, Any]:
     try:
         return await topic_tree.grow(client, params.root or "", params.depth, params.breadth,
-                                     temperature=params.tree_temperature, seed=params.seed)
+                                     temperature=params.tree_temperature, seed=params.seed, structured=structured)
     finally:
         await client.aclose()
 
@@ -84,8 +94,8 @@ def grow_once(ctx: JobContext) -> int | None:
         if grown is not None:
             return int(grown)
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
-        client = LLMClient.from_config(ctx.config.llm, base_urls=urls)
-        tree = asyncio.run(_grow(client, params))
+        client = LLMClient.from_config(role_llm(ctx.config, params, "generator"), base_urls=urls)
+        tree = asyncio.run(_grow(client, params, ctx.config.llm.structured_outputs))
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)
         row = TopicTree(name=(params.root or "")[:200], owner=job.owner, tree=tree, made_by="grown",

@@ -1,4 +1,4 @@
-// The dashboard: a key gate, then jobs (list, detail, new job) and datasets, routed by the
+// The dashboard: a key gate, then jobs (list, detail, new job), datasets and topic trees, routed by the
 // URL's hash so a reload or a pasted link opens the same view. Preact (through htm) renders
 // by diffing, so a refresh changes only the nodes whose data changed.
 import { html, render, useCallback, useEffect, useMemo, useRef, useState } from "./preact-htm.module.js";
@@ -7,6 +7,7 @@ import { fmtTime, useHash } from "./util.js";
 import { JobsPage } from "./jobs.js";
 import { NewJobPage } from "./newjob.js";
 import { DatasetsPage } from "./datasets.js";
+import { TopicsPage } from "./topics.js";
 
 const BASE = document.body.dataset.api;
 const POLL_MS = Number(document.body.dataset.pollMs) || 2000;
@@ -67,6 +68,7 @@ function Nav({ route }) {
     ${link("#/jobs", "Jobs", top === "jobs")}
     ${link("#/new", "New job", top === "new")}
     ${link("#/datasets", "Datasets", top === "datasets")}
+    ${link("#/topics", "Topics", top === "topics")}
   </nav>`;
 }
 
@@ -127,6 +129,7 @@ function App() {
   const top = route.parts[0] || "jobs";
   let page;
   if (top === "new") page = html`<${NewJobPage} api=${api} route=${route} onError=${onError} />`;
+  else if (top === "topics") page = html`<${TopicsPage} api=${api} route=${route} onError=${onError} />`;
   else if (top === "datasets") page = html`<${DatasetsPage} api=${api} route=${route} pollMs=${POLL_MS} onError=${onError} />`;
   else page = html`<${JobsPage} api=${api} route=${route} pollMs=${POLL_MS} onError=${onError} kinds=${kinds} />`;
   return html`${header}<${StaleBanner} net=${net} />${page}`;

@@ -178,12 +178,13 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
       ${message && html`<p class="notice" role="status" id="versions-message">${message}</p>`}
     </form>
     <div class="table-wrap card versions-wrap"><table class="versions stack-narrow" id="versions">
-      <thead><tr><th>version</th><th>made by</th><th>created</th><th>rows</th><th>added / removed</th><th>content hash</th><th>tags</th><th></th></tr></thead>
+      <thead><tr><th>version</th><th>made by</th><th>created</th><th>rows</th><th>added / removed</th><th title="distinct-2 of the instructions · mean of each one's max ROUGE-L to the rest (computed at commit)">diversity</th><th>content hash</th><th>tags</th><th></th></tr></thead>
       <tbody>${versions.map((v) => html`<tr key=${v.number} data-version=${v.number}>
         <td data-label="version">v${v.number}</td>
         <td data-label="made by">${v.kind}${v.build_job_id ? html` <a href=${"#/jobs/" + v.build_job_id}>job ${v.build_job_id}</a>` : ""}</td>
         <td data-label="created">${fmtTime(v.created_at)}</td><td data-label="rows">${v.row_count}</td>
         <td data-label="added / removed">+${v.counts.added ?? 0} / −${v.counts.removed ?? 0}${v.counts.corrected ? ` (${v.counts.corrected} corrected)` : ""}</td>
+        <td data-label="diversity" class="diversity-cell">${spread(v.counts.diversity)}</td>
         <td data-label="content hash" class="hash" title=${v.content_hash}>${v.content_hash.slice(0, 12)}…</td>
         <td data-label="tags" class="tags-cell">${v.tags.map((t) => html`<code class="tag">${t}</code> `)}</td>
         <td class="actions-cell"><button type="button" class="small download-version" data-version=${v.number} onClick=${() => fetchVersion(v.number)}>Download</button>
@@ -204,6 +205,13 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
     </div>
     ${versions.length > 0 && html`<${Diversity} api=${api} path=${`${base}/versions/${versions[0].number}/diversity`} title=${`Diversity of v${versions[0].number}`} />`}
   </div>`;
+}
+
+// a version's diversity as its commit stored it (counts.diversity): distinct-2 and mean max ROUGE-L
+function spread(d) {
+  if (!d || !d.overall) return "–";
+  const f = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(3));
+  return `d-2 ${f(d.overall.distinct_2)} · ROUGE-L ${f(d.overall.max_rouge_l.mean)}`;
 }
 
 // --- a running build: its status, and its step jobs with theirs ---------------------------------------
