@@ -99,7 +99,8 @@ def run(method: str, base_url: str, tokens: int, seed: int, tmp: Path,
 
 
 def row(r: dict[str, Any]) -> str:
-    d = (r["diversity"] or {}).get("overall") or {}
+    # a set of one has no "rest" to compare with: its diversity columns stay blank
+    d = ((r["diversity"] or {}).get("overall") or {}) if r["curated"] > 1 else {}
     rouge, vn = d.get("max_rouge_l") or {}, d.get("verb_noun") or {}
 
     def f(x: Any) -> str:
