@@ -86,12 +86,15 @@ def parse_task(text: str) -> str | None:
 SUBTOPIC_CHARS = 80  # a subtopic is a few words; the bound keeps a rambling model from using up max_tokens
 
 
-def subtopics_schema(max_items: int) -> dict[str, Any]:
-    """{"subtopics": [name, ...]}: the children of one node of a topic tree."""
+def subtopics_schema(breadth: int) -> dict[str, Any]:
+    """{"subtopics": [name, ...]}: the children of one node of a topic tree, exactly `breadth` of them.
+
+    A lower bound of one let a small chat model stop at one subtopic per node, so a tree grew
+    into a single chain; the schema's grammar now asks for every child the tree wants."""
     return {"type": "object",
             "properties": {"subtopics": {"type": "array", "items": {"type": "string", "minLength": 1,
                                                                   "maxLength": SUBTOPIC_CHARS},
-                                         "minItems": 1, "maxItems": max_items}},
+                                         "minItems": breadth, "maxItems": breadth}},
             "required": ["subtopics"], "additionalProperties": False}
 
 

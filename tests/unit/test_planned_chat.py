@@ -99,3 +99,10 @@ def test_a_tree_grows_through_the_chat_api_with_structured_subtopics():
         tree = asyncio.run(go())
     # a repeat of the root is dropped; at most `breadth` subtopics; an unparseable reply grows nothing
     assert topic_tree.leaf_paths(tree) == [["Garden", "Roses"], ["Garden", "Compost"]]
+
+
+def test_the_subtopic_schema_asks_for_every_child_the_tree_wants():
+    from app.core.structured import subtopics_schema
+
+    subtopics = subtopics_schema(3)["properties"]["subtopics"]
+    assert subtopics["minItems"] == subtopics["maxItems"] == 3
