@@ -8,36 +8,121 @@ configuration another job in the same process sees.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.handoff.config import HandoffConfig
 
 
-@dataclass(frozen=True)
-class LLMConfig:
-    """How to reach the OpenAI-compatible model servers (empty `base_urls`: the embedded one)."""
+def split_urls(value: Any) -> Any:
+    """Comma-separated, or a JSON list (`'["http://gpu1:8000/v1"]'`, as pydantic-settings reads lists);
+    every URL http(s), so a typo is refused where it is configured, not at a job's first request."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list ({exc.msg} at character {exc.pos})") from None
+        if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+            raise ValueError("a JSON list must hold URLs as strings")
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, (list, tuple)):
+        urls = [u.strip() for u in value if isinstance(u, str) and u.strip()]
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return tuple(urls)
+    return value
 
-    base_urls: tuple[str, ...] = ()
-    model: str | None = None
-    api_key: str | None = None
-    concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 5
-    backoff_s: float = 0.5
-    backoff_max_s: float = 30.0
-    outage_budget_s: float = 120.0
-    concurrency_min: int = 1
-    concurrency_max: int = 64
-    adaptive_concurrency: bool = True
-    stream: bool = True
-    first_token_timeout_s: float = 120.0
-    inactivity_timeout_s: float = 30.0
-    # "auto" (ask the server: `app.core.llm.dialects`), "completions" or "chat"
-    dialect: str = "auto"
-    # JSON-schema replies (`response_format`) for instances and judge scores on the chat API
-    structured_outputs: bool = True
+
+class LLMConfig(BaseModel):
+    """How to reach the OpenAI-compatible model servers (empty `base_urls`: the embedded one).
+
+    Declared once: `Settings.llm` reads it from the `SPROUT_LLM_*` variables, the core's jobs
+    derive the roles' configurations from it, and `LLMClient(config)` takes it whole. Frozen, so a
+    job cannot change the configuration another job in the same process sees."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_urls: tuple[str, ...] = Field(
+        default=(),
+        description="OpenAI-compatible endpoints, comma-separated (e.g. "
+        "`http://gpu1:8000/v1,http://gpu2:8000/v1`). Empty: start the embedded model.",
+    )
+    model: str | None = Field(
+        default=None, description="Model name sent to the server. Default: the first one it lists."
+    )
+    api_key: str | None = Field(default=None, description="Bearer token for the LLM server.")
+    concurrency: int = Field(
+        default=8, ge=1, le=1024, description="Requests in flight at once, all endpoints together."
+    )
+    concurrency_min: int = Field(
+        default=1, ge=1, le=1024,
+        description="Floor of the adaptive concurrency limit, per endpoint: a cut never goes below it.",
+    )
+    concurrency_max: int = Field(
+        default=64, ge=1, le=1024,
+        description="Ceiling of the adaptive concurrency limit, per endpoint.",
+    )
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description="Adapt the requests in flight per endpoint (AIMD): start at `SPROUT_LLM_CONCURRENCY`, "
+        "add one while latency per token holds and nothing fails, halve on 429, 5xx and timeouts. "
+        "Off: the limit stays at `SPROUT_LLM_CONCURRENCY`.",
+    )
+    stream: bool = Field(
+        default=True,
+        description="Stream completions (SSE) and time out on the first token and on silence, not on the "
+        "whole request. A server that answers without streaming is read as a plain answer.",
+    )
+    first_token_timeout_s: float = Field(
+        default=120.0, gt=0, description="Streaming: how long to wait for a request's first token."
+    )
+    inactivity_timeout_s: float = Field(
+        default=30.0, gt=0, description="Streaming: how long a stream may go without a token before it is cut."
+    )
+    timeout_s: float = Field(
+        default=120.0, gt=0, description="Per-request timeout when not streaming (whole request)."
+    )
+    max_retries: int = Field(
+        default=5, ge=0, le=50, description="Retries on connection errors, 429 and 5xx."
+    )
+    backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles each retry, with full jitter."
+    )
+    backoff_max_s: float = Field(default=30.0, ge=0, description="Cap on one retry delay.")
+    outage_budget_s: float = Field(
+        default=120.0, ge=0,
+        description="How long requests keep retrying while no model server answers (connection errors, "
+        "timeouts, 429, 5xx); then the job is paused (back to `queued`, what it accepted kept) and the "
+        "reaper sends it again.",
+    )
+    dialect: Literal["auto", "completions", "chat"] = Field(
+        default="auto",
+        description="How prompts reach the model servers: `completions` (few-shot text), `chat` (messages), or "
+        "`auto`: llama.cpp's `/props`, else `completions` until a server answers that it serves a chat model only.",
+    )
+    structured_outputs: bool = Field(
+        default=True,
+        description="On the chat API, ask for instances and judge scores as JSON (`response_format` with a schema); "
+        "a reply that does not parse is rejected as `unparseable`.",
+    )
+    price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6,
+        description="The generator's price of a million tokens (prompt + completion), and every role's without its "
+        "own: a job's costs and `max_cost`; a job's `price_per_million_tokens` overrides it.",
+    )
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        return split_urls(value)
 
 
 @dataclass(frozen=True)
