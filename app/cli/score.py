@@ -47,7 +47,7 @@ def register(cli: typer.Typer) -> None:
                 raise CliError(f"--judge-url: {exc}") from None
             # a server of its own: not the generator's model name or key
             config = replace(config, judge=replace(config.judge, llm=config.judge.llm.model_copy(update={
-                "base_urls": urls, "model": settings.judge_model, "api_key": settings.judge_api_key})))
+                "base_urls": urls, "model": settings.judge.model, "api_key": settings.judge.api_key})))
         params: dict[str, Any] = {"only_accepted": not every, **(options or {})}
         if "aspects" in params:
             params["aspects"] = [a.strip().lower() for a in params["aspects"]]

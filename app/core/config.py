@@ -125,6 +125,107 @@ class LLMConfig(BaseModel):
         return split_urls(value)
 
 
+class ResponderRole(BaseModel):
+    """The responder role's own servers (classification, instances, responses), declared once:
+    `Settings.responder` reads it from the `SPROUT_RESPONDER_*` variables. Every field unset:
+    the generator's (`resolve` gives None)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_urls: tuple[str, ...] = Field(
+        default=(),
+        description="OpenAI-compatible endpoints of the responder role (classification, instances, responses), "
+        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model). A job's "
+        "`responder_base_urls` overrides it.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="The responder's model: a model id on its endpoints, or an embedded model name "
+        "(`smollm2-135m-instruct`, `gemma-3-270m`) started for each job. Default: the generator's.",
+    )
+    api_key: str | None = Field(
+        default=None, description="Bearer token of the responder's servers (default: `SPROUT_LLM_API_KEY`).",
+    )
+    dialect: Literal["auto", "completions", "chat"] | None = Field(
+        default=None, description="The responder's dialect (default: `SPROUT_LLM_DIALECT`).",
+    )
+    price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6,
+        description="The responder's price of a million tokens (default: the generator's); a job's "
+        "`responder_price_per_million_tokens` overrides it.",
+    )
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        return split_urls(value)
+
+    def resolve(self, generator: LLMConfig) -> LLMConfig | None:
+        """The responder's client configuration, the generator's filling what is unset; None when
+        no server setting is set (the generator's servers answer)."""
+        if not (self.base_urls or self.model or self.api_key or self.dialect):
+            return None
+        return generator.model_copy(update={
+            "base_urls": self.base_urls, "model": self.model or generator.model,
+            "api_key": self.api_key or generator.api_key, "dialect": self.dialect or generator.dialect})
+
+
+class JudgeRole(BaseModel):
+    """The LLM judge's own servers (quality and complexity scores), declared once:
+    `Settings.judge` reads it from the `SPROUT_JUDGE_*` variables; `resolve` fills in the
+    generator's where the judge has none of its own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_urls: tuple[str, ...] = Field(
+        default=(),
+        description="OpenAI-compatible endpoints of the LLM judge (`score` jobs, `score_with_judge`), "
+        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model).",
+    )
+    model: str | None = Field(
+        default=None,
+        description="The judge's model name. Default: `SPROUT_LLM_MODEL` when the judge is the generator's "
+        "server, else the first model the judge's server lists.",
+    )
+    api_key: str | None = Field(
+        default=None, description="Bearer token of the judge's server (default: `SPROUT_LLM_API_KEY` when it is "
+        "the generator's).",
+    )
+    api: Literal["completions", "chat"] = Field(
+        default="completions",
+        description="How the judge is asked: `completions` (a base model continues the prompt) or `chat` "
+        "(one user message, for instruction-tuned judges).",
+    )
+    concurrency: int = Field(default=8, ge=1, le=1024, description="Judge requests in flight at once.")
+    logprobs: bool = Field(
+        default=True,
+        description="Ask the judge for token log-probabilities and store the expected score over the score "
+        "tokens (Deita); a server that ignores or refuses them gives the digit it answered.",
+    )
+    price_per_million_tokens: float | None = Field(
+        default=None, ge=0, le=1e6,
+        description="The judge's price of a million tokens (Evol-Instruct's elimination judge, `score_with_judge`, "
+        "`score` jobs; default: the generator's); a job's `judge_price_per_million_tokens` overrides it.",
+    )
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        return split_urls(value)
+
+    def resolve(self, generator: LLMConfig) -> JudgeConfig:
+        """The judge's server: its own endpoints and model, else the generator's."""
+        own = bool(self.base_urls)
+        return JudgeConfig(
+            llm=generator.model_copy(update={
+                "base_urls": self.base_urls,  # empty: the generator's
+                "model": self.model or (None if own else generator.model),
+                "api_key": self.api_key or (None if own else generator.api_key),
+                "concurrency": self.concurrency}),
+            api=self.api, logprobs=self.logprobs,
+        )
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """The LLM judge's model server (`app.core.scoring`): its own endpoints and model, so

@@ -32,7 +32,20 @@ NAMES: dict[str, tuple[str, tuple[str, ...], object]] = {
     "SPROUT_LLM_DIALECT": ("chat", ("llm", "dialect"), "chat"),
     "SPROUT_LLM_STRUCTURED_OUTPUTS": ("false", ("llm", "structured_outputs"), False),
     "SPROUT_LLM_PRICE_PER_MILLION_TOKENS": ("0.5", ("llm", "price_per_million_tokens"), 0.5),
+    "SPROUT_RESPONDER_BASE_URLS": ('["http://r:8000/v1"]', ("responder", "base_urls"), ("http://r:8000/v1",)),
+    "SPROUT_RESPONDER_MODEL": ("resp-model", ("responder", "model"), "resp-model"),
+    "SPROUT_RESPONDER_API_KEY": ("k2", ("responder", "api_key"), "k2"),
+    "SPROUT_RESPONDER_DIALECT": ("completions", ("responder", "dialect"), "completions"),
+    "SPROUT_RESPONDER_PRICE_PER_MILLION_TOKENS": ("1.5", ("responder", "price_per_million_tokens"), 1.5),
+    "SPROUT_JUDGE_BASE_URLS": ("http://j:8000/v1", ("judge", "base_urls"), ("http://j:8000/v1",)),
+    "SPROUT_JUDGE_MODEL": ("judge-model", ("judge", "model"), "judge-model"),
+    "SPROUT_JUDGE_API_KEY": ("k3", ("judge", "api_key"), "k3"),
+    "SPROUT_JUDGE_API": ("chat", ("judge", "api"), "chat"),
+    "SPROUT_JUDGE_CONCURRENCY": ("5", ("judge", "concurrency"), 5),
+    "SPROUT_JUDGE_LOGPROBS": ("false", ("judge", "logprobs"), False),
+    "SPROUT_JUDGE_PRICE_PER_MILLION_TOKENS": ("2.5", ("judge", "price_per_million_tokens"), 2.5),
 }
+NESTED = {"llm": "SPROUT_LLM_", "responder": "SPROUT_RESPONDER_", "judge": "SPROUT_JUDGE_"}
 
 
 def _at(settings: Settings, path: tuple[str, ...]) -> object:
@@ -90,8 +103,14 @@ def test_the_core_gets_the_configuration_whole(clean_env):
     for name, (raw, _, _) in NAMES.items():
         clean_env.setenv(name, raw)
     settings = Settings()
-    assert settings.core_config().llm == settings.llm
-    assert settings.core_config().prices["generator"] == 0.5
+    core = settings.core_config()
+    assert core.llm == settings.llm
+    assert core.prices == {"generator": 0.5, "responder": 1.5, "judge": 2.5}
+    assert core.responder == settings.llm.model_copy(update={
+        "base_urls": ("http://r:8000/v1",), "model": "resp-model", "api_key": "k2", "dialect": "completions"})
+    assert core.judge.llm == settings.llm.model_copy(update={
+        "base_urls": ("http://j:8000/v1",), "model": "judge-model", "api_key": "k3", "concurrency": 5})
+    assert (core.judge.api, core.judge.logprobs) == ("chat", False)
 
 
 def test_a_bad_nested_value_is_named_by_its_flat_variable(clean_env):
@@ -107,5 +126,6 @@ def test_a_bad_nested_value_is_named_by_its_flat_variable(clean_env):
 def test_the_reference_documents_every_name():
     documented = set(re.findall(r"^\| `(SPROUT_[A-Z0-9_]+)`", (REFERENCE / "settings.md").read_text(), re.M))
     assert set(NAMES) <= documented
-    for field in Settings.model_fields["llm"].annotation.model_fields:
-        assert f"SPROUT_LLM_{field.upper()}" in NAMES, field
+    for name, prefix in NESTED.items():
+        for field in Settings.model_fields[name].annotation.model_fields:
+            assert f"{prefix}{field.upper()}" in NAMES, field
