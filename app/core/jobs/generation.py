@@ -26,7 +26,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -81,7 +81,7 @@ def llm_endpoints(config: CoreConfig, base_urls: list[str] | None = None) -> Ite
     if urls:
         yield list(urls)
         return
-    with EmbeddedServer.from_config(config.embedded) as url:
+    with EmbeddedServer.from_config(config.embedded, config.data_dir) as url:
         yield [url]
 
 
@@ -100,7 +100,8 @@ def responder_endpoints(config: CoreConfig, params: Any, external: bool) -> Iter
     # `external`: the generator is a model server of the caller's, not the embedded model
     if name and name.strip().lower() in EMBEDDED_MODELS and (
             external or embedded_alias(name) != embedded_alias(config.embedded.model)):
-        with EmbeddedServer.from_config(replace(config.embedded, model=name, model_path=None)) as url:
+        with EmbeddedServer.from_config(config.embedded.model_copy(update={"model": name, "model_path": None}),
+                                    config.data_dir) as url:
             yield [url]
         return
     yield None

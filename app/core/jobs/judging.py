@@ -41,7 +41,7 @@ def judge_endpoints(config: CoreConfig, base_urls: Sequence[str] | None = None,
     if urls:
         yield urls
         return
-    with EmbeddedServer.from_config(config.embedded) as url:
+    with EmbeddedServer.from_config(config.embedded, config.data_dir) as url:
         yield [url]
 
 
