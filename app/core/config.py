@@ -2,8 +2,10 @@
 
 The core never reads global settings: the CLI, the API and the workers build a
 `CoreConfig` from their `Settings` (`app.settings.Settings.core_config()`) and hand it
-down. A test builds one directly. Frozen dataclasses, so a job cannot change the
-configuration another job in the same process sees.
+down. A test builds one directly. The model servers (`LLMConfig`), the responder and judge
+roles and the embedded server are declared here once, as pydantic models that `Settings`
+nests (their `SPROUT_*` names and descriptions come from these fields). All frozen, so a
+job cannot change the configuration another job in the same process sees.
 """
 
 from __future__ import annotations
