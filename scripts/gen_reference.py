@@ -32,7 +32,10 @@ def settings_page() -> str:
     return HEADER + """# Settings
 
 Every setting is an environment variable (`SPROUT_*`; nested method parameters use `__`),
-or a key in the TOML file named by `SPROUT_CONFIG` (environment variables win). A job's
+or a key in the TOML file named by `SPROUT_CONFIG` (environment variables win). The model
+servers (`SPROUT_LLM_*`), the responder and judge roles (`SPROUT_RESPONDER_*`, `SPROUT_JUDGE_*`)
+and the embedded server (`SPROUT_EMBEDDED_*`) are one configuration each, read from the flat
+names below (`SPROUT_LLM__MODEL` is read too, below `SPROUT_LLM_MODEL`). A job's
 method parameters default to these values and can be overridden per job
 (`sprout generate --param temperature=0.9`, or `params` in the API).
 

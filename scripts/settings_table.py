@@ -10,7 +10,7 @@ import json
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from app.settings import Settings
+from app.settings import FLAT_PREFIXES, Settings
 
 
 def _default(field) -> str:
@@ -27,6 +27,8 @@ def _default(field) -> str:
         return "(see below)"
     if value is None:
         return ""
+    if isinstance(value, tuple):
+        value = list(value)
     if field.default_factory is not None and "data_dir" in repr(field.default_factory):
         return "`~/.sprout`"
     return f"`{json.dumps(value) if isinstance(value, (list, dict, bool)) else value}`"
@@ -36,7 +38,9 @@ def rows(model: type[BaseModel], prefix: str):
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from rows(annotation, f"{prefix}{name.upper()}__")
+            # a configuration read from flat names (`SPROUT_LLM_MODEL`), else nested (`SPROUT_TRAIN__LR`)
+            flat = FLAT_PREFIXES.get(name) if model is Settings else None
+            yield from rows(annotation, f"{prefix}{flat.upper()}" if flat else f"{prefix}{name.upper()}__")
             continue
         desc = (field.description or "").replace("|", "\\|")
         yield f"| `{prefix}{name.upper()}` | {_default(field)} | {desc} |"

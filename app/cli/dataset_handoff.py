@@ -50,7 +50,7 @@ TargetArg = typer.Argument(..., help="NAME or NAME@REF (a version number, latest
 
 def _card(settings: Any) -> dict[str, Any]:
     config = settings.handoff_config()
-    return {"license": config.license, "language": tuple(config.language), "model": settings.llm_model}
+    return {"license": config.license, "language": tuple(config.language), "model": settings.llm.model}
 
 
 def check_cmd(

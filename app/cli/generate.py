@@ -192,7 +192,8 @@ def register(cli: typer.Typer) -> None:
             if model.strip().lower() not in EMBEDDED_MODELS:
                 raise CliError(f"--model: unknown embedded model {model!r}; known: {', '.join(EMBEDDED_MODELS)} "
                                "(a model on your own servers: SPROUT_LLM_BASE_URLS and SPROUT_LLM_MODEL)")
-            settings = settings.model_copy(update={"embedded_model": model.strip().lower()})
+            embedded = settings.embedded.model_copy(update={"model": model.strip().lower()})
+            settings = settings.model_copy(update={"embedded": embedded})
         overrides = parse_overrides(param)
         if responder is not None:
             overrides["responder_model"] = responder

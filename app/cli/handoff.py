@@ -52,7 +52,7 @@ def _source(session: Any, settings: Any, job_id: int, final_only: bool, roots: b
     try:
         return sources.job_source(session, job_id, final_only=final_only, include_roots=roots, name=name,
                                   system=system, license=config.license, language=tuple(config.language),
-                                  model=settings.llm_model)
+                                  model=settings.llm.model)
     except (store.NotFound, ValueError) as exc:
         raise CliError(str(exc)) from None
 

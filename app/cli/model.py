@@ -22,19 +22,19 @@ def serve(
 
     settings = load_settings()
     try:
-        alias = embedded_alias(settings.embedded_model)
-        model = settings.embedded_model_path or model_file(alias, settings.data_dir)
+        alias = embedded_alias(settings.embedded.model)
+        model = settings.embedded.model_path or model_file(alias, settings.data_dir)
     except (ValueError, EmbeddedServerError) as exc:
         raise CliError(f"SPROUT_EMBEDDED_MODEL: {exc}") from None
     console.print(f"model: {model}")
     run_server(
         model,
-        host or settings.embedded_host,
+        host or settings.embedded.host,
         port,
-        parallel or settings.embedded_parallel,
-        settings.embedded_threads,
-        settings.embedded_ctx_per_slot,
-        prompt_cache=settings.embedded_prompt_cache,
+        parallel or settings.embedded.parallel,
+        settings.embedded.threads,
+        settings.embedded.ctx_per_slot,
+        prompt_cache=settings.embedded.prompt_cache,
         alias=alias,
         own_template=alias == CHAT_MODEL_ALIAS,
     )

@@ -46,9 +46,8 @@ def register(cli: typer.Typer) -> None:
             except ValueError as exc:
                 raise CliError(f"--judge-url: {exc}") from None
             # a server of its own: not the generator's model name or key
-            config = replace(config, judge=replace(config.judge, llm=replace(config.judge.llm, base_urls=urls,
-                                                                              model=settings.judge_model,
-                                                                              api_key=settings.judge_api_key)))
+            config = replace(config, judge=replace(config.judge, llm=config.judge.llm.model_copy(update={
+                "base_urls": urls, "model": settings.judge.model, "api_key": settings.judge.api_key})))
         params: dict[str, Any] = {"only_accepted": not every, **(options or {})}
         if "aspects" in params:
             params["aspects"] = [a.strip().lower() for a in params["aspects"]]

@@ -184,7 +184,7 @@ def test_auto_switches_to_chat_on_a_chat_only_endpoint(pg_url, chat_llm_base_url
         assert job.counters["roles"]["generator"]["dialect"] == "chat"
         # the switch is remembered: only the first requests, sent together, met the chat-model answer
         refused = sum(p.endswith("/v1/completions") for p in proxy.paths)
-        assert 1 <= refused <= settings.llm_concurrency
+        assert 1 <= refused <= settings.llm.concurrency
         assert any(p.endswith("/chat/completions") for p in proxy.paths)
 
 
@@ -196,7 +196,7 @@ def test_forced_completions_fails_at_once_naming_the_endpoint(pg_url, chat_llm_b
         assert proxy.url in job.error and "serves a chat model only" in job.error
         assert "`chat` or `auto`" in job.error
         # at once: no retries, no request beyond the first few in flight together
-        assert sum(p.endswith("/completions") for p in proxy.paths) <= settings.llm_concurrency
+        assert sum(p.endswith("/completions") for p in proxy.paths) <= settings.llm.concurrency
         assert not any(p.endswith("/chat/completions") for p in proxy.paths)
 
 

@@ -164,7 +164,7 @@ def test_a_chat_only_endpoint_fails_the_job_at_once_naming_it(pg_url, chat_llm_b
     assert job.status == JobStatus.failed.value
     assert job.error.startswith("magpie needs raw completions access: ") and proxy.url in job.error, job.error
     # at once: the first queries sent together, no retry, and no answer asked through the chat API
-    assert sum(p.endswith("/v1/completions") for p in proxy.paths) <= settings.llm_concurrency
+    assert sum(p.endswith("/v1/completions") for p in proxy.paths) <= settings.llm.concurrency
     assert not any(p.endswith("/chat/completions") for p in proxy.paths)
     with session_scope(pg_url) as session:
         assert not session.exec(select(Instruction).where(Instruction.job_id == job_id)).all()

@@ -81,7 +81,8 @@ def test_a_job_end_to_end_through_the_api(api, client, api_settings, processes, 
     assert len(rows) == export["rows"] == len(curated) == c["instances"]
     assert [r["instruction"] for r in rows] == [r["instruction"] for r in curated]
 
-    ready = client.app.state.settings.model_copy(update={"llm_base_urls": [llm_base_url]})
+    settings = client.app.state.settings
+    ready = settings.model_copy(update={"llm": settings.llm.model_copy(update={"base_urls": (llm_base_url,)})})
     client.app.state.settings = ready
     readiness = client.get("/readyz").json()
     assert readiness["status"] == "ready" and readiness["checks"]["llm"]["detail"] == "1 endpoint(s) reachable"

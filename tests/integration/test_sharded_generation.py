@@ -134,6 +134,7 @@ def test_the_decider_rejects_what_another_shard_already_made(redis_url):
     the first and rejects the second, with its score against the first; a near-duplicate
     example of a novel instruction loses its instances; a shard's own rejection stands."""
     from app.core.candidates import CandidateRecord, InstanceCandidate
+    from app.core.config import LLMConfig
     from app.core.filters.dedup import NearDupIndex
     from app.core.llm.client import LLMClient
     from app.core.params import SelfInstructParams
@@ -143,7 +144,7 @@ def test_the_decider_rejects_what_another_shard_already_made(redis_url):
     seeds = [SeedTaskData(instruction=f"Seed task number {i} about topic {i}.")
              for i in range(8)]
     channel = shards.ShardChannel(redis_url, 991)
-    decider = shards.ShardedSelfInstruct(params, LLMClient(["http://127.0.0.1:9/v1"]), seeds,
+    decider = shards.ShardedSelfInstruct(params, LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions")), seeds,
                                          near_duplicates=NearDupIndex(threshold=0.8), channel=channel,
                                          shards=2, start_shard=lambda shard: None)
     doc = " ".join(f"word{i}" for i in range(120))

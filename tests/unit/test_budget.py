@@ -178,9 +178,10 @@ def test_tokens_no_role_counted_cost_the_generators_price():
 
 def test_a_priced_roles_steps_move_the_cost_metric():
     from app.core import metrics
+    from app.core.config import LLMConfig
     from app.core.llm.client import Completion, LLMClient
 
-    client = LLMClient(["http://127.0.0.1:9/v1"])
+    client = LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions"))
     client.role_prices = {"judge": 4.0}
 
     def cost(role):

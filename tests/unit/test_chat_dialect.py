@@ -11,6 +11,7 @@ import json
 import pytest
 
 from app.core import prompts, structured
+from app.core.config import LLMConfig
 from app.core.llm import dialects
 from app.core.llm.client import ChatModelOnlyError, LLMClient
 from app.core.llm.dialects import Request
@@ -35,7 +36,8 @@ def build(dialect):
 
 def ask(url, **kw):
     async def go():
-        async with LLMClient([url], model="m", stream=False, max_retries=0, **kw) as c:
+        async with LLMClient(LLMConfig(base_urls=[url], model="m", stream=False, max_retries=0,
+                                       **{"dialect": "completions", **kw})) as c:
             out = await c.ask(build, role="responder")
             return out, c.dialect_in_use, c.role_usage
     return asyncio.run(go())
@@ -160,7 +162,7 @@ def _judge(content):
                        "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
 
     async def go(srv):
-        async with LLMClient([srv.url], model="judge-m", max_retries=0, outage_budget_s=0) as client:
+        async with LLMClient(LLMConfig(base_urls=[srv.url], model="judge-m", max_retries=0, outage_budget_s=0, dialect="completions")) as client:
             return await Judge(client, api="chat", structured=True, logprobs=False).score_many(
                 [{"instruction": "Name a colour.", "input": "", "output": "Blue."}])
 

@@ -93,7 +93,7 @@ def test_an_evol_instruct_step_is_seeded_with_the_datasets_content(sqlite_url):
     against every instruction and example the dataset already holds."""
     from types import SimpleNamespace
 
-    from app.core.config import CoreConfig
+    from app.core.config import CoreConfig, LLMConfig
     from app.core.jobs import evol_instruct
     from app.core.llm.client import LLMClient
     from app.core.params import EvolInstructParams
@@ -111,7 +111,7 @@ def test_an_evol_instruct_step_is_seeded_with_the_datasets_content(sqlite_url):
         session.flush()
         ctx = SimpleNamespace(config=CoreConfig())
         params = EvolInstructParams(near_duplicate_threshold=0.0)
-        client = LLMClient(["http://127.0.0.1:9/v1"])
+        client = LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions"))
         alone = evol_instruct.build(session, plain, params, client, [], ctx)
         seeded = evol_instruct.build(session, step, params, client, [], ctx)
         held = [row["instruction"] for row in versions.version_rows(session, dataset.id, 1)]

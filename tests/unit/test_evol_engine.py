@@ -12,6 +12,7 @@ from rouge_score import rouge_scorer
 
 from app.core import jobs, prompts
 from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core.config import LLMConfig
 from app.core.evol_instruct import EvolInstruct, root_text
 from app.core.llm.client import LLMClient
 from app.core.params import EVOL_OPERATIONS, EvolInstructParams
@@ -27,7 +28,7 @@ POOL = [
 
 def engine(previous=(), pool=POOL, **params) -> EvolInstruct:
     # A client is needed to build the engine; these tests never send a request with it.
-    client = LLMClient(["http://127.0.0.1:9/v1"])
+    client = LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions"))
     return EvolInstruct(EvolInstructParams(**params), client, pool, previous)
 
 
@@ -175,7 +176,7 @@ def test_an_evolution_that_reproduces_a_benchmark_item_is_rejected_before_the_po
     index = DecontaminationIndex()
     index.add(BenchmarkItem("eval", "q7", "Natalia sold clips to forty eight of her friends in April and then "
                                           "she sold half as many clips in May", "seventy two"))
-    built = EvolInstruct(EvolInstructParams(), LLMClient(["http://127.0.0.1:9/v1"]), POOL, decontaminate=index)
+    built = EvolInstruct(EvolInstructParams(), LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions")), POOL, decontaminate=index)
     lineage = built.lineages[0]
 
     def evolved(text: str, output: str) -> CandidateRecord:
@@ -196,7 +197,7 @@ def test_an_evolution_that_reproduces_a_benchmark_item_is_rejected_before_the_po
 def test_an_evolution_too_close_to_the_datasets_content_is_too_similar():
     held = "Write a poem about the sea at night in four rhyming stanzas."
     pool = [SeedTaskData("Name three rivers in Europe."), SeedTaskData("Describe how ocean tides work.")]
-    client = LLMClient(["http://127.0.0.1:9/v1"])
+    client = LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions"))
     params = EvolInstructParams(rouge_l_threshold=0.7)
     alone = EvolInstruct(params, client, pool)
     seeded = EvolInstruct(params, client, pool, known=[held])
@@ -212,7 +213,7 @@ def test_an_evolution_too_close_to_the_datasets_content_is_too_similar():
 
 def test_a_known_text_that_is_also_a_lineages_ancestor_is_left_out_of_its_check():
     root = "Write a poem about the sea at night."
-    e = EvolInstruct(EvolInstructParams(rouge_l_threshold=0.7), LLMClient(["http://127.0.0.1:9/v1"]),
+    e = EvolInstruct(EvolInstructParams(rouge_l_threshold=0.7), LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions")),
                      [SeedTaskData(root), SeedTaskData("Describe how ocean tides work.")], known=[root])
     record = CandidateRecord("Write a poem about the sea at night in four rhyming stanzas.", accepted=True)
     assert e._novelty(record, e.lineages[0]) is None  # its own root, though the dataset holds it too
@@ -222,7 +223,7 @@ def test_the_datasets_examples_seed_the_near_duplicate_index():
     from app.core.filters.dedup import NearDupIndex
 
     index = NearDupIndex(threshold=0.7)
-    EvolInstruct(EvolInstructParams(), LLMClient(["http://127.0.0.1:9/v1"]), POOL, near_duplicates=index,
+    EvolInstruct(EvolInstructParams(), LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions")), POOL, near_duplicates=index,
                  known_examples=[("ds1", "Name three rivers in Europe and the seas they flow into. Danube, Rhine")])
     assert len(index) == 1
     assert index.check_and_add("new", "Name three rivers in Europe and the seas they flow into. Danube, Rhine") == "ds1"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.core import prompts
+from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient, merge_logprobs
 from app.core.scoring import Judge, expected_score, parse_score
 from app.core.scoring.judge import prompt_for
@@ -163,7 +164,7 @@ def test_complexity_sees_the_instruction_and_input_only():
 
 def judge_run(srv, rows, **kw):
     async def go():
-        async with LLMClient([srv.url], model="judge-m", backoff_s=0.01, max_retries=1, outage_budget_s=0) as client:
+        async with LLMClient(LLMConfig(base_urls=[srv.url], model="judge-m", backoff_s=0.01, max_retries=1, outage_budget_s=0, dialect="completions")) as client:
             return await Judge(client, **kw).score_many(rows)
     return asyncio.run(go())
 

@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from app.core.config import LLMConfig
 from app.core.llm.adaptive import AIMDLimit, Utilisation
 from app.core.llm.client import LLMClient
 from tests.fault_server import FaultyLLMServer, OverloadingLLMServer
@@ -73,8 +74,8 @@ def test_aimd_against_a_server_that_refuses_when_full():
         seen: list[int] = []
 
         async def go():
-            async with LLMClient([srv.url], model="m", concurrency=2, concurrency_min=floor, concurrency_max=16,
-                                 max_retries=50, backoff_s=0.01, backoff_max_s=0.05, outage_budget_s=0) as c:
+            async with LLMClient(LLMConfig(base_urls=[srv.url], model="m", concurrency=2, concurrency_min=floor, concurrency_max=16,
+                                 max_retries=50, backoff_s=0.01, backoff_max_s=0.05, outage_budget_s=0, dialect="completions")) as c:
                 async def one(i):
                     out = await c.complete(str(i))
                     seen.append(c.limits()[c.endpoints[0]])
@@ -93,7 +94,7 @@ def test_utilisation_of_a_saturated_client_equals_its_busy_share():
     """With one slot and requests always waiting, every busy moment is a full one."""
     with FaultyLLMServer(delay_s=0.05) as srv:
         async def go():
-            async with LLMClient([srv.url], model="m", concurrency=1, adaptive=False, stream=False) as c:
+            async with LLMClient(LLMConfig(base_urls=[srv.url], model="m", concurrency=1, adaptive_concurrency=False, stream=False, dialect="completions")) as c:
                 await asyncio.gather(*(c.complete(str(i)) for i in range(8)))
                 return c.gauges()
         gauges = asyncio.run(go())

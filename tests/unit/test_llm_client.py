@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 
+from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient, LLMError, LLMOutageError, LLMUnavailableError, normalize_base_url
 from tests.fault_server import FaultyLLMServer, completion_body
 
@@ -17,7 +18,8 @@ def client(urls, **kw):
     kw.setdefault("backoff_s", 0.01)
     kw.setdefault("max_retries", 3)
     kw.setdefault("outage_budget_s", 0)
-    return LLMClient(base_urls=urls, model=kw.pop("model", "m"), **kw)
+    kw.setdefault("dialect", "completions")
+    return LLMClient(LLMConfig(base_urls=urls, model=kw.pop("model", "m"), **kw))
 
 
 def run(coro):
@@ -187,7 +189,7 @@ def test_concurrency_is_bounded():
     with FaultyLLMServer(delay_s=0.05) as srv:
         active = {"now": 0, "max": 0}
         async def go():
-            async with client([srv.url], concurrency=3, stream=False, adaptive=False) as c:
+            async with client([srv.url], concurrency=3, stream=False, adaptive_concurrency=False) as c:
                 orig = c._http.request
                 async def counting(*a, **k):
                     active["now"] += 1

@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient, LLMError
 from tests.fault_server import StreamingLLMServer
 
@@ -16,7 +17,8 @@ from tests.fault_server import StreamingLLMServer
 def client(url, **kw):
     kw.setdefault("max_retries", 0)
     kw.setdefault("outage_budget_s", 0)
-    return LLMClient([url], model="m", **kw)
+    kw.setdefault("dialect", "completions")
+    return LLMClient(LLMConfig(base_urls=[url], model="m", **kw))
 
 
 def test_slow_but_steady_stream_completes_with_usage_and_cached_tokens():

@@ -8,6 +8,7 @@ import asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core import store
+from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient
 from app.db import session_scope
 from app.settings import Settings
@@ -36,7 +37,7 @@ def test_metrics_parse_and_move_with_llm_requests(client, pg_url):
 
     with FaultyLLMServer(script=[(429, "{}")]) as srv:
         async def go():
-            async with LLMClient([srv.url], model="m", backoff_s=0.01, outage_budget_s=0) as c:
+            async with LLMClient(LLMConfig(base_urls=[srv.url], model="m", backoff_s=0.01, outage_budget_s=0, dialect="completions")) as c:
                 for i in range(3):
                     await c.complete(str(i))
         asyncio.run(go())

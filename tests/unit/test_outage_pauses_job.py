@@ -39,7 +39,8 @@ def test_an_outage_pauses_the_job_instead_of_failing_it(sqlite_url, tmp_path):
         s.bind(("127.0.0.1", 0))
         other = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     first_errors = job.counters["llm_errors"]
-    job = lifecycle.run_job(sqlite_url, job_id, settings.model_copy(update={"llm_base_urls": [other]}).core_config())
+    moved = settings.model_copy(update={"llm": settings.llm.model_copy(update={"base_urls": (other,)})})
+    job = lifecycle.run_job(sqlite_url, job_id, moved.core_config())
     assert job.status == "queued" and job.attempts == 2
     assert job.counters["llm_errors"] > first_errors
     assert [e["endpoint"] for e in job.counters["llm_last_errors"]] == [other] * 5

@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from app.core import topic_tree
+from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient
 from app.core.params import PersonaParams
 from app.core.persona import PersonaGeneration
@@ -25,7 +26,7 @@ def chat_reply(content: str, finish_reason: str = "stop") -> str:
 def run_persona(respond, structured=True):
     with FaultyLLMServer(respond=respond) as server:
         async def go():
-            async with LLMClient([server.url], model="m", dialect="chat") as client:
+            async with LLMClient(LLMConfig(base_urls=[server.url], model="m", dialect="chat")) as client:
                 engine = PersonaGeneration(PersonaParams(target=2, seed=1, task_types=["a short writing task."]),
                                            client, [PERSONA, "A night-shift nurse."], ["a short writing task."],
                                            structured=structured)
@@ -94,7 +95,7 @@ def test_a_tree_grows_through_the_chat_api_with_structured_subtopics():
 
     with FaultyLLMServer(respond=respond) as server:
         async def go():
-            async with LLMClient([server.url], model="m", dialect="chat") as client:
+            async with LLMClient(LLMConfig(base_urls=[server.url], model="m", dialect="chat")) as client:
                 return await topic_tree.grow(client, "Garden", depth=2, breadth=2, seed=1)
         tree = asyncio.run(go())
     # a repeat of the root is dropped; at most `breadth` subtopics; an unparseable reply grows nothing

@@ -8,6 +8,7 @@ import pytest
 
 from app.core import prompts
 from app.core.candidates import CandidateRecord
+from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient
 from app.core.params import SelfInstructParams
 from app.core.seeds import SeedTaskData
@@ -42,7 +43,7 @@ def test_self_instruct_requests_share_the_whole_fixed_part():
     seeds = [SeedTaskData(f"Seed task number {i}.") for i in range(8)]
     with FaultyLLMServer(respond=respond) as srv:
         async def go():
-            async with LLMClient([srv.url], model="m") as client:
+            async with LLMClient(LLMConfig(base_urls=[srv.url], model="m", dialect="completions")) as client:
                 engine = SelfInstruct(SelfInstructParams(target=2, seed=1), client, seeds)
                 for text in ("Write a haiku about rain.", "Sort these numbers from small to large."):
                     await engine._complete_task(CandidateRecord(text, accepted=True))

@@ -43,8 +43,8 @@ def test_a_json_list_of_urls_is_read_as_a_list(monkeypatch):
     monkeypatch.setenv("SPROUT_LLM_BASE_URLS", '["http://gpu1:8000/v1", "http://gpu2:8000"]')
     monkeypatch.setenv("SPROUT_JUDGE_BASE_URLS", "http://judge:8000/v1, http://judge2:8000/v1")
     settings = Settings()
-    assert settings.llm_base_urls == ["http://gpu1:8000/v1", "http://gpu2:8000"]
-    assert settings.judge_base_urls == ["http://judge:8000/v1", "http://judge2:8000/v1"]
+    assert settings.llm.base_urls == ("http://gpu1:8000/v1", "http://gpu2:8000")
+    assert settings.judge.base_urls == ("http://judge:8000/v1", "http://judge2:8000/v1")
     assert settings.core_config().llm.base_urls == ("http://gpu1:8000/v1", "http://gpu2:8000")
 
 

@@ -124,7 +124,7 @@ def download_bundle(
                             rows_per_shard=config.rows_per_shard)
     preflight = _preflight(settings)
     rows, meta = sources.dataset_version_source(session, dataset, version.number, license=config.license,
-                                                language=tuple(config.language), model=settings.llm_model)
+                                                language=tuple(config.language), model=settings.llm.model)
     work = Path(settings.data_dir) / "handoff" / "downloads" / uuid.uuid4().hex
     try:
         bundle = write_bundle(rows, meta, work / meta.label, options, preflight)

@@ -67,7 +67,7 @@ def _version_source(session: Session, body: DeliveryCreate, owner: str, config: 
     try:
         return sources.dataset_version_source(session, dataset, body.version, name=body.name, system=body.system,
                                               license=config.license, language=tuple(config.language),
-                                              model=settings.llm_model)
+                                              model=settings.llm.model)
     except DatasetError as exc:
         raise field_error(("body", "version"), str(exc)) from None
 
@@ -90,7 +90,7 @@ def create_delivery(body: DeliveryCreate, session: SessionDep, owner: Owner, set
     else:
         rows, meta = sources.job_source(session, job.id, final_only=body.final_only, include_roots=body.include_roots,
                                         name=body.name, system=body.system, license=config.license,
-                                        language=tuple(config.language), model=settings.llm_model)
+                                        language=tuple(config.language), model=settings.llm.model)
     try:
         preflight = preflight_for(settings)
     except ValueError as exc:  # BaseModelError: the configured tokenizer cannot be loaded

@@ -50,20 +50,20 @@ def _redis(settings: Settings) -> Check:
 
 
 def _llm(settings: Settings) -> Check:
-    if not settings.llm_base_urls:
+    if not settings.llm.base_urls:
         return Check(ok=True, detail="embedded (started per job)")
     failures = []
-    for base in settings.llm_base_urls:
+    for base in settings.llm.base_urls:
         try:
             response = httpx.get(base.rstrip("/") + "/models", timeout=settings.readiness_timeout_s,
-                                 headers={"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else None)
+                                 headers={"Authorization": f"Bearer {settings.llm.api_key}"} if settings.llm.api_key else None)
             if response.status_code >= 400:
                 failures.append(f"{base}: HTTP {response.status_code}")
         except httpx.HTTPError as exc:
             failures.append(f"{base}: {_first_line(exc) or type(exc).__name__}")
     if failures:
         return Check(ok=False, detail="; ".join(failures))
-    return Check(ok=True, detail=f"{len(settings.llm_base_urls)} endpoint(s) reachable")
+    return Check(ok=True, detail=f"{len(settings.llm.base_urls)} endpoint(s) reachable")
 
 
 def _first_line(exc: BaseException) -> str:

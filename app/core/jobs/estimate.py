@@ -94,7 +94,7 @@ def estimate_self_instruct(params: SelfInstructParams, seeds: list[SeedTaskData]
 
 async def _pilot(params: SelfInstructParams, seeds: list[SeedTaskData], config: CoreConfig,
                  urls: list[str]) -> tuple[list[int], dict[str, int], float]:
-    client = LLMClient.from_config(config.llm, base_urls=urls)
+    client = LLMClient(config.llm, base_urls=urls)
     started = time.monotonic()
     try:
         method = SelfInstruct(params, client, seeds, concurrency=config.llm.concurrency)
@@ -181,7 +181,7 @@ def estimate_evol_instruct(params: EvolInstructParams, pool: list[SeedTaskData],
 
 async def _evol_pilot(params: EvolInstructParams, sample: list[SeedTaskData], config: CoreConfig,
                       urls: list[str]) -> tuple[Counter[int], int, dict[str, int], float]:
-    client = _CountingClient.from_config(config.llm, base_urls=urls)
+    client = _CountingClient(config.llm, base_urls=urls)
     started = time.monotonic()
     try:
         method = _PilotEvolInstruct(params, client, sample, concurrency=config.llm.concurrency)

@@ -26,7 +26,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -81,7 +81,7 @@ def llm_endpoints(config: CoreConfig, base_urls: list[str] | None = None) -> Ite
     if urls:
         yield list(urls)
         return
-    with EmbeddedServer.from_config(config.embedded) as url:
+    with EmbeddedServer.from_config(config.embedded, config.data_dir) as url:
         yield [url]
 
 
@@ -100,7 +100,8 @@ def responder_endpoints(config: CoreConfig, params: Any, external: bool) -> Iter
     # `external`: the generator is a model server of the caller's, not the embedded model
     if name and name.strip().lower() in EMBEDDED_MODELS and (
             external or embedded_alias(name) != embedded_alias(config.embedded.model)):
-        with EmbeddedServer.from_config(replace(config.embedded, model=name, model_path=None)) as url:
+        with EmbeddedServer.from_config(config.embedded.model_copy(update={"model": name, "model_path": None}),
+                                    config.data_dir) as url:
             yield [url]
         return
     yield None
@@ -116,16 +117,16 @@ def role_llm(config: CoreConfig, params: Any, role: str) -> LLMConfig:
     llm = config.llm
     dialect = getattr(params, "dialect", None)
     if dialect:
-        llm = replace(llm, dialect=dialect)
+        llm = llm.model_copy(update=dict(dialect=dialect))
     if role == "responder":
         if config.responder is not None:
-            llm = replace(llm, api_key=config.responder.api_key, dialect=config.responder.dialect)
+            llm = llm.model_copy(update=dict(api_key=config.responder.api_key, dialect=config.responder.dialect))
         name = _responder_model(config, params)
         if name:
             model = embedded_alias(name) if name.strip().lower() in EMBEDDED_MODELS else name
-            llm = replace(llm, model=model)
+            llm = llm.model_copy(update=dict(model=model))
         if getattr(params, "responder_dialect", None):
-            llm = replace(llm, dialect=params.responder_dialect)
+            llm = llm.model_copy(update=dict(dialect=params.responder_dialect))
     return llm
 
 
@@ -208,11 +209,11 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
         previous = store.stored_candidates(session, ctx.job_id)
         counters = {**store.empty_counters(), **job.counters}
         seq = store.next_seq(session, ctx.job_id)
-        client = LLMClient.from_config(role_llm(ctx.config, ctx.params, "generator"), base_urls=urls)
+        client = LLMClient(role_llm(ctx.config, ctx.params, "generator"), base_urls=urls)
         responder_llm = role_llm(ctx.config, ctx.params, "responder")
         responder = None
         if responder_urls or responder_llm != role_llm(ctx.config, ctx.params, "generator"):
-            responder = LLMClient.from_config(responder_llm, base_urls=responder_urls or urls)
+            responder = LLMClient(responder_llm, base_urls=responder_urls or urls)
         ctx.extra["responder"] = responder
         method = build(session, job, ctx.params, client, previous, ctx)
         job_kind = job.kind

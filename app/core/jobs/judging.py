@@ -41,7 +41,7 @@ def judge_endpoints(config: CoreConfig, base_urls: Sequence[str] | None = None,
     if urls:
         yield urls
         return
-    with EmbeddedServer.from_config(config.embedded) as url:
+    with EmbeddedServer.from_config(config.embedded, config.data_dir) as url:
         yield [url]
 
 
@@ -68,7 +68,7 @@ def score_job(ctx: JobContext, scoring: Scoring, urls: Sequence[str],
 async def _score(ctx: JobContext, scoring: Scoring, urls: list[str], base: dict[str, Any]) -> dict[str, Any]:
     judge_config = ctx.config.judge
     llm = judge_config.llm
-    client = LLMClient.from_config(llm, base_urls=urls)
+    client = LLMClient(llm, base_urls=urls)
     if scoring.judge_model:
         client.model = scoring.judge_model
     try:

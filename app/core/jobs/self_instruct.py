@@ -97,7 +97,7 @@ def run_shard(url: str, job_id: int, shard: int, config: CoreConfig, base_urls: 
                                      "seed": None if params.seed is None else params.seed * 7919 + shard + 1})
     channel = shards.ShardChannel(config.redis_url, job_id)
     with llm_endpoints(config, base_urls) as urls:
-        client = LLMClient.from_config(role_llm(config, params, "generator"), base_urls=urls)
+        client = LLMClient(role_llm(config, params, "generator"), base_urls=urls)
         engine = SelfInstruct(mine, client, seeds, (), concurrency=config.llm.concurrency,
                               job_key=f"job{job_id}.shard{shard}", known=step.known if step else (),
                               decontaminate=decontaminate, structured=config.llm.structured_outputs)

@@ -190,7 +190,7 @@ class ShardedSelfInstruct(SelfInstruct):
                 records = await asyncio.to_thread(channel.pop, BEAT_EVERY_S)
                 if records:
                     last_candidate = time.monotonic()
-                elif time.monotonic() - last_candidate > max(self.client.outage_budget_s, 3 * BEAT_TTL_S):
+                elif time.monotonic() - last_candidate > max(self.client.config.outage_budget_s, 3 * BEAT_TTL_S):
                     # the shards are failing (model servers down) or no worker takes them:
                     # the job pauses, as a single-worker job does on an outage
                     raise LLMOutageError(

@@ -94,7 +94,7 @@ def grow_once(ctx: JobContext) -> int | None:
         if grown is not None:
             return int(grown)
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
-        client = LLMClient.from_config(role_llm(ctx.config, params, "generator"), base_urls=urls)
+        client = LLMClient(role_llm(ctx.config, params, "generator"), base_urls=urls)
         tree = asyncio.run(_grow(client, params, ctx.config.llm.structured_outputs))
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)

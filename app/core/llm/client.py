@@ -184,43 +184,34 @@ class _Retryable(Exception):
     """A connection error or a broken answer: retried, the limit is left alone."""
 
 
-@dataclass
 class LLMClient:
-    base_urls: list[str]
-    model: str | None = None
-    api_key: str | None = None
-    concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 5
-    backoff_s: float = 0.5
-    backoff_max_s: float = 30.0
-    outage_budget_s: float = 120.0
-    transport: httpx.AsyncBaseTransport | None = None
-    usage: Usage = field(default_factory=Usage)
-    concurrency_min: int = 1
-    concurrency_max: int = 64
-    adaptive: bool = True
-    stream: bool = True
-    first_token_timeout_s: float = 120.0
-    inactivity_timeout_s: float = 30.0
-    # "completions" (the prompts as text), "chat" (messages), or "auto" (decided once: `dialects`)
-    dialect: str = "completions"
+    """A pool of OpenAI-compatible endpoints, built from one `LLMConfig` taken whole.
 
-    def __post_init__(self) -> None:
+    `base_urls` overrides the configuration's endpoints (a job's own, or the embedded server it
+    started); `transport` is httpx's, for tests that inject faults."""
+
+    def __init__(self, config: LLMConfig, base_urls: list[str] | tuple[str, ...] | None = None, *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.base_urls = list(base_urls or config.base_urls)
+        self.model = config.model  # resolved from the server's list when None (`resolve_model`)
+        self.usage = Usage()
+        self.transport = transport
         if not self.base_urls:
             raise ValueError("LLMClient needs at least one base URL")
-        dialects.check_dialect(self.dialect)
-        self._dialect: Dialect | None = None if self.dialect == "auto" else self.dialect  # type: ignore[assignment]
+        dialects.check_dialect(self.config.dialect)
+        self._dialect: Dialect | None = None if self.config.dialect == "auto" else self.config.dialect  # type: ignore[assignment]
         self._dialect_lock = asyncio.Lock()
         self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
         self.role_dialects: dict[str, str] = {}  # the API that last answered each role's step
         self.role_prices: dict[str, float] = {}  # role -> price per million tokens, for the cost metric
         n = len(self.base_urls)
         # the configured concurrency is for all endpoints together; each adapts on its own
-        starts = [self.concurrency // n + (1 if i < self.concurrency % n else 0) for i in range(n)]
+        config = self.config
+        starts = [config.concurrency // n + (1 if i < config.concurrency % n else 0) for i in range(n)]
         self._endpoints = [
-            _Endpoint(normalize_base_url(u), AIMDLimit(starts[i], floor=min(self.concurrency_min, self.concurrency_max),
-                                                       ceiling=self.concurrency_max, adaptive=self.adaptive))
+            _Endpoint(normalize_base_url(u), AIMDLimit(starts[i], floor=min(config.concurrency_min, config.concurrency_max),
+                                                       ceiling=config.concurrency_max, adaptive=config.adaptive_concurrency))
             for i, u in enumerate(self.base_urls)
         ]
         for ep in self._endpoints:
@@ -230,35 +221,14 @@ class LLMClient:
         self.utilisation = Utilisation()
         self._rr = 0
         self._last_answer = float("-inf")  # monotonic time of the last answered request
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        most = self.concurrency_max * n
+        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+        most = self.config.concurrency_max * n
         limits = httpx.Limits(max_connections=most + 4, max_keepalive_connections=most)
         self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
+            timeout=httpx.Timeout(self.config.timeout_s, connect=min(10.0, self.config.timeout_s)),
             headers=headers,
             limits=limits,
             transport=self.transport,
-        )
-
-    @classmethod
-    def from_config(cls, config: LLMConfig, base_urls: list[str] | None = None) -> LLMClient:
-        return cls(
-            base_urls=list(base_urls or config.base_urls),
-            model=config.model,
-            api_key=config.api_key,
-            concurrency=config.concurrency,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
-            backoff_s=config.backoff_s,
-            backoff_max_s=config.backoff_max_s,
-            outage_budget_s=config.outage_budget_s,
-            concurrency_min=config.concurrency_min,
-            concurrency_max=config.concurrency_max,
-            adaptive=config.adaptive_concurrency,
-            stream=config.stream,
-            first_token_timeout_s=config.first_token_timeout_s,
-            inactivity_timeout_s=config.inactivity_timeout_s,
-            dialect=config.dialect,
         )
 
     async def __aenter__(self) -> LLMClient:
@@ -398,7 +368,7 @@ class LLMClient:
         try:
             return await self.complete(request.prompt, **request.params)
         except ChatModelOnlyError:
-            if self.dialect != "auto":
+            if self.config.dialect != "auto":
                 raise
             self._dialect = "chat"  # remembered: every later step goes through the chat API
             return await self._ask(build)
@@ -446,8 +416,8 @@ class LLMClient:
         """Count a failed attempt and keep its message; a server that echoes the API key
         in its error does not put it in the job's counters."""
         message = message.replace(ep.base_url, ep.name)
-        if self.api_key:
-            message = message.replace(self.api_key, "***")
+        if self.config.api_key:
+            message = message.replace(self.config.api_key, "***")
         self.usage.error(ep.name, message)
 
     def _pick(self, exclude: _Endpoint | None) -> _Endpoint | None:
@@ -502,23 +472,23 @@ class LLMClient:
 
     async def _send_once(self, ep: _Endpoint, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         url = ep.base_url + path
-        if not (self.stream and method == "POST" and body is not None):
+        if not (self.config.stream and method == "POST" and body is not None):
             try:
                 resp = await self._http.request(method, url, json=body)
             except httpx.TimeoutException as exc:
                 if isinstance(exc, httpx.ConnectTimeout):
                     raise _Unreachable(f"{ep.name}: cannot connect ({exc.__class__.__name__})") from None
-                raise _Overload(f"{ep.name}: no answer within {self.timeout_s:g} s") from None
+                raise _Overload(f"{ep.name}: no answer within {self.config.timeout_s:g} s") from None
             _check_status(resp, ep, path)
             try:
                 return resp.json()
             except ValueError:
                 raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
-        timeout = httpx.Timeout(None, connect=min(10.0, self.first_token_timeout_s))
+        timeout = httpx.Timeout(None, connect=min(10.0, self.config.first_token_timeout_s))
         async with self._http.stream(method, url, json=body, timeout=timeout) as resp:
             if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("content-type", ""):
-                await _read_within(resp, self.first_token_timeout_s, ep)
+                await _read_within(resp, self.config.first_token_timeout_s, ep)
                 _check_status(resp, ep, path)
                 try:
                     return resp.json()  # a server that does not stream answers at once
@@ -541,7 +511,7 @@ class LLMClient:
         # seconds, at most `slack` later; the stream is read to its end, so the connection
         # goes back to the pool instead of being closed
         loop = asyncio.get_running_loop()
-        limit = self.first_token_timeout_s
+        limit = self.config.first_token_timeout_s
         moved = loop.time()
         try:
             async with asyncio.timeout_at(moved + limit) as deadline:
@@ -558,7 +528,7 @@ class LLMClient:
                     if event is None:
                         continue
                     if first:
-                        first, limit, moved = False, self.inactivity_timeout_s, loop.time()
+                        first, limit, moved = False, self.config.inactivity_timeout_s, loop.time()
                         deadline.reschedule(moved + limit + min(1.0, limit / 10))
                     usage = event.get("usage") or usage
                     timings = event.get("timings") or timings
@@ -607,7 +577,7 @@ class LLMClient:
         while True:
             if attempt:
                 self.usage.retries += 1
-                delay = min(self.backoff_max_s, self.backoff_s * 2 ** min(attempt - 1, 32))
+                delay = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** min(attempt - 1, 32))
                 await asyncio.sleep(random.uniform(0, delay))  # full jitter
             attempt += 1
             ep = await self._acquire(previous)
@@ -637,7 +607,7 @@ class LLMClient:
                 unreachable += 1
                 last_error = f"{ep.name}: cannot connect ({exc.__class__.__name__})"
             except httpx.TimeoutException:
-                last_error, outcome = f"{ep.name}: no answer within {self.timeout_s:g} s", "overload"
+                last_error, outcome = f"{ep.name}: no answer within {self.config.timeout_s:g} s", "overload"
                 ep.limit.overload(epoch)
             except httpx.TransportError as exc:
                 last_error = f"{ep.name}: connection broke ({exc.__class__.__name__})"
@@ -665,7 +635,7 @@ class LLMClient:
             # came in just after the first failure (a request already in flight when the server
             # went away) does not make a server that stopped answering look alive
             down = self._last_answer < sent
-            if attempt <= self.max_retries or (down and now - first_failure < self.outage_budget_s):
+            if attempt <= self.config.max_retries or (down and now - first_failure < self.config.outage_budget_s):
                 continue
             if down:
                 raise LLMOutageError(

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import httpx
+from pydantic import BaseModel
 
-from app.core.config import EmbeddedConfig
 from app.core.errors import Unavailable
 from app.core.prompts import gemma_chat_template
 
@@ -187,18 +187,10 @@ class EmbeddedServer:
     model: str = MODEL_ALIAS  # an `EMBEDDED_MODELS` name; `model_path` overrides its file
 
     @classmethod
-    def from_config(cls, config: EmbeddedConfig) -> EmbeddedServer:
-        return cls(
-            data_dir=config.data_dir,
-            host=config.host,
-            port=config.port,
-            parallel=config.parallel,
-            threads=config.threads,
-            ctx_per_slot=config.ctx_per_slot,
-            model_path=config.model_path,
-            prompt_cache=config.prompt_cache,
-            model=config.model,
-        )
+    def from_config(cls, config: BaseModel, data_dir: Path) -> EmbeddedServer:
+        """The server an `app.core.config.EmbeddedConfig` declares (not imported here: that
+        model checks its `model` against `EMBEDDED_MODELS`), files and logs under `data_dir`."""
+        return cls(data_dir=data_dir, **config.model_dump())
 
     def start(self) -> str:
         alias = embedded_alias(self.model)
