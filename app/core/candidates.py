@@ -19,7 +19,7 @@ nothing but the shells imports the jobs layer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,4 +98,4 @@ class StoredCandidate:
 
 
 class Method(Protocol):
-    def run(self) -> AsyncIterator[CandidateRecord]: ...
+    def run(self) -> AsyncGenerator[CandidateRecord, None]: ...

@@ -50,7 +50,7 @@ import random
 import re
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from app.core import evol_rules, prompts
@@ -210,7 +210,7 @@ class EvolInstruct:
         return example_text(record.instruction, "", output)
 
     # --- the loop ----------------------------------------------------------------------------
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         for root in self._new_roots:
             yield root
         self._new_roots = []

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 from app.core import evol_rules, magpie_rules
@@ -116,7 +116,7 @@ class MagpieGeneration:
                                     "pre_query_template ends with no known family's user prefix")
         return self.template
 
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         await self.resolve_template()
         running: dict[asyncio.Task, dict[str, Any]] = {}
         try:

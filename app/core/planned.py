@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 from app.core import evol_rules, prompts
@@ -103,7 +103,7 @@ class PlannedGeneration:
         self._consecutive_failures = 0
 
 
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         planned = iter(self.plan)
         running: dict[asyncio.Task, dict[str, Any]] = {}
         try:

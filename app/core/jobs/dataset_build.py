@@ -41,6 +41,7 @@ from app.core.jobs.registry import (
     JobRequestError,
     Progress,
     get,
+    params_as,
     register,
 )
 from app.core.jobs.requests import create_job
@@ -110,7 +111,7 @@ def _dataset(session: Session, dataset_id: int, owner: str | None) -> Any:
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    params: DatasetBuildParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, DatasetBuildParams)
     live: dict[str, Any] = ctx.extra.setdefault("live", {"step": 0, "steps": 0, "accepted": 0, "target": None})
     ctx.heartbeat.counters = lambda: dict(live)
     try:
@@ -187,7 +188,7 @@ def _run_claimed(ctx: JobContext, job_id: int, follow: Any) -> Job:
 def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, target: int,
                    previous: Job | None) -> int:
     build = store.get_job(session, ctx.job_id)
-    dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+    dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
     request = JobRequest(
         kind=step.kind,
         params=step_params(step.kind, step.params, target),
@@ -225,7 +226,7 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
                                                  source_job_id=last.id)
                     for r in rows[:target]]
         counts = _build_counts(session, steps)
-        dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+        dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
         store.heartbeat(session, ctx.job_id, ctx.worker)  # raises LostClaim: nothing is committed
         try:
             version = versions.commit_version(session, dataset, examples, build_job_id=ctx.job_id,
@@ -254,7 +255,7 @@ def _hand_off(ctx: JobContext, result: dict[str, Any]) -> dict[str, Any]:
         return {}
     try:
         with ctx.session() as session:
-            dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+            dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
             version = versions.get_version(session, dataset.id, result["version"])
             job_id = queue(session, dataset, version, ctx.config.defaults)
     except Exception as exc:  # the version stands; its hand-off can be asked for again
@@ -264,7 +265,7 @@ def _hand_off(ctx: JobContext, result: dict[str, Any]) -> dict[str, Any]:
 
 def _finish_empty(ctx: JobContext, reason: str) -> dict[str, Any]:
     with ctx.session() as session:
-        dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+        dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
         row_count = versions.latest_version(session, dataset.id).row_count
         paused = fires.auto_pause(session, dataset, 0, row_count)
         fires.finish_build_fire(session, ctx.job_id, built=False, reason=reason)

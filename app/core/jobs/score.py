@@ -24,6 +24,7 @@ from app.core.jobs.registry import (
     JobRequest,
     JobRequestError,
     Progress,
+    params_as,
     produces_examples,
     register,
 )
@@ -85,7 +86,7 @@ def check(session: Session, request: JobRequest, params: ScoreParams) -> dict[st
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    params: ScoreParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, ScoreParams)
     source_id = int(ctx.job.source_job_id)  # type: ignore[arg-type]
     scoring = Scoring(source_id, list(params.aspects), judge_model=params.judge_model, api=params.api,
                       only_accepted=params.only_accepted, concurrency=params.concurrency, rescore=params.rescore)

@@ -36,6 +36,7 @@ from app.core.jobs.registry import (
     JobRequest,
     JobRequestError,
     Progress,
+    params_as,
     produces_examples,
     register,
 )
@@ -174,7 +175,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         from_version = ((job.result or {}).get("source") or {}).get("dataset_id") is not None
         data = training_data(session, job)
     out = ctx.config.run_dir(ctx.job_id)
-    params: SftParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, SftParams)
     updates: dict[str, Any] = {}
     if params.model_cache_dir is None:
         updates["model_cache_dir"] = ctx.config.model_cache_dir

@@ -48,7 +48,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -175,7 +175,7 @@ class ShardedSelfInstruct(SelfInstruct):
         self.start_shard = start_shard
         self._usage_base = channel.usage()  # what earlier attempts counted (already in the job's counters)
 
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         channel = self.channel
         await asyncio.to_thread(channel.restart, list(self.machine))
         channel.beat("decider")

@@ -28,7 +28,7 @@ from app.core.jobs.generation import (
     run_method,
 )
 from app.core.jobs.lifecycle import JobContext
-from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
+from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, params_as, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
 from app.core.params import TopicTreeParams
@@ -85,7 +85,7 @@ async def _grow(client: LLMClient, params: TopicTreeParams, structured: bool) ->
 
 def grow_once(ctx: JobContext) -> int | None:
     """Grow and store the job's tree from `root` unless an earlier attempt did; its id."""
-    params: TopicTreeParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, TopicTreeParams)
     if params.topic_tree_id is not None:
         return params.topic_tree_id
     with ctx.session() as session:

@@ -34,7 +34,7 @@ from app.core.datasets.errors import DatasetError
 from app.core.handoff import dataset_settings, deliveries, on_version, training_gate
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.core.jobs.lifecycle import JobContext
-from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, Progress, register
+from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, Progress, params_as, register
 from app.core.jobs.requests import create_job
 from app.core.jobs.sft import KIND as TRAINING_KIND
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
@@ -112,7 +112,7 @@ def _preflight_factory(ctx: JobContext) -> Any:
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    params: VersionHandoffParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, VersionHandoffParams)
     config = ctx.config.handoff
     live: dict[str, Any] = {"stage": "announce", "deliveries": 0, "destinations": 0}
     ctx.heartbeat.counters = lambda: dict(live)
