@@ -92,7 +92,8 @@ class BudgetParams(BaseModel):
         return self
 
 
-JUDGE_ASPECTS = ("quality", "complexity")
+JudgeAspect = Literal["quality", "complexity"]
+JUDGE_ASPECTS: tuple[JudgeAspect, ...] = ("quality", "complexity")
 
 
 class JudgeStepParams(BaseModel):

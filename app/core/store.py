@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
@@ -37,6 +37,18 @@ from app.models import (
 
 class NotFound(LookupError):
     pass
+
+
+class _Row(Protocol):
+    id: int | None
+
+
+def id_of(row: _Row) -> int:
+    """A stored row's primary key. SQLModel types it `int | None` (None until the row is
+    flushed); a row read back or flushed has one, and this says so to the type checker."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} row has no id yet (not flushed)")
+    return row.id
 
 
 # --- seed sets ---------------------------------------------------------------------------

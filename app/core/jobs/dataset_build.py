@@ -47,7 +47,7 @@ from app.core.jobs.registry import (
 from app.core.jobs.requests import create_job
 from app.core.llm.client import LLMOutageError
 from app.core.scoring import storage as scoring_storage
-from app.models import FireStatus, Job, JobStatus
+from app.models import Dataset, FireStatus, Job, JobStatus
 
 KIND = BUILD_KIND  # named in the datasets core too, which finds a dataset's running builds
 
@@ -118,8 +118,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         with ctx.session() as session:
             dataset = versions.get_dataset_by_id(session, params.dataset_id)
             recipe = versions.recipe_of(dataset)
-            base = versions.latest_number(session, dataset.id)
-            row_count = versions.latest_version(session, dataset.id).row_count if base else 0
+            base = versions.latest_number(session, store.id_of(dataset))
+            row_count = _row_count(session, dataset) if base else 0
             target = fires.build_target(dataset, row_count)
         live.update(steps=len(recipe.steps), target=target)
         if target <= 0:
@@ -204,7 +204,7 @@ def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int
     job.result = {**job.result, "build": {"dataset_id": dataset.id, "build_job_id": ctx.job_id, "step": index + 1,
                                           "seed_set_ids": list(recipe.seed_set_ids)}}
     session.flush()
-    return int(job.id)
+    return store.id_of(job)
 
 
 def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job | None) -> dict[str, Any]:
@@ -221,7 +221,7 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
         # one that evolves the seeds does not add the seeds to the dataset
         rows = lineage.export_rows(session, last, include_roots=step.source == "previous" or not evolves)
         # the judge's scores (`score_with_judge`) go with each example: a removal query can use them
-        rows = list(scoring_storage.with_scores(rows, scoring_storage.job_example_scores(session, last.id)))
+        rows = list(scoring_storage.with_scores(rows, scoring_storage.job_example_scores(session, store.id_of(last))))
         examples = [versions.NewExample.from_row(r, method=_method(r, last.kind, evolves, root_kind),
                                                  source_job_id=last.id)
                     for r in rows[:target]]
@@ -235,7 +235,7 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
             version = None
         added = version.counts.get("added", 0) if version is not None else 0
         row_count = version.row_count if version is not None else (
-            versions.latest_version(session, dataset.id).row_count if base else 0)
+            _row_count(session, dataset) if base else 0)
         paused = fires.auto_pause(session, dataset, added, row_count)
         fires.finish_build_fire(session, ctx.job_id, built=version is not None,
                                 reason=paused if version is not None else "the build added no example")
@@ -256,17 +256,23 @@ def _hand_off(ctx: JobContext, result: dict[str, Any]) -> dict[str, Any]:
     try:
         with ctx.session() as session:
             dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
-            version = versions.get_version(session, dataset.id, result["version"])
+            version = versions.get_version(session, store.id_of(dataset), result["version"])
             job_id = queue(session, dataset, version, ctx.config.defaults)
     except Exception as exc:  # the version stands; its hand-off can be asked for again
         return {"handoff_error": f"{type(exc).__name__}: {exc}"}
     return {"followups": [job_id]} if job_id is not None else {}
 
 
+def _row_count(session: Session, dataset: Dataset) -> int:
+    """The rows of the dataset's latest version; 0 before its first."""
+    latest = versions.latest_version(session, store.id_of(dataset))
+    return latest.row_count if latest is not None else 0
+
+
 def _finish_empty(ctx: JobContext, reason: str) -> dict[str, Any]:
     with ctx.session() as session:
         dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
-        row_count = versions.latest_version(session, dataset.id).row_count
+        row_count = _row_count(session, dataset)
         paused = fires.auto_pause(session, dataset, 0, row_count)
         fires.finish_build_fire(session, ctx.job_id, built=False, reason=reason)
     return {"version": None, "added": 0, "paused": paused or reason, "curated": 0}
@@ -366,7 +372,7 @@ def fire_due_builds(session: Session, now: datetime, defaults: Mapping[str, dict
         owner = None if dataset.owner == versions.owner_key(None) else dataset.owner
         job = create_job(session, JobRequest(KIND, {"dataset_id": dataset.id, "fire_id": fire.id}, owner=owner),
                          dict(defaults or {}))
-        return int(job.id)
+        return store.id_of(job)
 
     claimed = fires.tick(session, now, running_build, start, grace=grace)
     return [f.job_id for f in claimed if f.job_id is not None and f.status == FireStatus.started.value]

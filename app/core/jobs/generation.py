@@ -265,7 +265,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
         finally:
             await gen.aclose()
 
-    async def watch(task: asyncio.Task) -> None:
+    async def watch(task: asyncio.Task[None]) -> None:
         while not task.done():
             await asyncio.sleep(min(0.25, jobs.flush_s))
             if ctx.heartbeat.stop_requested:

@@ -70,6 +70,12 @@ Spawner = Callable[[str, int, int, CoreConfig, "list[str] | None"], None]
 spawner: Spawner | None = None
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text: the client returns bytes (no `decode_responses`), which its
+    types do not say."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class ShardChannel:
     """The Redis keys one sharded job's decider and requesters share."""
 
@@ -102,7 +108,7 @@ class ShardChannel:
             self.r.rpush(self.key("pool"), *texts)
 
     def pool_since(self, offset: int) -> list[str]:
-        return [x.decode() for x in self.r.lrange(self.key("pool"), offset, -1)]
+        return [_text(x) for x in self.r.lrange(self.key("pool"), offset, -1)]
 
     def restart(self, pool: list[str]) -> None:
         """A decider (first or resumed) starts: the pool is what it holds, the stop flag is off."""
@@ -139,7 +145,7 @@ class ShardChannel:
                 p.execute()
 
     def usage(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.r.hgetall(self.key("usage")).items()}
+        return {_text(k): int(v) for k, v in self.r.hgetall(self.key("usage")).items()}
 
     def clear(self) -> None:
         keys = list(self.r.scan_iter(f"{self.prefix}:*"))
