@@ -29,7 +29,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 SENTINEL = "\u2063MAGPIE-QUERY\u2063"  # a user message no template holds: where the query will go
 
@@ -159,7 +162,7 @@ def _raise(message: str) -> None:
     raise TemplateError(f"the chat template raised: {message}")
 
 
-def _environment() -> Any:
+def _environment() -> ImmutableSandboxedEnvironment:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
