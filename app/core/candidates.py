@@ -93,7 +93,7 @@ class StoredCandidate:
     operation: str | None
     round: int
     is_classification: bool | None
-    instances: list[dict[str, str]]  # the accepted ones: [{"input", "output"}]
+    instances: list[dict[str, Any]]  # the accepted ones: [{"input", "output"}] (a conversation: also its "turns")
     detail: dict[str, Any] = field(default_factory=dict)
 
 

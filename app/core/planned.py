@@ -105,7 +105,7 @@ class PlannedGeneration:
 
     async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         planned = iter(self.plan)
-        running: dict[asyncio.Task, dict[str, Any]] = {}
+        running: dict[asyncio.Task[CandidateRecord], dict[str, Any]] = {}
         try:
             while self.curated < self.p.target:
                 while len(running) < max(self.concurrency, self.client.capacity) \
@@ -143,7 +143,7 @@ class PlannedGeneration:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    def _result(self, task: asyncio.Task) -> CandidateRecord | None:
+    def _result(self, task: asyncio.Task[CandidateRecord]) -> CandidateRecord | None:
         try:
             record = task.result()
         except LLMUnavailableError:
