@@ -19,7 +19,7 @@ nothing but the shells imports the jobs layer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,9 +94,9 @@ class StoredCandidate:
     operation: str | None
     round: int
     is_classification: bool | None
-    instances: list[dict[str, str]]  # the accepted ones: [{"input", "output"}]
+    instances: list[dict[str, Any]]  # the accepted ones: [{"input", "output"}] (a conversation: also its "turns")
     detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Method(Protocol):
-    def run(self) -> AsyncIterator[CandidateRecord]: ...
+    def run(self) -> AsyncGenerator[CandidateRecord, None]: ...

@@ -50,7 +50,7 @@ import random
 import re
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from app.core import evol_rules, prompts
@@ -210,13 +210,13 @@ class EvolInstruct:
         return example_text(record.instruction, "", output)
 
     # --- the loop ----------------------------------------------------------------------------
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         for root in self._new_roots:
             yield root
         self._new_roots = []
         for round_ in range(1, self.p.rounds + 1):
             todo = deque(lin for lin in self.lineages if lin.done_round < round_)
-            running: set[asyncio.Task] = set()
+            running: set[asyncio.Task[_Outcome]] = set()
             try:
                 while todo or running:
                     while todo and len(running) < max(self.concurrency, self.client.capacity):  # the adaptive limit
@@ -230,7 +230,7 @@ class EvolInstruct:
                     task.cancel()
                 await asyncio.gather(*running, return_exceptions=True)
 
-    def _result(self, task: asyncio.Task) -> _Outcome:
+    def _result(self, task: asyncio.Task[_Outcome]) -> _Outcome:
         outcome: _Outcome = task.result()  # LLMUnavailableError and TooManyFailures propagate
         if outcome.record.rule == "llm_error":
             self._consecutive_failures += 1

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 from app.core import evol_rules, magpie_rules
@@ -47,6 +47,7 @@ from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import ChatModelOnlyError, LLMClient, LLMError, LLMUnavailableError
 from app.core.llm.dialects import Request
 from app.core.magpie_templates import PreQuery, TemplateError, resolve
+from app.core.params import MagpieParams
 
 # an endpoint without a completions route answers so (no chat-model wording to recognise)
 _NO_COMPLETIONS = re.compile(r"/completions: HTTP (404|405|501)\b")
@@ -72,7 +73,7 @@ class MagpieGeneration:
     stored (its pool and curated count carry over); `pool`: instructions a query must be
     novel against besides this job's (seed tasks, a dataset's content)."""
 
-    def __init__(self, params: Any, client: LLMClient, previous: Sequence[StoredCandidate] = (),
+    def __init__(self, params: MagpieParams, client: LLMClient, previous: Sequence[StoredCandidate] = (),
                  concurrency: int = 8, near_duplicates: NearDuplicates | None = None, job_key: str = "job",
                  pool: Iterable[str] = (), known_examples: Iterable[tuple[str, str]] = (),
                  decontaminate: Checker | None = None):
@@ -116,9 +117,9 @@ class MagpieGeneration:
                                     "pre_query_template ends with no known family's user prefix")
         return self.template
 
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         await self.resolve_template()
-        running: dict[asyncio.Task, dict[str, Any]] = {}
+        running: dict[asyncio.Task[CandidateRecord], dict[str, Any]] = {}
         try:
             while self.curated < self.p.target:
                 while (len(running) < max(self.concurrency, self.client.capacity)
@@ -153,7 +154,7 @@ class MagpieGeneration:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    def _result(self, task: asyncio.Task) -> CandidateRecord | None:
+    def _result(self, task: asyncio.Task[CandidateRecord]) -> CandidateRecord | None:
         try:
             record = task.result()
         except LLMUnavailableError:
@@ -176,7 +177,7 @@ class MagpieGeneration:
         request = Request("completions", prompt=template.prompt(conversation),
                           params={"max_tokens": self.p.max_tokens, "temperature": self.p.temperature,
                                   "top_p": self.p.top_p, "stop": list(template.stop), "seed": self._seed()})
-        built = []
+        built: list[Request] = []
 
         def build(_dialect: str) -> Request:
             if built:  # the client met a chat-only answer and would send it through the chat API

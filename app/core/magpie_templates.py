@@ -29,7 +29,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.core.errors import InvalidInput
 
@@ -161,7 +164,7 @@ def _raise(message: str) -> None:
     raise TemplateError(f"the chat template raised: {message}")
 
 
-def _environment() -> Any:
+def _environment() -> ImmutableSandboxedEnvironment:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)

@@ -22,6 +22,10 @@ PAPER_BLACKLIST = [
 ALPACA_EXTRA_BLACKLIST = ["video", "audio", "music", "flowchart", "diagram"]
 
 
+DecontaminateField = Literal["prompt", "output"]
+DECONTAMINATE_FIELDS: tuple[DecontaminateField, ...] = ("prompt", "output")
+
+
 class DecontaminationParams(BaseModel):
     """Benchmark decontamination, shared by the generation methods (`app.core.filters.decontaminate`)."""
 
@@ -35,7 +39,7 @@ class DecontaminationParams(BaseModel):
         description="Contaminated when the n-grams shared with one benchmark item cover more than this fraction of its tokens.",
     )
     decontaminate_fields: list[Literal["prompt", "output"]] = Field(
-        default_factory=lambda: ["prompt", "output"], min_length=1,
+        default_factory=lambda: list(DECONTAMINATE_FIELDS), min_length=1,
         description="Compared fields: 'prompt' (instruction + input) and/or 'output', each against the benchmark's same field.",
     )
     decontaminate_strict: bool = Field(
@@ -92,7 +96,8 @@ class BudgetParams(BaseModel):
         return self
 
 
-JUDGE_ASPECTS = ("quality", "complexity")
+JudgeAspect = Literal["quality", "complexity"]
+JUDGE_ASPECTS: tuple[JudgeAspect, ...] = ("quality", "complexity")
 
 
 class JudgeStepParams(BaseModel):

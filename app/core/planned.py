@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 from app.core import evol_rules, prompts
@@ -103,9 +103,9 @@ class PlannedGeneration:
         self._consecutive_failures = 0
 
 
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         planned = iter(self.plan)
-        running: dict[asyncio.Task, dict[str, Any]] = {}
+        running: dict[asyncio.Task[CandidateRecord], dict[str, Any]] = {}
         try:
             while self.curated < self.p.target:
                 while len(running) < max(self.concurrency, self.client.capacity) \
@@ -143,7 +143,7 @@ class PlannedGeneration:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    def _result(self, task: asyncio.Task) -> CandidateRecord | None:
+    def _result(self, task: asyncio.Task[CandidateRecord]) -> CandidateRecord | None:
         try:
             record = task.result()
         except LLMUnavailableError:

@@ -290,7 +290,7 @@ class AtomicFile:
         os.fchmod(fd, file_mode(permissions))  # mkstemp's 0o600 would make every file owner-only
         self.tmp = Path(tmp)
         binary = "b" in mode
-        self.fh: IO[Any] = os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8"}))
+        self.fh: IO[Any] = os.fdopen(fd, mode, encoding=None if binary else "utf-8")
 
     def commit(self) -> None:
         self.fh.flush()

@@ -123,7 +123,9 @@ def tasks_from_objects(objects: Iterable[tuple[str, Any]], problems: list[str] |
 
     Every bad object is named (after `problems` already found, e.g. lines that are not JSON)
     before the whole list is refused."""
-    tasks, ids, problems = [], {}, list(problems or [])
+    tasks: list[SeedTaskData] = []
+    ids: dict[Any, str] = {}
+    problems = list(problems or [])
     for where, obj in objects:
         try:
             tasks.append(_task_from_object(obj, where))
@@ -217,7 +219,9 @@ def _parse_csv(text: str) -> list[SeedTaskData]:
         raise SeedFormatError(
             f"line 1: the CSV header must name an 'instruction' column (found: {', '.join(header) or 'nothing'})"
         )
-    tasks, ids, problems = [], {}, []
+    tasks: list[SeedTaskData] = []
+    ids: dict[Any, str] = {}
+    problems: list[str] = []
     for row in rows:
         try:
             tasks.append(_csv_task(row, ids))

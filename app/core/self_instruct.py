@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 
 from app.core import prompts
 from app.core import structured as json_replies
@@ -127,7 +127,7 @@ class SelfInstruct:
         self._consecutive_failures = 0
 
     # --- the loop ----------------------------------------------------------------------
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         generating: set[asyncio.Task] = set()
         completing: dict[asyncio.Task, CandidateRecord] = {}
         sent = 0

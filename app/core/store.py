@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from app.core import topic_tree
 from app.core.candidates import CandidateRecord, StoredCandidate
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict
+from app.core.errors import NotFound as NotFound  # re-exported: callers catch store.NotFound
 from app.core.filters.decontaminate import BenchmarkItem
 from app.core.seeds import SeedTaskData
 from app.models import (
@@ -34,6 +35,18 @@ from app.models import (
     TopicTree,
     utcnow,
 )
+
+
+class _Row(Protocol):
+    id: int | None
+
+
+def id_of(row: _Row) -> int:
+    """A stored row's primary key. SQLModel types it `int | None` (None until the row is
+    flushed); a row read back or flushed has one, and this says so to the type checker."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} row has no id yet (not flushed)")
+    return row.id
 
 
 # --- seed sets ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ answers and filters it like every method. Each candidate stores its `topic_path`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +118,8 @@ async def grow(client: LLMClient, root: str, depth: int, breadth: int, *, temper
     return tree
 
 
-def _subtopics_request(path: list[str], breadth: int, structured: bool, sampling: dict[str, Any]):
+def _subtopics_request(path: list[str], breadth: int, structured: bool,
+                       sampling: dict[str, Any]) -> Callable[[Dialect], Request]:
     def request(dialect: Dialect) -> Request:
         if dialect == "chat":
             form = prompts.load("chat_format_subtopics_json" if structured else "chat_format_subtopics")

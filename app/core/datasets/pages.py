@@ -36,12 +36,12 @@ def latest_versions(session: Session, dataset_ids: Sequence[int]) -> dict[int, D
     newest = (
         select(DatasetVersion.dataset_id, func.max(DatasetVersion.number).label("number"))
         .where(col(DatasetVersion.dataset_id).in_(list(dataset_ids)))
-        .group_by(DatasetVersion.dataset_id)
+        .group_by(col(DatasetVersion.dataset_id))
         .subquery()
     )
     rows = session.exec(
         select(DatasetVersion).join(
-            newest, (DatasetVersion.dataset_id == newest.c.dataset_id) & (DatasetVersion.number == newest.c.number)
+            newest, (col(DatasetVersion.dataset_id) == newest.c.dataset_id) & (col(DatasetVersion.number) == newest.c.number)
         )
     ).all()
     return {r.dataset_id: r for r in rows}
@@ -51,7 +51,7 @@ def tags_by_version(session: Session, dataset_id: int) -> dict[int, list[str]]:
     """Version number -> the names of the tags pointing at it, by name."""
     rows = session.exec(
         select(DatasetVersion.number, DatasetTag.name)
-        .join(DatasetVersion, DatasetTag.version_id == DatasetVersion.id)
+        .join(DatasetVersion, col(DatasetTag.version_id) == DatasetVersion.id)
         .where(DatasetTag.dataset_id == dataset_id)
         .order_by(DatasetTag.name)
     ).all()

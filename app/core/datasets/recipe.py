@@ -25,6 +25,7 @@ from app.core.datasets.errors import RecipeError
 
 StepSource = Literal["seeds", "previous"]
 ExportFormat = Literal["alpaca", "messages", "prompt-completion", "sharegpt"]  # app.core.export.FORMATS
+DEFAULT_FORMATS: tuple[ExportFormat, ...] = ("messages",)
 
 
 class RecipeStep(BaseModel):
@@ -48,7 +49,7 @@ class Recipe(BaseModel):
     steps: list[RecipeStep] = Field(min_length=1, max_length=10, description="Generation steps, run in order.")
     grow_by: int = Field(ge=1, le=1_000_000, description="New curated examples one build adds.")
     export_formats: list[ExportFormat] = Field(
-        default_factory=lambda: ["messages"], min_length=1, description="Formats each version is offered in."
+        default_factory=lambda: list(DEFAULT_FORMATS), min_length=1, description="Formats each version is offered in."
     )
     size_cap: int | None = Field(
         default=None, ge=1, description="Stop growing (and pause the schedule) once a version holds this many examples."

@@ -12,22 +12,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.datasets import versions as v
 from app.core.filters.dedup import example_text
+from app.core.store import id_of
 from app.models import Dataset, SeedTask
 
 
 def _seed_tasks(session: Session, seed_set_ids: Sequence[int]) -> Iterator[SeedTask]:
     for seed_set_id in seed_set_ids:
         yield from session.exec(
-            select(SeedTask).where(SeedTask.seed_set_id == seed_set_id).order_by(SeedTask.position)
+            select(SeedTask).where(SeedTask.seed_set_id == seed_set_id).order_by(col(SeedTask.position))
         ).all()
 
 
 def _latest(session: Session, dataset: Dataset, number: int | None) -> int:
-    return number if number is not None else v.latest_number(session, dataset.id)
+    return number if number is not None else v.latest_number(session, id_of(dataset))
 
 
 def novelty_texts(session: Session, dataset: Dataset, number: int | None = None) -> Iterator[str]:
@@ -41,7 +42,7 @@ def novelty_texts(session: Session, dataset: Dataset, number: int | None = None)
     n = _latest(session, dataset, number)
     if n == 0:
         return
-    for page in v.version_pages(session, dataset.id, n, ("instruction",)):
+    for page in v.version_pages(session, id_of(dataset), n, ("instruction",)):
         for (text,) in page:
             if text not in seen:
                 seen.add(text)
@@ -57,7 +58,7 @@ def dedup_documents(session: Session, dataset: Dataset, number: int | None = Non
     n = _latest(session, dataset, number)
     if n == 0:
         return
-    for page in v.version_pages(session, dataset.id, n, ("id", "instruction", "input", "output")):
+    for page in v.version_pages(session, id_of(dataset), n, ("id", "instruction", "input", "output")):
         for ident, instruction, input_text, output in page:
             yield f"example:{ident}", example_text(instruction, input_text, output)
 

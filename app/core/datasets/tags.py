@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.datasets import versions as v
 from app.core.datasets.errors import DatasetError, InvalidName, VersionNotFound
+from app.core.store import id_of
 from app.models import Dataset, DatasetTag, DatasetVersion
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -36,7 +37,7 @@ def resolve(session: Session, dataset_id: int, ref: int | str) -> DatasetVersion
         return v.get_version(session, dataset_id, int(ref))
     row = session.exec(
         select(DatasetVersion)
-        .join(DatasetTag, DatasetTag.version_id == DatasetVersion.id)
+        .join(DatasetTag, col(DatasetTag.version_id) == DatasetVersion.id)
         .where(DatasetTag.dataset_id == dataset_id, DatasetTag.name == ref)
     ).first()
     if row is None:
@@ -52,8 +53,8 @@ def set_tag(session: Session, dataset: Dataset, name: str, ref: int | str) -> Da
     validate_tag(name)
     if name == v.LATEST_TAG:
         raise DatasetError("the 'latest' tag moves by itself at each new version; choose another name")
-    version = resolve(session, dataset.id, ref)
-    return v.move_tag(session, dataset.id, name, version.id)
+    version = resolve(session, id_of(dataset), ref)
+    return v.move_tag(session, id_of(dataset), name, id_of(version))
 
 
 def delete_tag(session: Session, dataset: Dataset, name: str) -> None:
@@ -70,7 +71,7 @@ def list_tags(session: Session, dataset_id: int) -> dict[str, int]:
     """Tag name -> version number, by name."""
     rows = session.exec(
         select(DatasetTag.name, DatasetVersion.number)
-        .join(DatasetVersion, DatasetTag.version_id == DatasetVersion.id)
+        .join(DatasetVersion, col(DatasetTag.version_id) == DatasetVersion.id)
         .where(DatasetTag.dataset_id == dataset_id)
         .order_by(DatasetTag.name)
     ).all()

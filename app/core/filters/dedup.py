@@ -91,7 +91,8 @@ def _fmix32(x: np.ndarray) -> np.ndarray:
     x = x * np.uint32(0x85EBCA6B)
     x = x ^ (x >> np.uint32(13))
     x = x * np.uint32(0xC2B2AE35)
-    return x ^ (x >> np.uint32(16))
+    mixed: np.ndarray = x ^ (x >> np.uint32(16))
+    return mixed
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
@@ -99,7 +100,8 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     x = x * np.uint64(0xFF51AFD7ED558CCD)
     x = x ^ (x >> np.uint64(33))
     x = x * np.uint64(0xC4CEB9FE1A85EC53)
-    return x ^ (x >> np.uint64(33))
+    mixed: np.ndarray = x ^ (x >> np.uint64(33))
+    return mixed
 
 
 class ShingleHasher:

@@ -32,7 +32,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x = x * np.uint64(0xBF58476D1CE4E5B9)
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    mixed: np.ndarray = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -59,7 +60,7 @@ class _Growing:
     """A numpy array with amortised O(1) appends at its end."""
 
     def __init__(self, dtype: type) -> None:
-        self._data = np.zeros(1024, dtype=dtype)
+        self._data: np.ndarray = np.zeros(1024, dtype=dtype)
         self.size = 0
 
     def extend(self, values: np.ndarray) -> None:

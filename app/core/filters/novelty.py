@@ -121,7 +121,7 @@ class NoveltyIndex:
         self._seqs: list[str | list[int]] = []  # token ids, one code point (or int) each
         self._lengths = _IntColumn()
         self._vocab: dict[str, int] = {}
-        self._postings: dict[int, array] = {}  # (occurrence, token id) -> entry ids
+        self._postings: dict[int, array[int]] = {}  # (occurrence, token id) -> entry ids
         self._as_lists = False
 
     def __len__(self) -> int:
@@ -217,7 +217,7 @@ class NoveltyIndex:
         )
 
     def _prefix_candidates(
-        self, postings: list[array], m: int, t: float, lengths: np.ndarray
+        self, postings: list[array[int]], m: int, t: float, lengths: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Every entry that could score `t` or more, with an upper bound on its F.
 

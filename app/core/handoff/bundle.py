@@ -115,8 +115,8 @@ def _checked_rows(rows: Iterable[dict[str, Any]], meta: HandoffMeta, stats: RowS
         stats.by_method[method] = stats.by_method.get(method, 0) + 1
         digest.update((json.dumps(row, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
         if instructions is not None:  # once per instruction: a job's instances share their instruction's id
-            key = (row.get("job_id"), row.get("id")) if row.get("id") is not None else ("row", index)
-            instructions.setdefault(key, diversity.grouping_fields(row))
+            instruction = (row.get("job_id"), row.get("id")) if row.get("id") is not None else ("row", index)
+            instructions.setdefault(instruction, diversity.grouping_fields(row))
         yield row
     stats.sha256 = digest.hexdigest()
 
@@ -194,7 +194,8 @@ def write_bundle(rows: Iterable[dict[str, Any]], meta: HandoffMeta, target: str 
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    manifest: dict[str, Any] = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    return manifest
 
 
 def zip_bundle(folder: str | Path, target: str | Path) -> Path:

@@ -71,7 +71,7 @@ class HandoffConfig(BaseModel):
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next try after `attempts` failed ones: base, 2x base, 4x base, ... capped."""
-        return min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1))
+        return min(self.retry_max_s, self.retry_base_s * 2.0 ** max(0, attempts - 1))
 
     def next_attempt_at(self, now: datetime, attempts: int) -> datetime:
         return now + timedelta(seconds=self.backoff(attempts))

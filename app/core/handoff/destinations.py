@@ -46,7 +46,8 @@ class DeliveryError(Unavailable):
 
 
 class Destination(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str: ...  # read-only: the destinations are frozen dataclasses
 
     def deliver(self, bundle_dir: Path, name: str, label: str) -> str:
         """Put the bundle in place; returns where it is (a path or a URL). Raises DeliveryError."""
@@ -60,7 +61,8 @@ def _label_number(label: str) -> int | None:
 
 def _same_bundle(a: Path, b: Path) -> bool:
     try:
-        return read_manifest(a)["files"] == read_manifest(b)["files"]
+        same: bool = read_manifest(a)["files"] == read_manifest(b)["files"]
+        return same
     except (OSError, ValueError, KeyError):
         return False
 

@@ -15,12 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.datasets import versions as ds_versions
 from app.core.handoff import deliveries, sources, webhooks
 from app.core.handoff.config import HandoffConfig
 from app.core.handoff.preflight import Preflight, PreflightReport
+from app.core.store import id_of
 from app.models import Dataset, DatasetVersion, Delivery, Destination, Webhook, WebhookDelivery
 
 SOURCE_KIND = "dataset_version"
@@ -36,7 +37,7 @@ def subscribed(session: Session, dataset: Dataset, event: str = EVENT) -> bool:
     """Does an active webhook of the dataset's owner listen to `event`?"""
     owner = owner_of(dataset)
     hooks = session.exec(select(Webhook.events).where(
-        Webhook.owner.is_(None) if owner is None else Webhook.owner == owner, Webhook.active.is_(True))).all()
+        col(Webhook.owner).is_(None) if owner is None else col(Webhook.owner) == owner, col(Webhook.active).is_(True))).all()
     return any(event in (events or []) for events in hooks)
 
 
@@ -72,7 +73,7 @@ def announce(session: Session, dataset: Dataset, version: DatasetVersion, data: 
 def existing_delivery(session: Session, version: DatasetVersion, destination: Destination) -> Delivery | None:
     return session.exec(select(Delivery).where(
         Delivery.destination_id == destination.id, Delivery.source_kind == SOURCE_KIND,
-        Delivery.source_id == version.id).order_by(Delivery.id)).first()
+        Delivery.source_id == version.id).order_by(col(Delivery.id))).first()
 
 
 def deliver(session: Session, dataset: Dataset, version: DatasetVersion, destination: Destination,
@@ -91,7 +92,7 @@ def deliver(session: Session, dataset: Dataset, version: DatasetVersion, destina
 
 def check(session: Session, dataset: Dataset, version: DatasetVersion, preflight: Preflight) -> PreflightReport:
     """The preflight check of the version's rows alone (no bundle)."""
-    for row in sources.version_rows(session, dataset.id, version.number):
+    for row in sources.version_rows(session, id_of(dataset), version.number):
         preflight.add(row)
     return preflight.finish()
 

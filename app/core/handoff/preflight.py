@@ -159,8 +159,8 @@ class Preflight:
             self._problem("assistant_mask", "no token of the answer carries loss: the chat template's assistant "
                           "mask is empty for this row", index, row_id)
             return
-        if self.terminator_id is not None:
-            self._check_terminator(conversation, labels, index, row_id)
+        if self.terminator is not None and self.terminator_id is not None:  # (the id comes with the token)
+            self._check_terminator(conversation, labels, index, row_id, self.terminator)
         if turns_model.turns_of(row):
             self._check_turns_mask(conversation, ids, labels, index, row_id)
         self.longest = max(self.longest, len(ids))
@@ -177,13 +177,13 @@ class Preflight:
                               f"{trained} answer tokens would be cut", index, row_id,
                               warning=self.options.allow_truncated)
 
-    def _check_terminator(self, conversation: Any, labels: list[int], index: int, row_id: Any) -> None:
+    def _check_terminator(self, conversation: Any, labels: list[int], index: int, row_id: Any, terminator: str) -> None:
         """The turn terminator carries loss for TRL (this mask) and for axolotl (its rules)."""
         missing = []
         if self.terminator_id not in [t for t in labels if t != -100]:
             missing.append("TRL's mask")
         try:
-            _, axolotl = axolotl_labels(self.tokenizer, conversation, [self.terminator])
+            _, axolotl = axolotl_labels(self.tokenizer, conversation, [terminator])
         except ValueError as exc:
             missing.append(f"axolotl's rules ({exc})")
         else:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from app.core.handoff import deliveries, webhooks
 from app.core.handoff.config import HandoffConfig
+from app.core.store import id_of
 
 
 @dataclass
@@ -33,7 +34,7 @@ def retry_due(session: Session, now: datetime, config: HandoffConfig | None = No
     for delivery_id in deliveries.due_ids(session, now, config, limit):
         delivery = deliveries.attempt(session, delivery_id, config, now)
         if delivery is not None:
-            summary.deliveries[delivery.id] = delivery.status
+            summary.deliveries[id_of(delivery)] = delivery.status
     for sent in webhooks.send_due(session, now, config, limit):
-        summary.webhooks[sent.id] = sent.status
+        summary.webhooks[id_of(sent)] = sent.status
     return summary

@@ -12,9 +12,9 @@ its owner (`deliveries`, `webhooks`); `retry.retry_due` walks both queues.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import CursorResult, and_, or_, update
 from sqlmodel import Session, select
 
 from app.core.handoff.config import HandoffConfig
@@ -29,11 +29,11 @@ def claim(session: Session, table: Any, item_id: int, now: datetime, config: Han
     stale = now - timedelta(seconds=config.claim_timeout_s)
     due = or_(table.next_attempt_at.is_(None), table.next_attempt_at <= now)
     waiting = table.status == PENDING if force else and_(table.status == PENDING, due)
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result: it has a rowcount
         update(table).where(table.id == item_id)
         .where(or_(waiting, and_(table.status == RUNNING, table.claimed_at < stale)))
         .values(status=RUNNING, claimed_at=now, attempts=table.attempts + 1)
-    )
+    ))
     session.commit()
     return result.rowcount == 1
 

@@ -140,4 +140,5 @@ def axolotl_config(files: list[WrittenFile], eot_token: str | None = None) -> st
         "# The tokenizer's chat template renders the turns; for Gemma set `chat_template: gemma`.\n"
         + eot_note
     )
-    return header + yaml.safe_dump({"datasets": [dataset]}, sort_keys=False, allow_unicode=True)
+    dumped: str = yaml.safe_dump({"datasets": [dataset]}, sort_keys=False, allow_unicode=True)  # (no stream: a str)
+    return header + dumped

@@ -33,6 +33,7 @@ from app.core.jobs import registry
 from app.core.jobs.dataset_build import step_params, step_spending
 from app.core.jobs.estimate import Estimate, empty, estimate_evol_instruct, estimate_self_instruct
 from app.core.jobs.generation import llm_endpoints
+from app.core.params import EvolInstructParams, SelfInstructParams
 from app.models import Dataset, DatasetVersion, VersionKind
 
 HISTORY = 10  # the most recent builds an estimate learns from
@@ -45,7 +46,7 @@ def estimate_build(session: Session, dataset: Dataset, config: CoreConfig, base_
     """The next build's estimate: from history when there is some, else a pilot (or, with
     `pilot` False, an answer that says there is no history)."""
     recipe = versions.recipe_of(dataset)
-    latest = versions.latest_version(session, dataset.id)
+    latest = versions.latest_version(session, store.id_of(dataset))
     row_count = latest.row_count if latest is not None else 0
     target = fires.build_target(dataset, row_count)
     if target <= 0:
@@ -54,7 +55,7 @@ def estimate_build(session: Session, dataset: Dataset, config: CoreConfig, base_
     params = [registry.get(s.kind).validate_params(step_params(s.kind, s.params, target), config.defaults)
               for s in recipe.steps]
     budgets = [Budget.of(p, config.prices) for p in params]
-    history = build_history(session, dataset.id, kinds)
+    history = build_history(session, store.id_of(dataset), kinds)
     if history:
         return from_history(target, history, budgets)
     if not pilot:
@@ -65,10 +66,10 @@ def estimate_build(session: Session, dataset: Dataset, config: CoreConfig, base_
         steps = []
         for step, step_params_ in zip(recipe.steps, params):
             if step.kind == "self_instruct":
-                steps.append(estimate_self_instruct(step_params_, seeds, config, base_urls=urls))
+                steps.append(estimate_self_instruct(registry.params_as(step_params_, SelfInstructParams), seeds, config, base_urls=urls))
             elif step.kind == "evol_instruct":
                 stand_in = target if step.source == "previous" else None
-                steps.append(estimate_evol_instruct(step_params_, seeds, config, base_urls=urls, pool_size=stand_in))
+                steps.append(estimate_evol_instruct(registry.params_as(step_params_, EvolInstructParams), seeds, config, base_urls=urls, pool_size=stand_in))
             else:
                 raise ValueError(f"no pilot for a {step.kind} step")
     return combine(target, steps)
@@ -125,9 +126,10 @@ def from_history(target: int, history: list[dict[str, Any]], budgets: Sequence[B
         est.tokens_per_second = round(total / est.seconds, 2)
     costs = [_build_cost(b, budgets) for b in history]
     rates = sorted({b.rate for b in budgets if b.rate is not None})
-    if rates and all(c is not None for c in costs):
-        per_cost = [c / b["added"] for c, b in zip(costs, history)]
-        est.expected_cost = round(sum(costs) / added * target, 6)
+    priced = [c for c in costs if c is not None]
+    if rates and len(priced) == len(costs):
+        per_cost = [c / b["added"] for c, b in zip(priced, history)]
+        est.expected_cost = round(sum(priced) / added * target, 6)
         est.low_cost, est.high_cost = round(min(per_cost) * target, 6), round(max(per_cost) * target, 6)
         est.cost_rate = "+".join(rates)
     elif rates:

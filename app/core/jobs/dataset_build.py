@@ -42,12 +42,13 @@ from app.core.jobs.registry import (
     JobRequestError,
     Progress,
     get,
+    params_as,
     register,
 )
 from app.core.jobs.requests import create_job
 from app.core.llm.client import LLMOutageError
 from app.core.scoring import storage as scoring_storage
-from app.models import FireStatus, Job, JobStatus
+from app.models import Dataset, FireStatus, Job, JobStatus
 
 KIND = BUILD_KIND  # named in the datasets core too, which finds a dataset's running builds
 
@@ -111,15 +112,15 @@ def _dataset(session: Session, dataset_id: int, owner: str | None) -> Any:
 
 
 def run(ctx: JobContext) -> dict[str, Any] | Outcome:
-    params: DatasetBuildParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, DatasetBuildParams)
     live: dict[str, Any] = ctx.extra.setdefault("live", {"step": 0, "steps": 0, "accepted": 0, "target": None})
     ctx.heartbeat.counters = lambda: dict(live)
     try:
         with ctx.session() as session:
             dataset = versions.get_dataset_by_id(session, params.dataset_id)
             recipe = versions.recipe_of(dataset)
-            base = versions.latest_number(session, dataset.id)
-            row_count = versions.latest_version(session, dataset.id).row_count if base else 0
+            base = versions.latest_number(session, store.id_of(dataset))
+            row_count = _row_count(session, dataset) if base else 0
             target = fires.build_target(dataset, row_count)
         live.update(steps=len(recipe.steps), target=target)
         if target <= 0:
@@ -188,7 +189,7 @@ def _run_claimed(ctx: JobContext, job_id: int, follow: Any) -> Job:
 def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, target: int,
                    previous: Job | None) -> int:
     build = store.get_job(session, ctx.job_id)
-    dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+    dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
     request = JobRequest(
         kind=step.kind,
         params=step_params(step.kind, step.params, target),
@@ -204,7 +205,7 @@ def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int
     job.result = {**job.result, "build": {"dataset_id": dataset.id, "build_job_id": ctx.job_id, "step": index + 1,
                                           "seed_set_ids": list(recipe.seed_set_ids)}}
     session.flush()
-    return int(job.id)
+    return store.id_of(job)
 
 
 def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job | None) -> dict[str, Any]:
@@ -221,12 +222,12 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
         # one that evolves the seeds does not add the seeds to the dataset
         rows = lineage.export_rows(session, last, include_roots=step.source == "previous" or not evolves)
         # the judge's scores (`score_with_judge`) go with each example: a removal query can use them
-        rows = list(scoring_storage.with_scores(rows, scoring_storage.job_example_scores(session, last.id)))
+        rows = list(scoring_storage.with_scores(rows, scoring_storage.job_example_scores(session, store.id_of(last))))
         examples = [versions.NewExample.from_row(r, method=_method(r, last.kind, evolves, root_kind),
                                                  source_job_id=last.id)
                     for r in rows[:target]]
         counts = _build_counts(session, steps)
-        dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
+        dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
         store.heartbeat(session, ctx.job_id, ctx.worker)  # raises LostClaim: nothing is committed
         try:
             version = versions.commit_version(session, dataset, examples, build_job_id=ctx.job_id,
@@ -235,7 +236,7 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
             version = None
         added = version.counts.get("added", 0) if version is not None else 0
         row_count = version.row_count if version is not None else (
-            versions.latest_version(session, dataset.id).row_count if base else 0)
+            _row_count(session, dataset) if base else 0)
         paused = fires.auto_pause(session, dataset, added, row_count)
         fires.finish_build_fire(session, ctx.job_id, built=version is not None,
                                 reason=paused if version is not None else "the build added no example")
@@ -258,15 +259,21 @@ def _hand_off(ctx: JobContext, dataset_id: int, result: dict[str, Any]) -> Outco
 
     def make(session: Session, _: dict[str, Any]) -> int | None:
         dataset = versions.get_dataset_by_id(session, dataset_id)
-        return queue(session, dataset, versions.get_version(session, dataset.id, number), defaults)
+        return queue(session, dataset, versions.get_version(session, store.id_of(dataset), number), defaults)
 
     return Outcome(result, [FollowUp(make, recorded_as="handoff_error")])
 
 
+def _row_count(session: Session, dataset: Dataset) -> int:
+    """The rows of the dataset's latest version; 0 before its first."""
+    latest = versions.latest_version(session, store.id_of(dataset))
+    return latest.row_count if latest is not None else 0
+
+
 def _finish_empty(ctx: JobContext, reason: str) -> dict[str, Any]:
     with ctx.session() as session:
-        dataset = versions.get_dataset_by_id(session, ctx.params.dataset_id)  # type: ignore[attr-defined]
-        row_count = versions.latest_version(session, dataset.id).row_count
+        dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
+        row_count = _row_count(session, dataset)
         paused = fires.auto_pause(session, dataset, 0, row_count)
         fires.finish_build_fire(session, ctx.job_id, built=False, reason=reason)
     return {"version": None, "added": 0, "paused": paused or reason, "curated": 0}
@@ -366,7 +373,7 @@ def fire_due_builds(session: Session, now: datetime, defaults: Mapping[str, dict
         owner = None if dataset.owner == versions.owner_key(None) else dataset.owner
         job = create_job(session, JobRequest(KIND, {"dataset_id": dataset.id, "fire_id": fire.id}, owner=owner),
                          dict(defaults or {}))
-        return int(job.id)
+        return store.id_of(job)
 
     claimed = fires.tick(session, now, running_build, start, grace=grace)
     return [f.job_id for f in claimed if f.job_id is not None and f.status == FireStatus.started.value]

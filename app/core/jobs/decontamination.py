@@ -64,7 +64,7 @@ def eval_task_files(session: Session, job: Job | None, params: Any, config: Core
     if build:
         dataset = session.get(Dataset, build["dataset_id"])
         path = ((dataset.training or {}).get("eval") or {}).get("path") if dataset is not None else None
-        if path:
+        if path and dataset is not None:
             found.append(EvalTasks(f"eval tasks: dataset {dataset.name}", Path(path)))
     unique: dict[Path, EvalTasks] = {}
     for tasks in found:

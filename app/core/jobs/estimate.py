@@ -232,14 +232,14 @@ def scale(base: Estimate, per_unit: float, unit_costs: list[int], units: int, pr
 
 def price(base: Estimate, budget: Budget) -> Estimate:
     """The costs of the expected tokens and the range, at the budget's price."""
-    if budget.rate is None or base.expected_total_tokens is None:
+    tokens = (base.expected_total_tokens, base.low_total_tokens, base.high_total_tokens)
+    if budget.rate is None or None in tokens:  # the range is set with the expected tokens
         return base
-    costs = [budget.cost_at(t, base.tokens_per_second)
-             for t in (base.expected_total_tokens, base.low_total_tokens, base.high_total_tokens)]
-    if costs[0] is None:
+    expected, low, high = (budget.cost_at(t, base.tokens_per_second) for t in tokens if t is not None)
+    if expected is None or low is None or high is None:  # all three or none (no tokens/s measured)
         base.note = base.note or "priced per GPU-hour, but no tokens/s was measured: no cost"
         return base
-    base.expected_cost, base.low_cost, base.high_cost = (round(c, 6) for c in costs)
+    base.expected_cost, base.low_cost, base.high_cost = round(expected, 6), round(low, 6), round(high, 6)
     base.cost_rate = budget.rate
     if budget.rate == PER_GPU_HOUR:
         base.note = base.note or (f"GPU-hours at the measured {base.tokens_per_second:,.1f} tokens/s "

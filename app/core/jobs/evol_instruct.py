@@ -66,7 +66,7 @@ def source_pool(session: Session, job: Job) -> list[SeedTaskData]:
         raise JobInputError(problem)
     pool = [
         SeedTaskData(c.instruction, list(c.instances), bool(c.is_classification), origin=store.origin(c.detail))
-        for c in store.stored_candidates(session, source.id)
+        for c in store.stored_candidates(session, store.id_of(source))
         if c.accepted
     ]
     if not pool:
@@ -99,7 +99,7 @@ def build(session: Session, job: Job, params: EvolInstructParams, client: LLMCli
     try:
         return EvolInstruct(params, client, source_pool(session, job), previous,
                             concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
-                            near_duplicates=near_duplicate_index(params, job.id, ctx.config),
+                            near_duplicates=near_duplicate_index(params, store.id_of(job), ctx.config),
                             decontaminate=benchmark_index(session, params, ctx.config, job),
                             known=step.known if step else (), known_examples=step.known_examples if step else (),
                             responder=getattr(ctx, "extra", {}).get("responder"))

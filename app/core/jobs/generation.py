@@ -40,9 +40,10 @@ from app.core.filters.dedup import DedupError, NearDupIndex
 from app.core.jobs.decontamination import checked_against, contamination_report
 from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
-from app.core.jobs.registry import Progress
+from app.core.jobs.registry import Progress, params_as
 from app.core.llm.client import LLMClient, Usage
 from app.core.llm.embedded import EMBEDDED_MODELS, EmbeddedServer, embedded_alias
+from app.core.params import JudgeStepParams
 from app.core.seeds import SeedTaskData
 from app.models import Job
 
@@ -197,7 +198,7 @@ def run_method(ctx: JobContext, build: Build, made: Callable[[dict[str, Any]], i
 def _judge(ctx: JobContext, generator_urls: list[str]) -> dict[str, Any]:
     """The job's curated examples scored by the judge; its counters join the job's."""
     base = ctx.heartbeat.counters() or {}
-    scoring = Scoring(ctx.job_id, list(ctx.params.score_aspects))  # type: ignore[attr-defined]
+    scoring = Scoring(ctx.job_id, list(params_as(ctx.params, JudgeStepParams).score_aspects))
     with judge_endpoints(ctx.config, generator_urls=generator_urls) as urls:
         return score_job(ctx, scoring, urls, base)
 
@@ -265,7 +266,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
         finally:
             await gen.aclose()
 
-    async def watch(task: asyncio.Task) -> None:
+    async def watch(task: asyncio.Task[None]) -> None:
         while not task.done():
             await asyncio.sleep(min(0.25, jobs.flush_s))
             if ctx.heartbeat.stop_requested:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from app.core import store
 from app.core.budget import Budget
@@ -53,10 +53,20 @@ class Scoring:
     examples_job_id: int
     aspects: Sequence[str]
     judge_model: str | None = None
-    api: str | None = None
+    api: Literal["completions", "chat"] | None = None
     only_accepted: bool = True
     concurrency: int | None = None
     rescore: bool = False  # ask again for examples this judge scored in an earlier job
+
+
+def _dialect(api: str) -> Literal["completions", "chat"]:
+    """The judge's API as the configuration names it (a plain string there), checked as
+    `Judge` checks it."""
+    if api == "chat":
+        return "chat"
+    if api == "completions":
+        return "completions"
+    raise ValueError(f"api must be 'completions' or 'chat', not {api!r}")
 
 
 def score_job(ctx: JobContext, scoring: Scoring, urls: Sequence[str],
@@ -72,7 +82,7 @@ async def _score(ctx: JobContext, scoring: Scoring, urls: list[str], base: dict[
     if scoring.judge_model:
         client.model = scoring.judge_model
     try:
-        judge = Judge(client, api=scoring.api or judge_config.api, logprobs=judge_config.logprobs,  # type: ignore[arg-type]
+        judge = Judge(client, api=scoring.api or _dialect(judge_config.api), logprobs=judge_config.logprobs,
                       concurrency=scoring.concurrency or llm.concurrency, structured=llm.structured_outputs)
         name = await judge.name()
         with ctx.session() as session:

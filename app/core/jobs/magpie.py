@@ -49,7 +49,7 @@ def build(session: Session, job: Job, params: MagpieParams, client: LLMClient,
     seeds = step.seeds if step else (store.seed_tasks(session, job.seed_set_id) if job.seed_set_id else [])
     engine = MagpieGeneration(
         params, ctx.extra.get("responder") or client, previous, concurrency=ctx.config.llm.concurrency,
-        near_duplicates=near_duplicate_index(params, job.id, ctx.config), job_key=f"job{job.id}",
+        near_duplicates=near_duplicate_index(params, store.id_of(job), ctx.config), job_key=f"job{job.id}",
         pool=[s.instruction for s in seeds] + (step.known if step else []),
         known_examples=step.known_examples if step else (),
         decontaminate=benchmark_index(session, params, ctx.config, job),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core import personas, store
 from app.core.candidates import JobInputError, Method, StoredCandidate
@@ -56,7 +56,7 @@ def used_personas(session: Session, job: Job) -> set[str]:
                if ((j.result or {}).get("build") or {}).get("dataset_id") == dataset_id]
     if not earlier:
         return set()
-    details = session.exec(select(Instruction.detail).where(Instruction.job_id.in_(earlier))).all()
+    details = session.exec(select(Instruction.detail).where(col(Instruction.job_id).in_(earlier))).all()
     return {d["persona"] for d in details if isinstance(d, dict) and d.get("persona")}
 
 
@@ -84,7 +84,7 @@ def build(session: Session, job: Job, params: PersonaParams, client: LLMClient,
     try:
         return PersonaGeneration(
             params, client, people, tasks, previous, concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
-            near_duplicates=near_duplicate_index(params, job.id, ctx.config),
+            near_duplicates=near_duplicate_index(params, store.id_of(job), ctx.config),
             pool=[s.instruction for s in seeds] + (step.known if step else []),
             known_examples=step.known_examples if step else (),
             decontaminate=benchmark_index(session, params, ctx.config, job),

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlmodel import Session
@@ -36,6 +36,8 @@ from sqlmodel import Session
 from app.core.candidates import JobInputError
 from app.core.jobs.outcome import Outcome
 from app.models import Job
+
+P = TypeVar("P", bound=BaseModel)
 
 GENERATION_QUEUE = "generation"
 TRAINING_QUEUE = "training"
@@ -96,6 +98,15 @@ class JobKind:
         ValidationError naming the bad field."""
         base = (defaults or {}).get(self.defaults_key or self.name, {})
         return self.params_model.model_validate({**base, **overrides})
+
+
+def params_as(params: BaseModel, model: type[P]) -> P:
+    """`params` as the kind's own params model, for the type checker: one `JobContext` type
+    carries every kind's params (validated by the kind's `params_model`), so a kind's `run`
+    reads its own fields through this."""
+    if not isinstance(params, model):
+        raise TypeError(f"expected {model.__name__} parameters, got {type(params).__name__}")
+    return params
 
 
 _KINDS: dict[str, JobKind] = {}

@@ -8,7 +8,7 @@ belong to the caller (another owner's row is "not found", so ids reveal nothing)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlmodel import Session, SQLModel
@@ -18,13 +18,15 @@ from app.core.jobs.registry import JobRequest, JobRequestError
 from app.core.jobs.registry import get as get_kind
 from app.models import Job
 
+M = TypeVar("M", bound=SQLModel)
+
 MAX_ID = 2**31 - 1  # SQL integer ids
 
 
-def owned_row(session: Session, model: type[SQLModel], ident: int, owner: str | None, field: str, what: str) -> Any:
+def owned_row(session: Session, model: type[M], ident: int | None, owner: str | None, field: str, what: str) -> M:
     """Row `ident` of `model` if `owner` owns it, else a `JobRequestError` on `field`.
     No owner (the command line, run by the operator) sees every row."""
-    row = session.get(model, ident) if 1 <= ident <= MAX_ID else None
+    row = session.get(model, ident) if ident is not None and 1 <= ident <= MAX_ID else None
     if row is None or (owner is not None and getattr(row, "owner", None) != owner):
         raise JobRequestError(field, f"no {what} with id {ident}")
     return row

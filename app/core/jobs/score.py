@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
+from app.core.candidates import JobInputError
 from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import (
@@ -24,6 +25,7 @@ from app.core.jobs.registry import (
     JobRequest,
     JobRequestError,
     Progress,
+    params_as,
     produces_examples,
     register,
 )
@@ -85,8 +87,10 @@ def check(session: Session, request: JobRequest, params: ScoreParams) -> dict[st
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    params: ScoreParams = ctx.params  # type: ignore[assignment]
-    source_id = int(ctx.job.source_job_id)  # type: ignore[arg-type]
+    params = params_as(ctx.params, ScoreParams)
+    source_id = ctx.job.source_job_id
+    if source_id is None:  # `check` asks for it; a row edited since has none
+        raise JobInputError(f"a {KIND} job needs source_job_id, the job whose examples it scores")
     scoring = Scoring(source_id, list(params.aspects), judge_model=params.judge_model, api=params.api,
                       only_accepted=params.only_accepted, concurrency=params.concurrency, rescore=params.rescore)
     with judge_endpoints(ctx.config, ctx.base_urls) as urls:

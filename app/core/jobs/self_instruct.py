@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypedDict
 
 from sqlmodel import Session
 
 import app.core.jobs.shards as shards
 from app.core import store
-from app.core.candidates import JobInputError, Method, StoredCandidate
+from app.core.candidates import JobInputError, Method, NearDuplicates, StoredCandidate
 from app.core.config import CoreConfig
+from app.core.filters.decontaminate import Checker
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import (
     curated_progress,
@@ -51,20 +53,32 @@ def check(session: Session, request: JobRequest, params: SelfInstructParams) -> 
     return {"seed_set_id": seed_set.id}
 
 
+class _Common(TypedDict):
+    """The arguments a Self-Instruct job gives its method, sharded or not."""
+
+    concurrency: int
+    job_key: str
+    near_duplicates: NearDuplicates | None
+    known: Iterable[str]
+    known_examples: Iterable[tuple[str, str]]
+    decontaminate: Checker | None
+    structured: bool
+
+
 def build(session: Session, job: Job, params: SelfInstructParams, client: LLMClient,
           previous: list[StoredCandidate], ctx: JobContext) -> Method:
     if job.seed_set_id is None:
         raise JobInputError(f"a {KIND} job needs a seed set")
     step = dataset_inputs(session, job)  # a dataset build's step: every seed set, novel against the dataset
     seeds = step.seeds if step else store.seed_tasks(session, job.seed_set_id)
-    common = {"concurrency": ctx.config.llm.concurrency, "job_key": f"job{job.id}",
-              "near_duplicates": near_duplicate_index(params, job.id, ctx.config),
+    common: _Common = {"concurrency": ctx.config.llm.concurrency, "job_key": f"job{job.id}",
+              "near_duplicates": near_duplicate_index(params, store.id_of(job), ctx.config),
               "known": step.known if step else (), "known_examples": step.known_examples if step else (),
               "decontaminate": benchmark_index(session, params, ctx.config, job),
               "structured": ctx.config.llm.structured_outputs}
     try:
         if params.shards:  # the decider; the shards send the requests
-            job_id = int(job.id)
+            job_id = store.id_of(job)
             return shards.ShardedSelfInstruct(
                 params, client, seeds, previous, **common,
                 channel=shards.ShardChannel(ctx.config.redis_url, job_id), shards=params.shards,

@@ -36,6 +36,7 @@ from app.core.jobs.registry import (
     JobRequest,
     JobRequestError,
     Progress,
+    params_as,
     produces_examples,
     register,
 )
@@ -78,7 +79,7 @@ def check(session: Session, request: JobRequest, params: SftParams) -> dict[str,
     if request.data_root is not None:
         _check_paths(request.params, request.data_root)
     if params.dataset is not None:
-        return _dataset_source(session, request, params)
+        return _dataset_source(session, request, params, params.dataset)
     source_job_id, export_id = request.source_job_id, request.export_id
     if export_id is not None:
         source_job_id = owned_row(session, Export, export_id, request.owner, "export_id", "export").job_id
@@ -112,14 +113,14 @@ def _check_paths(params: dict[str, Any], root: Path) -> None:
 
 
 # --- a dataset version as the source ---------------------------------------------------------
-def _dataset_source(session: Session, request: JobRequest, params: SftParams) -> dict[str, Any]:
-    """The version `params.dataset_version` of the caller's dataset `params.dataset`, resolved now."""
+def _dataset_source(session: Session, request: JobRequest, params: SftParams, name: str) -> dict[str, Any]:
+    """The version `params.dataset_version` of the caller's dataset `name` (`params.dataset`), resolved now."""
     try:
-        dataset = ds_versions.get_dataset(session, request.owner, params.dataset)
+        dataset = ds_versions.get_dataset(session, request.owner, name)
     except DatasetError:
-        raise JobRequestError("params.dataset", f"no dataset named {params.dataset!r}") from None
+        raise JobRequestError("params.dataset", f"no dataset named {name!r}") from None
     try:
-        version = ds_tags.resolve(session, dataset.id, params.dataset_version)
+        version = ds_tags.resolve(session, store.id_of(dataset), params.dataset_version)
     except DatasetError as exc:
         raise JobRequestError("params.dataset_version", str(exc)) from None
     source = {"job_id": None, "export_id": None, "dataset_id": dataset.id, "dataset": dataset.name,
@@ -132,7 +133,7 @@ def _record_use(session: Session, job: Job) -> None:
     source = (job.result or {}).get("source") or {}
     if source.get("version_id") is not None:
         version = ds_versions.get_version(session, source["dataset_id"], source["version"])
-        ds_deletion.record_use(session, version, int(job.id))
+        ds_deletion.record_use(session, version, store.id_of(job))
 
 
 def _version_rows(source: dict[str, Any], session: Session) -> list[dict[str, Any]]:
@@ -174,7 +175,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         from_version = ((job.result or {}).get("source") or {}).get("dataset_id") is not None
         data = training_data(session, job)
     out = ctx.config.run_dir(ctx.job_id)
-    params: SftParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, SftParams)
     updates: dict[str, Any] = {}
     if params.model_cache_dir is None:
         updates["model_cache_dir"] = ctx.config.model_cache_dir

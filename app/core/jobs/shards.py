@@ -48,7 +48,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -68,6 +68,12 @@ KEEP_S = 3600  # a stopped job's keys (a resumed attempt takes its usage as the 
 # (`sprout generate`, tests): (database URL, job id, shard, config, model endpoints) -> None
 Spawner = Callable[[str, int, int, CoreConfig, "list[str] | None"], None]
 spawner: Spawner | None = None
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text: the client returns bytes (no `decode_responses`), which its
+    types do not say."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class ShardChannel:
@@ -102,7 +108,7 @@ class ShardChannel:
             self.r.rpush(self.key("pool"), *texts)
 
     def pool_since(self, offset: int) -> list[str]:
-        return [x.decode() for x in self.r.lrange(self.key("pool"), offset, -1)]
+        return [_text(x) for x in self.r.lrange(self.key("pool"), offset, -1)]
 
     def restart(self, pool: list[str]) -> None:
         """A decider (first or resumed) starts: the pool is what it holds, the stop flag is off."""
@@ -139,7 +145,7 @@ class ShardChannel:
                 p.execute()
 
     def usage(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.r.hgetall(self.key("usage")).items()}
+        return {_text(k): int(v) for k, v in self.r.hgetall(self.key("usage")).items()}
 
     def clear(self) -> None:
         keys = list(self.r.scan_iter(f"{self.prefix}:*"))
@@ -175,7 +181,7 @@ class ShardedSelfInstruct(SelfInstruct):
         self.start_shard = start_shard
         self._usage_base = channel.usage()  # what earlier attempts counted (already in the job's counters)
 
-    async def run(self) -> AsyncIterator[CandidateRecord]:
+    async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         channel = self.channel
         await asyncio.to_thread(channel.restart, list(self.machine))
         channel.beat("decider")

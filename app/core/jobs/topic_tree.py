@@ -28,7 +28,7 @@ from app.core.jobs.generation import (
     run_method,
 )
 from app.core.jobs.lifecycle import JobContext
-from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
+from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, params_as, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
 from app.core.params import TopicTreeParams
@@ -56,7 +56,7 @@ def tree_of(session: Session, job: Job, params: TopicTreeParams) -> tuple[int, d
     row = session.get(TopicTree, ident) if ident else None
     if row is None:
         raise JobInputError(f"topic tree {ident} does not exist any more")
-    return row.id, row.tree
+    return store.id_of(row), row.tree
 
 
 def build(session: Session, job: Job, params: TopicTreeParams, client: LLMClient,
@@ -67,7 +67,7 @@ def build(session: Session, job: Job, params: TopicTreeParams, client: LLMClient
     items = topic_tree.plan(topic_tree.leaf_paths(tree), params.tasks_per_leaf)
     return PlannedGeneration(
         params, client, items, previous, concurrency=ctx.config.llm.concurrency, job_key=f"job{job.id}",
-        near_duplicates=near_duplicate_index(params, job.id, ctx.config),
+        near_duplicates=near_duplicate_index(params, store.id_of(job), ctx.config),
         pool=[s.instruction for s in seeds] + (step.known if step else []),
         known_examples=step.known_examples if step else (),
         decontaminate=benchmark_index(session, params, ctx.config, job), extra_detail={"topic_tree_id": tree_id},
@@ -85,7 +85,7 @@ async def _grow(client: LLMClient, params: TopicTreeParams, structured: bool) ->
 
 def grow_once(ctx: JobContext) -> int | None:
     """Grow and store the job's tree from `root` unless an earlier attempt did; its id."""
-    params: TopicTreeParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, TopicTreeParams)
     if params.topic_tree_id is not None:
         return params.topic_tree_id
     with ctx.session() as session:
@@ -106,7 +106,7 @@ def grow_once(ctx: JobContext) -> int | None:
         # the tree's requests are the job's: its tokens count in the counters (and the token budget)
         job.counters = {**(job.counters or {}), **client.usage.added_to(job.counters or {})}
         session.add(job)
-        return int(row.id)
+        return store.id_of(row)
 
 
 def run(ctx: JobContext) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from app.core import store
 from app.core.candidates import JobInputError
 from app.core.datasets import versions as ds_versions
 from app.core.datasets.errors import DatasetError
@@ -36,7 +37,7 @@ from app.core.handoff import dataset_settings, deliveries, on_version, training_
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.outcome import FollowUp, Outcome
-from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, Progress, register
+from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, Progress, params_as, register
 from app.core.jobs.requests import create_job
 from app.core.jobs.sft import KIND as TRAINING_KIND
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
@@ -57,7 +58,7 @@ def check(session: Session, request: JobRequest, params: VersionHandoffParams) -
             raise JobRequestError(name, f"a {KIND} job names its dataset and version in params only")
     dataset = _dataset(session, params.dataset_id, request.owner)
     try:
-        ds_versions.get_version(session, dataset.id, params.version)
+        ds_versions.get_version(session, store.id_of(dataset), params.version)
     except DatasetError as exc:
         raise JobRequestError("params.version", str(exc)) from None
     return {"result": {"dataset_id": dataset.id, "dataset": dataset.name, "version": params.version},
@@ -76,7 +77,7 @@ def _dataset(session: Session, dataset_id: int, owner: str | None) -> Dataset:
 
 def find(session: Session, dataset_id: int, number: int) -> Job | None:
     """The hand-off job of version `number` of the dataset, if one was made."""
-    for job in session.exec(select(Job).where(Job.kind == KIND).order_by(Job.id)):
+    for job in session.exec(select(Job).where(Job.kind == KIND).order_by(col(Job.id))):
         if (job.params or {}).get("dataset_id") == dataset_id and (job.params or {}).get("version") == number:
             return job
     return None
@@ -87,14 +88,14 @@ def queue(session: Session, dataset: Dataset, version: DatasetVersion,
     """The id of the hand-off job of `version` (made now, or before); None when the version has
     nothing to go through. `force`: make one even if one was made and has ended (a hand-off
     asked for again). Flushed, not committed: the caller commits, then enqueues it."""
-    made = find(session, dataset.id, version.number)
+    made = find(session, store.id_of(dataset), version.number)
     if made is not None and (not force or not JobStatus(made.status).finished):
-        return int(made.id)  # one at a time: a hand-off asked for again while one waits or runs is that one
+        return store.id_of(made)  # one at a time: a hand-off asked for again while one waits or runs is that one
     if not force and not (dataset_settings.needs_handoff(session, dataset) or on_version.subscribed(session, dataset)):
         return None
     request = JobRequest(KIND, {"dataset_id": dataset.id, "version": version.number},
                          owner=on_version.owner_of(dataset))
-    return int(create_job(session, request, defaults).id)
+    return store.id_of(create_job(session, request, defaults))
 
 
 def _preflight_factory(ctx: JobContext) -> Any:
@@ -114,14 +115,14 @@ def _preflight_factory(ctx: JobContext) -> Any:
 
 
 def run(ctx: JobContext) -> dict[str, Any] | Outcome:
-    params: VersionHandoffParams = ctx.params  # type: ignore[assignment]
+    params = params_as(ctx.params, VersionHandoffParams)
     config = ctx.config.handoff
     live: dict[str, Any] = {"stage": "announce", "deliveries": 0, "destinations": 0}
     ctx.heartbeat.counters = lambda: dict(live)
     with ctx.session() as session:
         try:
             dataset = ds_versions.get_dataset_by_id(session, params.dataset_id)
-            version = ds_versions.get_version(session, dataset.id, params.version)
+            version = ds_versions.get_version(session, store.id_of(dataset), params.version)
         except DatasetError as exc:  # deleted since the job was queued
             raise JobInputError(f"dataset {params.dataset_id} version {params.version}: {exc}") from None
         destinations = dataset_settings.destinations_of(session, dataset)
@@ -161,14 +162,14 @@ def run(ctx: JobContext) -> dict[str, Any] | Outcome:
         result["training"] = {"skipped": f"the version failed its preflight check ({result['preflight']['summary']})"}
         return result
     live["stage"] = "queue training"
-    dataset_id, number, defaults = dataset.id, version.number, ctx.config.defaults
+    dataset_id, number, defaults = store.id_of(dataset), version.number, ctx.config.defaults
 
     def make(session: Session, out: dict[str, Any]) -> int | None:
         """The gated training run, made as this job succeeds (a JobInputError fails it)."""
         ds = ds_versions.get_dataset_by_id(session, dataset_id)
-        job = start_training(session, ds, ds_versions.get_version(session, ds.id, number), training, defaults)
+        job = start_training(session, ds, ds_versions.get_version(session, store.id_of(ds), number), training, defaults)
         out["training"] = {"job_id": job.id, "gate_tag": training.gate.tag, "eval_sha256": training.eval.sha256}
-        return int(job.id) if job.status == JobStatus.queued.value else None
+        return store.id_of(job) if job.status == JobStatus.queued.value else None
 
     return Outcome(result, [FollowUp(make)])
 
@@ -176,9 +177,9 @@ def run(ctx: JobContext) -> dict[str, Any] | Outcome:
 def start_training(session: Session, dataset: Dataset, version: DatasetVersion,
                    settings: dataset_settings.TrainingSettings, defaults: dict[str, dict[str, Any]]) -> Job:
     """The gated training job of `version` (made once; a second call returns the first)."""
-    made = training_gate.runs_of_version(session, version.id)
+    made = training_gate.runs_of_version(session, store.id_of(version))
     if made:
-        return session.get(Job, made[-1].job_id)
+        return store.get_job(session, made[-1].job_id)
     if not Path(settings.eval.path).is_file():
         raise JobInputError(f"the evaluation tasks file {settings.eval.path} is gone; set the dataset's training "
                             "settings again")
@@ -188,7 +189,7 @@ def start_training(session: Session, dataset: Dataset, version: DatasetVersion,
         job = create_job(session, request, defaults)
     except (ValidationError, ValueError) as exc:
         raise JobInputError(f"the training job of version {version.number} cannot be made: {exc}") from None
-    training_gate.record_run(session, dataset, version, int(job.id), settings.gate.tag, settings.gate.tolerance,
+    training_gate.record_run(session, dataset, version, store.id_of(job), settings.gate.tag, settings.gate.tolerance,
                              settings.eval.sha256)
     return job
 

@@ -90,7 +90,8 @@ def server_chat_template() -> str:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, ctx_per_slot: int,
@@ -155,7 +156,7 @@ def serve(model_path: Path, host: str, port: int, parallel: int, threads: int, c
     os._exit(0)
 
 
-def wait_ready(base_url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+def wait_ready(base_url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     root = base_url.removesuffix("/v1")
     while time.monotonic() < deadline:

@@ -203,7 +203,8 @@ def _sharegpt(row: Mapping[str, Any]) -> Conversation:
         where = f"conversations[{i}]"
         if not isinstance(turn, Mapping):
             raise ValueError(f"{where}: expected an object with 'from' and 'value'")
-        role, value = SHAREGPT_ROLES.get(turn.get("from")), turn.get("value")
+        speaker, value = turn.get("from"), turn.get("value")
+        role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
         if role is None:
             raise ValueError(f"{where}: 'from' must be one of {', '.join(SHAREGPT_ROLES)}, got {turn.get('from')!r}")
         if not isinstance(value, str):
