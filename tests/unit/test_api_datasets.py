@@ -416,7 +416,7 @@ def test_a_dataset_without_versions_has_no_latest(api, seed_set):
     create(api, seed_set)
     response = api.get(f"{BASE}/support-sft/versions/latest/download")
     assert response.status_code == 404 and response.json()["detail"] == "the dataset has no version yet"
-    assert api.ok("get", f"{BASE}/support-sft/versions") == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert api.ok("get", f"{BASE}/support-sft/versions") == {"items": [], "total": 0, "limit": 50, "offset": 0, "next_after": None}
 
 
 # --- schedule -----------------------------------------------------------------------------------------------
