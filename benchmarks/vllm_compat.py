@@ -66,6 +66,10 @@ from app.settings import Settings
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
 EXPECTED_MODEL = "gemma-3-270m"
+# What /tokenize should make of "hello" per served model: (BOS id, whether it leads). Gemma's
+# GGUF adds BOS (2); SmolLM2's says it adds none (its BOS 1 is `<|im_start|>`, which its chat
+# template writes at every turn), so a leading 1 would be a stray token before every prompt.
+BOS_RULES = {"gemma-3-270m": (2, True), "smollm2-135m-instruct": (1, False)}
 
 # Every LLM error Sprout's client raised (a 4xx from a refused field lands here).
 CLIENT_ERRORS: list[tuple[str, list[str], str]] = []
@@ -239,14 +243,18 @@ def preflight(engine: str, base_url: str, args: argparse.Namespace, probe: bool)
     checks.add("/models resolution (no model configured)", chat["model"] == args.expect_model,
                f"resolved {chat['model']!r}")
     checks.add("health() says ok", all(v == "ok" for v in chat["health"].values()), str(chat["health"]))
-    checks.add("LLMClient.chat answers (Gemma template)", bool(chat["text"].strip()) and chat["prompt_tokens"] > 0,
+    checks.add("LLMClient.chat answers (the server's chat template)", bool(chat["text"].strip()) and chat["prompt_tokens"] > 0,
                f"{chat['text'].strip()[:80]!r}, prompt_tokens={chat['prompt_tokens']}, finish={chat['finish']}")
     print(f"model {chat['model']!r}; chat -> {chat['text'].strip()[:100]!r} "
           f"({chat['prompt_tokens']} prompt / {chat['completion_tokens']} completion tokens, {chat['wall_s']:.1f} s)")
     if probe:
         ids, why = asyncio.run(tokenize_first(base_url, chat["model"]))
-        if ids:
-            checks.add("tokenizer adds BOS (/tokenize 'hello')", ids[:1] == [2], f"ids {ids}")
+        bos, leads = BOS_RULES.get(chat["model"], (None, None))
+        if ids and bos is not None:
+            checks.add(f"tokenizer {'adds' if leads else 'adds no'} BOS (/tokenize 'hello')",
+                       (ids[:1] == [bos]) == leads, f"ids {ids}")
+        elif ids:
+            print(f"BOS check skipped: no rule for {chat['model']!r} (ids {ids})")
         else:
             print(f"BOS check skipped: {why or 'no tokens returned'}")
         results = asyncio.run(probe_fields(base_url, chat["model"]))
