@@ -12,7 +12,7 @@ What it does, all through Sprout's normal code paths:
    `frequency_penalty`, a `stop` list, `top_p` with temperature 0, ...) is sent alone and
    in the exact combinations of Sprout's three completion requests and its chat request;
    any field the server refuses is named with its HTTP status and message.
-3. One `LLMClient.chat` call (the server applies the Gemma chat template it was given).
+3. One `LLMClient.chat` call (the server applies the chat template it was given, or the model's).
 4. A real Self-Instruct job (`lifecycle.run_job(..., base_urls=[url])`, SQLite in a temp dir,
    seeds from `seeds/default.jsonl`, `--target`, fixed `--seed`), checked like the
    integration test: it succeeds, it curates exactly `target` instructions, each with
@@ -26,8 +26,12 @@ What it does, all through Sprout's normal code paths:
    few-shot prompts as text; `dialect=chat`: the chat prompt files as messages, through the
    server's chat template), and each one's prefix-cache hit rate: cached prompt tokens /
    prompt tokens (vLLM reports cached tokens when started with
-   `--enable-prefix-caching --enable-prompt-tokens-details`).
+   `--enable-prefix-caching --enable-prompt-tokens-details`). Each dialect's job starts with
+   the cache emptied (`/reset_prefix_cache`, which vLLM serves with VLLM_SERVER_DEV_MODE=1:
+   `scripts/vllm_cpu.sh --model chat` sets it); without it the table says so.
        .venv/bin/python benchmarks/vllm_compat.py --base-url URL --no-embedded --dialects
+   With the embedded chat model on vLLM (`scripts/vllm_cpu.sh --model chat --background`):
+       ... --no-embedded --dialects --expect-model smollm2-135m-instruct --target 3
 
 Exits 0 when every vLLM check passes (the embedded run is the baseline: its failures are
 reported, and fail the run too).
@@ -167,6 +171,18 @@ async def resolve_and_chat(base_url: str) -> dict[str, Any]:
         return {"model": model, "health": health, "text": reply.text, "finish": reply.finish_reason,
                 "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                 "wall_s": time.monotonic() - t0}
+
+
+def reset_prefix_cache(base_url: str) -> bool:
+    """Empty vLLM's prefix cache (POST /reset_prefix_cache, served with VLLM_SERVER_DEV_MODE=1,
+    as `scripts/vllm_cpu.sh --model chat` starts it), so that each dialect's job starts cold:
+    otherwise the first dialect inherits the preflight job's identical prompts."""
+    root = base_url.removesuffix("/v1")
+    try:
+        r = httpx.post(root + "/reset_prefix_cache", timeout=60)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
 
 
 # --- 4. a real job -------------------------------------------------------------------------
@@ -353,13 +369,15 @@ def main() -> int:
         dialect_checks = Checks("vLLM dialects")
         checks["vLLM dialects"] = dialect_checks
         print("\n=== prefix-cache hit rate per dialect (vLLM)")
-        print("| dialect | curated | prompt tokens | cached | hit rate | dialect used |")
-        print("|---|---|---|---|---|---|")
+        print("| dialect | curated | requests | prompt tokens | cached | hit rate | cache at start | dialect used |")
+        print("|---|---|---|---|---|---|---|---|")
         for dialect in ("completions", "chat"):
+            cold = reset_prefix_cache(urls["vLLM"])
             info = run_one_job(urls["vLLM"], args.target, args.seed, args.concurrency, dialect_checks, dialect=dialect)
             rate = info["cached_prompt_tokens"] / info["prompt_tokens"] if info["prompt_tokens"] else 0.0
-            print(f"| {dialect} | {info['accepted']} | {info['prompt_tokens']} | {info['cached_prompt_tokens']} "
-                  f"| {rate:.1%} | {info['dialects']} |")
+            start = "emptied" if cold else "not emptied (no /reset_prefix_cache)"
+            print(f"| {dialect} | {info['accepted']} | {info['requests']} | {info['prompt_tokens']} "
+                  f"| {info['cached_prompt_tokens']} | {rate:.1%} | {start} | {info['dialects']} |")
     all_checks = list(checks.values())
 
     print("\n=== checks")

@@ -10,7 +10,8 @@
 # --model base (default): the bundled Gemma 3 270M as `gemma-3-270m`, with the Gemma chat
 # template written out. --model chat: the embedded SmolLM2-135M-Instruct as
 # `smollm2-135m-instruct`, with the chat template of its GGUF's tokenizer, prefix caching
-# on and cached prompt tokens reported in `usage`. Foreground by default;
+# on, cached prompt tokens reported in `usage`, and dev mode (POST /reset_prefix_cache).
+# Foreground by default;
 # `--background` detaches it, waits until it answers, and writes
 # .venv-vllm/server-PORT.pid and .venv-vllm/server-PORT.log; `--stop` ends it.
 # Model files live in ${SPROUT_MODEL_CACHE:-~/.cache/sprout}, outside the repository.
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --install-only) INSTALL_ONLY=1; shift ;;
     --stop) STOP=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -108,8 +109,11 @@ if [ "$MODEL" = base ]; then
   SERVE_ARGS=(--chat-template "$TEMPLATE")
 else
   # the template is the GGUF's own (the converter saved it with the tokenizer); cached_tokens
-  # in usage.prompt_tokens_details is what benchmarks/vllm_compat.py --dialects measures
+  # in usage.prompt_tokens_details is what benchmarks/vllm_compat.py --dialects measures, each
+  # dialect from an empty cache: dev mode serves POST /reset_prefix_cache (the server listens
+  # on 127.0.0.1 only)
   SERVE_ARGS=(--enable-prefix-caching --enable-prompt-tokens-details)
+  export VLLM_SERVER_DEV_MODE=1
 fi
 # vLLM loads the tokenizer with its own transformers: check there that BOS is added exactly
 # when the model wants it (Gemma: yes; SmolLM2: no, its chat template opens every turn itself)
