@@ -12,7 +12,7 @@ What it does, all through Sprout's normal code paths:
    `frequency_penalty`, a `stop` list, `top_p` with temperature 0, ...) is sent alone and
    in the exact combinations of Sprout's three completion requests and its chat request;
    any field the server refuses is named with its HTTP status and message.
-3. One `LLMClient.chat` call (the server applies the Gemma chat template it was given).
+3. One `LLMClient.chat` call (the server applies the chat template it was given, or the model's).
 4. A real Self-Instruct job (`lifecycle.run_job(..., base_urls=[url])`, SQLite in a temp dir,
    seeds from `seeds/default.jsonl`, `--target`, fixed `--seed`), checked like the
    integration test: it succeeds, it curates exactly `target` instructions, each with
@@ -26,8 +26,12 @@ What it does, all through Sprout's normal code paths:
    few-shot prompts as text; `dialect=chat`: the chat prompt files as messages, through the
    server's chat template), and each one's prefix-cache hit rate: cached prompt tokens /
    prompt tokens (vLLM reports cached tokens when started with
-   `--enable-prefix-caching --enable-prompt-tokens-details`).
+   `--enable-prefix-caching --enable-prompt-tokens-details`). Each dialect's job starts with
+   the cache emptied (`/reset_prefix_cache`, which vLLM serves with VLLM_SERVER_DEV_MODE=1:
+   `scripts/vllm_cpu.sh --model chat` sets it); without it the table says so.
        .venv/bin/python benchmarks/vllm_compat.py --base-url URL --no-embedded --dialects
+   With the embedded chat model on vLLM (`scripts/vllm_cpu.sh --model chat --background`):
+       ... --no-embedded --dialects --expect-model smollm2-135m-instruct --target 3
 
 Exits 0 when every vLLM check passes (the embedded run is the baseline: its failures are
 reported, and fail the run too).
@@ -67,6 +71,10 @@ from app.settings import Settings
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
 EXPECTED_MODEL = "gemma-3-270m"
+# What /tokenize should make of "hello" per served model: (BOS id, whether it leads). Gemma's
+# GGUF adds BOS (2); SmolLM2's says it adds none (its BOS 1 is `<|im_start|>`, which its chat
+# template writes at every turn), so a leading 1 would be a stray token before every prompt.
+BOS_RULES = {"gemma-3-270m": (2, True), "smollm2-135m-instruct": (1, False)}
 
 # Every LLM error Sprout's client raised (a 4xx from a refused field lands here).
 CLIENT_ERRORS: list[tuple[str, list[str], str]] = []
@@ -166,6 +174,18 @@ async def resolve_and_chat(base_url: str) -> dict[str, Any]:
                 "wall_s": time.monotonic() - t0}
 
 
+def reset_prefix_cache(base_url: str) -> bool:
+    """Empty vLLM's prefix cache (POST /reset_prefix_cache, served with VLLM_SERVER_DEV_MODE=1,
+    as `scripts/vllm_cpu.sh --model chat` starts it), so that each dialect's job starts cold:
+    otherwise the first dialect inherits the preflight job's identical prompts."""
+    root = base_url.removesuffix("/v1")
+    try:
+        r = httpx.post(root + "/reset_prefix_cache", timeout=60)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
+
+
 # --- 4. a real job -------------------------------------------------------------------------
 def run_one_job(base_url: str, target: int, seed: int, concurrency: int, checks: Checks,
                 dialect: str | None = None) -> dict[str, Any]:
@@ -240,14 +260,18 @@ def preflight(engine: str, base_url: str, args: argparse.Namespace, probe: bool)
     checks.add("/models resolution (no model configured)", chat["model"] == args.expect_model,
                f"resolved {chat['model']!r}")
     checks.add("health() says ok", all(v == "ok" for v in chat["health"].values()), str(chat["health"]))
-    checks.add("LLMClient.chat answers (Gemma template)", bool(chat["text"].strip()) and chat["prompt_tokens"] > 0,
+    checks.add("LLMClient.chat answers (the server's chat template)", bool(chat["text"].strip()) and chat["prompt_tokens"] > 0,
                f"{chat['text'].strip()[:80]!r}, prompt_tokens={chat['prompt_tokens']}, finish={chat['finish']}")
     print(f"model {chat['model']!r}; chat -> {chat['text'].strip()[:100]!r} "
           f"({chat['prompt_tokens']} prompt / {chat['completion_tokens']} completion tokens, {chat['wall_s']:.1f} s)")
     if probe:
         ids, why = asyncio.run(tokenize_first(base_url, chat["model"]))
-        if ids:
-            checks.add("tokenizer adds BOS (/tokenize 'hello')", ids[:1] == [2], f"ids {ids}")
+        bos, leads = BOS_RULES.get(chat["model"], (None, None))
+        if ids and bos is not None:
+            checks.add(f"tokenizer {'adds' if leads else 'adds no'} BOS (/tokenize 'hello')",
+                       (ids[:1] == [bos]) == leads, f"ids {ids}")
+        elif ids:
+            print(f"BOS check skipped: no rule for {chat['model']!r} (ids {ids})")
         else:
             print(f"BOS check skipped: {why or 'no tokens returned'}")
         results = asyncio.run(probe_fields(base_url, chat["model"]))
@@ -346,13 +370,15 @@ def main() -> int:
         dialect_checks = Checks("vLLM dialects")
         checks["vLLM dialects"] = dialect_checks
         print("\n=== prefix-cache hit rate per dialect (vLLM)")
-        print("| dialect | curated | prompt tokens | cached | hit rate | dialect used |")
-        print("|---|---|---|---|---|---|")
+        print("| dialect | curated | requests | prompt tokens | cached | hit rate | cache at start | dialect used |")
+        print("|---|---|---|---|---|---|---|---|")
         for dialect in ("completions", "chat"):
+            cold = reset_prefix_cache(urls["vLLM"])
             info = run_one_job(urls["vLLM"], args.target, args.seed, args.concurrency, dialect_checks, dialect=dialect)
             rate = info["cached_prompt_tokens"] / info["prompt_tokens"] if info["prompt_tokens"] else 0.0
-            print(f"| {dialect} | {info['accepted']} | {info['prompt_tokens']} | {info['cached_prompt_tokens']} "
-                  f"| {rate:.1%} | {info['dialects']} |")
+            start = "emptied" if cold else "not emptied (no /reset_prefix_cache)"
+            print(f"| {dialect} | {info['accepted']} | {info['requests']} | {info['prompt_tokens']} "
+                  f"| {info['cached_prompt_tokens']} | {rate:.1%} | {start} | {info['dialects']} |")
     all_checks = list(checks.values())
 
     print("\n=== checks")

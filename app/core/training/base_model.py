@@ -7,7 +7,11 @@ saved under `<cache>/<sha256 of the file>`: the same file is converted once, a c
 
 Two facts of the conversion are checked rather than trusted: the quantization config is
 removed (transformers refuses to save or train a model that still carries it), and the
-tokenizer must add BOS (one conversion dropped it, and every completion became garbage).
+tokenizer must add BOS (one conversion dropped it, and every completion became garbage) -
+unless the GGUF itself says not to (`tokenizer.ggml.add_bos_token = false`: SmolLM2, whose
+BOS is `<|im_start|>` and whose chat template opens every turn itself; forcing it there put
+a stray `<|im_start|>` before every prompt). A folder converted before that rule, from such
+a GGUF, is converted again.
 """
 
 from __future__ import annotations
@@ -73,18 +77,21 @@ def convert_gguf(gguf_path: Path, cache_dir: Path) -> Path:
         raise BaseModelError(f"{gguf_path}: no such GGUF file")
     sha = file_sha256(gguf_path)
     target = Path(cache_dir) / sha
-    if (target / _COMPLETE_MARKER).is_file():
+    add_bos = gguf_adds_bos(gguf_path)
+    if (target / _COMPLETE_MARKER).is_file() and not _forced_bos_against_gguf(target, add_bos):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{sha}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _convert_into(gguf_path, tmp)
+        _convert_into(gguf_path, tmp, add_bos)
         (tmp / _COMPLETE_MARKER).write_text(
-            json.dumps({"source": gguf_path.name, "sha256": sha}, indent=2), encoding="utf-8"
+            json.dumps({"source": gguf_path.name, "sha256": sha, "add_bos": add_bos}, indent=2), encoding="utf-8"
         )
-        if target.exists() and not (target / _COMPLETE_MARKER).is_file():
-            shutil.rmtree(target)  # an unfinished folder left by an older crash
+        if target.exists() and (
+            not (target / _COMPLETE_MARKER).is_file() or _forced_bos_against_gguf(target, add_bos)
+        ):
+            shutil.rmtree(target)  # an unfinished folder left by an older crash, or a stale one
         try:
             os.replace(tmp, target)
         except OSError:
@@ -96,7 +103,29 @@ def convert_gguf(gguf_path: Path, cache_dir: Path) -> Path:
     return target
 
 
-def _convert_into(gguf_path: Path, out: Path) -> None:
+def gguf_adds_bos(gguf_path: Path) -> bool | None:
+    """The GGUF's own `tokenizer.ggml.add_bos_token`; None when it does not say (or is no GGUF)."""
+    try:
+        from gguf import GGUFReader
+
+        field = GGUFReader(str(gguf_path)).fields.get("tokenizer.ggml.add_bos_token")
+        return None if field is None else bool(field.contents())
+    except Exception:  # not a GGUF, or a broken one: the conversion reports that
+        return None
+
+
+def _forced_bos_against_gguf(folder: Path, add_bos: bool | None) -> bool:
+    """A cached folder written before the GGUF's `add_bos_token = false` was honoured."""
+    if add_bos is not False:
+        return False
+    try:
+        marker = json.loads((folder / _COMPLETE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(marker, dict) or marker.get("add_bos") is not False
+
+
+def _convert_into(gguf_path: Path, out: Path, add_bos: bool | None = None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -109,15 +138,22 @@ def _convert_into(gguf_path: Path, out: Path) -> None:
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:
         quantizer.remove_quantization_config(model)
-    ensure_bos(tokenizer)
+    ensure_bos(tokenizer, wanted=add_bos is not False)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 
-def ensure_bos(tokenizer: Any) -> None:
-    """Make the tokenizer add BOS when the model has one; raise if it cannot be made to."""
+def ensure_bos(tokenizer: Any, wanted: bool = True) -> None:
+    """Make the tokenizer add BOS when the model has one; raise if it cannot be made to.
+    With `wanted=False` (the GGUF says it adds none) make sure it adds none."""
     bos = tokenizer.bos_token_id
     if bos is None:
+        return
+    if not wanted:
+        if tokenizer("hello").input_ids[:1] == [bos]:
+            tokenizer.add_bos_token = False
+            if tokenizer("hello").input_ids[:1] == [bos]:
+                raise BaseModelError("the converted tokenizer adds a BOS token its GGUF says not to add")
         return
     if tokenizer("hello").input_ids[:1] == [bos]:
         return
@@ -172,11 +208,12 @@ def load_tokenizer(spec: str, cache_dir: Path | None = None) -> Any:
             tokenizer = AutoTokenizer.from_pretrained(path)
         elif path.is_file() and path.suffix.lower() == ".gguf":
             converted = cache / file_sha256(path)
-            if (converted / _COMPLETE_MARKER).is_file():
+            add_bos = gguf_adds_bos(path)
+            if (converted / _COMPLETE_MARKER).is_file() and not _forced_bos_against_gguf(converted, add_bos):
                 tokenizer = AutoTokenizer.from_pretrained(converted)
             else:
                 tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-                ensure_bos(tokenizer)
+                ensure_bos(tokenizer, wanted=add_bos is not False)
         else:
             raise BaseModelError(f"tokenizer {spec!r}: not a folder nor a .gguf file (use 'default', a model "
                                  "folder or a .gguf file)")
