@@ -52,7 +52,13 @@ def test_each_service_runs_a_real_sprout_command(name):
 
 
 def _is_setting(name: str) -> bool:
-    parts = name.removeprefix("SPROUT_").lower().split("__")
+    from app.settings import FLAT_PREFIXES
+
+    flat = name.removeprefix("SPROUT_").lower()
+    for nested, prefix in FLAT_PREFIXES.items():  # SPROUT_LLM_MODEL is Settings.llm.model
+        if flat.startswith(prefix) and flat[len(prefix):] in Settings.model_fields[nested].annotation.model_fields:
+            return True
+    parts = flat.split("__")
     model: type[BaseModel] = Settings
     for i, part in enumerate(parts):
         field = model.model_fields.get(part)
