@@ -25,20 +25,19 @@ job at once (`CompletionsRefused`): Magpie cannot work without raw access to the
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
 from typing import Any
 
 from app.core import evol_rules, magpie_rules
+from app.core.candidate_tasks import CandidateTasks
 from app.core.candidates import (
     CandidateRecord,
     InstanceCandidate,
     JobInputError,
     NearDuplicates,
     StoredCandidate,
-    TooManyFailures,
 )
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
@@ -68,7 +67,7 @@ def conversation_text(first: str, answer: str, turns: Sequence[dict[str, str]]) 
     return example_text(first, "", "\n".join([answer, *(t["content"] for t in turns)]))
 
 
-class MagpieGeneration:
+class MagpieGeneration(CandidateTasks):
     """One Magpie job's engine (see the module docstring). `previous`: what an earlier attempt
     stored (its pool and curated count carry over); `pool`: instructions a query must be
     novel against besides this job's (seed tasks, a dataset's content)."""
@@ -96,7 +95,7 @@ class MagpieGeneration:
         self.curated = sum(1 for c in previous if c.accepted)
         self.decided = len(previous)
         self.requests = 2 * len(previous) * params.n_turns
-        self._consecutive_failures = 0
+        self.target, self.seed = params.target, params.seed
 
     @property
     def max_candidates(self) -> int:
@@ -119,57 +118,13 @@ class MagpieGeneration:
 
     async def run(self) -> AsyncGenerator[CandidateRecord, None]:
         await self.resolve_template()
-        running: dict[asyncio.Task[CandidateRecord], dict[str, Any]] = {}
-        try:
-            while self.curated < self.p.target:
-                while (len(running) < max(self.concurrency, self.client.capacity)
-                       and self.curated + len(running) < self.p.target
-                       and self.decided + len(running) < self.max_candidates):
-                    state: dict[str, Any] = {"record": None}
-                    running[asyncio.create_task(self._one(state))] = state
-                if not running:
-                    return  # max_candidates decided
-                done, _ = await asyncio.wait(running.keys(), return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    running.pop(task)
-                    record = self._result(task)
-                    if record is None:
-                        continue
-                    self.decided += 1
-                    if record.accepted:
-                        if self.curated >= self.p.target:
-                            record.accepted, record.rule = False, "over_target"
-                        else:
-                            self.curated += 1
-                    yield record
-            for task, state in list(running.items()):  # target met: what joined the pool is kept as such
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                running.pop(task)
-                if state["record"] is not None:
-                    state["record"].accepted, state["record"].rule = False, "over_target"
-                    yield state["record"]
-        finally:
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+        async for record in self.run_tasks():
+            yield record
 
-    def _result(self, task: asyncio.Task[CandidateRecord]) -> CandidateRecord | None:
-        try:
-            record = task.result()
-        except LLMUnavailableError:
-            raise
-        except LLMError as exc:
-            self._consecutive_failures += 1
-            if self._consecutive_failures >= max(10, 2 * self.concurrency):
-                raise TooManyFailures(f"{self._consecutive_failures} requests in a row failed; last: {exc}") from exc
-            return None
-        self._consecutive_failures = 0
-        return record
-
-    def _seed(self) -> int | None:
-        self.requests += 1
-        return None if self.p.seed is None else (self.p.seed * 1_000_003 + self.requests) % (2**31)
+    def _start(self, state: dict[str, Any], in_flight: int) -> Coroutine[Any, Any, CandidateRecord] | None:
+        if self.decided + in_flight >= self.max_candidates:
+            return None  # max_candidates decided
+        return self._one(state)
 
     async def query(self, conversation: list[dict[str, str]]) -> tuple[str, str | None]:
         """The next user turn, written by the model from the raw template: (text, finish_reason)."""

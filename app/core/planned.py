@@ -20,15 +20,15 @@ item whose detail an earlier attempt stored is not asked again.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
 from typing import Any
 
 from app.core import evol_rules, prompts
 from app.core import structured as json_replies
-from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate, TooManyFailures
+from app.core.candidate_tasks import CandidateTasks
+from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate
 from app.core.evol_instruct import RESPONSE_STOP
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
@@ -51,7 +51,7 @@ def clean_chat_task(text: str) -> str:
     return text
 
 
-class PlannedGeneration:
+class PlannedGeneration(CandidateTasks):
     """The engine shared by the planned methods (personas, topic trees): each planned item is one
     request for a task, answered and filtered (see the module docstring). `items` have `prompt()`
     (completions), `messages(structured)` (chat) and `detail()`; an item whose detail an earlier
@@ -100,65 +100,17 @@ class PlannedGeneration:
                 for c in previous if c.accepted for i, x in enumerate(c.instances))
         self.curated = sum(1 for c in previous if c.accepted)
         self.requests = len(previous) * 2
-        self._consecutive_failures = 0
+        self.target, self.seed = params.target, params.seed
 
 
     async def run(self) -> AsyncGenerator[CandidateRecord, None]:
-        planned = iter(self.plan)
-        running: dict[asyncio.Task[CandidateRecord], dict[str, Any]] = {}
-        try:
-            while self.curated < self.p.target:
-                while len(running) < max(self.concurrency, self.client.capacity) \
-                        and self.curated + len(running) < self.p.target:
-                    item = next(planned, None)
-                    if item is None:
-                        break
-                    state: dict[str, Any] = {"record": None}
-                    running[asyncio.create_task(self._one(item, state))] = state
-                if not running:
-                    return  # every planned persona was asked
-                done, _ = await asyncio.wait(running.keys(), return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    running.pop(task)
-                    record = self._result(task)
-                    if record is None:
-                        continue
-                    if record.accepted:
-                        if self.curated >= self.p.target:
-                            record.accepted, record.rule = False, "over_target"
-                        else:
-                            self.curated += 1
-                    yield record
-            # target met: a task already in the pool but not answered yet is stored as over target
-            for task, state in list(running.items()):
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                running.pop(task)
-                record = state["record"]
-                if record is not None:
-                    record.accepted, record.rule = False, "over_target"
-                    yield record
-        finally:
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+        self._planned = iter(self.plan)
+        async for record in self.run_tasks():
+            yield record
 
-    def _result(self, task: asyncio.Task[CandidateRecord]) -> CandidateRecord | None:
-        try:
-            record = task.result()
-        except LLMUnavailableError:
-            raise
-        except LLMError as exc:
-            self._consecutive_failures += 1
-            if self._consecutive_failures >= max(10, 2 * self.concurrency):
-                raise TooManyFailures(f"{self._consecutive_failures} requests in a row failed; last: {exc}") from exc
-            return None
-        self._consecutive_failures = 0
-        return record
-
-    def _seed(self) -> int | None:
-        self.requests += 1
-        return None if self.p.seed is None else (self.p.seed * 1_000_003 + self.requests) % (2**31)
+    def _start(self, state: dict[str, Any], in_flight: int) -> Coroutine[Any, Any, CandidateRecord] | None:
+        item = next(self._planned, None)  # None: every planned item was asked
+        return None if item is None else self._one(item, state)
 
     async def _one(self, item: Any, state: dict[str, Any]) -> CandidateRecord:
         seed = self._seed()
