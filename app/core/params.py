@@ -340,7 +340,27 @@ PERSONA_TASK_TYPES = (
 )
 
 
-class PlannedRequestParams(RoleParams):
+class PoolFilterParams(BaseModel):
+    """The novelty and near-duplicate filters of the request-per-candidate methods (persona, topic
+    tree, Magpie), declared once; Self-Instruct and Evol-Instruct word theirs for their own rows."""
+
+    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
+                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
+    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
+    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
+                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
+    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
+                                 description="An answer containing 'sorry' with fewer words than this fails.")
+    near_duplicate_threshold: float = Field(
+        default=0.9, ge=0, le=1,
+        description="Reject an example (a whole conversation for Magpie) whose word-shingle Jaccard with a kept one is at least this (0: off).")
+    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    dedup_namespace: str | None = Field(default=None, max_length=200,
+                                        description="Name of a near-duplicate index shared with other jobs.")
+
+
+
+class PlannedRequestParams(PoolFilterParams, RoleParams):
     """What the planned methods (persona, topic_tree) share: the roles and dialects (a base
     model through completions, an instruct model through chat), the decoding of a task and of
     its answer, and the filters every candidate goes through (Self-Instruct's rules and
@@ -360,19 +380,6 @@ class PlannedRequestParams(RoleParams):
     max_words: int = Field(default=150, ge=1, description="More words than this: rejected.")
     blacklist: list[str] = Field(default_factory=lambda: list(PAPER_BLACKLIST),
                                  description="Whole words (case-insensitive) that reject a task.")
-    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
-                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
-    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
-    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
-                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
-    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
-                                 description="An answer containing 'sorry' with fewer words than this fails.")
-    near_duplicate_threshold: float = Field(
-        default=0.9, ge=0, le=1,
-        description="Reject an example whose word-shingle Jaccard with a kept example is at least this (0: off).")
-    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
-    dedup_namespace: str | None = Field(default=None, max_length=200,
-                                        description="Name of a near-duplicate index shared with other jobs.")
 
 
 class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams, PlannedRequestParams):
@@ -445,7 +452,7 @@ class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams, Plan
         return self
 
 
-class MagpieParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
+class MagpieParams(DecontaminationParams, BudgetParams, JudgeStepParams, PoolFilterParams, RoleParams):
     """Parameters of one Magpie job (Xu et al., 2024; distilabel's `MagpieGenerator`).
 
     The model that answers (the responder's; the job's model servers unless a responder is
@@ -493,19 +500,6 @@ class MagpieParams(DecontaminationParams, BudgetParams, JudgeStepParams, RolePar
     min_words: int = Field(default=3, ge=1, description="A first query of fewer words: rejected ('too_short').")
     max_words: int = Field(default=300, ge=1, description="A query of more words: rejected ('too_long').")
     blacklist: list[str] = Field(default_factory=list, description="Whole words that reject a query (none by default).")
-    rouge_l_threshold: float = Field(default=0.7, gt=0, le=1,
-                                     description="Reject when the max ROUGE-L F vs the pool is above this.")
-    similar_top_k: int = Field(default=10, ge=0, le=100, description="Most similar pool entries stored.")
-    mean_similarity_sample: int = Field(default=1000, ge=0, le=100_000,
-                                        description="Pool entries sampled to estimate the mean ROUGE-L (0: off).")
-    sorry_max_words: int = Field(default=80, ge=1, le=10_000,
-                                 description="An answer containing 'sorry' with fewer words than this fails.")
-    near_duplicate_threshold: float = Field(
-        default=0.9, ge=0, le=1,
-        description="Reject a conversation whose word-shingle Jaccard with a kept one is at least this (0: off).")
-    near_duplicate_num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
-    dedup_namespace: str | None = Field(default=None, max_length=200,
-                                        description="Name of a near-duplicate index shared with other jobs.")
     seed: int | None = Field(default=None, description="Seeds each request.")
 
     @model_validator(mode="after")
