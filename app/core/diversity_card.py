@@ -1,6 +1,6 @@
 """The diversity report (`app.core.diversity`) as a Markdown section, one rendering for both
-cards that show it: the dataset version's card (`datasets.card`, stored at commit) and the
-hand-off bundle's card (`handoff.card`).
+cards that show it: the dataset version's card (`datasets.version_card`, stored at commit) and
+the hand-off bundle's card (`handoff.hub_card`), with the Markdown table both cards draw with.
 """
 
 from __future__ import annotations

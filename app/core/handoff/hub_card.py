@@ -71,20 +71,6 @@ def card_metadata(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile]) 
     return out
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return lines
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False)
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _code(lang: str, text: str) -> list[str]:
     return [f"```{lang}", text.rstrip("\n"), "```"]
 
@@ -117,7 +103,7 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
     source.append(("rows sha256", f"`{stats.sha256}`"))
     if meta.created_at is not None:
         source.append(("created", meta.created_at.isoformat(timespec="seconds")))
-    lines += _table(("", ""), source) + [""]
+    lines += diversity_card.table(("", ""), source) + [""]
 
     if meta.recipe:
         lines += ["## Recipe", ""]
@@ -130,13 +116,13 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
             lines += [""]
         extra = {k: v for k, v in meta.recipe.items() if k not in ("method", "params")}
         for key, value in extra.items():
-            lines += [f"- {key}: {_cell(value)}"]
+            lines += [f"- {key}: {diversity_card.cell(value)}"]
         if extra:
             lines += [""]
 
     if meta.models:
         lines += ["## Models and decoding", ""]
-        lines += _table(("model", "role", "decoding"),
+        lines += diversity_card.table(("model", "role", "decoding"),
                         [(m.name, m.role, ", ".join(f"{k}={v}" for k, v in m.decoding.items()) or None)
                          for m in meta.models]) + [""]
 
@@ -147,7 +133,7 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
                   f"sha256 `{s.sha256}` (canonical JSON of the tasks).", ""]
 
     lines += ["## Counts", ""]
-    lines += _table(("method", "rows"), [(m, n) for m, n in sorted(stats.by_method.items())] + [("total", stats.rows)])
+    lines += diversity_card.table(("method", "rows"), [(m, n) for m, n in sorted(stats.by_method.items())] + [("total", stats.rows)])
     lines += [""]
     if stats.conversations:
         lines += [f"{stats.conversations} of the rows are multi-turn conversations (up to {stats.most_exchanges} "
@@ -158,7 +144,7 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
     if meta.rejections:
         total = sum(meta.rejections.values())
         lines += ["Candidates rejected on the way, by rule:", ""]
-        lines += _table(("rule", "rejected"),
+        lines += diversity_card.table(("rule", "rejected"),
                         [(rule, n) for rule, n in sorted(meta.rejections.items(), key=lambda kv: (-kv[1], kv[0]))]
                         + [("total", total)]) + [""]
 
@@ -177,12 +163,12 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
         if extra_file in checksums:
             file_rows.append((f"`{extra_file}`", "config" if extra_file != "preflight.json" else "report", None,
                               checksums[extra_file]))
-    lines += _table(("file", "format", "rows", "sha256"), file_rows) + [""]
+    lines += diversity_card.table(("file", "format", "rows", "sha256"), file_rows) + [""]
 
     if preflight is not None:
         lines += ["## Preflight check", "", preflight.summary() + f" (chat template: {preflight.template}; "
                   f"loss mask: {preflight.mask_mode}).", ""]
-        lines += _table(("check", "result", "rows"),
+        lines += diversity_card.table(("check", "result", "rows"),
                         [(c.name, "pass" if c.ok else "FAIL", c.failures or c.warnings or None)
                          for c in preflight.checks]) + [""]
         shown = preflight.problems[:10]
@@ -207,7 +193,7 @@ def _training(run: dict[str, Any]) -> list[str]:
               "with).", ""]
     table = gate.get("table") or []
     if table:
-        lines += _table(("metric", "previous", "new", "delta", "better", "tolerance", "verdict"),
+        lines += diversity_card.table(("metric", "previous", "new", "delta", "better", "tolerance", "verdict"),
                         [tuple(row.get(k) for k in ("metric", "previous", "new", "delta", "better", "tolerance",
                                                     "verdict")) for row in table]) + [""]
     return lines
