@@ -61,7 +61,7 @@ class SeedSet(SQLModel, table=True):
 
 
 class PersonaSet(SQLModel, table=True):
-    """A persona set (`app.core.personas`): the people a `persona` job writes tasks as."""
+    """A persona set (`app.core.methods.personas`): the people a `persona` job writes tasks as."""
 
     __tablename__ = "persona_sets"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -84,7 +84,7 @@ class Persona(SQLModel, table=True):
 
 
 class TopicTree(SQLModel, table=True):
-    """A topic tree (`app.core.topic_tree`): nested `{"topic", "children"}`, grown by a `topic_tree`
+    """A topic tree (`app.core.methods.topic_tree`): nested `{"topic", "children"}`, grown by a `topic_tree`
     job from `root` or uploaded, and replaced whole when edited."""
 
     __tablename__ = "topic_trees"

@@ -107,17 +107,17 @@ def cli_page() -> str:
 
 # --- rejection rules -------------------------------------------------------------------------
 def rules_page() -> str:
-    from app.core.evol_rules import EVOL_RULES
     from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES
-    from app.core.magpie_rules import MAGPIE_RULES
+    from app.core.methods.evol_rules import EVOL_RULES
+    from app.core.methods.magpie_rules import MAGPIE_RULES
 
     def section(title: str, rules: dict[str, str]) -> str:
         rows = "\n".join(f"| `{name}` | {_cell(meaning)} |" for name, meaning in rules.items())
         return f"\n## {title}\n\n| rule | a candidate is rejected when |\n|---|---|\n{rows}\n"
 
     return (HEADER + "# Rejection rules\n\nEvery rejected candidate stores one of these names as its `rule`, "
-            "generated from the rule tables in `app/core/filters/heuristics.py`, `app/core/evol_rules.py` and "
-            "`app/core/magpie_rules.py`. "
+            "generated from the rule tables in `app/core/filters/heuristics.py`, `app/core/methods/evol_rules.py` and "
+            "`app/core/methods/magpie_rules.py`. "
             "See [fates and rules](../concepts/fates-and-rules.md).\n"
             + section("Self-Instruct instructions", INSTRUCTION_RULES)
             + section("Self-Instruct instances", INSTANCE_RULES)

@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
-from app.core import topic_tree
-from app.core.candidates import CandidateRecord, StoredCandidate
 from app.core.errors import Conflict
 from app.core.errors import NotFound as NotFound  # re-exported: callers catch store.NotFound
 from app.core.filters.decontaminate import BenchmarkItem
+from app.core.methods import topic_tree
+from app.core.methods.candidates import CandidateRecord, StoredCandidate
 from app.core.seeds import SeedTaskData
 from app.models import (
     BenchmarkItemRow,

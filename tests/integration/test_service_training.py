@@ -5,7 +5,7 @@ in `job.result`."""
 
 import pytest
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job
 from tests.service_fixtures import (  # noqa: F401

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job, utcnow
 from tests.service_fixtures import (  # noqa: F401

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from app.core import export, store
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.handoff import sources
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401
 

@@ -11,10 +11,10 @@ import pytest
 from rouge_score import rouge_scorer
 
 from app.core import diversity
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.datasets import versions as v
 from app.core.handoff.bundle import write_bundle
 from app.core.handoff.meta import HandoffMeta
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.core.verb_noun import verb_noun
 from tests.dataset_fixtures import make_dataset, make_job, session_for
 from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from app.core import lineage, store
-from app.core.candidates import JobInputError
 from app.core.datasets import fires, versions
 from app.core.datasets.deletion import BUILD_KIND, builds_in_progress
 from app.core.datasets.errors import DatasetError, EmptyChange
@@ -47,6 +46,7 @@ from app.core.jobs.registry import (
 )
 from app.core.jobs.requests import create_job
 from app.core.llm.client import LLMOutageError
+from app.core.methods.candidates import JobInputError
 from app.core.scoring import storage as scoring_storage
 from app.models import Dataset, FireStatus, Job, JobStatus
 

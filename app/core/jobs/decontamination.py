@@ -24,12 +24,12 @@ from sqlmodel import Session
 
 from app.core import records, store
 from app.core.benchmark_sets import parse_benchmark
-from app.core.candidates import JobInputError
 from app.core.config import CoreConfig
 from app.core.filters import decontaminate
 from app.core.filters.decontaminate import BenchmarkItem, DecontaminationIndex, Indexes
 from app.core.jobs.registry import JobRequest
 from app.core.jobs.requests import owned_row
+from app.core.methods.candidates import JobInputError
 from app.core.records import RecordError
 from app.core.training.evaluate import default_eval_tasks_path
 from app.models import BenchmarkSet, Dataset, Job

@@ -1,4 +1,4 @@
-"""The `evol_instruct` job kind: evolve a pool with Evol-Instruct (`app.core.evol_instruct`).
+"""The `evol_instruct` job kind: evolve a pool with Evol-Instruct (`app.core.methods.evol_instruct`).
 
 The pool is a seed set (an uploaded file is imported as one) or another job's accepted
 instructions (`job.source_job_id`, typically a Self-Instruct job); a job that cannot run
@@ -12,8 +12,6 @@ from typing import Any
 from sqlmodel import Session
 
 from app.core import store
-from app.core.candidates import JobInputError, StoredCandidate
-from app.core.evol_instruct import EvolInstruct
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
@@ -28,6 +26,8 @@ from app.core.jobs.registry import (
 )
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
+from app.core.methods.candidates import JobInputError, StoredCandidate
+from app.core.methods.evol_instruct import EvolInstruct
 from app.core.params import EvolInstructParams
 from app.core.seeds import SeedTaskData
 from app.models import Job, JobStatus, SeedSet

@@ -33,7 +33,6 @@ from sqlmodel import Session
 
 from app.core import metrics, store
 from app.core.budget import Budget
-from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.config import CoreConfig, LLMConfig
 from app.core.datasets import seeding, versions
 from app.core.filters.dedup import DedupError, NearDupIndex
@@ -43,6 +42,7 @@ from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import Progress, params_as
 from app.core.llm.client import LLMClient, Usage
 from app.core.llm.embedded import EMBEDDED_MODELS, EmbeddedServer, embedded_alias
+from app.core.methods.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.params import JudgeStepParams
 from app.core.seeds import SeedTaskData
 from app.models import Job

@@ -35,11 +35,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.core import store
-from app.core.candidates import JobInputError
 from app.core.config import CoreConfig
 from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import get as get_kind
 from app.core.llm.client import LLMError, LLMOutageError
+from app.core.methods.candidates import JobInputError
 from app.db import session_scope
 from app.models import Job, JobStatus, utcnow
 

@@ -1,4 +1,4 @@
-"""The `magpie` job kind: queries written by an aligned model from its own chat template (`app.core.magpie`).
+"""The `magpie` job kind: queries written by an aligned model from its own chat template (`app.core.methods.magpie`).
 
 Magpie needs no seed tasks: a job may name a seed set (or be a dataset build's first step,
 which takes the recipe's seed sets), and then its queries must be novel against those tasks
@@ -15,14 +15,14 @@ from typing import Any
 from sqlmodel import Session
 
 from app.core import store
-from app.core.candidates import Method, StoredCandidate
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
-from app.core.magpie import MagpieGeneration
+from app.core.methods.candidates import Method, StoredCandidate
+from app.core.methods.magpie import MagpieGeneration
 from app.core.params import MagpieParams
 from app.models import Job, SeedSet
 

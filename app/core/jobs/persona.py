@@ -1,4 +1,4 @@
-"""The `persona` job kind: persona-driven generation (`app.core.persona`).
+"""The `persona` job kind: persona-driven generation (`app.core.methods.persona`).
 
 A job draws from a persona set of the caller's (`params.persona_set_id`) or the set shipped
 in `seeds/personas.jsonl`, crossed with task types or, with `cross_with_seed_tasks`, with
@@ -13,16 +13,17 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from app.core import personas, store
-from app.core.candidates import JobInputError, Method, StoredCandidate
+from app.core import store
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
+from app.core.methods import personas
+from app.core.methods.candidates import JobInputError, Method, StoredCandidate
+from app.core.methods.persona import PersonaGeneration, seed_task_kind
 from app.core.params import PersonaParams
-from app.core.persona import PersonaGeneration, seed_task_kind
 from app.models import Instruction, Job, PersonaSet, SeedSet
 
 KIND = "persona"

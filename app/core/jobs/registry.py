@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from app.core.candidates import JobInputError
 from app.core.jobs.outcome import Outcome
+from app.core.methods.candidates import JobInputError
 from app.models import Job
 
 P = TypeVar("P", bound=BaseModel)

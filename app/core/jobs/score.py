@@ -16,7 +16,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
-from app.core.candidates import JobInputError
 from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import (
@@ -30,6 +29,7 @@ from app.core.jobs.registry import (
     register,
 )
 from app.core.jobs.requests import owned_row
+from app.core.methods.candidates import JobInputError
 from app.core.params import JUDGE_ASPECTS
 from app.models import Job, JobStatus
 

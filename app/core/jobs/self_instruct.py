@@ -1,4 +1,4 @@
-"""The `self_instruct` job kind: grow a seed set with Self-Instruct (`app.core.self_instruct`)."""
+"""The `self_instruct` job kind: grow a seed set with Self-Instruct (`app.core.methods.self_instruct`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from sqlmodel import Session
 
 import app.core.jobs.shards as shards
 from app.core import store
-from app.core.candidates import JobInputError, Method, NearDuplicates, StoredCandidate
 from app.core.config import CoreConfig
 from app.core.filters.decontaminate import Checker
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
@@ -25,8 +24,9 @@ from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
+from app.core.methods.candidates import JobInputError, Method, NearDuplicates, StoredCandidate
+from app.core.methods.self_instruct import SelfInstruct
 from app.core.params import SelfInstructParams
-from app.core.self_instruct import SelfInstruct
 from app.db import session_scope
 from app.models import Job, SeedSet
 

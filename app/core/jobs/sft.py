@@ -23,7 +23,6 @@ from pydantic import Field
 from sqlmodel import Session
 
 from app.core import store
-from app.core.candidates import JobInputError
 from app.core.datasets import deletion as ds_deletion
 from app.core.datasets import tags as ds_tags
 from app.core.datasets import versions as ds_versions
@@ -41,6 +40,7 @@ from app.core.jobs.registry import (
     register,
 )
 from app.core.jobs.requests import owned_row
+from app.core.methods.candidates import JobInputError
 from app.core.seeds import SeedFormatError
 from app.core.training.config import TrainParams
 from app.models import Export, Job

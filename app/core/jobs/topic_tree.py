@@ -1,4 +1,4 @@
-"""The `topic_tree` job kind: tasks written for each leaf of a topic tree (`app.core.topic_tree`).
+"""The `topic_tree` job kind: tasks written for each leaf of a topic tree (`app.core.methods.topic_tree`).
 
 The generator's dialect (`dialect`: auto, chat, completions) picks the prompts of the tree and
 of the tasks; the responder answers. With `root`, the job first grows the tree on the model
@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.core import store, topic_tree
-from app.core.candidates import JobInputError, Method, StoredCandidate
+from app.core import store
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import (
     curated_progress,
@@ -31,8 +30,10 @@ from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, params_as, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
+from app.core.methods import topic_tree
+from app.core.methods.candidates import JobInputError, Method, StoredCandidate
+from app.core.methods.planned import PlannedGeneration
 from app.core.params import TopicTreeParams
-from app.core.planned import PlannedGeneration
 from app.models import Job, SeedSet, TopicTree
 
 KIND = "topic_tree"

@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, col, select
 
 from app.core import store
-from app.core.candidates import JobInputError
 from app.core.datasets import versions as ds_versions
 from app.core.datasets.errors import DatasetError
 from app.core.handoff import dataset_settings, deliveries, on_version, training_gate
@@ -40,6 +39,7 @@ from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, Progress, params_as, register
 from app.core.jobs.requests import create_job
 from app.core.jobs.sft import KIND as TRAINING_KIND
+from app.core.methods.candidates import JobInputError
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
 
 KIND = "version_handoff"

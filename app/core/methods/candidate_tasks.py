@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
-from app.core.candidates import CandidateRecord, TooManyFailures
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
+from app.core.methods.candidates import CandidateRecord, TooManyFailures
 
 
 class CandidateTasks:

@@ -18,7 +18,7 @@ loop between awaits, in the order responses arrive, so the pool is never raced.
 Dialects: the client's dialect (`app.core.llm.dialects`) picks the prompts. `completions`
 sends the paper's few-shot continuations as they are; `chat` sends the `chat_*` prompt
 files as messages (the in-context tasks and the request in the user turn) and, with
-`structured` on, asks for instances as JSON (`app.core.structured`): a reply that does not
+`structured` on, asks for instances as JSON (`app.core.methods.structured`): a reply that does not
 parse rejects the task as `unparseable`, its text kept.
 
 Departures from the reference code, following the paper: the reference code
@@ -34,17 +34,16 @@ import random
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 
-from app.core import prompts
-from app.core import structured as json_replies
-from app.core.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import filter_instances, instruction_rule
 from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableError
 from app.core.llm.dialects import Dialect, Request
-from app.core.params import SelfInstructParams
-from app.core.parsing import (
+from app.core.methods import prompts
+from app.core.methods import structured as json_replies
+from app.core.methods.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
+from app.core.methods.parsing import (
     numbered_list,
     parse_input_first,
     parse_instruction_list,
@@ -52,6 +51,7 @@ from app.core.parsing import (
     parse_output_first,
     parse_yes_no,
 )
+from app.core.params import SelfInstructParams
 from app.core.seeds import SeedTaskData
 
 

@@ -30,22 +30,22 @@ import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
 from typing import Any
 
-from app.core import evol_rules, magpie_rules
-from app.core.candidate_tasks import CandidateTasks
-from app.core.candidates import (
-    CandidateRecord,
-    InstanceCandidate,
-    JobInputError,
-    NearDuplicates,
-    StoredCandidate,
-)
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import instruction_rule
 from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import ChatModelOnlyError, LLMClient, LLMError, LLMUnavailableError
 from app.core.llm.dialects import Request
-from app.core.magpie_templates import PreQuery, TemplateError, resolve
+from app.core.methods import evol_rules, magpie_rules
+from app.core.methods.candidate_tasks import CandidateTasks
+from app.core.methods.candidates import (
+    CandidateRecord,
+    InstanceCandidate,
+    JobInputError,
+    NearDuplicates,
+    StoredCandidate,
+)
+from app.core.methods.magpie_templates import PreQuery, TemplateError, resolve
 from app.core.params import MagpieParams
 
 # an endpoint without a completions route answers so (no chat-model wording to recognise)
