@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import CursorResult, func, or_, update
+from sqlalchemy import CursorResult, Result, func, or_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from app.core import topic_tree
@@ -196,9 +196,10 @@ def reset_for_retry(job: Job) -> None:
 
 
 # --- the lifecycle's SQL: claim, heartbeat, batch commit, finish ------------------------------
-def _updated(result: Any) -> CursorResult[Any]:
-    """An UPDATE's result, typed as what it is (a cursor result, with a `rowcount`)."""
-    return cast("CursorResult[Any]", result)
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed: its result is a cursor result, which has a
+    `rowcount` (`Session.execute` types it as any result)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 class LostClaim(Conflict, RuntimeError):
@@ -211,7 +212,7 @@ def claim_job(session: Session, job_id: int, worker: str, stale_after_s: float) 
     so two workers racing for one job cannot both win."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_after_s)
-    result = _updated(session.execute(
+    changed = rows_changed(session.execute(
         update(Job)
         .where(col(Job.id) == job_id)
         .where(col(Job.cancel_requested).is_(False))
@@ -227,7 +228,7 @@ def claim_job(session: Session, job_id: int, worker: str, stale_after_s: float) 
                 # a job paused by an outage said why it waited; running again, it does not
                 error=None)
     ))
-    return result.rowcount == 1
+    return changed == 1
 
 
 def heartbeat(session: Session, job_id: int, worker: str, counters: dict[str, Any] | None = None) -> bool:
@@ -237,9 +238,9 @@ def heartbeat(session: Session, job_id: int, worker: str, counters: dict[str, An
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if counters is not None:
         values["counters"] = counters
-    result = _updated(session.execute(update(Job).where(col(Job.id) == job_id, col(Job.worker) == worker)
-                                      .values(**values)))
-    if result.rowcount != 1:
+    changed = rows_changed(session.execute(update(Job).where(col(Job.id) == job_id, col(Job.worker) == worker)
+                                           .values(**values)))
+    if changed != 1:
         raise LostClaim(f"job {job_id} was taken over by another worker")
     cancel = session.exec(select(Job.cancel_requested).where(Job.id == job_id)).one()
     return bool(cancel)
