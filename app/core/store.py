@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import CursorResult, Result, func, or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from app.core import topic_tree
@@ -196,12 +196,6 @@ def reset_for_retry(job: Job) -> None:
 
 
 # --- the lifecycle's SQL: claim, heartbeat, batch commit, finish ------------------------------
-def rows_changed(result: Result[Any]) -> int:
-    """How many rows an UPDATE or DELETE changed: its result is a cursor result, which has a
-    `rowcount` (`Session.execute` types it as any result)."""
-    return cast("CursorResult[Any]", result).rowcount
-
-
 class LostClaim(Conflict, RuntimeError):
     """Another worker took this job over (this one was presumed dead)."""
 
@@ -212,7 +206,7 @@ def claim_job(session: Session, job_id: int, worker: str, stale_after_s: float) 
     so two workers racing for one job cannot both win."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_after_s)
-    changed = rows_changed(session.execute(
+    result = session.exec(  # an UPDATE: a cursor result, with the rows it changed
         update(Job)
         .where(col(Job.id) == job_id)
         .where(col(Job.cancel_requested).is_(False))
@@ -227,8 +221,8 @@ def claim_job(session: Session, job_id: int, worker: str, stale_after_s: float) 
                 heartbeat_at=now, started_at=func.coalesce(Job.started_at, now),
                 # a job paused by an outage said why it waited; running again, it does not
                 error=None)
-    ))
-    return changed == 1
+    )
+    return result.rowcount == 1
 
 
 def heartbeat(session: Session, job_id: int, worker: str, counters: dict[str, Any] | None = None) -> bool:
@@ -238,9 +232,8 @@ def heartbeat(session: Session, job_id: int, worker: str, counters: dict[str, An
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if counters is not None:
         values["counters"] = counters
-    changed = rows_changed(session.execute(update(Job).where(col(Job.id) == job_id, col(Job.worker) == worker)
-                                           .values(**values)))
-    if changed != 1:
+    result = session.exec(update(Job).where(col(Job.id) == job_id, col(Job.worker) == worker).values(**values))
+    if result.rowcount != 1:
         raise LostClaim(f"job {job_id} was taken over by another worker")
     cancel = session.exec(select(Job.cancel_requested).where(Job.id == job_id)).one()
     return bool(cancel)

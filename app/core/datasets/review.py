@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, ExampleQuery, apply_review, find_examples, live_rows
 from app.core.datasets.errors import DatasetError, EmptyChange, VersionNotFound
-from app.core.store import id_of, rows_changed
+from app.core.store import id_of
 from app.models import Dataset, DatasetExample, DatasetVersion, ExampleReview, ReviewStatus, utcnow
 
 # the short list the dashboard offers; any other reason may be typed
@@ -221,8 +221,8 @@ def _live_ids(session: Session, dataset_id: int, ids: Sequence[int]) -> set[int]
 
 def forget_pending(session: Session, dataset: Dataset) -> int:
     """Drop every pending decision on the dataset (start the review again); returns how many."""
-    result = session.execute(
+    result = session.exec(  # a DELETE: a cursor result, with the rows it removed
         delete(ExampleReview).where(col(ExampleReview.dataset_id) == id_of(dataset),
                                     col(ExampleReview.committed_in).is_(None))
     )
-    return rows_changed(result) or 0
+    return result.rowcount or 0
