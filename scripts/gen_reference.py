@@ -33,10 +33,10 @@ def settings_page() -> str:
 
 Every setting is an environment variable (`SPROUT_*`; nested method parameters use `__`),
 or a key in the TOML file named by `SPROUT_CONFIG` (environment variables win). The model
-servers (`SPROUT_LLM_*`), the responder and judge roles (`SPROUT_RESPONDER_*`, `SPROUT_JUDGE_*`)
-and the embedded server (`SPROUT_EMBEDDED_*`) are one configuration each, read from the flat
-names below (`SPROUT_LLM__MODEL` is read too, below `SPROUT_LLM_MODEL`). A job's
-method parameters default to these values and can be overridden per job
+servers (`SPROUT_LLM_*`), the responder and judge roles (`SPROUT_RESPONDER_*`, `SPROUT_JUDGE_*`),
+the embedded server (`SPROUT_EMBEDDED_*`) and the jobs' batching (`SPROUT_JOB_*`) are one
+configuration each, read from the flat names below (`SPROUT_LLM__MODEL` is read too, below
+`SPROUT_LLM_MODEL`). A job's method parameters default to these values and can be overridden per job
 (`sprout generate --param temperature=0.9`, or `params` in the API).
 
 A list setting takes either form: `SPROUT_LLM_BASE_URLS=http://gpu1:8000/v1,http://gpu2:8000/v1`

@@ -42,6 +42,7 @@ from app.core.datasets.errors import (
 )
 from app.core.datasets.recipe import Recipe
 from app.core.datasets.version_card import render_card
+from app.core.store import id_of
 from app.models import (
     Dataset,
     DatasetExample,
@@ -215,7 +216,7 @@ def get_version(session: Session, dataset_id: int, number: int) -> DatasetVersio
 def list_versions(session: Session, dataset_id: int) -> list[DatasetVersion]:
     return list(
         session.exec(
-            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.number)
+            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(col(DatasetVersion.number))
         ).all()
     )
 
@@ -303,7 +304,7 @@ def begin_change(session: Session, dataset: Dataset, expected_latest: int | None
     locked = session.exec(
         select(Dataset).where(Dataset.id == dataset.id).with_for_update().execution_options(populate_existing=True)
     ).one()
-    parent = latest_version(session, locked.id)
+    parent = latest_version(session, id_of(locked))
     change = Change(locked, parent, (parent.number if parent else 0) + 1)
     check_expected(change, expected_latest)
     return change
@@ -355,7 +356,7 @@ def rehash_segments(session: Session, dataset_id: int, number: int, added_ins: S
             select(DatasetExample.digest)
             .where(DatasetExample.dataset_id == dataset_id, DatasetExample.added_in == k,
                    col(DatasetExample.removed_in).is_(None))
-            .order_by(DatasetExample.position)
+            .order_by(col(DatasetExample.position))
         ).all()
         add_segment(session, dataset_id, k, number, digests)
     session.flush()
@@ -366,7 +367,7 @@ def live_hash(session: Session, dataset_id: int) -> str:
     digests = session.exec(
         select(DatasetHashSegment.digest)
         .where(DatasetHashSegment.dataset_id == dataset_id, col(DatasetHashSegment.to_version).is_(None))
-        .order_by(DatasetHashSegment.added_in)
+        .order_by(col(DatasetHashSegment.added_in))
     ).all()
     return content.combine_segments(digests)
 
@@ -386,18 +387,18 @@ def finish_version(session: Session, change: Change, kind: VersionKind, counts: 
     flushed, not committed."""
     session.flush()
     dataset = change.dataset
-    spread = version_diversity(session, dataset.id, change.number)
+    spread = version_diversity(session, id_of(dataset), change.number)
     if spread is not None:
         counts = {**counts, "diversity": spread}
     version = DatasetVersion(
-        dataset_id=dataset.id, number=change.number, parent_id=change.parent.id if change.parent else None,
+        dataset_id=id_of(dataset), number=change.number, parent_id=change.parent.id if change.parent else None,
         build_job_id=build_job_id, kind=kind.value, created_at=utcnow(), row_count=row_count, counts=counts,
-        content_hash=live_hash(session, dataset.id),
+        content_hash=live_hash(session, id_of(dataset)),
     )
     version.card = render_card(dataset, version)
     session.add(version)
     session.flush()
-    move_tag(session, dataset.id, LATEST_TAG, version.id)
+    move_tag(session, id_of(dataset), LATEST_TAG, id_of(version))
     dataset.updated_at = version.created_at
     session.add(dataset)
     session.flush()
@@ -449,8 +450,8 @@ def commit_version(
     check_expected(change, expected_latest)
     if not rows:
         raise EmptyChange("no new examples: a version must change something")
-    insert_examples(session, dataset.id, change.number, rows)
-    add_segment(session, dataset.id, change.number, change.number, [d for _, d in rows])
+    insert_examples(session, id_of(dataset), change.number, rows)
+    add_segment(session, id_of(dataset), change.number, change.number, [d for _, d in rows])
     added = Counter(ex.method for ex, _ in rows)
     counts = {
         "added": len(rows), "removed": 0, "corrected": 0,
@@ -488,7 +489,7 @@ def stream_pages(session: Session, dataset_id: int, condition: Any, fields: Sequ
         stmt = select(*columns).where(DatasetExample.dataset_id == dataset_id, condition)
         if last is not None:
             stmt = stmt.where(tuple_(DatasetExample.added_in, DatasetExample.position) > tuple_(*last))
-        page = conn.execute(stmt.order_by(DatasetExample.added_in, DatasetExample.position).limit(page_size)).all()
+        page = conn.execute(stmt.order_by(col(DatasetExample.added_in), col(DatasetExample.position)).limit(page_size)).all()
         if not page:
             return
         yield [r[:width] for r in page] if extra else page
