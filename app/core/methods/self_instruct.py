@@ -42,7 +42,13 @@ from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableE
 from app.core.llm.dialects import Dialect, Request
 from app.core.methods import prompts
 from app.core.methods import structured as json_replies
-from app.core.methods.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
+from app.core.methods.candidates import (
+    CandidateRecord,
+    InstanceCandidate,
+    NearDuplicates,
+    StoredCandidate,
+    TooManyFailures,
+)
 from app.core.methods.parsing import (
     numbered_list,
     parse_input_first,
@@ -128,8 +134,8 @@ class SelfInstruct:
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self) -> AsyncGenerator[CandidateRecord, None]:
-        generating: set[asyncio.Task] = set()
-        completing: dict[asyncio.Task, CandidateRecord] = {}
+        generating: set[asyncio.Task[tuple[Completion, int]]] = set()
+        completing: dict[asyncio.Task[CandidateRecord], CandidateRecord] = {}
         sent = 0
         try:
             while self.curated < self.p.target:
@@ -143,26 +149,25 @@ class SelfInstruct:
                 if not generating and not completing:
                     return  # request budget spent
                 done, _ = await asyncio.wait(generating | completing.keys(), return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task in generating:
-                        generating.discard(task)
-                        response = self._result(task)
-                        if response is None:
-                            continue
-                        for record in self._filter(*response):
-                            if record.in_pool:
-                                completing[asyncio.create_task(self._complete_task(record))] = record
-                            else:
-                                yield record
-                    else:
-                        record = completing.pop(task)
-                        task.result()
-                        if record.accepted:
-                            if self.curated >= self.p.target:
-                                record.accepted, record.rule = False, "over_target"
-                            else:
-                                self.curated += 1
-                        yield record
+                for asked in [t for t in generating if t in done]:
+                    generating.discard(asked)
+                    response = self._result(asked)
+                    if response is None:
+                        continue
+                    for record in self._filter(*response):
+                        if record.in_pool:
+                            completing[asyncio.create_task(self._complete_task(record))] = record
+                        else:
+                            yield record
+                for completed in [t for t in completing if t in done]:
+                    record = completing.pop(completed)
+                    completed.result()
+                    if record.accepted:
+                        if self.curated >= self.p.target:
+                            record.accepted, record.rule = False, "over_target"
+                        else:
+                            self.curated += 1
+                    yield record
             # Target met: what is still in flight joined the pool but is not part of the
             # dataset; stored all the same, so every decided candidate has a row.
             for task, record in list(completing.items()):
@@ -172,12 +177,12 @@ class SelfInstruct:
                 record.accepted, record.rule = False, "over_target"
                 yield record
         finally:
-            pending = generating | completing.keys()
-            for task in pending:
-                task.cancel()
+            pending = [*generating, *completing]
+            for left in pending:
+                left.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _result(self, task: asyncio.Task) -> tuple[Completion, int] | None:
+    def _result(self, task: asyncio.Task[tuple[Completion, int]]) -> tuple[Completion, int] | None:
         try:
             result = task.result()
         except LLMUnavailableError:
@@ -347,15 +352,18 @@ class SelfInstruct:
             record.accepted, record.rule = False, task_rule
         return record
 
-    def _near_duplicates(self, record: CandidateRecord, instances) -> str | None:
+    def _near_duplicates(self, record: CandidateRecord, instances: Sequence[InstanceCandidate]) -> str | None:
         """Reject instances that near-duplicate an example already kept (in any job
         sharing the index); the task is rejected when none is left."""
+        near_duplicates = self.near_duplicates
+        if near_duplicates is None:
+            return None
         kept = 0
         for inst in instances:
             if not inst.accepted:
                 continue
             key = f"{self.job_key}:{uuid.uuid4().hex}"
-            if self.near_duplicates.check_and_add(key, example_text(record.instruction, inst.input, inst.output)):
+            if near_duplicates.check_and_add(key, example_text(record.instruction, inst.input, inst.output)):
                 inst.rule = "near_duplicate"
             else:
                 kept += 1
