@@ -28,7 +28,6 @@ from typing import Any
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import instruction_rule
-from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
 from app.core.llm.dialects import Dialect, Request
 from app.core.methods import evol_rules, prompts
@@ -88,17 +87,9 @@ class PlannedGeneration(CandidateTasks):
 
     def _setup(self, previous: Sequence[StoredCandidate], pool: Iterable[str],
                known_examples: Iterable[tuple[str, str]]) -> None:
-        params, near_duplicates = self.p, self.near_duplicates
-        self.index = NoveltyIndex(threshold=params.rouge_l_threshold, top_k=params.similar_top_k,
-                                  mean_sample=params.mean_similarity_sample, seed=params.seed or 0)
-        self.index.add_many(pool)
-        self.index.add_many(c.instruction for c in previous if c.in_pool)
-        if near_duplicates is not None:
-            near_duplicates.check_and_add_many(known_examples)
-            near_duplicates.check_and_add_many(
-                (f"row{c.row_id}:{i}", example_text(c.instruction, x["input"], x["output"]))
-                for c in previous if c.accepted for i, x in enumerate(c.instances))
-        self.curated = sum(1 for c in previous if c.accepted)
+        params = self.p
+        self.index = self._seed_indexes(params, params.seed, previous, pool, self.near_duplicates, known_examples,
+                                        lambda instruction, x: example_text(instruction, x["input"], x["output"]))
         self.requests = len(previous) * 2
         self.target, self.seed = params.target, params.seed
 
