@@ -87,7 +87,7 @@ def check(session: Session, request: JobRequest, params: EvolInstructParams) -> 
         owned_row(session, SeedSet, request.seed_set_id, request.owner, "seed_set_id", "seed set")
         return {"seed_set_id": request.seed_set_id}
     source = owned_row(session, Job, request.source_job_id, request.owner, "source_job_id", "job")
-    problem = source_problem(source) or (None if (source.counters or {}).get("accepted")
+    problem = source_problem(source) or (None if Counters.of(source).accepted
                                          else f"job {source.id} has no accepted instructions")
     if problem:
         raise JobRequestError("source_job_id", problem)

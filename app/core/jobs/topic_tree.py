@@ -62,7 +62,7 @@ def check(session: Session, request: JobRequest, params: TopicTreeParams) -> dic
 
 
 def tree_of(session: Session, job: Job, params: TopicTreeParams) -> tuple[int, dict[str, Any]]:
-    ident = params.topic_tree_id or (job.result or {}).get("topic_tree_id")
+    ident = params.topic_tree_id or read_result(job, TopicTreeResult).topic_tree_id
     row = session.get(TopicTree, ident) if ident else None
     if row is None:
         raise JobInputError(f"topic tree {ident} does not exist any more")
