@@ -46,7 +46,6 @@ from app.models import Job
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
-M = TypeVar("M", bound=BaseModel)
 
 GENERATION_QUEUE = "generation"
 TRAINING_QUEUE = "training"
@@ -143,11 +142,6 @@ def params_as(params: BaseModel, model: type[P]) -> P:
     if not isinstance(params, model):
         raise TypeError(f"expected {model.__name__} parameters, got {type(params).__name__}")
     return params
-
-
-def result_as(job: Job, model: type[M]) -> M:
-    """The job's stored result read through `model` (a kind's, or one it extends)."""
-    return read_result(job, model)
 
 
 _KINDS: dict[str, JobKind[Any, Any]] = {}
