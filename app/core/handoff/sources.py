@@ -95,10 +95,12 @@ def job_meta(session: Session, job: Job, *, name: str | None = None, model: str 
              options: dict[str, Any] | None = None) -> HandoffMeta:
     """What the card says about a job. `model` names the model that served the job when the
     caller knows it (the job does not record it)."""
+    from app.core.jobs.results import Counters  # here: the jobs package imports the hand-off as it loads
+
     params = dict(job.params or {})
-    counters = job.counters or {}
-    rejections = {str(k): int(v) for k, v in (counters.get("rejected") or {}).items()}
-    rejections.update({f"instance:{k}": int(v) for k, v in (counters.get("instances_rejected") or {}).items()})
+    counters = Counters.of(job)
+    rejections = {str(k): int(v) for k, v in counters.rejected.items()}
+    rejections.update({f"instance:{k}": int(v) for k, v in counters.instances_rejected.items()})
     seed_set_id = _root_seed_set(session, job)
     recipe: dict[str, Any] = {"method": job.kind, "params": params, "job status": job.status}
     if options:

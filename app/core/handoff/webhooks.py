@@ -169,7 +169,9 @@ def emit_job_finished(session: Session, job: Any, now: datetime) -> list[Webhook
     """`job_finished` for a job that ended (succeeded, failed, cancelled), and
     `training_finished` too when it was a fine-tuning job; nothing for a job still queued
     or running (a paused job goes back to the queue)."""
+    from app.core.jobs.results import read_result
     from app.core.jobs.sft import KIND as TRAINING_KIND
+    from app.core.jobs.sft import SftResult
     from app.models import JobStatus
 
     if not JobStatus(job.status).finished:
@@ -179,13 +181,14 @@ def emit_job_finished(session: Session, job: Any, now: datetime) -> list[Webhook
                     "finished_at": job.finished_at.isoformat() if job.finished_at else None}}
     out = emit(session, "job_finished", data, owner=job.owner, now=now, source_kind="job", source_id=job.id)
     if job.kind == TRAINING_KIND:
-        result = job.result or {}
-        training = {**data, "metrics": result.get("metrics"), "run_dir": result.get("run_dir")}
-        source = result.get("source") or {}
-        if source.get("dataset_id") is not None:  # a dataset version's run, and the gate's decision on it
-            training["dataset"] = {"id": source["dataset_id"], "name": source.get("dataset"),
-                                   "version": source.get("version")}
-            training["gate"] = result.get("gate")
+        result = read_result(job, SftResult)
+        # a failed run has no metrics (null, as the event always said)
+        training = {**data, "metrics": result.metrics if "metrics" in result.model_fields_set else None,
+                    "run_dir": result.run_dir}
+        source = result.source
+        if source.dataset_id is not None:  # a dataset version's run, and the gate's decision on it
+            training["dataset"] = {"id": source.dataset_id, "name": source.dataset, "version": source.version}
+            training["gate"] = result.gate
         out += emit(session, "training_finished", training, owner=job.owner, now=now, source_kind="job",
                     source_id=job.id)
     return out

@@ -12,7 +12,7 @@ behaves the same everywhere. The SQL row is the source of truth:
 * **commit** — a kind writes its results through `store` calls that check that this
   worker still holds the job (`store.commit_batch`), so a worker that lost its claim
   cannot write;
-* **finish** — succeeded (with the kind's result, and the follow-up jobs its `Outcome`
+* **finish** — succeeded (with the kind's result, stored through its result model, and the follow-up jobs its `Outcome`
   asks for, made in the same transaction: `outcome.py`), cancelled, failed with a message
   the user can act on, or paused: a model server that stays away longer than the outage
   budget puts the job back in the queue (`store.pause_job`), and the reaper sends it
@@ -156,10 +156,11 @@ def run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None = N
         beat.stop()
         if not isinstance(outcome, Outcome):
             outcome = Outcome(outcome or {})
+        result = kind.store_result(outcome.result)  # through the kind's result model
         if beat.cancelled:
-            _end(url, job_id, worker, beat, JobStatus.cancelled, result=outcome.result)
+            _end(url, job_id, worker, beat, JobStatus.cancelled, result=result)
         else:  # a follow-up that fails the job raises JobInputError: failed below, nothing made
-            _succeed(url, job_id, worker, beat, outcome.result, outcome.followups)
+            _succeed(url, job_id, worker, beat, result, outcome.followups)
     except JobStopped:
         beat.stop()
         if beat.cancelled and not beat.lost:

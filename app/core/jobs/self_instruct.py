@@ -13,6 +13,7 @@ from app.core.config import CoreConfig
 from app.core.filters.decontaminate import Checker
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import (
+    GenerationResult,
     curated_progress,
     dataset_inputs,
     llm_endpoints,
@@ -118,13 +119,18 @@ def run_shard(url: str, job_id: int, shard: int, config: CoreConfig, base_urls: 
         shards.run_requester(engine, channel, shard)
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
-    return run_method(ctx, build)  # with the contamination report when anything was checked
+class SelfInstructResult(GenerationResult):
+    """A Self-Instruct job's result: the generation kinds' figures."""
+
+
+def run(ctx: JobContext) -> SelfInstructResult:
+    return run_method(ctx, build, SelfInstructResult)  # with the contamination report when anything was checked
 
 
 SELF_INSTRUCT = register(JobKind(
     name=KIND,
     params_model=SelfInstructParams,
+    result_model=SelfInstructResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,
