@@ -29,10 +29,12 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
+from sqlmodel import Session
 
 from app.core import store
 from app.core.config import CoreConfig
@@ -118,9 +120,10 @@ class JobContext:
 
     @property
     def job_id(self) -> int:
-        return int(self.job.id)
+        return store.id_of(self.job)
 
-    def session(self):
+    def session(self) -> AbstractContextManager[Session]:
+        """A new session on the job's database, committed on a clean exit."""
         return session_scope(self.url)
 
     def report(self, counters: dict[str, Any]) -> None:
@@ -212,7 +215,7 @@ def _succeed(url: str, job_id: int, worker: str, beat: Heartbeat, result: dict[s
                 made.append(job_id_made)
         if made:
             result["followups"] = made
-        job = session.get(Job, job_id)
+        job = store.get_row(session, Job, job_id)
         job.result = {**(job.result or {}), **result}
 
 
