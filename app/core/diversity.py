@@ -23,7 +23,7 @@ import hashlib
 import heapq
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,14 +225,15 @@ def row_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
 def _rank(seed: int, key: tuple[Any, ...]) -> int:
     """A key's place in the seeded sample order: a 64-bit hash of the seed and the key, so the
     sample depends only on the rows, never on their order or on the process (unlike `hash`)."""
-    return int.from_bytes(hashlib.blake2b(repr((seed, key)).encode(), digest_size=8).digest(), "big")
+    text = f"{seed}:{':'.join(str(part) for part in key)}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
 @dataclass
 class BoundedSample:
     """What `bounded_version_items` kept: the items in the order they were read, the rows read
     (`of`, counting each instance row), and whether some instructions were left out."""
-    items: list[dict[str, Any]]
+    items: list[Any]
     of: int
     sampled: bool
 
@@ -241,7 +242,8 @@ class BoundedSample:
         return {"rows": len(self.items), "of": self.of} if self.sampled else None
 
 
-def bounded_version_items(rows: Iterable[Mapping[str, Any]], limit: int, seed: int = 0) -> BoundedSample:
+def bounded_version_items(rows: Iterable[Mapping[str, Any]], limit: int, seed: int = 0,
+                          keep: Callable[[Mapping[str, Any]], Any] = grouping_fields) -> BoundedSample:
     """`version_items` bounded to `limit` instructions, in memory that does not grow with the rows.
 
     A bottom-k sample: each instruction (`row_key`) gets a seeded hash rank, and the `limit`
@@ -250,7 +252,9 @@ def bounded_version_items(rows: Iterable[Mapping[str, Any]], limit: int, seed: i
     Instances of one instruction share a rank, so the first one read stands for them all, as
     in `version_items` (a later instance of a dropped instruction ranks above the bound, which
     only falls). With at most `limit` instructions every one is kept, in the order read:
-    exactly `version_items`' output."""
+    exactly `version_items`' output. `keep` is what an item holds of its row (by default the
+    report's fields; a commit keeps the row's id and reads the kept rows' text afterwards, so
+    its pass over every row reads three integers a row)."""
     heap: list[tuple[int, tuple[Any, ...]]] = []  # (-rank, key): the largest kept rank on top
     kept: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}  # key -> (read order, fields)
     dropped = False
@@ -270,7 +274,7 @@ def bounded_version_items(rows: Iterable[Mapping[str, Any]], limit: int, seed: i
         else:
             dropped = True
             continue
-        kept[key] = (read, grouping_fields(row))
+        kept[key] = (read, keep(row))
     items = [fields for _, fields in sorted(kept.values(), key=lambda v: v[0])]
     return BoundedSample(items, read, dropped)
 

@@ -334,3 +334,9 @@ def test_a_large_versions_diversity_is_over_a_seeded_bounded_sample_and_says_so(
         assert again == spread
         assert v.version_diversity(s, ds.id, 1, sample_rows=30) == v.version_diversity(s, ds.id, 1, sample_rows=100)
         assert "sampled" not in v.version_diversity(s, ds.id, 1, sample_rows=30)
+        # unbounded, it is the report over every row as the API computes it on request
+        from app.core import diversity
+
+        every = diversity.version_items(v.version_rows(s, ds.id, 1, fields=diversity.VERSION_FIELDS))
+        assert v.version_diversity(s, ds.id, 1, sample_rows=30) == diversity.stored_form(
+            diversity.report(every, rouge_sample=v.DIVERSITY_ROUGE_SAMPLE))

@@ -386,15 +386,30 @@ def version_diversity(session: Session, dataset_id: int, number: int,
     Over a seeded sample of at most `sample_rows` (default `DIVERSITY_SAMPLE_ROWS`) instructions (`diversity.bounded_version_items`),
     so a large version's commit pays for the sample, not for every row; the report then holds
     `sampled: {"rows": instructions in the sample, "of": the version's rows read}`."""
-    rows = stream_rows(session, dataset_id, live_at(number), fields=diversity.VERSION_FIELDS)
-    sample = diversity.bounded_version_items(rows, DIVERSITY_SAMPLE_ROWS if sample_rows is None else sample_rows)
-    report = diversity.report(sample.items, rouge_sample=DIVERSITY_ROUGE_SAMPLE)
+    keys = stream_rows(session, dataset_id, live_at(number), fields=("id", "source_job_id", "source_instruction_id"))
+    sample = diversity.bounded_version_items(keys, DIVERSITY_SAMPLE_ROWS if sample_rows is None else sample_rows,
+                                             keep=lambda row: row["id"])
+    report = diversity.report(_rows_by_id(session, sample.items, diversity.VERSION_FIELDS),
+                              rouge_sample=DIVERSITY_ROUGE_SAMPLE)
     if not report["overall"]["rows"]:
         return None
     marker = sample.marker()
     if marker:
         report["sampled"] = marker
     return diversity.stored_form(report)
+
+
+def _rows_by_id(session: Session, ids: Sequence[int], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """The rows of `ids` (`fields` of each, as `diversity.grouping_fields` keeps them), in the
+    order of `ids`, read a chunk of ids at a time."""
+    names = tuple(dict.fromkeys(("id", *fields)))
+    columns = [getattr(DatasetExample, n) for n in names]
+    conn = session.connection()
+    for start in range(0, len(ids), _INSERT_CHUNK):
+        chunk = ids[start:start + _INSERT_CHUNK]
+        found = {r[0]: r for r in conn.execute(select(*columns).where(col(DatasetExample.id).in_(chunk))).all()}
+        for ident in chunk:
+            yield diversity.grouping_fields(dict(zip(names, found[ident])))
 
 
 def finish_version(session: Session, change: Change, kind: VersionKind, counts: dict[str, Any],
