@@ -8,10 +8,10 @@ with `added_in <= v` and (`removed_in` null or `> v`), read in the stable order
 (`added_in`, `position`) a page at a time (keyset pagination on the unique index), so a
 reader of any size holds one page in memory and no long-lived cursor. One part of a commit
 reads the whole version: its diversity report (`version_diversity`, stored in
-`counts["diversity"]` and printed in the card), one pass over the rows' instruction fields
-that keeps a seeded sample of at most `DIVERSITY_SAMPLE_ROWS` instructions (constant memory;
-the report is computed over the sample and says so), with the ROUGE-L lookups made for a
-seeded sample of `DIVERSITY_ROUGE_SAMPLE` of those.
+`counts["diversity"]` and printed in the card): one pass over the rows' ids and sources
+that keeps a seeded sample of at most `DIVERSITY_SAMPLE_ROWS` instructions (constant memory),
+then the sampled rows' fields read by id; the report is computed over the sample and says
+so, with the ROUGE-L lookups made for a seeded sample of `DIVERSITY_ROUGE_SAMPLE` of those.
 
 Writers lock the dataset row (`SELECT ... FOR UPDATE` on PostgreSQL) and number the new
 version after the latest one; `expected_latest` lets a build refuse to commit on top of a
