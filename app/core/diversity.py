@@ -256,7 +256,7 @@ def bounded_version_items(rows: Iterable[Mapping[str, Any]], limit: int, seed: i
     report's fields; a commit keeps the row's id and reads the kept rows' text afterwards, so
     its pass over every row reads three integers a row)."""
     heap: list[tuple[int, tuple[Any, ...]]] = []  # (-rank, key): the largest kept rank on top
-    kept: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}  # key -> (read order, fields)
+    kept: dict[tuple[Any, ...], tuple[int, Any]] = {}  # key -> (read order, what `keep` kept)
     dropped = False
     read = 0
     for row in rows:

@@ -61,7 +61,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_DESCRIPTION = 10_000
 PAGE_SIZE = 2000
 # A commit's diversity report is over at most this many of the version's instructions (a
-# seeded hash sample): the report costs about 9 s per 100K instructions, so a 1M-row version's
+# seeded hash sample): the report costs 7-9 s per 100K instructions, so a 1M-row version's
 # would add minutes to its commit; a version at or under the bound is reported whole.
 DIVERSITY_SAMPLE_ROWS = 20_000
 DIVERSITY_ROUGE_SAMPLE = 1000  # rows whose max ROUGE-L to the rest a commit looks up (each against all)
@@ -383,8 +383,9 @@ def version_diversity(session: Session, dataset_id: int, number: int,
     rows as they are in this transaction; None for a version without rows. The version row
     need not exist yet (a commit computes it before writing the row).
 
-    Over a seeded sample of at most `sample_rows` (default `DIVERSITY_SAMPLE_ROWS`) instructions (`diversity.bounded_version_items`),
-    so a large version's commit pays for the sample, not for every row; the report then holds
+    Over a seeded sample of at most `sample_rows` (default `DIVERSITY_SAMPLE_ROWS`) instructions
+    (`diversity.bounded_version_items`), so a large version's commit pays for a pass over its
+    rows' ids and for the sample's report, not for a report over every row; the report then holds
     `sampled: {"rows": instructions in the sample, "of": the version's rows read}`."""
     keys = stream_rows(session, dataset_id, live_at(number), fields=("id", "source_job_id", "source_instruction_id"))
     sample = diversity.bounded_version_items(keys, DIVERSITY_SAMPLE_ROWS if sample_rows is None else sample_rows,
