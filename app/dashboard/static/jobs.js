@@ -361,13 +361,17 @@ function Rows({ api, job, params, onError }) {
   // The key each page starts after, learnt from the page before it: Next (and Previous back
   // over pages seen) pages by key, which costs the same deep into a million-row job; a page
   // jumped to by number is asked for by offset.
-  const starts = useRef({ filters: "", after: {} });
+  // A page by key leaves its total out (counting a million rows costs as much as the page):
+  // the total of the page by offset it started from is kept, and asked for again while the
+  // job is still adding rows.
+  const starts = useRef({ filters: "", after: {}, total: null });
   useEffect(() => {
     const filters = JSON.stringify([job.id, fate, rule, q, sort, minQuality, judge]);
-    if (starts.current.filters !== filters) starts.current = { filters, after: {} };
+    if (starts.current.filters !== filters) starts.current = { filters, after: {}, total: null };
     const after = number > 1 ? starts.current.after[number] : undefined;
     const query = new URLSearchParams({ limit: PAGE, sort });
     if (after) query.set("after", after); else query.set("offset", (number - 1) * PAGE);
+    if (after && (isActive(job) || starts.current.total === null)) query.set("count", "true");
     if (fate) query.set("fate", fate);
     if (rule) query.set("rule", rule);
     if (q) query.set("q", q);
@@ -377,7 +381,8 @@ function Rows({ api, job, params, onError }) {
     api.get(`/jobs/${job.id}/instructions?${query}`).then((p) => {
       if (!current) return;
       if (p.next_after) starts.current.after[number + 1] = p.next_after;
-      setPage({ ...p, offset: (number - 1) * PAGE });
+      if (p.total !== null && p.total !== undefined) starts.current.total = p.total;
+      setPage({ ...p, total: starts.current.total, offset: (number - 1) * PAGE });
       setError("");
     })
       .catch((err) => { onError(err); if (current) setError(errorText(err)); });
