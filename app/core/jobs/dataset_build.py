@@ -210,14 +210,14 @@ def _run_claimed(ctx: JobContext, job_id: int, follow: Any) -> Job:
 def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, target: int,
                    previous: Job | None) -> int:
     build = store.get_job(session, ctx.job_id)
-    dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
     request = JobRequest(
         kind=step.kind,
         params=step_params(step.kind, step.params, target),
         seed_set_id=recipe.seed_set_ids[0] if step.source == "seeds" else None,
         source_job_id=previous.id if step.source == "previous" and previous is not None else None,
         owner=build.owner,
-        build=BuildOrigin(dataset_id=store.id_of(dataset), build_job_id=ctx.job_id, step=index + 1,
+        build=BuildOrigin(dataset_id=params_as(ctx.params, DatasetBuildParams).dataset_id, build_job_id=ctx.job_id,
+                          step=index + 1,
                           seed_set_ids=list(recipe.seed_set_ids)),
     )
     try:
