@@ -51,6 +51,7 @@ from app.core.datasets import diff, fires, pages, schedule, tags
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.curation import QUERY_RULES, ExampleQuery, remove_examples
+from app.core.datasets.recipe import Recipe
 from app.core.handoff import dataset_settings, training_gate
 from app.core.jobs import dataset_build, requests, version_handoff
 from app.core.jobs.results import read_result
@@ -178,7 +179,8 @@ def create(
                                             "(repeatable; default messages)."),
     size_cap: int | None = typer.Option(None, "--size-cap", help="Stop growing at this many examples."),
     min_yield: float | None = typer.Option(None, "--min-yield", help="Pause the schedule when a build adds less "
-                                           "than this share of --grow-by (default 0.1)."),
+                                           "than this share of --grow-by (default "
+                                           f"{Recipe.model_fields['min_yield_share'].default})."),
     recipe_path: Path | None = typer.Option(None, "--recipe", help="The recipe as a JSON file, instead of the "
                                             "step options (--seeds/--seed-set add to its seed sets)."),
     description: str = typer.Option("", "--description", "-d", help="What the dataset is for."),

@@ -20,6 +20,7 @@ from app.core.jobs import lifecycle, requests
 from app.core.jobs.evol_instruct import source_pool
 from app.core.jobs.generation import GenerationResult
 from app.core.jobs.results import Counters, read_result
+from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.db import session_scope
 
@@ -149,6 +150,9 @@ def run_with_progress(url: str, job_id: int, settings: Any, label: str = "done",
 
 
 METHODS = {"self-instruct": "self_instruct", "evol-instruct": "evol_instruct"}
+# the defaults the help names, read from the params models (declared once, there)
+TARGET_DEFAULT = SelfInstructParams.model_fields["target"].default
+ROUNDS_DEFAULT = EvolInstructParams.model_fields["rounds"].default
 
 
 def register(cli: typer.Typer) -> None:
@@ -160,8 +164,8 @@ def register(cli: typer.Typer) -> None:
             None, "--from", help="Evol-Instruct's pool: a seed file, or the id of a finished generation job "
             "(its accepted instructions). Default: --seeds.",
         ),
-        target: int | None = typer.Option(None, "--target", "-n", help="Self-Instruct: curated instructions to produce (default 100)."),
-        rounds: int | None = typer.Option(None, "--rounds", "-r", help="Evol-Instruct: evolution rounds (default 4)."),
+        target: int | None = typer.Option(None, "--target", "-n", help=f"Self-Instruct: curated instructions to produce (default {TARGET_DEFAULT})."),
+        rounds: int | None = typer.Option(None, "--rounds", "-r", help=f"Evol-Instruct: evolution rounds (default {ROUNDS_DEFAULT})."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Also write the curated data here."),
         fmt: str = typer.Option("alpaca", "--format", "-f", help="alpaca | messages | prompt-completion"),
         seed: int | None = typer.Option(None, "--seed", help="Random seed (prompt sampling and requests)."),
