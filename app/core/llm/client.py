@@ -47,6 +47,7 @@ import asyncio
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -171,9 +172,11 @@ class _Endpoint:
     failures: int = 0
     published_limit: int = 0  # what this client added to the limit gauge
     name: str = field(init=False)  # the base URL without its password: in messages, metrics and counters
+    in_flight_metric: Any = field(init=False)  # this endpoint's child of LLM_IN_FLIGHT, looked up once
 
     def __post_init__(self) -> None:
         self.name = redact(self.base_url)
+        self.in_flight_metric = metrics.LLM_IN_FLIGHT.labels(self.name)
 
 
 class _Overload(Exception):
@@ -216,8 +219,9 @@ class LLMClient:
         ]
         for ep in self._endpoints:
             self._publish_limit(ep)
-        self._slots = asyncio.Condition()
-        self._waiting = 0  # requests waiting for a free slot
+        # requests waiting for a free slot, oldest first: (the endpoint to avoid, the future
+        # a releasing request hands its slot through); see `_acquire`
+        self._waiters: deque[tuple[_Endpoint | None, asyncio.Future[_Endpoint]]] = deque()
         self.utilisation = Utilisation()
         self._rr = 0
         self._last_answer = float("-inf")  # monotonic time of the last answered request
@@ -435,26 +439,58 @@ class LLMClient:
     def _track(self) -> None:
         self.utilisation.update(sum(e.in_flight for e in self._endpoints), self.capacity)
 
-    async def _acquire(self, exclude: _Endpoint | None) -> _Endpoint:
-        async with self._slots:
-            while (ep := self._pick(exclude)) is None:
-                self._waiting += 1
-                try:
-                    await self._slots.wait()
-                finally:
-                    self._waiting -= 1
-            ep.in_flight += 1
-            metrics.LLM_IN_FLIGHT.labels(ep.name).inc()
-            self._track()
-            return ep
+    def _take(self, ep: _Endpoint) -> _Endpoint:
+        ep.in_flight += 1
+        ep.in_flight_metric.inc()
+        self._track()
+        return ep
 
-    async def _release(self, ep: _Endpoint) -> None:
-        async with self._slots:
-            ep.in_flight -= 1
-            metrics.LLM_IN_FLIGHT.labels(ep.name).dec()
-            self._publish_limit(ep)
-            self._track()
-            self._slots.notify_all()
+    async def _acquire(self, exclude: _Endpoint | None) -> _Endpoint:
+        """A slot on an endpoint (`_pick`), waiting in line while there is none.
+
+        Why not a condition that every release notifies: a job keeps many more requests
+        waiting than there are slots, and waking all of them on each release (each to find
+        the one slot gone) cost about a dozen wake-ups a request. A release hands its slot
+        to the oldest waiter that can use it (`_release`), so each wait ends once. The event
+        loop runs one request at a time, so the check and the take need no lock."""
+        if not self._waiters and (ep := self._pick(exclude)) is not None:
+            return self._take(ep)
+        waiter: asyncio.Future[_Endpoint] = asyncio.get_running_loop().create_future()
+        entry = (exclude, waiter)
+        self._waiters.append(entry)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a slot just as it was cancelled
+                self._release(waiter.result())
+            else:
+                try:
+                    self._waiters.remove(entry)
+                except ValueError:  # a release already dropped it
+                    pass
+            raise
+
+    def _release(self, ep: _Endpoint) -> None:
+        ep.in_flight -= 1
+        ep.in_flight_metric.dec()
+        self._publish_limit(ep)
+        self._track()
+        # hand the free room to the oldest waiters that can take it (a retry that avoids the
+        # endpoint that failed it does not hold back the requests behind it)
+        served = 0
+        for entry in self._waiters:
+            exclude, waiter = entry
+            if waiter.done():
+                continue
+            ep_for = self._pick(exclude)
+            if ep_for is None:
+                if not any(e.in_flight < e.limit.limit for e in self._endpoints):
+                    break  # no room left for anyone
+                continue
+            waiter.set_result(self._take(ep_for))
+            served += 1
+        if served:
+            self._waiters = deque(entry for entry in self._waiters if not entry[1].done())
 
     async def _send(self, ep: _Endpoint, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """One attempt at one endpoint: the answer, or `_Overload`/`_Retryable`/`LLMError`.
@@ -621,12 +657,12 @@ class LLMClient:
                     metrics.LLM_TOKENS.labels(ep.name, "prompt").inc(int(usage.get("prompt_tokens") or 0))
                     metrics.LLM_TOKENS.labels(ep.name, "completion").inc(tokens)
                     metrics.LLM_TOKENS.labels(ep.name, "cached_prompt").inc(cached_prompt_tokens(data))
-                if self._waiting:
+                if self._waiters:
                     ep.limit.saturated()  # requests wait for a slot: the limit holds the job back
                 ep.limit.success(self._last_answer - sent, tokens)
                 return data
             finally:
-                await self._release(ep)
+                self._release(ep)
             self._failed(ep, last_error)
             metrics.LLM_REQUESTS.labels(ep.name, outcome).inc()
             now = time.monotonic()
