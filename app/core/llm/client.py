@@ -477,20 +477,17 @@ class LLMClient:
         self._track()
         # hand the free room to the oldest waiters that can take it (a retry that avoids the
         # endpoint that failed it does not hold back the requests behind it)
-        served = 0
-        for entry in self._waiters:
-            exclude, waiter = entry
+        waiters = self._waiters
+        for exclude, waiter in waiters:
             if waiter.done():
                 continue
             ep_for = self._pick(exclude)
-            if ep_for is None:
-                if not any(e.in_flight < e.limit.limit for e in self._endpoints):
-                    break  # no room left for anyone
-                continue
-            waiter.set_result(self._take(ep_for))
-            served += 1
-        if served:
-            self._waiters = deque(entry for entry in self._waiters if not entry[1].done())
+            if ep_for is not None:
+                waiter.set_result(self._take(ep_for))
+            elif not any(e.in_flight < e.limit.limit for e in self._endpoints):
+                break  # no room left for anyone
+        while waiters and waiters[0][1].done():  # served (or cancelled) ones leave from the front
+            waiters.popleft()
 
     async def _send(self, ep: _Endpoint, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """One attempt at one endpoint: the answer, or `_Overload`/`_Retryable`/`LLMError`.
