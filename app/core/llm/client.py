@@ -48,7 +48,8 @@ import json
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +60,7 @@ import httpx
 from app.core import metrics
 from app.core.config import LLMConfig
 from app.core.errors import Unavailable
-from app.core.llm import dialects
+from app.core.llm import dialects, wire
 from app.core.llm.adaptive import AIMDLimit, Utilisation
 from app.core.llm.dialects import Dialect, Request
 from app.core.urls import redact
@@ -172,6 +173,7 @@ class _Endpoint:
     failures: int = 0
     published_limit: int = 0  # what this client added to the limit gauge
     name: str = field(init=False)  # the base URL without its password: in messages, metrics and counters
+    wire: bool = False  # streamed POSTs go through `wire.Wire`
     in_flight_metric: Any = field(init=False)  # this endpoint's child of LLM_IN_FLIGHT, looked up once
 
     def __post_init__(self) -> None:
@@ -234,6 +236,11 @@ class LLMClient:
             limits=limits,
             transport=self.transport,
         )
+        # streamed POSTs to plain-http servers go through `wire` (see there why); a test's
+        # transport sees every request
+        self._wire = wire.Wire(headers, keepalive=most, connect_timeout_s=min(10.0, self.config.first_token_timeout_s))
+        for ep in self._endpoints:
+            ep.wire = self.transport is None and wire.usable(ep.base_url)
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -246,6 +253,7 @@ class LLMClient:
             metrics.LLM_LIMIT.labels(ep.name).dec(ep.published_limit)
             ep.published_limit = 0
         await self._http.aclose()
+        await self._wire.aclose()
 
     def _publish_limit(self, ep: _Endpoint) -> None:
         if ep.limit.limit != ep.published_limit:
@@ -518,6 +526,8 @@ class LLMClient:
             except ValueError:
                 raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        if ep.wire:
+            return await self._stream_wire(url, body, ep, path)
         timeout = httpx.Timeout(None, connect=min(10.0, self.config.first_token_timeout_s))
         async with self._http.stream(method, url, json=body, timeout=timeout) as resp:
             if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("content-type", ""):
@@ -527,11 +537,32 @@ class LLMClient:
                     return resp.json()  # a server that does not stream answers at once
                 except ValueError:
                     raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
-            return await self._read_events(resp, ep, path)
+            return await self._read_events(resp.aiter_lines(), ep, path)
 
-    async def _read_events(self, resp: httpx.Response, ep: _Endpoint, path: str) -> dict[str, Any]:
+    async def _stream_wire(self, url: str, body: dict[str, Any], ep: _Endpoint, path: str) -> dict[str, Any]:
+        """The streamed POST through `wire.Wire` (see `_send_once`): the same answers and
+        failures as through httpx, at a fraction of the CPU."""
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        answer = await self._wire.open(url, payload)
+        try:
+            if answer.status != 200 or "text/event-stream" not in answer.headers.get("content-type", ""):
+                try:
+                    whole = await asyncio.wait_for(answer.read(), self.config.first_token_timeout_s)
+                except TimeoutError:
+                    raise _Overload(f"{ep.name}: no answer within {self.config.first_token_timeout_s:g} s") from None
+                resp = wire.response_of(answer, whole, url)
+                _check_status(resp, ep, path)
+                try:
+                    return resp.json()  # a server that does not stream answers at once
+                except ValueError:
+                    raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
+            async with aclosing(answer.lines()) as lines:
+                return await self._read_events(lines, ep, path)
+        finally:
+            answer.release()
+
+    async def _read_events(self, lines: AsyncIterator[str], ep: _Endpoint, path: str) -> dict[str, Any]:
         """Assemble a streamed answer; time out on the first token and on silence."""
-        lines = resp.aiter_lines()
         parts: list[str] = []
         finish: str | None = None
         usage: dict[str, Any] = {}
