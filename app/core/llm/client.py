@@ -56,6 +56,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic_core import from_json
 
 from app.core import metrics
 from app.core.config import LLMConfig
@@ -623,7 +624,7 @@ class LLMClient:
     def _event(payload: str, ep: _Endpoint, path: str) -> dict[str, Any] | None:
         """One streamed event, None for one that is not an object; a broken one raises."""
         try:
-            event = json.loads(payload)
+            event = from_json(payload)  # pydantic's parser: a third of `json.loads`'s time on an event
         except ValueError:
             raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
         if not isinstance(event, dict):
