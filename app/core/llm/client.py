@@ -176,10 +176,17 @@ class _Endpoint:
     name: str = field(init=False)  # the base URL without its password: in messages, metrics and counters
     wire: bool = False  # streamed POSTs go through `wire.Wire`
     in_flight_metric: Any = field(init=False)  # this endpoint's child of LLM_IN_FLIGHT, looked up once
+    answered_metrics: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = redact(self.base_url)
         self.in_flight_metric = metrics.LLM_IN_FLIGHT.labels(self.name)
+        # the children an answered request counts in, looked up once (a lookup per request cost
+        # more than the counting)
+        self.answered_metrics = (metrics.LLM_REQUESTS.labels(self.name, "ok"), metrics.LLM_LATENCY.labels(self.name),
+                                 metrics.LLM_TOKENS.labels(self.name, "prompt"),
+                                 metrics.LLM_TOKENS.labels(self.name, "completion"),
+                                 metrics.LLM_TOKENS.labels(self.name, "cached_prompt"))
 
 
 class _Overload(Exception):
@@ -211,6 +218,7 @@ class LLMClient:
         self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
         self.role_dialects: dict[str, str] = {}  # the API that last answered each role's step
         self.role_prices: dict[str, float] = {}  # role -> price per million tokens, for the cost metric
+        self._role_metrics: dict[tuple[str, str], tuple[Any, ...]] = {}  # (role, dialect) -> its metric children
         n = len(self.base_urls)
         # the configured concurrency is for all endpoints together; each adapts on its own
         config = self.config
@@ -362,9 +370,16 @@ class LLMClient:
         counted.completion_tokens += completion.completion_tokens
         counted.cached_prompt_tokens += completion.cached_tokens
         self.role_dialects[role] = completion.dialect  # a step may use another API than the client's dialect
-        metrics.LLM_ROLE_STEPS.labels(role, "ok").inc()
-        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt").inc(completion.prompt_tokens)
-        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion").inc(completion.completion_tokens)
+        children = self._role_metrics.get((role, completion.dialect))
+        if children is None:
+            children = self._role_metrics[(role, completion.dialect)] = (
+                metrics.LLM_ROLE_STEPS.labels(role, "ok"),
+                metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt"),
+                metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion"))
+        steps, prompt_tokens, completion_tokens = children
+        steps.inc()
+        prompt_tokens.inc(completion.prompt_tokens)
+        completion_tokens.inc(completion.completion_tokens)
         price = self.role_prices.get(role)
         if price:
             metrics.LLM_ROLE_COST.labels(role).inc((completion.prompt_tokens + completion.completion_tokens) * price / 1e6)
@@ -605,7 +620,8 @@ class LLMClient:
                             parts.append(text)
                             chunks += 1
                         finish = choice.get("finish_reason") or finish
-                        logprobs = merge_logprobs(logprobs, choice.get("logprobs"))
+                        if (piece := choice.get("logprobs")) is not None:
+                            logprobs = merge_logprobs(logprobs, piece)
         except TimeoutError:
             what = "no first token" if first else "no token"
             raise _Overload(f"{ep.name}{path}: {what} for {limit:g} s") from None
@@ -680,12 +696,13 @@ class LLMClient:
                 self._last_answer = time.monotonic()
                 usage = ((data.get("usage") or {}) if isinstance(data, dict) else {})
                 tokens = int(usage.get("completion_tokens") or 0)
-                metrics.LLM_REQUESTS.labels(ep.name, "ok").inc()
-                metrics.LLM_LATENCY.labels(ep.name).observe(self._last_answer - sent)
+                answered, latency, prompt_tokens, completion_tokens, cached_tokens = ep.answered_metrics
+                answered.inc()
+                latency.observe(self._last_answer - sent)
                 if usage:
-                    metrics.LLM_TOKENS.labels(ep.name, "prompt").inc(int(usage.get("prompt_tokens") or 0))
-                    metrics.LLM_TOKENS.labels(ep.name, "completion").inc(tokens)
-                    metrics.LLM_TOKENS.labels(ep.name, "cached_prompt").inc(cached_prompt_tokens(data))
+                    prompt_tokens.inc(int(usage.get("prompt_tokens") or 0))
+                    completion_tokens.inc(tokens)
+                    cached_tokens.inc(cached_prompt_tokens(data))
                 if self._waiters:
                     ep.limit.saturated()  # requests wait for a slot: the limit holds the job back
                 ep.limit.success(self._last_answer - sent, tokens)
