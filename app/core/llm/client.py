@@ -25,6 +25,11 @@ not on the whole request. Usage comes from the stream's last event
 (`stream_options.include_usage`, vLLM and llama.cpp), else from llama.cpp's `timings`,
 else the content events are counted. A server that answers a stream request with plain
 JSON is read as such; `stream=False` sends plain requests with a whole-request timeout.
+Streamed requests to plain-http servers go through `wire.py` (a small HTTP/1.1 client:
+httpx cost more CPU per request than the rest of a job's work); the rest through httpx.
+
+A request waits for a slot in line: a release hands its slot to the oldest waiter that can
+use it (`_acquire`), rather than waking every waiting request to race for it.
 
 Endpoints are named in messages, metrics and the job's counters through `urls.redact`
 (a base URL may carry a password), and `Usage` keeps the last few failed attempts' messages

@@ -201,7 +201,11 @@ class Wire:
                 status_line = b""
             if not status_line:  # closed before a byte of the answer: a kept-alive one the server dropped
                 raise httpx.RemoteProtocolError(STALE)
-            answer = Answer(_parse_status(status_line), await _read_head(conn.reader), self, key, conn)
+            status, version = _parse_status(status_line)
+            headers = await _read_head(conn.reader)
+            if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+                headers["connection"] = "close"  # HTTP/1.0 closes after the answer unless it says otherwise
+            answer = Answer(status, headers, self, key, conn)
         except BaseException:
             conn.close()
             raise
@@ -214,12 +218,12 @@ class Wire:
         self._idle.clear()
 
 
-def _parse_status(line: bytes) -> int:
+def _parse_status(line: bytes) -> tuple[int, str]:
     try:
         version, status, *_ = line.decode("latin-1").split(" ", 2)
         if not version.startswith("HTTP/1."):
             raise ValueError(version)
-        return int(status)
+        return int(status), version
     except ValueError:
         raise httpx.RemoteProtocolError(f"malformed status line {line[:80]!r}") from None
 
