@@ -23,13 +23,13 @@ The configurations, back to back in one run on the same machine:
   there, with `sniffio` absent (httpcore looks it up ~12 times a request; each failed lookup
   is reproduced as the same full path-finder scan, since the package is now installed);
 * `start`: the code at `--start REV` (default: after the first round of cuts, before the
-  slot hand-over, the `wire` path and the batched flushes), extracted the same way;
+  slot hand-over, the aiohttp transport and the batched flushes), extracted the same way;
 * `after`: the working tree as it is.
 Then `--parallel` (default 1,2): `start` and `after` as 1 and 2 worker processes at once,
 each with a job of its own against the one fake server: all their requests per second of
 wall time (each run's own `run_job` time, start-ups left out), and the ratio to one.
 Then the floor: the same streamed completions sent straight through `LLMClient` (no job),
-through `LLMClient` with its streamed requests sent through httpx (as before `wire`), and
+through `LLMClient` over httpx's own pool (httpcore, as before the aiohttp transport), and
 through a bare `httpx.AsyncClient` (no Sprout at all).
 The machine may be shared: read medians and ratios, not single figures.
 
@@ -89,7 +89,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
 BEFORE = "96353c22fcd9d6bb83a97386a9792e87c87a855b"  # the revision before the cuts measured here
-START = "ed665669ba22a4133ef75317d0a5d2f24e9b31e6"  # the first round of cuts, before the slot hand-over and the wire path (`start`)
+START = "ed665669ba22a4133ef75317d0a5d2f24e9b31e6"  # the first round of cuts, before the slot hand-over and the aiohttp transport (`start`)
 DEDUP_BEFORE = "642b6ff"  # the last revision whose in-memory near-duplicate index was datasketch's
 
 
@@ -267,11 +267,12 @@ def floor_child(args: argparse.Namespace) -> None:
 
     async def run() -> float:
         if args.client.startswith("LLMClient"):
+            # `LLMClient-httpx`: over httpx's own pool (httpcore) instead of aiohttp's
+            limits = httpx.Limits(max_connections=args.in_flight + 4, max_keepalive_connections=args.in_flight)
+            transport = httpx.AsyncHTTPTransport(limits=limits) if args.client == "LLMClient-httpx" else None
             client = LLMClient(LLMConfig(base_urls=[args.url], model="fake-model", concurrency=args.in_flight,
-                               concurrency_max=args.in_flight, adaptive_concurrency=False, dialect="completions"))
-            if args.client == "LLMClient-httpx":  # its streamed requests through httpx, as before `wire`
-                for ep in client._endpoints:
-                    ep.wire = False
+                               concurrency_max=args.in_flight, adaptive_concurrency=False, dialect="completions"),
+                               transport=transport)
             send = lambda: client.complete(body["prompt"], max_tokens=64, stop=["\n\n"])  # noqa: E731
         else:
             client = httpx.AsyncClient(limits=httpx.Limits(max_connections=args.in_flight,

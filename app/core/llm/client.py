@@ -25,8 +25,9 @@ not on the whole request. Usage comes from the stream's last event
 (`stream_options.include_usage`, vLLM and llama.cpp), else from llama.cpp's `timings`,
 else the content events are counted. A server that answers a stream request with plain
 JSON is read as such; `stream=False` sends plain requests with a whole-request timeout.
-Streamed requests to plain-http servers go through `wire.py` (a small HTTP/1.1 client:
-httpx cost more CPU per request than the rest of a job's work); the rest through httpx.
+Requests go through httpx over aiohttp's connection pool (`httpx_aiohttp.AiohttpTransport`):
+httpcore's pool cost more CPU per streamed request than the rest of a job's work. A test's
+injected transport and proxies from the environment still go through httpx's own.
 
 A request waits for a slot in line: a release hands its slot to the oldest waiter that can
 use it (`_acquire`), rather than waking every waiting request to race for it.
@@ -49,24 +50,25 @@ judge's expected score), come back in `Completion.logprobs`, streamed or not.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+import httpx_aiohttp
 from pydantic_core import from_json
 
 from app.core import metrics
 from app.core.config import LLMConfig
 from app.core.errors import Unavailable
-from app.core.llm import dialects, wire
+from app.core.llm import dialects
 from app.core.llm.adaptive import AIMDLimit, Utilisation
 from app.core.llm.dialects import Dialect, Request
 from app.core.urls import redact
@@ -179,7 +181,6 @@ class _Endpoint:
     failures: int = 0
     published_limit: int = 0  # what this client added to the limit gauge
     name: str = field(init=False)  # the base URL without its password: in messages, metrics and counters
-    wire: bool = False  # streamed POSTs go through `wire.Wire`
     in_flight_metric: Any = field(init=False)  # this endpoint's child of LLM_IN_FLIGHT, looked up once
     answered_metrics: tuple[Any, ...] = field(init=False)
 
@@ -192,6 +193,52 @@ class _Endpoint:
                                  metrics.LLM_TOKENS.labels(self.name, "prompt"),
                                  metrics.LLM_TOKENS.labels(self.name, "completion"),
                                  metrics.LLM_TOKENS.labels(self.name, "cached_prompt"))
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """httpx_aiohttp raises every aiohttp connection error it has no closer entry for as a
+    `ConnectTimeout`; these keep the meanings httpcore gives them: a refused connection is a
+    `ConnectError`, a kept-alive connection closed before a byte of the answer the
+    `RemoteProtocolError` that `_send` sends again, a connection broken otherwise a `ReadError`."""
+    try:
+        yield
+    except httpx.ConnectTimeout as exc:
+        cause = exc.__cause__
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            raise httpx.ConnectError(str(exc)) from cause
+        if isinstance(cause, aiohttp.ServerDisconnectedError):
+            raise httpx.RemoteProtocolError(f"Server disconnected {STALE_CONNECTION}.") from cause
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
+            raise httpx.ReadError(str(exc)) from cause
+        raise
+
+
+class _AiohttpStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for chunk in self._inner:
+                yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _AiohttpTransport(httpx_aiohttp.AiohttpTransport):
+    """httpx over aiohttp's pool, with httpcore's exceptions (`_httpx_errors`), and for a base
+    URL with a password too: httpx has already made the URL's user and password its
+    `Authorization` header, and aiohttp refuses a URL that still carries them next to it."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.userinfo:
+            request.url = request.url.copy_with(userinfo=b"")
+        with _httpx_errors():
+            response = await super().handle_async_request(request)
+        response.stream = _AiohttpStream(response.stream)  # type: ignore[arg-type]
+        return response
 
 
 class _Overload(Exception):
@@ -244,17 +291,15 @@ class LLMClient:
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         most = self.config.concurrency_max * n
         limits = httpx.Limits(max_connections=most + 4, max_keepalive_connections=most)
+        # aiohttp's pool (the same limits; idle connections dropped after 5 s) unless a test
+        # injects its transport
+        transport = self.transport or _AiohttpTransport(limits=limits)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.config.timeout_s, connect=min(10.0, self.config.timeout_s)),
             headers=headers,
             limits=limits,
-            transport=self.transport,
+            transport=transport,
         )
-        # streamed POSTs to plain-http servers go through `wire` (see there why); a test's
-        # transport sees every request
-        self._wire = wire.Wire(headers, keepalive=most, connect_timeout_s=min(10.0, self.config.first_token_timeout_s))
-        for ep in self._endpoints:
-            ep.wire = self.transport is None and wire.usable(ep.base_url)
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -267,7 +312,6 @@ class LLMClient:
             metrics.LLM_LIMIT.labels(ep.name).dec(ep.published_limit)
             ep.published_limit = 0
         await self._http.aclose()
-        await self._wire.aclose()
 
     def _publish_limit(self, ep: _Endpoint) -> None:
         if ep.limit.limit != ep.published_limit:
@@ -547,8 +591,6 @@ class LLMClient:
             except ValueError:
                 raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
-        if ep.wire:
-            return await self._stream_wire(url, body, ep, path)
         timeout = httpx.Timeout(None, connect=min(10.0, self.config.first_token_timeout_s))
         async with self._http.stream(method, url, json=body, timeout=timeout) as resp:
             if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("content-type", ""):
@@ -559,28 +601,6 @@ class LLMClient:
                 except ValueError:
                     raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
             return await self._read_events(resp.aiter_lines(), ep, path)
-
-    async def _stream_wire(self, url: str, body: dict[str, Any], ep: _Endpoint, path: str) -> dict[str, Any]:
-        """The streamed POST through `wire.Wire` (see `_send_once`): the same answers and
-        failures as through httpx, at a fraction of the CPU."""
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        answer = await self._wire.open(url, payload)
-        try:
-            if answer.status != 200 or "text/event-stream" not in answer.headers.get("content-type", ""):
-                try:
-                    whole = await asyncio.wait_for(answer.read(), self.config.first_token_timeout_s)
-                except TimeoutError:
-                    raise _Overload(f"{ep.name}: no answer within {self.config.first_token_timeout_s:g} s") from None
-                resp = wire.response_of(answer, whole, url)
-                _check_status(resp, ep, path)
-                try:
-                    return resp.json()  # a server that does not stream answers at once
-                except ValueError:
-                    raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
-            async with aclosing(answer.lines()) as lines:
-                return await self._read_events(lines, ep, path)
-        finally:
-            answer.release()
 
     async def _read_events(self, lines: AsyncIterator[str], ep: _Endpoint, path: str) -> dict[str, Any]:
         """Assemble a streamed answer; time out on the first token and on silence."""
