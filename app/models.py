@@ -61,7 +61,7 @@ class SeedSet(SQLModel, table=True):
 
 
 class PersonaSet(SQLModel, table=True):
-    """A persona set (`app.core.personas`): the people a `persona` job writes tasks as."""
+    """A persona set (`app.core.methods.personas`): the people a `persona` job writes tasks as."""
 
     __tablename__ = "persona_sets"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -84,7 +84,7 @@ class Persona(SQLModel, table=True):
 
 
 class TopicTree(SQLModel, table=True):
-    """A topic tree (`app.core.topic_tree`): nested `{"topic", "children"}`, grown by a `topic_tree`
+    """A topic tree (`app.core.methods.topic_tree`): nested `{"topic", "children"}`, grown by a `topic_tree`
     job from `root` or uploaded, and replaced whole when edited."""
 
     __tablename__ = "topic_trees"
@@ -170,6 +170,9 @@ class Instruction(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("job_id", "seq"),
         Index("ix_instructions_job_fate", "job_id", "fate"),
+        # the score sorts' order (results sorted by max ROUGE-L, ties by seq): a page deep in
+        # a million-row job starts from the index instead of sorting the rows before it
+        Index("ix_instructions_job_score", "job_id", "max_rouge_l", "seq"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     job_id: int = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")

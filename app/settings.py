@@ -34,7 +34,7 @@ from app.core.training.config import TrainParams
 # TOML file's `llm_model`), as these settings were named before they were nested; `SPROUT_LLM__MODEL`
 # works as well, below the flat name.
 FLAT_PREFIXES: dict[str, str] = {
-    "llm": "llm_", "responder": "responder_", "judge": "judge_", "embedded": "embedded_"}
+    "llm": "llm_", "responder": "responder_", "judge": "judge_", "embedded": "embedded_", "jobs": "job_"}
 
 
 def fold_flat_names(data: Any) -> Any:
@@ -144,16 +144,9 @@ class Settings(BaseSettings):
     )
 
     # --- jobs ------------------------------------------------------------------------------
-    job_batch_size: int = Field(
-        default=16, ge=1, description="Candidates committed to SQL per batch."
-    )
-    job_flush_s: float = Field(
-        default=2.0, gt=0, description="Longest time between two commits of a running job."
-    )
-
-    job_stale_s: float = Field(
-        default=60.0, gt=0,
-        description="A running job whose heartbeat is older than this is taken over by another worker.",
+    jobs: JobConfig = Field(
+        default_factory=JobConfig,
+        description="How running jobs commit, heartbeat and are taken over (`SPROUT_JOB_*`).",
     )
 
     dedup_redis: bool = Field(
@@ -234,7 +227,7 @@ class Settings(BaseSettings):
             dedup_redis=self.dedup_redis,
             llm=llm,
             embedded=self.embedded,
-            jobs=JobConfig(batch_size=self.job_batch_size, flush_s=self.job_flush_s, stale_s=self.job_stale_s),
+            jobs=self.jobs,
             defaults=defaults,
             handoff=self.handoff_config(),
             judge=self.judge.resolve(llm),

@@ -47,11 +47,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import db
-from app.core import jobs, prompts, store
+from app.core import jobs, store
 from app.core.config import LLMConfig
 from app.core.jobs import lifecycle
 from app.core.llm.client import LLMClient
 from app.core.llm.embedded import EmbeddedServer, bundled_model_path
+from app.core.methods import prompts
 from app.core.seeds import load_seed_file
 from app.db import session_scope
 from app.settings import Settings

@@ -52,9 +52,10 @@ from git, at `--dedup-before-sizes`.
 `paging`: a job of `--rows` instructions (one instance each), stored by COPY in a PostgreSQL
 database of its own (dropped after), and a page of 50 at its start and at its end through
 the API (in-process), by `offset` and by `after` (keyset), for the instructions in `seq`
-order, the accepted ones, the `-max_rouge_l` order and the instances; medians of
-`--repeats`, and what the page's `total` (a count of the job's rows) costs alone. The last
-page by `after` must equal the last page by offset (exit 1 otherwise).
+order, the accepted ones, the `-max_rouge_l` order (its first page, a page in its middle
+and its last page) and the instances; medians of `--repeats`, and what a page's `total` (a
+count of the job's rows, counted on a page by offset or with `count=true`) costs alone.
+The last page by `after` must equal the last page by offset (exit 1 otherwise).
 
 `shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
 server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester
@@ -574,6 +575,8 @@ def paging(args: argparse.Namespace) -> None:
             last = get(f"{base}/instructions?sort=seq&limit=1&offset={n - 51}")["items"][0]
             last_score = get(f"{base}/instructions?sort=-max_rouge_l&limit=1&offset={n - 51}")["items"][0]
             score_key = f"{last_score['max_rouge_l'] if last_score['max_rouge_l'] is not None else 'null'}:{last_score['seq']}"
+            mid = get(f"{base}/instructions?sort=-max_rouge_l&limit=1&offset={n // 2}")["items"][0]
+            mid_key = f"{mid['max_rouge_l']}:{mid['seq']}"
             cases = [
                 ("instructions, first page", f"{base}/instructions?limit=50"),
                 ("instructions, last page by offset", f"{base}/instructions?limit=50&offset={n - 50}"),
@@ -586,6 +589,11 @@ def paging(args: argparse.Namespace) -> None:
                  f"{base}/instructions?sort=-max_rouge_l&limit=50&offset={n - 50}"),
                 ("instructions by -max_rouge_l, last page by after",
                  f"{base}/instructions?sort=-max_rouge_l&limit=50&after={score_key}"),
+                ("instructions by -max_rouge_l, first page", f"{base}/instructions?sort=-max_rouge_l&limit=50"),
+                ("instructions by -max_rouge_l, a middle page by after",
+                 f"{base}/instructions?sort=-max_rouge_l&limit=50&after={mid_key}"),
+                ("instructions by -max_rouge_l, a middle page by after, count=true",
+                 f"{base}/instructions?sort=-max_rouge_l&limit=50&after={mid_key}&count=true"),
                 ("instances, last page by offset", f"{base}/instances?limit=50&offset={n - 50}"),
                 ("instances, last page by after",
                  f"{base}/instances?limit=50&after={n - 50}:0"),

@@ -56,7 +56,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.core.prompts import gemma_chat_template
+from app.core.methods.prompts import gemma_chat_template
 from app.core.training.config import TrainParams
 from app.core.training.data import rows_to_conversations
 

@@ -107,7 +107,7 @@ class Checks:
 
 
 # --- 1-2. the model, BOS, and the fields Sprout sends --------------------------------------
-# The exact sampling fields of Sprout's requests (app/core/self_instruct.py), default params.
+# The exact sampling fields of Sprout's requests (app/core/methods/self_instruct.py), default params.
 GENERATE = {"max_tokens": 24, "temperature": 0.7, "top_p": 0.5, "presence_penalty": 2.0,
             "frequency_penalty": 0.0, "stop": ["\n16.", "\n16 .", "\n\n"], "seed": 7000049}
 CLASSIFY = {"max_tokens": 3, "temperature": 0, "top_p": 1, "stop": ["\n"], "seed": 7000050}

@@ -33,10 +33,10 @@ def settings_page() -> str:
 
 Every setting is an environment variable (`SPROUT_*`; nested method parameters use `__`),
 or a key in the TOML file named by `SPROUT_CONFIG` (environment variables win). The model
-servers (`SPROUT_LLM_*`), the responder and judge roles (`SPROUT_RESPONDER_*`, `SPROUT_JUDGE_*`)
-and the embedded server (`SPROUT_EMBEDDED_*`) are one configuration each, read from the flat
-names below (`SPROUT_LLM__MODEL` is read too, below `SPROUT_LLM_MODEL`). A job's
-method parameters default to these values and can be overridden per job
+servers (`SPROUT_LLM_*`), the responder and judge roles (`SPROUT_RESPONDER_*`, `SPROUT_JUDGE_*`),
+the embedded server (`SPROUT_EMBEDDED_*`) and the jobs' batching (`SPROUT_JOB_*`) are one
+configuration each, read from the flat names below (`SPROUT_LLM__MODEL` is read too, below
+`SPROUT_LLM_MODEL`). A job's method parameters default to these values and can be overridden per job
 (`sprout generate --param temperature=0.9`, or `params` in the API).
 
 A list setting takes either form: `SPROUT_LLM_BASE_URLS=http://gpu1:8000/v1,http://gpu2:8000/v1`
@@ -107,17 +107,17 @@ def cli_page() -> str:
 
 # --- rejection rules -------------------------------------------------------------------------
 def rules_page() -> str:
-    from app.core.evol_rules import EVOL_RULES
     from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES
-    from app.core.magpie_rules import MAGPIE_RULES
+    from app.core.methods.evol_rules import EVOL_RULES
+    from app.core.methods.magpie_rules import MAGPIE_RULES
 
     def section(title: str, rules: dict[str, str]) -> str:
         rows = "\n".join(f"| `{name}` | {_cell(meaning)} |" for name, meaning in rules.items())
         return f"\n## {title}\n\n| rule | a candidate is rejected when |\n|---|---|\n{rows}\n"
 
     return (HEADER + "# Rejection rules\n\nEvery rejected candidate stores one of these names as its `rule`, "
-            "generated from the rule tables in `app/core/filters/heuristics.py`, `app/core/evol_rules.py` and "
-            "`app/core/magpie_rules.py`. "
+            "generated from the rule tables in `app/core/filters/heuristics.py`, `app/core/methods/evol_rules.py` and "
+            "`app/core/methods/magpie_rules.py`. "
             "See [fates and rules](../concepts/fates-and-rules.md).\n"
             + section("Self-Instruct instructions", INSTRUCTION_RULES)
             + section("Self-Instruct instances", INSTANCE_RULES)

@@ -36,6 +36,9 @@ def _default(field) -> str:
 
 def rows(model: type[BaseModel], prefix: str):
     for name, field in model.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("readOnly") is True:
+            continue  # set by the service per job (a build step's `build`), not a setting
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             # a configuration read from flat names (`SPROUT_LLM_MODEL`), else nested (`SPROUT_TRAIN__LR`)

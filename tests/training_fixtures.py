@@ -41,7 +41,7 @@ def build_tiny_llama(out_dir: Path, hidden: int = 128, layers: int = 2, chat_tem
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from app.core.prompts import gemma_chat_template
+    from app.core.methods.prompts import gemma_chat_template
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

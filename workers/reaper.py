@@ -5,7 +5,7 @@ Two ways a job is left behind, both found from SQL (the job's row is the truth):
 * **a running job whose worker stopped heartbeating** — a worker that dies (SIGKILL, OOM,
   a lost machine) leaves its job `running` with an old heartbeat, and with late acks its
   message sits unacknowledged until the broker's visibility timeout (an hour with Redis).
-  It is sent at most once per `job_stale_s` (a Redis key with that lifetime), so a job
+  It is sent at most once per `SPROUT_JOB_STALE_S` (a Redis key with that lifetime), so a job
   that waits for a free worker does not pile up messages;
 * **a queued job whose message is gone** — the broker lost its data (Redis restarted
   without persistence, flushed), or the job was put back to the queue without a message
@@ -98,8 +98,8 @@ def reap(celery: Celery, settings: Any) -> list[int]:
     url = settings.resolved_database_url
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.readiness_timeout_s)
     try:
-        for job_id, kind in stale_jobs(url, settings.job_stale_s):
-            if not client.set(f"sprout:reaped:{job_id}", 1, nx=True, ex=max(1, math.ceil(settings.job_stale_s))):
+        for job_id, kind in stale_jobs(url, settings.jobs.stale_s):
+            if not client.set(f"sprout:reaped:{job_id}", 1, nx=True, ex=max(1, math.ceil(settings.jobs.stale_s))):
                 continue
             enqueue(celery, job_id, kind)
             sent.append(job_id)

@@ -53,6 +53,7 @@ from app.core.datasets import versions as v
 from app.core.datasets.curation import QUERY_RULES, ExampleQuery, remove_examples
 from app.core.handoff import dataset_settings, training_gate
 from app.core.jobs import dataset_build, requests, version_handoff
+from app.core.jobs.results import read_result
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.models import Dataset, DatasetVersion, JobStatus, SeedSet, utcnow
 
@@ -335,14 +336,14 @@ def build(name: str = typer.Argument(..., help="The dataset to build."),
     job = run_with_progress(url, job_id, settings, label="added")
     if job.status != JobStatus.succeeded.value:
         raise CliError(f"build job {job_id} {job.status}: {job.error or 'no version was committed'}")
-    result = job.result or {}
-    number = result.get("version")
+    result = read_result(job, dataset_build.DatasetBuildResult)
+    number = result.version
     with dataset_session(url) as session:
         d = v.get_dataset(session, acting_owner(), name)
         version = v.get_version(session, d.id, number) if number is not None else None
     _print_build(job_id, result, version, d)
-    if result.get("handoff_error"):
-        console.print(f"the version's hand-off could not be queued: {result['handoff_error']} "
+    if result.handoff_error:
+        console.print(f"the version's hand-off could not be queued: {result.handoff_error} "
                       f"(sprout datasets handoff {name}@{number} --now)", highlight=False)
     run_followups(url, settings, job)  # the version's hand-off, then its training
 
@@ -385,8 +386,9 @@ def version_contamination(version: DatasetVersion) -> list[tuple[str, str]]:
             *contamination_lines(report)[1:]]
 
 
-def _print_build(job_id: int, result: dict[str, Any], version: DatasetVersion | None, d: Dataset) -> None:
-    steps = ", ".join(map(str, result.get("steps") or [])) or "-"
+def _print_build(job_id: int, result: dataset_build.DatasetBuildResult, version: DatasetVersion | None,
+                 d: Dataset) -> None:
+    steps = ", ".join(map(str, result.steps)) or "-"
     if version is None:
         console.print(f"build job {job_id} added nothing: no new version (step jobs {steps})", highlight=False)
     else:
@@ -394,7 +396,7 @@ def _print_build(job_id: int, result: dict[str, Any], version: DatasetVersion | 
         table = Table(title=f"{d.name} version {version.number}", show_header=False)
         table.add_column("what", style="bold")
         table.add_column("value", justify="right")
-        table.add_row("examples added", str(result.get("added", counts.get("added", 0))))
+        table.add_row("examples added", str(result.added if result.added is not None else counts.get("added", 0)))
         for method, n in sorted((counts.get("added_by_method") or {}).items()):
             table.add_row(f"  by {method}", str(n))
         rejected = (counts.get("build") or {}).get("rejected_by_rule") or {}

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.cli.common import console
+from app.core import jobs
 from app.core.jobs import dispatch
+from app.core.jobs.sft import SftResult
+from app.core.jobs.version_handoff import VersionHandoffResult
 from app.models import Job, JobStatus
 
 
@@ -42,28 +45,31 @@ def run_followups(url: str, settings: Any, job: Job | None = None, job_ids: Sequ
 
 
 def print_outcome(job: Job) -> None:
-    """One or a few lines on what a follow-up job did."""
-    result = job.result or {}
+    """One or a few lines on what a follow-up job did (its result read through its kind's model)."""
     if job.status != JobStatus.succeeded.value:
         console.print(f"  job {job.id} {job.status}: {job.error}", highlight=False)
         return
-    for delivery in result.get("deliveries") or []:
-        console.print(f"  delivery {delivery['id']} to {delivery['destination']}: {delivery['status']}"
-                      f"{' -> ' + delivery['location'] if delivery.get('location') else ''}"
-                      f"{' (' + delivery['error'] + ')' if delivery.get('error') else ''}", highlight=False)
-    if "webhooks" in result:
-        console.print(f"  version_created sent to {result['webhooks']} webhook(s)", highlight=False)
-    training = result.get("training")
-    if isinstance(training, dict) and training.get("skipped"):
-        console.print(f"  training skipped: {training['skipped']}", highlight=False)
-    gate = result.get("gate")
-    if gate:
-        metrics = result.get("metrics") or {}
+    result = jobs.registry.result_of(job)
+    if isinstance(result, VersionHandoffResult):
+        _print_handoff(result)
+    if isinstance(result, SftResult) and result.gate:
+        gate, metrics = result.gate, result.metrics
         figures = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("eval_loss_after", "rouge_l_after")
                             if isinstance(metrics.get(k), (int, float)))
         console.print(f"  {figures}; gate {gate['tag']}: {gate['decision']}", highlight=False)
         for row in gate.get("table") or []:
             console.print("    " + training_gate_row(row), highlight=False)
+
+
+def _print_handoff(result: VersionHandoffResult) -> None:
+    for delivery in result.deliveries:
+        console.print(f"  delivery {delivery.id} to {delivery.destination}: {delivery.status}"
+                      f"{' -> ' + delivery.location if delivery.location else ''}"
+                      f"{' (' + delivery.error + ')' if delivery.error else ''}", highlight=False)
+    if "webhooks" in result.model_fields_set:
+        console.print(f"  version_created sent to {result.webhooks} webhook(s)", highlight=False)
+    if result.training is not None and result.training.skipped:
+        console.print(f"  training skipped: {result.training.skipped}", highlight=False)
 
 
 def training_gate_row(row: dict[str, Any]) -> str:

@@ -18,6 +18,8 @@ from app.cli.judge_summary import judge_rows, score_table
 from app.core import jobs, lineage, store
 from app.core.jobs import lifecycle, requests
 from app.core.jobs.evol_instruct import source_pool
+from app.core.jobs.generation import GenerationResult
+from app.core.jobs.results import Counters, read_result
 from app.core.seeds import SeedFormatError, load_seed_file
 from app.db import session_scope
 
@@ -41,17 +43,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _progress_line(counters: dict[str, Any]) -> str:
-    if "judged" in counters and ("generated" not in counters or counters.get("judge")):  # the judge at work
+    counted = Counters.model_validate(counters)
+    if "judged" in counters and ("generated" not in counters or counted.judge):  # the judge at work
         means = ", ".join(f"{k.removeprefix('mean_')} {v:.2f}" for k, v in counters.items()
                           if k.startswith("mean_") and isinstance(v, (int, float)))
-        return f"judged {counters.get('judged', 0)} · unparseable {counters.get('judge_unparseable', 0)}" + (
+        return f"judged {counted.judged} · unparseable {counted.judge_unparseable}" + (
             f" · mean {means}" if means else "")
     if "generated" not in counters:  # not a generation job: its stage, step and loss
         return " · ".join(f"{k} {v}" for k, v in counters.items() if k in ("stage", "loss") and v is not None)
-    rejected = counters.get("rejected", {})
-    top = sorted(rejected.items(), key=lambda kv: -kv[1])[:4]
+    top = sorted(counted.rejected.items(), key=lambda kv: -kv[1])[:4]
     parts = ", ".join(f"{rule} {n}" for rule, n in top) or "none"
-    return f"generated {counters.get('generated', 0)} · rejected: {parts}"
+    return f"generated {counted.generated} · rejected: {parts}"
 
 
 def summary_table(job) -> Table:
@@ -85,27 +87,27 @@ def summary_table(job) -> Table:
         table.add_row("requests in flight / limit (mean)", f"{100 * c.get('llm_utilisation', 0):.0f}%")
     for endpoint, limit in sorted((c.get("llm_concurrency") or {}).items()):
         table.add_row(f"  concurrency limit {endpoint}", str(limit))
-    result = job.result or {}
-    if result.get("tokens_per_accepted") is not None:
-        table.add_row("tokens per accepted example", f"{result['tokens_per_accepted']:,.1f}")
-    if result.get("tokens_per_second") is not None:
+    result = read_result(job, GenerationResult)
+    if result.tokens_per_accepted is not None:
+        table.add_row("tokens per accepted example", f"{result.tokens_per_accepted:,.1f}")
+    if result.tokens_per_second is not None:
         table.add_row("tokens/s (wall time on the model servers)",
-                      f"{result['tokens_per_second']:,.1f} ({c.get('llm_wall_s', 0):,.1f} s)")
-    if result.get("cost") is not None:
-        per = result.get("cost_per_accepted")
+                      f"{result.tokens_per_second:,.1f} ({c.get('llm_wall_s', 0):,.1f} s)")
+    if result.cost is not None:
+        per = result.cost_per_accepted
         rate = {"per_gpu_hour": ", per GPU-hour", "per_million_tokens": ", per million tokens"}.get(
-            result.get("cost_rate") or "", "")
+            result.cost_rate or "", "")
         table.add_row(f"cost (per accepted example){rate}",
-                      f"{result['cost']:.4f} ({'-' if per is None else f'{per:.6f}'})")
-    report = result.get("contamination")
+                      f"{result.cost:.4f} ({'-' if per is None else f'{per:.6f}'})")
+    report = result.contamination
     if report:
         table.add_row("contaminated candidates", str(report.get("candidates_hit", 0)))
         for bench, figures in (report.get("benchmarks") or {}).items():
             table.add_row(f"  {bench}", f"{figures['items_hit']} item(s) hit")
-    if result.get("stopped"):
-        table.add_row("stopped", result["stopped"])
-    if (result.get("judge_scores") or {}).get("judge"):
-        judge_rows(table, result["judge_scores"])
+    if result.stopped:
+        table.add_row("stopped", result.stopped)
+    if result.judge_scores and result.judge_scores.get("judge"):
+        judge_rows(table, result.judge_scores)
     if job.started_at and job.finished_at:
         table.add_row("time", f"{(job.finished_at - job.started_at).total_seconds():.1f} s")
     return table

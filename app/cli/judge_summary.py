@@ -7,6 +7,9 @@ from typing import Any
 
 from rich.table import Table
 
+from app.core.jobs.results import read_result
+from app.core.jobs.score import ScoreResult
+
 
 def _number(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
@@ -29,8 +32,9 @@ def score_table(job: Any) -> Table:
     table = Table(title=f"job {job.id} ({job.kind} of job {job.source_job_id}): {job.status}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
-    if (job.result or {}).get("judge"):
-        judge_rows(table, job.result)
+    result = read_result(job, ScoreResult)
+    if result.judge:
+        judge_rows(table, result.model_dump(exclude_unset=True))
     c = job.counters or {}
     table.add_row("judge requests (errors)", f"{c.get('judge_llm_requests', 0)} ({c.get('judge_llm_errors', 0)})")
     table.add_row("judge tokens (prompt / completion)",

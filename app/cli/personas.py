@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from app.cli.common import CliError, console, database_url, load_settings
 from app.core import store
-from app.core.personas import PersonaFormatError, load_persona_file
+from app.core.methods.personas import PersonaFormatError, load_persona_file
 from app.db import session_scope
 from app.models import PersonaSet
 

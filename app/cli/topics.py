@@ -14,7 +14,8 @@ from pathlib import Path
 import typer
 
 from app.cli.common import CliError, console, database_url, load_settings
-from app.core import records, store, topic_tree
+from app.core import records, store
+from app.core.methods import topic_tree
 from app.db import session_scope
 from app.models import TopicTree
 

@@ -135,20 +135,26 @@ class Budget:
         """Tokens (and cost, when priced, with the rate used) in all and per accepted example,
         for a job's result. `accepted`: the examples the job made, when its `accepted`
         counter also counts what it did not make (Evol-Instruct's roots)."""
-        tokens = total_tokens(counters)
-        accepted = int(counters.get("accepted") or 0) if accepted is None else accepted
+        # the jobs layer's model of a job's counters; imported here, not above: the jobs package
+        # imports this module as it loads
+        from app.core.jobs.results import Counters
+
+        counted = Counters.model_validate(counters)
+        tokens = counted.tokens()
+        accepted = counted.accepted if accepted is None else accepted
         out: dict[str, Any] = {"total_tokens": tokens,
                                "tokens_per_accepted": round(tokens / accepted, 1) if accepted else None}
-        seconds = counters.get("llm_wall_s")
+        seconds = counted.llm_wall_s
         if seconds:
             out["llm_wall_s"] = round(seconds, 3)
             out["tokens_per_second"] = round(tokens / seconds, 2)
-        cost = self.cost(tokens, seconds, counters.get("roles"))
+        roles = counted.role_dicts()
+        cost = self.cost(tokens, seconds, roles)
         if cost is not None:
             out["cost"] = round(cost, 6)
             out["cost_per_accepted"] = round(cost / accepted, 6) if accepted else None
             out["cost_rate"] = self.rate
-            by_role = self.role_costs(counters.get("roles"))
+            by_role = self.role_costs(roles)
             if by_role:
                 out["cost_by_role"] = by_role
         return out

@@ -3,8 +3,9 @@
 The core never reads global settings: the CLI, the API and the workers build a
 `CoreConfig` from their `Settings` (`app.settings.Settings.core_config()`) and hand it
 down. A test builds one directly. The model servers (`LLMConfig`), the responder and judge
-roles and the embedded server are declared here once, as pydantic models that `Settings`
-nests (their `SPROUT_*` names and descriptions come from these fields). All frozen, so a
+roles, the embedded server and the jobs' batching (`JobConfig`) are declared here once, as
+pydantic models that `Settings` nests (their `SPROUT_*` names and descriptions come from
+these fields). All frozen, so a
 job cannot change the configuration another job in the same process sees.
 """
 
@@ -275,13 +276,18 @@ class EmbeddedConfig(BaseModel):
         return embedded_alias(value)  # a ValueError naming the known models
 
 
-@dataclass(frozen=True)
-class JobConfig:
-    """How the lifecycle batches, heartbeats and takes over jobs."""
+class JobConfig(BaseModel):
+    """How the lifecycle batches, heartbeats and takes over jobs, declared once: `Settings.jobs`
+    reads it from the `SPROUT_JOB_*` variables and `CoreConfig.jobs` carries it whole."""
 
-    batch_size: int = 16
-    flush_s: float = 2.0
-    stale_s: float = 60.0
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_size: int = Field(default=16, ge=1, description="Candidates committed to SQL per batch.")
+    flush_s: float = Field(default=2.0, gt=0, description="Longest time between two commits of a running job.")
+    stale_s: float = Field(
+        default=60.0, gt=0,
+        description="A running job whose heartbeat is older than this is taken over by another worker.",
+    )
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ the topic path when rows carry them. Rows are dicts with `instruction` and optio
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +196,7 @@ def report(rows: Iterable[Mapping[str, Any]], *, rouge_sample: int = 5000, seed:
     return result
 
 
-VERSION_FIELDS = ("instruction", "method", "source_job_id", "source_instruction_id", "lineage")
+VERSION_FIELDS = ("id", "instruction", "method", "source_job_id", "source_instruction_id", "lineage")
 
 
 def version_items(rows: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -211,13 +213,82 @@ def version_items(rows: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]
         yield grouping_fields(row)
 
 
+def row_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes a version row one instruction: its source (job, instruction) when it has
+    one (a Self-Instruct task's several instances share it), else its own id."""
+    job, ident = row.get("source_job_id"), row.get("source_instruction_id")
+    if job is not None and ident is not None:
+        return ("job", int(job), int(ident))
+    return ("row", int(row.get("id") or 0))
+
+
+def _rank(seed: int, key: tuple[Any, ...]) -> int:
+    """A key's place in the seeded sample order: a 64-bit hash of the seed and the key, so the
+    sample depends only on the rows, never on their order or on the process (unlike `hash`)."""
+    text = f"{seed}:{':'.join(str(part) for part in key)}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+@dataclass
+class BoundedSample:
+    """What `bounded_version_items` kept: the items in the order they were read, the rows read
+    (`of`, counting each instance row), and whether some instructions were left out."""
+    items: list[Any]
+    of: int
+    sampled: bool
+
+    def marker(self) -> dict[str, int] | None:
+        """The report's `sampled` entry: `{"rows": instructions kept, "of": version rows read}`."""
+        return {"rows": len(self.items), "of": self.of} if self.sampled else None
+
+
+def bounded_version_items(rows: Iterable[Mapping[str, Any]], limit: int, seed: int = 0,
+                          keep: Callable[[Mapping[str, Any]], Any] = grouping_fields) -> BoundedSample:
+    """`version_items` bounded to `limit` instructions, in memory that does not grow with the rows.
+
+    A bottom-k sample: each instruction (`row_key`) gets a seeded hash rank, and the `limit`
+    instructions of lowest rank are kept (a heap of at most `limit`). The same rows give the
+    same sample whatever their order, and every instruction is equally likely to be in it.
+    Instances of one instruction share a rank, so the first one read stands for them all, as
+    in `version_items` (a later instance of a dropped instruction ranks above the bound, which
+    only falls). With at most `limit` instructions every one is kept, in the order read:
+    exactly `version_items`' output. `keep` is what an item holds of its row (by default the
+    report's fields; a commit keeps the row's id and reads the kept rows' text afterwards, so
+    its pass over every row reads three integers a row)."""
+    heap: list[tuple[int, tuple[Any, ...]]] = []  # (-rank, key): the largest kept rank on top
+    kept: dict[tuple[Any, ...], tuple[int, Any]] = {}  # key -> (read order, what `keep` kept)
+    dropped = False
+    read = 0
+    for row in rows:
+        read += 1
+        key = row_key(row)
+        if key in kept:
+            continue
+        rank = _rank(seed, key)
+        if len(heap) < limit:
+            heapq.heappush(heap, (-rank, key))
+        elif heap and -heap[0][0] > rank:
+            _, out = heapq.heapreplace(heap, (-rank, key))
+            del kept[out]
+            dropped = True
+        else:
+            dropped = True
+            continue
+        kept[key] = (read, keep(row))
+    items = [fields for _, fields in sorted(kept.values(), key=lambda v: v[0])]
+    return BoundedSample(items, read, dropped)
+
+
 def stored_form(report_: Mapping[str, Any]) -> dict[str, Any]:
     """The report as a version keeps it (`counts["diversity"]`): the groups' figures without
     their verb lists, so a version's counts stay small; the overall figures whole."""
     by = {key: {name: {**s, "verb_noun": {k: v for k, v in s["verb_noun"].items() if k != "top_verbs"}}
                 for name, s in groups.items()}
           for key, groups in report_["by"].items()}
-    return {"overall": report_["overall"], "by": by, "notes": report_.get("notes", {})}
+    out = {"overall": report_["overall"], "by": by, "notes": report_.get("notes", {})}
+    if report_.get("sampled"):
+        out["sampled"] = report_["sampled"]
+    return out
 
 
 def text_lines(report_: Mapping[str, Any]) -> list[str]:
@@ -235,6 +306,9 @@ def text_lines(report_: Mapping[str, Any]) -> list[str]:
     lines.append("max ROUGE-L histogram: " + ", ".join(
         f"[{a:.1f},{b:.1f}{']' if i == len(hist['counts']) - 1 else ')'} {c}"
         for i, (a, b, c) in enumerate(zip(hist["edges"], hist["edges"][1:], hist["counts"]))))
+    if report_.get("sampled"):
+        lines.append(f"(sampled: {report_['sampled']['rows']:,} instructions of {report_['sampled']['of']:,} rows; "
+                     "every figure is over the sample)")
     if overall["max_rouge_l"]["sampled"]:
         lines.append(f"(ROUGE-L of a sample of {overall['max_rouge_l']['rows_scored']} rows, each against all)")
     top = overall["verb_noun"]["top_verbs"][:10]

@@ -33,8 +33,12 @@ def section(report: dict[str, Any]) -> list[str]:
     overall = report["overall"]
     rouge, vn = overall["max_rouge_l"], overall["verb_noun"]
     sample = f" (a seeded sample of {rouge['rows_scored']}, each against all)" if rouge["sampled"] else ""
+    bounded = report.get("sampled")
+    over = (f"Over a seeded sample of {bounded['rows']:,} instructions of the version's {bounded['of']:,} rows "
+            "(sampled: every figure below is over the sample)" if bounded
+            else f"Over {overall['rows']} instructions")
     lines = ["## Diversity", "",
-             f"Over {overall['rows']} instructions (each counted once). Max ROUGE-L: each instruction's highest "
+             f"{over} (each counted once). Max ROUGE-L: each instruction's highest "
              f"ROUGE-L F to every other instruction here{sample}. Verb-noun: the root verb and its direct object, "
              "by a heuristic for imperative instructions.", ""]
     lines += table(("distinct-1", "distinct-2", "max ROUGE-L mean", "median", "p90", "verb-noun coverage",

@@ -13,13 +13,34 @@ Works for any generation job: a Self-Instruct job's instructions are all roots.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from app.core import store
 from app.core.jobs.registry import JobRequestError, produces_examples
 from app.models import Fate, Instance, Instruction
+
+
+class _Node(NamedTuple):
+    """The columns of an instruction its lineage needs."""
+
+    id: int
+    instruction: str
+    parent_id: int | None
+    operation: str | None
+    round: int
+    fate: str
+    detail: dict[str, Any]
+
+
+class _Answer(NamedTuple):
+    """An accepted instance of an instruction."""
+
+    input: str
+    output: str
+    turns: list[dict[str, Any]] | None
 
 
 def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
@@ -28,12 +49,12 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
     of a chosen instruction, in the job's order. `lineage` is the list, root first and the
     row's own instruction last, of `{"instruction", "operation", "round"}` (the root's
     operation is None and its round 0)."""
-    rows = session.exec(
-        select(Instruction.id, Instruction.instruction, Instruction.parent_id, Instruction.operation,
-               Instruction.round, Instruction.fate, Instruction.detail)
-        .where(Instruction.job_id == job_id)
-        .order_by(Instruction.seq)
-    ).all()
+    rows = [_Node._make(row) for row in session.execute(
+        sa_select(col(Instruction.id), col(Instruction.instruction), col(Instruction.parent_id),
+                  col(Instruction.operation), col(Instruction.round), col(Instruction.fate), col(Instruction.detail))
+        .where(col(Instruction.job_id) == job_id)
+        .order_by(col(Instruction.seq))
+    ).all()]
     by_id = {r.id: r for r in rows}
     accepted = [r for r in rows if r.fate == Fate.accepted.value]
     chosen = _tips(accepted) if final_only else accepted
@@ -43,11 +64,11 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
     instances = session.exec(
         select(Instance.instruction_id, Instance.input, Instance.output, Instance.turns)
         .where(Instance.job_id == job_id, Instance.fate == Fate.accepted.value)
-        .order_by(Instance.instruction_id, Instance.position)
+        .order_by(col(Instance.instruction_id), col(Instance.position))
     ).all()
-    by_instruction: dict[int, list[Any]] = {}
-    for inst in instances:
-        by_instruction.setdefault(inst.instruction_id, []).append(inst)
+    by_instruction: dict[int, list[_Answer]] = {}
+    for instruction_id, input_, output, turns in instances:
+        by_instruction.setdefault(instruction_id, []).append(_Answer(input_, output, list(turns) if turns else None))
     out = []
     for r in chosen:
         for inst in by_instruction.get(r.id, []):
@@ -57,7 +78,7 @@ def lineage_examples(session: Session, job_id: int, *, final_only: bool = False,
     return out
 
 
-def _root_origin(row: Any, by_id: dict[int, Any]) -> dict[str, Any]:
+def _root_origin(row: _Node, by_id: dict[int, _Node]) -> dict[str, Any]:
     """The persona or topic path the lineage's root was written for (`store.origin`), if any."""
     seen: set[int] = set()
     while row.parent_id is not None and row.parent_id in by_id and row.id not in seen:
@@ -66,19 +87,20 @@ def _root_origin(row: Any, by_id: dict[int, Any]) -> dict[str, Any]:
     return store.origin(row.detail)
 
 
-def _tips(accepted: list[Any]) -> list[Any]:
+def _tips(accepted: list[_Node]) -> list[_Node]:
     """The accepted rows no accepted row names as parent: each lineage's last survivor."""
     parents = {r.parent_id for r in accepted if r.parent_id is not None}
     return [r for r in accepted if r.id not in parents]
 
 
-def _chain(row: Any, by_id: dict[int, Any]) -> list[dict[str, Any]]:
+def _chain(row: _Node, by_id: dict[int, _Node]) -> list[dict[str, Any]]:
     chain = []
     seen: set[int] = set()
-    while row is not None and row.id not in seen:
-        seen.add(row.id)
-        chain.append({"instruction": row.instruction, "operation": row.operation, "round": row.round})
-        row = by_id.get(row.parent_id) if row.parent_id is not None else None
+    node: _Node | None = row
+    while node is not None and node.id not in seen:
+        seen.add(node.id)
+        chain.append({"instruction": node.instruction, "operation": node.operation, "round": node.round})
+        node = by_id.get(node.parent_id) if node.parent_id is not None else None
     return chain[::-1]
 
 

@@ -26,6 +26,36 @@ DecontaminateField = Literal["prompt", "output"]
 DECONTAMINATE_FIELDS: tuple[DecontaminateField, ...] = ("prompt", "output")
 
 
+class BuildOrigin(BaseModel):
+    """Which dataset build a generation job is a step of (set by the build on its step job).
+
+    A step starts from every seed set of the recipe and is novel against the dataset's whole
+    current content (`app.core.jobs.generation.dataset_inputs`), and is checked against its
+    frozen evaluation tasks (`app.core.jobs.decontamination`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: int = Field(ge=1, description="The dataset the build adds to.")
+    build_job_id: int = Field(ge=1, description="The dataset_build job that made this step.")
+    step: int = Field(ge=1, description="Which step of the recipe (1 is the first).")
+    seed_set_ids: list[int] = Field(default_factory=list, description="The recipe's seed sets.")
+
+
+class BuildStepParams(BaseModel):
+    """What a generation job carries when it is one step of a dataset build.
+
+    `build` is the service's to set, never a caller's or a setting's: its schema says
+    `readOnly` (JSON Schema's word for it), which the jobs layer, the new-job form and the
+    settings reference read (`app.core.jobs.registry.server_set`)."""
+
+    build: BuildOrigin | None = Field(
+        default=None,
+        description="Set by a dataset build on its step jobs (the build, its dataset and the step); "
+        "a job asked for directly has none.",
+        json_schema_extra={"readOnly": True},
+    )
+
+
 class DecontaminationParams(BaseModel):
     """Benchmark decontamination, shared by the generation methods (`app.core.filters.decontaminate`)."""
 
@@ -144,7 +174,7 @@ class RoleParams(BaseModel):
     )
 
 
-class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
+class SelfInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams, BuildStepParams):
     """Parameters of one Self-Instruct job (defaults: the paper's)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -239,7 +269,7 @@ EVOL_OPERATIONS = (
 )
 
 
-class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams):
+class EvolInstructParams(DecontaminationParams, BudgetParams, JudgeStepParams, RoleParams, BuildStepParams):
     """Parameters of one Evol-Instruct job (defaults: the paper's, else the reference code's).
 
     Sampling values follow the reference code (temperature 1, top_p 0.95); the token
@@ -382,7 +412,7 @@ class PlannedRequestParams(PoolFilterParams, RoleParams):
                                  description="Whole words (case-insensitive) that reject a task.")
 
 
-class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams, PlannedRequestParams):
+class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams, PlannedRequestParams, BuildStepParams):
     """Parameters of one persona-driven generation job (PersonaHub, Chan et al., 2024; Tulu 3's persona data).
 
     Each persona of the set is crossed with task types (or with the seed set's tasks as
@@ -423,7 +453,7 @@ class PersonaParams(DecontaminationParams, BudgetParams, JudgeStepParams, Planne
         return self
 
 
-class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams, PlannedRequestParams):
+class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams, PlannedRequestParams, BuildStepParams):
     """Parameters of one topic-tree job (Kiln's synthetic-data UI: topics, then data per topic).
 
     Either a stored tree (`topic_tree_id`) or a root description (`root`) that the job grows
@@ -452,7 +482,7 @@ class TopicTreeParams(DecontaminationParams, BudgetParams, JudgeStepParams, Plan
         return self
 
 
-class MagpieParams(DecontaminationParams, BudgetParams, JudgeStepParams, PoolFilterParams, RoleParams):
+class MagpieParams(DecontaminationParams, BudgetParams, JudgeStepParams, PoolFilterParams, RoleParams, BuildStepParams):
     """Parameters of one Magpie job (Xu et al., 2024; distilabel's `MagpieGenerator`).
 
     The model that answers (the responder's; the job's model servers unless a responder is

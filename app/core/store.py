@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, col, select
 
-from app.core import topic_tree
-from app.core.candidates import CandidateRecord, StoredCandidate
 from app.core.errors import Conflict
 from app.core.errors import NotFound as NotFound  # re-exported: callers catch store.NotFound
 from app.core.filters.decontaminate import BenchmarkItem
+from app.core.methods import topic_tree
+from app.core.methods.candidates import CandidateRecord, StoredCandidate
 from app.core.seeds import SeedTaskData
 from app.models import (
     BenchmarkItemRow,
@@ -49,6 +49,18 @@ def id_of(row: _Row) -> int:
     return row.id
 
 
+M = TypeVar("M", bound=SQLModel)
+
+
+def get_row(session: Session, model: type[M], row_id: int) -> M:
+    """Row `row_id` of `model`, or `NotFound`: for a row the caller knows exists (one it
+    claimed, or one a foreign key names), typed as present."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"no {model.__name__} with id {row_id}")
+    return row
+
+
 # --- seed sets ---------------------------------------------------------------------------
 def import_seed_set(session: Session, name: str, fmt: str, tasks: list[SeedTaskData], owner: str | None = None) -> SeedSet:
     """Store a parsed seed file in one transaction (the caller commits)."""
@@ -58,7 +70,7 @@ def import_seed_set(session: Session, name: str, fmt: str, tasks: list[SeedTaskD
     for position, task in enumerate(tasks):
         session.add(
             SeedTask(
-                seed_set_id=seed_set.id,
+                seed_set_id=id_of(seed_set),
                 position=position,
                 name=task.name,
                 instruction=task.instruction,
@@ -71,7 +83,7 @@ def import_seed_set(session: Session, name: str, fmt: str, tasks: list[SeedTaskD
 
 
 def seed_tasks(session: Session, seed_set_id: int) -> list[SeedTaskData]:
-    rows = session.exec(select(SeedTask).where(SeedTask.seed_set_id == seed_set_id).order_by(SeedTask.position)).all()
+    rows = session.exec(select(SeedTask).where(col(SeedTask.seed_set_id) == seed_set_id).order_by(col(SeedTask.position))).all()
     return [SeedTaskData(r.instruction, list(r.instances), r.is_classification, r.name) for r in rows]
 
 
@@ -82,14 +94,14 @@ def import_persona_set(session: Session, name: str, fmt: str, personas: list[str
     persona_set = PersonaSet(name=name, owner=owner, source_format=fmt, persona_count=len(personas))
     session.add(persona_set)
     session.flush()
-    session.add_all(Persona(persona_set_id=persona_set.id, position=i, text=text) for i, text in enumerate(personas))
+    session.add_all(Persona(persona_set_id=id_of(persona_set), position=i, text=text) for i, text in enumerate(personas))
     session.flush()
     return persona_set
 
 
 def persona_texts(session: Session, persona_set_id: int) -> list[str]:
-    return list(session.exec(select(Persona.text).where(Persona.persona_set_id == persona_set_id)
-                             .order_by(Persona.position)).all())
+    return list(session.exec(select(Persona.text).where(col(Persona.persona_set_id) == persona_set_id)
+                             .order_by(col(Persona.position))).all())
 
 
 # --- topic trees ---------------------------------------------------------------------------
@@ -194,15 +206,15 @@ def claim_job(session: Session, job_id: int, worker: str, stale_after_s: float) 
     so two workers racing for one job cannot both win."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_after_s)
-    result = session.execute(
+    result = session.exec(  # an UPDATE: a cursor result, with the rows it changed
         update(Job)
-        .where(Job.id == job_id)
-        .where(Job.cancel_requested.is_(False))
+        .where(col(Job.id) == job_id)
+        .where(col(Job.cancel_requested).is_(False))
         .where(
             or_(
-                Job.status == JobStatus.queued.value,
-                (Job.status == JobStatus.running.value)
-                & (or_(Job.worker == worker, Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)),
+                col(Job.status) == JobStatus.queued.value,
+                (col(Job.status) == JobStatus.running.value)
+                & (or_(col(Job.worker) == worker, col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < stale)),
             )
         )
         .values(status=JobStatus.running.value, worker=worker, attempts=Job.attempts + 1,
@@ -220,7 +232,7 @@ def heartbeat(session: Session, job_id: int, worker: str, counters: dict[str, An
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if counters is not None:
         values["counters"] = counters
-    result = session.execute(update(Job).where(Job.id == job_id, Job.worker == worker).values(**values))
+    result = session.exec(update(Job).where(col(Job.id) == job_id, col(Job.worker) == worker).values(**values))
     if result.rowcount != 1:
         raise LostClaim(f"job {job_id} was taken over by another worker")
     cancel = session.exec(select(Job.cancel_requested).where(Job.id == job_id)).one()
@@ -326,7 +338,7 @@ def write_records(session: Session, job_id: int, records: list[CandidateRecord],
             record.row_id = row.id
             session.add_all([
                 Instance(
-                    instruction_id=row.id,
+                    instruction_id=id_of(row),
                     job_id=job_id,
                     position=position,
                     input=inst.input,
@@ -343,11 +355,11 @@ def write_records(session: Session, job_id: int, records: list[CandidateRecord],
 
 def stored_candidates(session: Session, job_id: int) -> list[StoredCandidate]:
     """What earlier attempts of a job committed, in order, for a resumed method."""
-    rows = session.exec(select(Instruction).where(Instruction.job_id == job_id).order_by(Instruction.seq)).all()
-    instances = _accepted_instances(session, [r.id for r in rows])
+    rows = session.exec(select(Instruction).where(Instruction.job_id == job_id).order_by(col(Instruction.seq))).all()
+    instances = _accepted_instances(session, [id_of(r) for r in rows])
     return [
         StoredCandidate(
-            row_id=r.id,
+            row_id=id_of(r),
             instruction=r.instruction,
             accepted=r.fate == Fate.accepted.value,
             rule=r.rule,
@@ -356,7 +368,7 @@ def stored_candidates(session: Session, job_id: int) -> list[StoredCandidate]:
             operation=r.operation,
             round=r.round,
             is_classification=r.is_classification,
-            instances=instances.get(r.id, []),
+            instances=instances.get(id_of(r), []),
             detail=dict(r.detail or {}),
         )
         for r in rows
@@ -369,8 +381,8 @@ def _accepted_instances(session: Session, instruction_ids: list[int]) -> dict[in
         chunk = instruction_ids[start : start + 1000]
         rows = session.exec(
             select(Instance)
-            .where(Instance.instruction_id.in_(chunk), Instance.fate == Fate.accepted.value)
-            .order_by(Instance.instruction_id, Instance.position)
+            .where(col(Instance.instruction_id).in_(chunk), Instance.fate == Fate.accepted.value)
+            .order_by(col(Instance.instruction_id), col(Instance.position))
         ).all()
         for r in rows:
             out[r.instruction_id].append({"input": r.input, "output": r.output})
@@ -386,13 +398,13 @@ def curated_examples(session: Session, job_id: int) -> list[dict[str, Any]]:
     """
     rows = session.exec(
         select(Instruction, Instance)
-        .join(Instance, Instance.instruction_id == Instruction.id)
+        .join(Instance, col(Instance.instruction_id) == col(Instruction.id))
         .where(
             Instruction.job_id == job_id,
             Instruction.fate == Fate.accepted.value,
             Instance.fate == Fate.accepted.value,
         )
-        .order_by(Instruction.seq, Instance.position)
+        .order_by(col(Instruction.seq), col(Instance.position))
     ).all()
     return [with_turns({"id": ins.id, "instruction": ins.instruction, "input": inst.input, "output": inst.output,
                         **origin(ins.detail)}, inst.turns) for ins, inst in rows]
@@ -420,7 +432,7 @@ def import_benchmark_set(session: Session, name: str, fmt: str, items: list[Benc
     benchmark = BenchmarkSet(name=name, owner=owner, source_format=fmt, item_count=len(items))
     session.add(benchmark)
     session.flush()
-    session.add_all(BenchmarkItemRow(benchmark_set_id=benchmark.id, position=i, item=item.item[:200],
+    session.add_all(BenchmarkItemRow(benchmark_set_id=id_of(benchmark), position=i, item=item.item[:200],
                                      prompt=item.prompt, output=item.output) for i, item in enumerate(items))
     session.flush()
     return benchmark
@@ -432,12 +444,12 @@ def benchmark_items(session: Session, benchmark_set_id: int) -> list[BenchmarkIt
     if benchmark is None:
         raise NotFound(f"no benchmark set with id {benchmark_set_id}")
     rows = session.exec(select(BenchmarkItemRow).where(BenchmarkItemRow.benchmark_set_id == benchmark_set_id)
-                        .order_by(BenchmarkItemRow.position)).all()
+                        .order_by(col(BenchmarkItemRow.position))).all()
     label = f"{benchmark.name} (#{benchmark.id})"
     return [BenchmarkItem(label, r.item, r.prompt, r.output) for r in rows]
 
 
-def contamination_details(session: Session, job_id: int) -> list[dict]:
+def contamination_details(session: Session, job_id: int) -> list[dict[str, Any]]:
     """The `detail` of a job's candidates that hit a benchmark item (for its report)."""
     rows = session.exec(select(Instruction.detail).where(Instruction.job_id == job_id)).all()
-    return [d for d in rows if d and d.get("contamination")]
+    return [dict(d) for d in rows if d and d.get("contamination")]

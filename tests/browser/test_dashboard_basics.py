@@ -6,7 +6,7 @@ cancel and delete with a confirmation, and the layout at 390 and 1440 px."""
 
 import pytest
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from tests.browser.browser_fixtures import (  # noqa: F401
     NARROW,
     WIDE,

@@ -14,7 +14,7 @@ import math
 import httpx
 import pytest
 
-from app.core.candidates import CandidateRecord
+from app.core.methods.candidates import CandidateRecord
 from tests.browser.browser_fixtures import WIDE, layout_problems, live_api, pages, screenshot  # noqa: F401
 from tests.browser.test_dashboard_basics import set_job, stored_job
 from tests.conftest import DEFAULT_SEEDS

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 import pytest
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from tests.browser.browser_fixtures import WIDE, layout_problems, live_api, pages, screenshot  # noqa: F401
 from tests.browser.test_dashboard_basics import set_job, stored_job
 from tests.service_fixtures import api_settings, make_key, processes, service_env  # noqa: F401

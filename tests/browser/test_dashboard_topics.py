@@ -6,7 +6,8 @@ edited tree; at 390 and 1440 px."""
 import pytest
 from sqlmodel import select
 
-from app.core import store, topic_tree
+from app.core import store
+from app.core.methods import topic_tree
 from app.db import session_scope
 from app.models import Job, TopicTree
 from tests.browser.browser_fixtures import (  # noqa: F401

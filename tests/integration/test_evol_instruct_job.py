@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core import export as exporter
 from app.core import jobs, lineage, store
-from app.core.candidates import CandidateRecord, InstanceCandidate
-from app.core.evol_rules import EVOL_RULES, copies_scaffolding, sorry_response, stopwords_only
 from app.core.jobs import lifecycle
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.evol_rules import EVOL_RULES, copies_scaffolding, sorry_response, stopwords_only
 from app.core.params import EVOL_OPERATIONS
 from app.core.seeds import load_seed_file
 from app.db import session_scope

@@ -14,11 +14,11 @@ from pydantic import SecretStr
 from sqlmodel import select
 
 from app.core import jobs
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.handoff import deliveries, retry_queue, sources, webhooks
 from app.core.handoff.config import HandoffConfig
 from app.core.handoff.preflight import Preflight, PreflightOptions
 from app.core.handoff.retry import retry_due
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.core.seeds import parse_seeds
 from app.db import session_scope
 from app.models import (

@@ -10,8 +10,8 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.handoff import webhooks
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Delivery, Destination, Job
 from tests.service_fixtures import api, client, processes, service_env, store_candidates, wait_for  # noqa: F401

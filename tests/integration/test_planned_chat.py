@@ -44,8 +44,13 @@ PERSONAS = [
 ]
 # short answers keep the 135M model quick on a small shared CPU
 ANSWERS = {"max_tokens": 200, "response_max_tokens": 200, "near_duplicate_threshold": 0.8}
-TOPIC_STEPS = [{"kind": "topic_tree", "params": {**ANSWERS, "root": ROOT, "depth": 1, "breadth": 3,
-                                                 "tasks_per_leaf": 3, "seed": 4}},
+# The 135M model keeps about one task in ten at 200 tokens (its tasks and answers run long and
+# are dropped as truncated), and a shared server's batching makes a seed no guarantee: room
+# for longer replies and up to 8 tasks per leaf make a tree step with nothing kept unlikely
+# (the step still stops at the build's target of 3).
+TOPIC_STEPS = [{"kind": "topic_tree", "params": {**ANSWERS, "max_tokens": 300, "response_max_tokens": 400,
+                                                 "root": ROOT, "depth": 1, "breadth": 3,
+                                                 "tasks_per_leaf": 8, "seed": 4}},
                {"kind": "evol_instruct", "source": "previous",
                 "params": {"rounds": 1, "chat_max_tokens": 200, "response_max_tokens": 200, "seed": 3}}]
 

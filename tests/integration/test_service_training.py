@@ -5,7 +5,7 @@ in `job.result`."""
 
 import pytest
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job
 from tests.service_fixtures import (  # noqa: F401
@@ -78,7 +78,7 @@ def test_an_sft_job_from_an_export_stops_on_cancel(api, api_settings, tiny_model
     job = api.ok("post", "/api/v1/jobs", 201, json={"kind": "sft", "export_id": export["id"], "params": {
         "base_model": str(in_data_dir(tiny_model_dir, api_settings)), "method": "full", "max_steps": 100000, "batch_size": 2, "eval_fraction": 0,
         "eval_max_tasks": 0, "logging_steps": 1, "torch_threads": 1}})
-    settings = api_settings.model_copy(update={"job_flush_s": 0.2})
+    settings = api_settings.model_copy(update={"jobs": api_settings.jobs.model_copy(update={"flush_s": 0.2})})
     ended = {}
     runner_thread = threading.Thread(target=lambda: ended.update(job=lifecycle.run_job(pg_url, job["id"], settings.core_config())))
     runner_thread.start()

@@ -133,10 +133,10 @@ def test_the_decider_rejects_what_another_shard_already_made(redis_url):
     """Two shards each accept the same task against their own pools; the decider keeps
     the first and rejects the second, with its score against the first; a near-duplicate
     example of a novel instruction loses its instances; a shard's own rejection stands."""
-    from app.core.candidates import CandidateRecord, InstanceCandidate
     from app.core.config import LLMConfig
     from app.core.filters.dedup import NearDupIndex
     from app.core.llm.client import LLMClient
+    from app.core.methods.candidates import CandidateRecord, InstanceCandidate
     from app.core.params import SelfInstructParams
     from app.core.seeds import SeedTaskData
 

@@ -10,11 +10,12 @@ import json
 import pytest
 from sqlmodel import select
 
-from app.core import diversity_sources, jobs, store, topic_tree
+from app.core import diversity_sources, jobs, store
 from app.core.datasets import export as ds_export
 from app.core.datasets import recipe as recipes
 from app.core.datasets import versions
 from app.core.jobs import dataset_build
+from app.core.methods import topic_tree
 from app.core.seeds import load_seed_file
 from app.db import session_scope
 from app.models import Instruction, Job, TopicTree

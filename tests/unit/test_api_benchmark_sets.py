@@ -2,7 +2,7 @@
 storing nothing, ownership, a job referencing them (checked at creation), deletion refused
 while a queued job uses one, and a job's contamination report."""
 
-from app.core.candidates import CandidateRecord
+from app.core.methods.candidates import CandidateRecord
 from tests.service_fixtures import api, api_settings, client, other_api, store_candidates  # noqa: F401
 
 SEEDS = "".join(f'{{"instruction": "Seed task number {i} asks for something."}}\n' for i in range(8))

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.core import jobs
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Instruction
 from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401

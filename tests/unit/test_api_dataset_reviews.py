@@ -133,7 +133,7 @@ def test_deleting_a_review_version_makes_its_decisions_pending_again(api, datase
 
 
 def test_a_jobs_rows_reviewed_through_a_dataset_made_from_it(api, other_api, seed_set, pg_url):
-    from app.core.candidates import CandidateRecord, InstanceCandidate
+    from app.core.methods.candidates import CandidateRecord, InstanceCandidate
     from app.models import Job
     from tests.service_fixtures import store_candidates
     from tests.unit.test_api_datasets import recipe

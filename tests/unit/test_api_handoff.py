@@ -11,8 +11,8 @@ import zipfile
 import pytest
 
 from app.core import export, store
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.handoff import sources, webhooks
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job
 from tests.handoff_fixtures import tiny_model_dir  # noqa: F401

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job, utcnow
 from tests.service_fixtures import (  # noqa: F401
@@ -86,6 +86,9 @@ def test_a_created_job_is_queued_with_its_validated_params(api, seed_set, redis_
          ["body", "params", "eval_tasks"], "a path inside the service's data directory"),
         ({"kind": "sft", "source_job_id": "JOB", "params": {"model_cache_dir": "/tmp/x"}},
          ["body", "params", "model_cache_dir"], "set by the service"),
+        ({"kind": "evol_instruct", "seed_set_id": "SEED",
+          "params": {"build": {"dataset_id": 1, "build_job_id": 1, "step": 1, "seed_set_ids": []}}},
+         ["body", "params", "build"], "set by the service"),
         ({"kind": "sft", "source_job_id": "JOB", "params": {"epochs": "3", "learning_rate": 5}},
          ["body", "params", "learning_rate"], "less than or equal to 1"),
     ],

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from app.core import export, store
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.handoff import sources
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401
 
@@ -166,6 +166,7 @@ def walk(api, path: str, limit: int) -> list[dict]:
     after = None
     while True:
         page = api.ok("get", path + f"&limit={limit}" + (f"&after={after}" if after else ""))
+        assert (page["total"] is None) == (after is not None or "after=" in path)  # a page by key: not counted
         got += page["items"]
         after = page["next_after"]
         if after is None:
@@ -186,6 +187,17 @@ def test_keyset_pages_have_no_duplicates_and_no_gaps(api, job, pg_url, sort):
     for query in (f"sort={sort}", f"sort={sort}&fate=accepted", f"sort={sort}&q=task%201"):
         whole = api.ok("get", f"/api/v1/jobs/{job}/instructions?{query}&limit=500")
         assert whole["next_after"] is None and len(whole["items"]) == whole["total"]
+        # the order the sort promises, worked out here: scores (ties by seq), then unscored by seq
+        reverse = sort.startswith("-")
+        if "max_rouge_l" in sort:
+            scored = sorted((i for i in whole["items"] if i["max_rouge_l"] is not None),
+                            key=lambda i: (-i["max_rouge_l"] if reverse else i["max_rouge_l"], i["seq"]))
+            expected = scored + sorted((i for i in whole["items"] if i["max_rouge_l"] is None), key=lambda i: i["seq"])
+        else:
+            expected = sorted(whole["items"], key=lambda i: i["seq"], reverse=reverse)
+        assert [i["id"] for i in whole["items"]] == [i["id"] for i in expected]
+        by_offset = api.ok("get", f"/api/v1/jobs/{job}/instructions?{query}&limit=7&offset=7")["items"]
+        assert [i["id"] for i in by_offset] == [i["id"] for i in whole["items"][7:14]]
         for limit in (1, 7, 13):
             paged = walk(api, f"/api/v1/jobs/{job}/instructions?{query}", limit)
             assert [i["id"] for i in paged] == [i["id"] for i in whole["items"]], (query, limit)
@@ -206,3 +218,22 @@ def test_keyset_paging_goes_on_past_rows_added_meanwhile_and_refuses_bad_keys(ap
         assert response.status_code == 422 and ("after" in response.text or "offset" in response.text), query
     response = api.get(f"/api/v1/jobs/{job}/instances?after=1")
     assert response.status_code == 422 and "instance key" in response.text
+
+
+def test_total_is_counted_by_offset_or_when_asked_and_left_out_by_key(api, job, pg_url):
+    store_candidates(pg_url, job, [CandidateRecord(f"Task {i}.", i % 2 == 0, rule=None if i % 2 == 0 else "too_similar",
+                                                   in_pool=True, max_rouge_l=i / 10,
+                                                   instances=[InstanceCandidate("", f"out {i}")])
+                                   for i in range(6)])
+    base = f"/api/v1/jobs/{job}"
+    for path in ("instructions?sort=-max_rouge_l", "instructions?fate=accepted", "instances?fate=accepted"):
+        first = api.ok("get", f"{base}/{path}&limit=2")
+        assert first["total"] is not None and first["next_after"]
+        total = first["total"]
+        after = first["next_after"]
+        assert api.ok("get", f"{base}/{path}&limit=2&after={after}")["total"] is None
+        assert api.ok("get", f"{base}/{path}&limit=2&after={after}&count=true")["total"] == total
+        assert api.ok("get", f"{base}/{path}&limit=2&offset=2")["total"] == total
+        assert api.ok("get", f"{base}/{path}&limit=2&count=false")["total"] is None
+    response = api.get(f"{base}/instructions?count=maybe")
+    assert response.status_code == 422 and "count" in response.text

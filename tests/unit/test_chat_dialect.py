@@ -10,15 +10,15 @@ import json
 
 import pytest
 
-from app.core import prompts, structured
 from app.core.config import LLMConfig
 from app.core.llm import dialects
 from app.core.llm.client import ChatModelOnlyError, LLMClient
 from app.core.llm.dialects import Request
+from app.core.methods import prompts, structured
+from app.core.methods.parsing import parse_input_first, parse_numbered_reply
+from app.core.methods.self_instruct import SelfInstruct
 from app.core.params import EvolInstructParams, SelfInstructParams
-from app.core.parsing import parse_input_first, parse_numbered_reply
 from app.core.seeds import SeedTaskData
-from app.core.self_instruct import SelfInstruct
 from tests.fault_server import CHAT_MODEL_ERROR, FaultyLLMServer
 
 

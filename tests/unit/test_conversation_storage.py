@@ -9,13 +9,13 @@ import json
 import pytest
 
 from app.core import store
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.datasets import content
 from app.core.datasets import export as ds_export
 from app.core.datasets import versions as v
 from app.core.datasets.errors import DatasetError
 from app.core.handoff import sources
 from app.core.handoff.bundle import write_bundle
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from tests.dataset_fixtures import make_dataset, make_job, session_for
 from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401

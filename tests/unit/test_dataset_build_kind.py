@@ -104,17 +104,19 @@ def test_an_evol_instruct_step_is_seeded_with_the_datasets_content(sqlite_url):
         versions.commit_version(session, dataset, examples(3))
         seed_set_id = dataset.recipe["seed_set_ids"][0]
         plain = Job(kind="evol_instruct", seed_set_id=seed_set_id, params={})
-        step = Job(kind="evol_instruct", seed_set_id=seed_set_id, params={},
-                   result={"build": {"dataset_id": dataset.id, "build_job_id": 1, "step": 1,
-                                     "seed_set_ids": [seed_set_id]}})
-        session.add_all([plain, step])
+        origin = {"dataset_id": dataset.id, "build_job_id": 1, "step": 1, "seed_set_ids": [seed_set_id]}
+        step = Job(kind="evol_instruct", seed_set_id=seed_set_id, params={"build": origin})
+        old_step = Job(kind="evol_instruct", seed_set_id=seed_set_id, params={}, result={"build": origin})
+        session.add_all([plain, step, old_step])
         session.flush()
         ctx = SimpleNamespace(config=CoreConfig())
         params = EvolInstructParams(near_duplicate_threshold=0.0)
         client = LLMClient(LLMConfig(base_urls=["http://127.0.0.1:9/v1"], dialect="completions"))
         alone = evol_instruct.build(session, plain, params, client, [], ctx)
         seeded = evol_instruct.build(session, step, params, client, [], ctx)
+        seeded_before = evol_instruct.build(session, old_step, params, client, [], ctx)  # origin in its result
         held = [row["instruction"] for row in versions.version_rows(session, dataset.id, 1)]
         assert len(held) == 3
         assert all(seeded._pool_counts[text] == 1 and alone._pool_counts[text] == 0 for text in held)
+        assert all(seeded_before._pool_counts[text] == 1 for text in held)
         assert len(seeded.lineages) == len(alone.lineages)  # the dataset's rows are checked against, never evolved

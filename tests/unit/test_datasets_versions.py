@@ -316,3 +316,27 @@ def test_a_commit_stores_the_versions_diversity_by_method_persona_and_topic_in_i
         s.commit()
         assert second.counts["diversity"]["overall"]["rows"] == 4 and "topic" not in second.counts["diversity"]["by"]
         assert "Over 4 instructions" in second.card and "| topic |" not in second.card
+        assert "sampled" not in first.counts["diversity"] and "sampled" not in second.counts["diversity"]
+
+
+def test_a_large_versions_diversity_is_over_a_seeded_bounded_sample_and_says_so(db_url, monkeypatch):
+    monkeypatch.setattr(v, "DIVERSITY_SAMPLE_ROWS", 8)
+    made = [v.NewExample(f"Write a short note number {i} about the garden.", "", "ok", "self_instruct")
+            for i in range(30)]
+    with session_for(db_url) as s:
+        ds = make_dataset(s)
+        first = v.commit_version(s, ds, made, build_job_id=make_job(s))
+        s.commit()
+        spread = first.counts["diversity"]
+        assert spread["sampled"] == {"rows": 8, "of": 30} and spread["overall"]["rows"] == 8
+        assert "Over a seeded sample of 8 instructions of the version's 30 rows" in first.card
+        again = v.version_diversity(s, ds.id, 1)  # the same rows: the same sample, the same figures
+        assert again == spread
+        assert v.version_diversity(s, ds.id, 1, sample_rows=30) == v.version_diversity(s, ds.id, 1, sample_rows=100)
+        assert "sampled" not in v.version_diversity(s, ds.id, 1, sample_rows=30)
+        # unbounded, it is the report over every row as the API computes it on request
+        from app.core import diversity
+
+        every = diversity.version_items(v.version_rows(s, ds.id, 1, fields=diversity.VERSION_FIELDS))
+        assert v.version_diversity(s, ds.id, 1, sample_rows=30) == diversity.stored_form(
+            diversity.report(every, rouge_sample=v.DIVERSITY_ROUGE_SAMPLE))

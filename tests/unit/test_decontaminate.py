@@ -8,7 +8,6 @@ import random
 import pytest
 
 from app.core.benchmark_sets import BenchmarkFormatError, parse_benchmark
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.filters.decontaminate import (
     BenchmarkItem,
     DecontaminationIndex,
@@ -19,6 +18,7 @@ from app.core.filters.decontaminate import (
     screen,
     tokens,
 )
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 
 # 21 tokens: one shared run of 9 covers 9/21; two disjoint runs of 9 and 8 cover 17/21
 ITEM = ("Natalia sold clips to forty eight of her friends in April and then she sold half "

@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from app.core import jobs, store
-from app.core.candidates import JobInputError
 from app.core.config import CoreConfig
 from app.core.jobs import dispatch, lifecycle
 from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, Progress
+from app.core.methods.candidates import JobInputError
 from app.db import session_scope
 from app.models import Job, Webhook, WebhookDelivery
 

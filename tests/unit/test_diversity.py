@@ -11,10 +11,10 @@ import pytest
 from rouge_score import rouge_scorer
 
 from app.core import diversity
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.datasets import versions as v
 from app.core.handoff.bundle import write_bundle
 from app.core.handoff.meta import HandoffMeta
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.core.verb_noun import verb_noun
 from tests.dataset_fixtures import make_dataset, make_job, session_for
 from tests.service_fixtures import api, api_settings, client, store_candidates  # noqa: F401
@@ -173,3 +173,61 @@ def test_a_bundles_card_has_the_diversity_section(tmp_path):
     card = (tmp_path / "b" / "README.md").read_text(encoding="utf-8")
     assert "## Diversity" in card and "Over 3 instructions (each counted once)" in card
     assert "| write | 2 | poem (2) |" in card
+
+
+def _version_rows(n: int, instances: int = 1) -> list[dict]:
+    """Rows as a version streams them: job rows with `instances` rows per source instruction,
+    and every fifth instruction made outside a job (no source: counted by its row id)."""
+    rows = []
+    for i in range(n):
+        outside = i % 5 == 0
+        for k in range(1 if outside else instances):
+            rows.append({"id": i * instances + k + 1, "instruction": f"Describe item number {i} in detail.",
+                         "method": "self_instruct" if i % 2 else "evol_instruct",
+                         "source_job_id": None if outside else 7, "source_instruction_id": None if outside else i,
+                         "lineage": None})
+    return rows
+
+
+def test_a_small_versions_items_are_unchanged_by_the_bound():
+    rows = _version_rows(30, instances=2)
+    kept = diversity.bounded_version_items(rows, 40)
+    assert kept.items == list(diversity.version_items(rows))  # the same items, in the same order
+    assert kept.of == 54 and not kept.sampled and kept.marker() is None  # 24 job instructions x 2 + 6 rows
+    exact = diversity.bounded_version_items(rows, 30)  # exactly the bound: still whole
+    assert exact.items == kept.items and exact.marker() is None
+
+
+def test_the_bounded_sample_is_seeded_bounded_marked_and_independent_of_the_order():
+    rows = _version_rows(500, instances=3)
+    kept = diversity.bounded_version_items(rows, 50)
+    assert len(kept.items) == 50 and kept.marker() == {"rows": 50, "of": 1300}  # 400 x 3 + 100
+    texts = [item["instruction"] for item in kept.items]
+    assert len(set(texts)) == 50  # instances of one instruction count once
+    assert texts == [item["instruction"] for item in diversity.bounded_version_items(rows, 50).items]
+    shuffled = rows[:]
+    random.Random(3).shuffle(shuffled)
+    assert {item["instruction"] for item in diversity.bounded_version_items(shuffled, 50).items} == set(texts)
+    other_seed = {item["instruction"] for item in diversity.bounded_version_items(rows, 50, seed=1).items}
+    assert other_seed != set(texts)
+    # kept in the order read, drawn from the whole stream (not its first rows)
+    numbers = [int(t.split()[3]) for t in texts]
+    assert numbers == sorted(numbers) and max(numbers) > 250
+    # a smaller bound's sample is part of a larger one's (the lowest ranks)
+    assert {i["instruction"] for i in diversity.bounded_version_items(rows, 20).items} <= set(texts)
+
+
+def test_a_sampled_report_says_so_in_its_stored_form_card_and_text():
+    from app.core import diversity_card
+
+    kept = diversity.bounded_version_items(_version_rows(100), 25)
+    report = diversity.report(kept.items)
+    report["sampled"] = kept.marker()
+    stored = diversity.stored_form(report)
+    assert stored["sampled"] == {"rows": 25, "of": 100} and stored["overall"]["rows"] == 25
+    card = "\n".join(diversity_card.section(stored))
+    assert "Over a seeded sample of 25 instructions of the version's 100 rows (sampled:" in card
+    assert any(line.startswith("(sampled: 25 instructions of 100 rows") for line in diversity.text_lines(stored))
+    whole = diversity.stored_form(diversity.report(_version_rows(10)))
+    assert "sampled" not in whole and "Over 10 instructions (each counted once)" in "\n".join(
+        diversity_card.section(whole))

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from app.core import jobs, store
-from app.core.candidates import CandidateRecord, InstanceCandidate, JobInputError
 from app.core.filters.decontaminate import screen
 from app.core.handoff import dataset_settings
 from app.core.jobs.decontamination import benchmark_index, checked_against, contamination_report, eval_task_files
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate, JobInputError
 from app.core.seeds import load_seed_file
 from app.core.training.evaluate import default_eval_tasks_path
 from app.db import session_scope

@@ -10,11 +10,12 @@ import pytest
 from pydantic import ValidationError
 from rouge_score import rouge_scorer
 
-from app.core import jobs, prompts
-from app.core.candidates import CandidateRecord, StoredCandidate
+from app.core import jobs
 from app.core.config import LLMConfig
-from app.core.evol_instruct import EvolInstruct, root_text
 from app.core.llm.client import LLMClient
+from app.core.methods import prompts
+from app.core.methods.candidates import CandidateRecord, StoredCandidate
+from app.core.methods.evol_instruct import EvolInstruct, root_text
 from app.core.params import EVOL_OPERATIONS, EvolInstructParams
 from app.core.seeds import SeedTaskData
 from app.settings import Settings
@@ -169,9 +170,9 @@ def test_an_empty_pool_is_refused():
 
 # --- decontamination at the decision point ------------------------------------------------------
 def test_an_evolution_that_reproduces_a_benchmark_item_is_rejected_before_the_pool_checks():
-    from app.core.candidates import InstanceCandidate
-    from app.core.evol_instruct import _Outcome
     from app.core.filters.decontaminate import BenchmarkItem, DecontaminationIndex
+    from app.core.methods.candidates import InstanceCandidate
+    from app.core.methods.evol_instruct import _Outcome
 
     index = DecontaminationIndex()
     index.add(BenchmarkItem("eval", "q7", "Natalia sold clips to forty eight of her friends in April and then "

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.cli.common import CliError
 from app.core import lineage, store
-from app.core.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job
 

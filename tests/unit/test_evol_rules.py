@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from app.core.evol_rules import (
+from app.core.methods.evol_rules import (
     ELIMINATION_RULES,
     EVOL_RULES,
     STOP_WORDS,

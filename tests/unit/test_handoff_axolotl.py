@@ -11,7 +11,7 @@ from app.core.handoff.axolotl_rules import IGNORE, axolotl_labels, turn_terminat
 from app.core.handoff.bundle import write_bundle
 from app.core.handoff.meta import HandoffMeta
 from app.core.handoff.preflight import Preflight, PreflightOptions, check_rows
-from app.core.prompts import gemma_chat_template
+from app.core.methods.prompts import gemma_chat_template
 from tests.handoff_fixtures import ROWS, tiny_model_dir, tiny_tokenizer  # noqa: F401
 
 META = HandoffMeta(name="toy", source_kind="job", source_id=7)

@@ -6,7 +6,7 @@ import pytest
 
 from app.core.handoff.formats import WrittenFile
 from app.core.handoff.preflight import Preflight, PreflightOptions, check_rows
-from app.core.prompts import gemma_chat_template
+from app.core.methods.prompts import gemma_chat_template
 from tests.handoff_fixtures import ROWS, tiny_model_dir, tiny_tokenizer  # noqa: F401
 
 LONG = {"id": 99, "instruction": "Repeat the text.", "input": "", "output": "The quick brown fox jumps. " * 40}

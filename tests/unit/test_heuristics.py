@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.core.candidates import InstanceCandidate
 from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES, filter_instances, instruction_rule
+from app.core.methods.candidates import InstanceCandidate
 from app.core.params import PAPER_BLACKLIST
 
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core import jobs, store
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.jobs import lifecycle
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, Progress
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.db import session_scope
 from app.models import Job, SeedSet
 from tests.service_fixtures import api, api_settings, client  # noqa: F401

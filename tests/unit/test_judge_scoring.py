@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core import prompts
 from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient, merge_logprobs
+from app.core.methods import prompts
 from app.core.scoring import Judge, expected_score, parse_score
 from app.core.scoring.judge import prompt_for
 from tests.fault_server import FaultyLLMServer, completion_body

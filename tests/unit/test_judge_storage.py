@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.cli.common import CliError
 from app.core import jobs, store
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.config import CoreConfig
 from app.core.datasets import versions as v
 from app.core.datasets.curation import ExampleQuery, remove_examples
 from app.core.handoff import formats, sources
 from app.core.jobs import lifecycle
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
 from app.core.scoring import JudgeScore, storage
 from app.db import session_scope
 from app.models import ExampleScore, Job, JobStatus

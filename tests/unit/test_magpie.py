@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import magpie_rules as rules
-from app.core import magpie_templates as t
+from app.core.methods import magpie_rules as rules
+from app.core.methods import magpie_templates as t
 from app.core.params import MagpieParams
 from tests.service_fixtures import api, api_settings, client, other_api  # noqa: F401
 

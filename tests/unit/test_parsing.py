@@ -1,6 +1,6 @@
 """Parsing model text: numbered lists, yes/no answers, input-first and output-first instances."""
 
-from app.core.parsing import (
+from app.core.methods.parsing import (
     numbered_list,
     parse_input_first,
     parse_instruction_list,

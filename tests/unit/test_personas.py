@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import personas
+from app.core.methods import personas
+from app.core.methods.persona import plan, seed_task_kind
 from app.core.params import PersonaParams
-from app.core.persona import plan, seed_task_kind
 from tests.service_fixtures import api, api_settings, client, other_api  # noqa: F401
 
 

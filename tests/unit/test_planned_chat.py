@@ -6,12 +6,12 @@ tests/integration/test_planned_chat.py)."""
 import asyncio
 import json
 
-from app.core import topic_tree
 from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient
+from app.core.methods import topic_tree
+from app.core.methods.persona import PersonaGeneration
+from app.core.methods.planned import clean_chat_task
 from app.core.params import PersonaParams
-from app.core.persona import PersonaGeneration
-from app.core.planned import clean_chat_task
 from tests.fault_server import FaultyLLMServer
 
 PERSONA = "A beekeeper with twenty hives who sells honey at the market."
@@ -103,7 +103,7 @@ def test_a_tree_grows_through_the_chat_api_with_structured_subtopics():
 
 
 def test_the_subtopic_schema_asks_for_every_child_the_tree_wants():
-    from app.core.structured import subtopics_schema
+    from app.core.methods.structured import subtopics_schema
 
     subtopics = subtopics_schema(3)["properties"]["subtopics"]
     assert subtopics["minItems"] == subtopics["maxItems"] == 3

@@ -6,13 +6,13 @@ import os
 
 import pytest
 
-from app.core import prompts
-from app.core.candidates import CandidateRecord
 from app.core.config import LLMConfig
 from app.core.llm.client import LLMClient
+from app.core.methods import prompts
+from app.core.methods.candidates import CandidateRecord
+from app.core.methods.self_instruct import SelfInstruct
 from app.core.params import SelfInstructParams
 from app.core.seeds import SeedTaskData
-from app.core.self_instruct import SelfInstruct
 from tests.fault_server import FaultyLLMServer, completion_body
 
 FIXED = ["self_instruct_classify", "self_instruct_instances_input_first", "self_instruct_instances_output_first",

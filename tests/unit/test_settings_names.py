@@ -53,9 +53,12 @@ NAMES: dict[str, tuple[str, tuple[str, ...], object]] = {
     "SPROUT_EMBEDDED_MODEL_PATH": ("/models/m.gguf", ("embedded", "model_path"), Path("/models/m.gguf")),
     "SPROUT_EMBEDDED_MODEL": ("SmolLM2", ("embedded", "model"), "smollm2-135m-instruct"),
     "SPROUT_EMBEDDED_PROMPT_CACHE": ("false", ("embedded", "prompt_cache"), False),
+    "SPROUT_JOB_BATCH_SIZE": ("4", ("jobs", "batch_size"), 4),
+    "SPROUT_JOB_FLUSH_S": ("0.5", ("jobs", "flush_s"), 0.5),
+    "SPROUT_JOB_STALE_S": ("5", ("jobs", "stale_s"), 5.0),
 }
 NESTED = {"llm": "SPROUT_LLM_", "responder": "SPROUT_RESPONDER_", "judge": "SPROUT_JUDGE_",
-          "embedded": "SPROUT_EMBEDDED_"}
+          "embedded": "SPROUT_EMBEDDED_", "jobs": "SPROUT_JOB_"}
 
 
 def _at(settings: Settings, path: tuple[str, ...]) -> object:
@@ -122,13 +125,15 @@ def test_the_core_gets_the_configuration_whole(clean_env):
         "base_urls": ("http://j:8000/v1",), "model": "judge-model", "api_key": "k3", "concurrency": 5})
     assert (core.judge.api, core.judge.logprobs) == ("chat", False)
     assert core.embedded == settings.embedded and core.embedded.model == "smollm2-135m-instruct"
+    assert core.jobs == settings.jobs and (core.jobs.batch_size, core.jobs.flush_s, core.jobs.stale_s) == (4, 0.5, 5.0)
 
 
-def test_a_bad_nested_value_is_named_by_its_flat_variable(clean_env):
-    clean_env.setenv("SPROUT_LLM_MAX_RETRIES", "-1")
+@pytest.mark.parametrize("name", ["SPROUT_LLM_MAX_RETRIES", "SPROUT_JOB_FLUSH_S"])
+def test_a_bad_nested_value_is_named_by_its_flat_variable(clean_env, name):
+    clean_env.setenv(name, "-1")
     get_settings.cache_clear()
     try:
-        with pytest.raises(SettingsError, match=r"^SPROUT_LLM_MAX_RETRIES: .*\(got '-1'\)"):
+        with pytest.raises(SettingsError, match=rf"^{name}: .*\(got '-1'\)"):
             get_settings()
     finally:
         get_settings.cache_clear()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.core import topic_tree
+from app.core.methods import topic_tree
 from app.core.params import TopicTreeParams
 from tests.service_fixtures import api, api_settings, client, other_api  # noqa: F401
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.core.prompts import gemma_chat_template
+from app.core.methods.prompts import gemma_chat_template
 from app.core.training.base_model import (
     convert_gguf,
     ensure_bos,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
+from app.core.jobs.results import Counters
 from app.models import Fate, Instance, Instruction, Job
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["results"])
@@ -143,15 +144,15 @@ def job_stats(job_id: IdPath, session: SessionDep, owner: Owner) -> JobStats:
                                  .where(Instance.job_id == job_id, Instance.fate == Fate.accepted.value)
                                  .execution_options(yield_per=2000))
         lengths = [instruction_words.get(iid, 0) + _words(i) + _words(o) for iid, i, o in instances]
-    counters = job.counters or {}
-    prompt, completion = int(counters.get("prompt_tokens") or 0), int(counters.get("completion_tokens") or 0)
+    counters = Counters.of(job)
+    prompt, completion = counters.prompt_tokens, counters.completion_tokens
     threshold = (job.params or {}).get("rouge_l_threshold")
     return JobStats(
         rows=len(points),
         timeline=_timeline(points, _aware(job.started_at) if job.started_at else None),
-        rejected_by_rule=dict(counters.get("rejected") or {}),
-        instances_rejected_by_rule=dict(counters.get("instances_rejected") or {}),
-        operations=dict(counters.get("operations") or {}),
+        rejected_by_rule=dict(counters.rejected),
+        instances_rejected_by_rule=dict(counters.instances_rejected),
+        operations=counters.operation_dicts(),
         max_rouge_l_accepted=_histogram(rouge, [round(i / ROUGE_BINS, 2) for i in range(ROUGE_BINS + 1)]),
         rouge_l_threshold=threshold if isinstance(threshold, int | float) else None,
         example_words=_histogram([float(v) for v in lengths], _length_edges(lengths)),

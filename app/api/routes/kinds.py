@@ -1,8 +1,9 @@
-"""`GET /api/v1/kinds`: every registered job kind with its parameter schema and defaults.
+"""`GET /api/v1/kinds`: every registered job kind with its parameter and result schemas and defaults.
 
 A client (the dashboard's "new job" form) builds its form from this answer, so a new kind
-or a new parameter shows up without a change to the client. The defaults are the ones a
-job of that kind would get from this service's settings (`SPROUT_SELF_INSTRUCT__*`, ...),
+or a new parameter shows up without a change to the client; the job page shows a job's
+result from its kind's result model the same way (a job's `result_fields`). The defaults
+are the ones a job of that kind would get from this service's settings (`SPROUT_SELF_INSTRUCT__*`, ...),
 not the bare model's.
 """
 
@@ -42,6 +43,8 @@ class KindOut(BaseModel):
     needs_llm: bool
     sources: list[Source] = Field(description="What a job of this kind starts from (one of them, where several).")
     params_schema: dict[str, Any] = Field(description="The JSON schema of `params`.")
+    result_schema: dict[str, Any] = Field(description="The JSON schema of a job's `result` (the kind's result "
+                                          "model); a job's `result_fields` list the fields it holds.")
     defaults: dict[str, Any] = Field(description="The parameters a job gets when `params` is empty; "
                                      "required ones without a default are absent.")
 
@@ -76,6 +79,7 @@ def list_kinds(settings: SettingsDep) -> KindList:
         items.append(KindOut(
             name=name, description=kind.description, queue=kind.queue, produces_examples=kind.produces_examples,
             needs_llm=kind.needs_llm, sources=SOURCES.get(name, ALL_SOURCES),
-            params_schema=kind.params_model.model_json_schema(), defaults=defaults_of(kind, service_defaults),
+            params_schema=kind.params_model.model_json_schema(),
+            result_schema=kind.result_model.model_json_schema(), defaults=defaults_of(kind, service_defaults),
         ))
     return KindList(items=items)

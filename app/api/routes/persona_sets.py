@@ -1,6 +1,6 @@
 """Persona sets: upload (a JSONL or CSV file's text, or a list), list, get with personas.
 
-The whole upload is parsed and checked (`app.core.personas`) before anything is stored, in
+The whole upload is parsed and checked (`app.core.methods.personas`) before anything is stored, in
 one transaction: a bad line refuses the upload, named, and leaves nothing behind.
 """
 
@@ -17,7 +17,7 @@ from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page
 from app.api.schemas.persona_sets import PersonaSetCreate, PersonaSetDetail, PersonaSetOut
 from app.core import store
-from app.core.personas import PersonaFormatError, parse_personas
+from app.core.methods.personas import PersonaFormatError, parse_personas
 from app.models import PersonaSet
 
 router = APIRouter(prefix="/persona-sets", tags=["persona sets"], route_class=LimitedJsonRoute)

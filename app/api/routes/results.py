@@ -9,6 +9,14 @@ the most or least similar first (rows without a score last).
 Both lists page by `offset`, or by keyset: each page's `next_after` names its last row's
 sort key, and `after=` that value starts the next page just past it through the index,
 where an `offset` deep into a million-row job makes the database walk every row before it.
+The score sorts read their keyset pages (and their first page) through the index on
+(`job_id`, `max_rouge_l`, `seq`) in up to three ordered parts: the rows tied with the key,
+the scored rows beyond it, then the unscored ones by `seq`; each part an index range.
+
+`total` is a count of the matching rows, which at a million rows costs as much as the page
+itself: it is counted on a page asked for by offset (the first page among them) and when
+`count=true`, and left null on a page asked for by `after`, whose client has the total of
+the page it started from (the dashboard asks for it again while the job runs).
 """
 
 from __future__ import annotations
@@ -23,13 +31,14 @@ from sqlmodel import Session, select
 
 from app.api.deps import IdPath, Owner, SessionDep, owned
 from app.api.errors import LimitedJsonRoute, field_error
-from app.api.schemas.common import MAX_PAGE, Page, Text
+from app.api.schemas.common import MAX_PAGE, Text
 from app.api.schemas.results import (
     InstanceOut,
     InstanceWithInstruction,
     InstructionOut,
     JudgeList,
     JudgeOut,
+    ResultsPage,
     ScoreOut,
 )
 from app.core.scoring import storage
@@ -44,6 +53,8 @@ LimitQ = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 OffsetQ = Annotated[int, Query(ge=0, le=2**31)]
 AfterQ = Annotated[str | None, Query(max_length=64, description="Start just past this row: a page's `next_after` "
                                     "(keyset paging; with the same `sort`, and `offset` left at 0).")]
+CountQ = Annotated[bool | None, Query(description="Count the matching rows (`total`): by default on a page by "
+                                      "offset, not on a page by `after` (where `total` is then null).")]
 MinQualityQ = Annotated[float | None, Query(ge=0, le=6, description="Only examples whose LLM-judge quality score "
                                             "(1-6) is at least this (the `judge=` judge's, else the latest).")]
 JudgeQ = Annotated[str | None, Query(min_length=1, max_length=200,
@@ -58,24 +69,52 @@ ORDER = {
 }
 
 
-def _after_instructions(query, sort: str, after: str):
-    """`query` restricted to the rows that come after the key `after` in `sort`'s order."""
+def _bad_key(sort: str, after: str) -> Exception:
+    return field_error(["query", "after"], f"not a key of sort={sort} (use a page's next_after): {after!r}")
+
+
+def _after_seq(query, sort: str, after: str):
+    """`query` restricted to the rows that come after the key `after` in a `seq` order."""
     try:
-        if sort in ("seq", "-seq"):
-            seq = int(after)
-            return query.where(Instruction.seq > seq if sort == "seq" else Instruction.seq < seq)
+        seq = int(after)
+    except ValueError:
+        raise _bad_key(sort, after) from None
+    return query.where(Instruction.seq > seq if sort == "seq" else Instruction.seq < seq)
+
+
+def _score_key(sort: str, after: str) -> tuple[float | None, int]:
+    """A score sort's key `score:seq` (`null:seq` for an unscored row)."""
+    try:
         value, seq_text = after.rsplit(":", 1)
         seq = int(seq_text)
         score = None if value == "null" else float(value)
         if score is not None and not math.isfinite(score):
             raise ValueError(value)
     except ValueError:
-        raise field_error(["query", "after"], f"not a key of sort={sort} (use a page's next_after): {after!r}") from None
+        raise _bad_key(sort, after) from None
+    return score, seq
+
+
+def _score_parts(query, sort: str, key: tuple[float | None, int] | None) -> list:
+    """The rows after `key` (None: from the start) in a score sort, as ordered parts whose
+    concatenation is the sort's order, each one an index range on (job_id, max_rouge_l, seq).
+
+    One query with `OR`s (beyond the score, or tied and past the seq, or unscored) makes the
+    database collect and sort every row after the key; the parts let it stop at the page.
+    The scored part is ordered without NULLS LAST (it holds no NULL), so PostgreSQL reads the
+    descending sort backwards along the index (ties by seq sorted incrementally)."""
+    score_col = Instruction.max_rouge_l
+    desc = sort == "-max_rouge_l"
+    by_score = (score_col.desc() if desc else score_col.asc(), Instruction.seq)
+    unscored = query.where(score_col.is_(None))
+    if key is None:
+        return [query.where(score_col.is_not(None)).order_by(*by_score), unscored.order_by(Instruction.seq)]
+    score, seq = key
     if score is None:  # past every scored row: the unscored ones, by seq
-        return query.where(Instruction.max_rouge_l.is_(None), Instruction.seq > seq)
-    beyond = Instruction.max_rouge_l > score if sort == "max_rouge_l" else Instruction.max_rouge_l < score
-    return query.where(beyond | ((Instruction.max_rouge_l == score) & (Instruction.seq > seq))
-                       | Instruction.max_rouge_l.is_(None))
+        return [unscored.where(Instruction.seq > seq).order_by(Instruction.seq)]
+    return [query.where(score_col == score, Instruction.seq > seq).order_by(Instruction.seq),
+            query.where(score_col < score if desc else score_col > score).order_by(*by_score),
+            unscored.order_by(Instruction.seq)]
 
 
 def _key_of(row: Instruction, sort: str) -> str:
@@ -136,7 +175,7 @@ def _with_pool_fates(session: Session, job_id: int, rows: list[Instruction]) -> 
 def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
                       q: SearchQ = None, sort: SortQ = "seq", limit: LimitQ = 50,
                       offset: OffsetQ = 0, after: AfterQ = None, min_quality: MinQualityQ = None,
-                      judge: JudgeQ = None) -> Page[InstructionOut]:
+                      judge: JudgeQ = None, count: CountQ = None) -> ResultsPage[InstructionOut]:
     owned(session, Job, job_id, owner, "job")
     query = select(Instruction).where(Instruction.job_id == job_id)
     if fate is not None:
@@ -148,18 +187,32 @@ def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: F
     if min_quality is not None:  # an instruction with at least one instance of that quality
         query = query.where(exists().where(Instance.instruction_id == Instruction.id,
                                            storage.score_at_least(Instance.id, "quality", min_quality, judge)))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = session.exec(select(func.count()).select_from(query.subquery())).one() \
+        if _counted(count, after) else None
     if after is not None:
         _no_offset_with(after, offset)
-        query = _after_instructions(query, sort, after)
-    rows = session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit + 1)).all()
+    if sort in ("seq", "-seq") or offset:
+        if after is not None:
+            query = _after_seq(query, sort, after)
+        rows = list(session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit + 1)).all())
+    else:
+        rows = []
+        for part in _score_parts(query, sort, None if after is None else _score_key(sort, after)):
+            rows += session.exec(part.limit(limit + 1 - len(rows))).all()
+            if len(rows) > limit:
+                break
     more, rows = len(rows) > limit, rows[:limit]
     instances = _instances_of(session, [r.id for r in rows], judge)
     similar = _with_pool_fates(session, job_id, rows)
     items = [InstructionOut(**{**r.model_dump(), "most_similar": s}, instances=instances.get(r.id, []))
              for r, s in zip(rows, similar)]
-    return Page(items=items, total=total, limit=limit, offset=offset,
-                next_after=_key_of(rows[-1], sort) if more else None)
+    return ResultsPage(items=items, total=total, limit=limit, offset=offset,
+                       next_after=_key_of(rows[-1], sort) if more else None)
+
+
+def _counted(count: bool | None, after: str | None) -> bool:
+    """Whether a page counts its `total`: when asked (`count`), else on a page by offset."""
+    return count if count is not None else after is None
 
 
 def _no_offset_with(after: str, offset: int) -> None:
@@ -170,7 +223,8 @@ def _no_offset_with(after: str, offset: int) -> None:
 @router.get("/instances", summary="The job's instances (input/output pairs), with fate and rule")
 def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: FateQ = None, rule: RuleQ = None,
                    q: SearchQ = None, limit: LimitQ = 50, offset: OffsetQ = 0, after: AfterQ = None,
-                   min_quality: MinQualityQ = None, judge: JudgeQ = None) -> Page[InstanceWithInstruction]:
+                   min_quality: MinQualityQ = None, judge: JudgeQ = None,
+                   count: CountQ = None) -> ResultsPage[InstanceWithInstruction]:
     owned(session, Job, job_id, owner, "job")
     on_instances = [Instance.job_id == job_id]  # filters on the instances alone
     if fate is not None:
@@ -181,12 +235,14 @@ def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: Fate
         on_instances.append(storage.score_at_least(Instance.id, "quality", min_quality, judge))
     query = select(Instance, Instruction.instruction, Instruction.seq) \
         .join(Instruction, Instance.instruction_id == Instruction.id).where(*on_instances)
+    total = None
     if q:
         pattern = _like(q)
         query = query.where(Instance.input.ilike(pattern, escape="\\") | Instance.output.ilike(pattern, escape="\\")
                             | Instruction.instruction.ilike(pattern, escape="\\"))
-        total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    else:  # the join changes no count: counted on the instances alone, much cheaper at a million
+        if _counted(count, after):
+            total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    elif _counted(count, after):  # the join changes no count: counted on the instances alone, much cheaper
         total = session.exec(select(func.count()).select_from(Instance).where(*on_instances)).one()
     if after is not None:
         _no_offset_with(after, offset)
@@ -202,8 +258,8 @@ def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: Fate
     scores = _scores(session, [inst.id for inst, _, _ in rows], judge)
     items = [InstanceWithInstruction(**inst.model_dump(), instruction=text, scores=scores.get(inst.id, {}))
              for inst, text, _ in rows]
-    return Page(items=items, total=total, limit=limit, offset=offset,
-                next_after=f"{rows[-1][2]}:{rows[-1][0].position}" if more else None)
+    return ResultsPage(items=items, total=total, limit=limit, offset=offset,
+                       next_after=f"{rows[-1][2]}:{rows[-1][0].position}" if more else None)
 
 
 @router.get("/judges", summary="The LLM judges that scored the job's examples, the latest first")

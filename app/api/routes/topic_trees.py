@@ -20,7 +20,8 @@ from sqlmodel import select
 from app.api.deps import IdPath, Owner, SessionDep, owned
 from app.api.errors import LimitedJsonRoute, field_error
 from app.api.schemas.common import MAX_PAGE, Page, Text
-from app.core import store, topic_tree
+from app.core import store
+from app.core.methods import topic_tree
 from app.models import TopicTree
 
 router = APIRouter(prefix="/topic-trees", tags=["topic trees"], route_class=LimitedJsonRoute)

@@ -53,6 +53,13 @@ class JobProgress(BaseModel):
     eta_s: float | None = Field(description="Seconds left at the current rate; None when unknown or finished.")
 
 
+class ResultFieldOut(BaseModel):
+    name: str = Field(examples=["tokens_per_accepted"])
+    title: str = Field(examples=["Tokens Per Accepted"])
+    description: str | None = Field(default=None, examples=["Tokens per accepted example."])
+    value: Any = Field(description="The stored value (JSON).")
+
+
 class JobOut(BaseModel):
     id: int
     kind: str
@@ -72,6 +79,11 @@ class JobOut(BaseModel):
     result: dict[str, Any] = Field(description="The kind's result; a generation job's holds total_tokens, "
                                    "tokens_per_accepted, and when priced cost, cost_per_accepted, cost_rate and "
                                    "cost_by_role (each priced role's cost).")
+    result_fields: list[ResultFieldOut] = Field(
+        default_factory=list,
+        description="The result's fields as the kind's result model describes them (title, description, "
+        "value), in the model's order: what a client shows of any kind (`GET /kinds` gives each kind's "
+        "`result_schema`).")
     error: str | None
     cancel_requested: bool
     attempts: int
@@ -85,7 +97,10 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         data = job.model_dump()
-        return cls(**{k: data[k] for k in cls.model_fields if k != "progress"}, progress=progress_of(job))
+        fields = [ResultFieldOut(name=f.name, title=f.title, description=f.description, value=f.value)
+                  for f in jobs.registry.result_fields(job)]
+        return cls(**{k: data[k] for k in cls.model_fields if k not in ("progress", "result_fields")},
+                   progress=progress_of(job), result_fields=fields)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

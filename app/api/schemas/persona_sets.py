@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.schemas.common import Text
-from app.core.personas import MAX_PERSONA_CHARS, MAX_PERSONAS
+from app.core.methods.personas import MAX_PERSONA_CHARS, MAX_PERSONAS
 
 MAX_PERSONA_BYTES = 50 * 1024 * 1024
 

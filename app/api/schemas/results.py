@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic
 
 from pydantic import BaseModel, Field, model_validator
+
+from app.api.schemas.common import Page, T
 
 
 class ScoreOut(BaseModel):
@@ -85,3 +87,13 @@ class InstructionOut(BaseModel):
         if isinstance(data, dict) and "contamination" not in data:
             data = {**data, "contamination": (data.get("detail") or {}).get("contamination") or []}
         return data
+
+
+class ResultsPage(Page[T], Generic[T]):
+    """A page of a job's rows: `Page`, with a `total` that a page by `after` leaves out unless
+    asked, since counting a million-row job's rows costs as much as reading its page."""
+
+    total: int | None = Field(  # type: ignore[assignment]
+        description="Rows matching the filters, all pages together: counted on a page by offset (the first "
+                    "page among them) and with `count=true`; null on a page by `after` without `count=true` "
+                    "(the total of the page it started from still holds, unless rows were added since).")

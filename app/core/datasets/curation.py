@@ -29,6 +29,7 @@ from app.core.datasets import versions as v
 from app.core.datasets.errors import DatasetError, EmptyChange, VersionNotFound
 from app.core.filters.heuristics import INSTANCE_RULES, INSTRUCTION_RULES, instruction_rule
 from app.core.params import PAPER_BLACKLIST
+from app.core.store import id_of
 from app.models import Dataset, DatasetExample, DatasetVersion, VersionKind
 
 # the rules a stored example can be checked against again (the others need the model's response or the pool)
@@ -37,7 +38,8 @@ TEXT_INSTRUCTION_RULES = ("empty", "too_short", "too_long", "blacklisted_word", 
 TEXT_INSTANCE_RULES = ("empty_output", "input_equals_output", "ends_with_colon")
 QUERY_RULES = TEXT_INSTRUCTION_RULES + TEXT_INSTANCE_RULES
 _ID_CHUNK = 1000
-_TEXT_FIELDS = ("instruction", "input", "output")
+TextField = Literal["instruction", "input", "output"]
+_TEXT_FIELDS: tuple[TextField, ...] = ("instruction", "input", "output")
 
 assert set(TEXT_INSTRUCTION_RULES) <= set(INSTRUCTION_RULES) and set(TEXT_INSTANCE_RULES) <= set(INSTANCE_RULES)
 
@@ -48,7 +50,7 @@ class ExampleQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str | None = Field(default=None, min_length=1, description="Case-insensitive substring of `fields`.")
-    fields: list[Literal["instruction", "input", "output"]] = Field(
+    fields: list[TextField] = Field(
         default_factory=lambda: list(_TEXT_FIELDS), min_length=1, description="Where `text` is looked for."
     )
     method: str | None = Field(default=None, description="The job kind that made the example.")
@@ -140,7 +142,7 @@ def _live_rows(session: Session, dataset_id: int, ids: Sequence[int], number: in
                 col(DatasetExample.removed_in).is_(None),
             )
         ).all():
-            found[row.id] = row
+            found[id_of(row)] = row
     missing = [i for i in ids if i not in found]
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
@@ -158,11 +160,16 @@ def _mark_removed(session: Session, ids: Sequence[int], number: int) -> None:
         )
 
 
-def _start(session: Session, dataset: Dataset, expected_latest: int | None) -> v.Change:
+def _start(session: Session, dataset: Dataset, expected_latest: int | None) -> tuple[v.Change, DatasetVersion]:
+    """The change and its parent version (a curation changes one: a dataset without any is refused)."""
     change = v.begin_change(session, dataset, expected_latest)
+    return change, _parent(change)
+
+
+def _parent(change: v.Change) -> DatasetVersion:
     if change.parent is None:
-        raise EmptyChange(f"dataset {dataset.name!r} has no version yet: nothing to curate")
-    return change
+        raise EmptyChange(f"dataset {change.dataset.name!r} has no version yet: nothing to curate")
+    return change.parent
 
 
 def remove_examples(
@@ -179,28 +186,29 @@ def remove_examples(
     `EmptyChange` (nothing to remove), `VersionConflict`."""
     if example_ids is None and query is None:
         raise DatasetError("name the examples to remove: example_ids or query")
-    change = _start(session, dataset, expected_latest)
-    latest = change.parent.number
+    change, parent = _start(session, dataset, expected_latest)
+    latest = parent.number
+    dataset_id = id_of(dataset)
     removed: dict[int, tuple[int, str]] = {}  # id -> (added_in, method)
     if example_ids:
         ids = list(dict.fromkeys(example_ids))
-        for row in _live_rows(session, dataset.id, ids, latest).values():
-            removed[row.id] = (row.added_in, row.method)
+        for row in _live_rows(session, dataset_id, ids, latest).values():
+            removed[id_of(row)] = (row.added_in, row.method)
     if query is not None:
-        for row in find_examples(session, dataset.id, latest, query):
-            removed[row["id"]] = (row["added_in"], row["method"])
+        for found in find_examples(session, dataset_id, latest, query):
+            removed[found["id"]] = (found["added_in"], found["method"])
     if not removed:
         raise EmptyChange(f"no example of version {latest} matches: nothing to remove")
     _mark_removed(session, list(removed), change.number)
-    v.rehash_segments(session, dataset.id, change.number, [a for a, _ in removed.values()])
+    v.rehash_segments(session, dataset_id, change.number, [a for a, _ in removed.values()])
     gone = Counter(m for _, m in removed.values())
     counts = {
         "added": 0, "removed": len(removed), "corrected": 0,
         "removed_by_method": dict(sorted(gone.items())),
-        "by_method": {k: n for k, n in sorted((v.method_counts(change.parent) - gone).items()) if n > 0},
+        "by_method": {k: n for k, n in sorted((v.method_counts(parent) - gone).items()) if n > 0},
         "query": query.model_dump(exclude_defaults=True) if query is not None else None,
     }
-    return v.finish_version(session, change, VersionKind.removal, counts, change.parent.row_count - len(removed))
+    return v.finish_version(session, change, VersionKind.removal, counts, parent.row_count - len(removed))
 
 
 def apply_review(
@@ -214,8 +222,8 @@ def apply_review(
     `corrections` applied (each a new row replacing the old, as `correct_examples` does),
     with the review's own figures under `counts.review`. The caller checked the ids are
     live and commits."""
-    parent = change.parent
-    dataset_id = change.dataset.id
+    parent = _parent(change)
+    dataset_id = id_of(change.dataset)
     ids = [c.example_id for c in corrections]
     old = _live_rows(session, dataset_id, [*remove_ids, *ids], parent.number)
     new_rows: list[tuple[v.NewExample, str]] = []
@@ -264,8 +272,9 @@ def correct_examples(
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
         raise DatasetError(f"example(s) {', '.join(map(str, twice))} corrected twice in one change")
-    change = _start(session, dataset, expected_latest)
-    old = _live_rows(session, dataset.id, ids, change.parent.number)
+    change, parent = _start(session, dataset, expected_latest)
+    dataset_id = id_of(dataset)
+    old = _live_rows(session, dataset_id, ids, parent.number)
     new_rows: list[tuple[v.NewExample, str]] = []
     for i, c in enumerate(corrections):
         row = old[c.example_id]
@@ -279,12 +288,12 @@ def correct_examples(
         if (ex.instruction, ex.input, ex.output) == (row.instruction, row.input, row.output):
             raise EmptyChange(f"corrections[{i}]: example {row.id} already reads so: nothing to correct")
         new_rows.append((ex, v.checked_digest(ex, f"corrections[{i}]")))
-    v.insert_examples(session, dataset.id, change.number, new_rows, replaces=ids)
+    v.insert_examples(session, dataset_id, change.number, new_rows, replaces=ids)
     _mark_removed(session, ids, change.number)
-    v.rehash_segments(session, dataset.id, change.number, [old[i].added_in for i in ids])
-    v.add_segment(session, dataset.id, change.number, change.number, [d for _, d in new_rows])
+    v.rehash_segments(session, dataset_id, change.number, [old[i].added_in for i in ids])
+    v.add_segment(session, dataset_id, change.number, change.number, [d for _, d in new_rows])
     counts = {
         "added": len(new_rows), "removed": len(new_rows), "corrected": len(new_rows),
-        "by_method": dict((change.parent.counts or {}).get("by_method", {})),
+        "by_method": dict((parent.counts or {}).get("by_method", {})),
     }
-    return v.finish_version(session, change, VersionKind.correction, counts, change.parent.row_count)
+    return v.finish_version(session, change, VersionKind.correction, counts, parent.row_count)

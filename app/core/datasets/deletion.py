@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from app.core.datasets import versions as v
 from app.core.datasets.errors import DatasetBusy, VersionInUse
+from app.core.store import id_of
 from app.models import (
     Dataset,
     DatasetExample,
@@ -45,7 +46,7 @@ def record_use(session: Session, version: DatasetVersion, job_id: int, purpose: 
         select(DatasetVersionUse).where(DatasetVersionUse.version_id == version.id, DatasetVersionUse.job_id == job_id)
     ).first()
     if use is None:
-        use = DatasetVersionUse(version_id=version.id, job_id=job_id, purpose=purpose)
+        use = DatasetVersionUse(version_id=id_of(version), job_id=job_id, purpose=purpose)
         session.add(use)
         session.flush()
     return use
@@ -59,7 +60,7 @@ def delete_version(session: Session, dataset: Dataset, number: int) -> None:
     """Delete version `number`, which must be the latest, unused and without a user tag; the caller commits.
     Raises `VersionNotFound` or `VersionInUse` (saying why)."""
     change = v.begin_change(session, dataset, None)  # locks the dataset
-    version = v.get_version(session, dataset.id, number)
+    version = v.get_version(session, id_of(dataset), number)
     if change.parent is None or version.number != change.parent.number:
         raise VersionInUse(
             f"version {number} is not the latest ({change.parent.number if change.parent else 'none'}): "
@@ -74,26 +75,27 @@ def delete_version(session: Session, dataset: Dataset, number: int) -> None:
     ).all()
     if tagged:
         raise VersionInUse(f"tag(s) {', '.join(sorted(tagged))} point at version {number}: move or delete them first")
-    ds = dataset.id
-    session.execute(delete(DatasetExample).where(DatasetExample.dataset_id == ds, DatasetExample.added_in == number))
+    ds = id_of(dataset)
+    session.execute(delete(DatasetExample).where(col(DatasetExample.dataset_id) == ds, col(DatasetExample.added_in) == number))
     session.execute(
         update(DatasetExample)
-        .where(DatasetExample.dataset_id == ds, DatasetExample.removed_in == number)
+        .where(col(DatasetExample.dataset_id) == ds, col(DatasetExample.removed_in) == number)
         .values(removed_in=None)
         .execution_options(synchronize_session=False)
     )
     session.execute(  # a deleted review's decisions are pending again (those on its new rows went with them)
         update(ExampleReview)
-        .where(ExampleReview.dataset_id == ds, ExampleReview.committed_in == number)
+        .where(col(ExampleReview.dataset_id) == ds, col(ExampleReview.committed_in) == number)
         .values(committed_in=None)
         .execution_options(synchronize_session=False)
     )
     session.execute(
-        delete(DatasetHashSegment).where(DatasetHashSegment.dataset_id == ds, DatasetHashSegment.from_version == number)
+        delete(DatasetHashSegment).where(col(DatasetHashSegment.dataset_id) == ds,
+                                         col(DatasetHashSegment.from_version) == number)
     )
     session.execute(
         update(DatasetHashSegment)
-        .where(DatasetHashSegment.dataset_id == ds, DatasetHashSegment.to_version == number)
+        .where(col(DatasetHashSegment.dataset_id) == ds, col(DatasetHashSegment.to_version) == number)
         .values(to_version=None)
         .execution_options(synchronize_session=False)
     )
@@ -105,7 +107,7 @@ def delete_version(session: Session, dataset: Dataset, number: int) -> None:
         if parent is None:
             session.delete(latest)
         else:
-            latest.version_id = parent.id
+            latest.version_id = id_of(parent)
             session.add(latest)
     session.flush()
     session.delete(version)
@@ -116,11 +118,12 @@ def delete_version(session: Session, dataset: Dataset, number: int) -> None:
 def builds_in_progress(session: Session, dataset_id: int) -> list[int]:
     """Ids of the dataset's build jobs still queued or running, oldest first."""
     rows = session.exec(
-        select(Job.id, Job.params)
+        select(col(Job.id), Job.params)
         .where(Job.kind == BUILD_KIND, col(Job.status).in_([JobStatus.queued.value, JobStatus.running.value]))
-        .order_by(Job.id)
+        .order_by(col(Job.id))
     ).all()
-    return [ident for ident, params in rows if (params or {}).get("dataset_id") == dataset_id]
+    return [ident for ident, params in rows  # a stored row's id is never None
+            if ident is not None and (params or {}).get("dataset_id") == dataset_id]
 
 
 def delete_dataset(session: Session, dataset: Dataset) -> None:
@@ -132,16 +135,16 @@ def delete_dataset(session: Session, dataset: Dataset) -> None:
     ).one()
     used = session.exec(
         select(DatasetVersion.number, DatasetVersionUse.job_id)
-        .join(DatasetVersionUse, DatasetVersionUse.version_id == DatasetVersion.id)
+        .join(DatasetVersionUse, col(DatasetVersionUse.version_id) == col(DatasetVersion.id))
         .where(DatasetVersion.dataset_id == locked.id)
-        .order_by(DatasetVersion.number, DatasetVersionUse.job_id)
+        .order_by(col(DatasetVersion.number), col(DatasetVersionUse.job_id))
     ).all()
     if used:
         what = ", ".join(f"version {n} by job {j}" for n, j in used[:10])
         raise VersionInUse(
             f"dataset {locked.name!r} cannot be deleted: {what} — a version a training run used is kept"
         )
-    building = builds_in_progress(session, locked.id)
+    building = builds_in_progress(session, id_of(locked))
     if building:
         raise DatasetBusy(
             f"dataset {locked.name!r} cannot be deleted while build job(s) {', '.join(map(str, building))} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from app.core.datasets import schedule as sched
 from app.core.datasets.versions import recipe_of
+from app.core.store import id_of
 from app.models import Dataset, FireStatus, ScheduleFire, utcnow
 
 log = logging.getLogger("sprout.datasets")
@@ -41,17 +43,21 @@ def claim_fire(session: Session, dataset_id: int, due_at: datetime, status: Fire
     The row is flushed, not committed: commit (with whatever the fire started) to make
     the claim final; a rollback gives the due time back."""
     now = utcnow()
-    values = {"dataset_id": dataset_id, "due_at": due_at, "status": status.value, "reason": reason,
+    values: dict[str, Any] = {"dataset_id": dataset_id, "due_at": due_at, "status": status.value, "reason": reason,
               "created_at": now, "updated_at": now}
     dialect = session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
+        keys = ["dataset_id", "due_at"]
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(ScheduleFire).values(**values).on_conflict_do_nothing(
+                index_elements=keys).returning(col(ScheduleFire.id))
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(ScheduleFire).values(**values).on_conflict_do_nothing(
-            index_elements=["dataset_id", "due_at"]
-        ).returning(ScheduleFire.id)
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(ScheduleFire).values(**values).on_conflict_do_nothing(
+                index_elements=keys).returning(col(ScheduleFire.id))
         fire_id = session.execute(stmt).scalar()
         return session.get(ScheduleFire, fire_id) if fire_id is not None else None
     try:  # other databases: a savepoint around a plain insert
@@ -139,7 +145,7 @@ StartBuild = Callable[[Session, Dataset, ScheduleFire], int]
 def scheduled_datasets(session: Session) -> list[Dataset]:
     return list(session.exec(
         select(Dataset).where(col(Dataset.schedule_cron).is_not(None), col(Dataset.schedule_paused).is_(False))
-        .order_by(Dataset.id)
+        .order_by(col(Dataset.id))
     ).all())
 
 
@@ -161,14 +167,14 @@ def tick(session: Session, now: datetime, running_build: RunningBuild, start_bui
             dataset = session.get(Dataset, dataset_id)
             if dataset is None or dataset.schedule_cron is None or dataset.schedule_paused:
                 continue
-            last = last_due_at(session, dataset.id)
+            last = last_due_at(session, id_of(dataset))
             anchor = dataset.schedule_anchor_at or dataset.created_at
             since = max(last, anchor) if last is not None else anchor
             mine: list[ScheduleFire] = []
             for due in sched.due_fires(dataset.schedule_cron, dataset.schedule_timezone,
                                        dataset.missed_fire_policy, since, now, grace):
                 status = FireStatus.missed if due.action == "missed" else FireStatus.started
-                fire = claim_fire(session, dataset.id, due.due_at, status, due.reason)
+                fire = claim_fire(session, id_of(dataset), due.due_at, status, due.reason)
                 if fire is None:
                     continue
                 if due.action == "build":

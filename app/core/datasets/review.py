@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from app.core.datasets import versions as v
 from app.core.datasets.curation import Correction, ExampleQuery, apply_review, find_examples, live_rows
 from app.core.datasets.errors import DatasetError, EmptyChange, VersionNotFound
+from app.core.store import id_of
 from app.models import Dataset, DatasetExample, DatasetVersion, ExampleReview, ReviewStatus, utcnow
 
 # the short list the dashboard offers; any other reason may be typed
@@ -35,7 +36,7 @@ _CHUNK = 1000
 
 
 def _latest(session: Session, dataset: Dataset) -> int:
-    number = v.latest_number(session, dataset.id)
+    number = v.latest_number(session, id_of(dataset))
     if number == 0:
         raise EmptyChange(f"dataset {dataset.name!r} has no version yet: nothing to review")
     return number
@@ -62,7 +63,7 @@ def _pending(session: Session, dataset_id: int, example_ids: Sequence[int] | Non
             chunk = list(example_ids[start : start + _CHUNK])
             out += session.exec(stmt.where(col(ExampleReview.example_id).in_(chunk))).all()
         return out
-    return list(session.exec(stmt.order_by(ExampleReview.id)).all())
+    return list(session.exec(stmt.order_by(col(ExampleReview.id))).all())
 
 
 def _store(session: Session, dataset_id: int, example_id: int, existing: ExampleReview | None, **fields: Any
@@ -80,18 +81,18 @@ def mark(session: Session, dataset: Dataset, example_id: int, status: str, revie
     """Record (or replace) the pending decision on one row of the latest version. The caller commits."""
     _check(status, reason, rating, output)
     number = _latest(session, dataset)
-    row = live_rows(session, dataset.id, [example_id], number)[example_id]
+    row = live_rows(session, id_of(dataset), [example_id], number)[example_id]
     if status == ReviewStatus.edited.value and output == row.output:
         raise EmptyChange(f"output: example {example_id} already reads so: nothing to edit")
-    existing = next(iter(_pending(session, dataset.id, [example_id])), None)
+    existing = next(iter(_pending(session, id_of(dataset), [example_id])), None)
     reason = reason.strip() or None if reason is not None else None
-    return _store(session, dataset.id, example_id, existing, status=status, reason=reason, rating=rating,
+    return _store(session, id_of(dataset), example_id, existing, status=status, reason=reason, rating=rating,
                   output=output, reviewer=reviewer)
 
 
 def unmark(session: Session, dataset: Dataset, example_id: int) -> None:
     """Undo: forget the pending decision on a row. `VersionNotFound` when there is none."""
-    existing = _pending(session, dataset.id, [example_id])
+    existing = _pending(session, id_of(dataset), [example_id])
     if not existing:
         raise VersionNotFound(f"example {example_id} has no pending review in dataset {dataset.name!r}")
     for row in existing:
@@ -106,11 +107,11 @@ def mark_matching(session: Session, dataset: Dataset, query: ExampleQuery, statu
         raise DatasetError("status: a bulk action accepts or rejects; edit rows one at a time")
     _check(status, reason, None, None)
     number = _latest(session, dataset)
-    ids = [row["id"] for row in find_examples(session, dataset.id, number, query)]
-    existing = {r.example_id: r for r in _pending(session, dataset.id, ids)}
+    ids = [row["id"] for row in find_examples(session, id_of(dataset), number, query)]
+    existing = {r.example_id: r for r in _pending(session, id_of(dataset), ids)}
     reason = reason.strip() or None if reason is not None else None
     for example_id in ids:
-        _store(session, dataset.id, example_id, existing.get(example_id), status=status, reason=reason,
+        _store(session, id_of(dataset), example_id, existing.get(example_id), status=status, reason=reason,
                rating=existing[example_id].rating if example_id in existing else None, output=None,
                reviewer=reviewer)
     return len(ids)
@@ -118,7 +119,7 @@ def mark_matching(session: Session, dataset: Dataset, query: ExampleQuery, statu
 
 def count_matching(session: Session, dataset: Dataset, query: ExampleQuery) -> int:
     """How many rows of the latest version `query` matches (a bulk action's preview)."""
-    return sum(1 for _ in find_examples(session, dataset.id, _latest(session, dataset), query))
+    return sum(1 for _ in find_examples(session, id_of(dataset), _latest(session, dataset), query))
 
 
 def as_dict(row: ExampleReview) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def committed_for(session: Session, dataset_id: int, example_ids: Sequence[int])
             select(ExampleReview).where(
                 ExampleReview.dataset_id == dataset_id, col(ExampleReview.committed_in).is_not(None),
                 col(ExampleReview.example_id).in_(ids[start : start + _CHUNK]),
-            ).order_by(ExampleReview.committed_in)
+            ).order_by(col(ExampleReview.committed_in))
         ).all()
         out.update({r.example_id: as_dict(r) for r in rows})
     return out
@@ -148,8 +149,8 @@ def committed_for(session: Session, dataset_id: int, example_ids: Sequence[int])
 
 def progress(session: Session, dataset: Dataset) -> dict[str, Any]:
     """How far the review of the latest version is: rows, decided by status, rated, reviewers."""
-    latest = v.latest_version(session, dataset.id)
-    rows = _pending(session, dataset.id)
+    latest = v.latest_version(session, id_of(dataset))
+    rows = _pending(session, id_of(dataset))
     by_status = Counter(r.status for r in rows)
     total = latest.row_count if latest else 0
     return {
@@ -185,11 +186,11 @@ def commit_review(session: Session, dataset: Dataset, *, expected_latest: int | 
     change = v.begin_change(session, dataset, expected_latest)
     if change.parent is None:
         raise EmptyChange(f"dataset {dataset.name!r} has no version yet: nothing to review")
-    rows = _pending(session, dataset.id)
+    rows = _pending(session, id_of(dataset))
     ids = [r.example_id for r in rows]
     still: set[int] = set()
     for start in range(0, len(ids), _CHUNK):
-        still |= _live_ids(session, dataset.id, ids[start : start + _CHUNK])
+        still |= _live_ids(session, id_of(dataset), ids[start : start + _CHUNK])
     stale = [r for r in rows if r.example_id not in still]
     for r in stale:
         session.delete(r)
@@ -210,17 +211,18 @@ def commit_review(session: Session, dataset: Dataset, *, expected_latest: int | 
 
 
 def _live_ids(session: Session, dataset_id: int, ids: Sequence[int]) -> set[int]:
-    return set(session.exec(
-        select(DatasetExample.id).where(
+    return {ident for ident in session.exec(  # a stored row's id is never None
+        select(col(DatasetExample.id)).where(
             DatasetExample.dataset_id == dataset_id, col(DatasetExample.id).in_(list(ids)),
             col(DatasetExample.removed_in).is_(None),
         )
-    ).all())
+    ).all() if ident is not None}
 
 
 def forget_pending(session: Session, dataset: Dataset) -> int:
     """Drop every pending decision on the dataset (start the review again); returns how many."""
-    result = session.execute(
-        delete(ExampleReview).where(ExampleReview.dataset_id == dataset.id, col(ExampleReview.committed_in).is_(None))
+    result = session.exec(  # a DELETE: a cursor result, with the rows it removed
+        delete(ExampleReview).where(col(ExampleReview.dataset_id) == id_of(dataset),
+                                    col(ExampleReview.committed_in).is_(None))
     )
     return result.rowcount or 0

@@ -8,8 +8,10 @@ with `added_in <= v` and (`removed_in` null or `> v`), read in the stable order
 (`added_in`, `position`) a page at a time (keyset pagination on the unique index), so a
 reader of any size holds one page in memory and no long-lived cursor. One part of a commit
 reads the whole version: its diversity report (`version_diversity`, stored in
-`counts["diversity"]` and printed in the card), one pass over the rows' instruction fields,
-with the ROUGE-L lookups made for a seeded sample of `DIVERSITY_ROUGE_SAMPLE` rows.
+`counts["diversity"]` and printed in the card): one pass over the rows' ids and sources
+that keeps a seeded sample of at most `DIVERSITY_SAMPLE_ROWS` instructions (constant memory),
+then the sampled rows' fields read by id; the report is computed over the sample and says
+so, with the ROUGE-L lookups made for a seeded sample of `DIVERSITY_ROUGE_SAMPLE` of those.
 
 Writers lock the dataset row (`SELECT ... FOR UPDATE` on PostgreSQL) and number the new
 version after the latest one; `expected_latest` lets a build refuse to commit on top of a
@@ -42,6 +44,7 @@ from app.core.datasets.errors import (
 )
 from app.core.datasets.recipe import Recipe
 from app.core.datasets.version_card import render_card
+from app.core.store import id_of
 from app.models import (
     Dataset,
     DatasetExample,
@@ -58,6 +61,10 @@ LATEST_TAG = "latest"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_DESCRIPTION = 10_000
 PAGE_SIZE = 2000
+# A commit's diversity report is over at most this many of the version's instructions (a
+# seeded hash sample): the report costs 7-9 s per 100K instructions, so a 1M-row version's
+# would add minutes to its commit; a version at or under the bound is reported whole.
+DIVERSITY_SAMPLE_ROWS = 20_000
 DIVERSITY_ROUGE_SAMPLE = 1000  # rows whose max ROUGE-L to the rest a commit looks up (each against all)
 MAX_NUMBER = 2**31 - 1  # version numbers and ids are SQL integers
 _INSERT_CHUNK = 5000
@@ -215,7 +222,7 @@ def get_version(session: Session, dataset_id: int, number: int) -> DatasetVersio
 def list_versions(session: Session, dataset_id: int) -> list[DatasetVersion]:
     return list(
         session.exec(
-            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.number)
+            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(col(DatasetVersion.number))
         ).all()
     )
 
@@ -303,7 +310,7 @@ def begin_change(session: Session, dataset: Dataset, expected_latest: int | None
     locked = session.exec(
         select(Dataset).where(Dataset.id == dataset.id).with_for_update().execution_options(populate_existing=True)
     ).one()
-    parent = latest_version(session, locked.id)
+    parent = latest_version(session, id_of(locked))
     change = Change(locked, parent, (parent.number if parent else 0) + 1)
     check_expected(change, expected_latest)
     return change
@@ -355,7 +362,7 @@ def rehash_segments(session: Session, dataset_id: int, number: int, added_ins: S
             select(DatasetExample.digest)
             .where(DatasetExample.dataset_id == dataset_id, DatasetExample.added_in == k,
                    col(DatasetExample.removed_in).is_(None))
-            .order_by(DatasetExample.position)
+            .order_by(col(DatasetExample.position))
         ).all()
         add_segment(session, dataset_id, k, number, digests)
     session.flush()
@@ -366,18 +373,45 @@ def live_hash(session: Session, dataset_id: int) -> str:
     digests = session.exec(
         select(DatasetHashSegment.digest)
         .where(DatasetHashSegment.dataset_id == dataset_id, col(DatasetHashSegment.to_version).is_(None))
-        .order_by(DatasetHashSegment.added_in)
+        .order_by(col(DatasetHashSegment.added_in))
     ).all()
     return content.combine_segments(digests)
 
 
-def version_diversity(session: Session, dataset_id: int, number: int) -> dict[str, Any] | None:
+def version_diversity(session: Session, dataset_id: int, number: int,
+                      sample_rows: int | None = None) -> dict[str, Any] | None:
     """Version `number`'s diversity report as stored with it (`diversity.stored_form`), from its
     rows as they are in this transaction; None for a version without rows. The version row
-    need not exist yet (a commit computes it before writing the row)."""
-    rows = stream_rows(session, dataset_id, live_at(number), fields=diversity.VERSION_FIELDS)
-    report = diversity.report(diversity.version_items(rows), rouge_sample=DIVERSITY_ROUGE_SAMPLE)
-    return diversity.stored_form(report) if report["overall"]["rows"] else None
+    need not exist yet (a commit computes it before writing the row).
+
+    Over a seeded sample of at most `sample_rows` (default `DIVERSITY_SAMPLE_ROWS`) instructions
+    (`diversity.bounded_version_items`), so a large version's commit pays for a pass over its
+    rows' ids and for the sample's report, not for a report over every row; the report then holds
+    `sampled: {"rows": instructions in the sample, "of": the version's rows read}`."""
+    keys = stream_rows(session, dataset_id, live_at(number), fields=("id", "source_job_id", "source_instruction_id"))
+    sample = diversity.bounded_version_items(keys, DIVERSITY_SAMPLE_ROWS if sample_rows is None else sample_rows,
+                                             keep=lambda row: row["id"])
+    report = diversity.report(_rows_by_id(session, sample.items, diversity.VERSION_FIELDS),
+                              rouge_sample=DIVERSITY_ROUGE_SAMPLE)
+    if not report["overall"]["rows"]:
+        return None
+    marker = sample.marker()
+    if marker:
+        report["sampled"] = marker
+    return diversity.stored_form(report)
+
+
+def _rows_by_id(session: Session, ids: Sequence[int], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """The rows of `ids` (`fields` of each, as `diversity.grouping_fields` keeps them), in the
+    order of `ids`, read a chunk of ids at a time."""
+    names = tuple(dict.fromkeys(("id", *fields)))
+    columns = [getattr(DatasetExample, n) for n in names]
+    conn = session.connection()
+    for start in range(0, len(ids), _INSERT_CHUNK):
+        chunk = ids[start:start + _INSERT_CHUNK]
+        found = {r[0]: r for r in conn.execute(select(*columns).where(col(DatasetExample.id).in_(chunk))).all()}
+        for ident in chunk:
+            yield diversity.grouping_fields(dict(zip(names, found[ident])))
 
 
 def finish_version(session: Session, change: Change, kind: VersionKind, counts: dict[str, Any],
@@ -386,18 +420,18 @@ def finish_version(session: Session, change: Change, kind: VersionKind, counts: 
     flushed, not committed."""
     session.flush()
     dataset = change.dataset
-    spread = version_diversity(session, dataset.id, change.number)
+    spread = version_diversity(session, id_of(dataset), change.number)
     if spread is not None:
         counts = {**counts, "diversity": spread}
     version = DatasetVersion(
-        dataset_id=dataset.id, number=change.number, parent_id=change.parent.id if change.parent else None,
+        dataset_id=id_of(dataset), number=change.number, parent_id=change.parent.id if change.parent else None,
         build_job_id=build_job_id, kind=kind.value, created_at=utcnow(), row_count=row_count, counts=counts,
-        content_hash=live_hash(session, dataset.id),
+        content_hash=live_hash(session, id_of(dataset)),
     )
     version.card = render_card(dataset, version)
     session.add(version)
     session.flush()
-    move_tag(session, dataset.id, LATEST_TAG, version.id)
+    move_tag(session, id_of(dataset), LATEST_TAG, id_of(version))
     dataset.updated_at = version.created_at
     session.add(dataset)
     session.flush()
@@ -449,8 +483,8 @@ def commit_version(
     check_expected(change, expected_latest)
     if not rows:
         raise EmptyChange("no new examples: a version must change something")
-    insert_examples(session, dataset.id, change.number, rows)
-    add_segment(session, dataset.id, change.number, change.number, [d for _, d in rows])
+    insert_examples(session, id_of(dataset), change.number, rows)
+    add_segment(session, id_of(dataset), change.number, change.number, [d for _, d in rows])
     added = Counter(ex.method for ex, _ in rows)
     counts = {
         "added": len(rows), "removed": 0, "corrected": 0,
@@ -488,7 +522,7 @@ def stream_pages(session: Session, dataset_id: int, condition: Any, fields: Sequ
         stmt = select(*columns).where(DatasetExample.dataset_id == dataset_id, condition)
         if last is not None:
             stmt = stmt.where(tuple_(DatasetExample.added_in, DatasetExample.position) > tuple_(*last))
-        page = conn.execute(stmt.order_by(DatasetExample.added_in, DatasetExample.position).limit(page_size)).all()
+        page = conn.execute(stmt.order_by(col(DatasetExample.added_in), col(DatasetExample.position)).limit(page_size)).all()
         if not page:
             return
         yield [r[:width] for r in page] if extra else page

@@ -11,7 +11,7 @@ import string
 from collections.abc import Sequence
 from functools import lru_cache
 
-from app.core.candidates import InstanceCandidate
+from app.core.methods.candidates import InstanceCandidate
 
 INSTRUCTION_RULES = {
     "truncated_response": "the model's response was cut by the length limit; the paper drops it whole",

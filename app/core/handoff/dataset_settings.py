@@ -39,6 +39,7 @@ from app.core.datasets import tags as ds_tags
 from app.core.datasets import versions as ds_versions
 from app.core.datasets.errors import DatasetError
 from app.core.handoff.gate import DEFAULT_TOLERANCE, METRICS
+from app.core.store import id_of
 from app.core.training.config import TrainParams
 from app.models import Dataset, DatasetDestination, Destination, SeedTask
 
@@ -110,8 +111,8 @@ def _same_owner(dataset: Dataset, destination: Destination) -> bool:
 
 def destinations_of(session: Session, dataset: Dataset) -> list[Destination]:
     return list(session.exec(
-        select(Destination).join(DatasetDestination, DatasetDestination.destination_id == Destination.id)
-        .where(DatasetDestination.dataset_id == dataset.id).order_by(Destination.id)
+        select(Destination).join(DatasetDestination, col(DatasetDestination.destination_id) == col(Destination.id))
+        .where(DatasetDestination.dataset_id == dataset.id).order_by(col(Destination.id))
     ).all())
 
 
@@ -124,9 +125,9 @@ def set_destinations(session: Session, dataset: Dataset, destination_ids: Sequen
     for i, ident in enumerate(wanted):
         if ident not in found or not _same_owner(dataset, found[ident]):
             raise SettingsError(f"destination_ids[{i}]: no destination with id {ident}")
-    session.execute(delete(DatasetDestination).where(DatasetDestination.dataset_id == dataset.id))
+    session.execute(delete(DatasetDestination).where(col(DatasetDestination.dataset_id) == dataset.id))
     for ident in wanted:
-        session.add(DatasetDestination(dataset_id=dataset.id, destination_id=ident))
+        session.add(DatasetDestination(dataset_id=id_of(dataset), destination_id=ident))
     session.flush()
     return [found[i] for i in wanted]
 
@@ -179,7 +180,7 @@ def tasks_from_seed_sets(session: Session, seed_set_ids: Sequence[int]) -> list[
     """Every instance with an output of the seed sets' tasks, in the recipe's order."""
     out = []
     for ident in seed_set_ids:
-        for task in session.exec(select(SeedTask).where(SeedTask.seed_set_id == ident).order_by(SeedTask.position)):
+        for task in session.exec(select(SeedTask).where(SeedTask.seed_set_id == ident).order_by(col(SeedTask.position))):
             out += [{"instruction": task.instruction, "input": inst.get("input") or "", "output": inst["output"]}
                     for inst in task.instances or [] if str(inst.get("output") or "").strip()]
     return out
@@ -218,6 +219,7 @@ def set_training(session: Session, dataset: Dataset, *, params: Mapping[str, Any
     (replacing earlier settings). `eval_tasks` None: the recipe's seed sets' instances.
     Flushed, not committed; raises `SettingsError` naming the field."""
     checked = check_params(params, defaults, data_root)
+    tasks: Sequence[Mapping[str, Any]]
     if eval_tasks is None:
         seed_set_ids = ds_versions.recipe_of(dataset).seed_set_ids
         tasks = tasks_from_seed_sets(session, seed_set_ids)

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.errors import Conflict
 from app.core.handoff import retry_queue, webhooks
@@ -31,7 +31,7 @@ from app.core.handoff.destinations import DeliveryError, build
 from app.core.handoff.meta import HandoffMeta
 from app.core.handoff.preflight import Preflight
 from app.core.handoff.retry_queue import DONE, FAILED, PENDING, RUNNING
-from app.core.store import NotFound
+from app.core.store import NotFound, get_row, id_of
 from app.models import Delivery, DeliveryAttempt, Destination
 
 BLOCKED = "blocked"  # checked and refused by the preflight: never queued
@@ -48,7 +48,7 @@ def record(session: Session, destination: Destination, bundle: Bundle, now: date
     report = bundle.preflight.as_dict() if bundle.preflight is not None else {"ok": False, "unchecked": True}
     blocked = not bundle.deliverable
     delivery = Delivery(
-        owner=owner, destination_id=destination.id, source_kind=bundle.meta.source_kind,
+        owner=owner, destination_id=id_of(destination), source_kind=bundle.meta.source_kind,
         source_id=bundle.meta.source_id, label=bundle.meta.label, status=BLOCKED if blocked else PENDING,
         next_attempt_at=None if blocked else now, bundle_path=None if blocked else str(bundle.path),
         rows=bundle.stats.rows, formats=[f.format for f in bundle.files], preflight=report, created_at=now,
@@ -76,7 +76,7 @@ def deliver(session: Session, destination: Destination, rows: Iterable[dict[str,
     if delivery.status == BLOCKED:
         shutil.rmtree(bundle.path, ignore_errors=True)  # the report is kept in the row
         return delivery
-    return attempt(session, delivery.id, config, now) or delivery
+    return attempt(session, id_of(delivery), config, now) or delivery
 
 
 def attempt(session: Session, delivery_id: int, config: HandoffConfig, now: datetime,
@@ -86,9 +86,9 @@ def attempt(session: Session, delivery_id: int, config: HandoffConfig, now: date
     the delivery; a done delivery emits `delivery_done` and sends it. Commits."""
     if not retry_queue.claim(session, Delivery, delivery_id, now, config, force):
         return None
-    delivery = session.get(Delivery, delivery_id)
+    delivery = get_row(session, Delivery, delivery_id)
     session.refresh(delivery)
-    destination = session.get(Destination, delivery.destination_id)
+    destination = get_row(session, Destination, delivery.destination_id)
     error, retryable, location = None, True, None
     bundle_dir = Path(delivery.bundle_path or "")
     try:
@@ -104,7 +104,7 @@ def attempt(session: Session, delivery_id: int, config: HandoffConfig, now: date
         error, retryable = str(exc), exc.retryable
     except ValueError as exc:  # a destination row that no longer validates
         error, retryable = f"destination {destination.id}: {exc}", False
-    session.add(DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempts, started_at=now,
+    session.add(DeliveryAttempt(delivery_id=id_of(delivery), number=delivery.attempts, started_at=now,
                                 finished_at=now, ok=error is None, error=error))
     retry_queue.settle(delivery, error, now, config, retryable)
     delivery.last_error = error
@@ -163,4 +163,4 @@ def due_ids(session: Session, now: datetime, config: HandoffConfig, limit: int =
 
 def attempts_of(session: Session, delivery_id: int) -> list[DeliveryAttempt]:
     return list(session.exec(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
-                             .order_by(DeliveryAttempt.number)).all())
+                             .order_by(col(DeliveryAttempt.number))).all())

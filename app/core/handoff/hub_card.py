@@ -91,7 +91,7 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
               "with the `judge` model's name when the examples were scored).", ""]
 
     lines += ["## Source", ""]
-    source = [("source", f"{meta.source_kind} {meta.source_id}")]
+    source: list[tuple[str, str | int]] = [("source", f"{meta.source_kind} {meta.source_id}")]
     if meta.version is not None:
         source.append(("version", meta.version))
     if meta.parent_version is not None:
@@ -151,7 +151,7 @@ def render_card(meta: HandoffMeta, stats: RowStats, files: list[WrittenFile], ch
     if diversity and diversity["overall"]["rows"]:
         lines += diversity_card.section(diversity)
     lines += ["## Files", ""]
-    file_rows = []
+    file_rows: list[tuple[str, str, int | None, str | None]] = []  # file, format, rows, sha256
     for written in files:
         if written.format == "parquet":
             file_rows.append((f"`{PARQUET_DIR}/`", "parquet", written.rows, f"{len(written.shards)} shard(s) below"))

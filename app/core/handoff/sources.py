@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core import lineage, store
 from app.core.datasets import diff as ds_diff
@@ -47,20 +47,22 @@ def seed_set_info(session: Session, seed_set_id: int) -> SeedSetInfo | None:
     seed_set = session.get(SeedSet, seed_set_id)
     if seed_set is None:
         return None
-    tasks = session.exec(select(SeedTask).where(SeedTask.seed_set_id == seed_set_id).order_by(SeedTask.position)).all()
+    tasks = session.exec(select(SeedTask).where(SeedTask.seed_set_id == seed_set_id)
+                         .order_by(col(SeedTask.position))).all()
     canonical = [{"instruction": t.instruction, "instances": t.instances, "is_classification": t.is_classification,
                   "name": t.name} for t in tasks]
-    return SeedSetInfo(name=seed_set.name, tasks=len(tasks), sha256=seed_set_sha256(canonical), id=seed_set.id)
+    return SeedSetInfo(name=seed_set.name, tasks=len(tasks), sha256=seed_set_sha256(canonical), id=store.id_of(seed_set))
 
 
 def _root_seed_set(session: Session, job: Job) -> int | None:
     """The seed set a job grew from, following `source_job_id` (an evolution of a job's output)."""
     seen: set[int] = set()
-    while job is not None and job.id not in seen:
-        if job.seed_set_id is not None:
-            return job.seed_set_id
-        seen.add(job.id)
-        job = session.get(Job, job.source_job_id) if job.source_job_id is not None else None
+    current: Job | None = job
+    while current is not None and store.id_of(current) not in seen:
+        if current.seed_set_id is not None:
+            return current.seed_set_id
+        seen.add(store.id_of(current))
+        current = session.get(Job, current.source_job_id) if current.source_job_id is not None else None
     return None
 
 
@@ -70,10 +72,10 @@ def decoding(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_scores(session: Session, job_id: int) -> dict[int, dict[str, float]]:
-    rows = session.exec(select(Instruction.id, Instruction.max_rouge_l, Instruction.mean_rouge_l)
+    rows = session.exec(select(col(Instruction.id), col(Instruction.max_rouge_l), col(Instruction.mean_rouge_l))
                         .where(Instruction.job_id == job_id)).all()
-    return {r.id: {k: v for k, v in (("max_rouge_l", r.max_rouge_l), ("mean_rouge_l", r.mean_rouge_l))
-                   if v is not None} for r in rows}
+    return {ident: {k: v for k, v in (("max_rouge_l", max_rouge_l), ("mean_rouge_l", mean_rouge_l))
+                    if v is not None} for ident, max_rouge_l, mean_rouge_l in rows if ident is not None}
 
 
 def job_rows(session: Session, job: Job, *, final_only: bool = False,
@@ -81,8 +83,8 @@ def job_rows(session: Session, job: Job, *, final_only: bool = False,
     """The job's export rows with their provenance. Raises `JobRequestError` (a ValueError)
     for a job without curated data or options that do not apply to it."""
     rows = lineage.export_rows(session, job, final_only=final_only, include_roots=include_roots)
-    scores = job_scores(session, job.id)
-    judged = scoring_storage.job_example_scores(session, job.id)  # the LLM judge's, when the job was scored
+    scores = job_scores(session, store.id_of(job))
+    judged = scoring_storage.job_example_scores(session, store.id_of(job))  # the LLM judge's, when the job was scored
     for row in rows:
         own = {**(scores.get(row["id"]) or {}), **judged.get((row["id"], row["input"], row["output"]), {})}
         yield {**row, "method": job.kind, "job_id": job.id, "scores": own or None}
@@ -93,10 +95,12 @@ def job_meta(session: Session, job: Job, *, name: str | None = None, model: str 
              options: dict[str, Any] | None = None) -> HandoffMeta:
     """What the card says about a job. `model` names the model that served the job when the
     caller knows it (the job does not record it)."""
+    from app.core.jobs.results import Counters  # here: the jobs package imports the hand-off as it loads
+
     params = dict(job.params or {})
-    counters = job.counters or {}
-    rejections = {str(k): int(v) for k, v in (counters.get("rejected") or {}).items()}
-    rejections.update({f"instance:{k}": int(v) for k, v in (counters.get("instances_rejected") or {}).items()})
+    counters = Counters.of(job)
+    rejections = {str(k): int(v) for k, v in counters.rejected.items()}
+    rejections.update({f"instance:{k}": int(v) for k, v in counters.instances_rejected.items()})
     seed_set_id = _root_seed_set(session, job)
     recipe: dict[str, Any] = {"method": job.kind, "params": params, "job status": job.status}
     if options:
@@ -106,7 +110,7 @@ def job_meta(session: Session, job: Job, *, name: str | None = None, model: str 
     return HandoffMeta(
         name=name or f"sprout-job-{job.id}",
         source_kind="job",
-        source_id=job.id,
+        source_id=store.id_of(job),
         title=f"Sprout {job.kind.replace('_', '-')} job {job.id}",
         license=license,
         language=tuple(language),
@@ -184,15 +188,15 @@ def version_meta(session: Session, dataset: Dataset, version: DatasetVersion, *,
                                    "params": recipe, "made by": version.kind}
     if version.build_job_id is not None:
         card_recipe["build job"] = version.build_job_id
-    tagged = [t for t, n in ds_tags.list_tags(session, dataset.id).items() if n == version.number]
+    tagged = [t for t, n in ds_tags.list_tags(session, store.id_of(dataset)).items() if n == version.number]
     if tagged:
         card_recipe["tags"] = ", ".join(tagged)
     rejected = (counts.get("build") or {}).get("rejected_by_rule") or {}
-    training = training_gate.latest_runs(session, [version.id]).get(version.id)
+    training = training_gate.latest_runs(session, [store.id_of(version)]).get(store.id_of(version))
     return HandoffMeta(
         name=name or dataset.name,
         source_kind="dataset_version",
-        source_id=version.id,
+        source_id=store.id_of(version),
         title=f"{dataset.name}, version {version.number}",
         description=dataset.description or "",
         license=dataset.license or license,
@@ -217,5 +221,5 @@ def dataset_version_source(session: Session, dataset: Dataset, ref: int | str, *
     """(rows, meta) of version `ref` of `dataset` (a number, `latest` or a tag). The rows are a
     stream read on `session`, which must stay open while they are consumed. Raises
     `VersionNotFound` (a `DatasetError`) for a missing version."""
-    version = ds_tags.resolve(session, dataset.id, ref)
-    return version_rows(session, dataset.id, version.number), version_meta(session, dataset, version, **card)
+    version = ds_tags.resolve(session, store.id_of(dataset), ref)
+    return version_rows(session, store.id_of(dataset), version.number), version_meta(session, dataset, version, **card)

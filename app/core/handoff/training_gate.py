@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 
 from app.core.datasets import versions as v
 from app.core.handoff.gate import compare_runs
+from app.core.store import get_row, id_of
 from app.models import Dataset, DatasetTag, DatasetTrainingRun, DatasetVersion, Job, utcnow
 
 # the figures a run shows beside the gate's table (all of `metrics.json` stays in the job's result)
@@ -43,7 +44,7 @@ SHOWN_METRICS = ("eval_loss_before", "eval_loss_after", "rouge_l_before", "rouge
 def record_run(session: Session, dataset: Dataset, version: DatasetVersion, job_id: int, tag: str,
                tolerance: Mapping[str, float], eval_sha256: str) -> DatasetTrainingRun:
     """The record of a gated run of `version` by job `job_id` (flushed, not committed)."""
-    run = DatasetTrainingRun(dataset_id=dataset.id, version_id=version.id, job_id=job_id, gate_tag=tag,
+    run = DatasetTrainingRun(dataset_id=id_of(dataset), version_id=id_of(version), job_id=job_id, gate_tag=tag,
                              tolerance=dict(tolerance), eval_sha256=eval_sha256)
     session.add(run)
     session.flush()
@@ -56,7 +57,7 @@ def run_of_job(session: Session, job_id: int) -> DatasetTrainingRun | None:
 
 def runs_of_version(session: Session, version_id: int) -> list[DatasetTrainingRun]:
     return list(session.exec(select(DatasetTrainingRun).where(DatasetTrainingRun.version_id == version_id)
-                             .order_by(DatasetTrainingRun.id)).all())
+                             .order_by(col(DatasetTrainingRun.id))).all())
 
 
 def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def _clean(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 def _tagged(session: Session, dataset_id: int, tag: str) -> DatasetVersion | None:
     return session.exec(
-        select(DatasetVersion).join(DatasetTag, DatasetTag.version_id == DatasetVersion.id)
+        select(DatasetVersion).join(DatasetTag, col(DatasetTag.version_id) == col(DatasetVersion.id))
         .where(DatasetTag.dataset_id == dataset_id, DatasetTag.name == tag)
     ).first()
 
@@ -95,7 +96,7 @@ def decide(session: Session, job_id: int, metrics: Mapping[str, Any], now: datet
     session.refresh(run)
     if run.decided_at is not None:
         return gate_of(run)
-    version = session.get(DatasetVersion, run.version_id)
+    version = get_row(session, DatasetVersion, run.version_id)
     tagged = _tagged(session, run.dataset_id, run.gate_tag)
     baseline = baseline_of(session, run, tagged)
     clean = _clean(metrics)
@@ -110,7 +111,7 @@ def decide(session: Session, job_id: int, metrics: Mapping[str, Any], now: datet
         decision = (f"promoted: not worse than the run on version {tagged.number} within the tolerance"
                     if baseline is not None and tagged is not None else
                     "promoted: the first run on these evaluation tasks")
-        v.move_tag(session, run.dataset_id, run.gate_tag, version.id)
+        v.move_tag(session, run.dataset_id, run.gate_tag, id_of(version))
     else:
         worse = [f"{row['metric']} {row['verdict']}" for row in table if row["verdict"] in ("worse", "missing")]
         decision = f"held: {', '.join(worse)}; {run.gate_tag} stays on version {tagged.number if tagged else '-'}"
@@ -144,7 +145,7 @@ def latest_runs(session: Session, version_ids: Sequence[int]) -> dict[int, dict[
     if not version_ids:
         return {}
     runs = session.exec(select(DatasetTrainingRun).where(col(DatasetTrainingRun.version_id).in_(list(version_ids)))
-                        .order_by(DatasetTrainingRun.id)).all()
+                        .order_by(col(DatasetTrainingRun.id))).all()
     latest = {r.version_id: r for r in runs}
     jobs = {j.id: j for j in session.exec(select(Job).where(col(Job.id).in_([r.job_id for r in latest.values()])))}
     return {vid: describe(r, jobs.get(r.job_id)) for vid, r in latest.items()}

@@ -33,11 +33,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.handoff import retry_queue
 from app.core.handoff.config import HandoffConfig
 from app.core.handoff.retry_queue import DONE, PENDING
+from app.core.store import get_row, id_of
 from app.models import Webhook, WebhookAttempt, WebhookDelivery
 
 EVENTS = ("version_created", "delivery_done", "training_finished", "job_finished")
@@ -75,7 +76,7 @@ def check_events(events: Sequence[str]) -> list[str]:
 
 
 def _owned_by(owner: str | None) -> Any:
-    return Webhook.owner.is_(None) if owner is None else Webhook.owner == owner
+    return col(Webhook.owner).is_(None) if owner is None else col(Webhook.owner) == owner
 
 
 def emit(session: Session, event: str, data: dict[str, Any], *, owner: str | None, now: datetime,
@@ -83,8 +84,8 @@ def emit(session: Session, event: str, data: dict[str, Any], *, owner: str | Non
     """Queue `event` for every active webhook of `owner` subscribed to it (flushed, not committed)."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}; known: {', '.join(EVENTS)}")
-    hooks = session.exec(select(Webhook).where(_owned_by(owner), Webhook.active.is_(True))
-                         .order_by(Webhook.id)).all()
+    hooks = session.exec(select(Webhook).where(_owned_by(owner), col(Webhook.active).is_(True))
+                         .order_by(col(Webhook.id))).all()
     event_id = uuid.uuid4().hex
     body = json.dumps({"id": event_id, "event": event, "created_at": now.isoformat(timespec="seconds"),
                        "data": data}, ensure_ascii=False, default=str)
@@ -92,7 +93,7 @@ def emit(session: Session, event: str, data: dict[str, Any], *, owner: str | Non
     for hook in hooks:
         if event not in (hook.events or []):
             continue
-        delivery = WebhookDelivery(webhook_id=hook.id, event=event, event_id=event_id, source_kind=source_kind,
+        delivery = WebhookDelivery(webhook_id=id_of(hook), event=event, event_id=event_id, source_kind=source_kind,
                                    source_id=source_id, body=body, status=PENDING, next_attempt_at=now, created_at=now)
         session.add(delivery)
         out.append(delivery)
@@ -106,9 +107,9 @@ def send(session: Session, delivery_id: int, config: HandoffConfig, now: datetim
     when it was not due or another process holds it. Commits."""
     if not retry_queue.claim(session, WebhookDelivery, delivery_id, now, config):
         return None
-    delivery = session.get(WebhookDelivery, delivery_id)
+    delivery = get_row(session, WebhookDelivery, delivery_id)
     session.refresh(delivery)
-    hook = session.get(Webhook, delivery.webhook_id)
+    hook = get_row(session, Webhook, delivery.webhook_id)
     body = delivery.body.encode("utf-8")
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: delivery.event,
                DELIVERY_HEADER: str(delivery.id), SIGNATURE_HEADER: sign(hook.secret, body)}
@@ -127,7 +128,7 @@ def send(session: Session, delivery_id: int, config: HandoffConfig, now: datetim
         if own:
             client.close()
     duration_ms = int((time.monotonic() - started) * 1000)
-    session.add(WebhookAttempt(webhook_delivery_id=delivery.id, number=delivery.attempts, started_at=now,
+    session.add(WebhookAttempt(webhook_delivery_id=id_of(delivery), number=delivery.attempts, started_at=now,
                                duration_ms=duration_ms, status_code=status_code, error=error))
     delivery.last_status_code, delivery.last_error = status_code, error
     retry_queue.settle(delivery, error, now, config)
@@ -156,7 +157,7 @@ def send_due(session: Session, now: datetime, config: HandoffConfig, limit: int 
 def send_now(session: Session, deliveries: Sequence[WebhookDelivery], config: HandoffConfig,
              now: datetime) -> list[WebhookDelivery]:
     """Commit freshly emitted deliveries and try each once right away (failures wait for a retry)."""
-    ids = [d.id for d in deliveries]
+    ids = [id_of(d) for d in deliveries]
     session.commit()
     if not ids:
         return []
@@ -168,7 +169,9 @@ def emit_job_finished(session: Session, job: Any, now: datetime) -> list[Webhook
     """`job_finished` for a job that ended (succeeded, failed, cancelled), and
     `training_finished` too when it was a fine-tuning job; nothing for a job still queued
     or running (a paused job goes back to the queue)."""
+    from app.core.jobs.results import read_result
     from app.core.jobs.sft import KIND as TRAINING_KIND
+    from app.core.jobs.sft import SftResult
     from app.models import JobStatus
 
     if not JobStatus(job.status).finished:
@@ -178,13 +181,14 @@ def emit_job_finished(session: Session, job: Any, now: datetime) -> list[Webhook
                     "finished_at": job.finished_at.isoformat() if job.finished_at else None}}
     out = emit(session, "job_finished", data, owner=job.owner, now=now, source_kind="job", source_id=job.id)
     if job.kind == TRAINING_KIND:
-        result = job.result or {}
-        training = {**data, "metrics": result.get("metrics"), "run_dir": result.get("run_dir")}
-        source = result.get("source") or {}
-        if source.get("dataset_id") is not None:  # a dataset version's run, and the gate's decision on it
-            training["dataset"] = {"id": source["dataset_id"], "name": source.get("dataset"),
-                                   "version": source.get("version")}
-            training["gate"] = result.get("gate")
+        result = read_result(job, SftResult)
+        # a failed run has no metrics (null, as the event always said)
+        training = {**data, "metrics": result.metrics if "metrics" in result.model_fields_set else None,
+                    "run_dir": result.run_dir}
+        source = result.source
+        if source.dataset_id is not None:  # a dataset version's run, and the gate's decision on it
+            training["dataset"] = {"id": source.dataset_id, "name": source.dataset, "version": source.version}
+            training["gate"] = result.gate
         out += emit(session, "training_finished", training, owner=job.owner, now=now, source_kind="job",
                     source_id=job.id)
     return out

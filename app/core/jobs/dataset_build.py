@@ -26,13 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from app.core import lineage, store
-from app.core.candidates import JobInputError
 from app.core.datasets import fires, versions
 from app.core.datasets.deletion import BUILD_KIND, builds_in_progress
 from app.core.datasets.errors import DatasetError, EmptyChange
 from app.core.datasets.recipe import Recipe, RecipeStep, StepValidator, parse_recipe
 from app.core.datasets.schedule import DEFAULT_GRACE
 from app.core.filters.decontaminate import merge_reports
+from app.core.jobs.generation import GenerationResult
 from app.core.jobs.lifecycle import JobContext, JobStopped, run_job
 from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import (
@@ -46,7 +46,10 @@ from app.core.jobs.registry import (
     register,
 )
 from app.core.jobs.requests import create_job
+from app.core.jobs.results import Counters, JobResult, dump_result, read_result
 from app.core.llm.client import LLMOutageError
+from app.core.methods.candidates import JobInputError
+from app.core.params import BuildOrigin
 from app.core.scoring import storage as scoring_storage
 from app.models import Dataset, FireStatus, Job, JobStatus
 
@@ -58,6 +61,21 @@ class DatasetBuildParams(BaseModel):
 
     dataset_id: int = Field(ge=1, le=2**31 - 1, description="The dataset to build.")
     fire_id: int | None = Field(default=None, ge=1, description="The schedule fire that started it, if any.")
+
+
+class DatasetBuildResult(JobResult):
+    """What a build records: its dataset, its step jobs (saved as they are made) and the
+    version it committed."""
+
+    dataset_id: int | None = Field(default=None, description="The dataset built.")
+    dataset: str | None = Field(default=None, description="The dataset's name.")
+    version: int | None = Field(default=None, description="The version it committed (none: nothing added).")
+    steps: list[int] = Field(default_factory=list, description="Its step jobs, one per recipe step.")
+    added: int | None = Field(default=None, description="Examples the version added.")
+    curated: int | None = Field(default=None, description="The same: examples the build added.")
+    content_hash: str | None = Field(default=None, description="The version's content hash.")
+    paused: str | None = Field(default=None, description="Why the schedule paused, or why nothing was built.")
+    handoff_error: str | None = Field(default=None, description="Why the version's hand-off job was not made.")
 
 
 def step_validator(defaults: Mapping[str, dict[str, Any]] | None = None) -> StepValidator:
@@ -72,6 +90,8 @@ def step_validator(defaults: Mapping[str, dict[str, Any]] | None = None) -> Step
             raise JobRequestError("kind", f"{kind} makes no examples; a recipe step must be a generation kind")
         if takes_previous and not spec.takes_source_job:
             raise JobRequestError("source", f"{kind} cannot take the previous step's output; it starts from seeds")
+        if params.get("build") is not None:
+            raise JobRequestError("params.build", "a step's build is set by the build itself, not by its recipe")
         spec.validate_params(step_params(spec.name, params, target=1), dict(defaults or {}))
 
     return check
@@ -97,7 +117,8 @@ def check(session: Session, request: JobRequest, params: DatasetBuildParams) -> 
         if getattr(request, name) is not None:
             raise JobRequestError(name, f"a {KIND} job starts from its dataset's recipe; give params.dataset_id only")
     dataset = _dataset(session, params.dataset_id, request.owner)
-    return {"result": {"dataset_id": dataset.id, "dataset": dataset.name, "version": None, "steps": []},
+    return {"result": dump_result(DatasetBuildResult(dataset_id=dataset.id, dataset=dataset.name, version=None,
+                                                     steps=[])),
             "counters": {"step": 0, "steps": len(versions.recipe_of(dataset).steps), "accepted": 0}}
 
 
@@ -111,7 +132,7 @@ def _dataset(session: Session, dataset_id: int, owner: str | None) -> Any:
     return dataset
 
 
-def run(ctx: JobContext) -> dict[str, Any] | Outcome:
+def run(ctx: JobContext) -> DatasetBuildResult | Outcome:
     params = params_as(ctx.params, DatasetBuildParams)
     live: dict[str, Any] = ctx.extra.setdefault("live", {"step": 0, "steps": 0, "accepted": 0, "target": None})
     ctx.heartbeat.counters = lambda: dict(live)
@@ -146,7 +167,7 @@ def _run_step(ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, tar
     """Run (or resume) the step job of `step`; returns it, finished."""
     with ctx.session() as session:
         build = store.get_job(session, ctx.job_id)
-        made = list((build.result or {}).get("steps") or [])
+        made = read_result(build, DatasetBuildResult).steps
         if index < len(made):
             step_job_id = made[index]
         else:
@@ -156,7 +177,7 @@ def _run_step(ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, tar
     asked = {"cancel": False}
 
     def follow(counters: dict[str, Any]) -> None:
-        ctx.extra["live"]["accepted"] = int(counters.get("accepted") or 0)
+        ctx.extra["live"]["accepted"] = Counters.model_validate(counters).accepted
         ctx.report({**counters, "step": index + 1})
         if ctx.heartbeat.stop_requested and not asked["cancel"]:  # the build was cancelled: so is its step
             asked["cancel"] = True
@@ -189,32 +210,32 @@ def _run_claimed(ctx: JobContext, job_id: int, follow: Any) -> Job:
 def _make_step_job(session: Session, ctx: JobContext, recipe: Recipe, index: int, step: RecipeStep, target: int,
                    previous: Job | None) -> int:
     build = store.get_job(session, ctx.job_id)
-    dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
     request = JobRequest(
         kind=step.kind,
         params=step_params(step.kind, step.params, target),
         seed_set_id=recipe.seed_set_ids[0] if step.source == "seeds" else None,
         source_job_id=previous.id if step.source == "previous" and previous is not None else None,
         owner=build.owner,
+        build=BuildOrigin(dataset_id=params_as(ctx.params, DatasetBuildParams).dataset_id, build_job_id=ctx.job_id,
+                          step=index + 1,
+                          seed_set_ids=list(recipe.seed_set_ids)),
     )
     try:
         job = create_job(session, request, ctx.config.defaults)
     except (ValidationError, ValueError) as exc:
         raise JobInputError(f"recipe step {index + 1} ({step.kind}) cannot run: {exc}") from None
     job.status = JobStatus.queued.value
-    job.result = {**job.result, "build": {"dataset_id": dataset.id, "build_job_id": ctx.job_id, "step": index + 1,
-                                          "seed_set_ids": list(recipe.seed_set_ids)}}
     session.flush()
     return store.id_of(job)
 
 
-def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job | None) -> dict[str, Any]:
+def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job | None) -> DatasetBuildResult:
     """The last step's curated rows (at most `target`) become the next version, at once
     with the fire's record and the schedule's auto-pause; only while this worker holds
     the build."""
     assert last is not None
     step = recipe.steps[-1]
-    steps = list((_result(ctx)).get("steps") or [])
+    steps = _result(ctx).steps
     evolves = get(last.kind).takes_source_job  # its rows carry lineage, roots first
     root_kind = recipe.steps[-2].kind if len(recipe.steps) > 1 else None
     with ctx.heartbeat.lock, ctx.session() as session:
@@ -240,22 +261,22 @@ def _commit(ctx: JobContext, recipe: Recipe, base: int, target: int, last: Job |
         paused = fires.auto_pause(session, dataset, added, row_count)
         fires.finish_build_fire(session, ctx.job_id, built=version is not None,
                                 reason=paused if version is not None else "the build added no example")
-    return {"version": version.number if version is not None else None, "added": added,
-            "content_hash": version.content_hash if version is not None else None, "paused": paused,
-            "curated": added}
+    return DatasetBuildResult(version=version.number if version is not None else None, added=added,
+                              content_hash=version.content_hash if version is not None else None, paused=paused,
+                              curated=added)
 
 
 # --- hand-off: after the version's transaction, never inside it (app.core.jobs.version_handoff) ----
-def _hand_off(ctx: JobContext, dataset_id: int, result: dict[str, Any]) -> Outcome:
+def _hand_off(ctx: JobContext, dataset_id: int, result: DatasetBuildResult) -> Outcome:
     """The build's result, and its follow-up: the `version_handoff` job of the version it
     committed, made by the lifecycle as the build succeeds (once: a resumed build finds it).
     A failure there is recorded (`handoff_error`), and the build (whose version is committed)
     still succeeds."""
     from app.core.jobs.version_handoff import queue
 
-    if result.get("version") is None:
+    if result.version is None:
         return Outcome(result)
-    number, defaults = result["version"], ctx.config.defaults
+    number, defaults = result.version, ctx.config.defaults
 
     def make(session: Session, _: dict[str, Any]) -> int | None:
         dataset = versions.get_dataset_by_id(session, dataset_id)
@@ -270,13 +291,13 @@ def _row_count(session: Session, dataset: Dataset) -> int:
     return latest.row_count if latest is not None else 0
 
 
-def _finish_empty(ctx: JobContext, reason: str) -> dict[str, Any]:
+def _finish_empty(ctx: JobContext, reason: str) -> DatasetBuildResult:
     with ctx.session() as session:
         dataset = versions.get_dataset_by_id(session, params_as(ctx.params, DatasetBuildParams).dataset_id)
         row_count = _row_count(session, dataset)
         paused = fires.auto_pause(session, dataset, 0, row_count)
         fires.finish_build_fire(session, ctx.job_id, built=False, reason=reason)
-    return {"version": None, "added": 0, "paused": paused or reason, "curated": 0}
+    return DatasetBuildResult(version=None, added=0, paused=paused or reason, curated=0)
 
 
 def _fire_done(ctx: JobContext, built: bool, reason: str) -> None:
@@ -287,9 +308,9 @@ def _fire_done(ctx: JobContext, built: bool, reason: str) -> None:
         pass
 
 
-def _result(ctx: JobContext) -> dict[str, Any]:
+def _result(ctx: JobContext) -> DatasetBuildResult:
     with ctx.session() as session:
-        return dict(store.get_job(session, ctx.job_id).result or {})
+        return read_result(store.get_job(session, ctx.job_id), DatasetBuildResult)
 
 
 def _method(row: dict[str, Any], kind: str, evolves: bool, root_kind: str | None) -> str:
@@ -308,13 +329,13 @@ def _build_counts(session: Session, step_ids: list[int]) -> dict[str, Any]:
     spent, reports = [], []
     for ident in step_ids:
         job = store.get_job(session, ident)
-        counters = job.counters or {}
-        candidates += int(counters.get("generated") or 0)
-        accepted += int(counters.get("accepted") or 0)
-        for rule, n in (counters.get("rejected") or {}).items():
+        counters = Counters.of(job)
+        candidates += counters.generated
+        accepted += counters.accepted
+        for rule, n in counters.rejected.items():
             rejected[rule] = rejected.get(rule, 0) + n
         spent.append(step_spending(job))
-        reports.append((job.result or {}).get("contamination"))
+        reports.append(read_result(job, GenerationResult).contamination)
     counts = {"step_jobs": step_ids, "candidates": candidates, "accepted": accepted,
               "rejected_by_rule": dict(sorted(rejected.items())), "steps": spent,
               "prompt_tokens": sum(s["prompt_tokens"] for s in spent),
@@ -328,25 +349,25 @@ def step_spending(job: Job) -> dict[str, Any]:
     """What one step job spent: its tokens (in all and per role, so a later estimate prices
     each role at its own), and its wall time on the model servers (a job made before that
     counter: from its start to its end)."""
-    counters = job.counters or {}
-    seconds = counters.get("llm_wall_s")
+    counters = Counters.of(job)
+    seconds = counters.llm_wall_s
     if seconds is None and job.started_at is not None and job.finished_at is not None:
         seconds = round((job.finished_at - job.started_at).total_seconds(), 3)
-    return {"job_id": job.id, "kind": job.kind, "prompt_tokens": int(counters.get("prompt_tokens") or 0),
-            "completion_tokens": int(counters.get("completion_tokens") or 0), "seconds": seconds,
-            "roles": {role: {"prompt_tokens": int(used.get("prompt_tokens") or 0),
-                             "completion_tokens": int(used.get("completion_tokens") or 0)}
-                      for role, used in (counters.get("roles") or {}).items()}}
+    return {"job_id": job.id, "kind": job.kind, "prompt_tokens": counters.prompt_tokens,
+            "completion_tokens": counters.completion_tokens, "seconds": seconds,
+            "roles": {role: {"prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens}
+                      for role, used in counters.roles.items()}}
 
 
 def progress(job: Job) -> Progress:
-    counters = job.counters or {}
-    return Progress(target=counters.get("target"), done=int(counters.get("accepted") or 0))
+    counters = Counters.of(job)
+    return Progress(target=counters.target, done=counters.accepted)
 
 
 DATASET_BUILD = register(JobKind(
     name=KIND,
     params_model=DatasetBuildParams,
+    result_model=DatasetBuildResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

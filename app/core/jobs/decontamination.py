@@ -24,12 +24,14 @@ from sqlmodel import Session
 
 from app.core import records, store
 from app.core.benchmark_sets import parse_benchmark
-from app.core.candidates import JobInputError
 from app.core.config import CoreConfig
 from app.core.filters import decontaminate
 from app.core.filters.decontaminate import BenchmarkItem, DecontaminationIndex, Indexes
 from app.core.jobs.registry import JobRequest
 from app.core.jobs.requests import owned_row
+from app.core.jobs.results import step_origin
+from app.core.methods.candidates import JobInputError
+from app.core.params import BuildStepParams
 from app.core.records import RecordError
 from app.core.training.evaluate import default_eval_tasks_path
 from app.models import BenchmarkSet, Dataset, Job
@@ -60,9 +62,10 @@ def eval_task_files(session: Session, job: Job | None, params: Any, config: Core
     default = Path(configured) if configured else default_eval_tasks_path()
     if default is not None:
         found.append(EvalTasks(f"eval tasks: {default.name} (the trainer's default)", default))
-    build = ((job.result or {}) if job is not None else {}).get("build")
-    if build:
-        dataset = session.get(Dataset, build["dataset_id"])
+    # a dataset build's step: its origin is a parameter (the request's, before the job exists)
+    build = params.build if isinstance(params, BuildStepParams) and params.build else step_origin(job)
+    if build is not None:
+        dataset = session.get(Dataset, build.dataset_id)
         path = ((dataset.training or {}).get("eval") or {}).get("path") if dataset is not None else None
         if path and dataset is not None:
             found.append(EvalTasks(f"eval tasks: dataset {dataset.name}", Path(path)))

@@ -28,6 +28,7 @@ from app.core.config import CoreConfig
 from app.core.errors import Unavailable
 from app.core.handoff import webhooks
 from app.core.jobs import lifecycle, version_handoff
+from app.core.jobs.results import JobResult, read_result
 from app.db import session_scope
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
 
@@ -75,7 +76,7 @@ def announce(url: str, job: Job, config: CoreConfig) -> None:
 def submit_followups(url: str, job: Job, dispatcher: Dispatcher) -> list[int]:
     """Submit the follow-ups of a job that succeeded, those still queued; returns their ids.
     A dispatcher that cannot take one is logged: the job stays queued for the reaper."""
-    ids = (job.result or {}).get("followups") or []
+    ids = read_result(job, JobResult).followups or []
     if job.status != JobStatus.succeeded.value or not ids:
         return []
     with session_scope(url) as session:

@@ -32,12 +32,12 @@ from typing import Any
 
 from app.core.budget import PER_GPU_HOUR, Budget
 from app.core.config import CoreConfig
-from app.core.evol_instruct import EvolInstruct, Lineage
 from app.core.jobs.generation import llm_endpoints
 from app.core.llm.client import Completion, LLMClient
+from app.core.methods.evol_instruct import EvolInstruct, Lineage
+from app.core.methods.self_instruct import SelfInstruct
 from app.core.params import EvolInstructParams, SelfInstructParams
 from app.core.seeds import SeedTaskData
-from app.core.self_instruct import SelfInstruct
 
 PILOT = 3  # Self-Instruct: curated examples
 PILOT_LINEAGES = 3  # Evol-Instruct: lineages evolved through every round

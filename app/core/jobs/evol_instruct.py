@@ -1,4 +1,4 @@
-"""The `evol_instruct` job kind: evolve a pool with Evol-Instruct (`app.core.evol_instruct`).
+"""The `evol_instruct` job kind: evolve a pool with Evol-Instruct (`app.core.methods.evol_instruct`).
 
 The pool is a seed set (an uploaded file is imported as one) or another job's accepted
 instructions (`job.source_job_id`, typically a Self-Instruct job); a job that cannot run
@@ -12,10 +12,8 @@ from typing import Any
 from sqlmodel import Session
 
 from app.core import store
-from app.core.candidates import JobInputError, StoredCandidate
-from app.core.evol_instruct import EvolInstruct
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
-from app.core.jobs.generation import dataset_inputs, near_duplicate_index, run_method
+from app.core.jobs.generation import GenerationResult, dataset_inputs, near_duplicate_index, run_method
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import (
     GENERATION_QUEUE,
@@ -27,7 +25,10 @@ from app.core.jobs.registry import (
     register,
 )
 from app.core.jobs.requests import owned_row
+from app.core.jobs.results import Counters
 from app.core.llm.client import LLMClient
+from app.core.methods.candidates import JobInputError, StoredCandidate
+from app.core.methods.evol_instruct import EvolInstruct
 from app.core.params import EvolInstructParams
 from app.core.seeds import SeedTaskData
 from app.models import Job, JobStatus, SeedSet
@@ -86,7 +87,7 @@ def check(session: Session, request: JobRequest, params: EvolInstructParams) -> 
         owned_row(session, SeedSet, request.seed_set_id, request.owner, "seed_set_id", "seed set")
         return {"seed_set_id": request.seed_set_id}
     source = owned_row(session, Job, request.source_job_id, request.owner, "source_job_id", "job")
-    problem = source_problem(source) or (None if (source.counters or {}).get("accepted")
+    problem = source_problem(source) or (None if Counters.of(source).accepted
                                          else f"job {source.id} has no accepted instructions")
     if problem:
         raise JobRequestError("source_job_id", problem)
@@ -107,27 +108,31 @@ def build(session: Session, job: Job, params: EvolInstructParams, client: LLMCli
         raise JobInputError(str(exc)) from None
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+class EvolInstructResult(GenerationResult):
+    """An Evol-Instruct job's result: the generation kinds' figures (spending per accepted
+    evolution: the roots are stored as accepted but cost nothing)."""
+
+
+def run(ctx: JobContext) -> EvolInstructResult:
     # spending per accepted evolution: the roots are stored as accepted but cost nothing
-    return run_method(ctx, build, made=accepted_evolutions)  # with the contamination report
+    return run_method(ctx, build, EvolInstructResult, made=accepted_evolutions)  # with the contamination report
 
 
 def accepted_evolutions(counters: dict[str, Any]) -> int:
     """Evolutions kept (the roots are not evolutions: they have no operation)."""
-    return sum(f.get("accepted", 0) for f in counters.get("operations", {}).values())
+    return sum(f.accepted for f in Counters.model_validate(counters).operations.values())
 
 
 def evolutions_done(counters: dict[str, Any]) -> int:
     """Evolutions decided so far, kept or failed (every one has an operation)."""
-    return sum(f.get("accepted", 0) + f.get("rejected", 0) for f in counters.get("operations", {}).values())
+    return sum(f.accepted + f.rejected for f in Counters.model_validate(counters).operations.values())
 
 
 def progress(job: Job) -> Progress:
     """Evolutions decided, of roots x rounds: the roots (round 0) are stored first, so the
     target is known from the job's first commit on."""
-    counters = job.counters or {}
-    done = evolutions_done(counters)
-    roots = int(counters.get("generated") or 0) - done
+    done = evolutions_done(job.counters or {})
+    roots = Counters.of(job).generated - done
     rounds = (job.params or {}).get("rounds")
     return Progress(target=roots * rounds if roots > 0 and rounds else None, done=done)
 
@@ -135,6 +140,7 @@ def progress(job: Job) -> Progress:
 EVOL_INSTRUCT = register(JobKind(
     name=KIND,
     params_model=EvolInstructParams,
+    result_model=EvolInstructResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

@@ -27,13 +27,13 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import Field
 from sqlmodel import Session
 
 from app.core import metrics, store
 from app.core.budget import Budget
-from app.core.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.config import CoreConfig, LLMConfig
 from app.core.datasets import seeding, versions
 from app.core.filters.dedup import DedupError, NearDupIndex
@@ -41,8 +41,10 @@ from app.core.jobs.decontamination import checked_against, contamination_report
 from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import Progress, params_as
+from app.core.jobs.results import Counters, JobResult, step_origin
 from app.core.llm.client import LLMClient, Usage
 from app.core.llm.embedded import EMBEDDED_MODELS, EmbeddedServer, embedded_alias
+from app.core.methods.candidates import CandidateRecord, JobInputError, Method, StoredCandidate
 from app.core.params import JudgeStepParams
 from app.core.seeds import SeedTaskData
 from app.models import Job
@@ -61,15 +63,35 @@ class DatasetInputs:
 
 
 def dataset_inputs(session: Session, job: Job) -> DatasetInputs | None:
-    """None for a job that is not a dataset build's step (`job.result["build"]`)."""
-    build = (job.result or {}).get("build")
-    if not build:
+    """None for a job that is not a dataset build's step (`params.build`, `step_origin`)."""
+    build = step_origin(job)
+    if build is None:
         return None
-    dataset = versions.get_dataset_by_id(session, build["dataset_id"])
-    seeds = [task for ident in build["seed_set_ids"] for task in store.seed_tasks(session, ident)]
+    dataset = versions.get_dataset_by_id(session, build.dataset_id)
+    seeds = [task for ident in build.seed_set_ids for task in store.seed_tasks(session, ident)]
     return DatasetInputs(seeds, list(seeding.novelty_texts(session, dataset)),
                          list(seeding.dedup_documents(session, dataset)))
 
+
+class GenerationResult(JobResult):
+    """What a generation job's result holds (every generation kind's result model extends it)."""
+
+    curated: int | None = Field(default=None, description="Curated examples the job made.")
+    total_tokens: int | None = Field(default=None, description="Prompt and completion tokens, every role.")
+    tokens_per_accepted: float | None = Field(default=None, description="Tokens per accepted example.")
+    llm_wall_s: float | None = Field(default=None, description="Wall time on the model servers, in seconds.")
+    tokens_per_second: float | None = Field(default=None, description="Tokens per second of that wall time.")
+    cost: float | None = Field(default=None, description="What the tokens (or the GPU time) cost, when priced.")
+    cost_per_accepted: float | None = Field(default=None, description="The cost per accepted example.")
+    cost_rate: str | None = Field(default=None, description="How the cost was priced: per_million_tokens or "
+                                  "per_gpu_hour.")
+    cost_by_role: dict[str, Any] | None = Field(default=None, description="The cost per role.")
+    stopped: str | None = Field(default=None, description="Why the job stopped before its target (a budget).")
+    judge_scores: dict[str, Any] | None = Field(default=None, description="The judge's summary (score_with_judge).")
+    contamination: dict[str, Any] | None = Field(default=None, description="Benchmark items its candidates hit.")
+
+
+G = TypeVar("G", bound=GenerationResult)
 
 # (session, job, params, client, what was stored, context) -> the engine
 Build = Callable[[Session, Job, Any, LLMClient, list[StoredCandidate], JobContext], Method]
@@ -167,8 +189,10 @@ def near_duplicate_index(params: Any, job_id: int, config: CoreConfig) -> NearDu
         raise JobInputError(str(exc)) from None
 
 
-def run_method(ctx: JobContext, build: Build, made: Callable[[dict[str, Any]], int] | None = None) -> dict[str, Any]:
-    """Run a generation engine for the job to its end (or its cancel); returns the result.
+def run_method(ctx: JobContext, build: Build, result_model: type[G],
+               made: Callable[[dict[str, Any]], int] | None = None) -> G:
+    """Run a generation engine for the job to its end (or its cancel); returns the result
+    (the kind's `result_model`).
 
     `made`: the examples the job made, from its counters, when `accepted` is not that
     (Evol-Instruct's `accepted` also counts the roots it was given); the spending per
@@ -192,7 +216,7 @@ def run_method(ctx: JobContext, build: Build, made: Callable[[dict[str, Any]], i
         checked = checked_against(session, job, ctx.params, ctx.config)
         if checked:
             result["contamination"] = contamination_report(session, ctx.job_id, ctx.params, checked)
-    return result
+    return result_model.model_validate(result)
 
 
 def _judge(ctx: JobContext, generator_urls: list[str]) -> dict[str, Any]:
@@ -219,7 +243,7 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
         method = build(session, job, ctx.params, client, previous, ctx)
         job_kind = job.kind
     before = copy.deepcopy(counters)  # what earlier attempts of the job recorded
-    base_wall, started = float(counters.get("llm_wall_s") or 0.0), time.monotonic()
+    base_wall, started = Counters.model_validate(counters).llm_wall_s or 0.0, time.monotonic()
     state: dict[str, Any] = {"seq": seq, "last": time.monotonic(), "committed": copy.deepcopy(counters)}
     batch: list[CandidateRecord] = []
     jobs = ctx.config.jobs
@@ -301,9 +325,9 @@ async def _drive(ctx: JobContext, build: Build, urls: list[str],
     final = {**counters, **usage()}
     ctx.extra["made"] = made(final) if made else None
     ctx.extra["spending"] = {**budget.spending(final, ctx.extra["made"]), **stopped}
-    return int(counters.get("accepted", 0))
+    return Counters.model_validate(counters).accepted
 
 
 def curated_progress(job: Job) -> Progress:
     """Self-Instruct's measure: curated instructions of the target."""
-    return Progress(target=(job.params or {}).get("target"), done=int((job.counters or {}).get("accepted") or 0))
+    return Progress(target=(job.params or {}).get("target"), done=Counters.of(job).accepted)

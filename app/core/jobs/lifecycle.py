@@ -12,7 +12,7 @@ behaves the same everywhere. The SQL row is the source of truth:
 * **commit** — a kind writes its results through `store` calls that check that this
   worker still holds the job (`store.commit_batch`), so a worker that lost its claim
   cannot write;
-* **finish** — succeeded (with the kind's result, and the follow-up jobs its `Outcome`
+* **finish** — succeeded (with the kind's result, stored through its result model, and the follow-up jobs its `Outcome`
   asks for, made in the same transaction: `outcome.py`), cancelled, failed with a message
   the user can act on, or paused: a model server that stays away longer than the outage
   budget puts the job back in the queue (`store.pause_job`), and the reaper sends it
@@ -29,17 +29,19 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
+from sqlmodel import Session
 
 from app.core import store
-from app.core.candidates import JobInputError
 from app.core.config import CoreConfig
 from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import get as get_kind
 from app.core.llm.client import LLMError, LLMOutageError
+from app.core.methods.candidates import JobInputError
 from app.db import session_scope
 from app.models import Job, JobStatus, utcnow
 
@@ -118,9 +120,10 @@ class JobContext:
 
     @property
     def job_id(self) -> int:
-        return int(self.job.id)
+        return store.id_of(self.job)
 
-    def session(self):
+    def session(self) -> AbstractContextManager[Session]:
+        """A new session on the job's database, committed on a clean exit."""
         return session_scope(self.url)
 
     def report(self, counters: dict[str, Any]) -> None:
@@ -156,10 +159,11 @@ def run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None = N
         beat.stop()
         if not isinstance(outcome, Outcome):
             outcome = Outcome(outcome or {})
+        result = kind.store_result(outcome.result)  # through the kind's result model
         if beat.cancelled:
-            _end(url, job_id, worker, beat, JobStatus.cancelled, result=outcome.result)
+            _end(url, job_id, worker, beat, JobStatus.cancelled, result=result)
         else:  # a follow-up that fails the job raises JobInputError: failed below, nothing made
-            _succeed(url, job_id, worker, beat, outcome.result, outcome.followups)
+            _succeed(url, job_id, worker, beat, result, outcome.followups)
     except JobStopped:
         beat.stop()
         if beat.cancelled and not beat.lost:
@@ -211,7 +215,7 @@ def _succeed(url: str, job_id: int, worker: str, beat: Heartbeat, result: dict[s
                 made.append(job_id_made)
         if made:
             result["followups"] = made
-        job = session.get(Job, job_id)
+        job = store.get_row(session, Job, job_id)
         job.result = {**(job.result or {}), **result}
 
 

@@ -1,4 +1,4 @@
-"""The `magpie` job kind: queries written by an aligned model from its own chat template (`app.core.magpie`).
+"""The `magpie` job kind: queries written by an aligned model from its own chat template (`app.core.methods.magpie`).
 
 Magpie needs no seed tasks: a job may name a seed set (or be a dataset build's first step,
 which takes the recipe's seed sets), and then its queries must be novel against those tasks
@@ -12,17 +12,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from app.core import store
-from app.core.candidates import Method, StoredCandidate
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
-from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
+from app.core.jobs.generation import (
+    GenerationResult,
+    curated_progress,
+    dataset_inputs,
+    near_duplicate_index,
+    run_method,
+)
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
-from app.core.magpie import MagpieGeneration
+from app.core.methods.candidates import Method, StoredCandidate
+from app.core.methods.magpie import MagpieGeneration
 from app.core.params import MagpieParams
 from app.models import Job, SeedSet
 
@@ -58,17 +65,30 @@ def build(session: Session, job: Job, params: MagpieParams, client: LLMClient,
     return engine
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
-    result = run_method(ctx, build)
+class PreQueryTemplate(BaseModel):
+    name: str = Field(description="The chat template's name.")
+    text: str = Field(description="The pre-query text the model continues.")
+
+
+class MagpieResult(GenerationResult):
+    """A Magpie job's result: the generation kinds' figures and the pre-query template used."""
+
+    pre_query_template: PreQueryTemplate | None = Field(default=None, description="The template the queries "
+                                                        "were written from.")
+
+
+def run(ctx: JobContext) -> MagpieResult:
+    result = run_method(ctx, build, MagpieResult)
     engine = ctx.extra.pop("magpie", None)
     if engine is not None and engine.template is not None:
-        result["pre_query_template"] = {"name": engine.template.name, "text": engine.template.prefix}
+        result.pre_query_template = PreQueryTemplate(name=engine.template.name, text=engine.template.prefix)
     return result
 
 
 MAGPIE = register(JobKind(
     name=KIND,
     params_model=MagpieParams,
+    result_model=MagpieResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

@@ -5,8 +5,9 @@ training run) does not make them itself: it returns an `Outcome` whose `followup
 to make each, and the lifecycle (`lifecycle.run_job`) makes them in the transaction that
 marks the job succeeded, so a job that lost its claim, or was cancelled, queues nothing,
 and a job that succeeded always has its follow-ups stored. Their ids land in
-`result["followups"]`; a dispatcher (`dispatch.py`) then sends them to run. A kind that
-returns a plain dict (every kind without follow-ups) is unchanged.
+`result["followups"]` (`JobResult.followups`); a dispatcher (`dispatch.py`) then sends them
+to run. `result` is the kind's result model (a plain dict is read through that model too);
+a follow-up's `create` sees it as the JSON to be stored, and may add to it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Session
 
 
@@ -35,5 +37,5 @@ class FollowUp:
 
 @dataclass
 class Outcome:
-    result: dict[str, Any]
+    result: BaseModel | dict[str, Any]
     followups: list[FollowUp] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""The `persona` job kind: persona-driven generation (`app.core.persona`).
+"""The `persona` job kind: persona-driven generation (`app.core.methods.persona`).
 
 A job draws from a persona set of the caller's (`params.persona_set_id`) or the set shipped
 in `seeds/personas.jsonl`, crossed with task types or, with `cross_with_seed_tasks`, with
@@ -13,16 +13,24 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from app.core import personas, store
-from app.core.candidates import JobInputError, Method, StoredCandidate
+from app.core import store
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
-from app.core.jobs.generation import curated_progress, dataset_inputs, near_duplicate_index, run_method
+from app.core.jobs.generation import (
+    GenerationResult,
+    curated_progress,
+    dataset_inputs,
+    near_duplicate_index,
+    run_method,
+)
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
+from app.core.jobs.results import step_origin
 from app.core.llm.client import LLMClient
+from app.core.methods import personas
+from app.core.methods.candidates import JobInputError, Method, StoredCandidate
+from app.core.methods.persona import PersonaGeneration, seed_task_kind
 from app.core.params import PersonaParams
-from app.core.persona import PersonaGeneration, seed_task_kind
 from app.models import Instruction, Job, PersonaSet, SeedSet
 
 KIND = "persona"
@@ -48,12 +56,11 @@ def check(session: Session, request: JobRequest, params: PersonaParams) -> dict[
 
 def used_personas(session: Session, job: Job) -> set[str]:
     """The personas the earlier persona steps of this job's dataset were asked with."""
-    build = (job.result or {}).get("build") or {}
-    dataset_id = build.get("dataset_id")
-    if dataset_id is None:
+    build = step_origin(job)
+    if build is None:
         return set()
     earlier = [j.id for j in session.exec(select(Job).where(Job.kind == KIND, Job.id != job.id)).all()
-               if ((j.result or {}).get("build") or {}).get("dataset_id") == dataset_id]
+               if (origin := step_origin(j)) is not None and origin.dataset_id == build.dataset_id]
     if not earlier:
         return set()
     details = session.exec(select(Instruction.detail).where(col(Instruction.job_id).in_(earlier))).all()
@@ -95,13 +102,18 @@ def build(session: Session, job: Job, params: PersonaParams, client: LLMClient,
         raise JobInputError(str(exc)) from None
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
-    return run_method(ctx, build)
+class PersonaResult(GenerationResult):
+    """A persona job's result: the generation kinds' figures."""
+
+
+def run(ctx: JobContext) -> PersonaResult:
+    return run_method(ctx, build, PersonaResult)
 
 
 PERSONA = register(JobKind(
     name=KIND,
     params_model=PersonaParams,
+    result_model=PersonaResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

@@ -9,6 +9,10 @@ A `JobKind` says everything the rest of Sprout needs to know about one kind of j
 * `run` does the work for the lifecycle (`app.core.jobs.lifecycle`), which claims,
   heartbeats, commits and finishes every kind the same way; it returns the job's result,
   or an `Outcome` that adds the follow-up jobs to make when it succeeds (`outcome.py`);
+* `result_model` says what that result holds: the lifecycle stores the result through it,
+  every reader reads it back through it (`read_result`, `result_of`), and the API publishes
+  its schema (`GET /kinds`), so a client can show a new kind's figures without knowing it.
+  A `JobKind[P, R]` is generic over its params model `P` and its result model `R`;
 * `progress` says how far a job is (`done` of `target`), for the API and the CLI;
 * `produces_examples`: its rows are curated examples (generation kinds), so it can be
   exported, evolved, trained on, or be a step of a dataset's recipe;
@@ -28,16 +32,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
-from app.core.candidates import JobInputError
 from app.core.jobs.outcome import Outcome
+from app.core.jobs.results import JobResult, ResultField, dump_result, read_result
+from app.core.jobs.results import result_fields as fields_of
+from app.core.methods.candidates import JobInputError
+from app.core.params import BuildOrigin
 from app.models import Job
 
 P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 
 GENERATION_QUEUE = "generation"
 TRAINING_QUEUE = "training"
@@ -57,7 +65,8 @@ class JobRequest:
 
     `owner` scopes the referenced rows (another owner's row is "not found"; None, the
     operator on the command line, sees every row);
-    `data_root`, when set (the API), confines file paths in parameters to that folder.
+    `data_root`, when set (the API), confines file paths in parameters to that folder;
+    `build`, set by a dataset build only, makes the job one of its steps (`params.build`).
     """
 
     kind: str
@@ -67,6 +76,7 @@ class JobRequest:
     export_id: int | None = None
     owner: str | None = None
     data_root: Path | None = None
+    build: BuildOrigin | None = None
 
 
 @dataclass
@@ -77,13 +87,17 @@ class Progress:
 
 
 @dataclass
-class JobKind:
+class JobKind(Generic[P, R]):
     name: str
-    params_model: type[BaseModel]
+    params_model: type[P]
     queue: str
-    run: Callable[[Any], dict[str, Any] | Outcome | None]  # (lifecycle.JobContext) -> the job's result
-    check: Callable[[Session, JobRequest, Any], dict[str, Any]]  # -> extra `store.create_job` arguments
+    # (lifecycle.JobContext) -> the job's result: its model, or an Outcome carrying it (a plain
+    # dict, or None, is read through `result_model` too)
+    run: Callable[[Any], R | Outcome | dict[str, Any] | None]
+    check: Callable[[Session, JobRequest, P], dict[str, Any]]  # -> extra `store.create_job` arguments
     progress: Callable[[Job], Progress]
+    # what the job's `result` holds (default: any keys, for a kind that declares none)
+    result_model: type[R] = cast(Any, JobResult)
     description: str = ""
     produces_examples: bool = True
     takes_source_job: bool = False  # can start from another job's curated data (a recipe's `previous`)
@@ -93,11 +107,32 @@ class JobKind:
     # (session, the new job row): called by `requests.create_job` once the row exists
     on_created: Callable[[Session, Job], None] | None = None
 
-    def validate_params(self, overrides: dict[str, Any], defaults: dict[str, dict[str, Any]] | None = None) -> BaseModel:
+    def validate_params(self, overrides: dict[str, Any], defaults: dict[str, dict[str, Any]] | None = None) -> P:
         """The service defaults for this kind overridden by `overrides`; raises pydantic's
         ValidationError naming the bad field."""
         base = (defaults or {}).get(self.defaults_key or self.name, {})
-        return self.params_model.model_validate({**base, **overrides})
+        fixed = server_set(self.params_model)  # never a service default
+        return self.params_model.model_validate({**{k: v for k, v in base.items() if k not in fixed}, **overrides})
+
+    def read_result(self, job: Job) -> R:
+        """The job's stored result through this kind's model (old rows: missing fields default)."""
+        return read_result(job, self.result_model)
+
+    def store_result(self, result: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
+        """What the lifecycle stores for what `run` returned: validated by this kind's result
+        model (a wrong type is a bug of the kind's, raised), dumped as JSON with the keys set."""
+        if isinstance(result, self.result_model):
+            return dump_result(result)
+        if isinstance(result, BaseModel):  # another model (a shared one): its keys, checked here
+            result = dump_result(result)
+        return dump_result(self.result_model.model_validate(result or {}))
+
+
+def server_set(model: type[BaseModel]) -> set[str]:
+    """The parameters the service sets itself (`readOnly` in their schema, e.g. a build
+    step's `build`): no caller and no service default gives them."""
+    return {name for name, info in model.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("readOnly") is True}
 
 
 def params_as(params: BaseModel, model: type[P]) -> P:
@@ -109,10 +144,26 @@ def params_as(params: BaseModel, model: type[P]) -> P:
     return params
 
 
-_KINDS: dict[str, JobKind] = {}
+_KINDS: dict[str, JobKind[Any, Any]] = {}
 
 
-def register(kind: JobKind) -> JobKind:
+def result_of(job: Job) -> BaseModel:
+    """The job's stored result through its kind's model (`JobResult` for an unknown kind)."""
+    kind = _KINDS.get(job.kind)
+    model: type[BaseModel] = kind.result_model if kind is not None else JobResult
+    return read_result(job, model)
+
+
+def result_fields(job: Job) -> list[ResultField]:
+    """The job's result fields as its kind's model describes them (`results.result_fields`);
+    none for a row its model cannot read."""
+    try:
+        return fields_of(result_of(job))
+    except ValidationError:
+        return []
+
+
+def register(kind: JobKind[P, R]) -> JobKind[P, R]:
     """Declare a job kind (a second declaration of one name replaces the first)."""
     _KINDS[kind.name] = kind
     return kind
@@ -122,7 +173,7 @@ def unregister(name: str) -> None:
     _KINDS.pop(name, None)
 
 
-def get(name: str) -> JobKind:
+def get(name: str) -> JobKind[Any, Any]:
     try:
         return _KINDS[name]
     except KeyError:

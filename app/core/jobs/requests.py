@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, SQLModel
 
 from app.core import store
-from app.core.jobs.registry import JobRequest, JobRequestError
+from app.core.jobs.registry import JobRequest, JobRequestError, server_set
 from app.core.jobs.registry import get as get_kind
 from app.models import Job
 
@@ -36,7 +36,14 @@ def validate(session: Session, request: JobRequest, defaults: dict[str, dict[str
     """The arguments of `store.create_job` for `request`; raises `JobRequestError`, or
     pydantic's `ValidationError` for bad parameters (the shells name the field)."""
     kind = get_kind(request.kind)
-    params = kind.validate_params(request.params, defaults)
+    overrides = dict(request.params)
+    for name in sorted(server_set(kind.params_model)):  # only a build says that a job is one of its steps
+        if overrides.pop(name, None) is not None:
+            raise JobRequestError(f"params.{name}", f"{name} is set by the service (a dataset build on its step "
+                                  "jobs); a request cannot give it")
+    if request.build is not None:
+        overrides["build"] = request.build.model_dump(mode="json")
+    params = kind.validate_params(overrides, defaults)
     args = kind.check(session, request, params)
     return {"kind": kind.name, "params": params.model_dump(mode="json"), "owner": request.owner, **args}
 

@@ -16,7 +16,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
-from app.core.candidates import JobInputError
 from app.core.jobs.judging import Scoring, judge_endpoints, score_job
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import (
@@ -30,6 +29,8 @@ from app.core.jobs.registry import (
     register,
 )
 from app.core.jobs.requests import owned_row
+from app.core.jobs.results import Counters, JobResult
+from app.core.methods.candidates import JobInputError
 from app.core.params import JUDGE_ASPECTS
 from app.models import Job, JobStatus
 
@@ -86,7 +87,17 @@ def check(session: Session, request: JobRequest, params: ScoreParams) -> dict[st
     return {"source_job_id": source.id, "counters": {"judged": 0}}
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+class ScoreResult(JobResult):
+    """A scoring job's result: the judge, how many examples it scored, and per aspect
+    (`quality`, `complexity`, each a key of its own) the summary of the scores."""
+
+    source_job_id: int | None = Field(default=None, description="The job whose examples were scored.")
+    judge: str | None = Field(default=None, description="The judge's name.")
+    examples: int | None = Field(default=None, description="The examples to score.")
+    judged: int | None = Field(default=None, description="The examples the judge answered for.")
+
+
+def run(ctx: JobContext) -> ScoreResult:
     params = params_as(ctx.params, ScoreParams)
     source_id = ctx.job.source_job_id
     if source_id is None:  # `check` asks for it; a row edited since has none
@@ -95,17 +106,18 @@ def run(ctx: JobContext) -> dict[str, Any]:
                       only_accepted=params.only_accepted, concurrency=params.concurrency, rescore=params.rescore)
     with judge_endpoints(ctx.config, ctx.base_urls) as urls:
         summary = score_job(ctx, scoring, urls)
-    return {"source_job_id": source_id, **summary}
+    return ScoreResult.model_validate({"source_job_id": source_id, **summary})
 
 
 def progress(job: Job) -> Progress:
-    counters = job.counters or {}
-    return Progress(target=counters.get("judge_examples"), done=int(counters.get("judged") or 0))
+    counters = Counters.of(job)
+    return Progress(target=counters.judge_examples, done=counters.judged)
 
 
 SCORE = register(JobKind(
     name=KIND,
     params_model=ScoreParams,
+    result_model=ScoreResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

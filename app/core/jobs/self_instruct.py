@@ -1,4 +1,4 @@
-"""The `self_instruct` job kind: grow a seed set with Self-Instruct (`app.core.self_instruct`)."""
+"""The `self_instruct` job kind: grow a seed set with Self-Instruct (`app.core.methods.self_instruct`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from sqlmodel import Session
 
 import app.core.jobs.shards as shards
 from app.core import store
-from app.core.candidates import JobInputError, Method, NearDuplicates, StoredCandidate
 from app.core.config import CoreConfig
 from app.core.filters.decontaminate import Checker
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import (
+    GenerationResult,
     curated_progress,
     dataset_inputs,
     llm_endpoints,
@@ -25,8 +25,9 @@ from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, register
 from app.core.jobs.requests import owned_row
 from app.core.llm.client import LLMClient
+from app.core.methods.candidates import JobInputError, Method, NearDuplicates, StoredCandidate
+from app.core.methods.self_instruct import SelfInstruct
 from app.core.params import SelfInstructParams
-from app.core.self_instruct import SelfInstruct
 from app.db import session_scope
 from app.models import Job, SeedSet
 
@@ -118,13 +119,18 @@ def run_shard(url: str, job_id: int, shard: int, config: CoreConfig, base_urls: 
         shards.run_requester(engine, channel, shard)
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
-    return run_method(ctx, build)  # with the contamination report when anything was checked
+class SelfInstructResult(GenerationResult):
+    """A Self-Instruct job's result: the generation kinds' figures."""
+
+
+def run(ctx: JobContext) -> SelfInstructResult:
+    return run_method(ctx, build, SelfInstructResult)  # with the contamination report when anything was checked
 
 
 SELF_INSTRUCT = register(JobKind(
     name=KIND,
     params_model=SelfInstructParams,
+    result_model=SelfInstructResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

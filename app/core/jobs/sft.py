@@ -2,13 +2,13 @@
 dataset version.
 
 The data is the source job's curated rows (`store.curated_examples`), or, when the job was
-created from an export, that export's file (`job.result["source"]["export_id"]`), or a
-dataset version's rows (`params.dataset` and `params.dataset_version`, resolved to a
-version number in `job.result["source"]` when the job is created; the version's use is
+created from an export, that export's file (the result's `source.export_id`, `SftResult`),
+or a dataset version's rows (`params.dataset` and `params.dataset_version`, resolved to a
+version number in the result's `source` when the job is created; the version's use is
 recorded then, so it cannot be deleted). A gated run of a new version (queued by the
 `version_handoff` kind) ends with the gate's decision (`handoff.training_gate.decide`) in
-`job.result["gate"]`. The run
-folder is `<data_dir>/runs/job-<id>/`; the metrics land in `job.result["metrics"]`.
+the result's `gate`. The run folder is `<data_dir>/runs/job-<id>/`; the metrics land in the
+result's `metrics`.
 Progress (stage, step, max_steps, loss, eta) reaches `job.counters` through the
 lifecycle's heartbeat; a cancel is noticed there and the next training step stops the run;
 a job taken over after its worker died resumes from the run folder's latest checkpoint.
@@ -19,11 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from app.core import store
-from app.core.candidates import JobInputError
 from app.core.datasets import deletion as ds_deletion
 from app.core.datasets import tags as ds_tags
 from app.core.datasets import versions as ds_versions
@@ -41,6 +40,8 @@ from app.core.jobs.registry import (
     register,
 )
 from app.core.jobs.requests import owned_row
+from app.core.jobs.results import Counters, JobResult, dump_result, read_result
+from app.core.methods.candidates import JobInputError
 from app.core.seeds import SeedFormatError
 from app.core.training.config import TrainParams
 from app.models import Export, Job
@@ -60,6 +61,29 @@ class SftParams(TrainParams):
         default="latest", description="With `dataset`: a version number, `latest` or a tag (resolved when the job "
         "is created).",
     )
+
+
+class SftSource(BaseModel):
+    """What a training job trains on, resolved when the job is made."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: int | None = Field(default=None, description="The generation job whose curated data it trains on.")
+    export_id: int | None = Field(default=None, description="The export whose file it trains on.")
+    dataset_id: int | None = Field(default=None, description="The dataset whose version it trains on.")
+    dataset: str | None = Field(default=None, description="That dataset's name.")
+    version: int | None = Field(default=None, description="That version's number.")
+    version_id: int | None = Field(default=None, description="That version's row.")
+
+
+class SftResult(JobResult):
+    """A training job's result: its source, its run folder, its metrics and (a gated run) the gate's decision."""
+
+    source: SftSource = Field(default_factory=SftSource, description="What it trains on.")
+    run_dir: str | None = Field(default=None, description="The run folder (checkpoints, the trained model).")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="The run's metrics (losses, ROUGE-L, ...).")
+    gate: dict[str, Any] | None = Field(default=None, description="A gated run's decision: the tag, the "
+                                        "decision, and the table of metrics it compared.")
 
 
 def check(session: Session, request: JobRequest, params: SftParams) -> dict[str, Any]:
@@ -89,7 +113,7 @@ def check(session: Session, request: JobRequest, params: SftParams) -> dict[str,
             raise JobRequestError("source_job_id", f"job {source.id} is a {source.kind} job, which has no curated "
                                   "data; train on a generation job")
     return {"source_job_id": source_job_id,
-            "result": {"source": {"job_id": source_job_id, "export_id": export_id}},
+            "result": dump_result(SftResult(source=SftSource(job_id=source_job_id, export_id=export_id))),
             "counters": {"stage": "queued", "step": 0, "max_steps": None, "loss": None}}
 
 
@@ -123,37 +147,39 @@ def _dataset_source(session: Session, request: JobRequest, params: SftParams, na
         version = ds_tags.resolve(session, store.id_of(dataset), params.dataset_version)
     except DatasetError as exc:
         raise JobRequestError("params.dataset_version", str(exc)) from None
-    source = {"job_id": None, "export_id": None, "dataset_id": dataset.id, "dataset": dataset.name,
-              "version": version.number, "version_id": version.id}
-    return {"result": {"source": source}, "counters": {"stage": "queued", "step": 0, "max_steps": None, "loss": None}}
+    source = SftSource(job_id=None, export_id=None, dataset_id=dataset.id, dataset=dataset.name,
+                       version=version.number, version_id=version.id)
+    return {"result": dump_result(SftResult(source=source)), "counters": {"stage": "queued", "step": 0, "max_steps": None, "loss": None}}
 
 
 def _record_use(session: Session, job: Job) -> None:
     """`on_created`: a version a training job uses is kept (`datasets.deletion.record_use`)."""
-    source = (job.result or {}).get("source") or {}
-    if source.get("version_id") is not None:
-        version = ds_versions.get_version(session, source["dataset_id"], source["version"])
+    source = read_result(job, SftResult).source
+    if source.version_id is not None and source.dataset_id is not None and source.version is not None:
+        version = ds_versions.get_version(session, source.dataset_id, source.version)
         ds_deletion.record_use(session, version, store.id_of(job))
 
 
-def _version_rows(source: dict[str, Any], session: Session) -> list[dict[str, Any]]:
+def _version_rows(source: SftSource, session: Session) -> list[dict[str, Any]]:
+    if source.dataset_id is None or source.version is None:
+        raise JobInputError(f"dataset {source.dataset!r}: the training job names no version")
     try:
         rows = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]}
-                for r in ds_versions.version_rows(session, source["dataset_id"], source["version"],
+                for r in ds_versions.version_rows(session, source.dataset_id, source.version,
                                                   fields=("instruction", "input", "output"))]
     except DatasetError as exc:
-        raise JobInputError(f"dataset {source.get('dataset')!r} version {source['version']}: {exc}") from None
+        raise JobInputError(f"dataset {source.dataset!r} version {source.version}: {exc}") from None
     if not rows:
-        raise JobInputError(f"dataset {source.get('dataset')!r} version {source['version']} has no rows to train on")
+        raise JobInputError(f"dataset {source.dataset!r} version {source.version} has no rows to train on")
     return rows
 
 
 def training_data(session: Session, job: Job) -> Any:
     """The rows (or the export file) a training job trains on."""
-    source = (job.result or {}).get("source") or {}
-    if source.get("dataset_id") is not None:
+    source = read_result(job, SftResult).source
+    if source.dataset_id is not None:
         return _version_rows(source, session)
-    export_id = source.get("export_id")
+    export_id = source.export_id
     if export_id is not None:
         export = session.get(Export, export_id)
         if export is None or not Path(export.path).is_file():
@@ -167,12 +193,12 @@ def training_data(session: Session, job: Job) -> Any:
     return rows
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> SftResult:
     from app.core.training import TrainingError, run_training  # torch loads only when a job trains
 
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)
-        from_version = ((job.result or {}).get("source") or {}).get("dataset_id") is not None
+        from_version = read_result(job, SftResult).source.dataset_id is not None
         data = training_data(session, job)
     out = ctx.config.run_dir(ctx.job_id)
     params = params_as(ctx.params, SftParams)
@@ -196,26 +222,25 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise
     except (TrainingError, SeedFormatError) as exc:
         raise JobInputError(str(exc)) from None
-    result: dict[str, Any] = {"run_dir": str(out), "metrics": metrics}
+    result = SftResult(run_dir=str(out), metrics=metrics)
     if from_version:  # a new version's gated run: decide it, only while this worker holds the job
         with ctx.heartbeat.lock, ctx.session() as session:
             store.heartbeat(session, ctx.job_id, ctx.worker)
             decision = training_gate.decide(session, ctx.job_id, metrics)
         if decision is not None:
-            result["gate"] = decision
+            result.gate = decision
     return result
 
 
 def progress(job: Job) -> Progress:
-    counters = job.counters or {}
-    eta = counters.get("eta_s")
-    return Progress(target=counters.get("max_steps"), done=int(counters.get("step") or 0),
-                    eta_s=float(eta) if eta is not None else None)
+    counters = Counters.of(job)
+    return Progress(target=counters.max_steps, done=counters.step, eta_s=counters.eta_s)
 
 
 SFT = register(JobKind(
     name=KIND,
     params_model=SftParams,
+    result_model=SftResult,
     queue=TRAINING_QUEUE,
     run=run,
     check=check,

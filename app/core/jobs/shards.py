@@ -54,10 +54,10 @@ from typing import Any
 
 import redis
 
-from app.core.candidates import CandidateRecord, InstanceCandidate
 from app.core.config import CoreConfig
 from app.core.llm.client import LLMOutageError
-from app.core.self_instruct import SelfInstruct
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate
+from app.core.methods.self_instruct import SelfInstruct
 
 BEAT_TTL_S = 10.0  # a shard (or the decider) silent this long is taken for dead
 BEAT_EVERY_S = 0.5

@@ -1,4 +1,4 @@
-"""The `topic_tree` job kind: tasks written for each leaf of a topic tree (`app.core.topic_tree`).
+"""The `topic_tree` job kind: tasks written for each leaf of a topic tree (`app.core.methods.topic_tree`).
 
 The generator's dialect (`dialect`: auto, chat, completions) picks the prompts of the tree and
 of the tasks; the responder answers. With `root`, the job first grows the tree on the model
@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import Field
 from sqlmodel import Session
 
-from app.core import store, topic_tree
-from app.core.candidates import JobInputError, Method, StoredCandidate
+from app.core import store
 from app.core.jobs.decontamination import benchmark_index, check_benchmark_sets
 from app.core.jobs.generation import (
+    GenerationResult,
     curated_progress,
     dataset_inputs,
     llm_endpoints,
@@ -30,12 +31,22 @@ from app.core.jobs.generation import (
 from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, params_as, register
 from app.core.jobs.requests import owned_row
+from app.core.jobs.results import read_result
 from app.core.llm.client import LLMClient
+from app.core.methods import topic_tree
+from app.core.methods.candidates import JobInputError, Method, StoredCandidate
+from app.core.methods.planned import PlannedGeneration
 from app.core.params import TopicTreeParams
-from app.core.planned import PlannedGeneration
 from app.models import Job, SeedSet, TopicTree
 
 KIND = "topic_tree"
+
+
+class TopicTreeResult(GenerationResult):
+    """A topic-tree job's result: the generation kinds' figures and the tree it used."""
+
+    topic_tree_id: int | None = Field(default=None, description="The topic tree the tasks were written from "
+                                      "(the one the job grew, or the one it was given).")
 
 
 def check(session: Session, request: JobRequest, params: TopicTreeParams) -> dict[str, Any]:
@@ -52,7 +63,7 @@ def check(session: Session, request: JobRequest, params: TopicTreeParams) -> dic
 
 
 def tree_of(session: Session, job: Job, params: TopicTreeParams) -> tuple[int, dict[str, Any]]:
-    ident = params.topic_tree_id or (job.result or {}).get("topic_tree_id")
+    ident = params.topic_tree_id or read_result(job, TopicTreeResult).topic_tree_id
     row = session.get(TopicTree, ident) if ident else None
     if row is None:
         raise JobInputError(f"topic tree {ident} does not exist any more")
@@ -90,9 +101,9 @@ def grow_once(ctx: JobContext) -> int | None:
         return params.topic_tree_id
     with ctx.session() as session:
         job = store.get_job(session, ctx.job_id)
-        grown = (job.result or {}).get("topic_tree_id")
+        grown = read_result(job, TopicTreeResult).topic_tree_id
         if grown is not None:
-            return int(grown)
+            return grown
     with llm_endpoints(ctx.config, ctx.base_urls) as urls:
         client = LLMClient(role_llm(ctx.config, params, "generator"), base_urls=urls)
         tree = asyncio.run(_grow(client, params, ctx.config.llm.structured_outputs))
@@ -109,14 +120,17 @@ def grow_once(ctx: JobContext) -> int | None:
         return store.id_of(row)
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> TopicTreeResult:
     tree_id = grow_once(ctx)
-    return {**run_method(ctx, build), "topic_tree_id": tree_id}
+    result = run_method(ctx, build, TopicTreeResult)
+    result.topic_tree_id = tree_id
+    return result
 
 
 TOPIC_TREE = register(JobKind(
     name=KIND,
     params_model=TopicTreeParams,
+    result_model=TopicTreeResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

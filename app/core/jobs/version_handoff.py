@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, col, select
 
 from app.core import store
-from app.core.candidates import JobInputError
 from app.core.datasets import versions as ds_versions
 from app.core.datasets.errors import DatasetError
 from app.core.handoff import dataset_settings, deliveries, on_version, training_gate
@@ -39,7 +38,9 @@ from app.core.jobs.lifecycle import JobContext
 from app.core.jobs.outcome import FollowUp, Outcome
 from app.core.jobs.registry import GENERATION_QUEUE, JobKind, JobRequest, JobRequestError, Progress, params_as, register
 from app.core.jobs.requests import create_job
+from app.core.jobs.results import Counters, JobResult, dump_result
 from app.core.jobs.sft import KIND as TRAINING_KIND
+from app.core.methods.candidates import JobInputError
 from app.models import Dataset, DatasetVersion, Job, JobStatus, utcnow
 
 KIND = "version_handoff"
@@ -52,6 +53,50 @@ class VersionHandoffParams(BaseModel):
     version: int = Field(ge=1, le=2**31 - 1, description="The version number to hand off.")
 
 
+class DeliveryLine(BaseModel):
+    """One delivery the hand-off made (`handoff.on_version.delivery_line`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int | None = None
+    destination: str = ""
+    status: str = ""
+    location: str | None = None
+    error: str | None = None
+    preflight_ok: bool | None = None
+
+
+class PreflightLine(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool = Field(description="The version passed its preflight check.")
+    summary: str = ""
+    problems: list[str] | None = None
+
+
+class TrainingLine(BaseModel):
+    """The gated training run: the job made, or why there is none."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: int | None = None
+    gate_tag: str | None = None
+    eval_sha256: str | None = None
+    skipped: str | None = None
+
+
+class VersionHandoffResult(JobResult):
+    """What a version's hand-off did: its webhooks, its deliveries, its check and its training run."""
+
+    dataset_id: int | None = Field(default=None, description="The dataset.")
+    dataset: str | None = Field(default=None, description="The dataset's name.")
+    version: int | None = Field(default=None, description="The version handed off.")
+    webhooks: int | None = Field(default=None, description="Webhooks the version_created event was sent to.")
+    deliveries: list[DeliveryLine] = Field(default_factory=list, description="A delivery per destination.")
+    preflight: PreflightLine | None = Field(default=None, description="The version's preflight check.")
+    training: TrainingLine | None = Field(default=None, description="The gated training run, or why none.")
+
+
 def check(session: Session, request: JobRequest, params: VersionHandoffParams) -> dict[str, Any]:
     for name in ("seed_set_id", "source_job_id", "export_id"):
         if getattr(request, name) is not None:
@@ -61,7 +106,8 @@ def check(session: Session, request: JobRequest, params: VersionHandoffParams) -
         ds_versions.get_version(session, store.id_of(dataset), params.version)
     except DatasetError as exc:
         raise JobRequestError("params.version", str(exc)) from None
-    return {"result": {"dataset_id": dataset.id, "dataset": dataset.name, "version": params.version},
+    return {"result": dump_result(VersionHandoffResult(dataset_id=dataset.id, dataset=dataset.name,
+                                                       version=params.version)),
             "counters": {"stage": "queued", "deliveries": 0, "destinations": 0}}
 
 
@@ -114,7 +160,7 @@ def _preflight_factory(ctx: JobContext) -> Any:
     return lambda: Preflight(tokenizer, options, template=spec)
 
 
-def run(ctx: JobContext) -> dict[str, Any] | Outcome:
+def run(ctx: JobContext) -> VersionHandoffResult | Outcome:
     params = params_as(ctx.params, VersionHandoffParams)
     config = ctx.config.handoff
     live: dict[str, Any] = {"stage": "announce", "deliveries": 0, "destinations": 0}
@@ -134,7 +180,7 @@ def run(ctx: JobContext) -> dict[str, Any] | Outcome:
                               "webhooks": sent, "deliveries": [], "preflight": None, "training": None,
                               "followups": []}
     if not destinations and training is None:
-        return result
+        return VersionHandoffResult.model_validate(result)
     make_preflight = _preflight_factory(ctx)
     blocked = []
     for destination in destinations:
@@ -150,7 +196,7 @@ def run(ctx: JobContext) -> dict[str, Any] | Outcome:
     if destinations:
         result["preflight"] = {"ok": not blocked, "summary": blocked[0] if blocked else "passed"}
     if training is None:
-        return result
+        return VersionHandoffResult.model_validate(result)
     ctx.check_stop()
     if not destinations:
         live["stage"] = "preflight"
@@ -160,7 +206,7 @@ def run(ctx: JobContext) -> dict[str, Any] | Outcome:
                                "problems": [str(p) for p in report.problems[:20]]}
     if not result["preflight"]["ok"]:
         result["training"] = {"skipped": f"the version failed its preflight check ({result['preflight']['summary']})"}
-        return result
+        return VersionHandoffResult.model_validate(result)
     live["stage"] = "queue training"
     dataset_id, number, defaults = store.id_of(dataset), version.number, ctx.config.defaults
 
@@ -171,7 +217,7 @@ def run(ctx: JobContext) -> dict[str, Any] | Outcome:
         out["training"] = {"job_id": job.id, "gate_tag": training.gate.tag, "eval_sha256": training.eval.sha256}
         return store.id_of(job) if job.status == JobStatus.queued.value else None
 
-    return Outcome(result, [FollowUp(make)])
+    return Outcome(VersionHandoffResult.model_validate(result), [FollowUp(make)])
 
 
 def start_training(session: Session, dataset: Dataset, version: DatasetVersion,
@@ -195,13 +241,14 @@ def start_training(session: Session, dataset: Dataset, version: DatasetVersion,
 
 
 def progress(job: Job) -> Progress:
-    counters = job.counters or {}
-    return Progress(target=counters.get("destinations") or None, done=int(counters.get("deliveries") or 0))
+    counters = Counters.of(job)
+    return Progress(target=counters.destinations or None, done=counters.deliveries)
 
 
 VERSION_HANDOFF = register(JobKind(
     name=KIND,
     params_model=VersionHandoffParams,
+    result_model=VersionHandoffResult,
     queue=GENERATION_QUEUE,
     run=run,
     check=check,

@@ -32,7 +32,7 @@ import httpx
 from pydantic import BaseModel
 
 from app.core.errors import Unavailable
-from app.core.prompts import gemma_chat_template
+from app.core.methods.prompts import gemma_chat_template
 
 MODEL_ALIAS = "gemma-3-270m"
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"

@@ -1,7 +1,7 @@
 """An LLM judge: a quality and a complexity score per example, on a 1-6 scale.
 
 After Deita (Liu et al., 2023) and AlpaGasus (Chen et al., 2023): the judge is asked for
-one digit (`app/core/prompts/judge_quality.txt`, `judge_complexity.txt`), its answer is
+one digit (`app/core/methods/prompts/judge_quality.txt`, `judge_complexity.txt`), its answer is
 parsed strictly (`answers.parse_score`), and where the server returns token
 log-probabilities the score is the expected value over the score tokens
 (`answers.expected_score`), else the parsed digit. Complexity is judged on the
@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from app.core import prompts, structured
 from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableError
+from app.core.methods import prompts, structured
 from app.core.scoring.answers import expected_score, parse_score
 
 ASPECTS = ("quality", "complexity")

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import Executable, and_, exists, func, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.scoring.judge import ERROR, OK, UNPARSEABLE, JudgeScore
 from app.models import ExampleScore, Fate, Instance, Instruction, utcnow
@@ -41,12 +42,13 @@ class ExampleToScore:
 def examples_of(session: Session, job_id: int, *, only_accepted: bool = True) -> list[ExampleToScore]:
     """The job's examples in its order: its curated ones (accepted instances of accepted
     instructions), or every instance it stored."""
-    query = (select(Instance.id, Instruction.id, Instruction.instruction, Instance.input, Instance.output)
-             .join(Instruction, Instance.instruction_id == Instruction.id)
-             .where(Instance.job_id == job_id))
+    query = (sa_select(col(Instance.id), col(Instruction.id), col(Instruction.instruction), col(Instance.input),
+                       col(Instance.output))
+             .join(Instruction, col(Instance.instruction_id) == col(Instruction.id))
+             .where(col(Instance.job_id) == job_id))
     if only_accepted:
-        query = query.where(Instruction.fate == Fate.accepted.value, Instance.fate == Fate.accepted.value)
-    rows = session.exec(query.order_by(Instruction.seq, Instance.position)).all()
+        query = query.where(col(Instruction.fate) == Fate.accepted.value, col(Instance.fate) == Fate.accepted.value)
+    rows = session.execute(query.order_by(col(Instruction.seq), col(Instance.position))).all()
     return [ExampleToScore(*row) for row in rows]
 
 
@@ -56,7 +58,7 @@ def done_by(session: Session, job_id: int, judge: str, aspects: Sequence[str],
     not an answer: it is asked again); with `scoring_job_id`, answers that job stored."""
     query = (select(ExampleScore.instance_id, ExampleScore.aspect)
              .where(ExampleScore.job_id == job_id, ExampleScore.judge == judge,
-                    ExampleScore.aspect.in_(list(aspects)), ExampleScore.status.in_([OK, UNPARSEABLE])))
+                    col(ExampleScore.aspect).in_(list(aspects)), col(ExampleScore.status).in_([OK, UNPARSEABLE])))
     if scoring_job_id is not None:
         query = query.where(ExampleScore.scoring_job_id == scoring_job_id)
     rows = session.exec(query).all()
@@ -76,7 +78,7 @@ def save(session: Session, job_id: int, scoring_job_id: int | None,
     """Store each instance's scores, replacing what the same judge said before on the same
     aspect (the caller commits); returns the rows written."""
     now = utcnow()
-    values = [{"instance_id": instance_id, "job_id": job_id, "scoring_job_id": scoring_job_id,
+    values: list[dict[str, Any]] = [{"instance_id": instance_id, "job_id": job_id, "scoring_job_id": scoring_job_id,
                "aspect": s.aspect, "judge": s.judge, "score": s.score, "parsed": s.parsed, "raw": s.raw,
                "status": s.status, "from_logprobs": s.from_logprobs, "created_at": now}
               for instance_id, scores in items for s in scores.values()]
@@ -84,15 +86,21 @@ def save(session: Session, job_id: int, scoring_job_id: int | None,
         return 0
     dialect = session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
+        keys = ["instance_id", "aspect", "judge"]
+        replaced = ("scoring_job_id", "score", "parsed", "raw", "status", "from_logprobs", "created_at")
+        upsert: Executable
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg = pg_insert(ExampleScore)
+            upsert = pg.on_conflict_do_update(index_elements=keys, set_={name: pg.excluded[name] for name in replaced})
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(ExampleScore)
-        replace = {name: stmt.excluded[name] for name in
-                   ("scoring_job_id", "score", "parsed", "raw", "status", "from_logprobs", "created_at")}
-        session.execute(stmt.on_conflict_do_update(index_elements=["instance_id", "aspect", "judge"], set_=replace),
-                        values)
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            lite = sqlite_insert(ExampleScore)
+            upsert = lite.on_conflict_do_update(index_elements=keys,
+                                                set_={name: lite.excluded[name] for name in replaced})
+        session.execute(upsert, values)
         return len(values)
     for value in values:  # other databases: look up, then update or insert
         row = session.exec(select(ExampleScore).where(ExampleScore.instance_id == value["instance_id"],
@@ -117,7 +125,7 @@ def scores_of(session: Session, instance_ids: Sequence[int], judge: str | None =
     out: dict[int, dict[str, ExampleScore]] = {}
     ids = list(instance_ids)
     for start in range(0, len(ids), _CHUNK):
-        query = select(ExampleScore).where(ExampleScore.instance_id.in_(ids[start:start + _CHUNK]))
+        query = select(ExampleScore).where(col(ExampleScore.instance_id).in_(ids[start:start + _CHUNK]))
         if judge is not None:
             query = query.where(ExampleScore.judge == judge)
         for row in session.exec(query).all():
@@ -150,8 +158,8 @@ def job_example_scores(session: Session, job_id: int, judge: str | None = None
     (instruction id, input, output)."""
     rows = session.exec(select(Instance.id, Instance.instruction_id, Instance.input, Instance.output)
                         .where(Instance.job_id == job_id,
-                               exists().where(ExampleScore.instance_id == Instance.id))).all()
-    scores = scores_of(session, [r[0] for r in rows], judge)
+                               exists().where(col(ExampleScore.instance_id) == col(Instance.id)))).all()
+    scores = scores_of(session, [r[0] for r in rows if r[0] is not None], judge)  # a stored row's id is never None
     return {(r[1], r[2], r[3]): flat(scores[r[0]]) for r in rows if r[0] in scores}
 
 
@@ -159,7 +167,8 @@ def with_scores(rows: Iterable[dict[str, Any]], scores: Mapping[tuple[int, str, 
                 ) -> Iterable[dict[str, Any]]:
     """Export rows (`id` the instruction's) with the judge's scores merged into `scores`."""
     for row in rows:
-        judged = scores.get((row.get("id"), row.get("input", ""), row.get("output", "")))
+        ident = row.get("id")  # an instruction's id: a row without one has no scores
+        judged = scores.get((ident, row.get("input", ""), row.get("output", ""))) if isinstance(ident, int) else None
         if judged:
             row = {**row, "scores": {**(row.get("scores") or {}), **judged}}
         yield row
@@ -168,11 +177,12 @@ def with_scores(rows: Iterable[dict[str, Any]], scores: Mapping[tuple[int, str, 
 def score_at_least(instance_id: Any, aspect: str, minimum: float, judge: str | None = None) -> Any:
     """A SQL condition on an instance id column: its `aspect` score is at least `minimum`
     (`judge`'s score, or the latest one of that aspect)."""
-    s = aliased(ExampleScore)
+    # an alias's columns are SQL expressions, which the model types as the values they hold
+    s: Any = aliased(ExampleScore)
     condition = exists().where(s.instance_id == instance_id, s.aspect == aspect, s.score >= minimum)
     if judge is not None:
         return condition.where(s.judge == judge)
-    t = aliased(ExampleScore)
+    t: Any = aliased(ExampleScore)
     newer = exists().where(t.instance_id == s.instance_id, t.aspect == s.aspect,
                            or_(t.created_at > s.created_at, and_(t.created_at == s.created_at, t.id > s.id)))
     return condition.where(~newer)
@@ -182,7 +192,7 @@ def judges_of(session: Session, job_id: int) -> list[dict[str, Any]]:
     """The judges that scored a job's examples, the latest first: each with the aspects it
     scored, how many examples it has a row for, and when it last scored (what a reader
     picks a judge from when several scored the same job)."""
-    rows = session.exec(select(ExampleScore.judge, ExampleScore.aspect, func.count(ExampleScore.id),
+    rows = session.exec(select(ExampleScore.judge, ExampleScore.aspect, func.count(col(ExampleScore.id)),
                                func.max(ExampleScore.created_at))
                         .where(ExampleScore.job_id == job_id)
                         .group_by(ExampleScore.judge, ExampleScore.aspect)).all()

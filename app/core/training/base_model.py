@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from app.core.prompts import gemma_chat_template
+from app.core.methods.prompts import gemma_chat_template
 from app.core.training.errors import BaseModelError
 
 DEFAULT_BASE_MODEL = "default"

@@ -20,15 +20,18 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from transformers import TrainerCallback
-from trl import SFTTrainer
+from trl.trainer.sft_trainer import SFTTrainer  # the module itself: `trl` re-exports it lazily, untyped
 
 from app.core.training.config import TrainParams
 from app.core.training.data import Conversation
 from app.core.training.packing import PackedRowsCollator
 from app.core.training.runtime import RuntimePlan, plan_runtime
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 MaskMode = Literal["assistant", "completion", "none"]
 
@@ -64,7 +67,7 @@ def sft_config(
 ) -> Any:
     """The SFTConfig for `params` on this machine (`plan`), every setting that matters spelled out."""
     import torch
-    from trl import SFTConfig
+    from trl.trainer.sft_config import SFTConfig
 
     plan = plan or plan_runtime(params)
     # transformers 5.2x renamed gradient checkpointing; passing the old name warns.
@@ -215,14 +218,17 @@ class PackedRowsSFTTrainer(SFTTrainer):
     with B stacked rows (packing.py) that would log 1/B of the tokens.
     """
 
+    runtime_plan: RuntimePlan  # set by `build_trainer`
+
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         counted = self._total_train_tokens
-        result = super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                      num_items_in_batch=num_items_in_batch)
+        parent: Callable[..., Any] = super().compute_loss  # TRL's, unannotated
+        result = parent(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         ids = inputs["input_ids"]
-        if self.model.training and "attention_mask" not in inputs and ids.shape[0] > 1:
-            real = (ids != self.processing_class.pad_token_id).sum()
+        if self.model is not None and self.model.training and "attention_mask" not in inputs and ids.shape[0] > 1:
+            tokenizer = cast("PreTrainedTokenizerBase", self.processing_class)  # build_trainer passes a tokenizer
+            real = (ids != tokenizer.pad_token_id).sum()
             self._total_train_tokens = counted + self.accelerator.gather_for_metrics(real).sum().item() // self._tp_size
             self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
         return result

@@ -207,11 +207,16 @@ function Versions({ api, name, dataset, versions, onError, onChanged }) {
   </div>`;
 }
 
-// a version's diversity as its commit stored it (counts.diversity): distinct-2 and mean max ROUGE-L
+// a version's diversity as its commit stored it (counts.diversity): distinct-2 and mean max ROUGE-L,
+// with a note when the commit computed it over a sample
 function spread(d) {
   if (!d || !d.overall) return "–";
   const f = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(3));
-  return `d-2 ${f(d.overall.distinct_2)} · ROUGE-L ${f(d.overall.max_rouge_l.mean)}`;
+  const n = (x) => Number(x).toLocaleString("en");
+  const figures = `d-2 ${f(d.overall.distinct_2)} · ROUGE-L ${f(d.overall.max_rouge_l.mean)}`;
+  // a large version's report is over a seeded sample of its instructions (counts.diversity.sampled)
+  if (!d.sampled) return figures;
+  return html`${figures}<br /><span class="small muted diversity-sampled">sampled: ${n(d.sampled.rows)} of ${n(d.sampled.of)} rows</span>`;
 }
 
 // --- a running build: its status, and its step jobs with theirs ---------------------------------------

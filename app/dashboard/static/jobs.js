@@ -43,7 +43,7 @@ function ListItem({ job, selected }) {
   const surplus = (c.rejected || {}).over_target || 0;
   return html`<li class=${selected ? "selected" : ""}>
     <a href=${"#/jobs/" + job.id} aria-current=${selected ? "true" : null} class="job-link" data-job=${job.id}>
-      <span class="job-title"><strong>#${job.id}</strong> ${job.kind}${(job.result || {}).build ? html` <span class="muted small step-of">step ${job.result.build.step} of build ${job.result.build.build_job_id}</span>` : ""}</span>
+      <span class="job-title"><strong>#${job.id}</strong> ${job.kind}${stepOf(job) ? html` <span class="muted small step-of">step ${stepOf(job).step} of build ${stepOf(job).build_job_id}</span>` : ""}</span>
       <${StatusBadge} job=${job} />
       <${Progress} job=${job} />
       <span class="muted small">${trains(job) ? `loss ${c.loss ?? "–"}` : judgesOnly(job) ? `${c.judge_unparseable ?? 0} unparseable` : `${rejected} rejected${surplus ? ` · ${surplus} over target` : ""}`}
@@ -280,18 +280,43 @@ function Overview({ api, job, onError, rows }) {
         ${job.seed_set_id && html`<dt>seed set</dt><dd>${seedSet ? `${seedSet.name} (#${seedSet.id}, ${seedSet.task_count} tasks, ${seedSet.source_format})` : "#" + job.seed_set_id}</dd>`}
         ${job.source_job_id && html`<dt>source</dt><dd><a href=${"#/jobs/" + job.source_job_id}>job ${job.source_job_id}</a></dd>`}
         ${job.params.dataset_id && html`<${BuildLinks} job=${job} />`}
-        ${(job.result || {}).build && html`<dt>part of</dt><dd id="build-of-step">step ${job.result.build.step} of${" "}
-          <a href=${"#/jobs/" + job.result.build.build_job_id}>build job ${job.result.build.build_job_id}</a></dd>`}
+        ${stepOf(job) && html`<dt>part of</dt><dd id="build-of-step">step ${stepOf(job).step} of${" "}
+          <a href=${"#/jobs/" + stepOf(job).build_job_id}>build job ${stepOf(job).build_job_id}</a></dd>`}
       </dl>
     </div>
     ${rows && html`<${ModelServer} job=${job} lost=${llmFailed} lostRows=${llmRows} />`}
     ${judging(job) && html`<${JudgeSummary} job=${job} rowsJob=${rows ? job.id : (job.result || {}).source_job_id ?? job.source_job_id} />`}
     ${rows && job.result && job.result.contamination && html`<${Contamination} report=${job.result.contamination}
       rejected=${(c.rejected || {}).contaminated || 0} onRows=${() => filter({ fate: "rejected", rule: "contaminated" })} />`}
+    <${ResultFields} job=${job} />
     <details class="card" id="params"><summary><h3>Parameters</h3></summary>
       <dl class="params">${Object.entries(job.params || {}).map(([k, v]) => html`<dt>${k}</dt><dd><code>${JSON.stringify(v)}</code></dd>`)}</dl>
     </details>
   </div>`;
+}
+
+// the dataset build a step job belongs to: its params.build (a step made before that param: its result's)
+function stepOf(job) {
+  return (job.params || {}).build || (job.result || {}).build || null;
+}
+
+// a compact view of a result value: text for a scalar, short JSON for the rest
+function resultValue(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v !== "object") return String(v);
+  const text = JSON.stringify(v);
+  return text.length > 240 ? text.slice(0, 240) + "…" : text;
+}
+
+// The job's result, field by field as its kind's result model describes them (the API's
+// job.result_fields: title, description, value): any kind, a new one too, with no change here.
+function ResultFields({ job }) {
+  const fields = (job.result_fields || []).filter((f) => f.name !== "followups");
+  if (!fields.length) return null;
+  return html`<details class="card" id="result-fields" open=${FINISHED.has(job.status)}><summary><h3>Result</h3></summary>
+    <dl class="params">${fields.map((f) => html`<dt key=${f.name} data-field=${f.name} title=${f.description || ""}>${f.title}</dt>
+      <dd><code>${resultValue(f.value)}</code></dd>`)}</dl>
+  </details>`;
 }
 
 // a dataset build's page links its dataset, its step jobs and the version it made (each links back)
@@ -336,13 +361,17 @@ function Rows({ api, job, params, onError }) {
   // The key each page starts after, learnt from the page before it: Next (and Previous back
   // over pages seen) pages by key, which costs the same deep into a million-row job; a page
   // jumped to by number is asked for by offset.
-  const starts = useRef({ filters: "", after: {} });
+  // A page by key leaves its total out (counting a million rows costs as much as the page):
+  // the total of the page by offset it started from is kept, and asked for again while the
+  // job is still adding rows.
+  const starts = useRef({ filters: "", after: {}, total: null });
   useEffect(() => {
     const filters = JSON.stringify([job.id, fate, rule, q, sort, minQuality, judge]);
-    if (starts.current.filters !== filters) starts.current = { filters, after: {} };
+    if (starts.current.filters !== filters) starts.current = { filters, after: {}, total: null };
     const after = number > 1 ? starts.current.after[number] : undefined;
     const query = new URLSearchParams({ limit: PAGE, sort });
     if (after) query.set("after", after); else query.set("offset", (number - 1) * PAGE);
+    if (after && (isActive(job) || starts.current.total === null)) query.set("count", "true");
     if (fate) query.set("fate", fate);
     if (rule) query.set("rule", rule);
     if (q) query.set("q", q);
@@ -352,7 +381,8 @@ function Rows({ api, job, params, onError }) {
     api.get(`/jobs/${job.id}/instructions?${query}`).then((p) => {
       if (!current) return;
       if (p.next_after) starts.current.after[number + 1] = p.next_after;
-      setPage({ ...p, offset: (number - 1) * PAGE });
+      if (p.total !== null && p.total !== undefined) starts.current.total = p.total;
+      setPage({ ...p, total: starts.current.total, offset: (number - 1) * PAGE });
       setError("");
     })
       .catch((err) => { onError(err); if (current) setError(errorText(err)); });

@@ -164,7 +164,8 @@ export function NewJobPage({ api, route, onError }) {
     api.get("/exports?limit=200").then((p) => setExports(p.items)).catch(onError);
   }, []);
   const spec = kinds && kinds.find((k) => k.name === kind);
-  const props = spec ? spec.params_schema.properties || {} : {};
+  // a readOnly parameter is the service's to set (a build step's `build`): not a form field
+  const props = spec ? Object.fromEntries(Object.entries(spec.params_schema.properties || {}).filter(([, s]) => !s.readOnly)) : {};
   const inputs = Object.fromEntries(Object.entries(props).map(([n, s]) => [n, kindOfInput(fieldType(s))]));
   // the form shows the kind's defaults when it opens, when the kind changes, and on reset
   const resetForm = () => {

@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.core import prompts
-from app.core import structured as json_replies
 from app.core.errors import InvalidInput
 from app.core.llm.client import LLMClient
 from app.core.llm.dialects import Dialect, Request
-from app.core.parsing import parse_instruction_list, parse_numbered_reply
+from app.core.methods import prompts
+from app.core.methods import structured as json_replies
+from app.core.methods.parsing import parse_instruction_list, parse_numbered_reply
 
 MAX_DEPTH = 5
 MAX_NODES = 5000

@@ -30,22 +30,21 @@ import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
 from typing import Any
 
-from app.core import evol_rules, magpie_rules
-from app.core.candidate_tasks import CandidateTasks
-from app.core.candidates import (
+from app.core.filters.decontaminate import Checker, screen
+from app.core.filters.dedup import example_text
+from app.core.filters.heuristics import instruction_rule
+from app.core.llm.client import ChatModelOnlyError, LLMClient, LLMError, LLMUnavailableError
+from app.core.llm.dialects import Request
+from app.core.methods import evol_rules, magpie_rules
+from app.core.methods.candidate_tasks import CandidateTasks
+from app.core.methods.candidates import (
     CandidateRecord,
     InstanceCandidate,
     JobInputError,
     NearDuplicates,
     StoredCandidate,
 )
-from app.core.filters.decontaminate import Checker, screen
-from app.core.filters.dedup import example_text
-from app.core.filters.heuristics import instruction_rule
-from app.core.filters.novelty import NoveltyIndex
-from app.core.llm.client import ChatModelOnlyError, LLMClient, LLMError, LLMUnavailableError
-from app.core.llm.dialects import Request
-from app.core.magpie_templates import PreQuery, TemplateError, resolve
+from app.core.methods.magpie_templates import PreQuery, TemplateError, resolve
 from app.core.params import MagpieParams
 
 # an endpoint without a completions route answers so (no chat-model wording to recognise)
@@ -83,16 +82,9 @@ class MagpieGeneration(CandidateTasks):
         self.decontaminate = decontaminate
         self.job_key = job_key
         self.template: PreQuery | None = None
-        self.index = NoveltyIndex(threshold=params.rouge_l_threshold, top_k=params.similar_top_k,
-                                  mean_sample=params.mean_similarity_sample, seed=params.seed or 0)
-        self.index.add_many(pool)
-        self.index.add_many(c.instruction for c in previous if c.in_pool)
-        if near_duplicates is not None:
-            near_duplicates.check_and_add_many(known_examples)
-            near_duplicates.check_and_add_many(
-                (f"row{c.row_id}:{i}", conversation_text(c.instruction, x["output"], x.get("turns") or []))
-                for c in previous if c.accepted for i, x in enumerate(c.instances))
-        self.curated = sum(1 for c in previous if c.accepted)
+        self.index = self._seed_indexes(
+            params, params.seed, previous, pool, near_duplicates, known_examples,
+            lambda instruction, x: conversation_text(instruction, x["output"], x.get("turns") or []))
         self.decided = len(previous)
         self.requests = 2 * len(previous) * params.n_turns
         self.target, self.seed = params.target, params.seed

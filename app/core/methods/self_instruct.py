@@ -18,7 +18,7 @@ loop between awaits, in the order responses arrive, so the pool is never raced.
 Dialects: the client's dialect (`app.core.llm.dialects`) picks the prompts. `completions`
 sends the paper's few-shot continuations as they are; `chat` sends the `chat_*` prompt
 files as messages (the in-context tasks and the request in the user turn) and, with
-`structured` on, asks for instances as JSON (`app.core.structured`): a reply that does not
+`structured` on, asks for instances as JSON (`app.core.methods.structured`): a reply that does not
 parse rejects the task as `unparseable`, its text kept.
 
 Departures from the reference code, following the paper: the reference code
@@ -34,17 +34,22 @@ import random
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 
-from app.core import prompts
-from app.core import structured as json_replies
-from app.core.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import filter_instances, instruction_rule
 from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import Completion, LLMClient, LLMError, LLMUnavailableError
 from app.core.llm.dialects import Dialect, Request
-from app.core.params import SelfInstructParams
-from app.core.parsing import (
+from app.core.methods import prompts
+from app.core.methods import structured as json_replies
+from app.core.methods.candidates import (
+    CandidateRecord,
+    InstanceCandidate,
+    NearDuplicates,
+    StoredCandidate,
+    TooManyFailures,
+)
+from app.core.methods.parsing import (
     numbered_list,
     parse_input_first,
     parse_instruction_list,
@@ -52,6 +57,7 @@ from app.core.parsing import (
     parse_output_first,
     parse_yes_no,
 )
+from app.core.params import SelfInstructParams
 from app.core.seeds import SeedTaskData
 
 
@@ -128,8 +134,8 @@ class SelfInstruct:
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self) -> AsyncGenerator[CandidateRecord, None]:
-        generating: set[asyncio.Task] = set()
-        completing: dict[asyncio.Task, CandidateRecord] = {}
+        generating: set[asyncio.Task[tuple[Completion, int]]] = set()
+        completing: dict[asyncio.Task[CandidateRecord], CandidateRecord] = {}
         sent = 0
         try:
             while self.curated < self.p.target:
@@ -143,26 +149,25 @@ class SelfInstruct:
                 if not generating and not completing:
                     return  # request budget spent
                 done, _ = await asyncio.wait(generating | completing.keys(), return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task in generating:
-                        generating.discard(task)
-                        response = self._result(task)
-                        if response is None:
-                            continue
-                        for record in self._filter(*response):
-                            if record.in_pool:
-                                completing[asyncio.create_task(self._complete_task(record))] = record
-                            else:
-                                yield record
-                    else:
-                        record = completing.pop(task)
-                        task.result()
-                        if record.accepted:
-                            if self.curated >= self.p.target:
-                                record.accepted, record.rule = False, "over_target"
-                            else:
-                                self.curated += 1
-                        yield record
+                for asked in [t for t in generating if t in done]:
+                    generating.discard(asked)
+                    response = self._result(asked)
+                    if response is None:
+                        continue
+                    for record in self._filter(*response):
+                        if record.in_pool:
+                            completing[asyncio.create_task(self._complete_task(record))] = record
+                        else:
+                            yield record
+                for completed in [t for t in completing if t in done]:
+                    record = completing.pop(completed)
+                    completed.result()
+                    if record.accepted:
+                        if self.curated >= self.p.target:
+                            record.accepted, record.rule = False, "over_target"
+                        else:
+                            self.curated += 1
+                    yield record
             # Target met: what is still in flight joined the pool but is not part of the
             # dataset; stored all the same, so every decided candidate has a row.
             for task, record in list(completing.items()):
@@ -172,12 +177,12 @@ class SelfInstruct:
                 record.accepted, record.rule = False, "over_target"
                 yield record
         finally:
-            pending = generating | completing.keys()
-            for task in pending:
-                task.cancel()
+            pending = [*generating, *completing]
+            for left in pending:
+                left.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _result(self, task: asyncio.Task) -> tuple[Completion, int] | None:
+    def _result(self, task: asyncio.Task[tuple[Completion, int]]) -> tuple[Completion, int] | None:
         try:
             result = task.result()
         except LLMUnavailableError:
@@ -347,15 +352,18 @@ class SelfInstruct:
             record.accepted, record.rule = False, task_rule
         return record
 
-    def _near_duplicates(self, record: CandidateRecord, instances) -> str | None:
+    def _near_duplicates(self, record: CandidateRecord, instances: Sequence[InstanceCandidate]) -> str | None:
         """Reject instances that near-duplicate an example already kept (in any job
         sharing the index); the task is rejected when none is left."""
+        near_duplicates = self.near_duplicates
+        if near_duplicates is None:
+            return None
         kept = 0
         for inst in instances:
             if not inst.accepted:
                 continue
             key = f"{self.job_key}:{uuid.uuid4().hex}"
-            if self.near_duplicates.check_and_add(key, example_text(record.instruction, inst.input, inst.output)):
+            if near_duplicates.check_and_add(key, example_text(record.instruction, inst.input, inst.output)):
                 inst.rule = "near_duplicate"
             else:
                 kept += 1

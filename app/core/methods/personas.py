@@ -21,7 +21,7 @@ FORMATS = ("jsonl", "csv")
 MAX_PERSONA_CHARS = 2000
 MAX_PERSONAS = 200_000
 MAX_ERRORS = 5
-SHIPPED = Path(__file__).resolve().parents[2] / "seeds" / "personas.jsonl"
+SHIPPED = Path(__file__).resolve().parents[3] / "seeds" / "personas.jsonl"
 
 
 class PersonaFormatError(RecordError):

@@ -9,11 +9,13 @@ edge cases (cancellation at the target, consecutive failures, per-request seeds)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from app.core.candidates import CandidateRecord, TooManyFailures
+from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
+from app.core.methods.candidates import CandidateRecord, NearDuplicates, StoredCandidate, TooManyFailures
+from app.core.params import PoolFilterParams
 
 
 class CandidateTasks:
@@ -28,6 +30,26 @@ class CandidateTasks:
     requests: int
     decided: int = 0  # records yielded with a fate (a failed request yields none)
     _consecutive_failures: int = 0
+
+    def _seed_indexes(self, params: PoolFilterParams, seed: int | None, previous: Sequence[StoredCandidate],
+                      pool: Iterable[str], near_duplicates: NearDuplicates | None,
+                      known_examples: Iterable[tuple[str, str]],
+                      example_text: Callable[[str, dict[str, Any]], str]) -> NoveltyIndex:
+        """The novelty index over the pool and what an earlier attempt put in it; the
+        near-duplicate index given the known examples and the earlier attempt's kept ones
+        (`example_text(instruction, instance)` is the text compared); `curated` counted. A
+        resumed job so decides exactly as if it had never stopped."""
+        index = NoveltyIndex(threshold=params.rouge_l_threshold, top_k=params.similar_top_k,
+                             mean_sample=params.mean_similarity_sample, seed=seed or 0)
+        index.add_many(pool)
+        index.add_many(c.instruction for c in previous if c.in_pool)
+        if near_duplicates is not None:
+            near_duplicates.check_and_add_many(known_examples)
+            near_duplicates.check_and_add_many(
+                (f"row{c.row_id}:{i}", example_text(c.instruction, x))
+                for c in previous if c.accepted for i, x in enumerate(c.instances))
+        self.curated = sum(1 for c in previous if c.accepted)
+        return index
 
     def _start(self, state: dict[str, Any], in_flight: int) -> Coroutine[Any, Any, CandidateRecord] | None:
         """The next candidate's task (it puts its record in `state["record"]` once the record

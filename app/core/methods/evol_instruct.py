@@ -53,13 +53,19 @@ from collections import Counter, deque
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from app.core import evol_rules, prompts
-from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate, TooManyFailures
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.novelty import NoveltyIndex, NoveltyResult
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
 from app.core.llm.dialects import Dialect, Request
+from app.core.methods import evol_rules, prompts
+from app.core.methods.candidates import (
+    CandidateRecord,
+    InstanceCandidate,
+    NearDuplicates,
+    StoredCandidate,
+    TooManyFailures,
+)
 from app.core.params import EvolInstructParams
 from app.core.seeds import SeedTaskData
 

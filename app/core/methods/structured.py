@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from app.core.candidates import InstanceCandidate
+from app.core.methods.candidates import InstanceCandidate
 
 UNPARSEABLE = "unparseable"
 REPLY_CHARS = 2000  # of a reply kept with its `unparseable` rejection

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from app.core.candidates import InstanceCandidate
+from app.core.methods.candidates import InstanceCandidate
 
 _ITEM_SPLIT = re.compile(r"(?:^|\n)[ \t]*\d+[ \t]*\.[ \t]*")
 _SPACES = re.compile(r"\s+")

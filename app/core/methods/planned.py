@@ -6,7 +6,7 @@ task is answered by the responder (the generator unless the job names another mo
 Evol-Instruct's response prompt. Dialects (`app.core.llm.dialects`): `completions` sends the
 item's few-shot continuation (`prompt()`); `chat` sends its `chat_*` prompt file as messages
 (`messages()`), and, with `structured` on, asks for the task as JSON (`{"task": ...}`,
-`app.core.structured`): a reply that does not parse is rejected as `unparseable`, its text
+`app.core.methods.structured`): a reply that does not parse is rejected as `unparseable`, its text
 kept. A chat reply without JSON loses a leading "Task:" label and wrapping quotes. Every
 candidate goes through the filters in the same order as the other methods: the heuristic
 rules (Self-Instruct's), benchmark decontamination, ROUGE-L novelty against the pool (seeds,
@@ -25,17 +25,16 @@ import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
 from typing import Any
 
-from app.core import evol_rules, prompts
-from app.core import structured as json_replies
-from app.core.candidate_tasks import CandidateTasks
-from app.core.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate
-from app.core.evol_instruct import RESPONSE_STOP
 from app.core.filters.decontaminate import Checker, screen
 from app.core.filters.dedup import example_text
 from app.core.filters.heuristics import instruction_rule
-from app.core.filters.novelty import NoveltyIndex
 from app.core.llm.client import LLMClient, LLMError, LLMUnavailableError
 from app.core.llm.dialects import Dialect, Request
+from app.core.methods import evol_rules, prompts
+from app.core.methods import structured as json_replies
+from app.core.methods.candidate_tasks import CandidateTasks
+from app.core.methods.candidates import CandidateRecord, InstanceCandidate, NearDuplicates, StoredCandidate
+from app.core.methods.evol_instruct import RESPONSE_STOP
 
 TASK_STOP = ["\n#", "\n\n"]
 # what a chat model puts before or around the one task it was asked for
@@ -88,17 +87,9 @@ class PlannedGeneration(CandidateTasks):
 
     def _setup(self, previous: Sequence[StoredCandidate], pool: Iterable[str],
                known_examples: Iterable[tuple[str, str]]) -> None:
-        params, near_duplicates = self.p, self.near_duplicates
-        self.index = NoveltyIndex(threshold=params.rouge_l_threshold, top_k=params.similar_top_k,
-                                  mean_sample=params.mean_similarity_sample, seed=params.seed or 0)
-        self.index.add_many(pool)
-        self.index.add_many(c.instruction for c in previous if c.in_pool)
-        if near_duplicates is not None:
-            near_duplicates.check_and_add_many(known_examples)
-            near_duplicates.check_and_add_many(
-                (f"row{c.row_id}:{i}", example_text(c.instruction, x["input"], x["output"]))
-                for c in previous if c.accepted for i, x in enumerate(c.instances))
-        self.curated = sum(1 for c in previous if c.accepted)
+        params = self.p
+        self.index = self._seed_indexes(params, params.seed, previous, pool, self.near_duplicates, known_examples,
+                                        lambda instruction, x: example_text(instruction, x["input"], x["output"]))
         self.requests = len(previous) * 2
         self.target, self.seed = params.target, params.seed
 

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.core import prompts
-from app.core.candidates import NearDuplicates, StoredCandidate
 from app.core.filters.decontaminate import Checker
 from app.core.llm.client import LLMClient
+from app.core.methods import prompts
+from app.core.methods.candidates import NearDuplicates, StoredCandidate
+from app.core.methods.planned import PlannedGeneration
 from app.core.params import PersonaParams
-from app.core.planned import PlannedGeneration
 
 
 @dataclass(frozen=True)
