@@ -237,7 +237,10 @@ class _AiohttpTransport(httpx_aiohttp.AiohttpTransport):
             request.url = request.url.copy_with(userinfo=b"")
         with _httpx_errors():
             response = await super().handle_async_request(request)
-        response.stream = _AiohttpStream(response.stream)  # type: ignore[arg-type]
+        inner = response.stream
+        if not isinstance(inner, httpx.AsyncByteStream):  # an async transport's answer streams asynchronously
+            raise TypeError(f"expected an async byte stream, got {type(inner).__name__}")
+        response.stream = _AiohttpStream(inner)
         return response
 
 
@@ -265,7 +268,7 @@ class LLMClient:
         if not self.base_urls:
             raise ValueError("LLMClient needs at least one base URL")
         dialects.check_dialect(self.config.dialect)
-        self._dialect: Dialect | None = None if self.config.dialect == "auto" else self.config.dialect  # type: ignore[assignment]
+        self._dialect: Dialect | None = None if self.config.dialect == "auto" else self.config.dialect
         self._dialect_lock = asyncio.Lock()
         self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
         self.role_dialects: dict[str, str] = {}  # the API that last answered each role's step
@@ -586,20 +589,14 @@ class LLMClient:
                     raise _Unreachable(f"{ep.name}: cannot connect ({exc.__class__.__name__})") from None
                 raise _Overload(f"{ep.name}: no answer within {self.config.timeout_s:g} s") from None
             _check_status(resp, ep, path)
-            try:
-                return resp.json()
-            except ValueError:
-                raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
+            return _json_object(resp, ep, path)
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         timeout = httpx.Timeout(None, connect=min(10.0, self.config.first_token_timeout_s))
         async with self._http.stream(method, url, json=body, timeout=timeout) as resp:
             if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("content-type", ""):
                 await _read_within(resp, self.config.first_token_timeout_s, ep)
                 _check_status(resp, ep, path)
-                try:
-                    return resp.json()  # a server that does not stream answers at once
-                except ValueError:
-                    raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
+                return _json_object(resp, ep, path)  # a server that does not stream answers at once
             return await self._read_events(resp.aiter_lines(), ep, path)
 
     async def _read_events(self, lines: AsyncIterator[str], ep: _Endpoint, path: str) -> dict[str, Any]:
@@ -757,6 +754,18 @@ class LLMClient:
 
 class _Unreachable(_Retryable):
     """The endpoint could not be connected to."""
+
+
+def _json_object(resp: httpx.Response, ep: _Endpoint, path: str) -> dict[str, Any]:
+    """The answer's JSON object; anything else (not JSON, or JSON that is not an object) is
+    retried like a garbled answer."""
+    try:
+        answer = resp.json()
+    except ValueError:
+        raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise _Retryable(f"{ep.name}{path}: answer is not a JSON object")
+    return answer
 
 
 def _check_status(resp: httpx.Response, ep: _Endpoint, path: str) -> None:
