@@ -1,7 +1,7 @@
 """Scale: Sprout's own CPU per model request and per curated example, against a FAKE server.
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15]
+    .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15] [--parallel 1,2]
     .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
     .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--redis-url URL]
     .venv/bin/python benchmarks/scale.py paging [--rows 1000000] [--repeats 5] [--keep-db]
@@ -15,16 +15,22 @@ child's from just before `run_job` to just after it (start-up and imports left o
 Printed per configuration: model requests, curated examples, CPU ms per request and per
 curated example, requests per CPU-second (the rate one worker process sustains when the
 model servers are not the limit), medians over `--repeats`, and the ratio to `before`.
-Then the top entries of a cProfile of one run of `before` and of `after`.
+Then the top entries of a cProfile of one run of `start` and of `after`.
 
 The configurations, back to back in one run on the same machine:
 * `before`: the code as it was at `--before REV` (default: the last revision before this
   benchmark's cuts), extracted with `git archive` into a temporary folder and imported from
   there, with `sniffio` absent (httpcore looks it up ~12 times a request; each failed lookup
   is reproduced as the same full path-finder scan, since the package is now installed);
+* `start`: the code at `--start REV` (default: after the first round of cuts, before the
+  slot hand-over, the aiohttp transport and the batched flushes), extracted the same way;
 * `after`: the working tree as it is.
-Then the floor under both: the same streamed completions sent straight through
-`LLMClient` (no job), and through a bare `httpx.AsyncClient` (no Sprout at all).
+Then `--parallel` (default 1,2): `start` and `after` as 1 and 2 worker processes at once,
+each with a job of its own against the one fake server: all their requests per second of
+wall time (each run's own `run_job` time, start-ups left out), and the ratio to one.
+Then the floor: the same streamed completions sent straight through `LLMClient` (no job),
+through `LLMClient` over httpx's own pool (httpcore, as before the aiohttp transport), and
+through a bare `httpx.AsyncClient` (no Sprout at all).
 The machine may be shared: read medians and ratios, not single figures.
 
 `index`: the novelty index (`NoveltyIndex`, exact ROUGE-L decisions) and the near-duplicate
@@ -84,6 +90,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SEEDS = ROOT / "seeds" / "default.jsonl"
 BEFORE = "96353c22fcd9d6bb83a97386a9792e87c87a855b"  # the revision before the cuts measured here
+START = "ed665669ba22a4133ef75317d0a5d2f24e9b31e6"  # the first round of cuts, before the slot hand-over and the aiohttp transport (`start`)
 DEDUP_BEFORE = "642b6ff"  # the last revision whose in-memory near-duplicate index was datasketch's
 
 
@@ -153,23 +160,35 @@ def checkout(rev: str, into: Path) -> Path:
 
 
 def run_child(config: str, url: str, target: int, code: Path = ROOT, profile: int = 0) -> dict[str, Any]:
+    return run_children(config, url, target, code, profile)[0]
+
+
+def run_children(config: str, url: str, target: int, code: Path = ROOT, profile: int = 0,
+                 n: int = 1) -> list[dict[str, Any]]:
+    """`n` runs at once, each a fresh process with a job of its own (as `n` worker processes)."""
     cmd = [sys.executable, __file__, "_child", "--config", config, "--url", url, "--target", str(target),
            "--profile", str(profile), "--code", str(code)]
     env = {**os.environ, "PYTHONPATH": str(code)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=code, timeout=1800)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{config} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=code)
+             for _ in range(n)]
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=1800)
+        line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise RuntimeError(f"{config} run failed:\n{stdout[-2000:]}\n{stderr[-4000:]}")
+        out.append(json.loads(line[7:]))
+    return out
 
 
 def overhead(args: argparse.Namespace) -> None:
     from fake_llm_server import FakeServer
 
-    configs = ["before", "after"]
+    configs = ["before", "start", "after"]
     rows: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
-    with FakeServer(latency_s=0.0) as url, tempfile.TemporaryDirectory(prefix="sprout-before-") as old:
-        code = {"before": checkout(args.before, Path(old)), "after": ROOT}
+    with FakeServer(latency_s=0.0) as url, tempfile.TemporaryDirectory(prefix="sprout-before-") as old, \
+            tempfile.TemporaryDirectory(prefix="sprout-start-") as start:
+        code = {"before": checkout(args.before, Path(old)), "start": checkout(args.start, Path(start)), "after": ROOT}
         print(f"FAKE model server (instant, not a model) at {url}; target {args.target} curated per run")
         for rep in range(args.repeats):
             for config in configs:  # interleaved, so load from others falls on both alike
@@ -179,26 +198,46 @@ def overhead(args: argparse.Namespace) -> None:
                 rows[config].append(r)
                 print(f"  run {rep + 1} {config:7s} requests {r['requests']:5d} curated {r['curated']:4d} "
                       f"cpu {r['cpu_s']:6.2f} s  wall {r['wall_s']:6.2f} s", flush=True)
-        profiles = {c: run_child(c, url, args.target, code[c], profile=args.profile)["profile"] for c in configs} \
-            if args.profile else {}
+        profiles = {c: run_child(c, url, args.target, code[c], profile=args.profile)["profile"]
+                    for c in ("start", "after")} if args.profile else {}
+        # worker processes side by side, each with its own job: total requests per wall second
+        parallel: dict[tuple[str, int], list[float]] = {}
+        for rep in range(args.repeats):
+            for config in ("start", "after"):
+                for n in (int(x) for x in args.parallel.split(",") if x):
+                    t0 = time.monotonic()
+                    rs = run_children(config, url, args.target, code[config], n=n)
+                    # each child's own run_job wall, not the process start-ups: the runs overlap
+                    rate = sum(r["requests"] for r in rs) / max(r["wall_s"] for r in rs)
+                    parallel.setdefault((config, n), []).append(rate)
+                    print(f"  run {rep + 1} {config:7s} {n} worker process(es) at once: {rate:.0f} requests/s "
+                          f"(wall {time.monotonic() - t0:.1f} s with start-ups)", flush=True)
         floor = {(name, n): statistics.median(client_floor(url, name, args.floor_requests, n)
                                               for _ in range(args.repeats))
-                 for name in ("LLMClient", "httpx") for n in (8, 32)}
+                 for name in ("LLMClient", "LLMClient-httpx", "httpx") for n in (8, 32)}
     print()
-    print("| configuration | requests | curated | CPU ms / request | CPU ms / curated | requests / CPU-s | vs before |")
-    print("|---|---|---|---|---|---|---|")
-    base = None
+    print("| configuration | requests | curated | CPU ms / request | CPU ms / curated | requests / CPU-s | vs before "
+          "| vs start |")
+    print("|---|---|---|---|---|---|---|---|")
+    per_reqs = {c: statistics.median(1000 * r["cpu_s"] / r["requests"] for r in rows[c]) for c in configs}
     for config in configs:
         rs = rows[config]
-        per_req = statistics.median(1000 * r["cpu_s"] / r["requests"] for r in rs)
+        per_req = per_reqs[config]
         per_cur = statistics.median(1000 * r["cpu_s"] / r["curated"] for r in rs)
-        base = base or per_req
         print(f"| {config} | {statistics.median(r['requests'] for r in rs):.0f} | "
               f"{statistics.median(r['curated'] for r in rs):.0f} | {per_req:.3f} | {per_cur:.3f} | "
-              f"{1000 / per_req:.0f} | {base / per_req:.2f}x |")
+              f"{1000 / per_req:.0f} | {per_reqs['before'] / per_req:.2f}x | {per_reqs['start'] / per_req:.2f}x |")
     for (name, n), ms in floor.items():
         print(f"| floor: {name} alone, {n} in flight | {args.floor_requests} | - | {ms:.3f} | - | "
               f"{1000 / ms:.0f} | - |")
+    if parallel:
+        print()
+        print("| configuration | worker processes at once | requests / s (all together, wall) | vs one |")
+        print("|---|---|---|---|")
+        for (config, n), rates in parallel.items():
+            one = statistics.median(parallel[(config, 1)]) if (config, 1) in parallel else None
+            rate = statistics.median(rates)
+            print(f"| {config} | {n} | {rate:.0f} | {f'{rate / one:.2f}x' if one else '-'} |")
     for config, text in profiles.items():
         print(f"\n--- cProfile, {config} (top {args.profile} by own time) ---")
         print(text[text.find("ncalls") - 100 if "ncalls" in text else 0:])
@@ -228,9 +267,13 @@ def floor_child(args: argparse.Namespace) -> None:
     body = {"model": "fake-model", "prompt": "1. Describe a cat.\n2.", "max_tokens": 64, "stop": ["\n\n"]}
 
     async def run() -> float:
-        if args.client == "LLMClient":
+        if args.client.startswith("LLMClient"):
+            # `LLMClient-httpx`: over httpx's own pool (httpcore) instead of aiohttp's
+            limits = httpx.Limits(max_connections=args.in_flight + 4, max_keepalive_connections=args.in_flight)
+            transport = httpx.AsyncHTTPTransport(limits=limits) if args.client == "LLMClient-httpx" else None
             client = LLMClient(LLMConfig(base_urls=[args.url], model="fake-model", concurrency=args.in_flight,
-                               concurrency_max=args.in_flight, adaptive_concurrency=False, dialect="completions"))
+                               concurrency_max=args.in_flight, adaptive_concurrency=False, dialect="completions"),
+                               transport=transport)
             send = lambda: client.complete(body["prompt"], max_tokens=64, stop=["\n\n"])  # noqa: E731
         else:
             client = httpx.AsyncClient(limits=httpx.Limits(max_connections=args.in_flight,
@@ -597,6 +640,8 @@ def main() -> None:
     o.add_argument("--repeats", type=int, default=3)
     o.add_argument("--profile", type=int, default=15, help="profile entries to print (0: no profile)")
     o.add_argument("--before", default=BEFORE, help="the revision `before` runs")
+    o.add_argument("--start", default=START, help="the revision `start` runs (before this round of cuts)")
+    o.add_argument("--parallel", default="1,2", help="worker processes run at once, each its own job ('': none)")
     o.add_argument("--floor-requests", type=int, default=3000)
     c = sub.add_parser("_child")
     c.add_argument("--config", required=True)

@@ -7,6 +7,6 @@ scripts/setup.sh
 scripts/services.sh
 scripts/browser.sh
 .venv/bin/ruff check .
-.venv/bin/mypy   # app/core, strict; the modules not yet clean are listed in pyproject.toml
+.venv/bin/mypy   # app/core, strict, every module
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet   # the docs site: no broken link, no page outside the nav
 exec .venv/bin/python -m pytest "$@"

@@ -296,33 +296,47 @@ def next_seq(session: Session, job_id: int) -> int:
 def write_records(session: Session, job_id: int, records: list[CandidateRecord], first_seq: int) -> int:
     """Insert records with consecutive `seq` numbers (unique per job); returns the next seq.
 
-    Rows are flushed one by one so that each gets its id before a later record of the
-    same batch names it as parent.
+    Rows are flushed a run of records at a time (one multi-row INSERT each, not one
+    statement and round trip per candidate); a run ends before a record whose parent is in
+    it, so the parent has its id when the child names it. Rows get their ids in `seq`
+    order, as when each was flushed alone.
     """
     seq = first_seq
-    for record in records:
-        parent = record.parent
-        row = Instruction(
-            job_id=job_id,
-            seq=seq,
-            instruction=record.instruction,
-            fate=record.fate,
-            rule=record.rule,
-            max_rouge_l=record.max_rouge_l,
-            most_similar=record.most_similar,
-            mean_rouge_l=record.mean_rouge_l,
-            in_pool=record.in_pool,
-            is_classification=record.is_classification,
-            parent_id=parent.row_id if parent is not None else None,
-            operation=record.operation,
-            round=record.round,
-            detail=record.detail,
-        )
-        session.add(row)
+    todo = list(records)
+    while todo:
+        run: list[CandidateRecord] = []
+        in_run: set[int] = set()
+        for record in todo:
+            if record.parent is not None and id(record.parent) in in_run:
+                break
+            run.append(record)
+            in_run.add(id(record))
+        todo = todo[len(run):]
+        rows = []
+        for record in run:
+            parent = record.parent
+            rows.append(Instruction(
+                job_id=job_id,
+                seq=seq,
+                instruction=record.instruction,
+                fate=record.fate,
+                rule=record.rule,
+                max_rouge_l=record.max_rouge_l,
+                most_similar=record.most_similar,
+                mean_rouge_l=record.mean_rouge_l,
+                in_pool=record.in_pool,
+                is_classification=record.is_classification,
+                parent_id=parent.row_id if parent is not None else None,
+                operation=record.operation,
+                round=record.round,
+                detail=record.detail,
+            ))
+            seq += 1
+        session.add_all(rows)
         session.flush()
-        record.row_id = row.id
-        for position, inst in enumerate(record.instances):
-            session.add(
+        for record, row in zip(run, rows, strict=True):
+            record.row_id = row.id
+            session.add_all([
                 Instance(
                     instruction_id=id_of(row),
                     job_id=job_id,
@@ -333,8 +347,8 @@ def write_records(session: Session, job_id: int, records: list[CandidateRecord],
                     fate=Fate.accepted.value if inst.accepted and record.accepted else Fate.rejected.value,
                     rule=inst.rule,
                 )
-            )
-        seq += 1
+                for position, inst in enumerate(record.instances)
+            ])
     session.flush()
     return seq
 

@@ -16,6 +16,7 @@ therefore those of the datasketch tables (`tests/unit/test_dedup.py` compares th
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,11 +37,17 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return mixed
 
 
+@functools.cache
+def _band_numbers(bands: int) -> np.ndarray:
+    """Each band's number, hashed: where a band's hash starts (made once per band count)."""
+    return _mix(np.arange(1, bands + 1, dtype=np.uint64))
+
+
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(documents x bands) uint64: each band's rows hashed, with the band's number."""
     sig = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
     with np.errstate(over="ignore"):
-        h = np.broadcast_to(_mix(np.arange(1, bands + 1, dtype=np.uint64)), sig.shape[:2]).copy()
+        h = np.broadcast_to(_band_numbers(bands), sig.shape[:2]).copy()
         for r in range(rows):
             h = _mix(h * _MULT + sig[:, :, r])
     return h

@@ -25,6 +25,12 @@ not on the whole request. Usage comes from the stream's last event
 (`stream_options.include_usage`, vLLM and llama.cpp), else from llama.cpp's `timings`,
 else the content events are counted. A server that answers a stream request with plain
 JSON is read as such; `stream=False` sends plain requests with a whole-request timeout.
+Requests go through httpx over aiohttp's connection pool (`httpx_aiohttp.AiohttpTransport`):
+httpcore's pool cost more CPU per streamed request than the rest of a job's work. A test's
+injected transport and proxies from the environment still go through httpx's own.
+
+A request waits for a slot in line: a release hands its slot to the oldest waiter that can
+use it (`_acquire`), rather than waking every waiting request to race for it.
 
 Endpoints are named in messages, metrics and the job's counters through `urls.redact`
 (a base URL may carry a password), and `Usage` keeps the last few failed attempts' messages
@@ -44,16 +50,20 @@ judge's expected score), come back in `Completion.logprobs`, streamed or not.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+import httpx_aiohttp
+from pydantic_core import from_json
 
 from app.core import metrics
 from app.core.config import LLMConfig
@@ -171,9 +181,67 @@ class _Endpoint:
     failures: int = 0
     published_limit: int = 0  # what this client added to the limit gauge
     name: str = field(init=False)  # the base URL without its password: in messages, metrics and counters
+    in_flight_metric: Any = field(init=False)  # this endpoint's child of LLM_IN_FLIGHT, looked up once
+    answered_metrics: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = redact(self.base_url)
+        self.in_flight_metric = metrics.LLM_IN_FLIGHT.labels(self.name)
+        # the children an answered request counts in, looked up once (a lookup per request cost
+        # more than the counting)
+        self.answered_metrics = (metrics.LLM_REQUESTS.labels(self.name, "ok"), metrics.LLM_LATENCY.labels(self.name),
+                                 metrics.LLM_TOKENS.labels(self.name, "prompt"),
+                                 metrics.LLM_TOKENS.labels(self.name, "completion"),
+                                 metrics.LLM_TOKENS.labels(self.name, "cached_prompt"))
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """httpx_aiohttp raises every aiohttp connection error it has no closer entry for as a
+    `ConnectTimeout`; these keep the meanings httpcore gives them: a refused connection is a
+    `ConnectError`, a kept-alive connection closed before a byte of the answer the
+    `RemoteProtocolError` that `_send` sends again, a connection broken otherwise a `ReadError`."""
+    try:
+        yield
+    except httpx.ConnectTimeout as exc:
+        cause = exc.__cause__
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            raise httpx.ConnectError(str(exc)) from cause
+        if isinstance(cause, aiohttp.ServerDisconnectedError):
+            raise httpx.RemoteProtocolError(f"Server disconnected {STALE_CONNECTION}.") from cause
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
+            raise httpx.ReadError(str(exc)) from cause
+        raise
+
+
+class _AiohttpStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for chunk in self._inner:
+                yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _AiohttpTransport(httpx_aiohttp.AiohttpTransport):
+    """httpx over aiohttp's pool, with httpcore's exceptions (`_httpx_errors`), and for a base
+    URL with a password too: httpx has already made the URL's user and password its
+    `Authorization` header, and aiohttp refuses a URL that still carries them next to it."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.userinfo:
+            request.url = request.url.copy_with(userinfo=b"")
+        with _httpx_errors():
+            response = await super().handle_async_request(request)
+        inner = response.stream
+        if not isinstance(inner, httpx.AsyncByteStream):  # an async transport's answer streams asynchronously
+            raise TypeError(f"expected an async byte stream, got {type(inner).__name__}")
+        response.stream = _AiohttpStream(inner)
+        return response
 
 
 class _Overload(Exception):
@@ -200,11 +268,12 @@ class LLMClient:
         if not self.base_urls:
             raise ValueError("LLMClient needs at least one base URL")
         dialects.check_dialect(self.config.dialect)
-        self._dialect: Dialect | None = None if self.config.dialect == "auto" else self.config.dialect  # type: ignore[assignment]
+        self._dialect: Dialect | None = None if self.config.dialect == "auto" else self.config.dialect
         self._dialect_lock = asyncio.Lock()
         self.role_usage: dict[str, Usage] = {}  # what `ask` counted per role
         self.role_dialects: dict[str, str] = {}  # the API that last answered each role's step
         self.role_prices: dict[str, float] = {}  # role -> price per million tokens, for the cost metric
+        self._role_metrics: dict[tuple[str, str], tuple[Any, ...]] = {}  # (role, dialect) -> its metric children
         n = len(self.base_urls)
         # the configured concurrency is for all endpoints together; each adapts on its own
         config = self.config
@@ -216,19 +285,23 @@ class LLMClient:
         ]
         for ep in self._endpoints:
             self._publish_limit(ep)
-        self._slots = asyncio.Condition()
-        self._waiting = 0  # requests waiting for a free slot
+        # requests waiting for a free slot, oldest first: (the endpoint to avoid, the future
+        # a releasing request hands its slot through); see `_acquire`
+        self._waiters: deque[tuple[_Endpoint | None, asyncio.Future[_Endpoint]]] = deque()
         self.utilisation = Utilisation()
         self._rr = 0
         self._last_answer = float("-inf")  # monotonic time of the last answered request
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         most = self.config.concurrency_max * n
         limits = httpx.Limits(max_connections=most + 4, max_keepalive_connections=most)
+        # aiohttp's pool (the same limits; idle connections dropped after 5 s) unless a test
+        # injects its transport
+        transport = self.transport or _AiohttpTransport(limits=limits)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.config.timeout_s, connect=min(10.0, self.config.timeout_s)),
             headers=headers,
             limits=limits,
-            transport=self.transport,
+            transport=transport,
         )
 
     async def __aenter__(self) -> LLMClient:
@@ -349,9 +422,16 @@ class LLMClient:
         counted.completion_tokens += completion.completion_tokens
         counted.cached_prompt_tokens += completion.cached_tokens
         self.role_dialects[role] = completion.dialect  # a step may use another API than the client's dialect
-        metrics.LLM_ROLE_STEPS.labels(role, "ok").inc()
-        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt").inc(completion.prompt_tokens)
-        metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion").inc(completion.completion_tokens)
+        children = self._role_metrics.get((role, completion.dialect))
+        if children is None:
+            children = self._role_metrics[(role, completion.dialect)] = (
+                metrics.LLM_ROLE_STEPS.labels(role, "ok"),
+                metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "prompt"),
+                metrics.LLM_ROLE_TOKENS.labels(role, completion.dialect, "completion"))
+        steps, prompt_tokens, completion_tokens = children
+        steps.inc()
+        prompt_tokens.inc(completion.prompt_tokens)
+        completion_tokens.inc(completion.completion_tokens)
         price = self.role_prices.get(role)
         if price:
             metrics.LLM_ROLE_COST.labels(role).inc((completion.prompt_tokens + completion.completion_tokens) * price / 1e6)
@@ -435,26 +515,55 @@ class LLMClient:
     def _track(self) -> None:
         self.utilisation.update(sum(e.in_flight for e in self._endpoints), self.capacity)
 
-    async def _acquire(self, exclude: _Endpoint | None) -> _Endpoint:
-        async with self._slots:
-            while (ep := self._pick(exclude)) is None:
-                self._waiting += 1
-                try:
-                    await self._slots.wait()
-                finally:
-                    self._waiting -= 1
-            ep.in_flight += 1
-            metrics.LLM_IN_FLIGHT.labels(ep.name).inc()
-            self._track()
-            return ep
+    def _take(self, ep: _Endpoint) -> _Endpoint:
+        ep.in_flight += 1
+        ep.in_flight_metric.inc()
+        self._track()
+        return ep
 
-    async def _release(self, ep: _Endpoint) -> None:
-        async with self._slots:
-            ep.in_flight -= 1
-            metrics.LLM_IN_FLIGHT.labels(ep.name).dec()
-            self._publish_limit(ep)
-            self._track()
-            self._slots.notify_all()
+    async def _acquire(self, exclude: _Endpoint | None) -> _Endpoint:
+        """A slot on an endpoint (`_pick`), waiting in line while there is none.
+
+        Why not a condition that every release notifies: a job keeps many more requests
+        waiting than there are slots, and waking all of them on each release (each to find
+        the one slot gone) cost about a dozen wake-ups a request. A release hands its slot
+        to the oldest waiter that can use it (`_release`), so each wait ends once. The event
+        loop runs one request at a time, so the check and the take need no lock."""
+        if not self._waiters and (ep := self._pick(exclude)) is not None:
+            return self._take(ep)
+        waiter: asyncio.Future[_Endpoint] = asyncio.get_running_loop().create_future()
+        entry = (exclude, waiter)
+        self._waiters.append(entry)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a slot just as it was cancelled
+                self._release(waiter.result())
+            else:
+                try:
+                    self._waiters.remove(entry)
+                except ValueError:  # a release already dropped it
+                    pass
+            raise
+
+    def _release(self, ep: _Endpoint) -> None:
+        ep.in_flight -= 1
+        ep.in_flight_metric.dec()
+        self._publish_limit(ep)
+        self._track()
+        # hand the free room to the oldest waiters that can take it (a retry that avoids the
+        # endpoint that failed it does not hold back the requests behind it)
+        waiters = self._waiters
+        for exclude, waiter in waiters:
+            if waiter.done():
+                continue
+            ep_for = self._pick(exclude)
+            if ep_for is not None:
+                waiter.set_result(self._take(ep_for))
+            elif not any(e.in_flight < e.limit.limit for e in self._endpoints):
+                break  # no room left for anyone
+        while waiters and waiters[0][1].done():  # served (or cancelled) ones leave from the front
+            waiters.popleft()
 
     async def _send(self, ep: _Endpoint, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         """One attempt at one endpoint: the answer, or `_Overload`/`_Retryable`/`LLMError`.
@@ -480,25 +589,18 @@ class LLMClient:
                     raise _Unreachable(f"{ep.name}: cannot connect ({exc.__class__.__name__})") from None
                 raise _Overload(f"{ep.name}: no answer within {self.config.timeout_s:g} s") from None
             _check_status(resp, ep, path)
-            try:
-                return resp.json()
-            except ValueError:
-                raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
+            return _json_object(resp, ep, path)
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         timeout = httpx.Timeout(None, connect=min(10.0, self.config.first_token_timeout_s))
         async with self._http.stream(method, url, json=body, timeout=timeout) as resp:
             if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("content-type", ""):
                 await _read_within(resp, self.config.first_token_timeout_s, ep)
                 _check_status(resp, ep, path)
-                try:
-                    return resp.json()  # a server that does not stream answers at once
-                except ValueError:
-                    raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
-            return await self._read_events(resp, ep, path)
+                return _json_object(resp, ep, path)  # a server that does not stream answers at once
+            return await self._read_events(resp.aiter_lines(), ep, path)
 
-    async def _read_events(self, resp: httpx.Response, ep: _Endpoint, path: str) -> dict[str, Any]:
+    async def _read_events(self, lines: AsyncIterator[str], ep: _Endpoint, path: str) -> dict[str, Any]:
         """Assemble a streamed answer; time out on the first token and on silence."""
-        lines = resp.aiter_lines()
         parts: list[str] = []
         finish: str | None = None
         usage: dict[str, Any] = {}
@@ -540,7 +642,8 @@ class LLMClient:
                             parts.append(text)
                             chunks += 1
                         finish = choice.get("finish_reason") or finish
-                        logprobs = merge_logprobs(logprobs, choice.get("logprobs"))
+                        if (piece := choice.get("logprobs")) is not None:
+                            logprobs = merge_logprobs(logprobs, piece)
         except TimeoutError:
             what = "no first token" if first else "no token"
             raise _Overload(f"{ep.name}{path}: {what} for {limit:g} s") from None
@@ -559,7 +662,7 @@ class LLMClient:
     def _event(payload: str, ep: _Endpoint, path: str) -> dict[str, Any] | None:
         """One streamed event, None for one that is not an object; a broken one raises."""
         try:
-            event = json.loads(payload)
+            event = from_json(payload)  # pydantic's parser: a third of `json.loads`'s time on an event
         except ValueError:
             raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
         if not isinstance(event, dict):
@@ -615,18 +718,19 @@ class LLMClient:
                 self._last_answer = time.monotonic()
                 usage = ((data.get("usage") or {}) if isinstance(data, dict) else {})
                 tokens = int(usage.get("completion_tokens") or 0)
-                metrics.LLM_REQUESTS.labels(ep.name, "ok").inc()
-                metrics.LLM_LATENCY.labels(ep.name).observe(self._last_answer - sent)
+                answered, latency, prompt_tokens, completion_tokens, cached_tokens = ep.answered_metrics
+                answered.inc()
+                latency.observe(self._last_answer - sent)
                 if usage:
-                    metrics.LLM_TOKENS.labels(ep.name, "prompt").inc(int(usage.get("prompt_tokens") or 0))
-                    metrics.LLM_TOKENS.labels(ep.name, "completion").inc(tokens)
-                    metrics.LLM_TOKENS.labels(ep.name, "cached_prompt").inc(cached_prompt_tokens(data))
-                if self._waiting:
+                    prompt_tokens.inc(int(usage.get("prompt_tokens") or 0))
+                    completion_tokens.inc(tokens)
+                    cached_tokens.inc(cached_prompt_tokens(data))
+                if self._waiters:
                     ep.limit.saturated()  # requests wait for a slot: the limit holds the job back
                 ep.limit.success(self._last_answer - sent, tokens)
                 return data
             finally:
-                await self._release(ep)
+                self._release(ep)
             self._failed(ep, last_error)
             metrics.LLM_REQUESTS.labels(ep.name, outcome).inc()
             now = time.monotonic()
@@ -650,6 +754,18 @@ class LLMClient:
 
 class _Unreachable(_Retryable):
     """The endpoint could not be connected to."""
+
+
+def _json_object(resp: httpx.Response, ep: _Endpoint, path: str) -> dict[str, Any]:
+    """The answer's JSON object; anything else (not JSON, or JSON that is not an object) is
+    retried like a garbled answer."""
+    try:
+        answer = resp.json()
+    except ValueError:
+        raise _Retryable(f"{ep.name}{path}: answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise _Retryable(f"{ep.name}{path}: answer is not a JSON object")
+    return answer
 
 
 def _check_status(resp: httpx.Response, ep: _Endpoint, path: str) -> None:
