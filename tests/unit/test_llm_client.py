@@ -68,17 +68,26 @@ def test_gives_up_after_retries_with_the_last_error():
 
 
 def test_a_request_that_fails_while_others_are_answered_is_not_an_outage():
+    # the failing prompt takes 0.2 s to fail, the others 0.01 s to answer, and they are asked
+    # for until it has given up: every failed attempt sees answers that came after it was sent
     def respond(path, body):
-        return (500, '{"error": "this prompt breaks the server"}') if body and body.get("prompt") == "bad" else None
+        if body and body.get("prompt") == "bad":
+            time.sleep(0.2)
+            return 500, '{"error": "this prompt breaks the server"}'
+        return None
 
     with FaultyLLMServer(respond=respond, delay_s=0.01) as srv:
         async def go():
             async with client([srv.url], max_retries=2, backoff_s=0.05, outage_budget_s=600) as c:
+                bad = asyncio.ensure_future(c.complete("bad"))
+
                 async def others():
-                    for i in range(40):
+                    i = 0
+                    while not bad.done():
                         await c.complete(str(i))
-                results = await asyncio.gather(c.complete("bad"), others(), return_exceptions=True)
-                return results[0]
+                        i += 1
+                await asyncio.gather(bad, others(), others(), return_exceptions=True)
+                return bad.exception()
         error = run(go())
     assert isinstance(error, LLMError) and not isinstance(error, LLMUnavailableError), error
     assert "gave up after 3 attempts" in str(error) and "this prompt breaks the server" in str(error)
