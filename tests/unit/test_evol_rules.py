@@ -188,3 +188,13 @@ def test_every_elimination_rule_is_a_named_rule():
         "no_information_gain", "sorry_response", "stopwords_only_response", "copied_scaffolding",
     }
     assert set(ELIMINATION_RULES) <= set(EVOL_RULES)
+
+
+def test_response_rule_checks_truncation_then_stop_words_then_sorry():
+    from app.core.methods.evol_rules import response_rule
+
+    assert response_rule("Paris is the capital of France.", "length") == "truncated_response"
+    assert response_rule("the of and", "stop") == "stopwords_only_response"
+    assert response_rule("Sorry, I cannot help.", "stop") == "sorry_response"
+    assert response_rule("Sorry, I cannot help.", "stop", sorry_max_words=2) is None
+    assert response_rule("Paris is the capital of France.", "stop") is None

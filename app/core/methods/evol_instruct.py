@@ -370,12 +370,9 @@ class EvolInstruct:
         reply = await self.responder.ask(request, role="responder")
         response = reply.text.strip()
         record.instances = [InstanceCandidate("", response)]
-        if reply.finish_reason == "length":
-            record.rule = "truncated_response"
-        elif evol_rules.stopwords_only(response):
-            record.rule = "stopwords_only_response"
-        elif evol_rules.sorry_response(response, self.p.sorry_max_words):
-            record.rule = "sorry_response"
+        rule = evol_rules.response_rule(response, reply.finish_reason, self.p.sorry_max_words)
+        if rule:
+            record.rule = rule
 
     def _novelty(self, record: CandidateRecord, lineage: Lineage) -> str | None:
         """ROUGE-L against the pool less this lineage's ancestors; stores the scores."""

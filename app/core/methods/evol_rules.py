@@ -82,6 +82,19 @@ def stopwords_only(response: str) -> bool:
     return all(word in STOP_WORDS for word in _WORD.findall(_normal(response)))
 
 
+def response_rule(response: str, finish_reason: str | None, sorry_max_words: int = 80) -> str | None:
+    """Why an answer fails, in the order the methods check it: cut at the token limit
+    (`truncated_response`), rule 3 (`stopwords_only_response`), rule 2 (`sorry_response`);
+    None when it passes. One place for Evol-Instruct, the planned methods and Magpie."""
+    if finish_reason == "length":
+        return "truncated_response"
+    if stopwords_only(response):
+        return "stopwords_only_response"
+    if sorry_response(response, sorry_max_words):
+        return "sorry_response"
+    return None
+
+
 def _words(text: str) -> list[str]:
     return _WORD.findall(_normal(text))
 

@@ -151,13 +151,7 @@ class MagpieGeneration(CandidateTasks):
         return reply.text.strip(), reply.finish_reason
 
     def answer_rule(self, text: str, finish_reason: str | None) -> str | None:
-        if finish_reason == "length":
-            return "truncated_response"
-        if evol_rules.stopwords_only(text):
-            return "stopwords_only_response"
-        if evol_rules.sorry_response(text, self.p.sorry_max_words):
-            return "sorry_response"
-        return None
+        return evol_rules.response_rule(text, finish_reason, self.p.sorry_max_words)
 
     async def _one(self, state: dict[str, Any]) -> CandidateRecord:
         text, finish = await self.query([])

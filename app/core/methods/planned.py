@@ -167,13 +167,10 @@ class PlannedGeneration(CandidateTasks):
         reply = await self.responder.ask(request, role="responder")
         response = reply.text.strip()
         record.instances = [InstanceCandidate("", response)]
-        if reply.finish_reason == "length":
-            record.rule = "truncated_response"
-        elif evol_rules.stopwords_only(response):
-            record.rule = "stopwords_only_response"
-        elif evol_rules.sorry_response(response, self.p.sorry_max_words):
-            record.rule = "sorry_response"
-        elif self.decontaminate is not None and (rule := screen(self.decontaminate, record)):
+        rule = evol_rules.response_rule(response, reply.finish_reason, self.p.sorry_max_words)
+        if rule is None and self.decontaminate is not None:
+            rule = screen(self.decontaminate, record)
+        if rule:
             record.rule = rule
         elif self.near_duplicates is not None and self.near_duplicates.check_and_add(
                 f"{self.job_key}:{uuid.uuid4().hex}", example_text(record.instruction, "", response)):
