@@ -54,7 +54,7 @@ class CandidateTasks:
     def _start(self, state: dict[str, Any], in_flight: int) -> Coroutine[Any, Any, CandidateRecord] | None:
         """The next candidate's task (it puts its record in `state["record"]` once the record
         joins the pool), or None when there is nothing more to ask."""
-        raise NotImplementedError
+        raise NotImplementedError  # each method (persona, topic tree, Magpie) says what it asks next
 
     async def run_tasks(self) -> AsyncGenerator[CandidateRecord, None]:
         running: dict[asyncio.Task[CandidateRecord], dict[str, Any]] = {}
