@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import re
 import socket
@@ -44,7 +45,7 @@ _NUMBERED_END = re.compile(r"(\d+)\.\s*$")
 
 
 def words(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(VOCAB) for _ in range(n))
+    return " ".join(rng.choices(VOCAB, k=n))
 
 
 _bank = random.Random(11)
@@ -63,14 +64,15 @@ def answer_text(prompt: str, rng: random.Random, copies: bool = False) -> str:
     tail = prompt[-200:]
     if tail.rstrip().endswith("Is it classification?"):
         return " No"
-    if "\nTask:" in tail and not _NUMBERED_END.search(tail):
+    numbered = _NUMBERED_END.search(tail)
+    if "\nTask:" in tail and not numbered:
         if copies:
             return f"Example 1\nInput: none\nOutput: {rng.choice(DOCS)}\n"
         n = rng.randint(1, 2)
         return "".join(f"Example {i}\nInput: {words(rng, rng.randint(4, 9))}\n"
                        f"Output: {words(rng, rng.randint(5, 12))}\n" for i in range(1, n + 1))
-    if m := _NUMBERED_END.search(tail):
-        start = int(m.group(1))
+    if numbered:
+        start = int(numbered.group(1))
         items = [near_copy(rng) if copies else f"{rng.choice(VERBS)} the {words(rng, rng.randint(6, 12))}."
                  for _ in range(8)]
         return " " + items[0] + "".join(f"\n{start + i}. {text}" for i, text in enumerate(items[1:], start=1))
@@ -85,13 +87,50 @@ def cut(text: str, stop: list[str] | str | None) -> tuple[str, str]:
     return (text[:at], "stop") if at >= 0 else (text, "stop")
 
 
+_PIECES = re.compile(r"\s*\S+")
+
+
+class _Events:
+    """Server-sent events rendered once per piece of text and kept (the fake's own CPU is
+    on the same cores as the client it serves, so it should spend as little as it can).
+
+    A piece is a word with the whitespace before it (" word", "\\n3."): the vocabulary is
+    small, so after the bank rendered at start nearly every event is a dict look-up. Only
+    the last piece (with its finish reason) and the usage event are rendered per answer."""
+
+    def __init__(self) -> None:
+        self.chat: dict[str, bytes] = {}
+        self.text: dict[str, bytes] = {}
+        for word in (*VOCAB, *VERBS, "the"):
+            for piece in (f" {word}", f" {word}.", f"\n{word}"):
+                self.event(piece, True)
+                self.event(piece, False)
+
+    def event(self, piece: str, chat: bool, finish: str | None = None) -> bytes:
+        cache = self.chat if chat else self.text
+        if finish is None and (hit := cache.get(piece)) is not None:
+            return hit
+        choice = ({"index": 0, "delta": {"content": piece}, "finish_reason": finish}
+                  if chat else {"index": 0, "text": piece, "finish_reason": finish})
+        data = b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+        if finish is None and len(cache) < 500_000:
+            cache[piece] = data
+        return data
+
+
 class _Protocol(asyncio.Protocol):
-    def __init__(self, latency_s: float, tokens_per_s: float, copies: bool = False):
+    events: _Events | None = None  # built once per server process
+    served = 0
+
+    def __init__(self, latency_s: float, tokens_per_s: float, copies: bool = False, rng: random.Random | None = None):
         self.copies = copies
         self.latency_s = latency_s
         self.tokens_per_s = tokens_per_s
+        self.rng = rng or random.Random()
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
+        if _Protocol.events is None:
+            _Protocol.events = _Events()
 
     def connection_made(self, transport):  # type: ignore[override]
         self.transport = transport
@@ -102,73 +141,110 @@ class _Protocol(asyncio.Protocol):
             head_end = self.buffer.find(b"\r\n\r\n")
             if head_end < 0:
                 return
-            head = self.buffer[:head_end].decode("latin-1")
+            head = self.buffer[:head_end]
             length = 0
-            for line in head.split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
+            at = head.lower().find(b"\r\ncontent-length:")
+            if at >= 0:
+                end = head.find(b"\r\n", at + 2)
+                length = int(head[at + 17: end if end >= 0 else None].strip())
             if len(self.buffer) < head_end + 4 + length:
                 return
             body = self.buffer[head_end + 4: head_end + 4 + length]
             self.buffer = self.buffer[head_end + 4 + length:]
-            method, path = head.split(" ", 2)[:2]
-            asyncio.ensure_future(self.answer(method, path, body))
+            method, path = head[: head.find(b"\r\n")].decode("latin-1").split(" ", 2)[:2]
+            if self.latency_s or self.tokens_per_s:
+                asyncio.ensure_future(self.answer(method, path, body))
+            else:  # an instant answer needs no task
+                self.answer_now(path, body)
 
     def send(self, status: int, content_type: str, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        self.transport.write(f"HTTP/1.1 {status} OK\r\ncontent-type: {content_type}\r\n"
-                             f"content-length: {len(data)}\r\n\r\n".encode() + data)
+        self.transport.write(b"HTTP/1.1 %d OK\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n%s"
+                             % (status, content_type.encode(), len(data), data))
 
-    async def answer(self, method: str, path: str, raw: bytes) -> None:
-        if path.endswith("/models"):
-            self.send(200, "application/json", b'{"object":"list","data":[{"id":"fake-model"}]}')
-            return
+    def prepare(self, path: str, raw: bytes) -> tuple[dict, bool, str, list[str], str, dict]:
         body = json.loads(raw or b"{}")
         chat = path.endswith("/chat/completions")
         prompt = body["messages"][-1]["content"] if chat else body.get("prompt", "")
-        rng = random.Random(f"{body.get('seed')}:{prompt[-64:]}:{random.random()}")
-        text, finish = cut(answer_text(prompt, rng, self.copies), body.get("stop"))
-        pieces = re.findall(r"\s*\S+", text) or [text]
+        text, finish = cut(answer_text(prompt, self.rng, self.copies), body.get("stop"))
+        pieces = _PIECES.findall(text) or [text]
         usage = {"prompt_tokens": max(1, len(prompt) // 4), "completion_tokens": len(pieces),
                  "total_tokens": max(1, len(prompt) // 4) + len(pieces)}
+        _Protocol.served += 1
+        return body, chat, text, pieces, finish, usage
+
+    def rendered(self, chat: bool, pieces: list[str], finish: str, usage: dict) -> list[bytes]:
+        """The answer's events, `[DONE]` included, each `data: ...\\n\\n`."""
+        assert self.events is not None
+        out = [self.events.event(piece, chat) for piece in pieces[:-1]]
+        out.append(self.events.event(pieces[-1], chat, finish))
+        out.append(b'data: {"choices": [], "usage": %s}\n\n' % json.dumps(usage).encode())
+        out.append(b"data: [DONE]\n\n")
+        return out
+
+    def special(self, path: str) -> bool:
+        if path.endswith("/models"):
+            self.send(200, "application/json", b'{"object":"list","data":[{"id":"fake-model"}]}')
+            return True
+        if path.endswith("/fake-stats"):  # the fake's own counts, for benchmarks
+            import resource
+
+            r = resource.getrusage(resource.RUSAGE_SELF)
+            self.send(200, "application/json",
+                      json.dumps({"served": _Protocol.served, "cpu_s": r.ru_utime + r.ru_stime}).encode())
+            return True
+        return False
+
+    def answer_now(self, path: str, raw: bytes) -> None:
+        if self.special(path):
+            return
+        body, chat, text, pieces, finish, usage = self.prepare(path, raw)
+        if not body.get("stream"):
+            self.send(200, "application/json", self.whole(chat, text, finish, usage))
+            return
+        self.send(200, "text/event-stream", b"".join(self.rendered(chat, pieces, finish, usage)))
+
+    @staticmethod
+    def whole(chat: bool, text: str, finish: str, usage: dict) -> bytes:
+        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                  if chat else {"index": 0, "text": text, "finish_reason": finish})
+        return json.dumps({"choices": [choice], "usage": usage}).encode()
+
+    async def answer(self, method: str, path: str, raw: bytes) -> None:
+        if self.special(path):
+            return
+        body, chat, text, pieces, finish, usage = self.prepare(path, raw)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if not body.get("stream"):
-            choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-                      if chat else {"index": 0, "text": text, "finish_reason": finish})
-            self.send(200, "application/json", json.dumps({"choices": [choice], "usage": usage}).encode())
+            self.send(200, "application/json", self.whole(chat, text, finish, usage))
             return
-        events = []
-        for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            choice = ({"index": 0, "delta": {"content": piece}, "finish_reason": finish if last else None}
-                      if chat else {"index": 0, "text": piece, "finish_reason": finish if last else None})
-            events.append({"choices": [choice]})
-        events.append({"choices": [], "usage": usage})
+        events = self.rendered(chat, pieces, finish, usage)
         if not self.tokens_per_s:
-            data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-            self.send(200, "text/event-stream", data.encode())
+            self.send(200, "text/event-stream", b"".join(events))
             return
         if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        for e in events:
+        for e in events[:-1]:
             await asyncio.sleep(1.0 / self.tokens_per_s)
-            self._chunk(f"data: {json.dumps(e)}\n\n".encode())
-        self._chunk(b"data: [DONE]\n\n")
+            self._chunk(e)
+        self._chunk(events[-1])
         self._chunk(b"")
 
     def _chunk(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
 
 
 def serve(sock: socket.socket, latency_s: float, tokens_per_s: float, copies: bool = False) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Protocol(latency_s, tokens_per_s, copies), sock=sock, backlog=1024)
+        _Protocol.events = _Events()  # rendered before the first request
+        rng = random.Random()
+        server = await loop.create_server(lambda: _Protocol(latency_s, tokens_per_s, copies, rng), sock=sock,
+                                          backlog=1024)
         await server.serve_forever()
 
     asyncio.run(main())
@@ -199,6 +275,14 @@ class FakeServer:
             except OSError:
                 time.sleep(0.05)
         return f"http://127.0.0.1:{port}/v1"
+
+    def cpu_s(self) -> float:
+        """The server process's CPU seconds so far (user and system, from /proc): it runs on
+        the same cores as the processes it serves, so benchmarks count its share."""
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:

@@ -91,12 +91,20 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 SEEDS = ROOT / "seeds" / "default.jsonl"
 BEFORE = "96353c22fcd9d6bb83a97386a9792e87c87a855b"  # the revision before the cuts measured here
 START = "ed665669ba22a4133ef75317d0a5d2f24e9b31e6"  # the first round of cuts, before the slot hand-over and the aiohttp transport (`start`)
+FAKE_BEFORE = "be95641"  # the fake server before its answers were rendered from a bank of events
 DEDUP_BEFORE = "642b6ff"  # the last revision whose in-memory near-duplicate index was datasketch's
 
 
 def cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def proc_cpu_s(pid: int) -> float:
+    """Another process's CPU seconds so far (user and system, from /proc): the fake server's."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _AbsentSniffio:
@@ -136,14 +144,19 @@ def child(args: argparse.Namespace) -> None:
             job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
         config = settings.core_config()
         profiler = cProfile.Profile() if args.profile else None
-        c0, t0 = cpu_s(), time.monotonic()
+        if args.barrier:  # runs side by side: all start run_job together, once all are ready
+            Path(args.barrier, f"ready-{os.getpid()}").touch()
+            while not Path(args.barrier, "go").exists():
+                time.sleep(0.005)
+        c0, t0, started = cpu_s(), time.monotonic(), time.time()
         if profiler:
             profiler.enable()
         job = lifecycle.run_job(url, job_id, config)
         if profiler:
             profiler.disable()
-        cpu, wall = cpu_s() - c0, time.monotonic() - t0
+        cpu, wall, ended = cpu_s() - c0, time.monotonic() - t0, time.time()
     out: dict[str, Any] = {"status": job.status, "error": job.error, "cpu_s": cpu, "wall_s": wall,
+                           "started": started, "ended": ended,
                            "requests": job.counters.get("llm_requests", 0), "curated": job.counters.get("accepted", 0)}
     if profiler:
         buf = io.StringIO()
@@ -164,13 +177,28 @@ def run_child(config: str, url: str, target: int, code: Path = ROOT, profile: in
 
 
 def run_children(config: str, url: str, target: int, code: Path = ROOT, profile: int = 0,
-                 n: int = 1) -> list[dict[str, Any]]:
-    """`n` runs at once, each a fresh process with a job of its own (as `n` worker processes)."""
+                 n: int = 1, server: Any = None) -> list[dict[str, Any]]:
+    """`n` runs at once, each a fresh process with a job of its own (as `n` worker processes).
+
+    With more than one, the runs start `run_job` together (a barrier: each waits for all to
+    be ready), so the wall time from the first start to the last end is their time together;
+    with `server` (a `FakeServer`), the server's CPU over that time goes into the first
+    result as `server_cpu_s`."""
+    barrier = tempfile.mkdtemp(prefix="sprout-barrier-") if n > 1 or server is not None else ""
     cmd = [sys.executable, __file__, "_child", "--config", config, "--url", url, "--target", str(target),
-           "--profile", str(profile), "--code", str(code)]
+           "--profile", str(profile), "--code", str(code), "--barrier", barrier]
     env = {**os.environ, "PYTHONPATH": str(code)}
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=code)
              for _ in range(n)]
+    server_c0 = 0.0
+    if barrier:
+        deadline = time.monotonic() + 600
+        while len(list(Path(barrier).glob("ready-*"))) < n and time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                break  # one failed before run_job: its error is read below
+            time.sleep(0.01)
+        server_c0 = proc_cpu_s(server.process.pid) if server is not None else 0.0
+        Path(barrier, "go").touch()
     out = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=1800)
@@ -178,69 +206,151 @@ def run_children(config: str, url: str, target: int, code: Path = ROOT, profile:
         if line is None:
             raise RuntimeError(f"{config} run failed:\n{stdout[-2000:]}\n{stderr[-4000:]}")
         out.append(json.loads(line[7:]))
+    if server is not None:
+        out[0]["server_cpu_s"] = proc_cpu_s(server.process.pid) - server_c0
+    if barrier:
+        for f in Path(barrier).iterdir():
+            f.unlink()
+        os.rmdir(barrier)
     return out
 
 
 def overhead(args: argparse.Namespace) -> None:
     from fake_llm_server import FakeServer
 
-    configs = ["before", "start", "after"]
+    if args.quick:  # a re-run in about two minutes: `after` side by side only
+        args.configs, args.repeats, args.profile, args.floor_requests = "", 1, 0, 0
+        args.target = args.target or 150
+        args.parallel_configs = "after"
+    args.target = args.target or 500
+    configs = [c for c in args.configs.split(",") if c]
+    pconfigs = [c for c in args.parallel_configs.split(",") if c]
     rows: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
-    with FakeServer(latency_s=0.0) as url, tempfile.TemporaryDirectory(prefix="sprout-before-") as old, \
+    fake = FakeServer(latency_s=0.0)
+    with fake as url, tempfile.TemporaryDirectory(prefix="sprout-before-") as old, \
             tempfile.TemporaryDirectory(prefix="sprout-start-") as start:
-        code = {"before": checkout(args.before, Path(old)), "start": checkout(args.start, Path(start)), "after": ROOT}
-        print(f"FAKE model server (instant, not a model) at {url}; target {args.target} curated per run")
+        code = {"before": checkout(args.before, Path(old)) if "before" in configs else ROOT,
+                "start": checkout(args.start, Path(start)) if "start" in configs + pconfigs else ROOT,
+                "after": ROOT}
+        print(f"FAKE model server (instant, not a model) at {url}; target {args.target} curated per run; "
+              f"load average {loadavg()}")
         for rep in range(args.repeats):
             for config in configs:  # interleaved, so load from others falls on both alike
-                r = run_child(config, url, args.target, code[config])
+                r = run_children(config, url, args.target, code[config], server=fake)[0]
                 if r["status"] != "succeeded":
                     raise SystemExit(f"{config}: job {r['status']}: {r['error']}")
                 rows[config].append(r)
                 print(f"  run {rep + 1} {config:7s} requests {r['requests']:5d} curated {r['curated']:4d} "
-                      f"cpu {r['cpu_s']:6.2f} s  wall {r['wall_s']:6.2f} s", flush=True)
+                      f"cpu {r['cpu_s']:6.2f} s  wall {r['wall_s']:6.2f} s  fake server cpu "
+                      f"{r['server_cpu_s']:5.2f} s", flush=True)
         profiles = {c: run_child(c, url, args.target, code[c], profile=args.profile)["profile"]
-                    for c in ("start", "after")} if args.profile else {}
-        # worker processes side by side, each with its own job: total requests per wall second
-        parallel: dict[tuple[str, int], list[float]] = {}
+                    for c in ("start", "after") if c in configs} if args.profile else {}
+        # worker processes side by side, each with its own job, started together
+        parallel: dict[tuple[str, int], list[dict[str, float]]] = {}
         for rep in range(args.repeats):
-            for config in ("start", "after"):
+            for config in pconfigs:
                 for n in (int(x) for x in args.parallel.split(",") if x):
-                    t0 = time.monotonic()
-                    rs = run_children(config, url, args.target, code[config], n=n)
-                    # each child's own run_job wall, not the process start-ups: the runs overlap
-                    rate = sum(r["requests"] for r in rs) / max(r["wall_s"] for r in rs)
-                    parallel.setdefault((config, n), []).append(rate)
-                    print(f"  run {rep + 1} {config:7s} {n} worker process(es) at once: {rate:.0f} requests/s "
-                          f"(wall {time.monotonic() - t0:.1f} s with start-ups)", flush=True)
+                    rs = run_children(config, url, args.target, code[config], n=n, server=fake)
+                    if any(r["status"] != "succeeded" for r in rs):
+                        raise SystemExit(f"{config} x{n}: a job did not succeed: {[r['error'] for r in rs]}")
+                    p = side_by_side(rs)
+                    parallel.setdefault((config, n), []).append(p)
+                    print(f"  run {rep + 1} {config:7s} {n} worker process(es) together: {p['requests_s']:.0f} "
+                          f"requests/s, {p['curated_s']:.1f} curated/s, fake server {p['server_ms']:.3f} ms "
+                          f"a request (wall {p['wall']:.1f} s)", flush=True)
         floor = {(name, n): statistics.median(client_floor(url, name, args.floor_requests, n)
                                               for _ in range(args.repeats))
-                 for name in ("LLMClient", "LLMClient-httpx", "httpx") for n in (8, 32)}
-    print()
-    print("| configuration | requests | curated | CPU ms / request | CPU ms / curated | requests / CPU-s | vs before "
-          "| vs start |")
-    print("|---|---|---|---|---|---|---|---|")
-    per_reqs = {c: statistics.median(1000 * r["cpu_s"] / r["requests"] for r in rows[c]) for c in configs}
-    for config in configs:
-        rs = rows[config]
-        per_req = per_reqs[config]
-        per_cur = statistics.median(1000 * r["cpu_s"] / r["curated"] for r in rs)
-        print(f"| {config} | {statistics.median(r['requests'] for r in rs):.0f} | "
-              f"{statistics.median(r['curated'] for r in rs):.0f} | {per_req:.3f} | {per_cur:.3f} | "
-              f"{1000 / per_req:.0f} | {per_reqs['before'] / per_req:.2f}x | {per_reqs['start'] / per_req:.2f}x |")
-    for (name, n), ms in floor.items():
-        print(f"| floor: {name} alone, {n} in flight | {args.floor_requests} | - | {ms:.3f} | - | "
-              f"{1000 / ms:.0f} | - |")
+                 for name in ("LLMClient", "LLMClient-httpx", "httpx") for n in (8, 32)} if args.floor_requests else {}
+    print(f"\nload average after: {loadavg()}")
+    if configs:
+        print()
+        print("| configuration | requests | curated | CPU ms / request | CPU ms / curated | requests / CPU-s "
+              "| fake server CPU ms / request | vs first |")
+        print("|---|---|---|---|---|---|---|---|")
+        per_reqs = {c: statistics.median(1000 * r["cpu_s"] / r["requests"] for r in rows[c]) for c in configs}
+        for config in configs:
+            rs = rows[config]
+            per_req = per_reqs[config]
+            per_cur = statistics.median(1000 * r["cpu_s"] / r["curated"] for r in rs)
+            server = statistics.median(1000 * r["server_cpu_s"] / r["requests"] for r in rs)
+            print(f"| {config} | {statistics.median(r['requests'] for r in rs):.0f} | "
+                  f"{statistics.median(r['curated'] for r in rs):.0f} | {per_req:.3f} | {per_cur:.3f} | "
+                  f"{1000 / per_req:.0f} | {server:.3f} | {per_reqs[configs[0]] / per_req:.2f}x |")
+        for (name, n), ms in floor.items():
+            print(f"| floor: {name} alone, {n} in flight | {args.floor_requests} | - | {ms:.3f} | - | "
+                  f"{1000 / ms:.0f} | - | - |")
     if parallel:
         print()
-        print("| configuration | worker processes at once | requests / s (all together, wall) | vs one |")
-        print("|---|---|---|---|")
-        for (config, n), rates in parallel.items():
-            one = statistics.median(parallel[(config, 1)]) if (config, 1) in parallel else None
-            rate = statistics.median(rates)
-            print(f"| {config} | {n} | {rate:.0f} | {f'{rate / one:.2f}x' if one else '-'} |")
+        print_side_by_side("configuration", {(c, f"{n}"): v for (c, n), v in parallel.items()},
+                           lambda key: (key[0], "1"))
     for config, text in profiles.items():
         print(f"\n--- cProfile, {config} (top {args.profile} by own time) ---")
         print(text[text.find("ncalls") - 100 if "ncalls" in text else 0:])
+
+
+def fake_cost(args: argparse.Namespace) -> None:
+    """The fake server's own CPU per request: its module at `--fake-before` (from git) and
+    now, each serving one `after` run at a time, interleaved."""
+    import importlib.util
+
+    with tempfile.TemporaryDirectory(prefix="sprout-fake-") as tmp:
+        old = Path(tmp) / "fake_llm_server_before.py"
+        old.write_bytes(subprocess.run(["git", "show", f"{args.fake_before}:benchmarks/fake_llm_server.py"],
+                                       cwd=ROOT, capture_output=True, check=True).stdout)
+        modules = {}
+        for label, path in (("before", old), ("now", ROOT / "benchmarks" / "fake_llm_server.py")):
+            spec = importlib.util.spec_from_file_location(f"fake_{label}", path)
+            assert spec and spec.loader
+            modules[label] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(modules[label])
+        print(f"the FAKE server's CPU per request (not a model), target {args.target}; load average {loadavg()}")
+        per: dict[str, list[float]] = {label: [] for label in modules}
+        for rep in range(args.repeats):
+            for label, module in modules.items():
+                fake = module.FakeServer()
+                with fake as url:
+                    r = run_children("after", url, args.target, server=fake)[0]
+                per[label].append(1000 * r["server_cpu_s"] / r["requests"])
+                print(f"  run {rep + 1} {label:6s} {r['requests']} requests, fake server {r['server_cpu_s']:.2f} s "
+                      f"CPU, {per[label][-1]:.3f} ms a request (Sprout: {1000 * r['cpu_s'] / r['requests']:.3f})",
+                      flush=True)
+    print(f"load average after: {loadavg()}\n")
+    print("| fake server | CPU ms / request (median) | vs before |")
+    print("|---|---|---|")
+    base = statistics.median(per["before"])
+    for label, values in per.items():
+        print(f"| {label} | {statistics.median(values):.3f} | {base / statistics.median(values):.2f}x |")
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def side_by_side(rs: list[dict[str, Any]]) -> dict[str, float]:
+    """Runs started together: their rates over the wall time from the first start to the
+    last end, the CPU of all of them, and the fake server's (in the first result)."""
+    wall = max(r["ended"] for r in rs) - min(r["started"] for r in rs)
+    requests, curated = sum(r["requests"] for r in rs), sum(r["curated"] for r in rs)
+    sprout, server = sum(r["cpu_s"] for r in rs), rs[0].get("server_cpu_s", 0.0)
+    return {"wall": wall, "requests_s": requests / wall, "curated_s": curated / wall,
+            "cpu_ms_curated": 1000 * sprout / max(1, curated), "server_ms": 1000 * server / max(1, requests),
+            "server_share": server / max(1e-9, server + sprout), "cores": (server + sprout) / wall}
+
+
+def print_side_by_side(what: str, runs: dict[tuple[str, str], list[dict[str, float]]], one: Any) -> None:
+    """The table of `side_by_side` figures (medians over the runs), with curated per second
+    against the row `one(key)`."""
+    print(f"| {what} | processes | requests / s (wall, all together) | curated / s | Sprout CPU ms / curated "
+          "| fake server CPU ms / request | fake server's share of the CPU | cores busy (all CPU / wall) "
+          "| curated / s vs one |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key, ps in runs.items():
+        m = {k: statistics.median(p[k] for p in ps) for k in ps[0]}
+        base = runs.get(one(key))
+        ratio = f"{m['curated_s'] / statistics.median(p['curated_s'] for p in base):.2f}x" if base else "-"
+        print(f"| {key[0]} | {key[1]} | {m['requests_s']:.0f} | {m['curated_s']:.1f} | {m['cpu_ms_curated']:.2f} | "
+              f"{m['server_ms']:.3f} | {100 * m['server_share']:.0f}% | {m['cores']:.2f} | {ratio} |")
 
 
 def client_floor(url: str, name: str, n: int, in_flight: int) -> float:
@@ -462,7 +572,13 @@ def shards_run(args: argparse.Namespace) -> None:
     ctx = mp.get_context("forkserver")  # requesters start as warm worker processes do: imports done once
     ctx.set_forkserver_preload(["app.core.jobs.self_instruct", "app.core.jobs.shards"])
     rows = []
-    with FakeServer() as fake:
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}  # (label, processes: the decider and requesters)
+    if args.quick:
+        args.target = args.target or 200
+    args.target = args.target or 400
+    server = FakeServer()
+    print(f"load average {loadavg()}")
+    with server as fake:
         for n in [0, *(int(x) for x in args.workers.split(","))]:
             procs: list[Any] = []
             where: dict[str, str] = {}
@@ -489,25 +605,34 @@ def shards_run(args: argparse.Namespace) -> None:
                     seed_set = store.import_seed_set(s, SEEDS.name, fmt, tasks)
                     job_id = store.create_job(s, "self_instruct", params.model_dump(), seed_set_id=seed_set.id).id
                 shards.ShardChannel(args.redis_url, job_id).clear()
-                c0 = cpu_s()
+                c0, server_c0 = cpu_s(), proc_cpu_s(server.process.pid)
                 t0 = time.monotonic()
                 job = lifecycle.run_job(url, job_id, settings.core_config(), base_urls=[fake])
                 wall = time.monotonic() - t0
+                server_cpu = proc_cpu_s(server.process.pid) - server_c0
                 for p in procs:
                     p.join(60)
                 cpu = cpu_s() - c0 + sum(float(f.read_text()) for f in Path(cpu_dir).iterdir())
                 shards.ShardChannel(args.redis_url, job_id).clear()
             curated = job.counters.get("accepted", 0)
             label = "one worker, no shards" if n == 0 else f"{n} requester process{'es' if n > 1 else ''}"
-            rows.append((label, wall, curated, cpu, job.counters.get("llm_requests", 0)))
-            print(f"  {label}: {job.status}, {curated} curated in {wall:.1f} s, CPU {cpu:.1f} s", flush=True)
-    print()
+            requests = job.counters.get("llm_requests", 0)
+            rows.append((label, wall, curated, cpu, requests))
+            runs[(label, str(n + 1 if n else 1))] = [side_by_side([{
+                "started": 0.0, "ended": wall, "requests": requests, "curated": curated, "cpu_s": cpu,
+                "server_cpu_s": server_cpu}])]
+            print(f"  {label}: {job.status}, {curated} curated in {wall:.1f} s, CPU {cpu:.1f} s, fake server CPU "
+                  f"{server_cpu:.1f} s", flush=True)
+    print(f"\nload average after: {loadavg()}\n")
     print("| run | curated | requests | wall (s) | curated / s | CPU ms / curated | speed-up |")
     print("|---|---|---|---|---|---|---|")
     base = rows[0][2] / rows[0][1]
     for label, wall, curated, cpu, requests in rows:
         print(f"| {label} | {curated} | {requests} | {wall:.1f} | {curated / wall:.1f} | "
               f"{1000 * cpu / max(1, curated):.1f} | {curated / wall / base:.2f}x |")
+    print()
+    first = next(iter(runs))
+    print_side_by_side("run", runs, lambda key: first)
 
 
 def paging(args: argparse.Namespace) -> None:
@@ -636,12 +761,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     o = sub.add_parser("overhead", help="CPU per request and per curated example, before and after")
-    o.add_argument("--target", type=int, default=500)
+    o.add_argument("--target", type=int, default=0, help="curated per run (500; --quick: 150)")
+    o.add_argument("--quick", action="store_true",
+                   help="only `after` side by side, one run each, no profile or floor (about two minutes)")
+    o.add_argument("--configs", default="before,start,after", help="the one-process configurations ('': none)")
+    o.add_argument("--parallel-configs", default="start,after", help="the configurations run side by side")
     o.add_argument("--repeats", type=int, default=3)
     o.add_argument("--profile", type=int, default=15, help="profile entries to print (0: no profile)")
     o.add_argument("--before", default=BEFORE, help="the revision `before` runs")
     o.add_argument("--start", default=START, help="the revision `start` runs (before this round of cuts)")
-    o.add_argument("--parallel", default="1,2", help="worker processes run at once, each its own job ('': none)")
+    o.add_argument("--parallel", default="1,2,4", help="worker processes run at once, each its own job ('': none)")
     o.add_argument("--floor-requests", type=int, default=3000)
     c = sub.add_parser("_child")
     c.add_argument("--config", required=True)
@@ -649,11 +778,16 @@ def main() -> None:
     c.add_argument("--target", type=int, required=True)
     c.add_argument("--profile", type=int, default=0)
     c.add_argument("--code", default=str(ROOT))
+    c.add_argument("--barrier", default="")
     f = sub.add_parser("_floor")
     f.add_argument("--url", required=True)
     f.add_argument("--client", required=True)
     f.add_argument("--requests", type=int, default=3000)
     f.add_argument("--in-flight", type=int, default=8)
+    fk = sub.add_parser("fake", help="the fake server's CPU per request, its code before and now")
+    fk.add_argument("--target", type=int, default=300)
+    fk.add_argument("--repeats", type=int, default=3)
+    fk.add_argument("--fake-before", default=FAKE_BEFORE, help="the revision of the fake server `before` runs")
     i = sub.add_parser("index", help="the novelty and near-duplicate indexes at large pools")
     i.add_argument("--sizes", default="100000,1000000")
     i.add_argument("--dedup-sizes", default="100000,1000000")
@@ -666,7 +800,8 @@ def main() -> None:
     ic.add_argument("--brute", type=int, default=20)
     ic.add_argument("--dedup-before", default=DEDUP_BEFORE)
     sh = sub.add_parser("shards", help="curated per second over 1, 2, 4 requester processes")
-    sh.add_argument("--target", type=int, default=400)
+    sh.add_argument("--target", type=int, default=0, help="curated (400; --quick: 200)")
+    sh.add_argument("--quick", action="store_true", help="a target of 200 (a minute or two in all)")
     sh.add_argument("--workers", default="1,2,4")
     sh.add_argument("--redis-url", default=os.environ.get("SPROUT_REDIS_URL", "redis://127.0.0.1:6379/0"))
     pg = sub.add_parser("paging", help="a page of a 1M-row job's results, by offset and by after")
@@ -678,7 +813,7 @@ def main() -> None:
     pg.add_argument("--redis-url", default=os.environ.get("SPROUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
                     help="The API's broker (nothing is enqueued).")
     args = ap.parse_args()
-    {"paging": paging, "shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
+    {"fake": fake_cost, "paging": paging, "shards": shards_run, "overhead": overhead, "_child": child, "_floor": floor_child, "index": index, "_index": index_child}[args.cmd](args)
 
 
 if __name__ == "__main__":
