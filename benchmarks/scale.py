@@ -571,7 +571,6 @@ def shards_run(args: argparse.Namespace) -> None:
 
     ctx = mp.get_context("forkserver")  # requesters start as warm worker processes do: imports done once
     ctx.set_forkserver_preload(["app.core.jobs.self_instruct", "app.core.jobs.shards"])
-    rows = []
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}  # (label, processes: the decider and requesters)
     if args.quick:
         args.target = args.target or 200
@@ -579,7 +578,7 @@ def shards_run(args: argparse.Namespace) -> None:
     server = FakeServer()
     print(f"load average {loadavg()}")
     with server as fake:
-        for n in [0, *(int(x) for x in args.workers.split(","))]:
+        for rep_, n in ((r, n) for r in range(args.repeats) for n in [0, *(int(x) for x in args.workers.split(","))]):
             procs: list[Any] = []
             where: dict[str, str] = {}
 
@@ -617,20 +616,12 @@ def shards_run(args: argparse.Namespace) -> None:
             curated = job.counters.get("accepted", 0)
             label = "one worker, no shards" if n == 0 else f"{n} requester process{'es' if n > 1 else ''}"
             requests = job.counters.get("llm_requests", 0)
-            rows.append((label, wall, curated, cpu, requests))
-            runs[(label, str(n + 1 if n else 1))] = [side_by_side([{
+            runs.setdefault((label, str(n + 1 if n else 1)), []).append(side_by_side([{
                 "started": 0.0, "ended": wall, "requests": requests, "curated": curated, "cpu_s": cpu,
-                "server_cpu_s": server_cpu}])]
-            print(f"  {label}: {job.status}, {curated} curated in {wall:.1f} s, CPU {cpu:.1f} s, fake server CPU "
-                  f"{server_cpu:.1f} s", flush=True)
+                "server_cpu_s": server_cpu}]))
+            print(f"  run {rep_ + 1} {label}: {job.status}, {curated} curated, {requests} requests in {wall:.1f} s, "
+                  f"CPU {cpu:.1f} s, fake server CPU {server_cpu:.1f} s", flush=True)
     print(f"\nload average after: {loadavg()}\n")
-    print("| run | curated | requests | wall (s) | curated / s | CPU ms / curated | speed-up |")
-    print("|---|---|---|---|---|---|---|")
-    base = rows[0][2] / rows[0][1]
-    for label, wall, curated, cpu, requests in rows:
-        print(f"| {label} | {curated} | {requests} | {wall:.1f} | {curated / wall:.1f} | "
-              f"{1000 * cpu / max(1, curated):.1f} | {curated / wall / base:.2f}x |")
-    print()
     first = next(iter(runs))
     print_side_by_side("run", runs, lambda key: first)
 
@@ -719,7 +710,12 @@ def paging(args: argparse.Namespace) -> None:
                  f"{base}/instructions?sort=-max_rouge_l&limit=50&after={mid_key}"),
                 ("instructions by -max_rouge_l, a middle page by after, count=true",
                  f"{base}/instructions?sort=-max_rouge_l&limit=50&after={mid_key}&count=true"),
+                ("instructions by -max_rouge_l, a middle page by offset",
+                 f"{base}/instructions?sort=-max_rouge_l&limit=50&offset={n // 2}"),
+                ("instructions by max_rouge_l, a middle page by offset",
+                 f"{base}/instructions?sort=max_rouge_l&limit=50&offset={n // 2}"),
                 ("instances, last page by offset", f"{base}/instances?limit=50&offset={n - 50}"),
+                ("instances, a middle page by offset", f"{base}/instances?limit=50&offset={n // 2}"),
                 ("instances, last page by after",
                  f"{base}/instances?limit=50&after={n - 50}:0"),
             ]
@@ -803,6 +799,7 @@ def main() -> None:
     sh.add_argument("--target", type=int, default=0, help="curated (400; --quick: 200)")
     sh.add_argument("--quick", action="store_true", help="a target of 200 (a minute or two in all)")
     sh.add_argument("--workers", default="1,2,4")
+    sh.add_argument("--repeats", type=int, default=1, help="runs of each, interleaved (medians)")
     sh.add_argument("--redis-url", default=os.environ.get("SPROUT_REDIS_URL", "redis://127.0.0.1:6379/0"))
     pg = sub.add_parser("paging", help="a page of a 1M-row job's results, by offset and by after")
     pg.add_argument("--rows", type=int, default=1_000_000)

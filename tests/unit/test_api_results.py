@@ -237,3 +237,31 @@ def test_total_is_counted_by_offset_or_when_asked_and_left_out_by_key(api, job, 
         assert api.ok("get", f"{base}/{path}&limit=2&count=false")["total"] is None
     response = api.get(f"{base}/instructions?count=maybe")
     assert response.status_code == 422 and "count" in response.text
+
+
+@pytest.mark.parametrize("sort", ["max_rouge_l", "-max_rouge_l", "-seq"])
+def test_every_page_by_offset_is_the_listing_s_slice_across_the_scored_and_unscored_rows(api, job, pg_url, sort):
+    """A page by offset of a score sort is read as the scored part, then the unscored part,
+    each from the offset within it: every offset (the page that straddles the two parts
+    included), counted or not, filtered or not, gives the one-request listing's slice;
+    instances by offset likewise."""
+    store_candidates(pg_url, job, [
+        CandidateRecord(f"Task {i}.", i % 3 != 0, rule=None, in_pool=True,
+                        max_rouge_l=None if i % 4 == 0 else round((i * 7 % 10) / 10, 1),
+                        instances=[InstanceCandidate(f"in {i}.{k}", f"out {i}.{k}") for k in range(i % 3)])
+        for i in range(24)])
+    base = f"/api/v1/jobs/{job}"
+    for query in (f"sort={sort}", f"sort={sort}&fate=accepted", f"sort={sort}&count=false"):
+        whole = [i["id"] for i in api.ok("get", f"{base}/instructions?{query}&limit=500")["items"]]
+        scored = sum(1 for i in api.ok("get", f"{base}/instructions?{query}&limit=500")["items"]
+                     if i["max_rouge_l"] is not None)
+        assert 2 < scored < len(whole) - 2
+        for offset in range(len(whole) + 2):
+            page = api.ok("get", f"{base}/instructions?{query}&limit=5&offset={offset}")
+            assert [i["id"] for i in page["items"]] == whole[offset:offset + 5], (query, offset)
+            assert (page["next_after"] is not None) == (offset + 5 < len(whole))
+    for query in ("fate=accepted", "q=out"):
+        whole = [i["id"] for i in api.ok("get", f"{base}/instances?{query}&limit=500")["items"]]
+        for offset in range(len(whole) + 1):
+            page = api.ok("get", f"{base}/instances?{query}&limit=4&offset={offset}")["items"]
+            assert [i["id"] for i in page] == whole[offset:offset + 4], (query, offset)

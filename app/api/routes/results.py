@@ -117,6 +117,43 @@ def _score_parts(query, sort: str, key: tuple[float | None, int] | None) -> list
             unscored.order_by(Instruction.seq)]
 
 
+def _deferred(session: Session, job_id: int, ordered, offset: int, n: int) -> list[Instruction]:
+    """`n` rows of the ordered query from `offset`, the rows skipped read as their `seq`
+    alone (from the index, without the rows' text), then the page's rows by (job_id, seq)."""
+    seqs = list(session.scalars(ordered.with_only_columns(Instruction.seq).offset(offset).limit(n)))
+    if not seqs:
+        return []
+    found = {r.seq: r for r in session.exec(select(Instruction).where(Instruction.job_id == job_id,
+                                                                         Instruction.seq.in_(seqs)))}
+    return [found[seq] for seq in seqs]
+
+
+def _score_page_by_offset(session: Session, job_id: int, query, sort: str, offset: int, n: int,
+                          total: int | None) -> list[Instruction]:
+    """A score sort's page by offset, as the two parts of `_score_parts` (the scored rows by
+    score, then the unscored ones by seq), each walked along the index from the offset
+    within it: one query over every row with NULLS LAST does not match the index's
+    backward order, so the database sorted the whole job for a deep page.
+
+    The unscored rows are an index range of their own (`max_rouge_l IS NULL`), so they are
+    counted cheaply; the scored ones are the page's `total` less those (counted when the
+    page has no total)."""
+    scored_part, unscored_part = _score_parts(query, sort, None)
+    unscored = session.exec(select(func.count()).select_from(
+        query.where(Instruction.max_rouge_l.is_(None)).subquery())).one()
+    scored = total - unscored if total is not None else session.exec(select(func.count()).select_from(
+        query.where(Instruction.max_rouge_l.is_not(None)).subquery())).one()
+    rows: list[Instruction] = []
+    if offset < scored:
+        rows = _deferred(session, job_id, scored_part, offset, n)
+        offset = 0
+    else:
+        offset -= scored
+    if len(rows) < n and offset < unscored:
+        rows += _deferred(session, job_id, unscored_part, offset, n - len(rows))
+    return rows
+
+
 def _key_of(row: Instruction, sort: str) -> str:
     if sort in ("seq", "-seq"):
         return str(row.seq)
@@ -191,10 +228,14 @@ def list_instructions(job_id: IdPath, session: SessionDep, owner: Owner, fate: F
         if _counted(count, after) else None
     if after is not None:
         _no_offset_with(after, offset)
-    if sort in ("seq", "-seq") or offset:
+    if sort in ("seq", "-seq"):
         if after is not None:
             query = _after_seq(query, sort, after)
-        rows = list(session.exec(query.order_by(*ORDER[sort]).offset(offset).limit(limit + 1)).all())
+        ordered = query.order_by(*ORDER[sort])
+        rows = _deferred(session, job_id, ordered, offset, limit + 1) if offset else \
+            list(session.exec(ordered.limit(limit + 1)).all())
+    elif offset:
+        rows = _score_page_by_offset(session, job_id, query, sort, offset, limit + 1, total)
     else:
         rows = []
         for part in _score_parts(query, sort, None if after is None else _score_key(sort, after)):
@@ -253,7 +294,15 @@ def list_instances(job_id: IdPath, session: SessionDep, owner: Owner, fate: Fate
         # `seq >= ` first, on the instructions' (job_id, seq) index, so the database starts there
         query = query.where(Instruction.job_id == job_id, Instruction.seq >= seq,
                             (Instruction.seq > seq) | (Instance.position > position))
-    rows = session.exec(query.order_by(Instruction.seq, Instance.position).offset(offset).limit(limit + 1)).all()
+    ordered = query.order_by(Instruction.seq, Instance.position)
+    if offset:  # the rows skipped are sorted as ids alone, without their text; then the page's rows by id
+        ids = list(session.scalars(ordered.with_only_columns(Instance.id).offset(offset).limit(limit + 1)))
+        found = {row[0].id: row for row in session.exec(
+            select(Instance, Instruction.instruction, Instruction.seq)
+            .join(Instruction, Instance.instruction_id == Instruction.id).where(Instance.id.in_(ids)))} if ids else {}
+        rows = [found[i] for i in ids]
+    else:
+        rows = list(session.exec(ordered.limit(limit + 1)).all())
     more, rows = len(rows) > limit, rows[:limit]
     scores = _scores(session, [inst.id for inst, _, _ in rows], judge)
     items = [InstanceWithInstruction(**inst.model_dump(), instruction=text, scores=scores.get(inst.id, {}))
