@@ -1,9 +1,11 @@
 """Scale: Sprout's own CPU per model request and per curated example, against a FAKE server.
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15] [--parallel 1,2]
+    .venv/bin/python benchmarks/scale.py overhead [--target 500] [--repeats 3] [--profile 15] [--parallel 1,2,4]
+    .venv/bin/python benchmarks/scale.py overhead --quick      (1, 2, 4 worker processes side by side, ~1 min)
+    .venv/bin/python benchmarks/scale.py fake [--target 300] [--repeats 3]
     .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
-    .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--redis-url URL]
+    .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--repeats 1] [--quick]
     .venv/bin/python benchmarks/scale.py paging [--rows 1000000] [--repeats 5] [--keep-db]
 
 `overhead`: one `sprout generate`-shaped run (Self-Instruct on `seeds/default.jsonl`,
@@ -25,9 +27,15 @@ The configurations, back to back in one run on the same machine:
 * `start`: the code at `--start REV` (default: after the first round of cuts, before the
   slot hand-over, the aiohttp transport and the batched flushes), extracted the same way;
 * `after`: the working tree as it is.
-Then `--parallel` (default 1,2): `start` and `after` as 1 and 2 worker processes at once,
-each with a job of its own against the one fake server: all their requests per second of
-wall time (each run's own `run_job` time, start-ups left out), and the ratio to one.
+Then `--parallel` (default 1,2,4): `--parallel-configs` (`start` and `after`) as 1, 2 and
+4 worker processes at once, each with a job of its own against the one fake server, all
+starting `run_job` together once all have imported (a barrier): over the wall time from the
+first start to the last end, all their requests and curated examples per second, Sprout's
+CPU per curated example (all processes), the fake server's CPU per request and share of all
+the CPU, the cores kept busy (all CPU / wall: under the core count, other work had the
+rest), and curated per second against one process. The fake server runs on the same cores,
+so its CPU (from /proc, over the same span) is counted and shown, as in every run above.
+`--quick`: `after` side by side only, target 150, one run each, no profile or floor.
 Then the floor: the same streamed completions sent straight through `LLMClient` (no job),
 through `LLMClient` over httpx's own pool (httpcore, as before the aiohttp transport), and
 through a bare `httpx.AsyncClient` (no Sprout at all).
@@ -57,12 +65,16 @@ and its last page) and the instances; medians of `--repeats`, and what a page's 
 count of the job's rows, counted on a page by offset or with `count=true`) costs alone.
 The last page by `after` must equal the last page by offset (exit 1 otherwise).
 
+`fake`: the fake server's own CPU per request, its code at `--fake-before` (from git) and
+now, each serving one `after` run at a time, interleaved, medians of `--repeats`.
+
 `shards`: one Self-Instruct job of `--target` curated examples against the instant FAKE
 server, as one worker runs it (baseline: no shards), then sharded over 1, 2 and 4 requester
 processes (`shards` = N, each a fresh process, as Celery worker processes would be; the
 decider is this process; the requesters are forked from a server process that has imported
-Sprout once, as warm Celery worker processes would be). Printed: wall time, curated per second, CPU ms per curated example
-(this process and the requesters together), and the speed-up over the baseline. On a
+Sprout once, as warm Celery worker processes would be). Printed, medians of `--repeats`
+(interleaved): the same columns as `overhead --parallel` (Sprout's CPU: this process and
+the requesters together), and the speed-up over the baseline. `--quick`: a target of 200. On a
 machine with C cores, more than about C busy processes only share the cores.
 """
 

@@ -11,7 +11,10 @@ sort key, and `after=` that value starts the next page just past it through the 
 where an `offset` deep into a million-row job makes the database walk every row before it.
 The score sorts read their keyset pages (and their first page) through the index on
 (`job_id`, `max_rouge_l`, `seq`) in up to three ordered parts: the rows tied with the key,
-the scored rows beyond it, then the unscored ones by `seq`; each part an index range.
+the scored rows beyond it, then the unscored ones by `seq`; each part an index range. A
+page by offset reads the same parts from the offset within each (the unscored rows counted
+on their own index range), and first reads only the keys of the rows from the offset, so
+a deep page walks the index or sorts narrow keys instead of sorting whole rows.
 
 `total` is a count of the matching rows, which at a million rows costs as much as the page
 itself: it is counted on a page asked for by offset (the first page among them) and when
