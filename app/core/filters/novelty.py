@@ -249,7 +249,7 @@ class NoveltyIndex:
                             self.add(text)
                         return
             flat = "".join(map(chars.__getitem__, tokens))
-        if len(lens) and lens.max() >= _CODE_LIMIT:  # an entry of 2M tokens: keyed by tuples
+        if len(self._vocab) > _CODE_LIMIT or (len(lens) and lens.max() >= _CODE_LIMIT):  # keyed by tuples
             for text in texts:
                 self.add(text)
             return
@@ -283,6 +283,8 @@ class NoveltyIndex:
         groups.append(((code & _LOW) | (code >> _BITS) << _LEN_SHIFT, local))
         postings = self._postings
         for keys, local in groups:  # each key's entries ascending
+            if not len(keys):
+                continue
             entries = memoryview((local + base).astype(np.int32).tobytes())
             cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
             first = np.r_[0, cut]
