@@ -39,12 +39,14 @@ Unicode code space (about 1.1M distinct tokens) switches every entry to lists of
 
 from __future__ import annotations
 
+import ctypes
 import math
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 import numpy as np
 from rapidfuzz import process
@@ -55,6 +57,8 @@ from app.core.filters.rouge import f_from_lcs_array, tokenize
 # A bound within this of the k-th best score is still scored: the bound 2·O/(m+n) and
 # rouge-score's F expression round differently in the last bits.
 _EPS = 1e-9
+_SEARCH_PER_LIST = 8  # entries of one length per list left for them to be binary-searched
+_TOKENIZE_SLICE = 16_384  # texts tokenized at once by `add_many`
 _FIRST_ROUND = 64  # entries scored in the first round; each later round is 4x larger
 _EXTRA_PROBE = 64  # a key beyond the prefix is read while its list (of one length) is at most this long
 # `add_many`'s tokenizer: bytes kept ([a-z0-9] and NUL, the texts' separator), all others
@@ -85,6 +89,22 @@ def _key(n: int, occ: int, tid: int) -> int | tuple[int, int, int]:
     if n < _CODE_LIMIT and tid < _CODE_LIMIT:
         return (tid | occ << _BITS) ^ _length_code(n)
     return (n, occ, tid)
+
+
+def _release_free_memory() -> None:
+    """Hand the chunk's freed temporaries back to the system (glibc keeps freed heap pages
+    otherwise, among the posting lists that grew in between: some 170 MB at 1M entries)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 @dataclass
@@ -221,14 +241,36 @@ class NoveltyIndex:
                 return n
             self._add_chunk(batch)
             n += len(batch)
+            if len(batch) >= 10_000:  # about 2 ms, against the chunk's slack
+                _release_free_memory()
 
     def _add_chunk(self, texts: list[str]) -> None:
-        joined = "\x00".join(texts)
-        if self._as_lists or joined.count("\x00") != len(texts) - 1:  # a text holding the separator
+        # Tokenized a slice at a time: a token is a small object, and few alive at once leave
+        # little allocator slack behind them.
+        pieces = [self._encode_chunk(texts[i : i + _TOKENIZE_SLICE]) for i in range(0, len(texts), _TOKENIZE_SLICE)]
+        if (
+            any(piece is None for piece in pieces)
+            or len(self._vocab) > _CODE_LIMIT
+            or any(len(p[1]) and p[1].max() >= _CODE_LIMIT for p in pieces if p is not None)
+        ):  # a text holding the separator, or past the code space or the packed keys: one at a time
             for text in texts:
                 self.add(text)
             return
-        # `tokenize` over the whole chunk at once, on bytes: lowered, every non-ASCII character
+        done = [p for p in pieces if p is not None]
+        flat = "".join(p[0] for p in done)
+        lens = np.concatenate([p[1] for p in done]) if done else np.zeros(0, dtype=np.int64)
+        del pieces, done
+        ends = np.cumsum(lens).tolist()
+        seqs = [flat[a:b] for a, b in zip([0] + ends[:-1], ends)]
+        self._bulk_postings(texts, seqs, flat, lens)
+
+    def _encode_chunk(self, texts: list[str]) -> tuple[str, np.ndarray] | None:
+        """The texts' token ids as code points, joined, and each text's token count; None
+        when they need `add` one at a time (a text holding NUL, a vocabulary past the code space)."""
+        joined = "\x00".join(texts)
+        if self._as_lists or joined.count("\x00") != len(texts) - 1:  # a text holding the separator
+            return None
+        # `tokenize` over the whole slice at once, on bytes: lowered, every non-ASCII character
         # (never one of [a-z0-9]) made "?", then every byte but [a-z0-9] and the separator a space.
         raw = joined.lower().encode("ascii", "replace").translate(_TOKEN_BYTES)
         codes = np.frombuffer(raw, dtype=np.uint8)
@@ -239,23 +281,14 @@ class NoveltyIndex:
         tokens = raw.translate(_NUL_TO_SPACE).decode("ascii").split()
         chars = self._chars
         try:
-            flat = "".join(map(chars.__getitem__, tokens))
+            return "".join(map(chars.__getitem__, tokens)), lens
         except KeyError:  # tokens new to the vocabulary, numbered in order of appearance
             for tok in tokens:
                 if tok not in chars:
                     self._token_id(tok)
-                    if self._as_lists:  # past the code space: one entry at a time, as lists
-                        for text in texts:
-                            self.add(text)
-                        return
-            flat = "".join(map(chars.__getitem__, tokens))
-        if len(self._vocab) > _CODE_LIMIT or (len(lens) and lens.max() >= _CODE_LIMIT):  # keyed by tuples
-            for text in texts:
-                self.add(text)
-            return
-        ends = np.cumsum(lens).tolist()
-        seqs = [flat[a:b] for a, b in zip([0] + ends[:-1], ends)]
-        self._bulk_postings(texts, seqs, flat, lens)
+                    if self._as_lists:
+                        return None
+            return "".join(map(chars.__getitem__, tokens)), lens
 
     def _bulk_postings(self, texts: list[str], seqs: list[str], flat_seq: str, lens: np.ndarray) -> None:
         """Append entries whose id sequences are `seqs` (one code point per token, joined in
@@ -392,6 +425,9 @@ class NoveltyIndex:
         if first >= last:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         get = self._postings.get
+        packed = [k for k in keys if isinstance(k, int)] if values[last - 1] < _CODE_LIMIT else None
+        if packed is not None and len(packed) < len(keys):  # an id past 2**21: tuple keys
+            packed = None
         need_of = np.full(longest - need_min + 1, m + 1, dtype=np.int64)  # per length n - need_min
         unprobed_of = np.zeros(longest - need_min + 1, dtype=np.int64)
         probed: list[array[int]] = []
@@ -400,7 +436,12 @@ class NoveltyIndex:
             need = max(1, math.ceil(t * (m + n) / 2 - _EPS))  # the least LCS (and overlap) for F >= t
             if need > min(m, n):
                 continue
-            lists = [p for p in map(get, self._keys_at(n, keys)) if p is not None]
+            if packed is not None:
+                code = _length_code(n)
+                at_n: list[int | tuple[int, int, int]] = [k ^ code for k in packed]
+            else:
+                at_n = self._keys_at(n, keys)
+            lists = [p for p in map(get, at_n) if p is not None]
             missing = m - len(lists)  # keys no entry of length n holds
             probe = m - need + 1  # keys an entry reaching `need` must share one of
             if probe <= missing:  # more empty keys than can be missed: no entry of length n reaches t
@@ -441,7 +482,9 @@ class NoveltyIndex:
                 pick = groups[start:end]
                 ents, hld = entries[pick], held[pick]
                 unread = rest.get(int(n_sorted[start]))
-                if unread:
+                # A few entries are cheaper to score by LCS than to search for in every list
+                # left: theirs keep the bound that counts every unread key as held.
+                if unread and len(pick) > _SEARCH_PER_LIST * len(unread):
                     need = int(need_e[pick[0]])
                     for left, posting in zip(range(len(unread) - 1, -1, -1), unread):
                         ids = np.frombuffer(posting, dtype=np.int32)
@@ -451,6 +494,8 @@ class NoveltyIndex:
                         ents, hld = ents[keep], hld[keep]
                         if not ents.size:
                             break
+                else:
+                    hld = hld + unprobed_e[pick]
                 kept_e.append(ents)
                 kept_h.append(hld)
             entries, held = np.concatenate(kept_e), np.concatenate(kept_h)
