@@ -162,14 +162,17 @@ def scanned(seeds, scorer) -> tuple[list[str], list[tuple[str, list[float]]]]:
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9, 1.0])
 @pytest.mark.parametrize("extra_probe", [0, 64, 4096])
-def test_the_pruned_index_decides_like_a_full_scan(scanned, threshold, extra_probe, monkeypatch):
+@pytest.mark.parametrize("search_per_list", [0, 8])
+def test_the_pruned_index_decides_like_a_full_scan(scanned, threshold, extra_probe, search_per_list, monkeypatch):
     """The prefix filter (a job's index) against rouge-score over every pool entry: the same
     decision, the same maximum and top-k above the threshold, and every score it gives exact.
 
     Each entry length is its own prefix filter; `extra_probe` 0 reads only the prefix's
     lists and finds the other overlaps by binary search; 64 is the default; 4096 reads
-    every list of this small pool."""
+    every list of this small pool; `search_per_list` 0 binary-searches every list left,
+    8 (the default) leaves a length's few entries to the LCS with a looser bound."""
     monkeypatch.setattr(novelty, "_EXTRA_PROBE", extra_probe)
+    monkeypatch.setattr(novelty, "_SEARCH_PER_LIST", search_per_list)
     pool, cases = scanned
     index = NoveltyIndex(threshold=threshold, top_k=5, exact_below_threshold=False)
     index.add_many(pool)

@@ -19,17 +19,25 @@ accepted and rejected candidates alike, while only a few LCS are computed.
 At a large pool the common words' posting lists hold most of the pool, so that bincount
 alone costs tens of milliseconds at a million entries. Past `exact_pool_limit` entries
 (unless `exact_below_threshold` says otherwise), a check therefore applies the prefix
-filter of set-similarity joins instead: F >= t needs LCS >= L = ceil(t·m/(2-t)), hence a
-token overlap of at least L, so an entry must share one of the candidate's m-L+1 rarest
-(token, occurrence) keys (those the pool has fewest entries for; a token the pool never
-saw is the rarest of all, with none). Only the lists of those keys (and of any other
-short ones) are read; entries whose length cannot reach t (m·t/(2-t) <= n <= m·(2-t)/t)
-or whose probed keys plus the unprobed ones fall short of L are dropped; the long lists
-left, sorted by construction, are binary-searched for the survivors only, which gives
-their exact overlap; then LCS as above. Every entry scoring t or more is found, so every
-decision, and the maximum and the top-k whenever they are above the threshold, are those
-of the full scan; below it, they are the best among the entries probed (each score
-itself exact).
+filter of set-similarity joins instead, one entry length at a time: the posting lists are
+keyed by (entry length n, occurrence, token), and F >= t needs LCS >= L_n =
+ceil(t·(m+n)/2), hence a token overlap of at least L_n, so an entry of length n must share
+one of the candidate's m-L_n+1 rarest keys among the entries of that length (a token the
+pool never saw, or no entry of that length holds, is the rarest of all, with none). Only
+the lengths that can reach t (m·t/(2-t) <= n <= m·(2-t)/t) are read, and of each only the
+lists of those keys (and of any other short ones); entries whose probed keys plus the
+unprobed ones fall short of their L_n are dropped; the long lists left, sorted by
+construction, are binary-searched for the survivors only (when they are more than a few:
+a few are cheaper to score), which gives their exact overlap; then LCS as above. L_n grows
+with n (it is the global ceil(t·m/(2-t)) only at the shortest length), so a longer
+entry needs a shorter prefix. Every entry scoring t or more is found, so every decision,
+and the maximum and the top-k whenever they are above the threshold, are those of the
+full scan; below it, they are the best among the entries probed (each score itself exact).
+
+`add_many` (a build seeding its index with a dataset's whole content) builds the same
+index a chunk of texts at a time: tokenized in one pass over bytes, mapped to ids by one
+join, and each posting list of the chunk appended at once after one numpy sort of packed
+(key, entry) ints.
 
 Tokens are stored as integer ids, and each entry's id sequence as a `str` whose
 characters are the ids (one code point per token), because rapidfuzz computes the LCS of
@@ -57,6 +65,7 @@ from app.core.filters.rouge import f_from_lcs_array, tokenize
 # A bound within this of the k-th best score is still scored: the bound 2·O/(m+n) and
 # rouge-score's F expression round differently in the last bits.
 _EPS = 1e-9
+_COUNT_ALL = 4  # probed entries are counted by a bincount over the pool past a quarter of it, else sorted
 _SEARCH_PER_LIST = 8  # entries of one length per list left for them to be binary-searched
 _TOKENIZE_SLICE = 16_384  # texts tokenized at once by `add_many`
 _FIRST_ROUND = 64  # entries scored in the first round; each later round is 4x larger
@@ -158,7 +167,8 @@ class NoveltyIndex:
     score over a uniform random sample of `mean_sample` entries drawn afresh on each
     check (exact when the pool has no more entries than that; None when `mean_sample`
     is 0 or the pool is empty), because an exact mean would need the full scan the index
-    exists to avoid. `add(text)` costs O(tokens of text), amortised.
+    exists to avoid. `add(text)` costs O(tokens of text), amortised; `add_many(texts)`
+    gives the same index faster (see docs/guides/scale.md).
 
     Not thread-safe: one index belongs to one job's event loop.
     """
@@ -459,7 +469,7 @@ class NoveltyIndex:
         if not probed:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         read = np.concatenate(probed) if len(probed) > 1 else np.frombuffer(probed[0], dtype=np.int32)
-        if len(read) > len(lengths) // 16:  # a count per pool entry beats sorting this many
+        if len(read) > len(lengths) // _COUNT_ALL:  # a count per pool entry beats sorting this many
             counts = np.bincount(read, minlength=len(lengths))
             entries = np.flatnonzero(counts)
             held = counts[entries]
