@@ -45,10 +45,13 @@ The machine may be shared: read medians and ratios, not single figures.
 index (`NearDupIndex`, in memory) at pools of `--sizes` entries, each size in a fresh child
 process: time per add, time per check (the novelty index's two modes on the same index,
 interleaved: the prefix filter a job uses at large pools, and the full bound it used before,
-still exact below the threshold) (median, p95, max over 300 candidates: variants of
+still exact below the threshold; and, interleaved with them, the prefix filter as it was at
+`--novelty-before`, imported from git, on an index of its own) (CPU time; median, p95, max over 300 candidates: variants of
 pool entries near the threshold and fresh instructions, from `novelty_filter.py`'s
 generator), and the resident memory the index and its texts take (RSS after building,
-less RSS before the data existed). Baseline in the same run: an exact brute force
+less RSS before the data existed). The novelty index is seeded with the whole pool by
+`add_many` (the bulk path a build uses), timed against `before`'s `add` one text at a time
+(CPU seconds); its `add` column is `add` one text at a time now (over 200K entries at most). Baseline in the same run: an exact brute force
 (rapidfuzz LCS against every entry, all cores) on a sample of the candidates, whose
 decisions must equal both modes' and maximum scores the full bound's, or the prefix
 filter's when above the threshold; the two modes must decide every candidate alike
@@ -104,6 +107,7 @@ SEEDS = ROOT / "seeds" / "default.jsonl"
 BEFORE = "96353c22fcd9d6bb83a97386a9792e87c87a855b"  # the revision before the cuts measured here
 START = "ed665669ba22a4133ef75317d0a5d2f24e9b31e6"  # the first round of cuts, before the slot hand-over and the aiohttp transport (`start`)
 FAKE_BEFORE = "be95641"  # the fake server before its answers were rendered from a bank of events
+NOVELTY_BEFORE = "be95641"  # the last revision whose prefix filter read every length's lists at once
 DEDUP_BEFORE = "642b6ff"  # the last revision whose in-memory near-duplicate index was datasketch's
 
 
@@ -427,6 +431,21 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _module_at(rev: str, path: str, name: str) -> Any:
+    """The module at `path` as it was at revision `rev`, imported from git under `name`."""
+    import importlib.util
+
+    source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def index_child(args: argparse.Namespace) -> None:
     """One pool size of one index in this process; prints one JSON line."""
     import gc
@@ -441,41 +460,59 @@ def index_child(args: argparse.Namespace) -> None:
     pool, candidates = build_data(args.size, 300, seed=1)
     out: dict[str, Any] = {"size": len(pool), "which": args.which}
     if args.which == "novelty":
+        # `before`: the module as it was at --novelty-before, imported from git.
+        before_module = _module_at(args.novelty_before, "app/core/filters/novelty.py", "novelty_before")
         index = NoveltyIndex()
-        t0 = time.perf_counter()
-        for text in pool:
-            index.add(text)
-        out["add_us"] = 1e6 * (time.perf_counter() - t0) / len(pool)
+        c0 = time.process_time()
+        index.add_many(pool)  # the bulk path, as a build seeds its index
+        out["seed_bulk_s"] = time.process_time() - c0
         gc.collect()
         out["rss_mb"] = rss_mb() - base  # the texts and the index (the pool list is 8 bytes an entry)
+        before = before_module.NoveltyIndex()
+        c0 = time.process_time()
+        for text in pool:  # how every index was filled before: `add` one text at a time
+            before.add(text)
+        out["seed_before_s"] = time.process_time() - c0
+        single = NoveltyIndex()
+        part = pool[:200_000]
+        c0 = time.process_time()
+        for text in part:
+            single.add(text)
+        out["add_us"] = 1e6 * (time.process_time() - c0) / len(part)  # one accepted instruction joining
+        del single, part
+        gc.collect()
         sample = candidates[:: max(1, len(candidates) // args.brute)]
         brute = BruteForce(pool)
         del pool
-        # Both modes on the same index, interleaved per candidate: `full` (the bound over
-        # every entry sharing a token, exact below the threshold too: the index before the
-        # prefix filter) and `prefix` (what a job's index does past `exact_pool_limit`).
-        modes = {"full": True, "prefix": False}
+        # Three checks on each candidate, interleaved (the order rotates): `full` (the bound
+        # over every entry sharing a token, exact below the threshold too), `prefix` (what a
+        # job's index does past `exact_pool_limit`) and `before` (the prefix filter as it was).
+        modes = {"full": (index, True), "prefix": (index, False), "before": (before, False)}
         times: dict[str, list[float]] = {mode: [] for mode in modes}
         results: dict[str, dict[int, Any]] = {mode: {} for mode in modes}
+        names = list(modes)
         for i, text in enumerate(candidates):
-            for mode, exact in (modes.items() if i % 2 else reversed(modes.items())):
-                index.exact_below_threshold = exact
-                t0 = time.perf_counter()
-                results[mode][i] = index.check(text)
-                times[mode].append(time.perf_counter() - t0)
+            for mode in names[i % 3:] + names[:i % 3]:
+                ix, exact = modes[mode]
+                ix.exact_below_threshold = exact
+                c0 = time.process_time()
+                results[mode][i] = ix.check(text)
+                times[mode].append(time.process_time() - c0)
         brute_times, wrong = [], 0
         for text in sample:
             t0 = time.perf_counter()
             scores = brute.scores(text)
             brute_times.append(time.perf_counter() - t0)
             best = float(scores.max()) if len(scores) else 0.0
-            full, prefix = (results[mode][candidates.index(text)] for mode in modes)
+            full, prefix, old = (results[mode][candidates.index(text)] for mode in modes)
             wrong += abs(best - full.max_rouge_l) > 1e-9 or (best <= index.threshold) != full.novel
-            wrong += (best <= index.threshold) != prefix.novel or (not prefix.novel and best != prefix.max_rouge_l)
-        # Every candidate: the two modes decide alike, with the same maximum when rejected.
-        wrong += sum(results["full"][i].novel != results["prefix"][i].novel
-                     or (not results["full"][i].novel and results["full"][i].max_rouge_l != results["prefix"][i].max_rouge_l)
-                     for i in results["full"])
+            for r in (prefix, old):
+                wrong += (best <= index.threshold) != r.novel or (not r.novel and best != r.max_rouge_l)
+        # Every candidate: the modes decide alike, with the same maximum when rejected.
+        for other in ("prefix", "before"):
+            wrong += sum(results["full"][i].novel != results[other][i].novel
+                         or (not results["full"][i].novel and results["full"][i].max_rouge_l != results[other][i].max_rouge_l)
+                         for i in results["full"])
         out["brute_ms"] = 1000 * statistics.median(brute_times)
         out["wrong"] = wrong
         out["novel_share"] = sum(r.novel for r in results["prefix"].values()) / len(candidates)
@@ -488,17 +525,7 @@ def index_child(args: argparse.Namespace) -> None:
         docs = [(f"e{i}", example_text(text, "", text[::-1])) for i, text in enumerate(pool)]
         del pool
         if args.which == "dedup_before":  # the module as it was, imported from that revision
-            import importlib.util
-
-            source = subprocess.run(["git", "show", f"{args.dedup_before}:app/core/filters/dedup.py"], cwd=ROOT,
-                                    capture_output=True, text=True, check=True).stdout
-            path = Path(tempfile.mkdtemp()) / "dedup_before.py"
-            path.write_text(source)
-            spec = importlib.util.spec_from_file_location("dedup_before", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["dedup_before"] = module
-            spec.loader.exec_module(module)
-            NearDupIndex = module.NearDupIndex
+            NearDupIndex = _module_at(args.dedup_before, "app/core/filters/dedup.py", "dedup_before").NearDupIndex
         index = NearDupIndex(threshold=0.9, num_perm=128)
         t0 = time.perf_counter()
         for start in range(0, len(docs), 1000):
@@ -526,7 +553,7 @@ def index(args: argparse.Namespace) -> None:
            [("dedup", int(n)) for n in args.dedup_sizes.split(",") if n]
     for which, size in plan:
         cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute),
-               "--dedup-before", args.dedup_before]
+               "--dedup-before", args.dedup_before, "--novelty-before", args.novelty_before]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -537,22 +564,28 @@ def index(args: argparse.Namespace) -> None:
         c = r["check_ms"]
         extra = ""
         if which == "novelty":
-            f = r["check_ms_full"]
+            f, b = r["check_ms_full"], r["check_ms_before"]
             extra = (f"(full bound: median {f['median']:.3f} ms p95 {f['p95']:.3f}, "
-                     f"{f['median'] / c['median']:.1f}x the prefix filter's); brute force {r['brute_ms']:.1f} ms, "
-                     f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel")
+                     f"{f['median'] / c['median']:.1f}x the prefix filter's; prefix filter before: median "
+                     f"{b['median']:.3f} ms p95 {b['p95']:.3f}, {b['median'] / c['median']:.2f}x and "
+                     f"{b['p95'] / c['p95']:.2f}x); brute force {r['brute_ms']:.1f} ms, "
+                     f"{r['wrong']} wrong, {100 * r['novel_share']:.0f}% novel\n"
+                     f"          seeding {r['size']:,} texts: add_many {r['seed_bulk_s']:.1f} s CPU, `add` one at a "
+                     f"time before {r['seed_before_s']:.1f} s ({r['seed_before_s'] / r['seed_bulk_s']:.2f}x)")
         print(f"  {which:7s} {r['size']:>9,} entries: add {r['add_us']:.1f} us, check median {c['median']:.3f} ms "
               f"p95 {c['p95']:.3f} max {c['max']:.3f}, memory {r['rss_mb']:.0f} MB  {extra}", flush=True)
     print()
     print("| index | entries | add (us) | check median (ms) | p95 (ms) | max (ms) | memory (MB) | brute force (ms) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        name = {"novelty": "novelty, prefix filter", "dedup": "near-duplicates, numpy tables",
+        name = {"novelty": "novelty, prefix filter per length", "dedup": "near-duplicates, numpy tables",
                 "dedup_before": "near-duplicates, datasketch's dicts (before)"}[r["which"]]
-        for label, c in ([(name, r["check_ms"])] + ([("novelty, full bound", r["check_ms_full"])]
-                                                   if "check_ms_full" in r else [])):
+        for label, c in ([(name, r["check_ms"])] + ([("novelty, prefix filter (before)", r["check_ms_before"]),
+                                                     ("novelty, full bound", r["check_ms_full"])]
+                                                    if "check_ms_full" in r else [])):
             brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
-            print(f"| {label} | {r['size']:,} | {r['add_us']:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
+            add = 1e6 * r["seed_before_s"] / r["size"] if label.endswith("(before)") else r["add_us"]
+            print(f"| {label} | {r['size']:,} | {add:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
                   f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
     if any(r.get("wrong") for r in rows):
         raise SystemExit("the novelty index disagreed with the brute force")
@@ -802,11 +835,13 @@ def main() -> None:
     i.add_argument("--dedup-before-sizes", default="100000", help="sizes for the datasketch tables (about 5 KB each)")
     i.add_argument("--dedup-before", default=DEDUP_BEFORE, help="the revision whose dedup.py `before` imports")
     i.add_argument("--brute", type=int, default=20, help="candidates checked against the brute force")
+    i.add_argument("--novelty-before", default=NOVELTY_BEFORE, help="the revision whose novelty.py `before` imports")
     ic = sub.add_parser("_index")
     ic.add_argument("--which", required=True)
     ic.add_argument("--size", type=int, required=True)
     ic.add_argument("--brute", type=int, default=20)
     ic.add_argument("--dedup-before", default=DEDUP_BEFORE)
+    ic.add_argument("--novelty-before", default=NOVELTY_BEFORE)
     sh = sub.add_parser("shards", help="curated per second over 1, 2, 4 requester processes")
     sh.add_argument("--target", type=int, default=0, help="curated (400; --quick: 200)")
     sh.add_argument("--quick", action="store_true", help="a target of 200 (a minute or two in all)")

@@ -161,14 +161,18 @@ def scanned(seeds, scorer) -> tuple[list[str], list[tuple[str, list[float]]]]:
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9, 1.0])
-@pytest.mark.parametrize("extra_probe", [0, 4096])
-def test_the_pruned_index_decides_like_a_full_scan(scanned, threshold, extra_probe, monkeypatch):
+@pytest.mark.parametrize("extra_probe", [0, 64, 4096])
+@pytest.mark.parametrize("search_per_list", [0, 8])
+def test_the_pruned_index_decides_like_a_full_scan(scanned, threshold, extra_probe, search_per_list, monkeypatch):
     """The prefix filter (a job's index) against rouge-score over every pool entry: the same
     decision, the same maximum and top-k above the threshold, and every score it gives exact.
 
-    `extra_probe` 0 reads only the prefix's lists and finds the other overlaps by binary
-    search; 4096 reads every list of this small pool."""
+    Each entry length is its own prefix filter; `extra_probe` 0 reads only the prefix's
+    lists and finds the other overlaps by binary search; 64 is the default; 4096 reads
+    every list of this small pool; `search_per_list` 0 binary-searches every list left,
+    8 (the default) leaves a length's few entries to the LCS with a looser bound."""
     monkeypatch.setattr(novelty, "_EXTRA_PROBE", extra_probe)
+    monkeypatch.setattr(novelty, "_SEARCH_PER_LIST", search_per_list)
     pool, cases = scanned
     index = NoveltyIndex(threshold=threshold, top_k=5, exact_below_threshold=False)
     index.add_many(pool)
@@ -294,3 +298,58 @@ def test_the_tokenizer_gives_rouge_scores_tokens_exactly():
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         assert tokenize(text) == reference(text, None), text
+
+
+def _state(index: NoveltyIndex) -> tuple:
+    return (index._texts, index._seqs, index._lengths.view().tolist(), index._vocab, index._length_values,
+            {k: list(v) for k, v in index._postings.items()})
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100_000])
+def test_add_many_builds_the_index_add_builds(seeds, chunk):
+    """The bulk path (a chunk at a time, tokenized on bytes, postings grouped by a sort) gives
+    the same vocabulary, sequences and postings as `add` one text at a time, mixed with `add`;
+    a chunk holding the NUL separator goes one text at a time."""
+    texts = seeds[:80] + make_cases(seeds, 200, seed=13) + ODD + ["nul \x00 inside", "a a a b a a", "ÀÉÎ K İ ß"]
+    one = NoveltyIndex()
+    for text in texts + ["one more", "the the"]:
+        one.add(text)
+    many = NoveltyIndex()
+    assert many.add_many(iter(texts[:150]), chunk=chunk) == 150
+    many.add(texts[150])
+    assert many.add_many(texts[151:], chunk=chunk) == len(texts) - 151
+    many.add_many(["one more", "the the"], chunk=chunk)
+    assert _state(many) == _state(one)
+
+
+def test_add_many_past_the_code_space_matches_add(seeds):
+    """A vocabulary outgrowing the code points mid-chunk: the rest is added one at a time, as lists."""
+    texts = seeds[:60] + ODD
+    one, many = NoveltyIndex(), NoveltyIndex()
+    one._char_limit = many._char_limit = 50
+    for text in texts:
+        one.add(text)
+    many.add_many(texts[:5])
+    many.add_many(texts[5:])
+    assert many._as_lists and _state(many) == _state(one)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_tuple_keys_past_the_packed_range_decide_alike(scanned, exact, monkeypatch):
+    """Entries and token ids past 2**21 are keyed by tuples (forced here by a limit of 6): the
+    same decisions and maxima as rouge-score, whether built by `add_many` or `add`."""
+    monkeypatch.setattr(novelty, "_CODE_LIMIT", 6)
+    pool, cases = scanned
+    bulk = NoveltyIndex(top_k=3, exact_below_threshold=exact)
+    bulk.add_many(pool)
+    single = NoveltyIndex(top_k=3, exact_below_threshold=exact)
+    for text in pool:
+        single.add(text)
+    assert any(isinstance(k, tuple) for k in bulk._postings) and any(isinstance(k, int) for k in bulk._postings)
+    for text, scores in cases:
+        best = max(scores)
+        for index in (bulk, single):
+            result = index.check(text)
+            assert result.novel == (best <= 0.7), text
+            if exact or not result.novel:
+                assert result.max_rouge_l == best, text

@@ -64,9 +64,7 @@ def dedup_documents(session: Session, dataset: Dataset, number: int | None = Non
 
 
 def fill_novelty_index(index: Any, texts: Iterable[str]) -> int:
-    """Add every text to a `NoveltyIndex`; returns how many were added."""
-    n = 0
-    for text in texts:
-        index.add(text)
-        n += 1
+    """Add every text to a `NoveltyIndex` by its bulk path (`add_many`, a chunk of texts at a
+    time, consuming the stream as it goes); returns how many were added."""
+    n: int = index.add_many(texts)
     return n
