@@ -50,3 +50,38 @@ def test_no_first_token_is_cut_after_the_first_token_limit():
                 await c.complete("hi")
         with pytest.raises(LLMError, match="no first token for 1 s"):
             asyncio.run(go())
+
+
+def test_streamed_text_is_split_into_the_lines_httpx_gives_however_it_comes_in_pieces():
+    """`_read_events` splits the text into lines itself, a piece at a time: the lines must be
+    `aiter_lines`'s for any cut of the same text (CR LF over two pieces, a last line without
+    an end, the other line ends `str.splitlines` knows)."""
+    import random
+
+    import httpx
+
+    from app.core.llm.client import _line_runs
+
+    text = ('data: {"a": 1}\r\n\r\ndata: {"b": "x\u2028y"}\n\n: comment\rdata: [DONE]\r\n'
+            "data: last\x0bmore\x85end\r\r\n\n\ndata: tail")
+
+    async def pieces(parts):
+        for p in parts:
+            yield p
+
+    async def ours(parts):
+        return [line async for run in _line_runs(pieces(parts)) for line in run]
+
+    async def httpx_lines(parts):
+        class Stream(httpx.AsyncByteStream):
+            async def __aiter__(self):
+                for p in parts:
+                    yield p.encode()
+        resp = httpx.Response(200, stream=Stream())
+        return [line async for line in resp.aiter_lines()]
+
+    rng = random.Random(5)
+    for _ in range(300):
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(0, 12)))
+        parts = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        assert asyncio.run(ours(parts)) == asyncio.run(httpx_lines(parts)), parts
