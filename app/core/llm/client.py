@@ -633,10 +633,15 @@ class LLMClient:
             return _json_object(resp, ep, path)
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         async with self._http.stream(method, url, json=body, timeout=self._stream_timeout) as resp:
-            if resp.status_code != 200 or "text/event-stream" not in resp.headers.get("content-type", ""):
+            content_type = resp.headers.get("content-type", "")
+            if resp.status_code != 200 or "text/event-stream" not in content_type:
                 await _read_within(resp, self.config.first_token_timeout_s, ep)
                 _check_status(resp, ep, path)
                 return _json_object(resp, ep, path)  # a server that does not stream answers at once
+            if "charset" not in content_type.lower():
+                # what httpx would decide (no charset: the client's default), without its
+                # parse of the header through the `email` package on every answer
+                resp.encoding = "utf-8"
             return await self._read_events(resp.aiter_text(), ep, path)
 
     async def _read_events(self, chunks: AsyncIterator[str], ep: _Endpoint, path: str) -> dict[str, Any]:
@@ -672,9 +677,14 @@ class LLMClient:
                         payload = line[5:].strip()
                         if payload == "[DONE]":
                             continue
-                        event = self._event(payload, ep, path)
-                        if event is None:
+                        try:
+                            event = from_json(payload)  # pydantic's parser: a third of `json.loads`'s time
+                        except ValueError:
+                            raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
+                        if not isinstance(event, dict):
                             continue
+                        if event.get("error"):
+                            raise _Overload(f"{ep.name}{path}: the server broke off: {str(event['error'])[:200]}")
                         if first:
                             first, limit, moved = False, self.config.inactivity_timeout_s, loop.time()
                             deadline.reschedule(moved + limit + min(1.0, limit / 10))
@@ -703,19 +713,6 @@ class LLMClient:
         if timings:
             out["timings"] = timings
         return out
-
-    @staticmethod
-    def _event(payload: str, ep: _Endpoint, path: str) -> dict[str, Any] | None:
-        """One streamed event, None for one that is not an object; a broken one raises."""
-        try:
-            event = from_json(payload)  # pydantic's parser: a third of `json.loads`'s time on an event
-        except ValueError:
-            raise _Retryable(f"{ep.name}{path}: a streamed event is not JSON") from None
-        if not isinstance(event, dict):
-            return None
-        if event.get("error"):
-            raise _Overload(f"{ep.name}{path}: the server broke off: {str(event['error'])[:200]}")
-        return event
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         last_error = ""
