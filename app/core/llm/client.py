@@ -50,6 +50,7 @@ judge's expected score), come back in `Completion.logprobs`, streamed or not.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import random
 import time
 from collections import deque
@@ -638,16 +639,19 @@ class LLMClient:
                 await _read_within(resp, self.config.first_token_timeout_s, ep)
                 _check_status(resp, ep, path)
                 return _json_object(resp, ep, path)  # a server that does not stream answers at once
-            if "charset" not in content_type.lower():
-                # what httpx would decide (no charset: the client's default), without its
-                # parse of the header through the `email` package on every answer
-                resp.encoding = "utf-8"
-            return await self._read_events(resp.aiter_text(), ep, path)
+            # the text as `aiter_text` decodes it, with two of its layers left out where they
+            # do nothing: the body is read raw unless it has a content encoding (httpx's
+            # decoder is then the identity), and without a charset the text is UTF-8 (httpx's
+            # default, without its parse of the header through the `email` package each time)
+            encoding = "utf-8" if "charset" not in content_type.lower() else resp.encoding or "utf-8"
+            body_bytes = resp.aiter_raw() if "content-encoding" not in resp.headers else resp.aiter_bytes()
+            return await self._read_events(body_bytes, encoding, ep, path)
 
-    async def _read_events(self, chunks: AsyncIterator[str], ep: _Endpoint, path: str) -> dict[str, Any]:
+    async def _read_events(self, chunks: AsyncIterator[bytes], encoding: str, ep: _Endpoint,
+                           path: str) -> dict[str, Any]:
         """Assemble a streamed answer; time out on the first token and on silence.
 
-        Reads the decoded text as it comes (`aiter_text`) and splits each piece into lines
+        Decodes the body as it comes (as `aiter_text` does) and splits each piece into lines
         here, as `aiter_lines` does (the same line ends, `str.splitlines`'s): a whole piece's
         events are handled in one loop, not one async-generator step through httpx's line
         reader each (about 20 a request, a third of this method's time)."""
@@ -667,7 +671,7 @@ class LLMClient:
         moved = loop.time()
         try:
             async with asyncio.timeout_at(moved + limit) as deadline:
-                async for lines in _line_runs(chunks):
+                async for lines in _line_runs(chunks, encoding):
                     if (now := loop.time()) - moved > (slack := min(1.0, limit / 10)):
                         moved = now
                         deadline.reschedule(now + limit + slack)
@@ -795,27 +799,37 @@ class LLMClient:
             raise LLMError(f"gave up after {attempt} attempts: {last_error}")
 
 
-async def _line_runs(chunks: AsyncIterator[str]) -> AsyncIterator[list[str]]:
-    """The lines of a streamed text, a list per piece that came: the lines `aiter_lines`
-    yields one by one (the same ends, a "\\r\\n" split over two pieces included), so a
-    reader handles a piece's lines in one loop."""
+async def _line_runs(chunks: AsyncIterator[bytes], encoding: str) -> AsyncIterator[list[str]]:
+    """The lines of a streamed body, a list per piece that came: the text as httpx's
+    `aiter_text` decodes it (incrementally, undecodable bytes replaced) and the lines its
+    `aiter_lines` yields one by one (the same ends, a CR LF split over two pieces included),
+    so a reader handles a piece's lines in one loop."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     buffer = ""  # the start of a line whose end has not come yet
     trailing_cr = False  # a piece ended in a carriage return: it may be half of CR LF
-    async for text in chunks:
+
+    def split(text: str) -> list[str]:
+        """The lines that `text` ends, after what came before it."""
+        nonlocal buffer, trailing_cr
         if trailing_cr:
             text, trailing_cr = "\r" + text, False
         if text.endswith("\r"):
             text, trailing_cr = text[:-1], True
         if not text:
-            continue
+            return []
         lines = text.splitlines()
         if buffer:
             lines[0] = buffer + lines[0]
             buffer = ""
         if text[-1] not in _NEWLINES:
             buffer = lines.pop()
-        if lines:
+        return lines
+
+    async for chunk in chunks:
+        if lines := split(decoder.decode(chunk)):
             yield lines
+    if lines := split(decoder.decode(b"", True)):  # bytes cut off mid-character at the end
+        yield lines
     if buffer or trailing_cr:
         yield [buffer]
 
