@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, insert, or_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from app.core.errors import Conflict
@@ -296,11 +296,20 @@ def next_seq(session: Session, job_id: int) -> int:
 def write_records(session: Session, job_id: int, records: list[CandidateRecord], first_seq: int) -> int:
     """Insert records with consecutive `seq` numbers (unique per job); returns the next seq.
 
-    Rows are flushed a run of records at a time (one multi-row INSERT each, not one
+    Rows are written a run of records at a time (one multi-row INSERT each, not one
     statement and round trip per candidate); a run ends before a record whose parent is in
     it, so the parent has its id when the child names it. Rows get their ids in `seq`
     order, as when each was flushed alone.
+
+    The rows go in as plain values through the tables (`insert(...).returning(id)` in the
+    order given), not as ORM objects: building and flushing an object per row cost more
+    than the INSERTs (about 0.25 ms a candidate). The values are the ones the models'
+    defaults gave (`created_at` now, `most_similar`, `detail` and `turns` as given).
     """
+    session.flush()  # what the caller left pending goes first, as when these were flushed with it
+    instructions, instances = Instruction.__table__, Instance.__table__  # type: ignore[attr-defined]
+    new_ids = insert(instructions).returning(instructions.c.id, sort_by_parameter_order=True)
+    accepted, rejected = Fate.accepted.value, Fate.rejected.value
     seq = first_seq
     todo = list(records)
     while todo:
@@ -312,44 +321,46 @@ def write_records(session: Session, job_id: int, records: list[CandidateRecord],
             run.append(record)
             in_run.add(id(record))
         todo = todo[len(run):]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for record in run:
             parent = record.parent
-            rows.append(Instruction(
-                job_id=job_id,
-                seq=seq,
-                instruction=record.instruction,
-                fate=record.fate,
-                rule=record.rule,
-                max_rouge_l=record.max_rouge_l,
-                most_similar=record.most_similar,
-                mean_rouge_l=record.mean_rouge_l,
-                in_pool=record.in_pool,
-                is_classification=record.is_classification,
-                parent_id=parent.row_id if parent is not None else None,
-                operation=record.operation,
-                round=record.round,
-                detail=record.detail,
-            ))
+            rows.append({
+                "job_id": job_id,
+                "seq": seq,
+                "instruction": record.instruction,
+                "fate": record.fate,
+                "rule": record.rule,
+                "max_rouge_l": record.max_rouge_l,
+                "most_similar": record.most_similar,
+                "mean_rouge_l": record.mean_rouge_l,
+                "in_pool": record.in_pool,
+                "is_classification": record.is_classification,
+                "parent_id": parent.row_id if parent is not None else None,
+                "operation": record.operation,
+                "round": record.round,
+                "detail": record.detail,
+                "created_at": utcnow(),
+            })
             seq += 1
-        session.add_all(rows)
-        session.flush()
-        for record, row in zip(run, rows, strict=True):
-            record.row_id = row.id
-            session.add_all([
-                Instance(
-                    instruction_id=id_of(row),
-                    job_id=job_id,
-                    position=position,
-                    input=inst.input,
-                    output=inst.output,
-                    turns=list(getattr(inst, "turns", None) or []),
-                    fate=Fate.accepted.value if inst.accepted and record.accepted else Fate.rejected.value,
-                    rule=inst.rule,
-                )
+        ids = session.exec(new_ids, params=rows).scalars().all()
+        examples: list[dict[str, Any]] = []
+        for record, row_id in zip(run, ids, strict=True):
+            record.row_id = row_id
+            examples.extend(
+                {
+                    "instruction_id": row_id,
+                    "job_id": job_id,
+                    "position": position,
+                    "input": inst.input,
+                    "output": inst.output,
+                    "turns": list(getattr(inst, "turns", None) or []),
+                    "fate": accepted if inst.accepted and record.accepted else rejected,
+                    "rule": inst.rule,
+                }
                 for position, inst in enumerate(record.instances)
-            ])
-    session.flush()
+            )
+        if examples:
+            session.exec(insert(instances), params=examples)
     return seq
 
 

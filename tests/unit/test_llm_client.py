@@ -347,3 +347,27 @@ def test_a_kept_alive_connection_the_server_closed_is_sent_again_not_failed():
     assert first.text == second.text == "kept"
     assert usage.errors == 0 and usage.retries == 0 and usage.requests == 2
     assert server.connections == 2  # the second request went again, on a new connection
+
+
+def test_a_cookie_the_server_sets_is_sent_back():
+    """The client's jar reads only answers that set a cookie (`_Cookies`), and still keeps
+    those: a load balancer's sticky-session cookie goes back with the next request."""
+    import httpx
+
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("cookie"))
+        headers = {"content-type": "application/json"}
+        if len(seen) == 1:
+            headers["set-cookie"] = "route=a; Path=/"
+        return httpx.Response(200, content=completion_body("ok"), headers=headers)
+
+    async def go():
+        config = LLMConfig(base_urls=["http://llm.test"], model="m", stream=False, dialect="completions",
+                           max_retries=0, outage_budget_s=0)
+        async with LLMClient(config, transport=httpx.MockTransport(handler)) as c:
+            for _ in range(3):
+                await c.complete("hi")
+    asyncio.run(go())
+    assert seen == [None, "route=a", "route=a"]

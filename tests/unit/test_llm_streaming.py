@@ -50,3 +50,40 @@ def test_no_first_token_is_cut_after_the_first_token_limit():
                 await c.complete("hi")
         with pytest.raises(LLMError, match="no first token for 1 s"):
             asyncio.run(go())
+
+
+def test_streamed_text_is_split_into_the_lines_httpx_gives_however_it_comes_in_pieces():
+    """`_read_events` decodes the body and splits it into lines itself, a piece at a time: the
+    lines must be `aiter_lines`'s for any cut of the same bytes (CR LF over two pieces, a
+    character over two, a last line without an end, the other line ends `str.splitlines`
+    knows, a body cut off inside a character)."""
+    import random
+
+    import httpx
+
+    from app.core.llm.client import _line_runs
+
+    text = ('data: {"a": 1}\r\n\r\ndata: {"b": "x\u2028y"}\n\n: comment\rdata: [DONE]\r\n'
+            "data: last\x0bmore\x85end\r\r\n\n\ndata: tail \u00e9").encode()  # cut inside a character too
+
+    async def pieces(parts):
+        for p in parts:
+            yield p
+
+    async def ours(parts):
+        return [line async for run in _line_runs(pieces(parts), "utf-8") for line in run]
+
+    async def httpx_lines(parts):
+        class Stream(httpx.AsyncByteStream):
+            async def __aiter__(self):
+                for p in parts:
+                    yield p
+        resp = httpx.Response(200, stream=Stream())
+        return [line async for line in resp.aiter_lines()]
+
+    rng = random.Random(5)
+    for body in (text, text[:-1], text + b"\r", text[:-1] + b"\r"):
+        for _ in range(300):
+            cuts = sorted(rng.sample(range(1, len(body)), rng.randint(0, 12)))
+            parts = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+            assert asyncio.run(ours(parts)) == asyncio.run(httpx_lines(parts)), parts

@@ -24,12 +24,13 @@ What follows a job's end (its `job_finished` webhooks, its follow-ups sent to ru
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,12 +137,49 @@ class JobContext:
             raise JobStopped()
 
 
+_frozen_lock = threading.Lock()
+_frozen_depth = 0  # jobs running in this process under `_heap_frozen`
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave what the process held before the job (its imports, about 190,000 objects) out
+    of the garbage collector's full passes while the job runs, and give it back after.
+
+    Why: a job makes objects fast (events, rows, candidates), so the collector runs often,
+    and each full pass walked the whole heap of imported modules, which never becomes
+    garbage; one such pass cost about a tenth of a 500-example job's CPU. `gc.freeze` moves
+    the objects of the moment to a generation that no pass walks; `gc.unfreeze` puts them back
+    when the last running job ends, so anything of them that became garbage is still
+    collected then. The job's own objects are collected as before."""
+    global _frozen_depth
+    with _frozen_lock:
+        _frozen_depth += 1
+        if _frozen_depth == 1:
+            gc.freeze()
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen_depth -= 1
+            if _frozen_depth == 0:
+                gc.unfreeze()
+
+
 def run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None = None,
             base_urls: list[str] | None = None, progress: ProgressCallback | None = None) -> Job:
     """Run (or resume) a job of any registered kind to its end; returns its row as it ended.
 
     A job that another live worker holds, or that is already finished, is returned as is.
+    The heap the process held before the job is left out of the collector's passes while it
+    runs (`_heap_frozen`).
     """
+    with _heap_frozen():
+        return _run_job(url, job_id, config, worker=worker, base_urls=base_urls, progress=progress)
+
+
+def _run_job(url: str, job_id: int, config: CoreConfig, *, worker: str | None,
+             base_urls: list[str] | None, progress: ProgressCallback | None) -> Job:
     worker = worker or default_worker_name()
     with session_scope(url) as session:
         claimed = store.claim_job(session, job_id, worker, config.jobs.stale_s)
