@@ -128,6 +128,28 @@ class HashMultimap:
                 out.extend(docs)
         return out
 
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        """Whether each of `hashes` is stored (a bool per hash)."""
+        if self._recent:
+            self._merge()
+        stored = self._hashes
+        if not len(stored):
+            return np.zeros(len(hashes), dtype=bool)
+        at = np.minimum(np.searchsorted(stored, hashes), len(stored) - 1)
+        found: np.ndarray = stored[at] == hashes
+        return found
+
+    def extend(self, hashes: np.ndarray, docs: np.ndarray) -> None:
+        """Add many (hash, document) pairs at once, `hashes` sorted: one merge into the run."""
+        if self._recent:
+            self._merge()
+        if not len(self._hashes):
+            self._hashes, self._docs = hashes.astype(np.uint64), docs.astype(np.int32)
+            return
+        at = np.searchsorted(self._hashes, hashes, "right")
+        self._hashes = np.insert(self._hashes, at, hashes)
+        self._docs = np.insert(self._docs, at, docs.astype(np.int32))
+
     def _merge(self) -> None:
         keys = np.fromiter(self._recent.keys(), dtype=np.uint64, count=len(self._recent))
         counts = np.fromiter(map(len, self._recent.values()), dtype=np.int64, count=len(self._recent))
@@ -187,6 +209,54 @@ class CompactTables:
         docs = sorted(set(self._by_band.get(bands)))
         shingles, ends = self._shingles.view(), self._ends.view()
         return [(self._keys[d], shingles[(ends[d - 1] if d else 0) : ends[d]]) for d in docs]
+
+    def meeting(self, bands: np.ndarray, digests: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which documents of a batch may meet another document, of the batch or of the tables.
+
+        `bands` (documents x bands), `digests` (`digest_hash`es) and `keys` (`key_hash`es)
+        are the batch's. A document meets another only through a band hash, a digest or a
+        key they share (a candidate, an exact copy, a reused key), so a document that shares
+        none of its hashes with anything is kept whatever the others are. Returns a bool per
+        document, and the order that sorts `bands.ravel()` (for `add_many`)."""
+        meets = np.zeros(len(keys), dtype=bool)
+        flat = bands.ravel()
+        order = np.argsort(flat)
+        for hashes, sort, table, per_doc in ((flat, order, self._by_band, bands.shape[1]),
+                                             (digests, None, self._by_digest, 1), (keys, None, self._by_key, 1)):
+            if sort is None:
+                sort = np.argsort(hashes)
+            ordered = hashes[sort]
+            same = np.flatnonzero(ordered[1:] == ordered[:-1])
+            meets[sort[same] // per_doc] = True
+            meets[sort[same + 1] // per_doc] = True
+            if len(table):
+                meets[np.flatnonzero(table.contains(hashes)) // per_doc] = True
+        return meets, order
+
+    def add_many(self, keys: list[str], digests: np.ndarray, shingles: np.ndarray, lengths: np.ndarray,
+                 bands: np.ndarray, order: np.ndarray, kept: np.ndarray) -> None:
+        """`add` the documents of a batch marked in `kept`, in their order, at once.
+
+        The batch's `keys` (a list), `digests` (documents x 16 uint8), shingle sets (all in
+        one array, `lengths` each) and band hashes (documents x bands) are all of its
+        documents, kept or not, and `order` sorts `bands.ravel()` (`meeting` gives it): the
+        band table then takes one merge, not one per document."""
+        first = len(self._keys)
+        numbers = np.cumsum(kept, dtype=np.int64) - 1 + first  # a kept document's number
+        where = np.flatnonzero(kept)
+        self._keys.extend(keys[i] for i in where.tolist())
+        per_band = bands.shape[1]
+        band_doc = order // per_band
+        take = kept[band_doc]
+        self._by_band.extend(bands.ravel()[order[take]], numbers[band_doc[take]])
+        for table, hashes in ((self._by_digest, digests[where, :8].copy().view("<u8").ravel()),
+                              (self._by_key, np.fromiter((key_hash(keys[i]) for i in where.tolist()), dtype=np.uint64,
+                                                         count=len(where)))):
+            sort = np.argsort(hashes)
+            table.extend(hashes[sort], numbers[where][sort])
+        self._digests.extend(digests[where].ravel())
+        self._shingles.extend(shingles[np.repeat(kept, lengths)] if not kept.all() else shingles)
+        self._ends.extend(self._shingles.size - int(lengths[where].sum()) + np.cumsum(lengths[where]))
 
     def add(self, key: str, digest: bytes, shingles: np.ndarray, bands: np.ndarray) -> None:
         doc = len(self._keys)
