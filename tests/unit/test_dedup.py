@@ -299,3 +299,10 @@ def test_bulk_path_reused_key_raises_after_adding_the_documents_before_it(monkey
     with pytest.raises(DedupError, match="'k3' is already"):
         bulk.match_and_add_many(items)
     assert len(bulk) == 30 and state(bulk) == state(one)
+
+
+def test_digests_of_a_batch_equal_each_texts():
+    texts = TRICKY + ["  a \t b\n\nc  ", "x\x1cy", "x\x1fy z", " lead", "trail ", "\x0b\x0cform feed\r"]
+    for batch in (texts, [t for t in texts if t.isascii()], [t for t in texts if t.isascii() and "\x1c" not in t
+                                                              and "\x1f" not in t and "\x01" not in t]):
+        assert dedup._exact_digests(batch) == b"".join(dedup._exact_digest(t) for t in batch)

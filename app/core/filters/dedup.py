@@ -50,6 +50,7 @@ _SEP = "\x00"  # joins a batch's documents before its words are read (not a word
 _WORD_OR_SEP_RE = re.compile(r"\w+|\x00")
 _ASCII_SEP = " \x01 "  # the same for ASCII documents read as bytes (\x01 is kept as a word)
 _ASCII_WORDS = bytes(c if chr(c).isalnum() or c in (1, 95) else 32 for c in range(128)).lower() + b" " * 128
+_STR_ONLY_SPACE = re.compile(rb"[\x1c-\x1f]")  # whitespace to `str.split`, not to `bytes.split`
 _SEP_HASH = 0x5EB0_5EB0_5EB0_5EB0  # the separator's stand-in among word hashes
 _PAD = 0x9E3779B97F4A7C15  # the hash of the padding word of short documents
 _MULT = np.uint64(0x100000001B3)  # rolling combination of word hashes into a shingle hash
@@ -91,6 +92,22 @@ def lsh_params(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[i
 
 def _exact_digest(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=16).digest()
+
+
+def _exact_digests(texts: Sequence[str]) -> bytes:
+    """`_exact_digest` of each text, one after another (16 bytes each).
+
+    ASCII texts are joined around a separator and their whitespace runs collapsed by one
+    `bytes.split` and `join`; each text is then its part of the result, stripped. That
+    equals `str.split` on ASCII but for the control characters 0x1C-0x1F, which `str.split`
+    takes for whitespace and `bytes.split` does not: a batch holding one (or the separator)
+    is digested one text at a time."""
+    if len(texts) > 1 and all(t.isascii() for t in texts):
+        data = _ASCII_SEP.join(texts).encode("ascii")
+        if data.count(b"\x01") == len(texts) - 1 and not _STR_ONLY_SPACE.search(data):
+            return b"".join([hashlib.blake2b(part.strip(), digest_size=16).digest()
+                             for part in b" ".join(data.split()).split(b"\x01")])
+    return b"".join([_exact_digest(t) for t in texts])
 
 
 def _blake64(word: bytes) -> int:
@@ -261,10 +278,13 @@ class ShingleHasher:
         values = np.concatenate(list(sets)) if len(sets) else np.empty(0, dtype=np.uint32)
         return self.signatures_of(values.astype(np.uint32, copy=False), bounds)
 
-    def signatures_of(self, values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-        """`signatures` of the sets in `shingles`' form (one array, with bounds)."""
+    def signatures_of(self, values: np.ndarray, bounds: np.ndarray, perms: int | None = None) -> np.ndarray:
+        """`signatures` of the sets in `shingles`' form (one array, with bounds); only the
+        first `perms` permutations' values if given (banding reads no others)."""
+        perms = self.num_perm if perms is None else perms
+        a, b = self._a[:perms], self._b[:perms]
         docs = len(bounds) - 1
-        out = np.full((docs, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+        out = np.full((docs, perms), np.iinfo(np.uint32).max, dtype=np.uint32)
         nonempty = np.flatnonzero(bounds[1:] > bounds[:-1])
         ends = bounds[nonempty + 1]
         d = 0
@@ -276,8 +296,8 @@ class ShingleHasher:
             lo, hi = bounds[chunk[0]], bounds[chunk[-1] + 1]
             mixed = _fmix32(values[lo:hi])
             # (permutations x shingles): each document's shingles are contiguous in memory
-            permuted = self._a[:, None] * mixed[None, :]
-            permuted += self._b[:, None]
+            permuted = a[:, None] * mixed[None, :]
+            permuted += b[:, None]
             out[chunk] = np.minimum.reduceat(permuted, bounds[chunk] - lo, axis=1).T
             d = end
         return out
@@ -496,19 +516,19 @@ class NearDupIndex:
         band_parts, shingle_parts, length_parts = [], [], []
         for start in range(0, n, _HASHED_BATCH):
             texts = [t for _, t in items[start : start + _HASHED_BATCH]]
-            digests[start : start + len(texts)] = np.frombuffer(
-                b"".join([_exact_digest(t) for t in texts]), dtype=np.uint8).reshape(len(texts), 16)
+            digests[start : start + len(texts)] = np.frombuffer(_exact_digests(texts), dtype=np.uint8).reshape(-1, 16)
             values, bounds = self._hasher.shingles(texts)
-            band_parts.append(tables.band_hashes(self._hasher.signatures_of(values, bounds)))
+            band_parts.append(tables.band_hashes(self._hasher.signatures_of(values, bounds, tables.bands * tables.rows)))
             shingle_parts.append(values)
             length_parts.append(np.diff(bounds))
         bands = np.concatenate(band_parts)
         shingles = np.concatenate(shingle_parts)
         lengths = np.concatenate(length_parts)
+        del band_parts, shingle_parts
         ends = np.cumsum(lengths)
         key_hashes = np.fromiter((key_hash(k) for k in keys), dtype=np.uint64, count=n)
         with tables.locked():
-            meets, order = tables.meeting(bands, digests[:, :8].copy().view("<u8").ravel(), key_hashes)
+            meets, band_hashes, band_docs = tables.meeting(bands, digests[:, :8].copy().view("<u8").ravel(), key_hashes)
             kept = np.ones(n, dtype=bool)
             results: list[DupMatch | None] = [None] * n
             by_band: dict[int, list[int]] = {}  # band hash -> meeting documents kept so far
@@ -541,7 +561,7 @@ class NearDupIndex:
                     by_band.setdefault(h, []).append(i)
                 by_digest[digest] = i
                 by_key.add(key)
-            tables.add_many(keys, digests, shingles, lengths, bands, order, kept)
+            tables.add_many(keys, key_hashes, digests, shingles, lengths, band_hashes, band_docs, kept)
         if failed is not None:
             raise DedupError(f"key {keys[failed]!r} is already in the near-duplicate index with another text")
         return results

@@ -37,6 +37,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return mixed
 
 
+def _mix_in_place(x: np.ndarray) -> None:
+    """`_mix`, overwriting `x` (no temporary arrays but one)."""
+    t = x >> np.uint64(30)
+    x ^= t
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    np.right_shift(x, np.uint64(27), out=t)
+    x ^= t
+    x *= np.uint64(0x94D049BB133111EB)
+    np.right_shift(x, np.uint64(31), out=t)
+    x ^= t
+
+
 @functools.cache
 def _band_numbers(bands: int) -> np.ndarray:
     """Each band's number, hashed: where a band's hash starts (made once per band count)."""
@@ -45,11 +57,13 @@ def _band_numbers(bands: int) -> np.ndarray:
 
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(documents x bands) uint64: each band's rows hashed, with the band's number."""
-    sig = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+    sig = signatures[:, : bands * rows].reshape(len(signatures), bands, rows)
+    h = np.broadcast_to(_band_numbers(bands), sig.shape[:2]).copy()
     with np.errstate(over="ignore"):
-        h = np.broadcast_to(_band_numbers(bands), sig.shape[:2]).copy()
         for r in range(rows):
-            h = _mix(h * _MULT + sig[:, :, r])
+            h *= _MULT
+            h += sig[:, :, r]
+            _mix_in_place(h)
     return h
 
 
@@ -144,7 +158,7 @@ class HashMultimap:
         if self._recent:
             self._merge()
         if not len(self._hashes):
-            self._hashes, self._docs = hashes.astype(np.uint64), docs.astype(np.int32)
+            self._hashes, self._docs = hashes.astype(np.uint64, copy=False), docs.astype(np.int32, copy=False)
             return
         at = np.searchsorted(self._hashes, hashes, "right")
         self._hashes = np.insert(self._hashes, at, hashes)
@@ -210,52 +224,56 @@ class CompactTables:
         shingles, ends = self._shingles.view(), self._ends.view()
         return [(self._keys[d], shingles[(ends[d - 1] if d else 0) : ends[d]]) for d in docs]
 
-    def meeting(self, bands: np.ndarray, digests: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def meeting(self, bands: np.ndarray, digests: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
         """Which documents of a batch may meet another document, of the batch or of the tables.
 
         `bands` (documents x bands), `digests` (`digest_hash`es) and `keys` (`key_hash`es)
         are the batch's. A document meets another only through a band hash, a digest or a
         key they share (a candidate, an exact copy, a reused key), so a document that shares
         none of its hashes with anything is kept whatever the others are. Returns a bool per
-        document, and the order that sorts `bands.ravel()` (for `add_many`)."""
+        document, and the batch's band hashes sorted with each one's document (int32), which
+        `add_many` takes: one sort serves both."""
         meets = np.zeros(len(keys), dtype=bool)
         flat = bands.ravel()
         order = np.argsort(flat)
-        for hashes, sort, table, per_doc in ((flat, order, self._by_band, bands.shape[1]),
-                                             (digests, None, self._by_digest, 1), (keys, None, self._by_key, 1)):
-            if sort is None:
-                sort = np.argsort(hashes)
-            ordered = hashes[sort]
-            same = np.flatnonzero(ordered[1:] == ordered[:-1])
-            meets[sort[same] // per_doc] = True
-            meets[sort[same + 1] // per_doc] = True
+        band_hashes = flat[order]
+        band_docs = (order // bands.shape[1]).astype(np.int32)
+        del order
+        for hashes, docs, table in ((band_hashes, band_docs, self._by_band), (digests, None, self._by_digest),
+                                    (keys, None, self._by_key)):
+            if docs is None:
+                docs = np.argsort(hashes)
+                hashes = hashes[docs]
+            same = np.flatnonzero(hashes[1:] == hashes[:-1])
+            meets[docs[same]] = True
+            meets[docs[same + 1]] = True
             if len(table):
-                meets[np.flatnonzero(table.contains(hashes)) // per_doc] = True
-        return meets, order
+                meets[docs[table.contains(hashes)]] = True
+        return meets, band_hashes, band_docs
 
-    def add_many(self, keys: list[str], digests: np.ndarray, shingles: np.ndarray, lengths: np.ndarray,
-                 bands: np.ndarray, order: np.ndarray, kept: np.ndarray) -> None:
+    def add_many(self, keys: list[str], key_hashes: np.ndarray, digests: np.ndarray, shingles: np.ndarray, lengths: np.ndarray,
+                 band_hashes: np.ndarray, band_docs: np.ndarray, kept: np.ndarray) -> None:
         """`add` the documents of a batch marked in `kept`, in their order, at once.
 
-        The batch's `keys` (a list), `digests` (documents x 16 uint8), shingle sets (all in
-        one array, `lengths` each) and band hashes (documents x bands) are all of its
-        documents, kept or not, and `order` sorts `bands.ravel()` (`meeting` gives it): the
-        band table then takes one merge, not one per document."""
+        The batch's `keys` (a list, and their `key_hash`es), `digests` (documents x 16 uint8) and shingle sets (all in
+        one array, `lengths` each) are all of its documents, kept or not, and `band_hashes`
+        and `band_docs` its band hashes as `meeting` sorted them: the band table then takes
+        one merge, not one every sixteenth of its size."""
         first = len(self._keys)
-        numbers = np.cumsum(kept, dtype=np.int64) - 1 + first  # a kept document's number
+        numbers = (np.cumsum(kept, dtype=np.int64) - 1 + first).astype(np.int32)  # a kept document's number
         where = np.flatnonzero(kept)
         self._keys.extend(keys[i] for i in where.tolist())
-        per_band = bands.shape[1]
-        band_doc = order // per_band
-        take = kept[band_doc]
-        self._by_band.extend(bands.ravel()[order[take]], numbers[band_doc[take]])
+        if kept.all():
+            self._by_band.extend(band_hashes, band_docs + np.int32(first))
+        else:
+            take = kept[band_docs]
+            self._by_band.extend(band_hashes[take], numbers[band_docs[take]])
         for table, hashes in ((self._by_digest, digests[where, :8].copy().view("<u8").ravel()),
-                              (self._by_key, np.fromiter((key_hash(keys[i]) for i in where.tolist()), dtype=np.uint64,
-                                                         count=len(where)))):
+                              (self._by_key, key_hashes[where])):
             sort = np.argsort(hashes)
             table.extend(hashes[sort], numbers[where][sort])
         self._digests.extend(digests[where].ravel())
-        self._shingles.extend(shingles[np.repeat(kept, lengths)] if not kept.all() else shingles)
+        self._shingles.extend(shingles if kept.all() else shingles[np.repeat(kept, lengths)])
         self._ends.extend(self._shingles.size - int(lengths[where].sum()) + np.cumsum(lengths[where]))
 
     def add(self, key: str, digest: bytes, shingles: np.ndarray, bands: np.ndarray) -> None:
