@@ -305,4 +305,4 @@ def test_digests_of_a_batch_equal_each_texts():
     texts = TRICKY + ["  a \t b\n\nc  ", "x\x1cy", "x\x1fy z", " lead", "trail ", "\x0b\x0cform feed\r"]
     for batch in (texts, [t for t in texts if t.isascii()], [t for t in texts if t.isascii() and "\x1c" not in t
                                                               and "\x1f" not in t and "\x01" not in t]):
-        assert dedup._exact_digests(batch) == b"".join(dedup._exact_digest(t) for t in batch)
+        assert dedup._exact_digests(batch) == [dedup._exact_digest(t) for t in batch]

@@ -94,20 +94,26 @@ def _exact_digest(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=16).digest()
 
 
-def _exact_digests(texts: Sequence[str]) -> bytes:
-    """`_exact_digest` of each text, one after another (16 bytes each).
+def _exact_digests(texts: Sequence[str]) -> list[bytes]:
+    """`_exact_digest` of each text.
 
-    ASCII texts are joined around a separator and their whitespace runs collapsed by one
-    `bytes.split` and `join`; each text is then its part of the result, stripped. That
+    The ASCII texts are joined around a separator and their whitespace runs collapsed by
+    one `bytes.split` and `join`; each text is then its part of the result, stripped. That
     equals `str.split` on ASCII but for the control characters 0x1C-0x1F, which `str.split`
-    takes for whitespace and `bytes.split` does not: a batch holding one (or the separator)
-    is digested one text at a time."""
-    if len(texts) > 1 and all(t.isascii() for t in texts):
-        data = _ASCII_SEP.join(texts).encode("ascii")
-        if data.count(b"\x01") == len(texts) - 1 and not _STR_ONLY_SPACE.search(data):
-            return b"".join([hashlib.blake2b(part.strip(), digest_size=16).digest()
-                             for part in b" ".join(data.split()).split(b"\x01")])
-    return b"".join([_exact_digest(t) for t in texts])
+    takes for whitespace and `bytes.split` does not: where one (or the separator) is among
+    them, and for the other texts, each text is digested alone."""
+    out: list[bytes] = [b""] * len(texts)
+    plain = [i for i, t in enumerate(texts) if t.isascii()]
+    if len(plain) > 1:
+        data = _ASCII_SEP.join([texts[i] for i in plain]).encode("ascii")
+        if data.count(b"\x01") == len(plain) - 1 and not _STR_ONLY_SPACE.search(data):
+            parts = b" ".join(data.split()).split(b"\x01")
+            for i, part in zip(plain, parts):
+                out[i] = hashlib.blake2b(part.strip(), digest_size=16).digest()
+    for i, text in enumerate(texts):
+        if not out[i]:
+            out[i] = _exact_digest(text)
+    return out
 
 
 def _blake64(word: bytes) -> int:
@@ -516,7 +522,7 @@ class NearDupIndex:
         band_parts, shingle_parts, length_parts = [], [], []
         for start in range(0, n, _HASHED_BATCH):
             texts = [t for _, t in items[start : start + _HASHED_BATCH]]
-            digests[start : start + len(texts)] = np.frombuffer(_exact_digests(texts), dtype=np.uint8).reshape(-1, 16)
+            digests[start : start + len(texts)] = np.frombuffer(b"".join(_exact_digests(texts)), dtype=np.uint8).reshape(-1, 16)
             values, bounds = self._hasher.shingles(texts)
             band_parts.append(tables.band_hashes(self._hasher.signatures_of(values, bounds, tables.bands * tables.rows)))
             shingle_parts.append(values)
