@@ -4,8 +4,8 @@ datasketch's in-memory `MinHashLSH` keeps, for every document and band, a bytes 
 and two dict entries, and the exact check needs every document's shingle set beside it:
 about 5 KB a document, 5 GB at a million. Here every lookup table is a `HashMultimap`
 (64-bit hash -> document numbers: a sorted numpy run and a small dict of recent inserts,
-merged into the run when the dict grows), and the shingle sets, digests and keys are
-flat arrays and one list. A document costs about 12 bytes per band, 4 per shingle, its
+merged into the run when the dict grows; a large batch, `CompactTables.add_many`, is merged
+in at once), and the shingle sets, digests and keys are flat arrays and one list. A document costs about 12 bytes per band, 4 per shingle, its
 16-byte digest and its key.
 
 Band hashes are 64-bit hashes of a band's rows (the band's number mixed in), so two
@@ -85,6 +85,10 @@ class _Growing:
         self.size = 0
 
     def extend(self, values: np.ndarray) -> None:
+        if self.size == 0 and len(values) > len(self._data) and values.flags.owndata:  # a first large batch: kept, not copied
+            self._data = values.astype(self._data.dtype, copy=False)
+            self.size = len(values)
+            return
         end = self.size + len(values)
         if end > len(self._data):
             grown = np.zeros(max(end, 2 * len(self._data)), dtype=self._data.dtype)
@@ -237,7 +241,8 @@ class CompactTables:
         flat = bands.ravel()
         order = np.argsort(flat)
         band_hashes = flat[order]
-        band_docs = (order // bands.shape[1]).astype(np.int32)
+        order //= bands.shape[1]
+        band_docs: np.ndarray = order.astype(np.int32)
         del order
         for hashes, docs, table in ((band_hashes, band_docs, self._by_band), (digests, None, self._by_digest),
                                     (keys, None, self._by_key)):
