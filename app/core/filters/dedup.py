@@ -64,6 +64,7 @@ _MULT = np.uint64(0x100000001B3)  # rolling combination of word hashes into a sh
 _CHUNK_SHINGLES = 8192  # columns of the (permutations x shingles) matrix built at once (a few MB: in cache)
 _HASHED_BATCH = 4096  # documents shingled and signed at once
 _LOCKED_BATCH = 256  # documents handled per Redis lock acquisition
+_JOINED_MIN = 16  # documents from which a batch's words are read joined (`_joined_word_hashes`)
 _BULK_MIN = 1024  # in memory, a batch at least this long is added the bulk way
 _BULK_BATCH = 1_000_000  # documents added the bulk way at once (their hashes are held together)
 _WORD_CACHE_MAX = 1_000_000
@@ -214,6 +215,8 @@ class ShingleHasher:
         Words are the `\\w+` runs of the case-folded text, each hashed by `_blake64` of its
         UTF-8 (ASCII and other documents read by `_joined_word_hashes` apart, then put back
         in order)."""
+        if len(texts) < _JOINED_MIN:  # a job's check: one document, where joining only costs
+            return self._each_word_hashes(texts)
         ascii_docs = np.fromiter((t.isascii() for t in texts), dtype=bool, count=len(texts))
         groups = [np.flatnonzero(ascii_docs), np.flatnonzero(~ascii_docs)]
         parts = []
@@ -253,6 +256,18 @@ class ShingleHasher:
         bounds = np.zeros(len(texts) + 1, dtype=np.int64)
         if not len(texts):
             return np.empty(0, dtype=np.uint32), bounds
+        if len(texts) == 1:  # a job's check: the same in fewer steps
+            w = self._each_word_hashes(texts)[0]
+            if 0 < len(w) < n:
+                w = np.concatenate([w, np.full(n - len(w), _PAD, dtype=np.uint64)])
+            if not len(w):
+                return np.empty(0, dtype=np.uint32), bounds
+            rolled = w[: len(w) - n + 1].copy()
+            for t in range(1, n):
+                rolled = rolled * _MULT + w[t : len(w) - n + 1 + t]
+            one: np.ndarray = np.unique((_fmix64(rolled) >> np.uint64(32)).astype(np.uint32))
+            bounds[1] = len(one)
+            return one, bounds
         w, lengths = self._word_hashes(texts)
         short = (lengths > 0) & (lengths < n)
         if short.any():  # a document of one or two words: padded to one shingle
