@@ -5,6 +5,7 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/scale.py overhead --quick      (1, 2, 4 worker processes side by side, ~1 min)
     .venv/bin/python benchmarks/scale.py fake [--target 300] [--repeats 3]
     .venv/bin/python benchmarks/scale.py index [--sizes 100000,1000000] [--dedup-sizes 100000,1000000]
+                                               [--seed-sizes 200000,1000000] [--seed-repeats 1] [--seed-profile 0]
     .venv/bin/python benchmarks/scale.py shards [--target 400] [--workers 1,2,4] [--repeats 1] [--quick]
     .venv/bin/python benchmarks/scale.py paging [--rows 1000000] [--repeats 5] [--keep-db]
 
@@ -59,6 +60,14 @@ filter's when above the threshold; the two modes must decide every candidate ali
 index is fed whole examples (instruction, input, output) in batches, as a build seeds it;
 its `before` is the module of `--dedup-before` (datasketch's in-memory tables), imported
 from git, at `--dedup-before-sizes`.
+Then the near-duplicate index seeded as a build seeds it from a dataset version (one
+`check_and_add_many` over `--seed-sizes` whole examples, `example:<n>` keys): `seed_before`,
+`dedup.py` and `dedup_memory.py` of `--seed-before` imported from git (one document at a
+time), against `seed_bulk`, the working tree (the bulk path), each run a fresh process,
+alternating which goes first over `--seed-repeats`: wall and CPU seconds (medians), the peak
+resident memory above the examples' own, the index's memory after, and a hash of every
+decision, which must be the same for both (exit 1 otherwise). `--seed-profile N` prints the
+top N entries of a profile of the bulk path's first run.
 
 `paging`: a job of `--rows` instructions (one instance each), stored by COPY in a PostgreSQL
 database of its own (dropped after), and a page of 50 at its start and at its end through
@@ -109,6 +118,7 @@ START = "ed665669ba22a4133ef75317d0a5d2f24e9b31e6"  # the first round of cuts, b
 FAKE_BEFORE = "be95641"  # the fake server before its answers were rendered from a bank of events
 NOVELTY_BEFORE = "be95641"  # the last revision whose prefix filter read every length's lists at once
 DEDUP_BEFORE = "642b6ff"  # the last revision whose in-memory near-duplicate index was datasketch's
+SEED_BEFORE = "be95641"  # the last revision before the near-duplicate index's bulk path (seeding one by one)
 
 
 def cpu_s() -> float:
@@ -446,8 +456,69 @@ def _module_at(rev: str, path: str, name: str) -> Any:
     return module
 
 
+def _seed_module(rev: str) -> Any:
+    """`app.core.filters.dedup` as it was at `rev`, with its `dedup_memory` of then too."""
+    import importlib.util
+
+    folder = Path(tempfile.mkdtemp())
+    for name in ("dedup_memory", "dedup"):
+        source = subprocess.run(["git", "show", f"{rev}:app/core/filters/{name}.py"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout
+        source = source.replace("from app.core.filters.dedup_memory import", "from seed_before_dedup_memory import")
+        path = folder / f"seed_before_{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(f"seed_before_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[f"seed_before_{name}"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def seed_child(args: argparse.Namespace) -> None:
+    """A NearDupIndex seeded with `args.size` whole examples as a build seeds it (one
+    `check_and_add_many` over them all): `seed_before` by the module of `--seed-before`
+    (one document at a time), `seed_bulk` by the working tree's (the bulk path)."""
+    import gc
+    import hashlib
+
+    from novelty_filter import build_data
+
+    from app.core.filters import dedup
+
+    module = _seed_module(args.seed_before) if args.which == "seed_before" else dedup
+    pool, _ = build_data(args.size, 0, seed=1)
+    docs = [(f"example:{i}", dedup.example_text(text, "", text[::-1])) for i, text in enumerate(pool)]
+    del pool
+    gc.collect()
+    base = rss_mb()
+    index = module.NearDupIndex(threshold=0.9, num_perm=128)
+    profile = cProfile.Profile() if args.profile else None
+    cpu, wall = cpu_s(), time.perf_counter()
+    if profile:
+        profile.enable()
+    decisions = index.check_and_add_many(docs)
+    if profile:
+        profile.disable()
+    out: dict[str, Any] = {"which": args.which, "size": len(docs), "seed_s": time.perf_counter() - wall,
+                           "seed_cpu_s": cpu_s() - cpu,
+                           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base}
+    del docs
+    gc.collect()
+    out["rss_mb"] = rss_mb() - base
+    out["kept"] = len(index)
+    out["decisions"] = hashlib.sha256("\n".join(d or "" for d in decisions).encode()).hexdigest()[:16]
+    if profile:
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(args.profile)
+        out["profile"] = text.getvalue()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
 def index_child(args: argparse.Namespace) -> None:
     """One pool size of one index in this process; prints one JSON line."""
+    if args.which.startswith("seed_"):
+        seed_child(args)
+        return
     import gc
 
     import numpy as np
@@ -574,6 +645,15 @@ def index(args: argparse.Namespace) -> None:
                      f"time before {r['seed_before_s']:.1f} s ({r['seed_before_s'] / r['seed_bulk_s']:.2f}x)")
         print(f"  {which:7s} {r['size']:>9,} entries: add {r['add_us']:.1f} us, check median {c['median']:.3f} ms "
               f"p95 {c['p95']:.3f} max {c['max']:.3f}, memory {r['rss_mb']:.0f} MB  {extra}", flush=True)
+    if rows:
+        print_index_table(rows)
+    if any(r.get("wrong") for r in rows):
+        raise SystemExit("the novelty index disagreed with the brute force")
+    if args.seed_sizes:
+        seeding(args)
+
+
+def print_index_table(rows: list[dict[str, Any]]) -> None:
     print()
     print("| index | entries | add (us) | check median (ms) | p95 (ms) | max (ms) | memory (MB) | brute force (ms) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -587,8 +667,50 @@ def index(args: argparse.Namespace) -> None:
             add = 1e6 * r["seed_before_s"] / r["size"] if label.endswith("(before)") else r["add_us"]
             print(f"| {label} | {r['size']:,} | {add:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
                   f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
-    if any(r.get("wrong") for r in rows):
-        raise SystemExit("the novelty index disagreed with the brute force")
+
+
+def seeding(args: argparse.Namespace) -> None:
+    """The near-duplicate index seeded as a build seeds it, before and with the bulk path,
+    alternating which goes first, each run a fresh process; medians of `--seed-repeats`."""
+    print("\nnear-duplicate index seeded from a dataset version (one check_and_add_many over every example)")
+    table = []
+    for size in (int(n) for n in args.seed_sizes.split(",") if n):
+        runs: dict[str, list[dict[str, Any]]] = {"seed_before": [], "seed_bulk": []}
+        for repeat in range(args.seed_repeats):
+            order = ["seed_before", "seed_bulk"] if repeat % 2 == 0 else ["seed_bulk", "seed_before"]
+            for which in order:
+                if which == "seed_before" and size > args.seed_before_max:
+                    continue
+                profile = args.seed_profile if which == "seed_bulk" and repeat == 0 else 0
+                cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size),
+                       "--seed-before", args.seed_before, "--profile", str(profile)]
+                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
+                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
+                line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+                if line is None:
+                    raise SystemExit(f"{which} at {size} failed:\n{proc.stderr[-3000:]}")
+                r = json.loads(line[7:])
+                runs[which].append(r)
+                print(f"  {which:11s} {size:>9,}: {r['seed_s']:.1f} s wall, {r['seed_cpu_s']:.1f} s CPU, "
+                      f"peak +{r['peak_mb']:.0f} MB, index {r['rss_mb']:.0f} MB, kept {r['kept']:,}, "
+                      f"decisions {r['decisions']}", flush=True)
+                if r.get("profile"):
+                    print(r["profile"])
+        for which, rs in runs.items():
+            if rs:
+                table.append((which, size, {k: statistics.median(r[k] for r in rs)
+                                            for k in ("seed_s", "seed_cpu_s", "peak_mb", "rss_mb")}, len(rs)))
+        every = {r["decisions"] for rs in runs.values() for r in rs}
+        if len(every) > 1:
+            raise SystemExit(f"the two paths decided differently at {size}: {sorted(every)}")
+    print()
+    print("| seeding | entries | runs | wall (s) | CPU (s) | CPU per entry (us) | peak above the data (MB) | index (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for which, size, m, n in table:
+        base = next((b for w, s2, b, _ in table if w == "seed_before" and s2 == size), None)
+        ratio = f" ({base['seed_cpu_s'] / m['seed_cpu_s']:.1f}x less)" if base and which == "seed_bulk" else ""
+        print(f"| {which} | {size:,} | {n} | {m['seed_s']:.1f} | {m['seed_cpu_s']:.1f}{ratio} | "
+              f"{1e6 * m['seed_cpu_s'] / size:.1f} | {m['peak_mb']:.0f} | {m['rss_mb']:.0f} |")
 
 
 def _requester(url: str, job_id: int, shard: int, config: Any, base_urls: list[str] | None, cpu_dir: str) -> None:
@@ -836,12 +958,19 @@ def main() -> None:
     i.add_argument("--dedup-before", default=DEDUP_BEFORE, help="the revision whose dedup.py `before` imports")
     i.add_argument("--brute", type=int, default=20, help="candidates checked against the brute force")
     i.add_argument("--novelty-before", default=NOVELTY_BEFORE, help="the revision whose novelty.py `before` imports")
+    i.add_argument("--seed-sizes", default="200000,1000000", help="near-duplicate seeding: before and bulk")
+    i.add_argument("--seed-repeats", type=int, default=1)
+    i.add_argument("--seed-before-max", type=int, default=1_000_000, help="largest size seeded the old way")
+    i.add_argument("--seed-before", default=SEED_BEFORE, help="the revision whose modules `seed_before` imports")
+    i.add_argument("--seed-profile", type=int, default=0, help="top entries of a profile of the bulk path's first run")
     ic = sub.add_parser("_index")
     ic.add_argument("--which", required=True)
     ic.add_argument("--size", type=int, required=True)
     ic.add_argument("--brute", type=int, default=20)
     ic.add_argument("--dedup-before", default=DEDUP_BEFORE)
     ic.add_argument("--novelty-before", default=NOVELTY_BEFORE)
+    ic.add_argument("--seed-before", default=SEED_BEFORE)
+    ic.add_argument("--profile", type=int, default=0)
     sh = sub.add_parser("shards", help="curated per second over 1, 2, 4 requester processes")
     sh.add_argument("--target", type=int, default=0, help="curated (400; --quick: 200)")
     sh.add_argument("--quick", action="store_true", help="a target of 200 (a minute or two in all)")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 
-from app.core.filters import dedup_memory
+from app.core.filters import dedup, dedup_memory
 from app.core.filters.dedup import (
     DedupError,
     NearDupIndex,
@@ -164,11 +164,14 @@ def test_hash_multimap_returns_every_document_across_merges(monkeypatch):
     assert len(table) == 6000 and len(table._recent) < len(reference)  # merged at least once
 
 
-def test_in_memory_tables_decide_like_datasketchs_lsh(monkeypatch):
+@pytest.mark.parametrize("bulk", [False, True])
+def test_in_memory_tables_decide_like_datasketchs_lsh(monkeypatch, bulk):
     """A stream of originals, near copies, exact copies and clusters through the compact
-    tables (merging every 64 entries) and through datasketch's MinHashLSH with the exact
-    Jaccard check: the same match, or none, for every document."""
+    tables (merging every 64 entries; one by one, or as a build's seeding adds a batch) and
+    through datasketch's MinHashLSH with the exact Jaccard check: the same match, or none,
+    for every document."""
     monkeypatch.setattr(dedup_memory, "_MERGE_MIN", 64)
+    monkeypatch.setattr(dedup, "_BULK_MIN", 1 if bulk else 10**9)
     rng = random.Random(5)
     texts: list[str] = []
     for _ in range(400):
@@ -210,3 +213,96 @@ def test_in_memory_tables_decide_like_datasketchs_lsh(monkeypatch):
     assert [(m.key, m.exact, m.jaccard) if m else None for m in got] == expected
     assert sum(m is not None and not m.exact for m in got) > 40 and sum(m is None for m in got) > 100
     assert len(index) == sum(m is None for m in got)
+
+
+# --- the bulk path (a build seeding its index) against one by one ---------------------------
+TRICKY = ["", "!!!", "a", "a b", "ΑΣ ΟΔΟΣ σ", "x\x00y z w", "x\x01y z w", "İstanbul ǅ ß straße Straße",
+          "don’t stop — now", "tab\tand\nnew  lines", "under_score snake_case 42 4 2"]
+
+
+def stream(rng: random.Random, n: int) -> list[str]:
+    """Originals, near copies, exact copies up to spacing, and odd documents, in a random order."""
+    texts: list[str] = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.45 or not texts:
+            texts.append(document(rng, rng.randint(3, 60)))
+        elif r < 0.7:
+            words = rng.choice(texts).split() or ["w"]
+            words[rng.randrange(len(words))] = f"w{rng.randrange(30)}"
+            texts.append(" ".join(words))
+        elif r < 0.85:
+            texts.append(" " + rng.choice(texts).replace(" ", "  ") + "\n")
+        else:
+            texts.append(rng.choice(TRICKY) + rng.choice(["", " " + document(rng, 5)]))
+    return texts
+
+
+def state(index: NearDupIndex) -> tuple:
+    """Everything the in-memory tables hold, whatever the order inside a hash's documents."""
+    tables = index._tables
+    assert isinstance(tables, dedup_memory.CompactTables)
+
+    def pairs(table: dedup_memory.HashMultimap) -> list[tuple[int, int]]:
+        out = list(zip(table._hashes.tolist(), table._docs.tolist()))
+        return sorted(out + [(h, d) for h, docs in table._recent.items() for d in docs])
+
+    return (list(tables._keys), tables._digests.view().tobytes(), tables._shingles.view().tolist(),
+            tables._ends.view().tolist(), pairs(tables._by_band), pairs(tables._by_digest), pairs(tables._by_key))
+
+
+def test_word_hashes_of_a_batch_equal_each_documents():
+    """The joined reading (bytes for ASCII, one regular expression for the rest) gives each
+    document's words' hashes, in order, as reading it alone does; a document holding a
+    separator sends its batch one document at a time."""
+    rng = random.Random(7)
+    texts = [rng.choice(TRICKY) + " " + document(rng, rng.randint(0, 12)) for _ in range(300)]
+    for batch in (texts, [t for t in texts if t.isascii() and "\x01" not in t],
+                  [t for t in texts if not t.isascii() and "\x00" not in t], TRICKY, TRICKY[:1]):
+        hasher = ShingleHasher()
+        flat, lengths = hasher._word_hashes(batch)
+        alone, alone_lengths = ShingleHasher()._each_word_hashes(batch)
+        assert flat.tolist() == alone.tolist() and lengths.tolist() == alone_lengths.tolist()
+        assert [s.tolist() for s in hasher.shingle_sets(batch)] == [ShingleHasher().shingle_sets([t])[0].tolist() for t in batch]
+
+
+@pytest.mark.parametrize("merge_min", [64, 65536])
+def test_bulk_path_builds_the_same_index_as_one_by_one(monkeypatch, merge_min):
+    """A batch seeded the bulk way, on top of documents added before, decides every document
+    as one by one does and leaves the same tables: the same later decisions."""
+    monkeypatch.setattr(dedup_memory, "_MERGE_MIN", merge_min)
+    monkeypatch.setattr(dedup, "_BULK_MIN", 200)
+    rng = random.Random(6)
+    texts = stream(rng, 2400)
+    items = [(f"k{i}", t) for i, t in enumerate(texts)]
+    items[900:900] = [items[10], items[400], items[899]]  # a key added again with its text: kept once
+    before, batch, later = items[:300], items[300:2000], items[2000:]
+    one, bulk = NearDupIndex(threshold=0.8), NearDupIndex(threshold=0.8)
+    assert one._match_and_add_each(before) == bulk._match_and_add_each(before)
+    expected = one._match_and_add_each(batch)
+    assert bulk.match_and_add_many(batch) == expected
+    assert sum(m is None for m in expected) > 500 and sum(m is not None and not m.exact for m in expected) > 100
+    assert sum(m is not None and m.exact for m in expected) > 100
+    assert state(bulk) == state(one)
+    assert [bulk.match_and_add_many([item]) for item in later] == [one.match_and_add_many([item]) for item in later]
+    assert state(bulk) == state(one)
+
+
+def test_bulk_path_reused_key_raises_after_adding_the_documents_before_it(monkeypatch):
+    monkeypatch.setattr(dedup, "_BULK_MIN", 2)
+    rng = random.Random(8)
+    items = [(f"k{i}", document(rng, 20)) for i in range(50)]
+    items[30] = ("k3", document(rng, 20))  # k3 again, another text
+    one, bulk = NearDupIndex(), NearDupIndex()
+    with pytest.raises(DedupError, match="'k3' is already"):
+        one._match_and_add_each(items)
+    with pytest.raises(DedupError, match="'k3' is already"):
+        bulk.match_and_add_many(items)
+    assert len(bulk) == 30 and state(bulk) == state(one)
+
+
+def test_digests_of_a_batch_equal_each_texts():
+    texts = TRICKY + ["  a \t b\n\nc  ", "x\x1cy", "x\x1fy z", " lead", "trail ", "\x0b\x0cform feed\r"]
+    for batch in (texts, [t for t in texts if t.isascii()], [t for t in texts if t.isascii() and "\x1c" not in t
+                                                              and "\x1f" not in t and "\x01" not in t]):
+        assert dedup._exact_digests(batch) == [dedup._exact_digest(t) for t in batch]

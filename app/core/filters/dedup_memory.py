@@ -4,8 +4,8 @@ datasketch's in-memory `MinHashLSH` keeps, for every document and band, a bytes 
 and two dict entries, and the exact check needs every document's shingle set beside it:
 about 5 KB a document, 5 GB at a million. Here every lookup table is a `HashMultimap`
 (64-bit hash -> document numbers: a sorted numpy run and a small dict of recent inserts,
-merged into the run when the dict grows), and the shingle sets, digests and keys are
-flat arrays and one list. A document costs about 12 bytes per band, 4 per shingle, its
+merged into the run when the dict grows; a large batch, `CompactTables.add_many`, is merged
+in at once), and the shingle sets, digests and keys are flat arrays and one list. A document costs about 12 bytes per band, 4 per shingle, its
 16-byte digest and its key.
 
 Band hashes are 64-bit hashes of a band's rows (the band's number mixed in), so two
@@ -37,6 +37,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return mixed
 
 
+def _mix_in_place(x: np.ndarray) -> None:
+    """`_mix`, overwriting `x` (no temporary arrays but one)."""
+    t = x >> np.uint64(30)
+    x ^= t
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    np.right_shift(x, np.uint64(27), out=t)
+    x ^= t
+    x *= np.uint64(0x94D049BB133111EB)
+    np.right_shift(x, np.uint64(31), out=t)
+    x ^= t
+
+
 @functools.cache
 def _band_numbers(bands: int) -> np.ndarray:
     """Each band's number, hashed: where a band's hash starts (made once per band count)."""
@@ -45,11 +57,13 @@ def _band_numbers(bands: int) -> np.ndarray:
 
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(documents x bands) uint64: each band's rows hashed, with the band's number."""
-    sig = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+    sig = signatures[:, : bands * rows].reshape(len(signatures), bands, rows)
+    h = np.broadcast_to(_band_numbers(bands), sig.shape[:2]).copy()
     with np.errstate(over="ignore"):
-        h = np.broadcast_to(_band_numbers(bands), sig.shape[:2]).copy()
         for r in range(rows):
-            h = _mix(h * _MULT + sig[:, :, r])
+            h *= _MULT
+            h += sig[:, :, r]
+            _mix_in_place(h)
     return h
 
 
@@ -71,6 +85,10 @@ class _Growing:
         self.size = 0
 
     def extend(self, values: np.ndarray) -> None:
+        if self.size == 0 and len(values) > len(self._data) and values.flags.owndata:  # a first large batch: kept, not copied
+            self._data = values.astype(self._data.dtype, copy=False)
+            self.size = len(values)
+            return
         end = self.size + len(values)
         if end > len(self._data):
             grown = np.zeros(max(end, 2 * len(self._data)), dtype=self._data.dtype)
@@ -127,6 +145,28 @@ class HashMultimap:
             if docs:
                 out.extend(docs)
         return out
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        """Whether each of `hashes` is stored (a bool per hash)."""
+        if self._recent:
+            self._merge()
+        stored = self._hashes
+        if not len(stored):
+            return np.zeros(len(hashes), dtype=bool)
+        at = np.minimum(np.searchsorted(stored, hashes), len(stored) - 1)
+        found: np.ndarray = stored[at] == hashes
+        return found
+
+    def extend(self, hashes: np.ndarray, docs: np.ndarray) -> None:
+        """Add many (hash, document) pairs at once, `hashes` sorted: one merge into the run."""
+        if self._recent:
+            self._merge()
+        if not len(self._hashes):
+            self._hashes, self._docs = hashes.astype(np.uint64, copy=False), docs.astype(np.int32, copy=False)
+            return
+        at = np.searchsorted(self._hashes, hashes, "right")
+        self._hashes = np.insert(self._hashes, at, hashes)
+        self._docs = np.insert(self._docs, at, docs.astype(np.int32))
 
     def _merge(self) -> None:
         keys = np.fromiter(self._recent.keys(), dtype=np.uint64, count=len(self._recent))
@@ -187,6 +227,59 @@ class CompactTables:
         docs = sorted(set(self._by_band.get(bands)))
         shingles, ends = self._shingles.view(), self._ends.view()
         return [(self._keys[d], shingles[(ends[d - 1] if d else 0) : ends[d]]) for d in docs]
+
+    def meeting(self, bands: np.ndarray, digests: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Which documents of a batch may meet another document, of the batch or of the tables.
+
+        `bands` (documents x bands), `digests` (`digest_hash`es) and `keys` (`key_hash`es)
+        are the batch's. A document meets another only through a band hash, a digest or a
+        key they share (a candidate, an exact copy, a reused key), so a document that shares
+        none of its hashes with anything is kept whatever the others are. Returns a bool per
+        document, and the batch's band hashes sorted with each one's document (int32), which
+        `add_many` takes: one sort serves both."""
+        meets = np.zeros(len(keys), dtype=bool)
+        flat = bands.ravel()
+        order = np.argsort(flat)
+        band_hashes = flat[order]
+        order //= bands.shape[1]
+        band_docs: np.ndarray = order.astype(np.int32)
+        del order
+        for hashes, docs, table in ((band_hashes, band_docs, self._by_band), (digests, None, self._by_digest),
+                                    (keys, None, self._by_key)):
+            if docs is None:
+                docs = np.argsort(hashes)
+                hashes = hashes[docs]
+            same = np.flatnonzero(hashes[1:] == hashes[:-1])
+            meets[docs[same]] = True
+            meets[docs[same + 1]] = True
+            if len(table):
+                meets[docs[table.contains(hashes)]] = True
+        return meets, band_hashes, band_docs
+
+    def add_many(self, keys: list[str], key_hashes: np.ndarray, digests: np.ndarray, shingles: np.ndarray, lengths: np.ndarray,
+                 band_hashes: np.ndarray, band_docs: np.ndarray, kept: np.ndarray) -> None:
+        """`add` the documents of a batch marked in `kept`, in their order, at once.
+
+        The batch's `keys` (a list, and their `key_hash`es), `digests` (documents x 16 uint8) and shingle sets (all in
+        one array, `lengths` each) are all of its documents, kept or not, and `band_hashes`
+        and `band_docs` its band hashes as `meeting` sorted them: the band table then takes
+        one merge, not one every sixteenth of its size."""
+        first = len(self._keys)
+        numbers = (np.cumsum(kept, dtype=np.int64) - 1 + first).astype(np.int32)  # a kept document's number
+        where = np.flatnonzero(kept)
+        self._keys.extend(keys[i] for i in where.tolist())
+        if kept.all():
+            self._by_band.extend(band_hashes, band_docs + np.int32(first))
+        else:
+            take = kept[band_docs]
+            self._by_band.extend(band_hashes[take], numbers[band_docs[take]])
+        for table, hashes in ((self._by_digest, digests[where, :8].copy().view("<u8").ravel()),
+                              (self._by_key, key_hashes[where])):
+            sort = np.argsort(hashes)
+            table.extend(hashes[sort], numbers[where][sort])
+        self._digests.extend(digests[where].ravel())
+        self._shingles.extend(shingles if kept.all() else shingles[np.repeat(kept, lengths)])
+        self._ends.extend(self._shingles.size - int(lengths[where].sum()) + np.cumsum(lengths[where]))
 
     def add(self, key: str, digest: bytes, shingles: np.ndarray, bands: np.ndarray) -> None:
         doc = len(self._keys)
