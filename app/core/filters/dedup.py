@@ -265,7 +265,8 @@ class ShingleHasher:
             rolled = w[: len(w) - n + 1].copy()
             for t in range(1, n):
                 rolled = rolled * _MULT + w[t : len(w) - n + 1 + t]
-            one: np.ndarray = np.unique((_fmix64(rolled) >> np.uint64(32)).astype(np.uint32))
+            hashed = (_fmix64(rolled) >> np.uint64(32)).tolist()  # a few dozen: a set beats np.unique
+            one = np.array(sorted(set(hashed)), dtype=np.uint32)
             bounds[1] = len(one)
             return one, bounds
         w, lengths = self._word_hashes(texts)
@@ -301,9 +302,12 @@ class ShingleHasher:
 
         Equal to `MinHash(num_perm, seed, hashfunc=identity).update_batch(set)`.
         """
-        bounds = np.zeros(len(sets) + 1, dtype=np.int64)
-        bounds[1:] = np.cumsum([len(s) for s in sets])
-        values = np.concatenate(list(sets)) if len(sets) else np.empty(0, dtype=np.uint32)
+        if len(sets) == 1:  # a job's check: its set as it is
+            values, bounds = sets[0], np.array([0, len(sets[0])], dtype=np.int64)
+        else:
+            bounds = np.zeros(len(sets) + 1, dtype=np.int64)
+            bounds[1:] = np.cumsum([len(s) for s in sets])
+            values = np.concatenate(list(sets)) if len(sets) else np.empty(0, dtype=np.uint32)
         return self.signatures_of(values.astype(np.uint32, copy=False), bounds)
 
     def signatures_of(self, values: np.ndarray, bounds: np.ndarray, perms: int | None = None) -> np.ndarray:
@@ -312,6 +316,12 @@ class ShingleHasher:
         perms = self.num_perm if perms is None else perms
         a, b = self._a[:perms], self._b[:perms]
         docs = len(bounds) - 1
+        if docs == 1 and bounds[1] > bounds[0]:  # a job's check: one document, its shingles at once
+            mixed = _fmix32(values[bounds[0] : bounds[1]])
+            permuted = a[:, None] * mixed[None, :]
+            permuted += b[:, None]
+            one: np.ndarray = permuted.min(axis=1)[None, :]
+            return one
         out = np.full((docs, perms), np.iinfo(np.uint32).max, dtype=np.uint32)
         nonempty = np.flatnonzero(bounds[1:] > bounds[:-1])
         ends = bounds[nonempty + 1]
