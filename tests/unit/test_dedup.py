@@ -306,3 +306,25 @@ def test_digests_of_a_batch_equal_each_texts():
     for batch in (texts, [t for t in texts if t.isascii()], [t for t in texts if t.isascii() and "\x1c" not in t
                                                               and "\x1f" not in t and "\x01" not in t]):
         assert dedup._exact_digests(batch) == [dedup._exact_digest(t) for t in batch]
+
+
+def test_one_documents_signature_and_band_hashes_equal_a_batchs():
+    """A job's check hashes one document by shorter paths (no chunking loop, one band chunk):
+    its signature and band hashes are those the same document gets in a batch, across the
+    band hashes' chunks of 256 documents; documents whose rows agree in a band share that
+    band's hash."""
+    rng = random.Random(11)
+    texts = [document(rng, rng.randint(0, 40)) for _ in range(600)] + ["", "Hi", "Ünïcode wörds"]
+    hasher = ShingleHasher(num_perm=128)
+    bands, rows = lsh_params(0.9, 128)
+    values, bounds = hasher.shingles(texts)
+    batch = hasher.signatures_of(values, bounds, bands * rows)
+    batch_bands = dedup_memory.band_hashes(batch, bands, rows)
+    for i, text in enumerate(texts):
+        one = hasher.signatures(hasher.shingle_sets([text]))
+        assert one.shape == (1, 128) and np.array_equal(one[0, : bands * rows], batch[i])
+        assert np.array_equal(dedup_memory.band_hashes(one, bands, rows)[0], batch_bands[i])
+    twin = batch[:1].copy()
+    twin[0, rows:] += np.uint32(1)  # the first band's rows kept, every other changed
+    hashes = dedup_memory.band_hashes(np.concatenate([batch[:1], twin]), bands, rows)
+    assert hashes[0, 0] == hashes[1, 0] and (hashes[0, 1:] != hashes[1, 1:]).all()
