@@ -193,6 +193,10 @@ class NoveltyIndex:
         # (length, occurrence, token id) -> ids of the entries of that length holding the token
         # that many times or more, ascending
         self._postings: dict[int | tuple[int, int, int], array[int]] = {}
+        # (occurrence, token) key (id | occurrence << 21, or (occurrence, id)) -> its posting
+        # lists, one per length that has one: the exact path reads these instead of probing
+        # every length for every key
+        self._by_base: dict[int | tuple[int, int], list[array[int]]] = {}
         self._length_set: set[int] = set()
         self._length_values: list[int] = []  # the distinct entry lengths, ascending
         self._as_lists = False
@@ -227,6 +231,7 @@ class NoveltyIndex:
             posting = postings.get(key)
             if posting is None:
                 posting = postings[key] = array("i")
+                self._list_of_base(key, posting)
             posting.append(entry)
         self._texts.append(text)
         self._seqs.append(seq)
@@ -235,6 +240,19 @@ class NoveltyIndex:
             self._length_set.add(n)
             self._length_values = sorted(self._length_set)
         return entry
+
+    def _list_of_base(self, key: int | tuple[int, int, int], posting: array[int]) -> None:
+        """Record a new posting list under its (occurrence, token) key."""
+        if isinstance(key, tuple):
+            n, occ, tid = key
+            base: int | tuple[int, int] = tid | occ << _BITS if tid < _CODE_LIMIT else (occ, tid)
+        else:
+            base = key ^ _length_code(key >> _LEN_SHIFT)
+        lists = self._by_base.get(base)
+        if lists is None:
+            self._by_base[base] = [posting]
+        else:
+            lists.append(posting)
 
     def add_many(self, texts: Iterable[str], chunk: int = 200_000) -> int:
         """Add every text (a dataset's whole content, when a build seeds its index); returns how many.
@@ -335,6 +353,7 @@ class NoveltyIndex:
                 posting = postings.get(key)
                 if posting is None:
                     posting = postings[key] = array("i")
+                    self._list_of_base(key, posting)
                 posting.frombytes(entries[a:b])
         self._texts.extend(texts)
         self._seqs.extend(seqs)
@@ -387,8 +406,8 @@ class NoveltyIndex:
         if exact is None:
             exact = size <= self.exact_pool_limit
         if exact or not 0 < t <= 1:
-            get = self._postings.get
-            postings = [p for n in self._length_values for p in map(get, self._keys_at(n, keys)) if p is not None]
+            get = self._by_base.get
+            postings = [p for lists in map(get, keys) if lists is not None for p in lists]
             if not postings:
                 return NoveltyResult(0.0, [], self._mean(None, m), True)
             overlap = np.bincount(np.concatenate(postings), minlength=size)
