@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from novelty_filter import build_data  # noqa: E402
+from novelty_filter import build_data
 
-from app.core.filters.novelty import NoveltyIndex  # noqa: E402
+from app.core.filters.novelty import NoveltyIndex
 
 
 def module_at(rev: str) -> object:
