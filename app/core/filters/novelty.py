@@ -60,7 +60,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from app.core.filters.rouge import f_from_lcs_array, tokenize
+from app.core.filters.rouge import tokenize
 
 # A bound within this of the k-th best score is still scored: the bound 2·O/(m+n) and
 # rouge-score's F expression round differently in the last bits.
@@ -114,6 +114,27 @@ def _release_free_memory() -> None:
 
 
 _malloc_trim: Any = None
+
+
+def _f_scores(lcs: np.ndarray, m: int, pred: np.ndarray) -> np.ndarray:
+    """`f_from_lcs_array(lcs, m, pred)` bit for bit (the same float64 operations on each
+    nonzero LCS), for m > 0 and LCS at most each length: a zero LCS, and only it (an empty
+    entry included), scores 0, so no division by zero needs numpy's error state (whose
+    context costs more than the arithmetic on a check's few hundred entries)."""
+    f = np.zeros(len(lcs), dtype=np.float64)
+    hit = np.flatnonzero(lcs)
+    if len(hit):
+        common = lcs[hit].astype(np.float64)
+        precision = common / pred[hit]
+        recall = common / float(m)
+        f[hit] = 2 * precision * recall / (precision + recall)
+    return f
+
+
+def _joined(postings: list[array[int]]) -> np.ndarray:
+    """The posting lists' entry ids end to end, as int32: joined as bytes, because
+    `np.concatenate` converts each `array` one at a time (some 0.5 us a list)."""
+    return np.frombuffer(b"".join(postings), dtype=np.int32)
 
 
 @dataclass
@@ -410,7 +431,7 @@ class NoveltyIndex:
             postings = [p for lists in map(get, keys) if lists is not None for p in lists]
             if not postings:
                 return NoveltyResult(0.0, [], self._mean(None, m), True)
-            overlap = np.bincount(np.concatenate(postings), minlength=size)
+            overlap = np.bincount(_joined(postings), minlength=size)
             remaining = np.flatnonzero(overlap)
             bound = 2.0 * overlap[remaining] / (m + lengths[remaining])
         else:
@@ -487,7 +508,7 @@ class NoveltyIndex:
                 rest[n] = lists[take:]
         if not probed:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        read = np.concatenate(probed) if len(probed) > 1 else np.frombuffer(probed[0], dtype=np.int32)
+        read = _joined(probed)
         if len(read) > len(lengths) // _COUNT_ALL:  # a count per pool entry beats sorting this many
             counts = np.bincount(read, minlength=len(lengths))
             entries = np.flatnonzero(counts)
@@ -539,6 +560,10 @@ class NoveltyIndex:
         """Exact top-k (entry ids, scores, best first) among `remaining`, given each one's
         upper bound on its score: entries are scored best bound first, in growing rounds,
         until no bound left can reach the k-th best score."""
+        if 0 < remaining.size <= _FIRST_ROUND:  # one round (a small pool's usual case)
+            scores = self._scores(query, m, remaining, lengths)
+            order = np.argsort(-scores, kind="stable")[:k]
+            return remaining[order], scores[order]
         top_idx = np.empty(0, dtype=np.int64)
         top_f = np.empty(0, dtype=np.float64)
         batch = _FIRST_ROUND
@@ -564,12 +589,18 @@ class NoveltyIndex:
             batch *= 4
         return top_idx, top_f
 
-    def _scores(self, query: str | list[int], m: int, entries: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """rouge-score's F of the candidate (target) against each entry (prediction)."""
+    def _scores(
+        self, query: str | list[int], m: int, entries: np.ndarray | None, lengths: np.ndarray
+    ) -> np.ndarray:
+        """rouge-score's F of the candidate (target) against each entry (prediction); every
+        entry of the pool when `entries` is None."""
         seqs = self._seqs
+        if entries is None:
+            lcs = process.cdist([query], seqs, scorer=LCSseq.similarity, dtype=np.int32)[0]
+            return _f_scores(lcs, m, lengths)
         choices = [seqs[i] for i in entries.tolist()]
         lcs = process.cdist([query], choices, scorer=LCSseq.similarity, dtype=np.int32)[0]
-        return f_from_lcs_array(lcs, m, lengths[entries])
+        return _f_scores(lcs, m, lengths[entries])
 
     def _mean(self, query: str | list[int] | None, m: int) -> float | None:
         """Mean score over a random sample of `mean_sample` entries (all when fewer)."""
@@ -578,8 +609,7 @@ class NoveltyIndex:
             return None
         if query is None or m == 0 or not len(query):
             return 0.0
-        if size <= self.mean_sample:
-            sample = np.arange(size)
-        else:
-            sample = self._rng.choice(size, self.mean_sample, replace=False, shuffle=False)
+        if size <= self.mean_sample:  # the whole pool, in entry order
+            return float(self._scores(query, m, None, self._lengths.view()).sum() / size)
+        sample = self._rng.choice(size, self.mean_sample, replace=False, shuffle=False)
         return float(self._scores(query, m, sample, self._lengths.view()).sum() / sample.size)
