@@ -568,7 +568,7 @@ class NoveltyIndex:
         top_f = np.empty(0, dtype=np.float64)
         batch = _FIRST_ROUND
         while remaining.size:
-            if top_f.size >= k:  # nothing whose bound is below the k-th best can enter
+            if len(top_f) >= k:  # nothing whose bound is below the k-th best can enter
                 keep = bound >= top_f[k - 1] - _EPS
                 remaining, bound = remaining[keep], bound[keep]
                 if not remaining.size:
@@ -582,8 +582,11 @@ class NoveltyIndex:
             else:
                 chosen, remaining, bound = remaining, remaining[:0], bound[:0]
             scores = self._scores(query, m, chosen, lengths)
-            top_idx = np.concatenate([top_idx, chosen])
-            top_f = np.concatenate([top_f, scores])
+            if len(top_f):
+                top_idx = np.concatenate([top_idx, chosen])
+                top_f = np.concatenate([top_f, scores])
+            else:  # the first round
+                top_idx, top_f = chosen.astype(np.int64, copy=False), scores
             order = np.argsort(-top_f, kind="stable")[:k]
             top_idx, top_f = top_idx[order], top_f[order]
             batch *= 4
