@@ -240,7 +240,7 @@ class NoveltyIndex:
     def _append(self, text: str, ids: list[int], seq: str | list[int]) -> int:
         """Store one entry and its postings, one per (length, occurrence, token) key."""
         entry = len(self._texts)
-        postings = self._postings
+        postings, by_base = self._postings, self._by_base
         n = len(ids)
         code = _length_code(n)
         narrow = n < _CODE_LIMIT
@@ -252,7 +252,12 @@ class NoveltyIndex:
             posting = postings.get(key)
             if posting is None:
                 posting = postings[key] = array("i")
-                self._list_of_base(key, posting)
+                base = tid | occ << _BITS if tid < _CODE_LIMIT else (occ, tid)
+                lists = by_base.get(base)
+                if lists is None:
+                    by_base[base] = [posting]
+                else:
+                    lists.append(posting)
             posting.append(entry)
         self._texts.append(text)
         self._seqs.append(seq)
