@@ -33,6 +33,8 @@ with n (it is the global ceil(t·m/(2-t)) only at the shortest length), so a lon
 entry needs a shorter prefix. Every entry scoring t or more is found, so every decision,
 and the maximum and the top-k whenever they are above the threshold, are those of the
 full scan; below it, they are the best among the entries probed (each score itself exact).
+The full bound reads, for each of the candidate's (occurrence, token) keys, its lists of
+every length from a second dict (key -> lists), not every length the pool holds.
 
 `add_many` (a build seeding its index with a dataset's whole content) builds the same
 index a chunk of texts at a time: tokenized in one pass over bytes, mapped to ids by one
