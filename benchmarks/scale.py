@@ -664,7 +664,7 @@ def print_index_table(rows: list[dict[str, Any]]) -> None:
                                                      ("novelty, full bound", r["check_ms_full"])]
                                                     if "check_ms_full" in r else [])):
             brute = f"{r['brute_ms']:.1f}" if "brute_ms" in r else "-"
-            add = 1e6 * r["seed_before_s"] / r["size"] if label.endswith("(before)") else r["add_us"]
+            add = 1e6 * r["seed_before_s"] / r["size"] if label == "novelty, prefix filter (before)" else r["add_us"]
             print(f"| {label} | {r['size']:,} | {add:.1f} | {c['median']:.3f} | {c['p95']:.3f} | "
                   f"{c['max']:.3f} | {r['rss_mb']:.0f} | {brute} |")
 

@@ -302,7 +302,9 @@ def test_the_tokenizer_gives_rouge_scores_tokens_exactly():
 
 def _state(index: NoveltyIndex) -> tuple:
     return (index._texts, index._seqs, index._lengths.view().tolist(), index._vocab, index._length_values,
-            {k: list(v) for k, v in index._postings.items()})
+            {k: list(v) for k, v in index._postings.items()},
+            {k: sorted(map(list, v)) for k, v in index._by_base.items()},
+            sum(map(len, index._by_base.values())) == len(index._postings))
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 100_000])

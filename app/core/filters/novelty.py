@@ -33,6 +33,8 @@ with n (it is the global ceil(t·m/(2-t)) only at the shortest length), so a lon
 entry needs a shorter prefix. Every entry scoring t or more is found, so every decision,
 and the maximum and the top-k whenever they are above the threshold, are those of the
 full scan; below it, they are the best among the entries probed (each score itself exact).
+The full bound reads, for each of the candidate's (occurrence, token) keys, its lists of
+every length from a second dict (key -> lists), not every length the pool holds.
 
 `add_many` (a build seeding its index with a dataset's whole content) builds the same
 index a chunk of texts at a time: tokenized in one pass over bytes, mapped to ids by one
@@ -60,7 +62,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from app.core.filters.rouge import f_from_lcs_array, tokenize
+from app.core.filters.rouge import tokenize
 
 # A bound within this of the k-th best score is still scored: the bound 2·O/(m+n) and
 # rouge-score's F expression round differently in the last bits.
@@ -114,6 +116,27 @@ def _release_free_memory() -> None:
 
 
 _malloc_trim: Any = None
+
+
+def _f_scores(lcs: np.ndarray, m: int, pred: np.ndarray) -> np.ndarray:
+    """`f_from_lcs_array(lcs, m, pred)` bit for bit (the same float64 operations on each
+    nonzero LCS), for m > 0 and LCS at most each length: a zero LCS, and only it (an empty
+    entry included), scores 0, so no division by zero needs numpy's error state (whose
+    context costs more than the arithmetic on a check's few hundred entries)."""
+    f = np.zeros(len(lcs), dtype=np.float64)
+    hit = np.flatnonzero(lcs)
+    if len(hit):
+        common = lcs[hit].astype(np.float64)
+        precision = common / pred[hit]
+        recall = common / float(m)
+        f[hit] = 2 * precision * recall / (precision + recall)
+    return f
+
+
+def _joined(postings: list[array[int]]) -> np.ndarray:
+    """The posting lists' entry ids end to end, as int32: joined as bytes, because
+    `np.concatenate` converts each `array` one at a time (some 0.5 us a list)."""
+    return np.frombuffer(b"".join(postings), dtype=np.int32)
 
 
 @dataclass
@@ -193,6 +216,10 @@ class NoveltyIndex:
         # (length, occurrence, token id) -> ids of the entries of that length holding the token
         # that many times or more, ascending
         self._postings: dict[int | tuple[int, int, int], array[int]] = {}
+        # (occurrence, token) key (id | occurrence << 21, or (occurrence, id)) -> its posting
+        # lists, one per length that has one: the exact path reads these instead of probing
+        # every length for every key
+        self._by_base: dict[int | tuple[int, int], list[array[int]]] = {}
         self._length_set: set[int] = set()
         self._length_values: list[int] = []  # the distinct entry lengths, ascending
         self._as_lists = False
@@ -215,7 +242,7 @@ class NoveltyIndex:
     def _append(self, text: str, ids: list[int], seq: str | list[int]) -> int:
         """Store one entry and its postings, one per (length, occurrence, token) key."""
         entry = len(self._texts)
-        postings = self._postings
+        postings, by_base = self._postings, self._by_base
         n = len(ids)
         code = _length_code(n)
         narrow = n < _CODE_LIMIT
@@ -227,6 +254,12 @@ class NoveltyIndex:
             posting = postings.get(key)
             if posting is None:
                 posting = postings[key] = array("i")
+                base = tid | occ << _BITS if tid < _CODE_LIMIT else (occ, tid)
+                lists = by_base.get(base)
+                if lists is None:
+                    by_base[base] = [posting]
+                else:
+                    lists.append(posting)
             posting.append(entry)
         self._texts.append(text)
         self._seqs.append(seq)
@@ -235,6 +268,19 @@ class NoveltyIndex:
             self._length_set.add(n)
             self._length_values = sorted(self._length_set)
         return entry
+
+    def _list_of_base(self, key: int | tuple[int, int, int], posting: array[int]) -> None:
+        """Record a new posting list under its (occurrence, token) key."""
+        if isinstance(key, tuple):
+            n, occ, tid = key
+            base: int | tuple[int, int] = tid | occ << _BITS if tid < _CODE_LIMIT else (occ, tid)
+        else:
+            base = key ^ _length_code(key >> _LEN_SHIFT)
+        lists = self._by_base.get(base)
+        if lists is None:
+            self._by_base[base] = [posting]
+        else:
+            lists.append(posting)
 
     def add_many(self, texts: Iterable[str], chunk: int = 200_000) -> int:
         """Add every text (a dataset's whole content, when a build seeds its index); returns how many.
@@ -335,6 +381,7 @@ class NoveltyIndex:
                 posting = postings.get(key)
                 if posting is None:
                     posting = postings[key] = array("i")
+                    self._list_of_base(key, posting)
                 posting.frombytes(entries[a:b])
         self._texts.extend(texts)
         self._seqs.extend(seqs)
@@ -387,11 +434,11 @@ class NoveltyIndex:
         if exact is None:
             exact = size <= self.exact_pool_limit
         if exact or not 0 < t <= 1:
-            get = self._postings.get
-            postings = [p for n in self._length_values for p in map(get, self._keys_at(n, keys)) if p is not None]
+            get = self._by_base.get
+            postings = [p for lists in map(get, keys) if lists is not None for p in lists]
             if not postings:
                 return NoveltyResult(0.0, [], self._mean(None, m), True)
-            overlap = np.bincount(np.concatenate(postings), minlength=size)
+            overlap = np.bincount(_joined(postings), minlength=size)
             remaining = np.flatnonzero(overlap)
             bound = 2.0 * overlap[remaining] / (m + lengths[remaining])
         else:
@@ -468,7 +515,7 @@ class NoveltyIndex:
                 rest[n] = lists[take:]
         if not probed:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        read = np.concatenate(probed) if len(probed) > 1 else np.frombuffer(probed[0], dtype=np.int32)
+        read = _joined(probed)
         if len(read) > len(lengths) // _COUNT_ALL:  # a count per pool entry beats sorting this many
             counts = np.bincount(read, minlength=len(lengths))
             entries = np.flatnonzero(counts)
@@ -520,11 +567,15 @@ class NoveltyIndex:
         """Exact top-k (entry ids, scores, best first) among `remaining`, given each one's
         upper bound on its score: entries are scored best bound first, in growing rounds,
         until no bound left can reach the k-th best score."""
+        if 0 < remaining.size <= _FIRST_ROUND:  # one round (a small pool's usual case)
+            scores = self._scores(query, m, remaining, lengths)
+            order = np.argsort(-scores, kind="stable")[:k]
+            return remaining[order], scores[order]
         top_idx = np.empty(0, dtype=np.int64)
         top_f = np.empty(0, dtype=np.float64)
         batch = _FIRST_ROUND
         while remaining.size:
-            if top_f.size >= k:  # nothing whose bound is below the k-th best can enter
+            if len(top_f) >= k:  # nothing whose bound is below the k-th best can enter
                 keep = bound >= top_f[k - 1] - _EPS
                 remaining, bound = remaining[keep], bound[keep]
                 if not remaining.size:
@@ -538,19 +589,28 @@ class NoveltyIndex:
             else:
                 chosen, remaining, bound = remaining, remaining[:0], bound[:0]
             scores = self._scores(query, m, chosen, lengths)
-            top_idx = np.concatenate([top_idx, chosen])
-            top_f = np.concatenate([top_f, scores])
+            if len(top_f):
+                top_idx = np.concatenate([top_idx, chosen])
+                top_f = np.concatenate([top_f, scores])
+            else:  # the first round
+                top_idx, top_f = chosen.astype(np.int64, copy=False), scores
             order = np.argsort(-top_f, kind="stable")[:k]
             top_idx, top_f = top_idx[order], top_f[order]
             batch *= 4
         return top_idx, top_f
 
-    def _scores(self, query: str | list[int], m: int, entries: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """rouge-score's F of the candidate (target) against each entry (prediction)."""
+    def _scores(
+        self, query: str | list[int], m: int, entries: np.ndarray | None, lengths: np.ndarray
+    ) -> np.ndarray:
+        """rouge-score's F of the candidate (target) against each entry (prediction); every
+        entry of the pool when `entries` is None."""
         seqs = self._seqs
+        if entries is None:
+            lcs = process.cdist([query], seqs, scorer=LCSseq.similarity, dtype=np.int32)[0]
+            return _f_scores(lcs, m, lengths)
         choices = [seqs[i] for i in entries.tolist()]
         lcs = process.cdist([query], choices, scorer=LCSseq.similarity, dtype=np.int32)[0]
-        return f_from_lcs_array(lcs, m, lengths[entries])
+        return _f_scores(lcs, m, lengths[entries])
 
     def _mean(self, query: str | list[int] | None, m: int) -> float | None:
         """Mean score over a random sample of `mean_sample` entries (all when fewer)."""
@@ -559,8 +619,7 @@ class NoveltyIndex:
             return None
         if query is None or m == 0 or not len(query):
             return 0.0
-        if size <= self.mean_sample:
-            sample = np.arange(size)
-        else:
-            sample = self._rng.choice(size, self.mean_sample, replace=False, shuffle=False)
+        if size <= self.mean_sample:  # the whole pool, in entry order
+            return float(self._scores(query, m, None, self._lengths.view()).sum() / size)
+        sample = self._rng.choice(size, self.mean_sample, replace=False, shuffle=False)
         return float(self._scores(query, m, sample, self._lengths.view()).sum() / sample.size)
