@@ -3,6 +3,7 @@
 import asyncio
 import json
 import socket
+import struct
 import threading
 import time
 from datetime import datetime
@@ -288,9 +289,12 @@ def test_a_jobs_counters_carry_the_errors_of_its_earlier_attempts():
 class _DropsKeptAliveConnections:
     """A fault injector on loopback: it answers each connection's first request with a
     kept-alive completion, then closes that connection without a byte of answer when a
-    second request comes on it (a server dropping an idle connection as it is reused)."""
+    second request comes on it (a server dropping an idle connection as it is reused). With
+    `reset`, it closes with a TCP reset instead, as a server does that closes a connection
+    with the request unread in its buffer (the client sees "connection reset by peer")."""
 
-    def __init__(self):
+    def __init__(self, reset=False):
+        self.reset = reset
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -328,13 +332,16 @@ class _DropsKeptAliveConnections:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
             self._request(conn)  # the next request on this connection: closed unanswered
+            if self.reset:  # linger 0: close() sends a reset, not a FIN
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def close(self):
         self.sock.close()
 
 
-def test_a_kept_alive_connection_the_server_closed_is_sent_again_not_failed():
-    server = _DropsKeptAliveConnections()
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_kept_alive_connection_the_server_closed_is_sent_again_not_failed(reset):
+    server = _DropsKeptAliveConnections(reset=reset)
     try:
         async def go():
             async with client([server.url], backoff_s=5.0) as c:

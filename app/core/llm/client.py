@@ -208,18 +208,25 @@ class _Endpoint:
 
 
 @contextmanager
-def _httpx_errors() -> Iterator[None]:
+def _httpx_errors(answering: bool = False) -> Iterator[None]:
     """httpx_aiohttp raises every aiohttp connection error it has no closer entry for as a
     `ConnectTimeout`; these keep the meanings httpcore gives them: a refused connection is a
     `ConnectError`, a kept-alive connection closed before a byte of the answer the
-    `RemoteProtocolError` that `_send` sends again, a connection broken otherwise a `ReadError`."""
+    `RemoteProtocolError` that `_send` sends again, a connection broken otherwise a `ReadError`.
+
+    Before the answer has begun (`answering` False), a connection reset by the server is
+    the same stale connection: a server that closes an idle connection just as a request
+    arrives on it, with the request unread, closes it with a reset rather than a FIN, and the
+    client sees "connection reset by peer" instead of a clean disconnect. Once the answer
+    streams, a reset is a broken connection (`ReadError`)."""
     try:
         yield
     except httpx.ConnectTimeout as exc:
         cause = exc.__cause__
         if isinstance(cause, aiohttp.ClientConnectorError):
             raise httpx.ConnectError(str(exc)) from cause
-        if isinstance(cause, aiohttp.ServerDisconnectedError):
+        if isinstance(cause, aiohttp.ServerDisconnectedError) or (
+                not answering and isinstance(cause, aiohttp.ClientOSError)):
             raise httpx.RemoteProtocolError(f"Server disconnected {STALE_CONNECTION}.") from cause
         if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
             raise httpx.ReadError(str(exc)) from cause
@@ -231,7 +238,7 @@ class _AiohttpStream(httpx.AsyncByteStream):
         self._inner = inner
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _httpx_errors():
+        with _httpx_errors(answering=True):
             async for chunk in self._inner:
                 yield chunk
 
@@ -333,9 +340,11 @@ class LLMClient:
         self._last_answer = float("-inf")  # monotonic time of the last answered request
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         most = self.config.concurrency_max * n
-        limits = httpx.Limits(max_connections=most + 4, max_keepalive_connections=most)
-        # aiohttp's pool (the same limits; idle connections dropped after 5 s) unless a test
-        # injects its transport
+        # idle connections dropped after 2 s: before the 5 s after which llama.cpp's server
+        # and uvicorn (vLLM) close theirs, so a request seldom goes out on a connection the
+        # server is closing (one that does is sent again, see `_httpx_errors`)
+        limits = httpx.Limits(max_connections=most + 4, max_keepalive_connections=most, keepalive_expiry=2.0)
+        # aiohttp's pool (the same limits) unless a test injects its transport
         transport = self.transport or _AiohttpTransport(limits=limits)
         # a streamed request's own timeouts (`_read_events` times the first token and silences)
         self._stream_timeout = httpx.Timeout(None, connect=min(10.0, self.config.first_token_timeout_s))
