@@ -617,20 +617,26 @@ def index_child(args: argparse.Namespace) -> None:
     del np
 
 
+def _index_run(which: str, size: int, *options: str) -> dict[str, Any]:
+    """One `_index` child (a fresh process, so its memory is its own); its RESULT line."""
+    cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), *options]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{which} at {size} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(line[7:])
+    return result
+
+
 def index(args: argparse.Namespace) -> None:
     rows = []
     plan = [("novelty", int(n)) for n in args.sizes.split(",") if n] + \
            [("dedup_before", int(n)) for n in args.dedup_before_sizes.split(",") if n] + \
            [("dedup", int(n)) for n in args.dedup_sizes.split(",") if n]
     for which, size in plan:
-        cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size), "--brute", str(args.brute),
-               "--dedup-before", args.dedup_before, "--novelty-before", args.novelty_before]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            raise SystemExit(f"{which} at {size} failed:\n{proc.stderr[-3000:]}")
-        r = json.loads(line[7:])
+        r = _index_run(which, size, "--brute", str(args.brute), "--dedup-before", args.dedup_before,
+                       "--novelty-before", args.novelty_before)
         rows.append(r)
         c = r["check_ms"]
         extra = ""
@@ -682,14 +688,7 @@ def seeding(args: argparse.Namespace) -> None:
                 if which == "seed_before" and size > args.seed_before_max:
                     continue
                 profile = args.seed_profile if which == "seed_bulk" and repeat == 0 else 0
-                cmd = [sys.executable, __file__, "_index", "--which", which, "--size", str(size),
-                       "--seed-before", args.seed_before, "--profile", str(profile)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=7200,
-                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
-                line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-                if line is None:
-                    raise SystemExit(f"{which} at {size} failed:\n{proc.stderr[-3000:]}")
-                r = json.loads(line[7:])
+                r = _index_run(which, size, "--seed-before", args.seed_before, "--profile", str(profile))
                 runs[which].append(r)
                 print(f"  {which:11s} {size:>9,}: {r['seed_s']:.1f} s wall, {r['seed_cpu_s']:.1f} s CPU, "
                       f"peak +{r['peak_mb']:.0f} MB, index {r['rss_mb']:.0f} MB, kept {r['kept']:,}, "
